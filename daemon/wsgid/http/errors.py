@@ -1,0 +1,50 @@
+"""Protocol errors and the status codes they map to.
+
+Owns: the exception type every parsing or policy rule raises, and the canned
+error responses sent for them. A `ProtocolError` always ends the connection:
+after the error response the peer's byte stream can no longer be trusted.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+
+class ProtocolError(Exception):
+    """The client's bytes break HTTP/1.1; answer with `status` and close."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class BadRequest(ProtocolError):
+    def __init__(self, reason: str) -> None:
+        super().__init__(400, reason)
+
+
+class BodyError(OSError):
+    """Raised from `wsgi.input` when the request body cannot be completed.
+
+    An OSError so that frameworks which treat a broken upload like a broken
+    pipe (Django, Werkzeug) handle it without a special case. `status` is the
+    code to answer with when the client is still there (bad framing), None
+    when it left.
+    """
+
+    def __init__(self, reason: str, status: int | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+def error_response(status: int, *, keep_alive: bool = False) -> bytes:
+    """A complete, small plain-text response for `status`; closes by default."""
+    phrase = HTTPStatus(status).phrase
+    body = f"{status} {phrase}\n".encode("ascii")
+    connection = b"keep-alive" if keep_alive else b"close"
+    return (
+        b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        b"Content-Length: %d\r\nConnection: %s\r\n\r\n%s"
+        % (status, phrase.encode("ascii"), len(body), connection, body)
+    )

@@ -1,0 +1,231 @@
+"""One request/response exchange with the WSGI application.
+
+Owns: calling the app for a parsed request, PEP 3333's rules about the
+returned iterable (iterate it, always call its `close()`), the `write()`
+callable, `100 Continue`, `wsgi.file_wrapper`, and what happens when the app
+fails: an exception before the response started becomes a 500 with the
+traceback in the error log; after it started, the connection is cut (the
+client must not take a truncated body for a whole one). The worker keeps
+serving either way.
+
+It knows nothing of sockets or loops: the worker passes a `Channel` that can
+send bytes, pull more body bytes, and send a file.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable, Iterable, Iterator
+from typing import IO, Any, Protocol
+
+from wsgid.http import environ as environ_mod
+from wsgid.http.body import InputStream
+from wsgid.http.errors import BodyError, error_response
+from wsgid.http.parser import Request
+from wsgid.http.response import Response
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class Channel(Protocol):
+    """What an exchange needs from the worker's connection."""
+
+    def send(self, data: bytes) -> None:
+        """Queue bytes for the client (blocks only past a high-water mark)."""
+
+    def fill(self) -> None:
+        """Read more of the request body into the request; raise BodyError if it cannot."""
+
+    def sendfile(self, file: IO[bytes], count: int | None) -> int:
+        """Send up to `count` bytes (None: to EOF) of `file` from its position."""
+
+
+class ErrorLog(Protocol):
+    def exception(self, event: str, **kw: Any) -> Any: ...
+    def error(self, event: str, **kw: Any) -> Any: ...
+    def warning(self, event: str, **kw: Any) -> Any: ...
+
+
+class FileWrapper:
+    """`wsgi.file_wrapper`: lets the worker use sendfile(2) for file bodies."""
+
+    __slots__ = ("blksize", "filelike")
+
+    def __init__(self, filelike: IO[bytes], blksize: int = 65536) -> None:
+        self.filelike = filelike
+        self.blksize = blksize
+
+    def __iter__(self) -> Iterator[bytes]:
+        read = self.filelike.read
+        while True:
+            data = read(self.blksize)
+            if not data:
+                return
+            yield data
+
+    def close(self) -> None:
+        close = getattr(self.filelike, "close", None)
+        if close is not None:
+            close()
+
+    def fileno(self) -> int | None:
+        """The OS file descriptor if this wraps a regular file, else None."""
+        try:
+            fd = self.filelike.fileno()
+            return fd if stat.S_ISREG(os.fstat(fd).st_mode) else None
+        except (AttributeError, OSError, ValueError):
+            return None
+
+
+class Outcome:
+    """What the worker needs after the exchange: for keep-alive and the access log."""
+
+    __slots__ = ("app_failed", "keep_alive", "response")
+
+    def __init__(self, response: Response, keep_alive: bool, app_failed: bool) -> None:
+        self.response = response
+        self.keep_alive = keep_alive
+        self.app_failed = app_failed
+
+
+def run(
+    app: WSGIApp,
+    base: dict[str, Any],
+    req: Request,
+    channel: Channel,
+    log: ErrorLog,
+    keep_alive: bool,
+) -> Outcome:
+    """Call `app` for `req` and send its response through `channel`."""
+    resp = Response(req, keep_alive)
+    before_read = _continue_sender(channel, req) if req.expect_continue else None
+    environ = environ_mod.build(base, req, InputStream(req, channel.fill, before_read))
+
+    def write(data: bytes) -> None:
+        if resp.status is None:
+            raise AssertionError("write() called before start_response()")
+        if not resp.head_sent:
+            channel.send(resp.head(None))
+        channel.send(resp.frame(data))
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        resp.start_response(status, headers, exc_info)
+        return write
+
+    result: Iterable[bytes] | None = None
+    try:
+        result = app(environ, start_response)
+        _send_result(result, resp, channel)
+    except Exception as exc:
+        return _fail(exc, resp, req, channel, log)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception:
+                log.exception("app.close_failed", method=req.method, path=_path(req))
+    return Outcome(resp, resp.keep_alive, app_failed=False)
+
+
+def _send_result(result: Iterable[bytes], resp: Response, channel: Channel) -> None:
+    if not resp.head_sent and type(result) in (list, tuple):
+        if resp.status is None:
+            raise AssertionError("the application returned without calling start_response()")
+        chunks: list[bytes] | tuple[bytes, ...] = result  # type: ignore[assignment]
+        for chunk in chunks:
+            if type(chunk) is not bytes:
+                raise TypeError(f"the application yielded {type(chunk).__name__}, not bytes")
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        # Head and a small body in one send: one syscall, one TCP segment.
+        channel.send(resp.head(len(body)) + resp.frame(body) + resp.end())
+        return
+    if isinstance(result, FileWrapper) and not resp.head_sent and _send_file(result, resp, channel):
+        return
+    for chunk in result:
+        if type(chunk) is not bytes:
+            raise TypeError(f"the application yielded {type(chunk).__name__}, not bytes")
+        if not chunk:
+            continue  # PEP 3333: empty strings must not delay or end the body
+        if not resp.head_sent:
+            if resp.status is None:
+                raise AssertionError("the application yielded before calling start_response()")
+            channel.send(resp.head(None))
+        channel.send(resp.frame(chunk))
+    if not resp.head_sent:
+        if resp.status is None:
+            raise AssertionError("the application returned without calling start_response()")
+        channel.send(resp.head(0) + resp.end())
+        return
+    tail = resp.end()
+    if tail:
+        channel.send(tail)
+
+
+def _send_file(wrapper: FileWrapper, resp: Response, channel: Channel) -> bool:
+    """sendfile(2) when the length is known; False to fall back to iteration."""
+    fd = wrapper.fileno()
+    if fd is None or resp.status is None:
+        return False
+    try:
+        remaining = os.fstat(fd).st_size - wrapper.filelike.tell()
+    except (OSError, ValueError):
+        return False
+    has_length = any(name.lower() == "content-length" for name, _ in resp.headers)
+    head = resp.head(None if has_length else max(remaining, 0))
+    channel.send(head)
+    if resp.body_allowed and resp.content_length is not None:
+        count = min(resp.content_length, max(remaining, 0))
+        sent = channel.sendfile(wrapper.filelike, count)
+        resp.bytes_sent += sent
+    resp.end()
+    return True
+
+
+def _continue_sender(channel: Channel, req: Request) -> Callable[[], None]:
+    def send_continue() -> None:
+        if not req.body_complete:
+            channel.send(CONTINUE)
+        req.expect_continue = False
+
+    return send_continue
+
+
+def _fail(exc: Exception, resp: Response, req: Request, channel: Channel, log: ErrorLog) -> Outcome:
+    if isinstance(exc, BodyError) and not resp.head_sent:
+        # The body could not be completed: a bad chunk or a peer that left.
+        log.warning("request.body_error", method=req.method, path=_path(req), error=str(exc))
+        if exc.status:
+            resp.status_code = exc.status
+            _send_quietly(channel, error_response(exc.status))
+        return Outcome(resp, keep_alive=False, app_failed=True)
+    if isinstance(exc, (BrokenPipeError, ConnectionResetError)):
+        log.warning("client.gone", method=req.method, path=_path(req), error=str(exc))
+        return Outcome(resp, keep_alive=False, app_failed=True)
+    if resp.head_sent:
+        log.exception("app.error_after_response_started", method=req.method, path=_path(req))
+        return Outcome(resp, keep_alive=False, app_failed=True)
+    log.exception("app.error", method=req.method, path=_path(req))
+    resp.status = "500 Internal Server Error"
+    resp.status_code = 500
+    resp.head_sent = True
+    body = error_response(500, keep_alive=resp.keep_alive)
+    resp.bytes_sent = len(body) - body.index(b"\r\n\r\n") - 4
+    if not _send_quietly(channel, body):
+        return Outcome(resp, keep_alive=False, app_failed=True)
+    return Outcome(resp, keep_alive=resp.keep_alive, app_failed=True)
+
+
+def _send_quietly(channel: Channel, data: bytes) -> bool:
+    try:
+        channel.send(data)
+    except OSError:
+        return False
+    return True
+
+
+def _path(req: Request) -> str:
+    return req.path.decode("latin-1")

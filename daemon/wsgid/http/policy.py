@@ -1,0 +1,162 @@
+"""The HTTP/1.1 request rules wsgid enforces, in one place for every worker kind.
+
+Owns: deciding whether a parsed request head is acceptable, and with which
+status it is refused (RFC 9110 "HTTP Semantics", RFC 9112 "HTTP/1.1"). llhttp
+already refuses malformed syntax (bad tokens, bare LF, obs-fold, bad chunk
+sizes, Content-Length together with Transfer-Encoding, duplicate
+Content-Length); this module maps those refusals to status codes and adds the
+semantic rules llhttp leaves to the server. It does no I/O and knows nothing of
+sockets or workers: `check_head` takes a `Request` and either returns (after
+filling in the derived fields) or raises `ProtocolError`.
+
+Rules kept here:
+- RFC 9112 §3.2: the request target is origin-form, absolute-form, `*` (only
+  with OPTIONS) or authority-form (only with CONNECT, which wsgid does not serve).
+- RFC 9112 §3.2 / RFC 9110 §7.2: HTTP/1.1 requires exactly one Host field.
+- RFC 9112 §6.1: Transfer-Encoding is HTTP/1.1 only; its final coding must be
+  `chunked` (llhttp refuses the rest); an unknown coding is 501.
+- RFC 9112 §6.3: Content-Length is 1*DIGIT, a single value.
+- RFC 9110 §10.1.1: `Expect: 100-continue` is honoured on HTTP/1.1 only.
+- RFC 9110 §8.3: a single Content-Type.
+- Header names containing `_` are not mapped into the environ (they would
+  collide with `-` in the CGI-style HTTP_* keys); see `environ.py`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from wsgid.http.errors import BadRequest, ProtocolError
+
+if TYPE_CHECKING:
+    from wsgid.http.parser import Request
+
+_VERSION_SHAPE = re.compile(rb"^[!#$%&'*+.^_`|~0-9A-Za-z-]+ [^ ]+ HTTP/\d\.\d\r?\n")
+_TOKEN_METHOD = re.compile(rb"^[!#$%&'*+.^_`|~0-9A-Za-z-]+ ")
+_DIGITS = re.compile(rb"[0-9]+")
+_KNOWN_CODINGS = frozenset((b"chunked", b"gzip", b"x-gzip", b"deflate", b"compress", b"identity"))
+_MAX_CONTENT_LENGTH_DIGITS = 18  # below 2**63: no overflow anywhere downstream
+# A request body the app left unread is read and dropped up to this size to
+# keep the connection open; a larger remainder closes it instead.
+DRAIN_LIMIT = 1024 * 1024
+
+
+def status_for_bad_method(data: bytes) -> int:
+    """llhttp knows a fixed list of methods: a well-formed unknown one is 501."""
+    return 501 if _TOKEN_METHOD.match(data) else 400
+
+
+def protocol_error_from_llhttp(reason: str, data: bytes) -> ProtocolError:
+    """Map an llhttp error to the status RFC 9110 asks for."""
+    lowered = reason.lower()
+    if "version" in lowered and _VERSION_SHAPE.match(data):
+        return ProtocolError(505, reason)  # RFC 9110 §15.6.6
+    if "transfer-encoding" in lowered and b"chunked" not in data.lower():
+        return ProtocolError(501, reason)  # RFC 9112 §6.1: unknown coding
+    return BadRequest(reason)
+
+
+def may_drain(req: Request) -> bool:
+    """Whether the unread rest of `req`'s body can be skipped to keep the connection.
+
+    RFC 9112 §9.6 lets a server close instead; it must when the client awaits
+    `100 Continue` that was never sent (RFC 9110 §10.1.1), when the remainder
+    is unbounded (chunked) or larger than `DRAIN_LIMIT`.
+    """
+    if req.body_complete:
+        return True
+    if req.chunked or req.expect_continue:
+        return False
+    return (req.content_length or 0) - req.body_received <= DRAIN_LIMIT
+
+
+def check_head(req: Request) -> None:
+    """Validate a complete head; fill in path, query and body framing."""
+    _check_target(req)
+    hosts = 0
+    content_types = 0
+    content_length: bytes | None = None
+    transfer_encoding: bytes | None = None
+    for name, value in req.headers:
+        lname = name.lower()
+        if lname == b"host":
+            hosts += 1
+        elif lname == b"content-length":
+            if content_length is not None:
+                raise BadRequest("more than one Content-Length")
+            content_length = value
+        elif lname == b"transfer-encoding":
+            transfer_encoding = (
+                value if transfer_encoding is None else transfer_encoding + b"," + value
+            )
+        elif lname == b"content-type":
+            content_types += 1
+        elif lname == b"expect":
+            # RFC 9110 §10.1.1: only HTTP/1.1 clients wait for 100 Continue
+            req.expect_continue = req.version == "HTTP/1.1" and value.lower() == b"100-continue"
+    if req.version == "HTTP/1.1" and hosts != 1:
+        raise BadRequest("HTTP/1.1 needs exactly one Host field")
+    if hosts > 1:
+        raise BadRequest("more than one Host field")
+    if content_types > 1:
+        raise BadRequest("more than one Content-Type field")
+    if transfer_encoding is not None:
+        _check_transfer_encoding(req, transfer_encoding, content_length)
+    elif content_length is not None:
+        if (
+            not _DIGITS.fullmatch(content_length)
+            or len(content_length) > _MAX_CONTENT_LENGTH_DIGITS
+        ):
+            raise BadRequest("invalid Content-Length")
+        req.content_length = int(content_length)
+    if req.content_length is None and not req.chunked:
+        # No framing header: the body is empty (RFC 9112 §6.3 rule 7), and
+        # llhttp has already ended the message or will at once.
+        req.content_length = 0
+        req.expect_continue = False
+
+
+def _check_transfer_encoding(req: Request, value: bytes, content_length: bytes | None) -> None:
+    if req.version != "HTTP/1.1":
+        raise BadRequest("Transfer-Encoding on an HTTP/1.0 request")
+    if content_length is not None:
+        raise BadRequest("Content-Length together with Transfer-Encoding")
+    codings = [c.strip(b" \t").lower() for c in value.split(b",")]
+    for coding in codings:
+        if coding not in _KNOWN_CODINGS:
+            raise ProtocolError(501, "unsupported transfer coding")
+    if codings[-1] != b"chunked" or codings.count(b"chunked") != 1:
+        raise BadRequest("Transfer-Encoding must end in a single chunked")
+    if len(codings) > 1:
+        # wsgid does not decode other codings; passing them to the app
+        # undecoded would change the meaning of the body.
+        raise ProtocolError(501, "unsupported transfer coding")
+    req.chunked = True
+
+
+def _check_target(req: Request) -> None:
+    target = req.target
+    if target[:1] == b"/":
+        path, sep, query = target.partition(b"?")
+        req.path = path.partition(b"#")[0] if b"#" in path else path
+        req.query = query.partition(b"#")[0] if sep and b"#" in query else query
+        return
+    if target == b"*":
+        if req.method != "OPTIONS":
+            raise BadRequest("asterisk-form target only with OPTIONS")
+        req.path = b"*"
+        return
+    if req.method == "CONNECT":
+        raise ProtocolError(405, "CONNECT is not served")
+    lowered = target[:8].lower()
+    if lowered.startswith((b"http://", b"https://")):
+        rest = target.split(b"://", 1)[1]
+        authority, slash, path_query = rest.partition(b"/")
+        if not authority:
+            raise BadRequest("absolute-form target without a host")
+        path, _, query = (slash + path_query).partition(b"?")
+        req.path = path or b"/"
+        req.query = query
+        return
+    raise BadRequest("invalid request target")

@@ -1,0 +1,194 @@
+"""The response side of PEP 3333: `start_response`, header checks, framing.
+
+Owns: validating what the application hands back (status line, header names
+and values, hop-by-hop headers), choosing how the body is framed
+(Content-Length, chunked, or end-of-connection), which responses may have a
+body (RFC 9110 §6.4.1: none for HEAD, 1xx, 204, 304) and serialising the head.
+It does no I/O; `exchange.py` drives it and the worker sends the bytes.
+
+Framing, in order of preference (RFC 9112 §6):
+1. the app's own Content-Length; the body is cut at that length and the
+   connection closed if the app sends less;
+2. a length wsgid can see in advance (the app returned a list or tuple and
+   never called `write()`), sent as Content-Length;
+3. chunked transfer coding, on HTTP/1.1;
+4. otherwise the end of the connection marks the end of the body.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from email.utils import formatdate
+from types import TracebackType
+from typing import Any
+
+from wsgid.http import policy
+from wsgid.http.parser import Request
+
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+
+SERVER_HEADER = b"Server: wsgid\r\n"
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_STATUS = re.compile(r"[1-9][0-9][0-9] [^\r\n\x00]*")
+_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# RFC 9110 §7.6.1 / PEP 3333 "hop-by-hop" headers an application must not set.
+# `Connection: close` is accepted as the app's wish to end the connection.
+_HOP_BY_HOP = frozenset(
+    ("keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+     "trailers", "transfer-encoding", "upgrade", "proxy-connection")
+)  # fmt: skip
+
+_date_cache: tuple[int, bytes] = (0, b"")
+
+
+def date_header() -> bytes:
+    """`Date: ...\\r\\n`, formatted at most once a second."""
+    global _date_cache
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache = (now, b"Date: " + formatdate(now, usegmt=True).encode("ascii") + b"\r\n")
+    return _date_cache[1]
+
+
+class ResponseError(Exception):
+    """The application broke PEP 3333 (bad status, bad header, ...)."""
+
+
+class Response:
+    """The state of one response while the application produces it."""
+
+    __slots__ = (
+        "body_allowed",
+        "bytes_sent",
+        "chunked",
+        "content_length",
+        "head_sent",
+        "headers",
+        "keep_alive",
+        "req",
+        "status",
+        "status_code",
+    )
+
+    def __init__(self, req: Request, keep_alive: bool) -> None:
+        self.req = req
+        self.keep_alive = keep_alive
+        self.status: str | None = None
+        self.status_code = 0
+        self.headers: list[tuple[str, str]] = []
+        self.head_sent = False
+        self.content_length: int | None = None
+        self.chunked = False
+        self.body_allowed = True
+        self.bytes_sent = 0  # body bytes, after framing decisions, for the access log
+
+    def start_response(
+        self,
+        status: str,
+        headers: list[tuple[str, str]],
+        exc_info: ExcInfo | None = None,
+    ) -> Any:
+        if exc_info is not None:
+            try:
+                if self.head_sent:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        elif self.status is not None:
+            raise ResponseError("start_response called a second time without exc_info")
+        if type(status) is not str or not _STATUS.fullmatch(status):
+            raise ResponseError(f"invalid status line {status!r}")
+        if type(headers) is not list:
+            raise ResponseError("response headers must be a list")
+        for item in headers:
+            _check_header(item)
+        self.status = status
+        self.status_code = int(status[:3])
+        self.headers = headers
+        return None  # the exchange replaces this with its write() callable
+
+    def head(self, known_length: int | None) -> bytes:
+        """Decide the framing and serialise the head; call once."""
+        assert self.status is not None
+        code = self.status_code
+        req = self.req
+        if self.keep_alive and not policy.may_drain(req):
+            self.keep_alive = False
+        self.body_allowed = not (req.method == "HEAD" or code < 200 or code in (204, 304))
+        lines = [b"HTTP/1.1 ", self.status.encode("latin-1"), b"\r\n"]
+        app_length: int | None = None
+        for name, value in self.headers:
+            lname = name.lower()
+            if lname == "content-length":
+                if not value.isdigit() or not value.isascii():
+                    raise ResponseError(f"invalid Content-Length {value!r}")
+                app_length = int(value)
+                if code < 200 or code == 204:
+                    continue  # RFC 9110 §8.6: never on 1xx/204
+            elif lname == "connection":
+                if value.strip().lower() != "close":
+                    raise ResponseError(f"hop-by-hop header {name}: {value!r}")
+                self.keep_alive = False
+                continue
+            lines += (name.encode("latin-1"), b": ", value.encode("latin-1"), b"\r\n")
+        if app_length is not None:
+            self.content_length = app_length
+        elif known_length is not None and (self.body_allowed or req.method == "HEAD"):
+            if code >= 200 and code != 204:
+                lines += (b"Content-Length: ", str(known_length).encode("ascii"), b"\r\n")
+            self.content_length = known_length
+        elif self.body_allowed:
+            if req.version == "HTTP/1.1":
+                self.chunked = True
+                lines.append(b"Transfer-Encoding: chunked\r\n")
+            else:
+                self.keep_alive = False  # the end of the connection ends the body
+        if not self.keep_alive:
+            lines.append(b"Connection: close\r\n")
+        elif req.version == "HTTP/1.0":
+            lines.append(b"Connection: keep-alive\r\n")
+        lines += (date_header(), SERVER_HEADER, b"\r\n")
+        self.head_sent = True
+        return b"".join(lines)
+
+    def frame(self, data: bytes) -> bytes:
+        """Frame one piece of body for the wire (may return b"")."""
+        if not self.body_allowed:
+            return b""
+        if self.content_length is not None:
+            room = self.content_length - self.bytes_sent
+            if len(data) > room:
+                data = data[:room]  # never send more than the app announced
+        self.bytes_sent += len(data)
+        if self.chunked and data:
+            return b"%x\r\n%s\r\n" % (len(data), data)
+        return data
+
+    def end(self) -> bytes:
+        """What ends the body on the wire; marks short bodies for close."""
+        if self.chunked:
+            return b"0\r\n\r\n"
+        if (
+            self.body_allowed
+            and self.content_length is not None
+            and self.bytes_sent < self.content_length
+        ):
+            self.keep_alive = False  # the client would wait for the missing bytes
+        return b""
+
+
+def _check_header(item: object) -> None:
+    if type(item) is not tuple or len(item) != 2:
+        raise ResponseError(f"response header {item!r} is not a (name, value) tuple")
+    name, value = item
+    if type(name) is not str or not _TOKEN.fullmatch(name):
+        raise ResponseError(f"invalid response header name {name!r}")
+    if type(value) is not str or _BAD_VALUE.search(value):
+        raise ResponseError(f"invalid value for response header {name}: {value!r}")
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ResponseError(f"response header {name} is not latin-1: {value!r}") from None
+    if name.lower() in _HOP_BY_HOP:
+        raise ResponseError(f"hop-by-hop header {name} set by the application")

@@ -1,0 +1,197 @@
+"""Listening sockets: parse bind addresses, bind them, or adopt inherited ones.
+
+Owns: turning `bind` entries (`HOST:PORT`, `[V6]:PORT`, `unix:PATH`, `fd://N`)
+into non-blocking listening sockets before any worker is forked, the retry
+policy when an address is busy, stale unix socket files, and closing
+(and unlinking) what wsgid itself created. An inherited socket (fd://N) is
+never re-bound or unlinked: whoever passed it owns it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import socket
+import stat
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+BIND_RETRIES = 5
+BIND_RETRY_DELAY = 0.5
+
+
+class ListenerError(Exception):
+    """A bind entry is malformed or its address cannot be bound."""
+
+
+@dataclass(frozen=True)
+class BindSpec:
+    """A parsed bind entry."""
+
+    text: str
+    family: socket.AddressFamily
+    address: tuple[str, int] | str | None  # None for fd://N
+    fd: int | None = None
+
+
+@dataclass
+class Listener:
+    """One listening socket and what the environ needs to know about it."""
+
+    sock: socket.socket
+    spec: BindSpec
+    created: bool  # True if wsgid bound it (and so may unlink a unix socket file)
+
+    @property
+    def server(self) -> tuple[str, str]:
+        """(SERVER_NAME, SERVER_PORT) for requests arriving here."""
+        name = self.sock.getsockname()
+        if isinstance(name, tuple):
+            return (str(name[0]), str(name[1]))
+        return ("localhost", "")
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def __str__(self) -> str:
+        name = self.sock.getsockname()
+        if isinstance(name, tuple):
+            host = f"[{name[0]}]" if self.sock.family == socket.AF_INET6 else name[0]
+            return f"http://{host}:{name[1]}"
+        return f"unix:{name}"
+
+
+def parse_bind(text: str) -> BindSpec:
+    """Parse one bind entry; raise ListenerError naming it when malformed."""
+    if text.startswith("unix:"):
+        path = text[5:]
+        if path.startswith("//"):
+            path = path[2:]
+        if not path:
+            raise ListenerError(f"bind {text!r}: unix: needs a socket path")
+        return BindSpec(text, socket.AF_UNIX, path)
+    if text.startswith("fd://"):
+        number = text[5:]
+        if not number.isdigit():
+            raise ListenerError(f"bind {text!r}: fd:// needs a file descriptor number")
+        return BindSpec(text, socket.AF_UNIX, None, fd=int(number))
+    if text.startswith("["):
+        host, sep, port = text[1:].partition("]")
+        if not sep or (port and not port.startswith(":")):
+            raise ListenerError(f"bind {text!r}: expected [IPV6]:PORT")
+        return BindSpec(text, socket.AF_INET6, (host, _port(text, port[1:] or "8000")))
+    if "/" in text:
+        # gunicorn accepts a bare path as a unix socket
+        return BindSpec(text, socket.AF_UNIX, text)
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = text, "8000"
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return BindSpec(text, family, (host or "0.0.0.0", _port(text, port)))
+
+
+def _port(text: str, port: str) -> int:
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ListenerError(f"bind {text!r}: port must be a number from 0 to 65535")
+    return int(port)
+
+
+def bind_all(
+    binds: Sequence[str],
+    backlog: int,
+    on_retry: Callable[[str, OSError], None] | None = None,
+) -> list[Listener]:
+    """Bind every entry; on failure close what was bound and raise ListenerError."""
+    listeners: list[Listener] = []
+    try:
+        for text in binds:
+            listeners.append(_open(parse_bind(text), backlog, on_retry))
+    except BaseException:
+        close_all(listeners)
+        raise
+    return listeners
+
+
+def _open(
+    spec: BindSpec, backlog: int, on_retry: Callable[[str, OSError], None] | None
+) -> Listener:
+    if spec.fd is not None:
+        return Listener(adopt_fd(spec.fd, spec.text), spec, created=False)
+    for attempt in range(BIND_RETRIES):
+        try:
+            return Listener(_bind(spec, backlog), spec, created=True)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE or attempt == BIND_RETRIES - 1:
+                raise ListenerError(
+                    f"cannot bind {spec.text}: {exc.strerror or exc} (errno {exc.errno}"
+                    f" {errno.errorcode.get(exc.errno or 0, '?')})"
+                ) from None
+            if on_retry is not None:
+                on_retry(spec.text, exc)
+            time.sleep(BIND_RETRY_DELAY)
+    raise AssertionError("unreachable")
+
+
+def _bind(spec: BindSpec, backlog: int) -> socket.socket:
+    sock = socket.socket(spec.family, socket.SOCK_STREAM)
+    try:
+        if spec.family == socket.AF_UNIX:
+            assert isinstance(spec.address, str)
+            _remove_stale_socket(spec.address)
+        else:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if spec.family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(spec.address)  # type: ignore[arg-type]
+        sock.listen(backlog)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _remove_stale_socket(path: str) -> None:
+    """Unlink a leftover socket file nobody listens on; refuse anything else."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise OSError(errno.EEXIST, f"{path} exists and is not a socket")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except ConnectionRefusedError:
+        os.unlink(path)  # stale: left by a process that died
+        return
+    finally:
+        probe.close()
+    raise OSError(errno.EADDRINUSE, f"another process is listening on {path}")
+
+
+def adopt_fd(fd: int, label: str) -> socket.socket:
+    """Wrap an inherited fd; it must be a listening stream socket."""
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError as exc:
+        raise ListenerError(f"bind {label}: fd {fd} is not a socket ({exc.strerror})") from None
+    if sock.type != socket.SOCK_STREAM or not sock.getsockopt(
+        socket.SOL_SOCKET, socket.SO_ACCEPTCONN
+    ):
+        sock.detach()
+        raise ListenerError(f"bind {label}: fd {fd} is not a listening stream socket")
+    sock.setblocking(False)
+    return sock
+
+
+def close_all(listeners: Sequence[Listener], unlink: bool = True) -> None:
+    """Close listeners; unlink unix socket files wsgid created (if `unlink`)."""
+    for listener in listeners:
+        path = listener.sock.getsockname() if listener.sock.family == socket.AF_UNIX else None
+        listener.sock.close()
+        if unlink and listener.created and isinstance(path, str) and path:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)

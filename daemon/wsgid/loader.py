@@ -1,0 +1,171 @@
+"""Find and import the WSGI application named by `app`.
+
+Owns: the `module:attr` syntax and its variants, the import path (`chdir`,
+`pythonpath`) and the messages a user sees when the app cannot be loaded.
+
+Accepted forms (gunicorn's, plus a default attribute):
+- `module:attr` and `module:attr.sub` (dotted attribute lookup);
+- `module:factory()` and `module:factory(arg, key=value)` with literal
+  arguments only (parsed with `ast`, never evaluated as code);
+- `module` alone: its `application`, else its `app`.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+WSGIApp = Callable[..., Any]
+
+
+class AppLoadError(Exception):
+    """The application cannot be loaded; str() is the message for the user."""
+
+
+def prepare_import_path(chdir: str | None, pythonpath: tuple[str, ...] | list[str]) -> None:
+    """Apply `chdir` and `pythonpath` so the app's imports resolve as the user expects."""
+    if chdir:
+        try:
+            os.chdir(chdir)
+        except OSError as exc:
+            raise AppLoadError(f"cannot change directory to {chdir!r}: {exc.strerror}") from None
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    for entry in reversed(pythonpath):
+        path = os.path.abspath(entry)
+        if path not in sys.path:
+            sys.path.insert(0, path)
+
+
+def load_app(settings: Any) -> WSGIApp:
+    """Import the app `settings.app`, after applying chdir and pythonpath."""
+    spec = settings.app
+    if not spec:
+        raise AppLoadError(
+            "no application given: pass it as the first argument (e.g. "
+            "`wsgid myproject.wsgi:application`) or set `app` in the config file"
+        )
+    prepare_import_path(settings.chdir, settings.pythonpath)
+    return import_app(spec)
+
+
+def import_app(spec: str) -> WSGIApp:
+    module_name, _, attr_expr = spec.partition(":")
+    module_name = module_name.strip()
+    if not module_name:
+        raise AppLoadError(f"app {spec!r}: expected 'module:callable'")
+    module = _import_module(spec, module_name)
+    if attr_expr:
+        name, call = _parse_attr(spec, attr_expr.strip())
+        app = _resolve(spec, module, module_name, name)
+        if call is not None:
+            app = _call_factory(spec, app, call)
+    else:
+        for default in ("application", "app"):
+            if hasattr(module, default):
+                app = getattr(module, default)
+                break
+        else:
+            raise AppLoadError(
+                f"app {spec!r}: module {module_name!r} has neither `application` nor `app`;"
+                f" name the callable as '{module_name}:NAME'"
+            )
+    if not callable(app):
+        raise AppLoadError(
+            f"app {spec!r}: {type(app).__name__} object is not callable; "
+            "a WSGI application is a callable taking (environ, start_response)"
+        )
+    return app  # type: ignore[no-any-return]
+
+
+def _import_module(spec: str, module_name: str) -> Any:
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and (
+            module_name == exc.name or module_name.startswith(exc.name + ".")
+        ):
+            raise AppLoadError(
+                f"app {spec!r}: no module named {module_name!r} (sys.path[0] is {sys.path[0]!r};"
+                " use --chdir or --pythonpath to add the project's directory)"
+            ) from None
+        raise AppLoadError(
+            f"app {spec!r}: module {module_name!r} was found, but importing it failed:\n"
+            + _format_tail(exc)
+        ) from None
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        raise AppLoadError(
+            f"app {spec!r}: importing module {module_name!r} raised an error:\n" + _format_tail(exc)
+        ) from None
+
+
+def _format_tail(exc: BaseException) -> str:
+    """The traceback from the user's code, without wsgid's own frames."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_globals.get("__name__", "").startswith(
+        ("wsgid.", "importlib")
+    ):
+        tb = tb.tb_next
+    lines = traceback.format_exception(type(exc), exc, tb)
+    return "".join(line for line in lines if "<frozen importlib" not in line).rstrip()
+
+
+def _parse_attr(spec: str, expr: str) -> tuple[str, ast.Call | None]:
+    try:
+        node = ast.parse(expr, mode="eval").body
+    except SyntaxError:
+        raise AppLoadError(f"app {spec!r}: {expr!r} is not an attribute name or call") from None
+    call = None
+    if isinstance(node, ast.Call):
+        call, node = node, node.func
+    dotted = _dotted(node)
+    if dotted is None:
+        raise AppLoadError(f"app {spec!r}: {expr!r} is not an attribute name or call")
+    return dotted, call
+
+
+def _dotted(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = _dotted(node.value)
+        return None if base is None else f"{base}.{node.attr}"
+    return None
+
+
+def _resolve(spec: str, module: Any, module_name: str, dotted: str) -> Any:
+    obj = module
+    for part in dotted.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise AppLoadError(
+                f"app {spec!r}: module {module_name!r} has no attribute {dotted!r}"
+            ) from None
+    return obj
+
+
+def _call_factory(spec: str, factory: Any, call: ast.Call) -> Any:
+    try:
+        args = [ast.literal_eval(arg) for arg in call.args]
+        kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords if kw.arg}
+    except ValueError:
+        raise AppLoadError(
+            f"app {spec!r}: factory arguments must be literals (strings, numbers, ...)"
+        ) from None
+    if not callable(factory):
+        raise AppLoadError(f"app {spec!r}: {type(factory).__name__} object is not callable")
+    try:
+        return factory(*args, **kwargs)
+    except Exception as exc:
+        raise AppLoadError(
+            f"app {spec!r}: the application factory raised an error:\n" + _format_tail(exc)
+        ) from None

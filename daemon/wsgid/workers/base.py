@@ -1,0 +1,113 @@
+"""What every worker kind shares: boot, signals, heartbeat, graceful stop.
+
+Owns: the life of a worker process between the master's fork and its exit:
+resetting the signal handlers inherited from the master, loading the app
+(unless the master preloaded it), telling the master it has booted, and the
+exit codes the master reads. A kind subclasses `Worker` and implements
+`serve()`.
+
+Worker signals: TERM = graceful (finish in-flight requests, then exit),
+INT and QUIT = fast (exit now), USR1 = reopen log files.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import struct
+import sys
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+from wsgid import loader
+from wsgid.heartbeat import HeartbeatTable
+from wsgid.listeners import Listener
+from wsgid.logs import Logs
+
+EXIT_OK = 0
+EXIT_BOOT_FAILED = 3
+EXIT_APP_LOAD_FAILED = 4
+
+BOOTED = struct.Struct("=i")
+
+
+@dataclass
+class WorkerContext:
+    """Everything the master hands a new worker."""
+
+    settings: Any
+    listeners: list[Listener]
+    logs: Logs
+    heartbeat: HeartbeatTable
+    slot: int
+    boot_fd: int  # write end of the master's boot pipe
+    app: Any  # the preloaded app, or None to load it in the worker
+    age: int  # spawn counter, for logs
+
+
+class Worker:
+    """A worker process; subclasses implement `serve()`."""
+
+    kind = "base"
+
+    def __init__(self, ctx: WorkerContext) -> None:
+        self.ctx = ctx
+        self.settings = ctx.settings
+        self.log = ctx.logs.error.bind(pid=os.getpid())
+        self.app: Any = ctx.app
+        self.alive = True  # False once a graceful stop began
+        self.reopen_requested = False
+        self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+
+    def run(self) -> int:
+        """Boot, serve until told to stop, and return the process exit code."""
+        self._init_signals()
+        if self.app is None:
+            try:
+                self.app = loader.load_app(self.settings)
+            except loader.AppLoadError as exc:
+                self.log.error("worker.app_load_failed", error=str(exc))
+                return EXIT_APP_LOAD_FAILED
+            except Exception:
+                self.log.exception("worker.boot_failed")
+                return EXIT_BOOT_FAILED
+        try:
+            self.setup()
+        except Exception:
+            self.log.exception("worker.boot_failed")
+            return EXIT_BOOT_FAILED
+        self.ctx.heartbeat.beat(self.ctx.slot)
+        os.write(self.ctx.boot_fd, BOOTED.pack(os.getpid()))
+        os.close(self.ctx.boot_fd)
+        self.serve()
+        return EXIT_OK
+
+    def setup(self) -> None:
+        """Kind-specific preparation after the app is loaded (optional)."""
+
+    def serve(self) -> None:
+        raise NotImplementedError
+
+    def _init_signals(self) -> None:
+        # Handlers and the wakeup fd were inherited from the master: replace them.
+        for sig in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR2, signal.SIGWINCH):
+            signal.signal(sig, signal.SIG_IGN)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, self._on_term)
+        signal.signal(signal.SIGINT, self._on_quit)
+        signal.signal(signal.SIGQUIT, self._on_quit)
+        signal.signal(signal.SIGUSR1, self._on_usr1)
+        signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
+        # Let a blocking system call in the app return EINTR on TERM only if it
+        # wants to; everything else restarts as usual.
+        signal.siginterrupt(signal.SIGTERM, False)
+
+    def _on_term(self, signum: int, frame: FrameType | None) -> None:
+        self.alive = False
+
+    def _on_quit(self, signum: int, frame: FrameType | None) -> None:
+        sys.exit(EXIT_OK)
+
+    def _on_usr1(self, signum: int, frame: FrameType | None) -> None:
+        self.reopen_requested = True

@@ -1,0 +1,486 @@
+"""The epoll connection loop shared by the sync and gthread workers.
+
+Owns: accepting connections, reading request heads (and small bodies)
+without blocking, parking idle keep-alive connections, writing responses
+without blocking on slow readers, the idle/head/write timeouts, lingering
+close, the heartbeat stamp and the graceful stop of the loop. What happens
+to a complete request is the kind's business: `handle(conn, req)`.
+
+Theory of operation. One `select.epoll` (not `selectors`: measurably
+cheaper) watches the listeners (EPOLLEXCLUSIVE, so one worker wakes per new
+connection), a wake-up pipe (signals) and every connection. A readable
+connection is read once (`recv` up to 64 KiB) and the bytes are fed to its
+parser; complete requests are handled in order. Output goes straight to
+`send`; what the kernel does not take waits in the connection's queue and the
+connection switches to EPOLLOUT until the queue drains, reading nothing more
+meanwhile (so memory per connection stays bounded). Timeouts are checked once
+a second by a sweep over the connections.
+
+While the application runs (sync: inline), a `Connection` is the
+`exchange.Channel`: `send` queues past a high-water mark only after waiting
+(bounded by `timeout`) for the client to read; `fill` reads more body bytes,
+waiting for them the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import socket
+import time
+from collections import deque
+from typing import IO, Any
+
+from wsgid.http import environ as environ_mod
+from wsgid.http import policy
+from wsgid.http.errors import BodyError, ProtocolError, error_response
+from wsgid.http.exchange import FileWrapper
+from wsgid.http.parser import Limits, Request, RequestParser
+from wsgid.listeners import Listener
+from wsgid.workers.base import Worker
+
+EPOLLIN = select.EPOLLIN
+EPOLLOUT = select.EPOLLOUT
+EPOLLERRHUP = select.EPOLLERR | select.EPOLLHUP
+RECV_SIZE = 65536
+# Bodies up to this size are read completely before the app is called, so a
+# slow uploader of a small form never holds the application.
+SMALL_BODY = 65536
+# Past this much queued output, `send` waits for the client instead of
+# buffering more of a streamed response.
+HIGH_WATER = 4 * 1024 * 1024
+LINGER_SECONDS = 2.0
+SWEEP_INTERVAL = 1.0
+HEADER_TIMEOUT = 30.0
+
+
+class Connection:
+    """One client connection; also the `exchange.Channel` for its requests."""
+
+    __slots__ = (
+        "base",
+        "closing",
+        "events",
+        "fd",
+        "head_started",
+        "io_timeout",
+        "last_active",
+        "linger_until",
+        "out",
+        "out_size",
+        "parser",
+        "peer",
+        "sock",
+    )
+
+    def __init__(
+        self, sock: socket.socket, parser: RequestParser, base: dict[str, Any], io_timeout: float
+    ) -> None:
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.parser = parser
+        self.base = base
+        self.peer: str = base["REMOTE_ADDR"]
+        self.out: deque[bytes | memoryview] = deque()
+        self.out_size = 0
+        self.events = EPOLLIN
+        self.closing = False  # close once the output queue is empty
+        self.linger_until = 0.0  # >0: write side shut, draining input until then
+        self.last_active = time.monotonic()
+        self.head_started = 0.0
+        self.io_timeout = io_timeout
+
+    # exchange.Channel
+
+    def send(self, data: bytes) -> None:
+        if not data:
+            return
+        if self.out:
+            self.out.append(data)
+            self.out_size += len(data)
+            if self.out_size > HIGH_WATER:
+                self.flush_blocking()
+            return
+        try:
+            sent = self.sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        if sent < len(data):
+            self.out.append(memoryview(data)[sent:])
+            self.out_size += len(data) - sent
+
+    def fill(self) -> None:
+        sock = self.sock
+        while True:
+            try:
+                data = sock.recv(RECV_SIZE)
+            except BlockingIOError:
+                if not self._wait(select.POLLIN):
+                    raise BodyError("timed out waiting for the request body") from None
+                continue
+            except OSError as exc:
+                raise BodyError(f"reading the request body failed: {exc}") from None
+            break
+        if not data:
+            raise BodyError("the client closed the connection before the body ended")
+        self.last_active = time.monotonic()
+        try:
+            self.parser.feed(data)
+        except ProtocolError as exc:
+            self.closing = True
+            raise BodyError(exc.reason, status=exc.status) from None
+
+    def sendfile(self, file: IO[bytes], count: int | None) -> int:
+        self.flush_blocking()
+        offset = file.tell()
+        fd = file.fileno()
+        total = 0
+        while count is None or total < count:
+            want = RECV_SIZE * 16 if count is None else min(count - total, RECV_SIZE * 16)
+            try:
+                sent = os.sendfile(self.fd, fd, offset + total, want)
+            except BlockingIOError:
+                if not self._wait(select.POLLOUT):
+                    raise BrokenPipeError("timed out writing a file to the client") from None
+                continue
+            if sent == 0:
+                break  # the file is shorter than announced
+            total += sent
+        file.seek(offset + total)
+        return total
+
+    # output plumbing
+
+    def flush(self) -> bool:
+        """Send queued output without blocking; True once the queue is empty."""
+        out = self.out
+        sock = self.sock
+        while out:
+            chunk = out[0]
+            try:
+                sent = sock.send(chunk)
+            except BlockingIOError:
+                return False
+            self.out_size -= sent
+            if sent < len(chunk):
+                out[0] = memoryview(chunk)[sent:]
+                return False
+            out.popleft()
+        return True
+
+    def flush_blocking(self) -> None:
+        """Flush the queue, waiting (bounded by the I/O timeout) for the client."""
+        while not self.flush():
+            if not self._wait(select.POLLOUT):
+                raise BrokenPipeError("timed out waiting for the client to read")
+
+    def _wait(self, event: int) -> bool:
+        poller = select.poll()
+        poller.register(self.fd, event)
+        return bool(poller.poll(self.io_timeout * 1000 if self.io_timeout else None))
+
+
+class ConnectionLoop(Worker):
+    """A worker whose connections are driven by one epoll loop."""
+
+    kind = "loop"
+    multithread = False
+
+    def setup(self) -> None:
+        settings = self.settings
+        self.limits = Limits(
+            request_line=settings.limit_request_line,
+            fields=settings.limit_request_fields,
+            field_size=settings.limit_request_field_size,
+        )
+        self.keepalive = float(settings.keepalive)
+        self.io_timeout = float(settings.timeout) or 30.0
+        self.header_timeout = float(getattr(settings, "header_timeout", HEADER_TIMEOUT))
+        self.max_connections = max(1, int(settings.worker_connections))
+        self.requests_left = self._request_budget()
+        self.access = self.ctx.logs.access
+        self.errors_stream = self.ctx.logs.error_stream
+        self.epoll = select.epoll()
+        self.conns: dict[int, Connection] = {}
+        self.listeners: dict[int, Listener] = {lst.fileno(): lst for lst in self.ctx.listeners}
+        self.listener_bases = {fd: self._listener_base(lst) for fd, lst in self.listeners.items()}
+        self.accepting = False
+        self._accept(True)
+        self.epoll.register(self.wake_r, EPOLLIN)
+        self.stop_deadline = 0.0
+
+    def _request_budget(self) -> int:
+        """Requests before recycling (max_requests plus jitter); 0 = unlimited."""
+        import random
+
+        limit = int(self.settings.max_requests)
+        if limit <= 0:
+            return 0
+        return limit + random.randint(0, max(0, int(self.settings.max_requests_jitter)))
+
+    def _listener_base(self, listener: Listener) -> dict[str, Any]:
+        return environ_mod.connection_base(
+            server=listener.server,
+            peer=("", ""),
+            url_scheme="http",
+            multithread=self.multithread,
+            errors=self.errors_stream,
+            file_wrapper=FileWrapper,
+        )
+
+    def _accept(self, on: bool) -> None:
+        """Start or stop watching the listeners (at the connection cap, on stop)."""
+        if on == self.accepting:
+            return
+        self.accepting = on
+        for fd in self.listeners:
+            if on:
+                self.epoll.register(fd, EPOLLIN | select.EPOLLEXCLUSIVE)
+            else:
+                self.epoll.unregister(fd)
+
+    # the loop
+
+    def serve(self) -> None:
+        epoll = self.epoll
+        conns = self.conns
+        listeners = self.listeners
+        heartbeat = self.ctx.heartbeat
+        slot = self.ctx.slot
+        wake_r = self.wake_r
+        next_sweep = time.monotonic() + SWEEP_INTERVAL
+        while True:
+            if not self.alive and not self._stopping():
+                break
+            events = epoll.poll(SWEEP_INTERVAL)
+            now = time.monotonic()
+            heartbeat.beat(slot, now)
+            for fd, ev in events:
+                conn = conns.get(fd)
+                if conn is not None:
+                    if ev & EPOLLOUT:
+                        self._on_writable(conn)
+                    elif ev & (EPOLLIN | EPOLLERRHUP):
+                        self._on_readable(conn, now)
+                elif fd in listeners:
+                    self._on_listener(fd)
+                elif fd == wake_r:
+                    self._on_wake()
+            if now >= next_sweep:
+                self._sweep(now)
+                next_sweep = now + SWEEP_INTERVAL
+        self._close_all()
+
+    def _on_wake(self) -> None:
+        try:
+            while os.read(self.wake_r, 512):
+                pass
+        except BlockingIOError:
+            pass
+        if self.reopen_requested:
+            self.reopen_requested = False
+            self.ctx.logs.reopen()
+            self.errors_stream = self.ctx.logs.error_stream
+
+    def _stopping(self) -> bool:
+        """Called while a graceful stop runs; False once the loop may end."""
+        now = time.monotonic()
+        if not self.stop_deadline:
+            self.stop_deadline = now + float(self.settings.graceful_timeout)
+            self._accept(False)
+            for listener in self.listeners.values():
+                listener.sock.close()
+            self.log.info("worker.stopping", connections=len(self.conns))
+            for conn in list(self.conns.values()):
+                if self._idle(conn):
+                    self._close(conn)
+        return bool(self.conns) and now < self.stop_deadline
+
+    @staticmethod
+    def _idle(conn: Connection) -> bool:
+        return not conn.out and not conn.parser.in_head and not conn.parser.ready
+
+    def _on_listener(self, fd: int) -> None:
+        listener = self.listeners[fd]
+        base = self.listener_bases[fd]
+        for _ in range(64):
+            if len(self.conns) >= self.max_connections:
+                self._accept(False)
+                return
+            try:
+                sock, addr = listener.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self.log.warning("accept.failed", error=str(exc))
+                return
+            sock.setblocking(False)
+            if sock.family != socket.AF_UNIX:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                conn_base = base.copy()
+                conn_base["REMOTE_ADDR"] = addr[0]
+                conn_base["REMOTE_PORT"] = str(addr[1])
+            else:
+                conn_base = base
+            conn = Connection(sock, RequestParser(self.limits), conn_base, self.io_timeout)
+            self.conns[conn.fd] = conn
+            self.epoll.register(conn.fd, EPOLLIN)
+
+    def _on_readable(self, conn: Connection, now: float) -> None:
+        try:
+            data = conn.sock.recv(RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._close(conn)
+            return
+        if not data:
+            self._close(conn)
+            return
+        if conn.linger_until:
+            return  # draining what the client still sends after our close
+        conn.last_active = now
+        parser = conn.parser
+        was_in_head = parser.in_head
+        try:
+            parser.feed(data)
+        except ProtocolError as exc:
+            self._reject(conn, exc)
+            return
+        if parser.in_head and not was_in_head:
+            conn.head_started = now
+        if parser.ready:
+            self._process(conn)
+
+    def _process(self, conn: Connection) -> None:
+        """Handle the complete requests queued on `conn`, in order."""
+        ready = conn.parser.ready
+        while ready and not conn.out and not conn.closing:
+            req = ready[0]
+            if not (
+                req.body_complete
+                or req.expect_continue
+                or (req.content_length or 0) > SMALL_BODY
+                or len(req.body) >= SMALL_BODY
+            ):
+                return  # a small body is still arriving
+            ready.popleft()
+            self.handle(conn, req)
+            if conn.fd not in self.conns:
+                return
+        self._after_output(conn)
+
+    def handle(self, conn: Connection, req: Request) -> None:
+        raise NotImplementedError
+
+    def keep_alive_for(self, req: Request) -> bool:
+        """Whether the response to `req` may leave the connection open."""
+        if not req.keep_alive or not self.alive or self.keepalive <= 0:
+            return False
+        if self.requests_left:
+            self.requests_left -= 1
+            if self.requests_left == 0:
+                self.log.info("worker.max_requests", action="recycling")
+                self.alive = False
+                return False
+        return True
+
+    def finish_request(self, conn: Connection, req: Request, keep_alive: bool) -> None:
+        """After a response: drop or drain the unread body, decide on close."""
+        if not req.body_complete:
+            if keep_alive and policy.may_drain(req):
+                req.discard_body = True  # the parser drops the rest as it arrives
+            else:
+                keep_alive = False
+        req.body.clear()
+        if not keep_alive:
+            conn.closing = True
+
+    def _after_output(self, conn: Connection) -> None:
+        """Switch between reading and writing, or close, as the queue dictates."""
+        if conn.out:
+            if conn.events != EPOLLOUT:
+                conn.events = EPOLLOUT
+                self.epoll.modify(conn.fd, EPOLLOUT)
+            return
+        if conn.closing:
+            self._close(conn, linger=True)
+            return
+        if conn.events != EPOLLIN:
+            conn.events = EPOLLIN
+            self.epoll.modify(conn.fd, EPOLLIN)
+        conn.last_active = time.monotonic()
+
+    def _on_writable(self, conn: Connection) -> None:
+        try:
+            done = conn.flush()
+        except OSError:
+            self._close(conn)
+            return
+        if done:
+            self._after_output(conn)
+            if conn.fd in self.conns and conn.parser.ready:
+                self._process(conn)
+
+    def _reject(self, conn: Connection, exc: ProtocolError) -> None:
+        """Answer a protocol error and close (the byte stream is untrusted now)."""
+        self.log.info("request.rejected", status=exc.status, reason=exc.reason, peer=conn.peer)
+        if self.access is not None:
+            self.access.log(
+                remote=conn.peer, method="-", target=b"-", version="-", status=exc.status,
+                size=0, referer="", user_agent="", duration_us=0,
+            )  # fmt: skip
+        conn.parser.ready.clear()
+        conn.closing = True
+        try:
+            conn.send(error_response(exc.status))
+        except OSError:
+            self._close(conn)
+            return
+        self._after_output(conn)
+
+    def _close(self, conn: Connection, linger: bool = False) -> None:
+        """Close now, or half-close and drain input so the client sees our response.
+
+        RFC 9112 §9.6: closing with unread input makes the kernel send RST,
+        which can destroy the response before the client has read it.
+        """
+        if linger and not conn.linger_until:
+            try:
+                conn.sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+            else:
+                conn.linger_until = time.monotonic() + LINGER_SECONDS
+                conn.parser.ready.clear()
+                return
+        self.conns.pop(conn.fd, None)
+        with contextlib.suppress(OSError, ValueError):
+            self.epoll.unregister(conn.fd)
+        conn.sock.close()
+        if self.alive and not self.accepting and len(self.conns) < self.max_connections:
+            self._accept(True)
+
+    def _sweep(self, now: float) -> None:
+        """Close connections past their idle, head, write or linger deadlines."""
+        keepalive = self.keepalive
+        for conn in list(self.conns.values()):
+            if conn.linger_until:
+                if now > conn.linger_until:
+                    self._close(conn)
+            elif conn.out:
+                if now - conn.last_active > self.io_timeout:
+                    self._close(conn)
+            elif conn.parser.in_head:
+                if now - conn.head_started > self.header_timeout:
+                    self._reject(conn, ProtocolError(408, "request head not received in time"))
+            elif not conn.parser.ready and now - conn.last_active > keepalive:
+                self._close(conn)
+            elif conn.parser.ready and now - conn.last_active > self.io_timeout:
+                self._close(conn)  # a small body that stopped arriving
+
+    def _close_all(self) -> None:
+        for conn in list(self.conns.values()):
+            self._close(conn)
+        self.epoll.close()
