@@ -1,0 +1,18 @@
+# The two commands of the README. Logic lives in scripts/ so CI and people run the same thing.
+.PHONY: run test lint
+
+# Serve the bundled demo app with the annotated example configuration on 127.0.0.1:8000.
+# ARGS adds command-line flags, e.g. `make run ARGS="--workers 2"`.
+run:
+	@scripts/setup-env.sh
+	exec .venv/bin/wsgid --config config/app.toml $(ARGS)
+
+# Create the environment, install what the tests need (apt + pip), lint, type-check, run all tests.
+# PYTEST_ARGS narrows the run, e.g. `make test PYTEST_ARGS="tests/integration -k flask"`.
+test:
+	@scripts/test.sh $(PYTEST_ARGS)
+
+lint:
+	@scripts/setup-env.sh test
+	.venv/bin/ruff check .
+	.venv/bin/mypy
