@@ -1,0 +1,1 @@
+"""A minimal real Django project (no database) served by wsgid in the integration tests."""

@@ -1,0 +1,110 @@
+"""Shared fixtures: real wsgid servers, private work directories, and leak checks.
+
+- `workdir`: a fresh directory tree for one test, removed afterwards.
+- `wsgid`: a factory `wsgid(app, *args, workers=None, env=None, start=True)` returning a running
+  `WsgidServer`; at teardown every server is stopped and the test errors if a process, a socket
+  file or a temp file of it was left behind.
+- `no_leaked_processes` (autouse): the test errors if any process it started through the
+  harness — by process group, session, or as a worker pid seen — outlives it.
+- Session end: no `wsgid-test-*` directory is left in the system temp dir.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from support import procs
+from support.server import WorkDir, WsgidServer
+
+TEMP_PREFIX = "wsgid-test-"
+
+# Every server started by the harness in this session, for the process-leak check.
+_STARTED: list[WsgidServer] = []
+
+
+def _our_temp_dirs() -> set[str]:
+    return {p.name for p in Path(tempfile.gettempdir()).glob(TEMP_PREFIX + "*")}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_temp_dirs_left() -> Iterator[None]:
+    before = _our_temp_dirs()
+    yield
+    left = _our_temp_dirs() - before
+    assert not left, f"temporary directories left behind: {sorted(left)}"
+
+
+@pytest.fixture
+def workdir() -> Iterator[WorkDir]:
+    root = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX))
+    try:
+        yield WorkDir(root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    assert not root.exists(), f"could not remove {root}"
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_processes() -> Iterator[None]:
+    """Fail the test if a process group it started through the harness still has members."""
+    first = len(_STARTED)
+    yield
+    leaked = []
+    for server in _STARTED[first:]:
+        if server.proc is None:
+            continue
+        still = server.leftovers()
+        if still:
+            leaked.append(procs.describe(still))
+            procs.kill_group(server.proc.pid)
+    del _STARTED[first:]
+    assert not leaked, f"processes survived the test: {leaked}"
+
+
+@pytest.fixture
+def wsgid(workdir: WorkDir) -> Iterator[Callable[..., WsgidServer]]:
+    servers: list[WsgidServer] = []
+
+    def factory(
+        app: str | None,
+        *args: str,
+        workers: int | None = None,
+        env: dict[str, str] | None = None,
+        start: bool = True,
+        bind_tcp: bool = True,
+        command: Callable[[int], list[str]] | None = None,
+        timeout: float = 30.0,
+    ) -> WsgidServer:
+        argv = list(args)
+        if workers is not None:
+            argv += ["--workers", str(workers)]
+        server = WsgidServer(
+            app,
+            argv,
+            workdir=workdir,
+            env=env,
+            bind_tcp=bind_tcp,
+            command=command,
+            name=f"wsgid{len(servers)}",
+        )
+        servers.append(server)
+        _STARTED.append(server)
+        if start:
+            server.start(timeout=timeout, workers=workers)
+        else:
+            server.spawn()
+        return server
+
+    yield factory
+    problems = []
+    for server in servers:
+        problems += server.close()
+    assert not problems, "\n".join(problems)

@@ -1,0 +1,1 @@
+"""Test support: start real wsgid processes and inspect them (no mocks)."""
