@@ -1,0 +1,121 @@
+"""Response framing and PEP 3333 checks, in-process (no sockets)."""
+
+from __future__ import annotations
+
+import pytest
+
+from wsgid.http.parser import Limits, Request, RequestParser
+from wsgid.http.response import Response, ResponseError
+
+
+def parse(raw: bytes) -> Request:
+    parser = RequestParser(Limits())
+    parser.feed(raw)
+    return parser.ready[0]
+
+
+def head_of(req: Request, status: str, headers: list[tuple[str, str]], known: int | None) -> bytes:
+    resp = Response(req, keep_alive=True)
+    resp.start_response(status, headers)
+    return resp.head(known)
+
+
+GET11 = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+
+
+def test_known_length_becomes_content_length() -> None:
+    head = head_of(parse(GET11), "200 OK", [], 5)
+    assert b"Content-Length: 5\r\n" in head
+    assert b"Transfer-Encoding" not in head
+
+
+def test_unknown_length_on_http11_is_chunked() -> None:
+    resp = Response(parse(GET11), keep_alive=True)
+    resp.start_response("200 OK", [])
+    assert b"Transfer-Encoding: chunked\r\n" in resp.head(None)
+    assert resp.frame(b"abc") == b"3\r\nabc\r\n"
+    assert resp.end() == b"0\r\n\r\n"
+
+
+def test_unknown_length_on_http10_closes() -> None:
+    req = parse(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    resp = Response(req, keep_alive=True)
+    resp.start_response("200 OK", [])
+    head = resp.head(None)
+    assert b"Connection: close\r\n" in head
+    assert not resp.keep_alive
+
+
+def test_http10_keep_alive_is_announced() -> None:
+    req = parse(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    assert b"Connection: keep-alive\r\n" in head_of(req, "200 OK", [], 0)
+
+
+@pytest.mark.parametrize("status", ["204 No Content", "304 Not Modified", "101 Switching"])
+def test_no_body_statuses_send_no_body(status: str) -> None:
+    resp = Response(parse(GET11), keep_alive=True)
+    resp.start_response(status, [])
+    head = resp.head(None)
+    assert b"Transfer-Encoding" not in head
+    assert resp.frame(b"ignored") == b""
+
+
+def test_head_request_keeps_length_but_sends_no_body() -> None:
+    resp = Response(parse(b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n"), keep_alive=True)
+    resp.start_response("200 OK", [])
+    assert b"Content-Length: 7\r\n" in resp.head(7)
+    assert resp.frame(b"payload") == b""
+
+
+def test_app_content_length_truncates_and_short_body_closes() -> None:
+    resp = Response(parse(GET11), keep_alive=True)
+    resp.start_response("200 OK", [("Content-Length", "4")])
+    resp.head(None)
+    assert resp.frame(b"abcdef") == b"abcd"
+    short = Response(parse(GET11), keep_alive=True)
+    short.start_response("200 OK", [("Content-Length", "10")])
+    short.head(None)
+    short.frame(b"abc")
+    short.end()
+    assert not short.keep_alive
+
+
+@pytest.mark.parametrize(
+    ("status", "headers"),
+    [
+        ("200", []),
+        ("OK 200", []),
+        ("200 OK\r\nX: y", []),
+        ("200 OK", [("Bad Name", "v")]),
+        ("200 OK", [("X-Split", "a\r\nInjected: yes")]),
+        ("200 OK", [("X-Nul", "a\x00b")]),
+        ("200 OK", [("Transfer-Encoding", "chunked")]),
+        ("200 OK", [("Keep-Alive", "timeout=5")]),
+        ("200 OK", [("X-Text", "snow ☃")]),
+        ("200 OK", [["X-List", "not a tuple"]]),
+    ],
+)
+def test_invalid_status_or_headers_are_refused(status: str, headers: list) -> None:  # type: ignore[type-arg]
+    resp = Response(parse(GET11), keep_alive=True)
+    with pytest.raises(ResponseError):
+        resp.start_response(status, headers)
+
+
+def test_connection_close_from_app_closes() -> None:
+    resp = Response(parse(GET11), keep_alive=True)
+    resp.start_response("200 OK", [("Connection", "close")])
+    head = resp.head(0)
+    assert head.count(b"Connection: close") == 1
+    assert not resp.keep_alive
+
+
+def test_second_start_response_needs_exc_info() -> None:
+    resp = Response(parse(GET11), keep_alive=True)
+    resp.start_response("200 OK", [])
+    with pytest.raises(ResponseError):
+        resp.start_response("500 Oops", [])
+    try:
+        raise ValueError("late")
+    except ValueError as exc:
+        resp.start_response("500 Oops", [], (ValueError, exc, exc.__traceback__))
+    assert resp.status_code == 500
