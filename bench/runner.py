@@ -1046,6 +1046,10 @@ def to_json(
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `bench/run`."""
     opts = parse_args(argv)
+    # Ctrl-C raises KeyboardInterrupt even if SIGINT came ignored (a background job of a
+    # non-interactive shell); the servers then get SIGINT's default action too, so that the
+    # fast stop below (SIGINT) works.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGHUP, _on_signal)
     WORK.mkdir(exist_ok=True)

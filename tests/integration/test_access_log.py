@@ -23,11 +23,11 @@ def test_access_log_dash_writes_one_line_per_request_to_stdout(
 ) -> None:
     server = wsgid(SLEEP_APP, "--access-logfile", "-", workers=1)
     for i in range(5):
-        assert server.get(f"/pid?logged-request={i}").status == 200
-    assert server.get("/pid?logged-request=404-check").status == 200
+        assert server.get(f"/pid?logged-request=r{i}-end").status == 200
+    assert server.get("/no-such?logged-request=r404-end").status == 200  # sleep_app answers all
     assert server.stop(signal.SIGTERM) == 0
     lines = [line for line in server.outlog().splitlines() if "logged-request" in line]
     assert len(lines) == 6, server.outlog()
     for i in range(5):
-        assert sum(f"logged-request={i}" in line for line in lines) == 1
+        assert sum(f"logged-request=r{i}-end" in line for line in lines) == 1
     assert all("200" in line and "GET" in line for line in lines), lines
