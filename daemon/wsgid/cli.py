@@ -1,0 +1,214 @@
+"""The `wsgid` command: turns argv into an action and an exit status.
+
+What this module owns:
+
+- `main`, the entry point of the `wsgid` console script and of `python -m wsgid`: it loads the
+  settings, then serves (`wsgid.master.run`), checks (`wsgid check`), shows the effective
+  configuration (`wsgid config show`) or prints the JSON Schema of the file
+  (`wsgid config schema`).
+- How settings are presented to people: the `config show` table and JSON, and the reference
+  section of docs/configuration.md, rendered from the model in `wsgid.settings` so that it
+  cannot drift from it.
+
+Rules it keeps:
+
+- Every bad configuration ends here as one paragraph on stderr and exit status 2; a user never
+  sees a traceback for a mistake in their configuration.
+- The master and the loader are imported only when a command needs them, so `wsgid --help`,
+  `wsgid config ...` and a configuration error stay fast and work even when the server side
+  cannot be imported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from wsgid.settings import (
+    GROUPS,
+    SPECS,
+    ConfigError,
+    LoadedSettings,
+    SettingSpec,
+    file_json_schema,
+    format_value,
+    load_settings,
+)
+
+EXIT_OK = 0
+EXIT_CONFIG = 2
+EXIT_APP_LOAD = 4
+
+REFERENCE_BEGIN = "<!-- BEGIN REFERENCE: generated from wsgid.settings by scripts/gen-schema -->"
+REFERENCE_END = "<!-- END REFERENCE -->"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the `wsgid` command with `argv` (without the program name); return the exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        loaded = load_settings(args, os.environ)
+    except ConfigError as exc:
+        return _config_error(exc)
+    except SystemExit as exc:  # argparse's --help and --version
+        return exc.code if isinstance(exc.code, int) else EXIT_OK
+
+    if loaded.command == "config-schema":
+        sys.stdout.write(schema_text())
+        return EXIT_OK
+    if loaded.command == "config-show":
+        sys.stdout.write(show_json(loaded) if loaded.json_output else show_table(loaded))
+        return EXIT_OK
+    if loaded.command == "check":
+        return _check(loaded)
+    return _serve(loaded, args)
+
+
+def _config_error(exc: ConfigError) -> int:
+    print(f"wsgid: error: {exc}", file=sys.stderr)
+    return EXIT_CONFIG
+
+
+def _serve(loaded: LoadedSettings, args: list[str]) -> int:
+    from wsgid.master import run
+
+    # On HUP the master re-reads the configuration from the same argv and the environment of
+    # that moment, through the same code path as at startup.
+    return run(loaded, reload=lambda: load_settings(args, os.environ))
+
+
+def _check(loaded: LoadedSettings) -> int:
+    from wsgid.loader import AppLoadError, load_app
+
+    try:
+        load_app(loaded.settings)
+    except AppLoadError as exc:
+        print(f"wsgid: error: {exc}", file=sys.stderr)
+        return EXIT_APP_LOAD
+    print(f"wsgid: configuration OK; application {loaded.settings.app} loaded.")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------
+# config show / config schema
+# --------------------------------------------------------------------------------------------
+
+
+def show_table(loaded: LoadedSettings) -> str:
+    """Every effective setting, its value as TOML would spell it, and where it came from."""
+    rows = [("setting", "value", "source")]
+    for name, spec in SPECS.items():
+        value = getattr(loaded.settings, name)
+        rows.append((name, format_value(value, octal=spec.option.octal), loaded.sources[name]))
+    name_width = max(len(r[0]) for r in rows)
+    value_width = max(len(r[1]) for r in rows)
+    lines = [f"{n:<{name_width}}  {v:<{value_width}}  {s}".rstrip() for n, v, s in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _jsonable(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def show_json(loaded: LoadedSettings) -> str:
+    """`config show --json`: {name: {"value": ..., "source": ...}} in the model's order."""
+    document = {
+        name: {"value": _jsonable(getattr(loaded.settings, name)), "source": loaded.sources[name]}
+        for name in SPECS
+    }
+    return json.dumps(document, indent=2) + "\n"
+
+
+def schema_text() -> str:
+    """What `wsgid config schema` prints, and what config/wsgid.schema.json must contain."""
+    return json.dumps(file_json_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# Reference documentation
+# --------------------------------------------------------------------------------------------
+
+
+def _flags_text(spec: SettingSpec) -> str:
+    if spec.option.positional and not spec.option.flags:
+        return f"`{spec.option.metavar}` (positional)"
+    metavar = "" if spec.is_bool else f" {spec.option.metavar}"
+    flags = [f"`{flag}{metavar}`" for flag in spec.option.flags]
+    if spec.is_bool and spec.long_flag:
+        flags.append(f"`--no-{spec.long_flag[2:]}`")
+    return ", ".join(flags)
+
+
+def _file_text(spec: SettingSpec) -> str:
+    if not spec.option.in_file:
+        return "not allowed in the file"
+    if spec.table:
+        return f"`{spec.name}` in `[{spec.table}]`, or at the top level"
+    return f"`{spec.name}` at the top level"
+
+
+def render_reference() -> str:
+    """The generated reference section of docs/configuration.md (between the markers)."""
+    out: list[str] = [
+        REFERENCE_BEGIN,
+        "",
+        "## Reference",
+        "",
+        "Generated from the settings model; edit `daemon/wsgid/settings.py`, then run",
+        "`scripts/gen-schema`. A test fails when this section is out of date.",
+        "",
+        "| setting | flags | environment | default |",
+        "| --- | --- | --- | --- |",
+    ]
+    for spec in SPECS.values():
+        out.append(
+            f"| [`{spec.name}`](#{spec.name}) | {_flags_text(spec)} | `{spec.env_var}` "
+            f"| {_default_md(spec)} |"
+        )
+    for group in GROUPS:
+        members = [s for s in SPECS.values() if s.option.group == group.name]
+        if not members:
+            continue
+        heading = f"`[{group.name}]` {group.title}" if group.table else group.title
+        out += ["", f"### {heading}", "", group.description]
+        for spec in members:
+            out += [
+                "",
+                f"#### `{spec.name}`",
+                "",
+                spec.description,
+                "",
+                "| | |",
+                "| --- | --- |",
+                f"| accepts | {spec.accepts} |",
+                f"| default | {_default_md(spec)} |",
+                f"| flags | {_flags_text(spec)} |",
+                f"| environment | `{spec.env_var}` |",
+                f"| file | {_file_text(spec)} |",
+            ]
+    out += ["", REFERENCE_END]
+    return "\n".join(out) + "\n"
+
+
+def _default_md(spec: SettingSpec) -> str:
+    # A default described in words ("$WEB_CONCURRENCY, or 1") reads better as prose.
+    if spec.option.default_doc:
+        return spec.option.default_doc
+    if spec.default is None:
+        return "unset"
+    if spec.default == ():
+        return "empty"
+    return f"`{spec.default_text}`"
+
+
+def splice_reference(document: str) -> str:
+    """`document` with its reference section replaced by a freshly rendered one."""
+    start = document.find(REFERENCE_BEGIN)
+    end = document.find(REFERENCE_END)
+    if start < 0 or end < start:
+        raise ValueError("the document has no reference markers")
+    rest = document[end + len(REFERENCE_END) :]
+    return document[:start] + render_reference().rstrip("\n") + rest
