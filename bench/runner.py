@@ -751,8 +751,10 @@ def fmt_ms(v: float | None) -> str:
 
 
 def fmt_ratio(a: float | None, b: float | None) -> str:
-    if a is None or b is None or b <= 0:
+    if a is None or b is None:
         return "—"
+    if b <= 0:
+        return "\u221e" if a > 0 else "—"  # the peer completed no request at all
     return f"{a / b:.2f}{TIMES}"
 
 
