@@ -654,6 +654,9 @@ class SettingSpec:
         return format_value(self.default, octal=self.option.octal)
 
 
+_UnionType = type(int | str)  # `X | None` is a types.UnionType, `Optional[X]` a typing.Union
+
+
 def _is_optional(annotation: Any) -> bool:
     return get_origin(annotation) in (Union, _UnionType) and type(None) in get_args(annotation)
 
@@ -663,9 +666,6 @@ def _strip_optional(annotation: Any) -> Any:
         rest = [a for a in get_args(annotation) if a is not type(None)]
         return rest[0] if len(rest) == 1 else annotation
     return annotation
-
-
-_UnionType = type(int | str)
 
 
 def _bounds(metadata: Sequence[Any]) -> tuple[Any, Any]:
@@ -834,14 +834,13 @@ def _split_items(spec: SettingSpec, raw: str, *, always: bool) -> tuple[str, ...
 
 def _read_environment(environ: Mapping[str, str]) -> _Layer:
     entries: dict[str, _Entry] = {}
-    env_names = {ENV_PREFIX + alias.upper(): name for alias, name in _ALIASES.items()}
     for var in sorted(environ):
         if not var.startswith(ENV_PREFIX) or var.startswith(ENV_RESERVED_PREFIX):
             continue
         name = var[len(ENV_PREFIX) :].lower()
         raw = environ[var]
         if name not in SPECS:
-            hint = _did_you_mean(var.upper(), {k.lower(): v for k, v in env_names.items()})
+            hint = _did_you_mean(name, _ALIASES)
             suggestion = f" Did you mean {SPECS[hint].env_var}?" if hint else ""
             raise ConfigError(
                 f"Environment variable {var} is not a wsgid setting.{suggestion} Settings are "
@@ -1017,7 +1016,9 @@ class _Given:
 
 
 class _Record(argparse.Action):
-    """Store the raw string(s) and the option string; conversion happens with the other sources."""
+    """Store the raw string and the option string; conversion happens with the other sources."""
+
+    appends = False  # each occurrence replaces the previous one, as in gunicorn
 
     def __call__(
         self,
@@ -1028,8 +1029,14 @@ class _Record(argparse.Action):
     ) -> None:
         raw = values if isinstance(values, str) else ""
         previous = getattr(namespace, self.dest, None)
-        items = previous.raw if (self.const == "append" and isinstance(previous, _Given)) else ()
+        items = previous.raw if (self.appends and isinstance(previous, _Given)) else ()
         setattr(namespace, self.dest, _Given(option_string or self.dest, (*items, raw)))
+
+
+class _RecordAppend(_Record):
+    """A repeatable flag (`-b`, `-e`): each occurrence adds an item."""
+
+    appends = True
 
 
 class _RecordBool(argparse.Action):
@@ -1123,8 +1130,7 @@ def build_parser() -> argparse.ArgumentParser:
             section.add_argument(
                 *spec.option.flags,
                 dest=spec.name,
-                action=_Record,
-                const="append" if spec.option.repeatable else None,
+                action=_RecordAppend if spec.option.repeatable else _Record,
                 metavar=spec.option.metavar,
                 default=argparse.SUPPRESS,
                 help=_help_text(spec),
@@ -1174,20 +1180,24 @@ def _parse_command_line(argv: Sequence[str]) -> _CommandLine:
         elif sub == "schema":
             command = "config-schema"
         else:
-            shown = f' "{sub}"' if sub else ""
+            problem = f'has no subcommand "{sub}"' if sub else "needs a subcommand"
             raise ConfigError(
-                f"Command line: `wsgid config` needs a subcommand, show or schema, "
-                f"not{shown or ' nothing'}. (To serve a module named config, write config:app.)"
+                f"Command line: `wsgid config` {problem}; use `config show` or `config schema`. "
+                f"(To serve a module named config, write config:app.)"
             )
         words = words[2:]
-    for flag, implied in (("check_config", "check"), ("print_config", "config-show")):
+    implied_by: tuple[tuple[str, Command], ...] = (
+        ("check_config", "check"),
+        ("print_config", "config-show"),
+    )
+    for flag, implied in implied_by:
         if getattr(namespace, flag):
             if command not in ("serve", implied):
                 raise ConfigError(
                     f"Command line: --{flag.replace('_', '-')} cannot be combined with the "
                     f"{command.replace('-', ' ')} subcommand."
                 )
-            command = implied  # type: ignore[assignment]
+            command = implied
     if namespace.json and command != "config-show":
         raise ConfigError("Command line: --json only applies to `wsgid config show`.")
     if len(words) > 1:
