@@ -1,10 +1,15 @@
 """Listening sockets: parse bind addresses, bind them, or adopt inherited ones.
 
-Owns: turning `bind` entries (`HOST:PORT`, `[V6]:PORT`, `unix:PATH`, `fd://N`)
-into non-blocking listening sockets before any worker is forked, the retry
-policy when an address is busy, stale unix socket files, and closing
-(and unlinking) what wsgid itself created. An inherited socket (fd://N) is
-never re-bound or unlinked: whoever passed it owns it.
+Owns: turning `bind` entries (`HOST:PORT`, `[V6]:PORT`, `unix:PATH`, `fd://N`,
+`systemd:NAME`) into non-blocking listening sockets before any worker is
+forked, the retry policy when an address is busy, stale unix socket files,
+and closing (and unlinking) what wsgid itself created.
+
+Inherited sockets (systemd socket activation, or the old master during a USR2
+upgrade) are offered as a pool: a bind entry whose address matches an
+inherited socket adopts it instead of binding, so an upgrade never re-binds
+and never drops a queued connection. Inherited sockets are never unlinked:
+whoever passed them owns them.
 """
 
 from __future__ import annotations
@@ -26,14 +31,26 @@ class ListenerError(Exception):
     """A bind entry is malformed or its address cannot be bound."""
 
 
+@dataclass
+class Inherited:
+    """A listening socket passed in by systemd or by the previous master."""
+
+    sock: socket.socket
+    name: str | None = None  # LISTEN_FDNAMES entry, if any
+    # True when passed by our own previous master (USR2): its unix socket
+    # files are ours to unlink on exit. systemd's are systemd's.
+    owned: bool = False
+
+
 @dataclass(frozen=True)
 class BindSpec:
     """A parsed bind entry."""
 
     text: str
     family: socket.AddressFamily
-    address: tuple[str, int] | str | None  # None for fd://N
+    address: tuple[str, int] | str | None  # None for fd://N and systemd:NAME
     fd: int | None = None
+    name: str | None = None  # systemd:NAME
 
 
 @dataclass
@@ -72,6 +89,13 @@ def parse_bind(text: str) -> BindSpec:
         if not path:
             raise ListenerError(f"bind {text!r}: unix: needs a socket path")
         return BindSpec(text, socket.AF_UNIX, path)
+    if text.startswith("systemd:"):
+        name = text[8:]
+        if not name:
+            raise ListenerError(
+                f"bind {text!r}: systemd: needs a socket name (FileDescriptorName=)"
+            )
+        return BindSpec(text, socket.AF_UNSPEC, None, name=name)
     if text.startswith("fd://"):
         number = text[5:]
         if not number.isdigit():
@@ -102,21 +126,92 @@ def bind_all(
     binds: Sequence[str],
     backlog: int,
     on_retry: Callable[[str, OSError], None] | None = None,
+    inherited: Sequence[Inherited] = (),
 ) -> list[Listener]:
-    """Bind every entry; on failure close what was bound and raise ListenerError."""
+    """Open every bind entry, adopting matching inherited sockets.
+
+    With no entries, every inherited socket is served. Inherited sockets no
+    entry asked for are closed. On failure everything opened here is closed
+    and ListenerError raised.
+    """
+    pool = list(inherited)
     listeners: list[Listener] = []
     try:
+        if not binds:
+            listeners = [
+                Listener(_nonblocking(i.sock), BindSpec(_label(i), i.sock.family, None), i.owned)
+                for i in pool
+            ]
+            return listeners
         for text in binds:
-            listeners.append(_open(parse_bind(text), backlog, on_retry))
+            listeners.append(_open(parse_bind(text), backlog, on_retry, pool))
     except BaseException:
         close_all(listeners)
         raise
+    for unused in pool:
+        unused.sock.close()
     return listeners
 
 
+def _label(inherited: Inherited) -> str:
+    if inherited.name:
+        return f"systemd:{inherited.name}"
+    return f"fd://{inherited.sock.fileno()}"
+
+
+def _nonblocking(sock: socket.socket) -> socket.socket:
+    sock.setblocking(False)
+    return sock
+
+
+def _take_inherited(spec: BindSpec, pool: list[Inherited]) -> Inherited | None:
+    """Remove and return the pooled socket `spec` names or whose address it binds."""
+    if spec.name is not None:
+        for i, item in enumerate(pool):
+            if item.name == spec.name:
+                return pool.pop(i)
+        names = ", ".join(sorted({item.name for item in pool if item.name})) or "none"
+        raise ListenerError(
+            f"bind {spec.text}: no socket named {spec.name!r} was passed in"
+            f" (names passed: {names}); check FileDescriptorName= in the .socket unit"
+        )
+    if spec.fd is not None:
+        for i, item in enumerate(pool):
+            if item.sock.fileno() == spec.fd:
+                return pool.pop(i)
+        return None
+    wanted = _resolved(spec)
+    for i, item in enumerate(pool):
+        if item.sock.family == spec.family and _address_of(item.sock) == wanted:
+            return pool.pop(i)
+    return None
+
+
+def _resolved(spec: BindSpec) -> object:
+    if isinstance(spec.address, tuple):
+        host, port = spec.address
+        try:
+            info = socket.getaddrinfo(host, port, spec.family, socket.SOCK_STREAM)
+        except OSError:
+            return spec.address
+        return tuple(info[0][4][:2])
+    return spec.address
+
+
+def _address_of(sock: socket.socket) -> object:
+    name = sock.getsockname()
+    return tuple(name[:2]) if isinstance(name, tuple) else name
+
+
 def _open(
-    spec: BindSpec, backlog: int, on_retry: Callable[[str, OSError], None] | None
+    spec: BindSpec,
+    backlog: int,
+    on_retry: Callable[[str, OSError], None] | None,
+    pool: list[Inherited],
 ) -> Listener:
+    item = _take_inherited(spec, pool) if pool or spec.name else None
+    if item is not None:
+        return Listener(_nonblocking(item.sock), spec, created=item.owned)
     if spec.fd is not None:
         return Listener(adopt_fd(spec.fd, spec.text), spec, created=False)
     for attempt in range(BIND_RETRIES):

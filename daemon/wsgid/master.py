@@ -1,22 +1,35 @@
 """The master process: binds, forks and supervises the workers.
 
-Owns: the process model. It binds every listener before forking, forks
-`workers` workers, reaps and replaces the ones that die, kills the ones whose
-heartbeat stops for `timeout` seconds, and turns signals into actions. It
-knows nothing of HTTP.
+Owns: the process model. The master binds (or inherits) every listener
+before forking, keeps `workers` workers running, replaces the ones that die,
+aborts the ones whose heartbeat stops for `timeout` seconds, and turns
+signals into actions. It knows nothing of HTTP.
 
 Signals are only recorded by their handlers (a queue plus the wake-up fd);
 the main loop acts on them, so no real work ever runs inside a handler.
 
-| signal      | action                                                    |
-| ----------- | --------------------------------------------------------- |
-| TERM, QUIT  | graceful stop: workers finish in-flight requests within    |
-|             | graceful_timeout, then are killed; exit 0                  |
-| INT         | fast stop; a second stop signal also makes a stop fast     |
-| CHLD        | reap, log how the worker ended, replace it                 |
+| signal      | action                                                          |
+| ----------- | --------------------------------------------------------------- |
+| TERM, QUIT  | graceful stop: workers finish in-flight requests within         |
+|             | graceful_timeout, then are killed; exit 0                       |
+| INT         | fast stop; a second stop signal also makes a stop fast          |
+| HUP         | reload: re-read the configuration, start a new generation of    |
+|             | workers, then gracefully stop the old one once the new booted   |
+| TTIN / TTOU | one worker more / fewer (never below one)                       |
+| USR1        | reopen log files, here and in every worker                      |
+| USR2        | binary upgrade: exec a new master that inherits the listeners   |
+| WINCH       | gracefully stop every worker, keep the master (after USR2)      |
+| CHLD        | reap, log how the child ended, replace workers                  |
 
-If a worker exits with the boot-failure or app-load-failure code before it
-ever booted, the master stops with that code instead of forking again.
+Generations: every HUP starts a generation. Its workers are spawned next to
+the old ones; only when all of them have booted are the old ones stopped, so
+a reload never leaves the server without workers, and a reload whose
+configuration or application is broken is abandoned with the old generation
+still serving.
+
+Boot failures: if no worker of the first generation ever boots and one exits
+with the boot-failure or app-load-failure code, the master stops with that
+code instead of forking again. Later crashes are respawned with a backoff.
 """
 
 from __future__ import annotations
@@ -30,7 +43,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
@@ -38,6 +51,9 @@ from wsgid import listeners as listeners_mod
 from wsgid import loader
 from wsgid import logs as logs_mod
 from wsgid.heartbeat import HeartbeatTable
+from wsgid.hooks import HookError, Hooks
+from wsgid.pidfile import Pidfile, PidfileError
+from wsgid.systemd import Notifier, inherited_sockets
 from wsgid.workers import UnknownWorkerClass, resolve
 from wsgid.workers.base import (
     BOOTED,
@@ -55,6 +71,12 @@ EXIT_LISTEN_FAILED = 5
 HEARTBEAT_SLOTS = 4096
 TICK = 1.0
 FAST_STOP_GRACE = 2.0  # seconds workers get to exit after a fast-stop signal
+ABORT_GRACE = 2.0  # seconds a timed-out worker gets to log its stacks before SIGKILL
+BACKOFF_MAX = 10.0
+
+# Passed to a re-exec'd master (USR2). Not WSGID_*: those are settings.
+ENV_INHERIT_FDS = "_WSGID_INHERIT_FDS"
+ENV_OLD_MASTER = "_WSGID_OLD_MASTER"
 
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGQUIT, signal.SIGINT)
 _HANDLED = (*_STOP_SIGNALS, signal.SIGCHLD, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU,
@@ -67,12 +89,17 @@ class WorkerProcess:
 
     pid: int
     slot: int
+    generation: int
+    age: int
     spawned: float
     booted: bool = False
+    retiring: bool = False  # sent TERM: finishing its requests
+    aborted_at: float = 0.0  # sent SIGABRT for a missed heartbeat
+    extra: dict[str, Any] = field(default_factory=dict)  # free for hooks
 
 
 class Master:
-    """Supervises one generation of workers over a set of listeners."""
+    """Supervises generations of workers over a set of listeners."""
 
     def __init__(self, loaded: Any, reload: Callable[[], Any] | None = None) -> None:
         self.loaded = loaded
@@ -80,32 +107,56 @@ class Master:
         self.reload_settings = reload
         self.logs = logs_mod.setup(self.settings)
         self.log = self.logs.error.bind(pid=os.getpid())
+        self.pid = os.getpid()
+        self.cwd = os.getcwd()
+        self.argv = list(sys.argv[1:])
         self.app_label = self.settings.proc_name or self.settings.app or "wsgid"
         self.listeners: list[listeners_mod.Listener] = []
         self.workers: dict[int, WorkerProcess] = {}
         self.free_slots = deque(range(HEARTBEAT_SLOTS))
         self.signals: deque[int] = deque()
+        self.generation = 1
+        self.target = int(self.settings.workers)
+        self.ready = False  # the first generation has booted
+        self.reload_from: tuple[int, Any] | None = None  # (old generation, old settings)
         self.stopping = False
         self.stop_deadline = 0.0
         self.exit_code = EXIT_OK
         self.age = 0
+        self.crash_streak = 0
+        self.next_spawn = 0.0
         self.app: Any = None
+        self.pidfile: Pidfile | None = None
+        self.upgrade_pid = 0  # the new master we exec'd on USR2, while it runs
+        self.old_master = int(os.environ.pop(ENV_OLD_MASTER, "0") or 0)
+        self.notifier = Notifier(os.environ)
+        self.hooks: Hooks
 
     # start-up
 
     def run(self) -> int:
         _set_title(f"wsgid: master [{self.app_label}]")
         try:
+            self.hooks = Hooks(self.settings, self.log)
             self.worker_class = resolve(self.settings.worker_class)
-        except UnknownWorkerClass as exc:
+        except (HookError, UnknownWorkerClass) as exc:
             return self._fail_start(str(exc), EXIT_CONFIG)
+        self.hooks.call("on_starting", self)
         try:
             self.listeners = listeners_mod.bind_all(
-                self.settings.bind, self.settings.backlog, on_retry=self._on_bind_retry
+                self._binds(), self.settings.backlog, self._on_bind_retry, self._inherited()
             )
         except listeners_mod.ListenerError as exc:
             return self._fail_start(str(exc), EXIT_LISTEN_FAILED)
         try:
+            if self.settings.pidfile:
+                path = self.settings.pidfile + (".2" if self.old_master else "")
+                self.pidfile = Pidfile(path)
+                try:
+                    self.pidfile.create(self.pid)
+                except PidfileError as exc:
+                    self.pidfile = None
+                    return self._fail_start(str(exc), EXIT_ERROR)
             if self.settings.preload_app:
                 try:
                     self.app = loader.load_app(self.settings)
@@ -115,17 +166,42 @@ class Master:
             self.boot_r, self.boot_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
             self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
             self._init_signals()
+            if self.old_master:
+                self.notifier.main_pid(self.pid)
             self.log.info(
                 "master.started",
                 version=_version(),
                 listening=",".join(str(lst) for lst in self.listeners),
-                workers=self.settings.workers,
+                workers=self.target,
                 worker_class=self.settings.worker_class,
             )
+            self.notifier.status(f"booting {self.target} workers")
             self._manage_workers()
             return self._loop()
         finally:
             listeners_mod.close_all(self.listeners)
+            if self.pidfile is not None:
+                self.pidfile.remove()
+            self.hooks.call("on_exit", self)
+
+    def _binds(self) -> tuple[str, ...]:
+        """The configured binds; none (serve what was passed) under bare socket activation."""
+        if self.loaded.sources.get("bind") == "default" and "LISTEN_FDS" in os.environ:
+            return ()
+        return tuple(self.settings.bind)
+
+    def _inherited(self) -> list[listeners_mod.Inherited]:
+        """Sockets from the previous master (USR2) or from systemd."""
+        fds = os.environ.pop(ENV_INHERIT_FDS, "")
+        if fds:
+            import socket
+
+            return [
+                listeners_mod.Inherited(socket.socket(fileno=int(fd)), owned=True)
+                for fd in fds.split(",")
+                if fd.isdigit()
+            ]
+        return inherited_sockets(os.environ)
 
     def _fail_start(self, message: str, code: int) -> int:
         self.log.error("master.start_failed", error=message, exit_code=code)
@@ -152,6 +228,8 @@ class Master:
                 readable, _, _ = select.select([self.wake_r, self.boot_r], [], [], TICK)
             except InterruptedError:
                 readable = []
+            now = time.monotonic()
+            self.notifier.watchdog(now)
             if self.wake_r in readable:
                 _drain(self.wake_r)
             if self.boot_r in readable:
@@ -165,35 +243,55 @@ class Master:
                 if time.monotonic() >= self.stop_deadline:
                     self._kill_all(signal.SIGKILL)
                 continue
+            self._check_old_master()
             self._check_timeouts()
             self._manage_workers()
         self.log.info("master.stopped", exit_code=self.exit_code)
         return self.exit_code
 
     def _handle_signal(self, signum: int) -> None:
+        name = signal.Signals(signum).name
         if signum in _STOP_SIGNALS:
-            fast = signum == signal.SIGINT or self.stopping
-            self._stop(fast, signal.Signals(signum).name)
-        elif signum == signal.SIGCHLD:
-            pass  # reaped on every turn of the loop
+            self._stop(fast=signum == signal.SIGINT or self.stopping, reason=name)
+        elif self.stopping or signum == signal.SIGCHLD:
+            return  # children are reaped on every turn of the loop
+        elif signum == signal.SIGHUP:
+            self._reload()
+        elif signum == signal.SIGTTIN:
+            self._set_target(self.target + 1, name)
+        elif signum == signal.SIGTTOU:
+            self._set_target(max(1, self.target - 1), name)
+        elif signum == signal.SIGWINCH:
+            self.log.info("master.winch", action="stopping all workers")
+            self._set_target(0, name)
         elif signum == signal.SIGUSR1:
+            self.log.info("master.reopen_logs")
             self.logs.reopen()
             self._signal_workers(signal.SIGUSR1)
-        else:
-            self.log.info("master.signal_ignored", signal=signal.Signals(signum).name)
+        elif signum == signal.SIGUSR2:
+            self._upgrade()
+
+    def _set_target(self, target: int, reason: str) -> None:
+        old, self.target = self.target, target
+        if old != target:
+            self.log.info("master.workers_changed", workers=target, was=old, signal=reason)
+            self.hooks.call("nworkers_changed", self, target, old)
+
+    # stop
 
     def _stop(self, fast: bool, reason: str) -> None:
-        grace = FAST_STOP_GRACE if fast else float(self.settings.graceful_timeout)
-        deadline = time.monotonic() + grace
         if self.stopping and not fast:
             return
+        grace = FAST_STOP_GRACE if fast else float(self.settings.graceful_timeout)
+        deadline = time.monotonic() + grace
         self.log.info(
             "master.stopping", signal=reason, graceful=not fast, workers=len(self.workers)
         )
+        self.notifier.stopping()
         self.stopping = True
         self.stop_deadline = min(self.stop_deadline, deadline) if self.stop_deadline else deadline
         # Stop accepting at once: the workers close their copies on TERM.
-        listeners_mod.close_all(self.listeners)
+        listeners_mod.close_all(self.listeners, unlink=not self.upgrade_pid)
         self.listeners = []
         self._signal_workers(signal.SIGQUIT if fast else signal.SIGTERM)
 
@@ -207,6 +305,128 @@ class Master:
             _kill(pid, sig)
         self.stop_deadline = time.monotonic() + FAST_STOP_GRACE
 
+    # reload (HUP)
+
+    def _reload(self) -> None:
+        if self.reload_settings is None:
+            self.log.warning("reload.unavailable", reason="no configuration source to re-read")
+            return
+        if self.reload_from is not None:
+            self.log.warning("reload.ignored", reason="a reload is already in progress")
+            return
+        self.notifier.reloading()
+        try:
+            loaded = self.reload_settings()
+            new = loaded.settings
+            hooks = Hooks(new, self.log)
+            worker_class = resolve(new.worker_class)
+        except Exception as exc:  # a ConfigError, HookError, ... : keep serving
+            self.log.error("reload.failed", error=str(exc), action="keeping the running workers")
+            self._announce_ready()
+            return
+        if tuple(new.bind) != tuple(self.settings.bind):
+            try:
+                self._rebind(new)
+            except listeners_mod.ListenerError as exc:
+                self.log.error(
+                    "reload.failed", error=str(exc), action="keeping the running workers"
+                )
+                self._announce_ready()
+                return
+        self.hooks.call("on_reload", self)
+        self.reload_from = (self.generation, self.settings)
+        self.loaded, self.settings, self.hooks, self.worker_class = loaded, new, hooks, worker_class
+        if (new.errorlog, new.accesslog, new.loglevel) != (
+            self.reload_from[1].errorlog,
+            self.reload_from[1].accesslog,
+            self.reload_from[1].loglevel,
+        ):
+            self.logs = logs_mod.setup(new)
+            self.log = self.logs.error.bind(pid=self.pid)
+        self.generation += 1
+        self.target = int(new.workers)
+        self.log.info("reload.started", generation=self.generation, workers=self.target)
+
+    def _rebind(self, new: Any) -> None:
+        """Bind added addresses, keep the others, close removed ones (HUP)."""
+        keep = {lst.spec.text: lst for lst in self.listeners}
+        opened = listeners_mod.bind_all(
+            [b for b in new.bind if b not in keep], new.backlog, self._on_bind_retry
+        )
+        by_text = {lst.spec.text: lst for lst in opened}
+        removed = [lst for text, lst in keep.items() if text not in new.bind]
+        self.listeners = [keep.get(b) or by_text[b] for b in new.bind]
+        listeners_mod.close_all(removed)
+        self.log.info("listeners.changed", listening=",".join(str(lst) for lst in self.listeners))
+
+    def _reload_done(self) -> None:
+        """The new generation has booted: stop the old one gracefully."""
+        assert self.reload_from is not None
+        self.reload_from = None
+        for worker in self.workers.values():
+            if worker.generation < self.generation and not worker.retiring:
+                self._retire(worker)
+        self.log.info("reload.done", generation=self.generation)
+        self._announce_ready()
+
+    def _reload_failed(self, reason: str) -> None:
+        """A worker of the new generation could not boot: go back to the old one."""
+        assert self.reload_from is not None
+        old_generation, old_settings = self.reload_from
+        self.reload_from = None
+        failed = self.generation
+        for worker in self.workers.values():
+            if worker.generation == failed and not worker.retiring:
+                self._retire(worker)
+        self.generation, self.settings = old_generation, old_settings
+        self.target = int(old_settings.workers)
+        self.hooks = Hooks(old_settings, self.log)
+        self.worker_class = resolve(old_settings.worker_class)
+        self.log.error("reload.failed", error=reason, action="keeping the running workers")
+        self._announce_ready()
+
+    def _announce_ready(self) -> None:
+        self.notifier.ready(f"serving with {self._current_count()} workers")
+
+    # upgrade (USR2)
+
+    def _upgrade(self) -> None:
+        if self.upgrade_pid or self.old_master:
+            self.log.warning("upgrade.ignored", reason="an upgrade is already in progress")
+            return
+        fds = [lst.fileno() for lst in self.listeners]
+        self.hooks.call("pre_exec", self)
+        pid = os.fork()
+        if pid:
+            self.upgrade_pid = pid
+            self.log.info("upgrade.started", new_master=pid)
+            return
+        try:
+            signal.set_wakeup_fd(-1)
+            for fd in fds:
+                os.set_inheritable(fd, True)
+            env = dict(os.environ)
+            env[ENV_INHERIT_FDS] = ",".join(str(fd) for fd in fds)
+            env[ENV_OLD_MASTER] = str(self.pid)
+            os.chdir(self.cwd)
+            os.execve(sys.executable, [sys.executable, "-m", "wsgid", *self.argv], env)
+        finally:
+            os._exit(EXIT_ERROR)
+
+    def _check_old_master(self) -> None:
+        """In a new master: once the old one has exited, take over its pidfile."""
+        if not self.old_master or _alive(self.old_master):
+            return
+        self.log.info("upgrade.old_master_exited", old_master=self.old_master)
+        self.old_master = 0
+        if self.pidfile is not None and self.settings.pidfile:
+            try:
+                self.pidfile.rename(self.settings.pidfile)
+            except (OSError, PidfileError) as exc:
+                self.log.error("pidfile.rename_failed", error=str(exc))
+
+    # workers
+
     def _read_boots(self) -> None:
         try:
             data = os.read(self.boot_r, 4096)
@@ -215,9 +435,31 @@ class Master:
         for offset in range(0, len(data) - len(data) % BOOTED.size, BOOTED.size):
             (pid,) = BOOTED.unpack_from(data, offset)
             worker = self.workers.get(pid)
-            if worker is not None:
-                worker.booted = True
-                self.log.info("worker.booted", worker=pid)
+            if worker is None:
+                continue
+            worker.booted = True
+            self.crash_streak = 0
+            self.log.info("worker.booted", worker=pid, generation=worker.generation)
+        self._check_generation_booted()
+
+    def _current_count(self) -> int:
+        return sum(
+            1 for w in self.workers.values() if w.generation == self.generation and not w.retiring
+        )
+
+    def _check_generation_booted(self) -> None:
+        current = [
+            w for w in self.workers.values() if w.generation == self.generation and not w.retiring
+        ]
+        if len(current) < self.target or not all(w.booted for w in current):
+            return
+        if self.reload_from is not None:
+            self._reload_done()
+        elif not self.ready:
+            self.ready = True
+            self.hooks.call("when_ready", self)
+            self.log.info("master.ready", workers=len(current))
+            self._announce_ready()
 
     def _reap(self) -> None:
         while True:
@@ -227,32 +469,47 @@ class Master:
                 return
             if pid == 0:
                 return
+            if pid == self.upgrade_pid:
+                self.upgrade_pid = 0
+                self.log.error("upgrade.failed", new_master=pid, status=_describe(status))
+                continue
             worker = self.workers.pop(pid, None)
             if worker is None:
-                continue  # not ours (e.g. a child of an app preloaded here)
+                continue  # not ours: as PID 1 we adopt orphans; reap them quietly
             self.free_slots.append(worker.slot)
             self._worker_exited(worker, status)
+            self.hooks.call("child_exit", self, worker)
+            self.hooks.call("worker_exit", self, worker)
 
     def _worker_exited(self, worker: WorkerProcess, status: int) -> None:
-        if os.WIFSIGNALED(status):
-            sig = signal.Signals(os.WTERMSIG(status)).name
-            self.log.warning("worker.exited", worker=worker.pid, signal=sig)
-            return
-        code = os.WEXITSTATUS(status)
+        code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
+        expected = worker.retiring or self.stopping
         if code in (EXIT_BOOT_FAILED, EXIT_APP_LOAD_FAILED) and not worker.booted:
-            # A worker that cannot boot will not boot next time either.
-            self.log.error(
-                "master.worker_boot_failed",
-                worker=worker.pid,
-                exit_code=code,
-                reason="app could not be loaded" if code == EXIT_APP_LOAD_FAILED else "boot error",
-            )
-            if not self.stopping:
+            reason = "app could not be loaded" if code == EXIT_APP_LOAD_FAILED else "boot error"
+            self.log.error("worker.boot_failed", worker=worker.pid, exit_code=code, reason=reason)
+            if self.stopping:
+                return
+            if self.reload_from is not None and worker.generation == self.generation:
+                self._reload_failed(reason)
+            elif not self.ready:
+                # The first generation cannot boot: it would not boot next time either.
                 self.exit_code = code
                 self._stop(fast=True, reason="worker boot failure")
+            else:
+                self._backoff()
             return
-        log = self.log.info if code == 0 else self.log.warning
-        log("worker.exited", worker=worker.pid, exit_code=code)
+        log = self.log.info if expected or code == 0 else self.log.warning
+        log("worker.exited", worker=worker.pid, status=_describe(status))
+        if not expected and (not worker.booted or time.monotonic() - worker.spawned < 1.0):
+            self._backoff()
+
+    def _backoff(self) -> None:
+        """Delay the next spawn after quick crashes: 0.1 s, doubling up to BACKOFF_MAX."""
+        self.crash_streak += 1
+        delay = min(BACKOFF_MAX, 0.1 * 2 ** (self.crash_streak - 1))
+        self.next_spawn = time.monotonic() + delay
+        if self.crash_streak > 1:
+            self.log.warning("worker.respawn_delayed", seconds=round(delay, 2))
 
     def _check_timeouts(self) -> None:
         timeout = float(self.settings.timeout)
@@ -260,25 +517,50 @@ class Master:
             return
         now = time.monotonic()
         for worker in list(self.workers.values()):
-            if now - self.heartbeat.last(worker.slot) > timeout:
-                self.log.error("worker.timeout", worker=worker.pid, timeout=timeout)
-                _kill(worker.pid, signal.SIGKILL)
+            if worker.aborted_at:
+                if now - worker.aborted_at > ABORT_GRACE:
+                    _kill(worker.pid, signal.SIGKILL)
+            elif now - self.heartbeat.last(worker.slot) > timeout:
+                self.log.error(
+                    "worker.timeout", worker=worker.pid, timeout=timeout, action="aborting"
+                )
+                worker.aborted_at = now
+                _kill(worker.pid, signal.SIGABRT)
+
+    def _retire(self, worker: WorkerProcess) -> None:
+        worker.retiring = True
+        _kill(worker.pid, signal.SIGTERM)
 
     def _manage_workers(self) -> None:
-        while len(self.workers) < int(self.settings.workers):
+        current = sorted(
+            (
+                w
+                for w in self.workers.values()
+                if w.generation == self.generation and not w.retiring
+            ),
+            key=lambda w: w.age,
+        )
+        for worker in current[: max(0, len(current) - self.target)]:
+            self._retire(worker)  # TTOU / WINCH: the oldest go first
+        missing = self.target - len(current)
+        while missing > 0 and time.monotonic() >= self.next_spawn:
             self._spawn()
+            missing -= 1
 
     def _spawn(self) -> None:
         slot = self.free_slots.popleft()
         self.heartbeat.beat(slot)
         self.age += 1
+        record = WorkerProcess(0, slot, self.generation, self.age, time.monotonic())
+        self.hooks.call("pre_fork", self, record)
         pid = os.fork()
         if pid:
-            self.workers[pid] = WorkerProcess(pid, slot, time.monotonic())
+            record.pid = pid
+            self.workers[pid] = record
             return
         code = EXIT_ERROR
         try:
-            code = self._worker_main(slot)
+            code = self._worker_main(record)
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else EXIT_ERROR
         except BaseException:
@@ -291,14 +573,14 @@ class Master:
             finally:
                 os._exit(code)
 
-    def _worker_main(self, slot: int) -> int:
+    def _worker_main(self, record: WorkerProcess) -> int:
         """The first code a forked worker runs: drop master state, become a worker."""
         signal.set_wakeup_fd(-1)
         for sig in _HANDLED:
             signal.signal(sig, signal.SIG_DFL)
-        os.close(self.wake_r)
-        os.close(self.wake_w)
-        os.close(self.boot_r)
+        for fd in (self.wake_r, self.wake_w, self.boot_r):
+            os.close(fd)
+        record.pid = os.getpid()
         _set_title(f"wsgid: worker [{self.app_label}]")
         worker: Worker = self.worker_class(
             WorkerContext(
@@ -306,13 +588,21 @@ class Master:
                 listeners=self.listeners,
                 logs=self.logs,
                 heartbeat=self.heartbeat,
-                slot=slot,
+                slot=record.slot,
                 boot_fd=self.boot_w,
                 app=self.app,
-                age=self.age,
+                age=record.age,
+                hooks=self.hooks,
             )
         )
+        self.hooks.call("post_fork", self, worker)
         return worker.run()
+
+
+def _describe(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"exit {os.WEXITSTATUS(status)}"
 
 
 def _drain(fd: int) -> None:
@@ -321,6 +611,21 @@ def _drain(fd: int) -> None:
             pass
     except BlockingIOError:
         pass
+
+
+def _alive(pid: int) -> bool:
+    """True while `pid` runs; a zombie (exited, not yet reaped) counts as gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rpartition(b")")[2].split()[0] != b"Z"
+    except FileNotFoundError:
+        return False
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
 
 
 def _kill(pid: int, sig: int) -> None:

@@ -81,14 +81,17 @@ class FileWrapper:
 
 
 class Outcome:
-    """What the worker needs after the exchange: for keep-alive and the access log."""
+    """What the worker needs after the exchange: keep-alive, access log, hooks."""
 
-    __slots__ = ("app_failed", "keep_alive", "response")
+    __slots__ = ("app_failed", "environ", "keep_alive", "response")
 
-    def __init__(self, response: Response, keep_alive: bool, app_failed: bool) -> None:
+    def __init__(
+        self, response: Response, keep_alive: bool, app_failed: bool, environ: dict[str, Any]
+    ) -> None:
         self.response = response
         self.keep_alive = keep_alive
         self.app_failed = app_failed
+        self.environ = environ
 
 
 def run(
@@ -120,7 +123,7 @@ def run(
         result = app(environ, start_response)
         _send_result(result, resp, channel)
     except Exception as exc:
-        return _fail(exc, resp, req, channel, log)
+        return _fail(exc, resp, req, channel, log, environ)
     finally:
         close = getattr(result, "close", None)
         if close is not None:
@@ -128,7 +131,7 @@ def run(
                 close()
             except Exception:
                 log.exception("app.close_failed", method=req.method, path=_path(req))
-    return Outcome(resp, resp.keep_alive, app_failed=False)
+    return Outcome(resp, resp.keep_alive, False, environ)
 
 
 def _send_result(result: Iterable[bytes], resp: Response, channel: Channel) -> None:
@@ -194,20 +197,27 @@ def _continue_sender(channel: Channel, req: Request) -> Callable[[], None]:
     return send_continue
 
 
-def _fail(exc: Exception, resp: Response, req: Request, channel: Channel, log: ErrorLog) -> Outcome:
+def _fail(
+    exc: Exception,
+    resp: Response,
+    req: Request,
+    channel: Channel,
+    log: ErrorLog,
+    environ: dict[str, Any],
+) -> Outcome:
     if isinstance(exc, BodyError) and not resp.head_sent:
         # The body could not be completed: a bad chunk or a peer that left.
         log.warning("request.body_error", method=req.method, path=_path(req), error=str(exc))
         if exc.status:
             resp.status_code = exc.status
             _send_quietly(channel, error_response(exc.status))
-        return Outcome(resp, keep_alive=False, app_failed=True)
+        return Outcome(resp, False, True, environ)
     if isinstance(exc, (BrokenPipeError, ConnectionResetError)):
         log.warning("client.gone", method=req.method, path=_path(req), error=str(exc))
-        return Outcome(resp, keep_alive=False, app_failed=True)
+        return Outcome(resp, False, True, environ)
     if resp.head_sent:
         log.exception("app.error_after_response_started", method=req.method, path=_path(req))
-        return Outcome(resp, keep_alive=False, app_failed=True)
+        return Outcome(resp, False, True, environ)
     log.exception("app.error", method=req.method, path=_path(req))
     resp.status = "500 Internal Server Error"
     resp.status_code = 500
@@ -215,8 +225,8 @@ def _fail(exc: Exception, resp: Response, req: Request, channel: Channel, log: E
     body = error_response(500, keep_alive=resp.keep_alive)
     resp.bytes_sent = len(body) - body.index(b"\r\n\r\n") - 4
     if not _send_quietly(channel, body):
-        return Outcome(resp, keep_alive=False, app_failed=True)
-    return Outcome(resp, keep_alive=resp.keep_alive, app_failed=True)
+        return Outcome(resp, False, True, environ)
+    return Outcome(resp, resp.keep_alive, True, environ)
 
 
 def _send_quietly(channel: Channel, data: bytes) -> bool:

@@ -7,7 +7,9 @@ exit codes the master reads. A kind subclasses `Worker` and implements
 `serve()`.
 
 Worker signals: TERM = graceful (finish in-flight requests, then exit),
-INT and QUIT = fast (exit now), USR1 = reopen log files.
+INT and QUIT = fast (exit now), USR1 = reopen log files, ABRT = the master
+saw no heartbeat for `timeout` seconds: log every thread's stack and the
+request being served as one event, then exit.
 """
 
 from __future__ import annotations
@@ -16,18 +18,23 @@ import os
 import signal
 import struct
 import sys
+import threading
+import time
+import traceback
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
 from wsgid import loader
 from wsgid.heartbeat import HeartbeatTable
+from wsgid.hooks import Hooks
 from wsgid.listeners import Listener
 from wsgid.logs import Logs
 
 EXIT_OK = 0
 EXIT_BOOT_FAILED = 3
 EXIT_APP_LOAD_FAILED = 4
+EXIT_ABORTED = 6  # killed itself after a timeout dump
 
 BOOTED = struct.Struct("=i")
 
@@ -44,6 +51,7 @@ class WorkerContext:
     boot_fd: int  # write end of the master's boot pipe
     app: Any  # the preloaded app, or None to load it in the worker
     age: int  # spawn counter, for logs
+    hooks: Hooks
 
 
 class Worker:
@@ -56,8 +64,12 @@ class Worker:
         self.settings = ctx.settings
         self.log = ctx.logs.error.bind(pid=os.getpid())
         self.app: Any = ctx.app
+        self.hooks = ctx.hooks
         self.alive = True  # False once a graceful stop began
         self.reopen_requested = False
+        # (method, path, peer, started) of the request the app is serving, for
+        # the timeout dump; set and cleared by the kind around each app call.
+        self.current: tuple[str, str, str, float] | None = None
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
 
     def run(self) -> int:
@@ -77,6 +89,7 @@ class Worker:
         except Exception:
             self.log.exception("worker.boot_failed")
             return EXIT_BOOT_FAILED
+        self.hooks.call("post_worker_init", self)
         self.ctx.heartbeat.beat(self.ctx.slot)
         os.write(self.ctx.boot_fd, BOOTED.pack(os.getpid()))
         os.close(self.ctx.boot_fd)
@@ -98,6 +111,7 @@ class Worker:
         signal.signal(signal.SIGINT, self._on_quit)
         signal.signal(signal.SIGQUIT, self._on_quit)
         signal.signal(signal.SIGUSR1, self._on_usr1)
+        signal.signal(signal.SIGABRT, self._on_abort)
         signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
         # Let a blocking system call in the app return EINTR on TERM only if it
         # wants to; everything else restarts as usual.
@@ -107,7 +121,33 @@ class Worker:
         self.alive = False
 
     def _on_quit(self, signum: int, frame: FrameType | None) -> None:
+        self.hooks.call("worker_int", self)
         sys.exit(EXIT_OK)
+
+    def _on_abort(self, signum: int, frame: FrameType | None) -> None:
+        """The master's timeout: say where every thread is stuck, then exit."""
+        stacks = []
+        names = {t.ident: t.name for t in threading.enumerate()}
+        for ident, thread_frame in sys._current_frames().items():
+            stack = "".join(traceback.format_stack(thread_frame))
+            stacks.append(f"Thread {names.get(ident, ident)}:\n{stack}")
+        request: dict[str, object] = {}
+        if self.current is not None:
+            method, path, peer, started = self.current
+            request = {
+                "method": method,
+                "path": path,
+                "peer": peer,
+                "elapsed": round(time.monotonic() - started, 3),
+            }
+        self.log.error(
+            "worker.timeout_dump",
+            timeout=float(self.settings.timeout),
+            **request,
+            stacks="\n".join(stacks),
+        )
+        self.hooks.call("worker_abort", self)
+        os._exit(EXIT_ABORTED)
 
     def _on_usr1(self, signum: int, frame: FrameType | None) -> None:
         self.reopen_requested = True

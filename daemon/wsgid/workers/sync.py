@@ -24,13 +24,20 @@ class SyncWorker(ConnectionLoop):
         access = self.access
         started = time.perf_counter() if access is not None else 0.0
         keep_alive = self.keep_alive_for(req)
+        self.current = (req.method, req.path.decode("latin-1"), conn.peer, time.monotonic())
+        if self.hooks.has("pre_request"):
+            self.hooks.call("pre_request", self, req)
         try:
             outcome = exchange.run(self.app, conn.base, req, conn, self.log, keep_alive)
         except OSError:
             # The client went away while the response was being written.
             self._close(conn)
             return
+        finally:
+            self.current = None
         self.finish_request(conn, req, outcome.keep_alive)
+        if self.hooks.has("post_request"):
+            self.hooks.call("post_request", self, req, outcome.environ, outcome.response)
         if access is not None:
             headers = dict(req.headers)
             access.log(

@@ -1,0 +1,84 @@
+"""Server hooks: user functions called at points of the server's life.
+
+Owns: importing the `"module:function"` strings of the `[hooks]` settings,
+calling them with gunicorn's arguments, and making sure a hook that raises is
+logged with its name and never takes the master (or a worker) down.
+
+| hook | called in | arguments |
+| --- | --- | --- |
+| on_starting | master, before binding | (server) |
+| on_reload | master, on HUP before the new workers start | (server) |
+| when_ready | master, once the first generation has booted | (server) |
+| pre_fork | master, before each fork | (server, worker) |
+| post_fork | worker, just after the fork | (server, worker) |
+| post_worker_init | worker, after the app is loaded | (worker) |
+| worker_int | worker, on INT/QUIT | (worker) |
+| worker_abort | worker, on the timeout abort | (worker) |
+| pre_exec | master, before exec'ing the new master (USR2) | (server) |
+| pre_request | worker, before calling the app | (worker, req) |
+| post_request | worker, after the response | (worker, req, environ, resp) |
+| child_exit | master, after reaping a worker | (server, worker) |
+| worker_exit | master, after reaping a worker (after child_exit) | (server, worker) |
+| nworkers_changed | master, when the worker count changes | (server, new_value, old_value) |
+| on_exit | master, before it exits | (server) |
+
+`server` is the `Master`; in the master `worker` is its `WorkerProcess`
+record (pid, age), in a worker the `Worker` object itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from wsgid.loader import AppLoadError, import_app
+
+HOOK_NAMES = (
+    "on_starting",
+    "on_reload",
+    "when_ready",
+    "pre_fork",
+    "post_fork",
+    "post_worker_init",
+    "worker_int",
+    "worker_abort",
+    "pre_exec",
+    "pre_request",
+    "post_request",
+    "child_exit",
+    "worker_exit",
+    "nworkers_changed",
+    "on_exit",
+)
+
+
+class HookError(Exception):
+    """A hook's import string does not name a callable."""
+
+
+class Hooks:
+    """The configured hooks; `call(name, ...)` runs one if it is set."""
+
+    def __init__(self, settings: Any, log: Any) -> None:
+        self._log = log
+        self._funcs: dict[str, Callable[..., Any]] = {}
+        for name in HOOK_NAMES:
+            spec = getattr(settings, name, None)
+            if not spec:
+                continue
+            try:
+                self._funcs[name] = import_app(spec)
+            except AppLoadError as exc:
+                raise HookError(f"hook {name}: {exc}".replace("app ", "", 1)) from None
+
+    def has(self, name: str) -> bool:
+        return name in self._funcs
+
+    def call(self, name: str, *args: Any) -> None:
+        func = self._funcs.get(name)
+        if func is None:
+            return
+        try:
+            func(*args)
+        except Exception:
+            self._log.exception("hook.failed", hook=name)
