@@ -120,6 +120,12 @@ GROUPS: tuple[Group, ...] = (
     Group("limits", "Request limits", "Bounds on the request head, against abuse."),
     Group("logging", "Logging", "The error log and the access log."),
     Group("process", "Process", "Identity and life of the master process."),
+    Group(
+        "hooks",
+        "Server hooks",
+        "Functions called at points of the server's life, as MODULE:FUNCTION import strings"
+        " (gunicorn's hook names and arguments; see docs/signals.md).",
+    ),
 )
 _GROUPS_BY_NAME = {g.name: g for g in GROUPS}
 TABLES: tuple[str, ...] = tuple(g.name for g in GROUPS if g.table)
@@ -456,6 +462,17 @@ class Settings(BaseModel):
             "request. 0 closes the connection after each response."
         ),
     )
+    header_timeout: Annotated[
+        float, Option("workers", ("--header-timeout",), metavar="SECONDS")
+    ] = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "Seconds a client has to send a complete request head, counted from its first "
+            "byte; a slower client gets 408 and the connection is closed. Idle or slow clients "
+            "never hold the application."
+        ),
+    )
     max_requests: Annotated[int, Option("workers", ("--max-requests",), metavar="INT")] = Field(
         default=0,
         ge=0,
@@ -584,6 +601,126 @@ class Settings(BaseModel):
     daemon: Annotated[bool, Option("process", ("-D", "--daemon"))] = Field(
         default=False,
         description="Detach from the terminal and run in the background.",
+    )
+
+    # --- hooks ----------------------------------------------------------------------------
+    on_starting: Annotated[
+        NonEmptyStr | None, Option("hooks", ("--on-starting",), metavar="MODULE:FUNCTION")
+    ] = Field(
+        default=None,
+        description=(
+            "Called as on_starting(server): in the master, before the listeners are bound."
+        ),
+    )
+    on_reload: Annotated[
+        NonEmptyStr | None, Option("hooks", ("--on-reload",), metavar="MODULE:FUNCTION")
+    ] = Field(
+        default=None,
+        description=(
+            "Called as on_reload(server): in the master, on HUP before the new workers start."
+        ),
+    )
+    when_ready: Annotated[
+        NonEmptyStr | None, Option("hooks", ("--when-ready",), metavar="MODULE:FUNCTION")
+    ] = Field(
+        default=None,
+        description=(
+            "Called as when_ready(server): in the master, once the first generation "
+            "of workers has booted."
+        ),
+    )
+    pre_fork: Annotated[
+        NonEmptyStr | None, Option("hooks", ("--pre-fork",), metavar="MODULE:FUNCTION")
+    ] = Field(
+        default=None,
+        description=(
+            "Called as pre_fork(server, worker): in the master, before each worker is forked."
+        ),
+    )
+    post_fork: Annotated[
+        NonEmptyStr | None, Option("hooks", ("--post-fork",), metavar="MODULE:FUNCTION")
+    ] = Field(
+        default=None,
+        description=("Called as post_fork(server, worker): in the worker, just after the fork."),
+    )
+    post_worker_init: Annotated[
+        NonEmptyStr | None, Option("hooks", ("--post-worker-init",), metavar="MODULE:FUNCTION")
+    ] = Field(
+        default=None,
+        description=(
+            "Called as post_worker_init(worker): in the worker, after the application is loaded."
+        ),
+    )
+    worker_int: Annotated[
+        NonEmptyStr | None, Option("hooks", ("--worker-int",), metavar="MODULE:FUNCTION")
+    ] = Field(
+        default=None,
+        description=("Called as worker_int(worker): in the worker, when it gets INT or QUIT."),
+    )
+    worker_abort: Annotated[
+        NonEmptyStr | None, Option("hooks", ("--worker-abort",), metavar="MODULE:FUNCTION")
+    ] = Field(
+        default=None,
+        description=(
+            "Called as worker_abort(worker): in the worker, when the master aborts "
+            "it after a timeout."
+        ),
+    )
+    pre_exec: Annotated[
+        NonEmptyStr | None, Option("hooks", ("--pre-exec",), metavar="MODULE:FUNCTION")
+    ] = Field(
+        default=None,
+        description=(
+            "Called as pre_exec(server): in the master, before the new master is exec'd (USR2)."
+        ),
+    )
+    pre_request: Annotated[
+        NonEmptyStr | None, Option("hooks", ("--pre-request",), metavar="MODULE:FUNCTION")
+    ] = Field(
+        default=None,
+        description=(
+            "Called as pre_request(worker, req): in the worker, before the application is called."
+        ),
+    )
+    post_request: Annotated[
+        NonEmptyStr | None, Option("hooks", ("--post-request",), metavar="MODULE:FUNCTION")
+    ] = Field(
+        default=None,
+        description=(
+            "Called as post_request(worker, req, environ, resp): in the worker, "
+            "after the response was sent."
+        ),
+    )
+    child_exit: Annotated[
+        NonEmptyStr | None, Option("hooks", ("--child-exit",), metavar="MODULE:FUNCTION")
+    ] = Field(
+        default=None,
+        description=(
+            "Called as child_exit(server, worker): in the master, after a worker was reaped."
+        ),
+    )
+    worker_exit: Annotated[
+        NonEmptyStr | None, Option("hooks", ("--worker-exit",), metavar="MODULE:FUNCTION")
+    ] = Field(
+        default=None,
+        description=(
+            "Called as worker_exit(server, worker): in the master, after a worker "
+            "was reaped (after child_exit)."
+        ),
+    )
+    nworkers_changed: Annotated[
+        NonEmptyStr | None, Option("hooks", ("--nworkers-changed",), metavar="MODULE:FUNCTION")
+    ] = Field(
+        default=None,
+        description=(
+            "Called as nworkers_changed(server, new_value, old_value): in the "
+            "master, when the worker count changes."
+        ),
+    )
+    on_exit: Annotated[
+        NonEmptyStr | None, Option("hooks", ("--on-exit",), metavar="MODULE:FUNCTION")
+    ] = Field(
+        default=None, description="Called as on_exit(server): in the master, just before it exits."
     )
 
 

@@ -52,7 +52,6 @@ SMALL_BODY = 65536
 HIGH_WATER = 4 * 1024 * 1024
 LINGER_SECONDS = 2.0
 SWEEP_INTERVAL = 1.0
-HEADER_TIMEOUT = 30.0
 
 
 class Connection:
@@ -196,7 +195,7 @@ class ConnectionLoop(Worker):
         )
         self.keepalive = float(settings.keepalive)
         self.io_timeout = float(settings.timeout) or 30.0
-        self.header_timeout = float(getattr(settings, "header_timeout", HEADER_TIMEOUT))
+        self.header_timeout = float(settings.header_timeout)
         self.max_connections = max(1, int(settings.worker_connections))
         self.requests_left = self._request_budget()
         self.access = self.ctx.logs.access
