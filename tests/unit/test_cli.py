@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,11 @@ import pytest
 
 from wsgid import __version__, cli, loader, master
 from wsgid.settings import GROUPS, SPECS, TABLES, LoadedSettings, load_settings
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA_FILE = REPO / "config" / "wsgid.schema.json"
@@ -158,6 +164,15 @@ def test_schema_describes_every_file_setting_at_top_level_and_in_its_table() -> 
         assert table["additionalProperties"] is False
     assert "config" not in schema["properties"]
     assert set(TABLES) <= set(schema["properties"])
+
+
+def test_schema_accepts_the_example_and_rejects_a_misplaced_key() -> None:
+    jsonschema = pytest.importorskip("jsonschema", reason="jsonschema is not installed")
+    validator = jsonschema.Draft202012Validator(json.loads(cli.schema_text()))
+    with EXAMPLE_FILE.open("rb") as fp:
+        assert list(validator.iter_errors(tomllib.load(fp))) == []
+    assert list(validator.iter_errors({"server": {"timeout": 3}}))
+    assert list(validator.iter_errors({"workers": {"workers": 0}}))
 
 
 # --- docs and the example file --------------------------------------------------------------
