@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 KINDS = {
     "sync": "wsgid.workers.sync:SyncWorker",
+    "gthread": "wsgid.workers.gthread:ThreadWorker",
 }
 
 

@@ -33,7 +33,7 @@ from collections import deque
 from typing import IO, Any
 
 from wsgid.http import environ as environ_mod
-from wsgid.http import policy
+from wsgid.http import exchange, policy
 from wsgid.http.errors import BodyError, ProtocolError, error_response
 from wsgid.http.exchange import FileWrapper
 from wsgid.http.parser import Limits, Request, RequestParser
@@ -59,6 +59,7 @@ class Connection:
 
     __slots__ = (
         "base",
+        "busy",
         "closing",
         "events",
         "fd",
@@ -85,6 +86,9 @@ class Connection:
         self.out_size = 0
         self.events = EPOLLIN
         self.closing = False  # close once the output queue is empty
+        # A pool thread owns the connection (gthread): the loop neither reads,
+        # writes nor times it out until the thread hands it back.
+        self.busy = False
         self.linger_until = 0.0  # >0: write side shut, draining input until then
         self.last_active = time.monotonic()
         self.head_started = 0.0
@@ -281,6 +285,10 @@ class ConnectionLoop(Worker):
             self.reopen_requested = False
             self.ctx.logs.reopen()
             self.errors_stream = self.ctx.logs.error_stream
+        self.on_wake()
+
+    def on_wake(self) -> None:
+        """The wake-up pipe was written to (a signal, or a kind's own thread)."""
 
     def _stopping(self) -> bool:
         """Called while a graceful stop runs; False once the loop may end."""
@@ -298,7 +306,7 @@ class ConnectionLoop(Worker):
 
     @staticmethod
     def _idle(conn: Connection) -> bool:
-        return not conn.out and not conn.parser.in_head and not conn.parser.ready
+        return not (conn.busy or conn.out or conn.parser.in_head or conn.parser.ready)
 
     def _on_listener(self, fd: int) -> None:
         listener = self.listeners[fd]
@@ -355,7 +363,7 @@ class ConnectionLoop(Worker):
     def _process(self, conn: Connection) -> None:
         """Handle the complete requests queued on `conn`, in order."""
         ready = conn.parser.ready
-        while ready and not conn.out and not conn.closing:
+        while ready and not conn.out and not conn.closing and not conn.busy:
             req = ready[0]
             if not (
                 req.body_complete
@@ -366,12 +374,51 @@ class ConnectionLoop(Worker):
                 return  # a small body is still arriving
             ready.popleft()
             self.handle(conn, req)
-            if conn.fd not in self.conns:
-                return
-        self._after_output(conn)
+        if not conn.busy:
+            self._after_output(conn)
 
     def handle(self, conn: Connection, req: Request) -> None:
+        """Serve one complete request; the kind decides where the app runs."""
         raise NotImplementedError
+
+    def run_request(self, conn: Connection, req: Request, keep_alive: bool) -> None:
+        """Call the app for `req` and send the response; then hooks and the access log.
+
+        Runs in the loop's thread (sync) or a pool thread (gthread); it touches
+        only `conn` and `req`, never the loop's tables.
+        """
+        access = self.access
+        started = time.perf_counter() if access is not None else 0.0
+        self.current = (req.method, req.path.decode("latin-1"), conn.peer, time.monotonic())
+        if self.hooks.has("pre_request"):
+            self.hooks.call("pre_request", self, req)
+        try:
+            outcome = exchange.run(self.app, conn.base, req, conn, self.log, keep_alive)
+        except OSError:
+            # The client went away while the response was being written:
+            # drop what is queued and let the loop close the connection.
+            conn.out.clear()
+            conn.out_size = 0
+            conn.closing = True
+            return
+        finally:
+            self.current = None
+        self.finish_request(conn, req, outcome.keep_alive)
+        if self.hooks.has("post_request"):
+            self.hooks.call("post_request", self, req, outcome.environ, outcome.response)
+        if access is not None:
+            headers = dict(req.headers)
+            access.log(
+                remote=conn.peer,
+                method=req.method,
+                target=req.target,
+                version=req.version,
+                status=outcome.response.status_code,
+                size=outcome.response.bytes_sent,
+                referer=headers.get(b"Referer", b"").decode("latin-1"),
+                user_agent=headers.get(b"User-Agent", b"").decode("latin-1"),
+                duration_us=int((time.perf_counter() - started) * 1e6),
+            )
 
     def keep_alive_for(self, req: Request) -> bool:
         """Whether the response to `req` may leave the connection open."""
@@ -399,17 +446,25 @@ class ConnectionLoop(Worker):
     def _after_output(self, conn: Connection) -> None:
         """Switch between reading and writing, or close, as the queue dictates."""
         if conn.out:
-            if conn.events != EPOLLOUT:
-                conn.events = EPOLLOUT
-                self.epoll.modify(conn.fd, EPOLLOUT)
+            self._watch(conn, EPOLLOUT)
             return
         if conn.closing:
             self._close(conn, linger=True)
             return
-        if conn.events != EPOLLIN:
-            conn.events = EPOLLIN
-            self.epoll.modify(conn.fd, EPOLLIN)
+        self._watch(conn, EPOLLIN)
         conn.last_active = time.monotonic()
+
+    def _watch(self, conn: Connection, events: int) -> None:
+        """Set what epoll reports for `conn`; 0 = not registered (a thread owns it)."""
+        if conn.events == events:
+            return
+        if not events:
+            self.epoll.unregister(conn.fd)
+        elif not conn.events:
+            self.epoll.register(conn.fd, events)
+        else:
+            self.epoll.modify(conn.fd, events)
+        conn.events = events
 
     def _on_writable(self, conn: Connection) -> None:
         try:
@@ -453,10 +508,12 @@ class ConnectionLoop(Worker):
             else:
                 conn.linger_until = time.monotonic() + LINGER_SECONDS
                 conn.parser.ready.clear()
+                self._watch(conn, EPOLLIN)  # from now on: read and drop until EOF
                 return
         self.conns.pop(conn.fd, None)
-        with contextlib.suppress(OSError, ValueError):
-            self.epoll.unregister(conn.fd)
+        if conn.events:
+            with contextlib.suppress(OSError, ValueError):
+                self.epoll.unregister(conn.fd)
         conn.sock.close()
         if self.alive and not self.accepting and len(self.conns) < self.max_connections:
             self._accept(True)
@@ -465,6 +522,8 @@ class ConnectionLoop(Worker):
         """Close connections past their idle, head, write or linger deadlines."""
         keepalive = self.keepalive
         for conn in list(self.conns.values()):
+            if conn.busy:
+                continue  # its thread is bounded by the I/O timeout itself
             if conn.linger_until:
                 if now > conn.linger_until:
                     self._close(conn)

@@ -9,9 +9,6 @@ hold the application.
 
 from __future__ import annotations
 
-import time
-
-from wsgid.http import exchange
 from wsgid.http.parser import Request
 from wsgid.workers.loop import Connection, ConnectionLoop
 
@@ -21,33 +18,4 @@ class SyncWorker(ConnectionLoop):
     multithread = False
 
     def handle(self, conn: Connection, req: Request) -> None:
-        access = self.access
-        started = time.perf_counter() if access is not None else 0.0
-        keep_alive = self.keep_alive_for(req)
-        self.current = (req.method, req.path.decode("latin-1"), conn.peer, time.monotonic())
-        if self.hooks.has("pre_request"):
-            self.hooks.call("pre_request", self, req)
-        try:
-            outcome = exchange.run(self.app, conn.base, req, conn, self.log, keep_alive)
-        except OSError:
-            # The client went away while the response was being written.
-            self._close(conn)
-            return
-        finally:
-            self.current = None
-        self.finish_request(conn, req, outcome.keep_alive)
-        if self.hooks.has("post_request"):
-            self.hooks.call("post_request", self, req, outcome.environ, outcome.response)
-        if access is not None:
-            headers = dict(req.headers)
-            access.log(
-                remote=conn.peer,
-                method=req.method,
-                target=req.target,
-                version=req.version,
-                status=outcome.response.status_code,
-                size=outcome.response.bytes_sent,
-                referer=headers.get(b"Referer", b"").decode("latin-1"),
-                user_agent=headers.get(b"User-Agent", b"").decode("latin-1"),
-                duration_us=int((time.perf_counter() - started) * 1e6),
-            )
+        self.run_request(conn, req, self.keep_alive_for(req))
