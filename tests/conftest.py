@@ -6,7 +6,8 @@
   file or a temp file of it was left behind.
 - `no_leaked_processes` (autouse): the test errors if any process it started through the
   harness — by process group, session, or as a worker pid seen — outlives it.
-- Session end: no `wsgid-test-*` directory is left in the system temp dir.
+- `session_tmp`: the parent of every work directory; the session errors if anything is left
+  in it at the end, and removes it.
 """
 
 from __future__ import annotations
@@ -30,21 +31,23 @@ TEMP_PREFIX = "wsgid-test-"
 _STARTED: list[WsgidServer] = []
 
 
-def _our_temp_dirs() -> set[str]:
-    return {p.name for p in Path(tempfile.gettempdir()).glob(TEMP_PREFIX + "*")}
+@pytest.fixture(scope="session")
+def session_tmp() -> Iterator[Path]:
+    """One directory under the system temp dir holding every test's work directory.
 
-
-@pytest.fixture(scope="session", autouse=True)
-def no_temp_dirs_left() -> Iterator[None]:
-    before = _our_temp_dirs()
-    yield
-    left = _our_temp_dirs() - before
-    assert not left, f"temporary directories left behind: {sorted(left)}"
+    At the end of the session it must be empty (each test removed its own), and is removed.
+    """
+    root = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX + "session-"))
+    yield root
+    left = sorted(p.name for p in root.iterdir())
+    shutil.rmtree(root, ignore_errors=True)
+    assert not left, f"temporary directories left behind in {root}: {left}"
+    assert not root.exists()
 
 
 @pytest.fixture
-def workdir() -> Iterator[WorkDir]:
-    root = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX))
+def workdir(session_tmp: Path) -> Iterator[WorkDir]:
+    root = Path(tempfile.mkdtemp(prefix="test-", dir=session_tmp))
     try:
         yield WorkDir(root)
     finally:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from support.client import chunked, multipart, random_bytes, read_response
+from support.client import chunked, multipart, random_bytes
 from support.server import WsgidServer
 
 APPS = {"flask": "flask_app:app", "django": "djproject.wsgi:application"}
@@ -167,14 +167,14 @@ def test_framework_chunked_request_body_raw_socket_then_keepalive(server: WsgidS
         b"POST /raw HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         b"Content-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
     )
-    with server.connect() as sock:
-        sock.sendall(head + chunked(pieces, extensions=True, trailer="X-Trailer: yes\r\n"))
-        first = read_response(sock, "POST")
+    with server.raw() as conn:
+        first = conn.request(
+            head + chunked(pieces, extensions=True, trailer="X-Trailer: yes\r\n"), "POST"
+        )
         assert first.status == 200, first.body
         assert json.loads(first.body)["sha256"] == hashlib.sha256(b"".join(pieces)).hexdigest()
         # Nothing of the chunked body may be left over to be read as the next request.
-        sock.sendall(b"GET /echo?second=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        second = read_response(sock)
+        second = conn.request(b"GET /echo?second=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         assert second.status == 200
         assert json.loads(second.body)["args"] == {"second": ["1"]}
 

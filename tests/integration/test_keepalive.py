@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Callable
 
-from support.client import read_response
 from support.server import WsgidServer
 
 SLEEP_APP = "sleep_app:app"
@@ -38,24 +36,24 @@ def test_keepalive_several_requests_reuse_one_connection(
 
 def test_keepalive_pipelined_requests_answered_in_order(wsgid: Callable[..., WsgidServer]) -> None:
     server = wsgid(SLEEP_APP, workers=1)
-    with server.connect() as sock:
-        sock.sendall(
+    with server.raw() as conn:
+        conn.send(
             b"".join(f"GET /pid?n={i} HTTP/1.1\r\nHost: x\r\n\r\n".encode() for i in range(3))
         )
-        ports = {json.loads(read_response(sock).body)["remote_port"] for _ in range(3)}
-    assert len(ports) == 1
+        answers = [conn.read_response() for _ in range(3)]
+    assert [a.status for a in answers] == [200, 200, 200]
+    assert len({json.loads(a.body)["remote_port"] for a in answers}) == 1
 
 
 def test_idle_keepalive_connection_closed_after_keepalive_seconds(
     wsgid: Callable[..., WsgidServer],
 ) -> None:
     server = wsgid(SLEEP_APP, "--keep-alive", "1", workers=1)
-    with server.connect(timeout=10) as sock:
-        first = read_response_after(sock, b"GET /pid HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert first == 200
-        # The server closes the idle connection by itself: recv sees EOF well before our 10 s.
-        sock.settimeout(10)
-        assert sock.recv(1) == b""
+    with server.raw(timeout=10) as conn:
+        first = conn.request(b"GET /pid HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert first.status == 200
+        # The server closes the idle connection by itself: EOF well before our 10 s timeout.
+        assert conn.fp.read(1) == b""
 
 
 def test_http10_request_without_keepalive_is_answered_then_closed(
@@ -70,11 +68,6 @@ def test_http10_request_without_keepalive_is_answered_then_closed(
     assert data.startswith(b"HTTP/1.")
     assert b" 200 " in data.split(b"\r\n", 1)[0]
     assert b'"pid"' in data
-
-
-def read_response_after(sock: socket.socket, request: bytes) -> int:
-    sock.sendall(request)
-    return read_response(sock).status
 
 
 def test_keepalive_connection_survives_app_error(wsgid: Callable[..., WsgidServer]) -> None:

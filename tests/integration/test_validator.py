@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from support.client import chunked, random_bytes, read_response
+from support.client import chunked, random_bytes
 from support.server import WsgidServer
 
 APP = "validated_app:application"
@@ -52,16 +52,14 @@ def test_validator_get(server: WsgidServer) -> None:
 def test_validator_head_has_no_body_and_connection_stays_usable(server: WsgidServer) -> None:
     get = server.get("/head-check")
     assert get.status == 200
-    with server.connect() as sock:
-        sock.sendall(b"HEAD /head-check HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        head = read_response(sock, "HEAD")
+    with server.raw() as conn:
+        head = conn.request(b"HEAD /head-check HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", "HEAD")
         assert head.status == 200
         assert head.body == b""
         # The echo of a HEAD is the GET's echo with "HEAD" for "GET": one byte longer.
         assert head.headers.get("Content-Length") == str(len(get.body) + 1)
         # Had wsgid sent the body after the HEAD response, it would be parsed as this response.
-        sock.sendall(b"GET /after-head HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        after = read_response(sock)
+        after = conn.request(b"GET /after-head HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         assert after.status == 200
         assert echo(after.body)["path"] == "/after-head"
 
@@ -82,13 +80,13 @@ def test_validator_post(server: WsgidServer) -> None:
 def test_validator_chunked_post(server: WsgidServer) -> None:
     pieces = [random_bytes(n) for n in (5, 5000, 70_000, 1)]
     data = b"".join(pieces)
-    with server.connect() as sock:
-        sock.sendall(
+    with server.raw() as conn:
+        r = conn.request(
             b"POST /chunked HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             b"Content-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
-            + chunked(pieces)
+            + chunked(pieces),
+            "POST",
         )
-        r = read_response(sock, "POST")
     assert r.status == 200, r.body
     got = echo(r.body)
     assert got["method"] == "POST"

@@ -52,17 +52,71 @@ class RawResult:
     body: bytes
 
 
-def read_response(sock: socket.socket, method: str = "GET") -> RawResult:
-    """Parse one HTTP response from a raw socket (leaves the socket open for the next one)."""
-    resp = http.client.HTTPResponse(sock, method=method)
-    resp.begin()
-    body = resp.read()
-    return RawResult(resp.status, resp.headers, body)
+class RawConnection:
+    """HTTP/1.1 over a raw socket, with one read buffer for the connection's whole life.
 
+    http.client.HTTPResponse buffers per response, so it loses bytes of a following response
+    that arrived in the same segment (pipelining); this reader never does.
+    """
 
-def send_raw(sock: socket.socket, data: bytes, method: str = "GET") -> RawResult:
-    sock.sendall(data)
-    return read_response(sock, method)
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.fp = sock.makefile("rb")
+
+    def __enter__(self) -> RawConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.fp.close()
+        self.sock.close()
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def request(self, data: bytes, method: str = "GET") -> RawResult:
+        self.send(data)
+        return self.read_response(method)
+
+    def read_response(self, method: str = "GET") -> RawResult:
+        line = self.fp.readline(65537)
+        if not line:
+            raise http.client.RemoteDisconnected("connection closed before a response")
+        version, status, *_ = line.decode("latin-1").split(" ", 2)
+        assert version.startswith("HTTP/1."), line
+        code = int(status)
+        headers = http.client.parse_headers(self.fp)
+        if method == "HEAD" or code in (204, 304) or 100 <= code < 200:
+            body = b""
+        elif "chunked" in headers.get("Transfer-Encoding", "").lower():
+            body = self._read_chunked()
+        elif headers.get("Content-Length") is not None:
+            body = self._read_exactly(int(headers["Content-Length"]))
+        else:
+            body = self.fp.read()  # delimited by the close
+        return RawResult(code, headers, body)
+
+    def _read_exactly(self, n: int) -> bytes:
+        data = self.fp.read(n)
+        if len(data) != n:
+            raise http.client.IncompleteRead(data, n - len(data))
+        return data
+
+    def _read_chunked(self) -> bytes:
+        parts = []
+        while True:
+            size_line = self.fp.readline(65537)
+            if not size_line:
+                raise http.client.IncompleteRead(b"".join(parts))
+            size = int(size_line.split(b";", 1)[0].strip(), 16)
+            if size == 0:
+                while self.fp.readline(65537) not in (b"\r\n", b"\n", b""):
+                    pass  # trailer fields
+                return b"".join(parts)
+            parts.append(self._read_exactly(size))
+            self._read_exactly(2)
 
 
 def chunked(pieces: Sequence[bytes], extensions: bool = False, trailer: str = "") -> bytes:

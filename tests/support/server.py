@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from support import procs
+from support.client import RawConnection
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 APPS_DIR = REPO_ROOT / "tests" / "apps"
@@ -323,6 +324,10 @@ class WsgidServer:
     def connect(self, timeout: float = 10.0) -> socket.socket:
         """A raw TCP connection to the server."""
         return socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+
+    def raw(self, timeout: float = 10.0) -> RawConnection:
+        """A raw HTTP connection (bytes in, parsed responses out; pipelining-safe)."""
+        return RawConnection(self.connect(timeout))
 
     def request(
         self,
