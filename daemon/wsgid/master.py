@@ -138,7 +138,7 @@ class Master:
         _set_title(f"wsgid: master [{self.app_label}]")
         try:
             self.hooks = Hooks(self.settings, self.log)
-            self.worker_class = resolve(self.settings.worker_class)
+            self.worker_class = resolve(_worker_kind(self.settings))
         except (HookError, UnknownWorkerClass) as exc:
             return self._fail_start(str(exc), EXIT_CONFIG)
         self.hooks.call("on_starting", self)
@@ -173,7 +173,7 @@ class Master:
                 version=_version(),
                 listening=",".join(str(lst) for lst in self.listeners),
                 workers=self.target,
-                worker_class=self.settings.worker_class,
+                worker_class=self.worker_class.kind,
             )
             self.notifier.status(f"booting {self.target} workers")
             self._manage_workers()
@@ -319,7 +319,7 @@ class Master:
             loaded = self.reload_settings()
             new = loaded.settings
             hooks = Hooks(new, self.log)
-            worker_class = resolve(new.worker_class)
+            worker_class = resolve(_worker_kind(new))
         except Exception as exc:  # a ConfigError, HookError, ... : keep serving
             self.log.error("reload.failed", error=str(exc), action="keeping the running workers")
             self._announce_ready()
@@ -381,7 +381,7 @@ class Master:
         self.generation, self.settings = old_generation, old_settings
         self.target = int(old_settings.workers)
         self.hooks = Hooks(old_settings, self.log)
-        self.worker_class = resolve(old_settings.worker_class)
+        self.worker_class = resolve(_worker_kind(old_settings))
         self.log.error("reload.failed", error=reason, action="keeping the running workers")
         self._announce_ready()
 
@@ -597,6 +597,13 @@ class Master:
         )
         self.hooks.call("post_fork", self, worker)
         return worker.run()
+
+
+def _worker_kind(settings: Any) -> str:
+    """gunicorn's rule: `threads` > 1 with the default sync kind means gthread."""
+    if settings.worker_class == "sync" and int(settings.threads) > 1:
+        return "gthread"
+    return str(settings.worker_class)
 
 
 def _describe(status: int) -> str:

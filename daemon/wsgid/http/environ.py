@@ -18,6 +18,7 @@ Decisions:
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import IO, Any
 from urllib.parse import unquote_to_bytes
@@ -74,8 +75,6 @@ def connection_base(
 
 
 def _script_name() -> str:
-    import os
-
     return os.environ.get("SCRIPT_NAME", "").rstrip("/")
 
 
@@ -93,14 +92,16 @@ def build(base: dict[str, Any], req: Request, wsgi_input: object) -> dict[str, A
     env["SERVER_PROTOCOL"] = req.version
     env["RAW_URI"] = req.target.decode("latin-1")
     env["wsgi.input"] = wsgi_input
+    cached = _KEY_CACHE.get
     for name, value in req.headers:
-        key = _environ_key(name)
+        key = cached(name)
+        if key is None:
+            key = _environ_key(name)
         if not key:
             continue
-        text = value.decode("latin-1")
-        if key in env and key.startswith("HTTP_"):
+        if key in env:  # a repeated field (policy refuses repeated CONTENT_*)
             sep = "; " if key == "HTTP_COOKIE" else ", "
-            env[key] = env[key] + sep + text
+            env[key] = env[key] + sep + value.decode("latin-1")
         else:
-            env[key] = text
+            env[key] = value.decode("latin-1")
     return env

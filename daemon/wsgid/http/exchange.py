@@ -103,24 +103,13 @@ def run(
     keep_alive: bool,
 ) -> Outcome:
     """Call `app` for `req` and send its response through `channel`."""
-    resp = Response(req, keep_alive)
+    resp = Response(req, keep_alive, channel)
     before_read = _continue_sender(channel, req) if req.expect_continue else None
     environ = environ_mod.build(base, req, InputStream(req, channel.fill, before_read))
 
-    def write(data: bytes) -> None:
-        if resp.status is None:
-            raise AssertionError("write() called before start_response()")
-        if not resp.head_sent:
-            channel.send(resp.head(None))
-        channel.send(resp.frame(data))
-
-    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-        resp.start_response(status, headers, exc_info)
-        return write
-
     result: Iterable[bytes] | None = None
     try:
-        result = app(environ, start_response)
+        result = app(environ, resp.start_response)
         _send_result(result, resp, channel)
     except Exception as exc:
         return _fail(exc, resp, req, channel, log, environ)

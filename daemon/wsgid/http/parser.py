@@ -22,10 +22,19 @@ import httptools
 from wsgid.http import policy
 from wsgid.http.errors import BadRequest, ProtocolError
 
+_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
+# RFC 9112 §2.3: wsgid speaks HTTP/1.1 and answers HTTP/1.0 clients.
+_VERSIONS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
+
+
+# gunicorn's ceiling on limit_request_fields, also what 0 means there.
+MAX_FIELDS = 32768
+
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Head limits; 0 means unlimited where gunicorn documents that."""
+    """Head limits; 0 means unlimited (request line, field size) or the
+    32768 ceiling (field count), as in gunicorn."""
 
     request_line: int = 4094
     fields: int = 100
@@ -39,7 +48,7 @@ class Limits:
         client could grow one value forever.
         """
         line = self.request_line or 65536
-        fields = self.fields or 32768
+        fields = min(self.fields or MAX_FIELDS, MAX_FIELDS)
         size = self.field_size or 65536
         return min(line + fields * (size + 4) + 4, 64 * 1024 * 1024)
 
@@ -90,24 +99,33 @@ class RequestParser:
 
     __slots__ = (
         "_cur",
+        "_field_size",
+        "_fields",
         "_head_bytes",
-        "_header_count",
+        "_head_limit",
+        "_headers",
         "_in_head",
-        "_limits",
+        "_line_limit",
         "_parser",
         "_url",
         "ready",
     )
 
     def __init__(self, limits: Limits) -> None:
-        self._limits = limits
+        # Limits as plain ints (0 = unlimited becomes "never reached"): the
+        # callbacks below run once per header of every request.
+        unlimited = 1 << 62
+        self._line_limit = limits.request_line or unlimited
+        self._fields = min(limits.fields or MAX_FIELDS, MAX_FIELDS)
+        self._field_size = (limits.field_size or unlimited) - 2
+        self._head_limit = limits.head
         self._parser = httptools.HttpRequestParser(self)
         self.ready: deque[Request] = deque()
         self._cur: Request | None = None
+        self._headers: list[tuple[bytes, bytes]] = []
         self._url = b""
         self._in_head = False
         self._head_bytes = 0
-        self._header_count = 0
 
     @property
     def in_head(self) -> bool:
@@ -123,7 +141,7 @@ class RequestParser:
         """Parse `data`; raise ProtocolError if it breaks the protocol."""
         if self._in_head:
             self._head_bytes += len(data)
-            if self._head_bytes > self._limits.head:
+            if self._head_bytes > self._head_limit:
                 raise ProtocolError(431, "request head too large")
         try:
             self._parser.feed_data(data)
@@ -143,46 +161,46 @@ class RequestParser:
             raise ProtocolError(policy.status_for_bad_method(data), str(exc)) from None
         except httptools.HttpParserError as exc:
             raise policy.protocol_error_from_llhttp(str(exc), data) from None
-        if self._in_head and self._head_bytes > self._limits.head:
+        if self._in_head and self._head_bytes > self._head_limit:
             raise ProtocolError(431, "request head too large")
 
     # llhttp callbacks; each runs inside feed_data.
 
     def on_message_begin(self) -> None:
-        self._cur = Request()
+        req = self._cur = Request()
+        self._headers = req.headers
         self._url = b""
         self._in_head = True
         self._head_bytes = 0
-        self._header_count = 0
 
     def on_url(self, url: bytes) -> None:
         self._url += url
-        limit = self._limits.request_line
-        if limit and len(self._url) > limit:
+        if len(self._url) > self._line_limit:
             raise ProtocolError(414, "request line too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        limits = self._limits
-        self._header_count += 1
-        if limits.fields and self._header_count > limits.fields:
-            raise ProtocolError(431, "too many header fields")
-        if limits.field_size and len(name) + len(value) + 2 > limits.field_size:
+        headers = self._headers
+        headers.append((name, value))
+        if len(name) + len(value) > self._field_size:
             raise ProtocolError(431, "header field too large")
-        req = self._cur
-        assert req is not None
-        req.headers.append((name, value))
+        if len(headers) > self._fields:
+            raise ProtocolError(431, "too many header fields")
 
     def on_headers_complete(self) -> None:
         req = self._cur
         assert req is not None
         parser = self._parser
-        req.method = parser.get_method().decode("ascii")
-        req.version = "HTTP/" + parser.get_http_version()
+        method = parser.get_method()
+        req.method = _METHODS.get(method) or method.decode("ascii")
+        version = _VERSIONS.get(parser.get_http_version())
+        if version is None:  # llhttp lets HTTP/0.9 and HTTP/2.0 through
+            raise ProtocolError(505, "only HTTP/1.0 and HTTP/1.1 are served")
+        req.version = version
         req.keep_alive = parser.should_keep_alive()
-        limit = self._limits.request_line
-        if limit and len(req.method) + len(self._url) + 11 > limit:
+        url = self._url
+        if len(req.method) + len(url) + 11 > self._line_limit:
             raise ProtocolError(414, "request line too long")
-        req.target = self._url
+        req.target = url
         policy.check_head(req)
         self._in_head = False
         self.ready.append(req)

@@ -71,6 +71,24 @@ def may_drain(req: Request) -> bool:
     return (req.content_length or 0) - req.body_received <= DRAIN_LIMIT
 
 
+_HOST, _CONTENT_LENGTH, _TRANSFER_ENCODING, _CONTENT_TYPE, _EXPECT = range(5)
+_FRAMING_NAMES = {
+    b"host": _HOST,
+    b"content-length": _CONTENT_LENGTH,
+    b"transfer-encoding": _TRANSFER_ENCODING,
+    b"content-type": _CONTENT_TYPE,
+    b"expect": _EXPECT,
+}
+# The spellings clients actually send, so most fields skip `.lower()`.
+_FIELD_KINDS = {
+    **_FRAMING_NAMES,
+    **{name.title(): kind for name, kind in _FRAMING_NAMES.items()},
+    **{name.title(): None for name in (b"user-agent", b"accept", b"accept-language",
+       b"accept-encoding", b"cookie", b"referer", b"connection", b"cache-control")},
+}  # fmt: skip
+_FRAMING_LENGTHS = frozenset(len(name) for name in _FRAMING_NAMES)
+
+
 def check_head(req: Request) -> None:
     """Validate a complete head; fill in path, query and body framing."""
     _check_target(req)
@@ -78,21 +96,26 @@ def check_head(req: Request) -> None:
     content_types = 0
     content_length: bytes | None = None
     transfer_encoding: bytes | None = None
+    kinds = _FIELD_KINDS
     for name, value in req.headers:
-        lname = name.lower()
-        if lname == b"host":
+        kind = kinds.get(name, -1)
+        if kind == -1 and len(name) in _FRAMING_LENGTHS:
+            kind = _FRAMING_NAMES.get(name.lower())
+        if kind is None or kind == -1:
+            continue
+        if kind == _HOST:
             hosts += 1
-        elif lname == b"content-length":
+        elif kind == _CONTENT_LENGTH:
             if content_length is not None:
                 raise BadRequest("more than one Content-Length")
             content_length = value
-        elif lname == b"transfer-encoding":
+        elif kind == _TRANSFER_ENCODING:
             transfer_encoding = (
                 value if transfer_encoding is None else transfer_encoding + b"," + value
             )
-        elif lname == b"content-type":
+        elif kind == _CONTENT_TYPE:
             content_types += 1
-        elif lname == b"expect":
+        else:  # Expect
             # RFC 9110 §10.1.1: only HTTP/1.1 clients wait for 100 Continue
             req.expect_continue = req.version == "HTTP/1.1" and value.lower() == b"100-continue"
     if req.version == "HTTP/1.1" and hosts != 1:

@@ -41,6 +41,15 @@ _HOP_BY_HOP = frozenset(
 
 _date_cache: tuple[int, bytes] = (0, b"")
 
+# Header items already found valid, and serialised heads (all but Date) keyed
+# on everything that shapes them: most apps send the same few heads over and
+# over, and building one costs more than the rest of the response. Both are
+# bounded: a new entry past the bound empties the table.
+_VALID_HEADERS: set[tuple[str, str]] = set()
+_HEAD_CACHE: dict[tuple[Any, ...], tuple[bytes, bool, int | None, bool, bool]] = {}
+_CACHE_MAX = 1024
+_HEAD_END = SERVER_HEADER + b"\r\n"
+
 
 def date_header() -> bytes:
     """`Date: ...\\r\\n`, formatted at most once a second."""
@@ -61,6 +70,7 @@ class Response:
     __slots__ = (
         "body_allowed",
         "bytes_sent",
+        "channel",
         "chunked",
         "content_length",
         "head_sent",
@@ -71,8 +81,9 @@ class Response:
         "status_code",
     )
 
-    def __init__(self, req: Request, keep_alive: bool) -> None:
+    def __init__(self, req: Request, keep_alive: bool, channel: Any = None) -> None:
         self.req = req
+        self.channel = channel  # what write() sends through (exchange.Channel)
         self.keep_alive = keep_alive
         self.status: str | None = None
         self.status_code = 0
@@ -101,20 +112,58 @@ class Response:
             raise ResponseError(f"invalid status line {status!r}")
         if type(headers) is not list:
             raise ResponseError("response headers must be a list")
+        valid = _VALID_HEADERS
         for item in headers:
-            _check_header(item)
+            if type(item) is not tuple or item not in valid:
+                _check_header(item)
+                if len(valid) >= _CACHE_MAX:
+                    valid.clear()
+                valid.add(item)
         self.status = status
         self.status_code = int(status[:3])
         self.headers = headers
-        return None  # the exchange replaces this with its write() callable
+        return self.write
+
+    def write(self, data: bytes) -> None:
+        """PEP 3333's write() callable: send `data` as part of the body now."""
+        if self.status is None:
+            raise AssertionError("write() called before start_response()")
+        if type(data) is not bytes:
+            raise TypeError(f"write() takes bytes, not {type(data).__name__}")
+        channel = self.channel
+        if not self.head_sent:
+            channel.send(self.head(None))
+        channel.send(self.frame(data))
 
     def head(self, known_length: int | None) -> bytes:
         """Decide the framing and serialise the head; call once."""
         assert self.status is not None
-        code = self.status_code
         req = self.req
         if self.keep_alive and not policy.may_drain(req):
             self.keep_alive = False
+        key = (
+            self.status,
+            tuple(self.headers),
+            known_length,
+            self.keep_alive,
+            req.version,
+            req.method == "HEAD",
+        )
+        shape = _HEAD_CACHE.get(key)
+        if shape is None:
+            shape = self._shape(known_length)
+            if len(_HEAD_CACHE) >= _CACHE_MAX:
+                _HEAD_CACHE.clear()
+            _HEAD_CACHE[key] = shape
+        prefix, self.body_allowed, self.content_length, self.chunked, self.keep_alive = shape
+        self.head_sent = True
+        return prefix + date_header() + _HEAD_END
+
+    def _shape(self, known_length: int | None) -> tuple[bytes, bool, int | None, bool, bool]:
+        """The head up to Date, and the framing it implies (see the module docstring)."""
+        assert self.status is not None
+        code = self.status_code
+        req = self.req
         self.body_allowed = not (req.method == "HEAD" or code < 200 or code in (204, 304))
         lines = [b"HTTP/1.1 ", self.status.encode("latin-1"), b"\r\n"]
         app_length: int | None = None
@@ -148,9 +197,13 @@ class Response:
             lines.append(b"Connection: close\r\n")
         elif req.version == "HTTP/1.0":
             lines.append(b"Connection: keep-alive\r\n")
-        lines += (date_header(), SERVER_HEADER, b"\r\n")
-        self.head_sent = True
-        return b"".join(lines)
+        return (
+            b"".join(lines),
+            self.body_allowed,
+            self.content_length,
+            self.chunked,
+            self.keep_alive,
+        )
 
     def frame(self, data: bytes) -> bytes:
         """Frame one piece of body for the wire (may return b"")."""
