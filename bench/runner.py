@@ -369,6 +369,11 @@ class ServerFailed(Exception):
     """The server did not start, died, or answered wrongly; str() is the reason."""
 
 
+_LOG_STAMP = re.compile(
+    r"^\[?\d{4}-\d\d-\d\d[T ][\d:.,]+(Z| [+-]\d{4})?\]?\s*"
+)  # log lines' timestamps
+
+
 @dataclasses.dataclass
 class Running:
     """A server started by us, in its own process group."""
@@ -386,9 +391,10 @@ class Running:
     def log_tail(self) -> str:
         """The last meaningful line of the server's output (for failure reasons)."""
         try:
-            lines = [ln.strip() for ln in self.logfile.read_text(errors="replace").splitlines()]
+            text = self.logfile.read_text(errors="replace")
         except OSError:
             return ""
+        lines = [_LOG_STAMP.sub("", ln.strip()) for ln in text.splitlines()]
         lines = [ln for ln in lines if ln]
         return lines[-1][:200] if lines else ""
 
@@ -767,6 +773,10 @@ def cell_notes(cell: Cell) -> str:
             totals[k] = totals.get(k, 0) + v
         totals["non-2xx"] = totals.get("non-2xx", 0) + r.non_2xx
     errs = ", ".join(f"{k} {v}" for k, v in totals.items() if v)
+    rates = [r.rps for r in cell.runs]
+    if len(rates) > 1 and statistics.median(rates) > 0:
+        spread = (max(rates) - min(rates)) / statistics.median(rates)
+        notes.append(f"spread {spread:.0%}")
     idle = sum(1 for r in cell.runs if r.requests == 0)
     if idle:
         notes.append(f"no request completed in {idle} of {len(cell.runs)} run(s)")
