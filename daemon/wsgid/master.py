@@ -45,10 +45,10 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wsgid import listeners as listeners_mod
-from wsgid import loader
+from wsgid import loader, privileges
 from wsgid import logs as logs_mod
 from wsgid.heartbeat import HeartbeatTable
 from wsgid.hooks import HookError, Hooks
@@ -62,6 +62,9 @@ from wsgid.workers.base import (
     Worker,
     WorkerContext,
 )
+
+if TYPE_CHECKING:
+    from wsgid.daemonize import Readiness
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -101,8 +104,14 @@ class WorkerProcess:
 class Master:
     """Supervises generations of workers over a set of listeners."""
 
-    def __init__(self, loaded: Any, reload: Callable[[], Any] | None = None) -> None:
+    def __init__(
+        self,
+        loaded: Any,
+        reload: Callable[[], Any] | None = None,
+        readiness: Readiness | None = None,
+    ) -> None:
         self.loaded = loaded
+        self.readiness = readiness  # --daemon: the launching command waits on it
         self.settings = loaded.settings
         self.reload_settings = reload
         self.logs = logs_mod.setup(self.settings)
@@ -140,6 +149,11 @@ class Master:
             self.hooks = Hooks(self.settings, self.log)
             self.worker_class = resolve(_worker_kind(self.settings))
         except (HookError, UnknownWorkerClass) as exc:
+            return self._fail_start(str(exc), EXIT_CONFIG)
+        try:
+            # Checked now so that a misspelt user is exit 2 here, not a worker boot failure.
+            privileges.resolve(self.settings.user, self.settings.group, self.loaded.sources)
+        except privileges.PrivilegeError as exc:
             return self._fail_start(str(exc), EXIT_CONFIG)
         self.hooks.call("on_starting", self)
         try:
@@ -460,6 +474,8 @@ class Master:
             self.hooks.call("when_ready", self)
             self.log.info("master.ready", workers=len(current))
             self._announce_ready()
+            if self.readiness is not None:
+                self.readiness.ready()
 
     def _reap(self) -> None:
         while True:
@@ -581,6 +597,17 @@ class Master:
         for fd in (self.wake_r, self.wake_w, self.boot_r):
             os.close(fd)
         record.pid = os.getpid()
+        # Become `user`/`group` before anything of the app runs. Resolved again here (cheap)
+        # because a HUP may have changed them; an error fails this boot, not the master.
+        try:
+            credentials = privileges.resolve(
+                self.settings.user, self.settings.group, self.loaded.sources
+            )
+            if credentials is not None:
+                privileges.drop(credentials)
+        except (privileges.PrivilegeError, OSError) as exc:
+            self.log.error("worker.boot_failed", worker=record.pid, error=str(exc))
+            return EXIT_BOOT_FAILED
         _set_title(f"wsgid: worker [{self.app_label}]")
         worker: Worker = self.worker_class(
             WorkerContext(
@@ -668,4 +695,34 @@ def apply_raw_env(raw_env: tuple[str, ...] | list[str]) -> None:
 def run(loaded: Any, reload: Callable[[], Any] | None = None) -> int:
     """Serve until stopped; the exit status for `wsgid`."""
     apply_raw_env(loaded.settings.raw_env)
-    return Master(loaded, reload).run()
+    readiness: Readiness | None = None
+    # A master exec'd by USR2 is already detached: daemonizing again would fork it away
+    # from the old master, which waits for this very pid.
+    if loaded.settings.daemon and not os.environ.get(ENV_OLD_MASTER):
+        from wsgid import daemonize
+
+        readiness = daemonize.detach(loaded.settings)  # the launching process exits in there
+    else:
+        privileges.apply_umask(loaded.settings, loaded.sources)
+    try:
+        code = Master(loaded, reload, readiness).run()
+    except BaseException as exc:
+        if readiness is not None:
+            readiness.failed(EXIT_ERROR, f"unexpected error: {type(exc).__name__}: {exc}")
+        raise
+    if readiness is not None and readiness.pending:
+        readiness.failed(code, _start_failure(code, loaded.settings.errorlog))
+    return code
+
+
+def _start_failure(code: int, errorlog: str) -> str:
+    """What the command that launched `wsgid --daemon` prints when the daemon did not start."""
+    what = {
+        EXIT_OK: "the server stopped before it was ready",
+        EXIT_CONFIG: "configuration error",
+        EXIT_BOOT_FAILED: "a worker failed to boot",
+        EXIT_APP_LOAD_FAILED: "the application could not be loaded",
+        EXIT_LISTEN_FAILED: "a listener could not be bound",
+    }.get(code, "the server failed to start")
+    where = "" if errorlog == "-" else f"; details in the error log {errorlog}"
+    return f"{what} (exit status {code or 1}){where}"
