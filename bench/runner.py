@@ -55,6 +55,7 @@ CLIENT_CPU = "0"
 HOST = "127.0.0.1"
 TIMES = "\u00d7"  # the multiplication sign of ratios
 
+BUSY_CPU = 0.15  # CPU time busy (all CPUs, before or after the run) above which the report warns
 EXIT_PREREQUISITE = 3  # wrk or the bench venv could not be installed (the smoke test skips)
 
 HELLO_BODY = b"Hello, World!"
@@ -800,9 +801,17 @@ def render(
 ) -> str:
     """The markdown report: throughput table, memory/start-up table, environment, commands."""
     by_name = {s.name: s for s in opts.servers}
+    busy = ""
+    if meta["busy_warning"]:
+        busy = (
+            f"**Warning: the machine was busy ({meta['busy_before']} / {meta['busy_after']} of "
+            f"its CPU time before / after the run, none of it the benchmark's): other processes "
+            f"shared the benchmark's CPUs, so the numbers and even the ratios are unreliable.**\n"
+        )
     lines = [
         "# wsgid benchmark results",
         "",
+        *([busy] if busy else []),
         f"{meta['date']} · {meta['mode']} · median of {opts.runs} run(s) {TIMES} "
         f"{opts.duration:g} s per scenario, runs interleaved round-robin across servers · "
         f"1 worker per server pinned to CPU {SERVER_CPU}, wrk (`-t1`) and the trickler "
@@ -884,6 +893,8 @@ def render(
         f"- wsgid {meta['wsgid']}; gunicorn {meta['gunicorn']}; granian {meta['granian']}; "
         f"{meta['wrk']}",
         f"- command: `{meta['argv']}`",
+        f"- CPU busy (both CPUs, 1 s sample) before the run: {meta['busy_before']}, after it: "
+        f"{meta['busy_after']}",
         "",
         "## Command lines",
         "",
@@ -920,6 +931,24 @@ def render(
 
 def _quote(arg: str) -> str:
     return f"'{arg}'" if re.search(r"[\s;*?()<>&|\"]", arg) else arg
+
+
+def cpu_busy(seconds: float = 1.0) -> float:
+    """Fraction of all CPUs' time busy (not idle nor iowait) over ``seconds`` (/proc/stat)."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+        return sum(fields[:8]), idle
+
+    try:
+        total0, idle0 = sample()
+        time.sleep(seconds)
+        total1, idle1 = sample()
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    total = total1 - total0
+    return 0.0 if total <= 0 else 1.0 - (idle1 - idle0) / total
 
 
 def versions() -> dict[str, str]:
@@ -1074,6 +1103,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise PrerequisiteError("--no-install: wrk or bench/.venv is missing")
         t0 = time.monotonic()
         meta = versions()
+        before = cpu_busy()
+        meta["busy_before"] = f"{before:.0%}"
+        if before > BUSY_CPU:
+            log(f"warning: the machine is busy ({before:.0%} of its CPU time)")
         meta["date"] = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
         meta["mode"] = "smoke mode" if opts.smoke else "full mode"
         meta["argv"] = " ".join(["bench/run", *(sys.argv[1:] if argv is None else argv)])
@@ -1090,6 +1123,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             groups.setdefault(sc.group, []).append(sc)
         for group in groups.values():
             run_group(opts, group, workdir, cells)
+        after = cpu_busy()
+        meta["busy_after"] = f"{after:.0%}"
+        meta["busy_warning"] = "yes" if max(before, after) > BUSY_CPU else ""
         report = render(opts, cells, startup, meta)
         opts.out.parent.mkdir(parents=True, exist_ok=True)
         opts.out.write_text(report)
