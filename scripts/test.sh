@@ -9,10 +9,16 @@ cd "$(dirname "$0")/.."
 scripts/apt-deps.sh
 scripts/setup-env.sh test
 
+# Every stage runs even when an earlier one failed, so one run reports everything; the exit
+# status is non-zero if any stage failed.
+failed=()
+
 echo "== ruff check"
-.venv/bin/ruff check .
+.venv/bin/ruff check . || failed+=("ruff")
+
 echo "== mypy"
-.venv/bin/mypy
+.venv/bin/mypy || failed+=("mypy")
+
 echo "== pytest"
 # tmp_path_retention_policy=none: no test run leaves its temporary directories behind.
 rc=0
@@ -20,6 +26,12 @@ rc=0
 if [ "$rc" -eq 5 ]; then
     # pytest's "no tests collected": not a failure of the code under test; say so loudly.
     echo "test.sh: pytest collected no tests (exit 5)" >&2
-    exit 0
+elif [ "$rc" -ne 0 ]; then
+    failed+=("pytest (exit $rc)")
 fi
-exit "$rc"
+
+if [ "${#failed[@]}" -gt 0 ]; then
+    echo "test.sh: FAILED: ${failed[*]}" >&2
+    exit 1
+fi
+echo "test.sh: ruff, mypy and pytest passed"
