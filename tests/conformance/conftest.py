@@ -8,10 +8,12 @@ is a parameter, so a kind added there joins the suite without a change here.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -53,6 +55,22 @@ class ConformanceServer:
     def errlog(self) -> str:
         return self.server.errlog()
 
+    def log_mark(self) -> int:
+        """A position in the error log; `log_since(mark)` is what was written after it."""
+        return len(self.errlog())
+
+    def log_since(self, mark: int) -> str:
+        return self.errlog()[mark:]
+
+    def wait_log(self, mark: int, needle: str, timeout: float = 5.0) -> str:
+        """Poll until `needle` appears in the error log after `mark`; return that part."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.log_since(mark)
+            if needle in text or time.monotonic() >= deadline:
+                return text
+            time.sleep(0.02)
+
     def assert_workers_unchanged(self) -> None:
         self.server.check_running()
         now = self.server.worker_pids()
@@ -62,11 +80,16 @@ class ConformanceServer:
         )
 
 
-def start(
-    kind: str, args: Sequence[str] = (), env: dict[str, str] | None = None
+@contextlib.contextmanager
+def running(
+    parent: Path, kind: str, args: Sequence[str] = (), env: dict[str, str] | None = None
 ) -> Iterator[ConformanceServer]:
-    """Run one conformance server for the duration of the generator (use with `yield from`)."""
-    root = Path(tempfile.mkdtemp(prefix="wsgid-test-"))
+    """A conformance server with `args` (and `env`) for the duration of the `with` block.
+
+    Its work directory is made under `parent` (the session's temp root) and removed after;
+    leftover processes or files make the block fail.
+    """
+    root = Path(tempfile.mkdtemp(prefix=f"conformance-{kind}-", dir=parent))
     full_env = {"PYTHONPATH": os.pathsep.join([str(HERE), str(APPS_DIR)])}
     full_env.update(env or {})
     server = WsgidServer(
@@ -92,6 +115,7 @@ def kind(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="module")
-def server(kind: str) -> Iterator[ConformanceServer]:
+def server(kind: str, session_tmp: Path) -> Iterator[ConformanceServer]:
     """wsgid with default settings, one per worker kind and test module."""
-    yield from start(kind)
+    with running(session_tmp, kind) as srv:
+        yield srv
