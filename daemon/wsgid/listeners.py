@@ -237,6 +237,9 @@ def _bind(spec: BindSpec, backlog: int) -> socket.socket:
             _remove_stale_socket(spec.address)
         else:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            # Wake a worker only once the request's first bytes are there, so
+            # the worker that accepts can serve at once (see workers/loop.py).
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 1)
             if spec.family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind(spec.address)  # type: ignore[arg-type]

@@ -238,8 +238,11 @@ class Master:
 
     def _loop(self) -> int:
         while True:
+            timeout = TICK
+            if self.next_spawn and self._current_count() < self.target:
+                timeout = min(TICK, max(0.0, self.next_spawn - time.monotonic()))
             try:
-                readable, _, _ = select.select([self.wake_r, self.boot_r], [], [], TICK)
+                readable, _, _ = select.select([self.wake_r, self.boot_r], [], [], timeout)
             except InterruptedError:
                 readable = []
             now = time.monotonic()
@@ -413,6 +416,7 @@ class Master:
         pid = os.fork()
         if pid:
             self.upgrade_pid = pid
+            self.notifier.upgrading(pid)  # under systemd, the new master speaks from now on
             self.log.info("upgrade.started", new_master=pid)
             return
         try:

@@ -68,6 +68,9 @@ def connection_base(
         "wsgi.multithread": multithread,
         "wsgi.multiprocess": True,
         "wsgi.run_once": False,
+        # wsgi.input ends where the body ends, chunked or not; Werkzeug
+        # (Flask) reads a body without Content-Length only when told so.
+        "wsgi.input_terminated": True,
     }
     if file_wrapper is not None:
         base["wsgi.file_wrapper"] = file_wrapper

@@ -30,6 +30,7 @@ from wsgid.workers.loop import Connection, ConnectionLoop
 class ThreadWorker(ConnectionLoop):
     kind = "gthread"
     multithread = True
+    accept_batch = 16  # the pool absorbs bursts; the loop never blocks on the app
 
     def setup(self) -> None:
         super().setup()

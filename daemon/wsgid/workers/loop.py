@@ -189,6 +189,7 @@ class ConnectionLoop(Worker):
 
     kind = "loop"
     multithread = False
+    accept_batch = 1  # connections taken per listener wake-up
 
     def setup(self) -> None:
         settings = self.settings
@@ -309,9 +310,17 @@ class ConnectionLoop(Worker):
         return not (conn.busy or conn.out or conn.parser.in_head or conn.parser.ready)
 
     def _on_listener(self, fd: int) -> None:
+        """Accept up to `accept_batch` connections and read each at once.
+
+        Reading at once (the request usually arrived with the handshake) and
+        accepting few at a time keep a busy sync worker from taking
+        connections that an idle sibling, woken by the same listener, could
+        serve sooner.
+        """
         listener = self.listeners[fd]
         base = self.listener_bases[fd]
-        for _ in range(64):
+        now = time.monotonic()
+        for _ in range(self.accept_batch):
             if len(self.conns) >= self.max_connections:
                 self._accept(False)
                 return
@@ -333,6 +342,7 @@ class ConnectionLoop(Worker):
             conn = Connection(sock, RequestParser(self.limits), conn_base, self.io_timeout)
             self.conns[conn.fd] = conn
             self.epoll.register(conn.fd, EPOLLIN)
+            self._on_readable(conn, now)
 
     def _on_readable(self, conn: Connection, now: float) -> None:
         try:
