@@ -6,6 +6,22 @@ Owns: reading the sockets systemd passes (`LISTEN_PID`, `LISTEN_FDS`,
 WATCHDOG, EXTEND_TIMEOUT_USEC, MAINPID), through the `sdnotify` package.
 Nothing is sent when `NOTIFY_SOCKET` is unset, so the calls cost nothing
 outside systemd.
+
+Binary upgrade (USR2) under systemd: the unit needs `NotifyAccess=all`, since
+the new master is not the process systemd started. Exactly one master speaks
+for the service at a time, because with `NotifyAccess=all` systemd believes
+any process of the unit: a `STOPPING=1` from the master being replaced would
+stop the whole unit. So:
+
+- the new master announces `MAINPID=` together with its first `READY=1`, once
+  its workers have booted, never before: a new master that fails to boot was
+  never the main process, and the old one carries on;
+- the old master, while its successor runs, sends no state changes (only its
+  watchdog pings, which keep the unit alive while the new master boots);
+- a new master that stops while the old one still runs (a roll-back) hands
+  `MAINPID` back to it instead of announcing `STOPPING=1`;
+- systemd named the old master in `WATCHDOG_PID`; the new master, its child,
+  pings in its place.
 """
 
 from __future__ import annotations
@@ -60,14 +76,22 @@ class Notifier:
             import sdnotify
 
             self._notifier = sdnotify.SystemdNotifier()
-        usec = environ.get("WATCHDOG_USEC", "")
-        wd_pid = environ.get("WATCHDOG_PID")
-        enabled = (
-            usec.isdigit() and int(usec) > 0 and (wd_pid is None or wd_pid == str(os.getpid()))
-        )
-        # Ping at half the interval, as sd_watchdog_enabled(3) advises.
-        self.watchdog_interval = int(usec) / 2e6 if enabled else 0.0
+        self._watchdog_usec = environ.get("WATCHDOG_USEC", "")
+        self._watchdog_pid = environ.get("WATCHDOG_PID")
+        self.watchdog_interval = self._watchdog_for(str(os.getpid()))
         self._next_ping = 0.0
+        self._successor = 0  # old master: the master exec'd on USR2, while it runs
+        self._predecessor = 0  # new master: the master that exec'd us
+        self._main = True  # False in a new master until it announced MAINPID
+
+    def _watchdog_for(self, pid: str) -> float:
+        usec = self._watchdog_usec
+        if not usec.isdigit() or int(usec) == 0:
+            return 0.0
+        if self._watchdog_pid is not None and self._watchdog_pid != pid:
+            return 0.0
+        # Ping at half the interval, as sd_watchdog_enabled(3) advises.
+        return int(usec) / 2e6
 
     @property
     def enabled(self) -> bool:
@@ -78,26 +102,61 @@ class Notifier:
             self._notifier.notify("\n".join(fields))
 
     def ready(self, status: str) -> None:
-        self.send("READY=1", f"STATUS={status}")
+        if not self._main:
+            # A new master takes over only now that its workers have booted.
+            self._main = True
+            self.send(f"MAINPID={os.getpid()}", "READY=1", f"STATUS={status}")
+        elif not self._replaced():
+            self.send("READY=1", f"STATUS={status}")
 
     def reloading(self) -> None:
+        if self._replaced():
+            return
         usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
         self.send("RELOADING=1", f"MONOTONIC_USEC={usec}", "STATUS=reloading")
 
     def stopping(self) -> None:
+        if self._replaced():
+            return  # the new master is (or is about to be) the service: let it run
+        if self._predecessor and _running(self._predecessor):
+            if self._main:  # roll-back: the old master is the service again
+                self.send(f"MAINPID={self._predecessor}", "STATUS=upgrade rolled back")
+            return
         self.send("STOPPING=1", "STATUS=stopping")
 
     def status(self, text: str) -> None:
-        self.send(f"STATUS={text}")
+        if not self._replaced():
+            self.send(f"STATUS={text}")
 
     def main_pid(self, pid: int) -> None:
-        self.send(f"MAINPID={pid}")
+        """Called by a master exec'd on USR2: MAINPID=`pid` goes out with its first READY=1."""
+        self._predecessor = os.getppid()
+        self._main = False
+        if not self.watchdog_interval:
+            self.watchdog_interval = self._watchdog_for(str(self._predecessor))
+
+    def upgrading(self, successor: int) -> None:
+        """Called by the old master on USR2: `successor` speaks for the service while it runs."""
+        self._successor = successor
+
+    def _replaced(self) -> bool:
+        return bool(self._successor) and _running(self._successor)
 
     def extend_timeout(self, seconds: float) -> None:
-        self.send(f"EXTEND_TIMEOUT_USEC={int(seconds * 1e6)}")
+        if not self._replaced():
+            self.send(f"EXTEND_TIMEOUT_USEC={int(seconds * 1e6)}")
 
     def watchdog(self, now: float) -> None:
         """Called from each turn of the master loop; pings when due."""
         if self.watchdog_interval and now >= self._next_ping:
             self._next_ping = now + self.watchdog_interval
             self.send("WATCHDOG=1")
+
+
+def _running(pid: int) -> bool:
+    """True while `pid` runs; an exited, unreaped child (a zombie) does not count."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rpartition(b")")[2].split()[0] != b"Z"
+    except OSError:
+        return False
