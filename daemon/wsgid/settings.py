@@ -179,9 +179,9 @@ def _port(text: str, address: str) -> int:
 def _normalize_bind(address: str) -> str:
     """Check one bind address and return it in the canonical form the master parses.
 
-    Canonical forms: `HOST:PORT`, `[V6]:PORT`, `unix:PATH`, `fd://N`. gunicorn's other
-    spellings (`unix://PATH`, a bare `HOST` meaning port 8000) are rewritten here so that the
-    listener code only ever meets those four.
+    Canonical forms: `HOST:PORT`, `[V6]:PORT`, `unix:PATH`, `fd://N`, `systemd:NAME`.
+    gunicorn's other spellings (`unix://PATH`, a bare `HOST` meaning port 8000) are rewritten
+    here so that the listener code only ever meets those five.
     """
     if address.startswith("unix:"):
         path = address[len("unix://") :] if address.startswith("unix://") else address[5:]
@@ -193,6 +193,16 @@ def _normalize_bind(address: str) -> str:
         if not re.fullmatch(r"[0-9]+", fd):
             raise ValueError(f"{address!r}: fd:// must be followed by a file descriptor number")
         return f"fd://{int(fd)}"
+    if address.startswith("systemd:"):
+        # A socket passed in by systemd, named by FileDescriptorName= (LISTEN_FDNAMES), whose
+        # names are printable ASCII without ':' and at most 255 characters long.
+        name = address[len("systemd:") :]
+        if not (0 < len(name) <= 255 and name.isascii() and name.isprintable() and ":" not in name):
+            raise ValueError(
+                f"{address!r}: systemd: must be followed by the socket's name, the"
+                " FileDescriptorName= of its .socket unit, like systemd:web"
+            )
+        return address
     if address.startswith("["):
         end = address.find("]")
         if end < 0:
@@ -272,7 +282,7 @@ BindAddress = Annotated[
     WithJsonSchema(
         {
             "type": "string",
-            "pattern": r"^(unix:.+|fd://[0-9]+|\[[0-9A-Fa-f:.%a-z]+\](:[0-9]+)?|[^:\[\]]+(:[0-9]+)?)$",
+            "pattern": r"^(unix:.+|fd://[0-9]+|systemd:[^:]{1,255}|\[[0-9A-Fa-f:.%a-z]+\](:[0-9]+)?|[^:\[\]]+(:[0-9]+)?)$",
         }
     ),
 ]
@@ -377,7 +387,7 @@ class Settings(BaseModel):
             metavar="ADDRESS",
             repeatable=True,
             comma_separated=True,
-            accepts="HOST:PORT, [IPV6]:PORT, HOST (port 8000), unix:PATH or fd://N",
+            accepts="HOST:PORT, [IPV6]:PORT, HOST (port 8000), unix:PATH, fd://N, systemd:NAME",
             default_doc="127.0.0.1:8000, or 0.0.0.0:$PORT when PORT is set",
         ),
     ] = Field(
