@@ -561,7 +561,7 @@ def run_wrk(sc: Scenario, port: int, duration: int) -> WrkResult:
 
 
 @contextlib.contextmanager
-def trickling(port: int, conns: int, workdir: Path) -> Iterator[list[str]]:
+def trickling(port: int, conns: int) -> Iterator[list[str]]:
     """Hold ``conns`` slowloris connections to the server for the duration of the block.
 
     Yields a list that receives the trickler's final counters line after the block.
@@ -715,22 +715,20 @@ def run_group(
                     r = running.get(server.name)
                     if r is None or not applicable(sc, server) or cell.failed:
                         continue
-                    measure_cell(opts, sc, r, cell, workdir, run)
+                    measure_cell(opts, sc, r, cell, run)
     finally:
         for r in running.values():
             r.stop()
 
 
-def measure_cell(
-    opts: Options, sc: Scenario, r: Running, cell: Cell, workdir: Path, run: int
-) -> None:
+def measure_cell(opts: Options, sc: Scenario, r: Running, cell: Cell, run: int) -> None:
     """One wrk run of ``sc`` against ``r`` (with the trickler for slowloris)."""
     if not r.alive():
         cell.failed = f"server died: {r.why_dead()}"
         return
     log(f"run {run + 1}/{opts.runs}: {sc.name} / {r.server.label}")
     try:
-        with trickling(r.port, sc.slowloris, workdir) as stats:
+        with trickling(r.port, sc.slowloris) as stats:
             res = run_wrk(sc, r.port, opts.duration)
     except (RuntimeError, ValueError) as e:
         cell.failed = str(e)
