@@ -154,8 +154,10 @@ class LoadLoop:
 
     def _fail(self, client: str, what: str) -> None:
         with self._lock:
+            now = time.time()
+            wall = time.strftime("%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
             self.stats.failures.append(
-                f"t=+{time.monotonic() - self.started_at:.3f}s {client}: {what}"
+                f"{wall} (t=+{time.monotonic() - self.started_at:.3f}s) {client}: {what}"
             )
 
     def _record(self, client: str, resp: http.client.HTTPResponse, body: bytes) -> bool:

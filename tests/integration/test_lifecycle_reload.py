@@ -1,0 +1,169 @@
+"""HUP reload under load: a new generation of workers, no failed request, and no way to break it.
+
+"Under load" is `support.load.LoadLoop`: client threads sending requests continuously over
+keep-alive connections and over new connections, retrying nothing.
+
+- A reload re-reads the configuration file (here `workers` 2 -> 3) and replaces every worker.
+- A configuration file that became invalid, or an app module that no longer imports, is
+  logged and abandoned: the running workers keep serving, the master keeps running, and a
+  later HUP with the file fixed works.
+- The app is imported again by the new workers unless `preload_app` is set.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from support import procs
+from support.client import poll
+from support.load import LoadLoop, events, wait_event
+from support.server import WorkDir, WsgidServer
+
+APP = "lifecycle_app:app"
+EDITABLE = "lifecycle_edit_app"  # a module each test writes into the server's cwd
+
+
+def write_config(path: Path, workers: int | str, extra: str = "") -> None:
+    path.write_text(f"[workers]\nworkers = {workers}\n{extra}")
+
+
+def write_app(workdir: WorkDir, version: str | None) -> None:
+    """The editable app module: `make_app(version)`, or (None) a module whose import fails."""
+    source = (
+        f"from lifecycle_app import make_app\n\napp = make_app({version!r})\n"
+        if version is not None
+        else "import wsgid_test_missing_dependency  # noqa: F401\n\napp = None\n"
+    )
+    (workdir.cwd / f"{EDITABLE}.py").write_text(source)
+
+
+def new_generation(server: WsgidServer, old: set[int], count: int) -> Callable[[], list[int]]:
+    """A poll condition: exactly `count` workers run, none of them from `old`."""
+
+    def check() -> list[int]:
+        server.check_running()
+        pids = server.worker_pids()
+        return pids if len(pids) == count and not old & set(pids) else []
+
+    return check
+
+
+def version_served(server: WsgidServer) -> str:
+    resp = server.get("/pid")
+    assert resp.status == 200, resp.text
+    return str(resp.json()["version"])  # type: ignore[index]
+
+
+def test_hup_under_load_replaces_all_workers_applies_new_count_and_fails_nothing(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    config = workdir.root / "wsgid.toml"
+    write_config(config, 2)
+    server = wsgid(APP, "--config", str(config))
+    old = set(server.wait_workers(2))
+    with LoadLoop(server.port, keepalive=3, fresh=1) as load:
+        load.wait_served(100)
+        write_config(config, 3)
+        server.send_signal(signal.SIGHUP)
+        wait_event(
+            server.errlog, "reload.done", generation=2, timeout=30, check=server.check_running
+        )
+        new = set(poll(new_generation(server, old, 3), timeout=30, what="3 new workers only"))
+        assert procs.wait_gone(sorted(old), timeout=10) == []
+        # The load keeps flowing, now served by the new generation only.
+        mark = time.monotonic()
+        load.wait_served(100, since=mark)
+    stats = load.stats
+    assert not stats.failures, stats.summary() + "\n" + server.errlog()
+    assert set(stats.pids(since=mark)) <= new, stats.pids(since=mark)
+    assert set(stats.pids()) & old, "the load must have been served by the old workers first"
+    assert events(server.errlog(), "reload.started", generation=2, workers=3)
+    assert server.stop(signal.SIGTERM, timeout=30) == 0
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        "workers = = 3\n",  # not TOML
+        "[workers]\nworkers = 0\n",  # a value the model rejects
+        "[workers]\nwrokers = 3\n",  # a misspelt key
+    ],
+    ids=["syntax", "bad_value", "unknown_key"],
+)
+def test_hup_with_broken_config_keeps_serving_then_fixed_config_reloads(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir, broken: str
+) -> None:
+    config = workdir.root / "wsgid.toml"
+    write_config(config, 2)
+    server = wsgid(APP, "--config", str(config))
+    old = set(server.wait_workers(2))
+    with LoadLoop(server.port, keepalive=2, fresh=1) as load:
+        load.wait_served(50)
+        config.write_text(broken)
+        server.send_signal(signal.SIGHUP)
+        (failed,) = wait_event(server.errlog, "reload.failed", timeout=20)
+        assert str(config) in (failed.get("error") or ""), failed.line
+        # Nothing changed: same master, same workers, still serving.
+        mark = time.monotonic()
+        load.wait_served(50, since=mark)
+        server.check_running()
+        assert set(server.worker_pids()) == old
+        assert not events(server.errlog(), "reload.started")
+
+        write_config(config, 3)
+        server.send_signal(signal.SIGHUP)
+        wait_event(server.errlog, "reload.done", timeout=30, check=server.check_running)
+        new = set(poll(new_generation(server, old, 3), timeout=30, what="3 new workers only"))
+        mark = time.monotonic()
+        load.wait_pids(lambda pids: bool(pids) and pids <= new, since=mark)
+    assert not load.stats.failures, load.stats.summary() + "\n" + server.errlog()
+    assert server.stop(signal.SIGTERM, timeout=30) == 0, "the exit status must be unaffected"
+
+
+def test_hup_with_app_that_no_longer_imports_keeps_serving_then_fixed_app_reloads(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    write_app(workdir, "v1")
+    server = wsgid(f"{EDITABLE}:app", workers=2, env={"PYTHONDONTWRITEBYTECODE": "1"})
+    old = set(server.wait_workers(2))
+    assert version_served(server) == "v1"
+    with LoadLoop(server.port, keepalive=2, fresh=1) as load:
+        load.wait_served(50)
+        write_app(workdir, None)
+        server.send_signal(signal.SIGHUP)
+        wait_event(server.errlog, "reload.failed", timeout=30, check=server.check_running)
+        log = server.errlog()
+        assert "wsgid_test_missing_dependency" in log, log
+        # The old generation still serves the old code; the master is still there.
+        mark = time.monotonic()
+        load.wait_served(50, since=mark)
+        poll(lambda: set(server.worker_pids()) == old, timeout=20, what="only the old workers")
+        assert version_served(server) == "v1"
+
+        write_app(workdir, "v2")
+        server.send_signal(signal.SIGHUP)
+        wait_event(server.errlog, "reload.done", timeout=30, check=server.check_running)
+        new = set(poll(new_generation(server, old, 2), timeout=30, what="2 new workers only"))
+        mark = time.monotonic()
+        load.wait_pids(lambda pids: bool(pids) and pids <= new, since=mark)
+        assert version_served(server) == "v2", "the new workers must import the app again"
+    assert not load.stats.failures, load.stats.summary() + "\n" + server.errlog()
+    assert server.stop(signal.SIGTERM, timeout=30) == 0, "the exit status must be unaffected"
+
+
+def test_hup_with_preload_restarts_workers_without_reimporting_the_app(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    write_app(workdir, "v1")
+    server = wsgid(f"{EDITABLE}:app", "--preload", workers=2, env={"PYTHONDONTWRITEBYTECODE": "1"})
+    old = set(server.wait_workers(2))
+    write_app(workdir, "v2")
+    server.send_signal(signal.SIGHUP)
+    wait_event(server.errlog, "reload.done", timeout=30, check=server.check_running)
+    poll(new_generation(server, old, 2), timeout=30, what="2 new workers only")
+    assert version_served(server) == "v1", "preload_app: a HUP keeps the master's imported app"
