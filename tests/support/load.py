@@ -260,8 +260,17 @@ def events(text: str, name: str | None = None, **match: object) -> list[LogEvent
         e
         for e in found
         if (name is None or e.event == name)
-        and all(e.fields.get(k) == str(v) for k, v in match.items())
+        and all(same(e.fields.get(k), v) for k, v in match.items())
     ]
+
+
+def same(logged: str | None, expected: object) -> bool:
+    """A logged value equals `expected` (booleans in any case: `True`, `true`)."""
+    if logged is None:
+        return False
+    if isinstance(expected, bool):
+        return logged.lower() == str(expected).lower()
+    return logged == str(expected)
 
 
 def wait_event(
