@@ -87,3 +87,7 @@ env -i PATH=/usr/bin:/bin LANG=C.UTF-8 COLUMNS=80 help2man --no-info --section=1
     --name="pre-fork WSGI HTTP/1.1 server daemon" --include="$pkg/wsgid.h2m" \
     --output="$dest/usr/share/man/man1/wsgid.1" "$shim/wsgid"
 find "$venv" -type d -name __pycache__ -prune -exec rm -rf {} +
+
+# Last, since it leaves the staged interpreter unusable until installed: a relative link, as
+# both distributions' policies want (/usr/lib/wsgid/bin/python3 -> /usr/bin/python3).
+ln -sfn ../../../bin/python3 "$venv/bin/python3"
