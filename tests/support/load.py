@@ -235,6 +235,11 @@ class LogEvent:
     def get(self, key: str) -> str | None:
         return self.fields.get(key)
 
+    @property
+    def text(self) -> str:
+        """The whole record: its line plus the block lines under it (traceback, stacks)."""
+        return self.line + "\n" + self.traceback
+
 
 def _unquote(value: str) -> str:
     if len(value) >= 2 and value[0] == value[-1] == '"':
