@@ -20,9 +20,13 @@ echo "== mypy"
 .venv/bin/mypy || failed+=("mypy")
 
 echo "== pytest"
-# tmp_path_retention_policy=none: no test run leaves its temporary directories behind.
+# A private --basetemp, removed on exit: no run leaves temporary directories behind, and runs
+# side by side on one machine cannot prune each other's (pytest keeps only the last few
+# /tmp/pytest-of-USER/pytest-N directories, whoever made them).
+basetemp="$(mktemp -d "${TMPDIR:-/tmp}/wsgid-pytest-XXXXXX")"
+trap 'rm -rf "$basetemp"' EXIT
 rc=0
-.venv/bin/python -m pytest -o tmp_path_retention_policy=none "$@" || rc=$?
+.venv/bin/python -m pytest --basetemp="$basetemp/tmp" "$@" || rc=$?
 if [ "$rc" -eq 5 ]; then
     # pytest's "no tests collected": not a failure of the code under test; say so loudly.
     echo "test.sh: pytest collected no tests (exit 5)" >&2
