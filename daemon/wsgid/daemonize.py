@@ -18,16 +18,19 @@ leads no session, so it can never reacquire a controlling terminal. They are
 done here rather than by `DaemonContext(detach_process=True)` because its
 first parent exits at once with status 0, and ours has to wait.
 
-While the daemon has not reported, everything written to its `sys.stderr`
-(the error log when `errorlog = "-"`, in the master and in the first
-generation of workers) is also copied into the pipe; the original prints
-those lines only if the start fails, so the user sees the loader's error
-rather than a bare exit status. Once ready, the copy stops and the daemon's
-standard streams are what they were made by the detach: stdin is /dev/null;
-stdout and stderr are kept when they are files, sockets or /dev/null (so
-`wsgid -D ... 2>>wsgid.log` keeps working), and replaced by /dev/null when
-they are a terminal or a pipe (a pipe kept open would make `$(wsgid -D ...)`
-or a test harness reading it wait forever).
+While the daemon has not reported, the warnings and errors it logs (the
+master's, and those of its first generation of workers, such as the
+loader's error with its traceback) are also sent through the pipe; the
+original prints them only if the start fails, so the user sees why rather
+than a bare exit status. This is done on the loggers (`Readiness.tee`), not
+on file descriptors, so the logs themselves go exactly where they would
+have gone.
+
+The daemon's standard streams: stdin is /dev/null; stdout and stderr are
+kept when they are files, sockets or /dev/null (so `wsgid -D ... 2>>log`
+keeps working), and replaced by /dev/null when they are a terminal or a pipe
+(a pipe kept open would make `$(wsgid -D ...)` or a test harness reading it
+wait forever).
 
 What daemonizing keeps, unlike a textbook daemon: the working directory (the
 `chdir` setting and relative paths in the configuration mean the same as in
@@ -46,6 +49,8 @@ import json
 import os
 import stat
 import sys
+import time
+import traceback
 from typing import IO, Any
 
 EXIT_NOT_READY = 1
@@ -54,13 +59,12 @@ EXIT_NOT_READY = 1
 class Readiness:
     """The daemon's end of the readiness pipe; report once, then it is closed."""
 
-    def __init__(self, fd: int, tee: _BootTee) -> None:
+    def __init__(self, fd: int) -> None:
         self._fd = fd
-        self._tee = tee
 
     @property
     def pending(self) -> bool:
-        """True until ready() or failed() was called."""
+        """True until ready() or failed() was called (or the launcher went away)."""
         return self._fd >= 0
 
     def ready(self) -> None:
@@ -69,63 +73,74 @@ class Readiness:
 
     def failed(self, code: int, message: str) -> None:
         """The start failed: the launching command prints `message` and exits `code`."""
-        self._finish({"failed": code or EXIT_NOT_READY, "message": message})
+        self._finish({"failed": code or EXIT_NOT_READY, "message": message, "pid": os.getpid()})
+
+    def tee(self, logger: Any) -> Any:
+        """`logger`, whose warnings and errors also reach the launcher while this is pending."""
+        return _TeeLogger(logger, self)
+
+    def tee_logs(self, logs: Any) -> Any:
+        """`logs` (a `wsgid.logs.Logs`) whose error log is tee'd: for a first-generation worker."""
+        return _TeeLogs(logs, self)
+
+    def forward(self, line: str) -> None:
+        if self._fd >= 0 and not _send(self._fd, {"log": line}):
+            self._fd = -1  # the launcher has gone (in a worker: it already exited 0)
 
     def _finish(self, record: dict[str, Any]) -> None:
         if self._fd < 0:
             return
-        self._tee.stop()
         _send(self._fd, record)
         os.close(self._fd)
         self._fd = -1
 
 
-class _BootTee(io.TextIOBase):
-    """`sys.stderr` while booting: writes go to the real stream and, as lines, to the pipe.
+class _TeeLogger:
+    """A structlog logger that also forwards warning-and-worse events to the launcher."""
 
-    Forked workers inherit it (and the pipe); after the original process has
-    gone, their first write gets EPIPE and the copy stops there too.
-    """
+    def __init__(self, logger: Any, readiness: Readiness) -> None:
+        self._logger = logger
+        self._readiness = readiness
 
-    def __init__(self, stream: IO[str], fd: int) -> None:
-        super().__init__()
-        self._stream = stream
-        self._fd = fd
-        self._partial = ""
+    def bind(self, **values: Any) -> _TeeLogger:
+        return _TeeLogger(self._logger.bind(**values), self._readiness)
 
-    def stop(self) -> None:
-        self._fd = -1
+    def _forward(self, event: str, values: dict[str, Any], tb: str = "") -> None:
+        if not self._readiness.pending:
+            return
+        detail = values.get("error") or values.get("reason") or ""
+        line = f"{event}: {detail}" if detail else event
+        self._readiness.forward(f"{line}\n{tb.rstrip()}" if tb else line)
 
-    def write(self, text: str) -> int:
-        written = self._stream.write(text)
-        if self._fd >= 0:
-            lines = (self._partial + text).split("\n")
-            self._partial = lines.pop()
-            for line in lines:
-                if not _send(self._fd, {"log": line}):
-                    self._fd = -1  # the reader has gone: stop copying (no close: not ours alone)
-                    break
-        return written
+    def warning(self, event: str, **values: Any) -> Any:
+        self._forward(event, values)
+        return self._logger.warning(event, **values)
 
-    def flush(self) -> None:
-        self._stream.flush()
+    def error(self, event: str, **values: Any) -> Any:
+        self._forward(event, values)
+        return self._logger.error(event, **values)
 
-    def fileno(self) -> int:
-        return self._stream.fileno()
+    def critical(self, event: str, **values: Any) -> Any:
+        self._forward(event, values)
+        return self._logger.critical(event, **values)
 
-    def isatty(self) -> bool:
-        return False
+    def exception(self, event: str, **values: Any) -> Any:
+        self._forward(event, values, traceback.format_exc())
+        return self._logger.exception(event, **values)
 
-    def writable(self) -> bool:
-        return True
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._logger, name)
 
-    @property
-    def encoding(self) -> str:  # type: ignore[override]
-        return str(getattr(self._stream, "encoding", "utf-8"))
 
-    @property
-    def errors(self) -> str | None:  # type: ignore[override]
-        return getattr(self._stream, "errors", None)
+class _TeeLogs:
+    """A `Logs` whose `error` logger is tee'd; everything else is the real one's."""
+
+    def __init__(self, logs: Any, readiness: Readiness) -> None:
+        self._logs = logs
+        self.error = readiness.tee(logs.error)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._logs, name)
 
 
 def _send(fd: int, record: dict[str, Any]) -> bool:
@@ -168,9 +183,7 @@ def detach(settings: Any) -> Readiness:
     except BaseException as exc:
         _send(write_fd, {"failed": EXIT_NOT_READY, "message": f"cannot daemonize: {exc}"})
         os._exit(EXIT_NOT_READY)
-    tee = _BootTee(sys.stderr, write_fd)
-    sys.stderr = tee
-    return Readiness(write_fd, tee)
+    return Readiness(write_fd)
 
 
 def _enter_daemon_context(settings: Any, write_fd: int, starter: int) -> None:
@@ -240,6 +253,7 @@ def _wait_for_report(fd: int) -> int:
                     return 0
                 elif "failed" in record:
                     _print_failure(lines, str(record.get("message", "")))
+                    _wait_gone(record.get("pid"))
                     code = record["failed"]
                     return code if isinstance(code, int) and code > 0 else EXIT_NOT_READY
     except KeyboardInterrupt:
@@ -247,6 +261,21 @@ def _wait_for_report(fd: int) -> int:
         return 130
     _print_failure(lines, "the daemon exited before it was ready")
     return EXIT_NOT_READY
+
+
+def _wait_gone(pid: object, timeout: float = 10.0) -> None:
+    """Return once the failed daemon has exited, so that a failed start leaves nothing behind."""
+    if not isinstance(pid, int) or pid <= 0:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as stat_file:
+                if stat_file.read().rpartition(b")")[2].split()[0] in (b"Z", b"X"):
+                    return
+        except OSError:
+            return
+        time.sleep(0.01)
 
 
 def _parse(raw: bytes) -> dict[str, Any] | None:

@@ -116,6 +116,8 @@ class Master:
         self.reload_settings = reload
         self.logs = logs_mod.setup(self.settings)
         self.log = self.logs.error.bind(pid=os.getpid())
+        if readiness is not None:
+            self.log = readiness.tee(self.log)  # start-up errors also reach the launcher
         self.pid = os.getpid()
         self.cwd = os.getcwd()
         self.argv = list(sys.argv[1:])
@@ -617,7 +619,12 @@ class Master:
             WorkerContext(
                 settings=self.settings,
                 listeners=self.listeners,
-                logs=self.logs,
+                # First generation of a daemon: the launcher shows why a worker cannot boot.
+                logs=(
+                    self.readiness.tee_logs(self.logs)
+                    if self.readiness is not None and self.readiness.pending
+                    else self.logs
+                ),
                 heartbeat=self.heartbeat,
                 slot=record.slot,
                 boot_fd=self.boot_w,
@@ -712,7 +719,12 @@ def run(loaded: Any, reload: Callable[[], Any] | None = None) -> int:
         code = Master(loaded, reload, readiness).run()
     except BaseException as exc:
         if readiness is not None:
-            readiness.failed(EXIT_ERROR, f"unexpected error: {type(exc).__name__}: {exc}")
+            from wsgid.settings import ConfigError
+
+            if isinstance(exc, ConfigError):  # e.g. a log file that cannot be opened
+                readiness.failed(EXIT_CONFIG, str(exc))
+            else:
+                readiness.failed(EXIT_ERROR, f"unexpected error: {type(exc).__name__}: {exc}")
         raise
     if readiness is not None and readiness.pending:
         readiness.failed(code, _start_failure(code, loaded.settings.errorlog))

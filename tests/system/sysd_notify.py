@@ -74,7 +74,9 @@ class NotifyReceiver:
                     for fd in fds:
                         os.close(fd)
             fields = dict(
-                line.split("=", 1) for line in data.decode("utf-8", "replace").splitlines() if "=" in line
+                line.split("=", 1)
+                for line in data.decode("utf-8", "replace").splitlines()
+                if "=" in line
             )
             with self._lock:
                 self._messages.append(Message(time.monotonic(), pid, fields))

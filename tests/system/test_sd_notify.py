@@ -7,6 +7,7 @@ sender's pid from SCM_CREDENTIALS, on a filesystem path or an abstract `@name`.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import signal
 import time
@@ -88,7 +89,7 @@ def test_watchdog_pings_at_half_the_interval_and_stop_while_the_master_is_frozen
 
     poll(lambda: len(pings()) >= 4, timeout=10, what="4 WATCHDOG=1 pings")
     times = pings()
-    gaps = [b - a for a, b in zip(times[1:], times[2:])]  # the first ping comes at start-up
+    gaps = [b - a for a, b in itertools.pairwise(times[1:])]  # the first ping is at start-up
     assert all(0.7 * interval <= g <= 1.35 * interval for g in gaps), gaps
     assert {m.pid for m in recv.messages() if "WATCHDOG" in m} == {server.pid}
 
@@ -146,14 +147,13 @@ def test_usr2_new_master_sends_mainpid_with_ready_and_old_master_never_says_stop
     try:
         new = _new_master(recv, old, mark)
         before = recv.since(mark)
-        assert [m.at for m in before if "MAINPID" in m][0] - before[0].at >= SLOW * 0.9
+        assert next(m.at for m in before if "MAINPID" in m) - before[0].at >= SLOW * 0.9
         # The old master is retired by the operator: it must not tell systemd "stopping".
         mark = len(recv.messages())
         assert server.stop(signal.SIGTERM) == 0
         from_old = [m for m in recv.since(mark) if m.pid == old]
         assert not [m for m in from_old if "STOPPING" in m or "READY" in m], from_old
-        r = WsgidServer.request(server, "GET", "/")
-        assert r.status == 200, "the new master serves on after the old one left"
+        assert server.get("/").status == 200, "the new master serves on after the old one left"
         # Now the new master is the service: its own stop is announced.
         mark = len(recv.messages())
         _stop_pid(new)

@@ -32,7 +32,7 @@ def activated(
     names: str | None = "web:ctl",
     start: bool = True,
 ) -> WsgidServer:
-    """wsgid under systemd-socket-activate with TCP 127.0.0.1:<port> (fd 3) and `unix_path` (fd 4)."""
+    """wsgid under systemd-socket-activate: TCP 127.0.0.1:<port> is fd 3, `unix_path` fd 4."""
     tool = need_tool("systemd-socket-activate")
 
     def command(port: int) -> list[str]:
