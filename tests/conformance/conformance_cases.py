@@ -626,6 +626,8 @@ ok("expect-100-body-sent-anyway", "9110 §10.1.1",
 ok("expect-100-case-insensitive", "9110 §10.1.1",
    post(b"Expect: 100-Continue", b"Content-Length: 5", body=b"hello"), body=b"hello",
    allow_continue=True)
+ok("expect-100-without-body-no-interim", "9110 §10.1.1", get(b"/e", b"Expect: 100-continue"),
+   env={"PATH_INFO": "/e"})
 ok("expect-100-http10-ignored", "9110 §10.1.1",
    msg(b"POST / HTTP/1.0", b"Expect: 100-continue", b"Content-Length: 5", body=b"hello"),
    body=b"hello", end="closed")

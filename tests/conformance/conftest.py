@@ -1,112 +1,17 @@
 """Fixtures of the wire-level conformance suite (tests/conformance only).
 
-Owns: starting real wsgid processes that serve `conformance_app:app`, one per worker kind per
-test module (module scope: the suite must stay fast), through the shared `WsgidServer`
-harness, and stopping them with its leak checks. Every worker kind in `wsgid.workers.KINDS`
-is a parameter, so a kind added there joins the suite without a change here.
+Owns: the module-scoped `kind` and `server` fixtures: one wsgid per worker kind per test module
+(the suite must stay fast). Every worker kind in `wsgid.workers.KINDS` is a parameter, so a
+kind added there joins the suite without a change here.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import shutil
-import tempfile
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conformance_wire import Wire
-
-from support.server import APPS_DIR, WorkDir, WsgidServer
-from wsgid.workers import KINDS
-
-HERE = Path(__file__).resolve().parent
-APP = "conformance_app:app"
-WORKER_KINDS = sorted(KINDS)
-
-
-class ConformanceServer:
-    """A running wsgid (one worker) serving the conformance app, plus probes of its state."""
-
-    def __init__(self, server: WsgidServer, kind: str) -> None:
-        self.server = server
-        self.kind = kind
-        self.port = server.port
-        self.worker_pids = server.wait_workers(1)
-
-    def wire(self, timeout: float | None = None) -> Wire:
-        return Wire.connect(self.port) if timeout is None else Wire.connect(self.port, timeout)
-
-    def app_state(self) -> tuple[int, int]:
-        """(requests the app has seen, pid of the worker that answered)."""
-        with self.wire() as w:
-            w.send(b"GET /_calls HTTP/1.1\r\nHost: state\r\nConnection: close\r\n\r\n")
-            reply = w.read_reply()
-        assert reply.status == 200, reply.summary()
-        data = json.loads(reply.body)
-        return int(data["calls"]), int(data["pid"])
-
-    def calls(self) -> int:
-        return self.app_state()[0]
-
-    def errlog(self) -> str:
-        return self.server.errlog()
-
-    def log_mark(self) -> int:
-        """A position in the error log; `log_since(mark)` is what was written after it."""
-        return len(self.errlog())
-
-    def log_since(self, mark: int) -> str:
-        return self.errlog()[mark:]
-
-    def wait_log(self, mark: int, needle: str, timeout: float = 5.0) -> str:
-        """Poll until `needle` appears in the error log after `mark`; return that part."""
-        deadline = time.monotonic() + timeout
-        while True:
-            text = self.log_since(mark)
-            if needle in text or time.monotonic() >= deadline:
-                return text
-            time.sleep(0.02)
-
-    def assert_workers_unchanged(self) -> None:
-        self.server.check_running()
-        now = self.server.worker_pids()
-        assert now == self.worker_pids, (
-            f"worker pids changed from {self.worker_pids} to {now} (a worker died)\n"
-            f"--- stderr:\n{self.errlog()[-4000:]}"
-        )
-
-
-@contextlib.contextmanager
-def running(
-    parent: Path, kind: str, args: Sequence[str] = (), env: dict[str, str] | None = None
-) -> Iterator[ConformanceServer]:
-    """A conformance server with `args` (and `env`) for the duration of the `with` block.
-
-    Its work directory is made under `parent` (the session's temp root) and removed after;
-    leftover processes or files make the block fail.
-    """
-    root = Path(tempfile.mkdtemp(prefix=f"conformance-{kind}-", dir=parent))
-    full_env = {"PYTHONPATH": os.pathsep.join([str(HERE), str(APPS_DIR)])}
-    full_env.update(env or {})
-    server = WsgidServer(
-        APP,
-        ["--worker-class", kind, "--workers", "1", *args],
-        workdir=WorkDir(root),
-        env=full_env,
-        name=f"conformance-{kind}",
-    )
-    try:
-        server.start(workers=1)
-        yield ConformanceServer(server, kind)
-        problems = server.close()
-        assert not problems, "\n".join(problems)
-    finally:
-        server.close(check=False)
-        shutil.rmtree(root, ignore_errors=True)
+from conformance_server import WORKER_KINDS, ConformanceServer, running
 
 
 @pytest.fixture(scope="module", params=WORKER_KINDS)

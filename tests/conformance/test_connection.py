@@ -16,9 +16,8 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from conformance_server import ConformanceServer
 from conformance_wire import Reply, Wire
-
-from conftest import ConformanceServer
 
 PROBE = b"GET /_probe HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n"
 SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -81,6 +80,26 @@ def test_sequential_requests_reuse_one_connection(server: ConformanceServer) -> 
             assert reply.header("Connection") is None, reply.headers
             assert path_of(reply) == f"/again/{i}"
         assert w.state_after(wait=0.2) == "open"
+
+
+def test_pipelined_requests_before_a_half_close_are_all_answered(
+    server: ConformanceServer,
+) -> None:
+    """RFC 9112 §9.6: a client that half-closes after its last request still gets every
+    response; complete requests already received are not dropped."""
+    with server.wire() as w:
+        w.send(b"GET /hc/1 HTTP/1.1\r\nHost: x\r\n\r\n"
+               b"POST /hc/2 HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok"
+               b"GET /hc/3 HTTP/1.1\r\nHost: x\r\n\r\n")  # fmt: skip
+        w.shut_write()
+        paths = []
+        for _ in range(3):
+            try:
+                paths.append(path_of(w.read_reply()))
+            except EOFError:
+                break
+        assert paths == ["/hc/1", "/hc/2", "/hc/3"]
+        assert w.state_after() == "eof"
 
 
 @pytest.mark.parametrize(

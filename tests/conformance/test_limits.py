@@ -20,9 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conformance_server import ConformanceServer, running
 from conformance_wire import Reply
-
-from conftest import ConformanceServer, running
 
 LINE = 200
 FIELDS = 10

@@ -15,9 +15,8 @@ import json
 
 import pytest
 from conformance_cases import CASES, Case, Exp
+from conformance_server import ConformanceServer
 from conformance_wire import Malformed, Reply, Stalled, Wire
-
-from conftest import ConformanceServer
 
 PROBE = b"GET /_probe HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n"
 
