@@ -1,0 +1,113 @@
+"""wsgid as PID 1 of a container: children it did not fork are reaped and never taken for workers.
+
+The server runs as PID 1 of a fresh pid namespace (`unshare --pid --fork --mount-proc`),
+started as `sh -c '<orphans> & exec python -m wsgid ...'`: the shell's background jobs become
+children of wsgid when the shell execs it, and a double-forked job is re-parented to PID 1,
+as happens in any container. They exit with 3 and 4, the very codes a worker uses for "boot
+failed" and "app could not be loaded": the server must reap them quietly and keep serving.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+
+import pytest
+
+from support import procs
+from support.client import poll
+from support.load import events, ns_pids
+from support.server import WorkDir, WsgidServer
+
+APP = "lifecycle_app:app"
+
+# $1 = when the orphans exit: "ready" (after the test drops a marker) or "boot" (as soon as
+# PID 1 is wsgid, while its workers are still importing a slow app).
+ORPHANS = r"""
+when=$1; shift
+wait_turn() {
+    if [ "$when" = ready ]; then
+        while [ ! -e "$TESTAPP_MARKERS/go" ]; do sleep 0.02; done
+    else
+        while [ "$(cat /proc/1/comm)" = sh ]; do sleep 0.01; done
+    fi
+}
+(wait_turn; exit 3) &
+( (wait_turn; exit 4) & )
+exec "$@"
+"""
+
+
+def unshare_unavailable() -> str | None:
+    if shutil.which("unshare") is None:
+        return "unshare (util-linux) is not installed"
+    if os.geteuid() != 0:
+        return "a new pid namespace needs root here"
+    probe = subprocess.run(
+        ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", "true"],
+        capture_output=True,
+        timeout=30,
+    )
+    if probe.returncode != 0:
+        return f"unshare --pid --fork --mount-proc fails here: {probe.stderr.decode().strip()}"
+    return None
+
+
+def orphans(master: int) -> list[procs.ProcStat]:
+    """The shell jobs among the children of `master`, zombies (exited, unreaped) included."""
+    return [st for st in procs.all_stats() if st.ppid == master and st.comm == "sh"]
+
+
+@pytest.mark.parametrize("when", ["ready", "boot"])
+def test_pid1_reaps_unrelated_children_exiting_3_and_4_and_keeps_serving(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir, when: str
+) -> None:
+    reason = unshare_unavailable()
+    if reason:
+        pytest.skip(reason)
+    slow = {"SLOW_IMPORT_SECONDS": "2"}
+    app, env = (APP, {}) if when == "ready" else ("slow_import_app:app", slow)
+
+    def command(port: int) -> list[str]:
+        wsgid_argv = [sys.executable, "-m", "wsgid", app, "--bind", f"127.0.0.1:{port}", "-w", "2"]
+        return [
+            "unshare", "--pid", "--fork", "--mount-proc", "--kill-child",
+            "sh", "-c", ORPHANS, "sh", when, *wsgid_argv,
+        ]  # fmt: skip
+
+    server = wsgid(None, command=command, env=env)
+    (master,) = procs.children(server.pid)  # unshare's one child: the namespace's init
+    try:
+        check_pid1_serves_through_orphans(server, workdir, master, when)
+    finally:
+        # unshare ignores SIGINT (the harness's stop): stop wsgid itself, as a runtime would.
+        if procs.is_alive(master):
+            os.kill(master, signal.SIGTERM)
+    assert server.wait_exit(timeout=30) == 0, server.errlog()
+
+
+def check_pid1_serves_through_orphans(
+    server: WsgidServer, workdir: WorkDir, master: int, when: str
+) -> None:
+    assert ns_pids(master)[-1] == 1, f"wsgid is not PID 1 of its namespace: {ns_pids(master)}"
+    assert "wsgid" in procs.cmdline(master)
+    if when == "ready":
+        # Both jobs wait for the marker as children of wsgid (one inherited, one re-parented).
+        assert len(orphans(master)) == 2, procs.describe(orphans(master))
+        (workdir.markers / "go").touch()
+    # Both exit (3 and 4) and are reaped; only the two workers remain.
+    poll(lambda: not orphans(master), timeout=20, what="the orphans to be reaped")
+    workers = set(poll(lambda: len(procs.children(master)) == 2 and procs.children(master), 20))
+
+    for i in range(5):
+        resp = server.get(f"/pid?after-orphans={i}")
+        assert resp.status == 200, server.errlog()
+    log = server.errlog()
+    assert set(procs.children(master)) == workers, "the workers must still be the same ones"
+    assert not events(log, "worker.boot_failed"), log
+    assert not events(log, "worker.exited"), log
+    assert not events(log, "master.stopping"), log

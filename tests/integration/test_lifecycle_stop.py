@@ -1,0 +1,75 @@
+"""Graceful stop with slow requests in flight: they finish, nothing new gets in, exit 0.
+
+Three workers each run a 2 s request when TERM arrives. All three must complete with 200;
+meanwhile a new connection must be refused (the server stops accepting at once, not when
+the busy workers next look at their listeners); the master exits 0 within graceful_timeout.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from support.client import poll
+from support.load import events
+from support.server import Response, WorkDir, WsgidServer
+
+APP = "lifecycle_app:app"
+GRACEFUL = 10.0
+SLOW = 2.0
+
+
+def connection_refused(port: int) -> bool:
+    """True if connect() is refused; a connection that gets in is closed again at once."""
+    try:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=2)
+    except ConnectionRefusedError:
+        return True
+    sock.close()
+    return False
+
+
+def test_term_with_three_slow_requests_finishes_them_refuses_new_and_exits_0(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    server = wsgid(APP, "--graceful-timeout", str(GRACEFUL), workers=3)
+    workers = set(server.wait_workers(3))
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        # One after the other, so that each lands on an idle worker: three different workers.
+        in_flight: list[Future[Response]] = []
+        ran_on = set()
+        for i in range(3):
+            in_flight.append(pool.submit(server.get, f"/sleep?s={SLOW}&tag=slow{i}", timeout=60))
+            marker = workdir.markers / f"started-slow{i}"
+            poll(lambda m=marker: m.exists() and m.read_text(), timeout=20, what=f"slow{i}")
+            ran_on.add(int(marker.read_text()))
+        assert ran_on == workers
+        sent = time.monotonic()
+        server.send_signal(signal.SIGTERM)
+
+        # While the three run (the first ends about SLOW s after it started), connect() fails.
+        accepted_after_term = 0
+        while not connection_refused(server.port):
+            accepted_after_term += 1
+            if any(f.done() for f in in_flight):
+                break
+            time.sleep(0.02)
+        refused_at = time.monotonic() - sent
+        still_running = sum(not f.done() for f in in_flight)
+
+        rc = server.wait_exit(timeout=GRACEFUL + 10)
+        took = time.monotonic() - sent
+        answers = [f.result(timeout=10) for f in in_flight]
+    log = server.errlog()
+    assert [a.status for a in answers] == [200, 200, 200], log
+    assert all(a.json()["path"] == "/sleep" for a in answers)  # type: ignore[index]
+    assert still_running == 3, (
+        f"new connections were still accepted {refused_at:.2f}s after TERM "
+        f"({accepted_after_term} connects got in) until the slow requests ended\n{log}"
+    )
+    assert rc == 0, log
+    assert took <= GRACEFUL, f"exit {took:.2f}s after TERM, graceful_timeout is {GRACEFUL}s"
+    assert events(log, "master.stopping", signal="SIGTERM", graceful=True), log
