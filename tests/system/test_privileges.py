@@ -1,0 +1,111 @@
+"""`user`, `group` and `umask`: the master keeps root for ports below 1024, workers drop it."""
+
+from __future__ import annotations
+
+import grp
+import json
+import os
+import pwd
+import socket
+import stat
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sysd_support import need_root
+
+from support.server import APPS_DIR, WorkDir, WsgidServer
+
+SYSTEM_APPS = Path(__file__).resolve().parent / "apps"
+APP_PATH = f"{APPS_DIR}:{SYSTEM_APPS}"
+EXIT_CONFIG = 2
+
+
+def free_low_port() -> int:
+    """A free TCP port below 1024 on 127.0.0.1 (only root can bind it)."""
+    for port in range(1023, 900, -1):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    pytest.skip("no free port below 1024 on 127.0.0.1")
+
+
+def ids(pid: int) -> dict[str, list[int]]:
+    """Uid/Gid/Groups lines of /proc/<pid>/status."""
+    found = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("Uid", "Gid", "Groups"):
+                found[key] = [int(v) for v in value.split()]
+    return found
+
+
+@pytest.mark.parametrize("how", ["names-in-config-file", "numeric-ids-as-flags"])
+def test_root_master_binds_a_low_port_and_workers_run_as_nobody(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir, how: str
+) -> None:
+    need_root()
+    nobody = pwd.getpwnam("nobody")
+    low = free_low_port()
+    args = ["--workers", "2"]
+    if how == "names-in-config-file":
+        config = workdir.root / "app.toml"
+        group = grp.getgrgid(nobody.pw_gid).gr_name
+        config.write_text(f'user = "nobody"\ngroup = "{group}"\n')
+        args += ["--config", str(config)]
+    else:
+        args += ["--user", str(nobody.pw_uid), "--group", str(nobody.pw_gid)]
+
+    def command(port: int) -> list[str]:
+        return [sys.executable, "-m", "wsgid", "breakable_app:app", "-b", f"127.0.0.1:{low}", *args]
+
+    server = wsgid(None, command=command, env={"PYTHONPATH": APP_PATH}, start=False)
+    server.port = low  # the harness picked a port of its own; this one is below 1024
+    server.wait_ready()
+    workers = server.wait_workers(2)
+
+    assert ids(server.pid)["Uid"] == [0, 0, 0, 0], "the master keeps its identity"
+    for pid in workers:
+        status = ids(pid)
+        assert status["Uid"] == [nobody.pw_uid] * 4, status
+        assert status["Gid"] == [nobody.pw_gid] * 4, status
+        assert 0 not in status["Groups"], "root's supplementary groups must be dropped"
+    answer = json.loads(server.get("/").body)
+    assert (answer["uid"], answer["gid"]) == (nobody.pw_uid, nobody.pw_gid)
+    assert answer["pid"] in workers
+    assert server.stop() == 0
+
+
+def test_an_unknown_user_is_exit_2_naming_the_setting_value_and_file(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    config = workdir.root / "app.toml"
+    config.write_text('user = "no-such-user-wsgid"\n')
+    server = wsgid("sleep_app:app", "--config", str(config), start=False)
+    assert server.wait_exit(timeout=30) == EXIT_CONFIG
+    err = server.errlog()
+    assert "user = 'no-such-user-wsgid'" in err and str(config) in err, err
+    assert "no such user" in err
+
+
+def test_an_unknown_group_is_exit_2_naming_the_flag(
+    wsgid: Callable[..., WsgidServer],
+) -> None:
+    server = wsgid("sleep_app:app", "--group", "no-such-group-wsgid", start=False)
+    assert server.wait_exit(timeout=30) == EXIT_CONFIG
+    err = server.errlog()
+    assert "group = 'no-such-group-wsgid'" in err and "--group" in err, err
+
+
+def test_an_explicit_umask_applies_to_the_unix_socket_file(
+    wsgid: Callable[..., WsgidServer], sockdir: Path
+) -> None:
+    path = sockdir / "app.sock"
+    server = wsgid("sleep_app:app", "--bind", f"unix:{path}", "--umask", "027")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o750
+    assert server.stop() == 0

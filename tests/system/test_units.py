@@ -1,0 +1,152 @@
+"""The shipped unit files lint clean and are hardened, checked with systemd's own tools offline.
+
+`systemd-analyze verify` refuses a unit whose ExecStart binary is missing, and wsgid is not
+installed in /usr/bin here. So it runs with `--root` pointing at a throw-away overlay of `/`
+(tmpfs upper layer, in a private mount namespace: nothing is mounted on the host) in which
+/usr/bin/wsgid exists and the units sit in /etc/systemd/system.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from sysd_support import need_root, need_tool
+
+REPO = Path(__file__).resolve().parents[2]
+UNITS = REPO / "systemd"
+SHIPPED = ["wsgid.service", "wsgid.socket", "wsgid@.service", "wsgid@.socket"]
+# What verify is asked to check: templates are checked through an instance.
+CHECKED = ["wsgid.service", "wsgid.socket", "wsgid@demo.service", "wsgid@demo.socket"]
+
+OVERLAY_VERIFY = r"""
+set -eu
+T=$1; shift
+mount --make-rprivate /
+mkdir -p "$T/lower" "$T/ovl" "$T/root"
+mount --bind / "$T/lower"
+mount -t tmpfs tmpfs "$T/ovl"
+mkdir -p "$T/ovl/upper" "$T/ovl/work"
+mount -t overlay overlay \
+    -o "lowerdir=$T/lower,upperdir=$T/ovl/upper,workdir=$T/ovl/work" "$T/root"
+install -m 755 /dev/null "$T/root/usr/bin/wsgid"
+cp "$T"/units/* "$T/root/etc/systemd/system/"
+cd "$T/root/etc/systemd/system"
+exec systemd-analyze verify --man=no --root="$T/root" "$@"
+"""
+
+
+def verify(units_dir: Path, names: list[str], work: Path) -> subprocess.CompletedProcess[str]:
+    need_root()
+    need_tool("systemd-analyze")
+    unshare = need_tool("unshare")
+    shutil.copytree(units_dir, work / "units")
+    script = work / "verify.sh"
+    script.write_text(OVERLAY_VERIFY)
+    return subprocess.run(
+        [unshare, "--mount", "sh", str(script), str(work), *names],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_every_shipped_unit_file_exists() -> None:
+    for name in [*SHIPPED, "wsgid.sysusers.conf", "wsgid.tmpfiles.conf"]:
+        assert (UNITS / name).is_file(), name
+
+
+def test_systemd_analyze_verify_prints_nothing_for_every_unit(tmp_path: Path) -> None:
+    units = tmp_path / "src"
+    units.mkdir()
+    for name in SHIPPED:
+        shutil.copy(UNITS / name, units / name)
+    result = verify(units, CHECKED, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout + result.stderr == ""
+
+
+def test_verify_in_the_overlay_does_report_a_broken_unit(tmp_path: Path) -> None:
+    """The check above is not vacuous: the same set-up reports a misspelt key."""
+    units = tmp_path / "src"
+    units.mkdir()
+    text = (UNITS / "wsgid.service").read_text().replace("KillMode=", "KilMode=")
+    (units / "wsgid.service").write_text(text)
+    shutil.copy(UNITS / "wsgid.socket", units / "wsgid.socket")
+    result = verify(units, ["wsgid.service"], tmp_path)
+    assert "KilMode" in result.stdout + result.stderr
+
+
+def exposure(unit: Path) -> float:
+    tool = need_tool("systemd-analyze")
+    result = subprocess.run(
+        [tool, "security", "--offline=true", "--no-pager", str(unit)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", result.stdout)
+    assert match, result.stdout + result.stderr
+    return float(match.group(1))
+
+
+def test_wsgid_service_exposure_is_at_most_2(tmp_path: Path) -> None:
+    score = exposure(UNITS / "wsgid.service")
+    assert score <= 2.0, score
+
+
+def test_socket_activated_template_exposure_is_at_most_1(tmp_path: Path) -> None:
+    instance = tmp_path / "wsgid@demo.service"
+    shutil.copy(UNITS / "wsgid@.service", instance)
+    score = exposure(instance)
+    assert score <= 1.0, score
+
+
+@pytest.mark.parametrize("name", ["wsgid.service", "wsgid@.service"])
+def test_units_keep_the_settings_the_upgrade_and_the_stop_rely_on(name: str) -> None:
+    text = (UNITS / name).read_text()
+    for line in (
+        "Type=notify",
+        "NotifyAccess=all",  # the USR2 master is not systemd's child: MAINPID= must be believed
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "KillMode=mixed",
+        "TimeoutStopSec=35",  # graceful_timeout 30 s + margin
+        "DynamicUser=yes",
+        "ProtectSystem=strict",
+        "NoNewPrivileges=yes",
+        "PrivateTmp=yes",
+    ):
+        assert re.search(rf"^{re.escape(line)}$", text, re.M), f"{name}: {line}"
+    assert re.search(r"^WatchdogSec=\d+$", text, re.M)
+    assert re.search(r"^ExecStart=/usr/bin/wsgid --config /etc/wsgid/(app|%i)\.toml$", text, re.M)
+
+
+def test_sockets_name_their_descriptor_for_bind_systemd_web() -> None:
+    for name in ("wsgid.socket", "wsgid@.socket"):
+        assert "\nFileDescriptorName=web\n" in (UNITS / name).read_text(), name
+
+
+def test_sysusers_and_tmpfiles_snippets_apply_to_an_empty_root(tmp_path: Path) -> None:
+    sysusers = need_tool("systemd-sysusers")
+    tmpfiles = need_tool("systemd-tmpfiles")
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    done = subprocess.run(
+        [sysusers, f"--root={root}", str(UNITS / "wsgid.sysusers.conf")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"^wsgid:x:\d+:\d+:", (root / "etc/passwd").read_text(), re.M)
+    done = subprocess.run(
+        [tmpfiles, f"--root={root}", "--create", str(UNITS / "wsgid.tmpfiles.conf")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (root / "run/wsgid").is_dir() and (root / "var/lib/wsgid").is_dir()
