@@ -1,0 +1,268 @@
+"""Server hooks: each of the 15 is called with its documented arguments, in its process, at its
+moment; and a hook that raises is logged with its name without taking anything down.
+
+`tests/apps/hooks_recorder.py` appends one JSON line per call to $TESTAPP_HOOK_LOG (the hook,
+the calling pid and its parent, a monotonic time, the argument types, and facts read from
+the arguments). One server goes through the whole life that fires every hook: start,
+a request, TTIN, HUP, QUIT to a worker, a hung request (timeout), USR2, TERM.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from support import procs
+from support.client import poll
+from support.load import events, stop_process, wait_event
+from support.server import WorkDir, WsgidServer
+
+APP = "lifecycle_app:app"
+
+HOOKS = (
+    "on_starting",
+    "on_reload",
+    "when_ready",
+    "pre_fork",
+    "post_fork",
+    "post_worker_init",
+    "worker_int",
+    "worker_abort",
+    "pre_exec",
+    "pre_request",
+    "post_request",
+    "child_exit",
+    "worker_exit",
+    "nworkers_changed",
+    "on_exit",
+)
+IN_MASTER = {
+    "on_starting",
+    "on_reload",
+    "when_ready",
+    "pre_fork",
+    "pre_exec",
+    "child_exit",
+    "worker_exit",
+    "nworkers_changed",
+    "on_exit",
+}
+IN_WORKER = set(HOOKS) - IN_MASTER
+# The documented arguments, by type: `server` is the Master; in the master a worker is its
+# WorkerProcess record; in a worker it is the Worker itself ("W": checked with isinstance).
+MASTER_ARGS = {
+    "on_starting": ["Master"],
+    "on_reload": ["Master"],
+    "when_ready": ["Master"],
+    "pre_exec": ["Master"],
+    "on_exit": ["Master"],
+    "pre_fork": ["Master", "WorkerProcess"],
+    "child_exit": ["Master", "WorkerProcess"],
+    "worker_exit": ["Master", "WorkerProcess"],
+    "nworkers_changed": ["Master", "int", "int"],
+}
+WORKER_ARITY = {
+    "post_fork": 2,
+    "post_worker_init": 1,
+    "worker_int": 1,
+    "worker_abort": 1,
+    "pre_request": 2,
+    "post_request": 4,
+}
+
+Call = dict[str, Any]
+
+
+def hooks_table(module: str) -> str:
+    return "[hooks]\n" + "".join(f'{name} = "{module}:{name}"\n' for name in HOOKS)
+
+
+def read_calls(path: Path) -> list[Call]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def new_workers(server: WsgidServer, gone: set[int], count: int) -> Callable[[], list[int]]:
+    def check() -> list[int]:
+        server.check_running()
+        pids = [p for p in server.worker_pids() if procs.cmdline(p).startswith("wsgid: worker")]
+        return pids if len(pids) == count and not gone & set(pids) else []
+
+    return check
+
+
+def test_every_hook_is_called_with_documented_arguments_in_its_process_at_its_moment(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    record = workdir.root / "hooks.jsonl"
+    config = workdir.root / "wsgid.toml"
+    config.write_text("[workers]\nworkers = 2\ntimeout = 2\n\n" + hooks_table("hooks_recorder"))
+    server = wsgid(APP, "--config", str(config), env={"TESTAPP_HOOK_LOG": str(record)})
+    master = server.pid
+    first = set(server.wait_workers(2))
+
+    # pre_request, post_request
+    assert server.get("/hooked").status == 200
+    # nworkers_changed (2 -> 3), and one more pre_fork / post_fork / post_worker_init
+    server.send_signal(signal.SIGTTIN)
+    generation1 = set(server.wait_workers(3, timeout=20))
+    # on_reload; the configuration says 2 again: nworkers_changed (3 -> 2); the old
+    # generation exits: child_exit, worker_exit for each
+    server.send_signal(signal.SIGHUP)
+    wait_event(server.errlog, "reload.done", timeout=30, check=server.check_running)
+    generation2 = set(poll(new_workers(server, generation1, 2), 30, what="generation 2"))
+    # worker_int
+    interrupted = min(generation2)
+    os.kill(interrupted, signal.SIGQUIT)
+    workers = set(poll(new_workers(server, {interrupted}, 2), 30, what="a replacement"))
+    # worker_abort: a request that hangs past the 2 s timeout
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        hung = pool.submit(server.get, "/stuck?tag=hook", timeout=60)
+        wait_event(server.errlog, "worker.timeout_dump", timeout=30, check=server.check_running)
+        hung.exception(timeout=30)
+    aborted = int((workdir.markers / "started-hook").read_text())
+    workers = set(poll(new_workers(server, {aborted}, 2), 30, what="a replacement"))
+    # pre_exec, then stop the new master (its own hooks run in it, and are told apart by pid)
+    server.send_signal(signal.SIGUSR2)
+    (upgrade,) = wait_event(server.errlog, "upgrade.started", timeout=30)
+    new_master = int(upgrade.get("new_master") or 0)
+    wait_event(server.errlog, "master.ready", pid=new_master, timeout=30)
+    stop_process(new_master, signal.SIGTERM, 30, also=procs.children(new_master))
+    # on_exit
+    assert server.stop(signal.SIGTERM, timeout=30) == 0, server.errlog()
+
+    calls = read_calls(record)
+    masters = {master, new_master}
+    by_hook: dict[str, list[Call]] = defaultdict(list)
+    for call in calls:
+        by_hook[call["hook"]].append(call)
+        assert "error" not in call["facts"], call
+    assert set(by_hook) == set(HOOKS), f"never called: {set(HOOKS) - set(by_hook)}"
+
+    # Where each hook runs, and with what.
+    for name in IN_MASTER:
+        for call in by_hook[name]:
+            assert call["pid"] in masters, f"{name} ran in {call['pid']}, not a master"
+            assert call["args"] == MASTER_ARGS[name], call
+        assert any(c["pid"] == master for c in by_hook[name]), name
+    for name in IN_WORKER:
+        for call in by_hook[name]:
+            assert call["pid"] not in masters and call["ppid"] in masters, call
+            assert len(call["args"]) == WORKER_ARITY[name], call
+            assert call["facts"]["is_worker"] is True, call
+
+    # When: only the old master's own calls and its workers' (not the new master's tree).
+    def in_old_tree(call: Call) -> bool:
+        return call["pid"] == master or (call["ppid"] == master and call["pid"] != new_master)
+
+    def ours(name: str) -> list[Call]:
+        return [c for c in by_hook[name] if in_old_tree(c)]
+
+    own = sorted((c for c in calls if in_old_tree(c)), key=lambda c: c["t"])
+    assert own[0]["hook"] == "on_starting" and own[0]["facts"]["listeners"] == 0, own[0]
+    last = [c for c in own if c["pid"] == master][-1]
+    assert last["hook"] == "on_exit", last
+
+    (ready,) = ours("when_ready")
+    assert ready["facts"]["booted"] == [True, True], ready
+    booted_first = [c for c in ours("post_worker_init") if c["pid"] in first]
+    assert len(booted_first) == 2 and all(c["t"] < ready["t"] for c in booted_first)
+
+    for post in ours("post_fork"):
+        assert post["facts"]["app_loaded"] is False, "post_fork runs before the app is loaded"
+        pre = [c for c in ours("pre_fork") if c["facts"]["age"] == post["facts"]["age"]]
+        assert len(pre) == 1 and pre[0]["t"] < post["t"], (post, pre)
+        assert pre[0]["facts"]["worker_pid"] == 0, "pre_fork runs before the fork"
+        init = [c for c in ours("post_worker_init") if c["pid"] == post["pid"]]
+        assert len(init) == 1 and init[0]["t"] > post["t"], (post, init)
+        assert init[0]["facts"]["app_loaded"] is True
+    assert {c["pid"] for c in ours("post_fork")} >= first | generation1 | generation2
+
+    (pre_req,) = [c for c in ours("pre_request") if c["facts"]["path"] == "/hooked"]
+    (post_req,) = [c for c in ours("post_request") if c["facts"]["path"] == "/hooked"]
+    assert pre_req["pid"] == post_req["pid"] and pre_req["t"] < post_req["t"]
+    assert pre_req["facts"]["method"] == "GET"
+    assert post_req["facts"]["status"] == 200 and post_req["facts"]["path_info"] == "/hooked"
+    assert post_req["args"][2] == "dict", "post_request gets the environ"
+
+    (reload_call,) = ours("on_reload")
+    assert reload_call["facts"]["generation"] == 1, "on_reload runs before the new generation"
+    forked_after = [c for c in ours("pre_fork") if c["t"] > reload_call["t"]]
+    assert len(forked_after) >= 2, "the new generation is forked after on_reload"
+
+    changes = [(c["facts"]["new"], c["facts"]["old"]) for c in ours("nworkers_changed")]
+    assert changes[0] == (3, 2), f"TTIN: {changes}"
+
+    for pid in generation1 | {interrupted, aborted}:
+        (child,) = [c for c in ours("child_exit") if c["facts"]["worker_pid"] == pid]
+        (exited,) = [c for c in ours("worker_exit") if c["facts"]["worker_pid"] == pid]
+        assert child["t"] <= exited["t"], "child_exit comes before worker_exit"
+        assert child["facts"]["running"] is False, "child_exit runs after the worker is reaped"
+
+    (interrupt,) = ours("worker_int")
+    assert interrupt["pid"] == interrupted
+    (abort,) = ours("worker_abort")
+    assert abort["pid"] == aborted and abort["facts"]["path"] == "/stuck", abort
+
+    (exec_call,) = ours("pre_exec")
+    new_start = [c for c in by_hook["on_starting"] if c["pid"] == new_master]
+    assert new_start and exec_call["t"] < new_start[0]["t"], "pre_exec runs before the exec"
+    assert workers  # the replacement workers served until the stop
+
+
+def test_hooks_that_raise_are_logged_by_name_and_the_server_carries_on(
+    wsgid: Callable[..., WsgidServer],
+) -> None:
+    flags = [
+        arg for name in HOOKS for arg in (f"--{name.replace('_', '-')}", f"hooks_raising:{name}")
+    ]
+    server = wsgid(APP, *flags, workers=2)
+    first = set(server.wait_workers(2))
+    for _ in range(3):
+        assert server.get("/pid").status == 200
+    server.send_signal(signal.SIGTTIN)
+    generation1 = set(server.wait_workers(3, timeout=20))
+    assert first < generation1
+    server.send_signal(signal.SIGHUP)
+    wait_event(server.errlog, "reload.done", timeout=30, check=server.check_running)
+    # The reload goes back to the configured 2 workers (as gunicorn does).
+    generation2 = set(poll(new_workers(server, generation1, 2), 30, what="generation 2"))
+    victim = min(generation2)
+    os.kill(victim, signal.SIGQUIT)
+    poll(new_workers(server, {victim}, 2), 30, what="a replacement")
+    assert server.get("/pid").status == 200
+    server.check_running()
+    assert server.stop(signal.SIGTERM, timeout=30) == 0, server.errlog()
+
+    log = server.errlog()
+    fired = set(HOOKS) - {"worker_abort", "pre_exec"}  # no hung request, no upgrade here
+    for name in sorted(fired):
+        failed = events(log, "hook.failed", hook=name)
+        assert failed, f"no hook.failed event for {name}\n{log}"
+        assert f"hook {name} fails on purpose" in failed[0].text, failed[0].text
+
+
+def test_nworkers_changed_is_called_when_a_reload_changes_the_worker_count(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    """`nworkers_changed` fires whenever the count changes: TTIN/TTOU, and a HUP to a new count."""
+    record = workdir.root / "hooks.jsonl"
+    config = workdir.root / "wsgid.toml"
+    hook = '[hooks]\nnworkers_changed = "hooks_recorder:nworkers_changed"\n'
+    config.write_text("[workers]\nworkers = 2\n\n" + hook)
+    server = wsgid(APP, "--config", str(config), env={"TESTAPP_HOOK_LOG": str(record)})
+    old = set(server.wait_workers(2))
+    config.write_text("[workers]\nworkers = 3\n\n" + hook)
+    server.send_signal(signal.SIGHUP)
+    wait_event(server.errlog, "reload.done", timeout=30, check=server.check_running)
+    poll(new_workers(server, old, 3), 30, what="3 new workers")
+    server.send_signal(signal.SIGTTOU)
+    server.wait_workers(2, timeout=20)
+    poll(lambda: len(read_calls(record)) >= 1, timeout=10, what="a nworkers_changed call")
+    changes = [(c["facts"]["new"], c["facts"]["old"]) for c in read_calls(record)]
+    assert changes == [(3, 2), (2, 3)], f"HUP 2 -> 3 workers, then TTOU: {changes}"
