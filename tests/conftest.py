@@ -1,6 +1,7 @@
 """Shared fixtures: real wsgid servers, private work directories, and leak checks.
 
-- `workdir`: a fresh directory tree for one test, removed afterwards.
+- `workdir`: a fresh directory tree for one test, removed afterwards; the test errors if any
+  process still has its cwd or an open file there (a daemon that escaped its group).
 - `wsgid`: a factory `wsgid(app, *args, workers=None, env=None, start=True)` returning a running
   `WsgidServer`; at teardown every server is stopped and the test errors if a process, a socket
   file or a temp file of it was left behind.
@@ -12,7 +13,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -51,7 +55,15 @@ def workdir(session_tmp: Path) -> Iterator[WorkDir]:
     try:
         yield WorkDir(root)
     finally:
+        # Anything still working in the directory escaped the harness's other checks.
+        users = procs.users_of(str(root))
+        described = procs.describe([st for p in users if (st := procs.read_stat(p))])
+        for pid in users:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        procs.wait_gone(users, timeout=5)
         shutil.rmtree(root, ignore_errors=True)
+    assert not users, f"processes still using the test's directory: {described}"
     assert not root.exists(), f"could not remove {root}"
 
 

@@ -6,10 +6,13 @@ that guard every other test are themselves tested.
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import textwrap
 
 from support import procs
+from support.client import poll
 from support.server import WorkDir, WsgidServer
 
 
@@ -73,3 +76,29 @@ def test_harness_clean_stand_in_reports_nothing(workdir: WorkDir) -> None:
     server = stand_in(workdir, "print('nothing to leave behind')")
     assert server.close() == []
     assert server.outlog().strip() == "nothing to leave behind"
+
+
+def test_harness_finds_daemon_that_escaped_group_and_session(workdir: WorkDir) -> None:
+    """A double-forked, setsid() daemon leaves the group checks behind; its cwd betrays it."""
+    pid_file = workdir.root / "daemon.pid"
+    stand_in(
+        workdir,
+        f"""
+        import os, time
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                open({str(pid_file)!r} + ".tmp", "w").write(str(os.getpid()))
+                os.rename({str(pid_file)!r} + ".tmp", {str(pid_file)!r})
+                time.sleep(60)
+            os._exit(0)
+        """,
+    )
+    poll(pid_file.exists, timeout=10, what="the daemon's pid file")
+    daemon = int(pid_file.read_text())
+    try:
+        assert procs.read_stat(daemon) is not None
+        assert daemon in procs.users_of(str(workdir.root))
+    finally:
+        os.kill(daemon, signal.SIGKILL)
+        procs.wait_gone([daemon], timeout=5)

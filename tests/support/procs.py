@@ -102,3 +102,29 @@ def wait_gone(pids: list[int], timeout: float) -> list[int]:
         if not alive or time.monotonic() >= deadline:
             return alive
         time.sleep(0.02)
+
+
+def users_of(root: str) -> list[int]:
+    """Live processes (other than this one) whose cwd or an open file lies under `root`.
+
+    Catches what escaped its process group and session (a double-forked daemon) but still
+    works in, or writes to, a test's directory.
+    """
+    prefix = os.path.realpath(root).rstrip("/") + "/"
+    found = []
+    me = os.getpid()
+    for st in all_stats():
+        if st.pid == me or st.state in ("Z", "X"):
+            continue
+        links = [f"/proc/{st.pid}/cwd"]
+        with contextlib.suppress(OSError):
+            links += [f"/proc/{st.pid}/fd/{fd}" for fd in os.listdir(f"/proc/{st.pid}/fd")]
+        for link in links:
+            try:
+                target = os.readlink(link)
+            except OSError:
+                continue
+            if (target + "/").startswith(prefix):
+                found.append(st.pid)
+                break
+    return found
