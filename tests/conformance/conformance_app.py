@@ -54,7 +54,7 @@ _calls = 0
 
 def _read_all(environ: Environ, size: int = 65536) -> bytes:
     stream = environ["wsgi.input"]
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         chunk = stream.read(size)
         if not chunk:
@@ -143,5 +143,5 @@ def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         return _json(start_response, {"calls": _calls, "pid": os.getpid()})
     _calls += 1
     if path.startswith("/_v/"):
-        return validated_echo(environ, start_response)  # type: ignore[no-any-return]
+        return validated_echo(environ, start_response)
     return ROUTES.get(path, echo)(environ, start_response)
