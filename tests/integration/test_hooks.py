@@ -158,7 +158,7 @@ def test_every_hook_is_called_with_documented_arguments_in_its_process_at_its_mo
 
     # When: only the old master's own calls and its workers' (not the new master's tree).
     def in_old_tree(call: Call) -> bool:
-        return call["pid"] == master or (call["ppid"] == master and call["pid"] != new_master)
+        return bool(call["pid"] == master or (call["ppid"] == master and call["pid"] != new_master))
 
     def ours(name: str) -> list[Call]:
         return [c for c in by_hook[name] if in_old_tree(c)]

@@ -49,7 +49,8 @@ def test_first_generation_boot_failure_exits_with_its_code_within_5s_without_ref
     # The master's own events (they name the worker and its exit code), one per fork at most.
     failed = [e for e in events(log, "worker.boot_failed") if e.get("exit_code") is not None]
     assert 1 <= len(failed) <= workers, f"{len(failed)} boot failures for {workers} workers\n{log}"
-    assert all(e.get("exit_code") == str(code) for e in failed), log
+    # The first failure decides; workers stopped meanwhile may report otherwise.
+    assert failed[0].get("exit_code") == str(code), log
     assert len(seen) <= workers, f"{len(seen)} worker pids seen for {workers} workers: {seen}"
     stopped = events(log, "master.stopped")
     assert stopped and stopped[-1].get("exit_code") == str(code), log

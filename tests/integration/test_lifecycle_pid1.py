@@ -20,7 +20,7 @@ import pytest
 
 from support import procs
 from support.client import poll
-from support.load import events, ns_pids
+from support.load import events, exactly_children, ns_pids
 from support.server import WorkDir, WsgidServer
 
 APP = "lifecycle_app:app"
@@ -101,7 +101,7 @@ def check_pid1_serves_through_orphans(
         (workdir.markers / "go").touch()
     # Both exit (3 and 4) and are reaped; only the two workers remain.
     poll(lambda: not orphans(master), timeout=20, what="the orphans to be reaped")
-    workers = set(poll(lambda: len(procs.children(master)) == 2 and procs.children(master), 20))
+    workers = set(poll(exactly_children(master, 2), 20, what="the two workers"))
 
     for i in range(5):
         resp = server.get(f"/pid?after-orphans={i}")

@@ -21,12 +21,14 @@ from support import procs
 from support.client import poll
 from support.load import (
     events,
+    exactly_children,
     listening_inodes,
     pidfile_pid,
     same,
     socket_inodes,
     stop_process,
     wait_event,
+    wait_pidfile,
 )
 from support.server import Response, WorkDir, WsgidServer
 
@@ -343,13 +345,11 @@ def test_usr2_starts_a_new_master_on_the_same_socket_and_the_old_keeps_serving(
     old_workers = set(server.wait_workers(2))
     (listener,) = listening_inodes(server.port)
     server.send_signal(signal.SIGUSR2)
-    new_master = poll(lambda: pidfile_pid(pid2_path), timeout=20, what="wsgid.pid.2")
+    new_master = wait_pidfile(pid2_path, timeout=20)
     assert new_master in procs.children(server.pid), "the new master is forked by the old one"
     wait_event(server.errlog, "upgrade.started", new_master=new_master)
     wait_event(server.errlog, "master.ready", pid=new_master, timeout=30)
-    new_workers = set(
-        poll(lambda: len(procs.children(new_master)) == 2 and procs.children(new_master), 20)
-    )
+    new_workers = set(poll(exactly_children(new_master, 2), 20, what="the new workers"))
     assert pidfile_pid(pid_path) == server.pid, "the old master keeps NAME.pid"
     assert all(procs.is_alive(p) for p in old_workers), "the old workers keep running"
     # One listening socket, inherited (not re-bound): the new master holds the same inode.

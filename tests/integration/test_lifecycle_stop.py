@@ -22,6 +22,13 @@ GRACEFUL = 10.0
 SLOW = 2.0
 
 
+def started_pid(workdir: WorkDir, tag: str) -> int:
+    """Wait until the request tagged `tag` runs in the app; the pid of its worker."""
+    marker = workdir.markers / f"started-{tag}"
+    poll(lambda: marker.exists() and marker.read_text(), timeout=20, what=f"request {tag}")
+    return int(marker.read_text())
+
+
 def connection_refused(port: int) -> bool:
     """True if connect() is refused; a connection that gets in is closed again at once."""
     try:
@@ -43,9 +50,7 @@ def test_term_with_three_slow_requests_finishes_them_refuses_new_and_exits_0(
         ran_on = set()
         for i in range(3):
             in_flight.append(pool.submit(server.get, f"/sleep?s={SLOW}&tag=slow{i}", timeout=60))
-            marker = workdir.markers / f"started-slow{i}"
-            poll(lambda m=marker: m.exists() and m.read_text(), timeout=20, what=f"slow{i}")
-            ran_on.add(int(marker.read_text()))
+            ran_on.add(started_pid(workdir, f"slow{i}"))
         assert ran_on == workers
         sent = time.monotonic()
         server.send_signal(signal.SIGTERM)

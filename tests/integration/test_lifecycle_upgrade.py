@@ -20,11 +20,13 @@ from support import procs
 from support.client import poll
 from support.load import (
     LoadLoop,
+    exactly_children,
     listening_inodes,
     pidfile_pid,
     socket_inodes,
     stop_process,
     wait_event,
+    wait_pidfile,
 )
 from support.server import WorkDir, WsgidServer
 
@@ -52,13 +54,9 @@ def new_master_stopped_at_exit() -> Iterator[list[int]]:
 def start_upgrade(server: WsgidServer, pid2_path: Path) -> tuple[int, set[int]]:
     """USR2; wait for the new master to write NAME.pid.2 and boot its workers."""
     server.send_signal(signal.SIGUSR2)
-    new_master = poll(lambda: pidfile_pid(pid2_path), timeout=30, what=f"{pid2_path.name}")
+    new_master = wait_pidfile(pid2_path, timeout=30)
     wait_event(server.errlog, "master.ready", pid=new_master, timeout=30)
-    workers = poll(
-        lambda: len(procs.children(new_master)) == 2 and procs.children(new_master),
-        timeout=30,
-        what="the new master's 2 workers",
-    )
+    workers = poll(exactly_children(new_master, 2), timeout=30, what="the new master's workers")
     return new_master, set(workers)
 
 
@@ -134,16 +132,9 @@ def test_usr2_rollback_hup_old_master_then_term_new_master(
 
         # The new code misbehaves: HUP the old master (it starts workers again) ...
         server.send_signal(signal.SIGHUP)
-        respawned = set(
-            poll(
-                lambda: (
-                    len(pids := [p for p in procs.children(old_master) if p != new_master]) == 2
-                    and pids
-                ),
-                timeout=30,
-                what="the old master's workers back",
-            )
-        )
+        # (the old master's children: the new master and two new workers)
+        respawned = set(poll(exactly_children(old_master, 3), 30, what="old workers back"))
+        respawned.discard(new_master)
         assert not respawned & old_workers
         # ... and TERM the new master: it goes, removing NAME.pid.2 only.
         stop_process(new_master, signal.SIGTERM, 30, also=sorted(new_workers))

@@ -343,6 +343,28 @@ def pidfile_pid(path: Path) -> int | None:
     return int(text) if text.isdigit() else None
 
 
+def wait_pidfile(path: Path, timeout: float) -> int:
+    """Poll until `path` names a pid; return it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pid = pidfile_pid(path)
+        if pid is not None:
+            return pid
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"no pid in {path} after {timeout}s")
+        time.sleep(0.02)
+
+
+def exactly_children(pid: int, n: int) -> Callable[[], list[int]]:
+    """A poll condition: the live children of `pid` if there are exactly `n`, else []."""
+
+    def check() -> list[int]:
+        pids = procs.children(pid)
+        return pids if len(pids) == n else []
+
+    return check
+
+
 def ns_pids(pid: int) -> list[int]:
     """`pid` as seen from each pid namespace it is in, outermost first (/proc status NSpid)."""
     with open(f"/proc/{pid}/status") as f:
