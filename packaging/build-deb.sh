@@ -8,7 +8,7 @@
 #
 # Needs: apt-get install debhelper help2man python3-pip python3-venv (and lintian to check).
 set -euo pipefail
-# shellcheck source=packaging/lib.sh
+# shellcheck source=lib.sh source-path=SCRIPTDIR
 . "$(dirname "$0")/lib.sh"
 
 root=$(repo_root)

@@ -7,7 +7,7 @@
 # the BuildRequires check (--nodeps), since Debian's packages are not in the rpm database.
 # The .rpm lands in OUTDIR.
 set -euo pipefail
-# shellcheck source=packaging/lib.sh
+# shellcheck source=lib.sh source-path=SCRIPTDIR
 . "$(dirname "$0")/lib.sh"
 
 root=$(repo_root)

@@ -76,3 +76,23 @@ need_commands() {
     done
     [ "${#missing[@]}" -eq 0 ] || die "missing tools; install them with: apt-get install ${missing[*]}"
 }
+
+# container_engine: $CONTAINER_ENGINE, else podman, else docker.
+container_engine() {
+    local engine=${CONTAINER_ENGINE:-}
+    if [ -z "$engine" ]; then
+        if command -v podman >/dev/null 2>&1; then
+            engine=podman
+        elif command -v docker >/dev/null 2>&1; then
+            engine=docker
+        else
+            die "no container engine: apt-get install podman (or install docker)"
+        fi
+    fi
+    echo "$engine"
+}
+
+# dockerfile_base_image DOCKERFILE: the default of its PYTHON_IMAGE build argument.
+dockerfile_base_image() {
+    sed -n 's/^ARG PYTHON_IMAGE=//p' "$1"
+}

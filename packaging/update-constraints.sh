@@ -5,7 +5,7 @@
 # the pin list below the file's comment header. Review the diff and run the packaging tests
 # before committing it.
 set -euo pipefail
-# shellcheck source=packaging/lib.sh
+# shellcheck source=lib.sh source-path=SCRIPTDIR
 . "$(dirname "$0")/lib.sh"
 
 root=$(repo_root)
