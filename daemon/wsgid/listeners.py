@@ -139,7 +139,11 @@ def bind_all(
     try:
         if not binds:
             listeners = [
-                Listener(_nonblocking(i.sock), BindSpec(_label(i), i.sock.family, None), i.owned)
+                Listener(
+                    _nonblocking(i.sock),
+                    BindSpec(_label(i), i.sock.family, None, name=i.name),
+                    i.owned,
+                )
                 for i in pool
             ]
             return listeners

@@ -201,8 +201,13 @@ class Master:
             self.hooks.call("on_exit", self)
 
     def _binds(self) -> tuple[str, ...]:
-        """The configured binds; none (serve what was passed) under bare socket activation."""
-        if self.loaded.sources.get("bind") == "default" and "LISTEN_FDS" in os.environ:
+        """The configured binds; none (serve what was passed) under bare socket activation.
+
+        A master exec'd on USR2 by such a master serves what it was passed too: binding the
+        default address instead would leave systemd's socket without anyone accepting.
+        """
+        passed = "LISTEN_FDS" in os.environ or ENV_INHERIT_FDS in os.environ
+        if self.loaded.sources.get("bind") == "default" and passed:
             return ()
         return tuple(self.settings.bind)
 
@@ -212,11 +217,16 @@ class Master:
         if fds:
             import socket
 
-            return [
-                listeners_mod.Inherited(socket.socket(fileno=int(fd)), owned=True)
-                for fd in fds.split(",")
-                if fd.isdigit()
-            ]
+            inherited = []
+            for entry in fds.split(","):  # FD:NAME:OWNED, see _upgrade
+                fd, _, rest = entry.partition(":")
+                name, _, owned = rest.partition(":")
+                if fd.isdigit():
+                    sock = socket.socket(fileno=int(fd))
+                    inherited.append(
+                        listeners_mod.Inherited(sock, name=name or None, owned=owned != "0")
+                    )
+            return inherited
         return inherited_sockets(os.environ)
 
     def _fail_start(self, message: str, code: int) -> int:
@@ -426,7 +436,11 @@ class Master:
             for fd in fds:
                 os.set_inheritable(fd, True)
             env = dict(os.environ)
-            env[ENV_INHERIT_FDS] = ",".join(str(fd) for fd in fds)
+            # FD:NAME:OWNED: the name keeps `bind = systemd:NAME` working in the new master;
+            # OWNED=0 for systemd's sockets, whose files are never ours to unlink.
+            env[ENV_INHERIT_FDS] = ",".join(
+                f"{lst.fileno()}:{lst.spec.name or ''}:{int(lst.created)}" for lst in self.listeners
+            )
             env[ENV_OLD_MASTER] = str(self.pid)
             os.chdir(self.cwd)
             os.execve(sys.executable, [sys.executable, "-m", "wsgid", *self.argv], env)

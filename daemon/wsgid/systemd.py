@@ -21,7 +21,13 @@ stop the whole unit. So:
 - a new master that stops while the old one still runs (a roll-back) hands
   `MAINPID` back to it instead of announcing `STOPPING=1`;
 - systemd named the old master in `WATCHDOG_PID`; the new master, its child,
-  pings in its place.
+  pings in its place;
+- once the old master has exited and systemd has adopted the new one, the new
+  master names a stand-in (one of its workers) and then itself again in
+  `MAINPID=`. systemd decides whether a main process is its own child only when
+  `MAINPID=` changes, and ours was not yet; a main process it believes is not
+  its child is never waited for on stop: it would be SIGKILLed at once instead
+  of being given its graceful stop.
 """
 
 from __future__ import annotations
@@ -83,6 +89,7 @@ class Notifier:
         self._successor = 0  # old master: the master exec'd on USR2, while it runs
         self._predecessor = 0  # new master: the master that exec'd us
         self._main = True  # False in a new master until it announced MAINPID
+        self._adopted = False  # new master: systemd was told again once it adopted us
 
     def _watchdog_for(self, pid: str) -> float:
         usec = self._watchdog_usec
@@ -139,6 +146,16 @@ class Notifier:
         """Called by the old master on USR2: `successor` speaks for the service while it runs."""
         self._successor = successor
 
+    def _check_adopted(self) -> None:
+        """After an upgrade: once the old master is gone, make systemd re-check our parentage."""
+        if os.getppid() == self._predecessor:
+            return
+        self._adopted = True
+        stand_ins = _children()
+        if stand_ins:
+            self.send(f"MAINPID={stand_ins[0]}")
+            self.send(f"MAINPID={os.getpid()}")
+
     def _replaced(self) -> bool:
         return bool(self._successor) and _running(self._successor)
 
@@ -148,6 +165,8 @@ class Notifier:
 
     def watchdog(self, now: float) -> None:
         """Called from each turn of the master loop; pings when due."""
+        if self._predecessor and self._main and not self._adopted:
+            self._check_adopted()
         if self.watchdog_interval and now >= self._next_ping:
             self._next_ping = now + self.watchdog_interval
             self.send("WATCHDOG=1")
@@ -160,3 +179,11 @@ def _running(pid: int) -> bool:
             return stat.read().rpartition(b")")[2].split()[0] != b"Z"
     except OSError:
         return False
+
+
+def _children() -> list[int]:
+    try:
+        with open(f"/proc/{os.getpid()}/task/{os.getpid()}/children") as children:
+            return [int(pid) for pid in children.read().split()]
+    except OSError:
+        return []
