@@ -154,6 +154,17 @@ def test_usr2_new_master_sends_mainpid_with_ready_and_old_master_never_says_stop
         from_old = [m for m in recv.since(mark) if m.pid == old]
         assert not [m for m in from_old if "STOPPING" in m or "READY" in m], from_old
         assert server.get("/").status == 200, "the new master serves on after the old one left"
+        # Adopted by systemd now, the new master names a worker then itself in MAINPID=, so
+        # that systemd re-checks whether its main process is its child (graceful stop).
+        dance = recv.wait_for(
+            lambda m: m.pid == new and m.fields.get("MAINPID") == str(new),
+            timeout=5,
+            start=mark,
+            what="MAINPID= again after the old master left",
+        )
+        stand_in = [m for m in recv.since(mark) if m.pid == new and "MAINPID" in m]
+        assert len(stand_in) == 2 and stand_in[1] is dance, [str(m) for m in stand_in]
+        assert int(stand_in[0]["MAINPID"]) in procs.children(new)
         # Now the new master is the service: its own stop is announced.
         mark = len(recv.messages())
         _stop_pid(new)

@@ -2,7 +2,7 @@
 
 Lets a test boot a server, then make the next import (a HUP reload, a USR2 upgrade) fail.
 It also answers with a few facts about the worker, for the system tests:
-`{"pid", "uid", "gid", "groups", "instance"}` (instance = $WSGID_TEST_INSTANCE).
+`{"pid", "uid", "gid", "groups", "instance"}` (instance = $TESTAPP_INSTANCE).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
             "uid": os.getuid(),
             "gid": os.getgid(),
             "groups": sorted(os.getgroups()),
-            "instance": os.environ.get("WSGID_TEST_INSTANCE", ""),
+            "instance": os.environ.get("TESTAPP_INSTANCE", ""),
         }
     ).encode()
     start_response(
