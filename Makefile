@@ -16,3 +16,20 @@ lint:
 	@scripts/setup-env.sh test
 	.venv/bin/ruff check .
 	.venv/bin/mypy
+
+# Packages (docs/packaging.md). The .deb and the .rpm land in dist/; `make image` tags the
+# container image wsgid:VERSION and wsgid:latest (IMAGE=name:tag for another tag). Each target
+# first installs the Debian packages its build needs.
+.PHONY: deb rpm image
+
+deb:
+	@scripts/apt-deps.sh dpkg-dev debhelper help2man python3-pip python3-venv
+	packaging/build-deb.sh dist
+
+rpm:
+	@scripts/apt-deps.sh rpm help2man python3-pip python3-venv
+	packaging/build-rpm.sh dist
+
+image:
+	@scripts/apt-deps.sh podman mmdebstrap
+	packaging/build-image.sh $(IMAGE)

@@ -33,7 +33,7 @@ stage_source "$root" "$src"
 tar -C "$work" -czf "$top/SOURCES/wsgid-$version.tar.gz" "wsgid-$version"
 build_wheelhouse "$src" "$work/wheelhouse"
 tar -C "$work/wheelhouse" -czf "$top/SOURCES/wsgid-$version-wheels.tar.gz" .
-cp "$src/systemd/wsgid.sysusers" "$top/SOURCES/wsgid.sysusers"
+cp "$src/systemd/wsgid.sysusers.conf" "$top/SOURCES/wsgid.sysusers"
 cp "$root/packaging/rpm/wsgid.spec" "$top/SPECS/"
 
 args=(-bb --define "_topdir $top")

@@ -59,8 +59,8 @@ install -D -m 0755 "$pkg/wsgid.launcher" "$dest/usr/bin/wsgid"
 for unit in wsgid.service wsgid.socket wsgid@.service wsgid@.socket; do
     install -D -m 0644 "systemd/$unit" "$dest$unitdir/$unit"
 done
-install -D -m 0644 systemd/wsgid.sysusers "$dest/usr/lib/sysusers.d/wsgid.conf"
-install -D -m 0644 systemd/wsgid.tmpfiles "$dest/usr/lib/tmpfiles.d/wsgid.conf"
+install -D -m 0644 systemd/wsgid.sysusers.conf "$dest/usr/lib/sysusers.d/wsgid.conf"
+install -D -m 0644 systemd/wsgid.tmpfiles.conf "$dest/usr/lib/tmpfiles.d/wsgid.conf"
 
 install -D -m 0644 "$pkg/app.toml" "$dest/etc/wsgid/app.toml"
 install -D -m 0644 "$pkg/wsgid.logrotate" "$dest/etc/logrotate.d/wsgid"
