@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import ipaddress
+import json
 import os
 import re
 import sys
@@ -293,6 +294,57 @@ EnvAssignment = Annotated[
 ]
 IdName = Annotated[NonEmptyStr, BeforeValidator(_int_to_str)]
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+LogFormat = Literal["console", "json", "logfmt"]
+SyslogFacility = Literal[
+    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
+    "authpriv", "ftp", "local0", "local1", "local2", "local3", "local4", "local5", "local6",
+    "local7",
+]  # fmt: skip
+ACCESS_LOG_FORMATS = ("json", "logfmt", "console", "combined")
+GUNICORN_ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
+
+
+# The logging checks use the parsers the logs themselves run (wsgid.logs), imported late so
+# that `wsgid --help` does not load the logging stack.
+def _check_log_target(value: str | None) -> str | None:
+    from wsgid.logs.targets import parse
+
+    if value is not None:
+        parse(value)
+    return value
+
+
+def _check_syslog_addr(value: str) -> str:
+    from wsgid.logs.targets import parse
+
+    if parse(value).kind != "syslog":
+        raise ValueError(f"{value!r} is not a syslog address")
+    return value
+
+
+def _check_access_log_format(value: str) -> str:
+    if value in ACCESS_LOG_FORMATS:
+        return value
+    if "%(" not in value:
+        hint = difflib.get_close_matches(value.lower(), ACCESS_LOG_FORMATS, n=1)
+        suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+        raise ValueError(f"{value!r} is neither a format name nor a %(x)s format{suggestion}")
+    from wsgid.logs.atoms import check
+
+    check(value)
+    return value
+
+
+def _json_table(value: object) -> object:
+    # In WSGID_LOGCONFIG_DICT the table can only be written as JSON.
+    if isinstance(value, str):
+        if not value.strip():
+            return {}
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not a JSON object ({exc})") from None
+    return value
 
 
 # --------------------------------------------------------------------------------------------
@@ -538,6 +590,41 @@ class Settings(BaseModel):
         ge=0,
         description="The maximum size of one request header field, in bytes. 0 means unlimited.",
     )
+    limit_request_body: Annotated[
+        int, Option("limits", ("--limit-request-body",), metavar="BYTES")
+    ] = Field(
+        default=0,
+        ge=0,
+        description=(
+            "The largest request body accepted, in bytes; a larger one is refused with 413 "
+            "before the application runs (or, for a chunked body found too large while the "
+            "application reads it, wsgi.input raises). 0 means no limit."
+        ),
+    )
+    small_body_size: Annotated[int, Option("limits", ("--small-body-size",), metavar="BYTES")] = (
+        Field(
+            default=65536,
+            ge=0,
+            description=(
+                "Request bodies up to this size (chunked ones included) are read completely before "
+                "the application is called, so a slow client never holds it and a framing error is "
+                "refused with 400 before it runs. Larger bodies stream through wsgi.input."
+            ),
+        )
+    )
+    header_map: Annotated[
+        Literal["drop", "refuse", "dangerous"],
+        BeforeValidator(_lower),
+        Option("limits", ("--header-map",), metavar="MODE"),
+    ] = Field(
+        default="drop",
+        description=(
+            "What to do with request header names containing an underscore, which would "
+            "collide with dashed names in the environ (X_Forwarded_For posing as "
+            "X-Forwarded-For): drop them, refuse the request with 400, or (dangerous) map "
+            "them like dashed names. gunicorn's setting of the same name."
+        ),
+    )
 
     # --- logging --------------------------------------------------------------------------
     loglevel: Annotated[
@@ -547,19 +634,156 @@ class Settings(BaseModel):
     ] = Field(default="info", description="The least severe level written to the error log.")
     errorlog: Annotated[
         NonEmptyStr,
-        Option("logging", ("--error-logfile", "--log-file"), metavar="FILE"),
+        AfterValidator(_check_log_target),
+        Option(
+            "logging",
+            ("--error-logfile", "--log-file"),
+            metavar="FILE",
+            accepts="-, a file path, syslog, unix://PATH, udp://HOST:PORT or tcp://HOST:PORT",
+        ),
     ] = Field(
         default="-",
-        description="Where the error log goes: a file path, or `-` for standard error.",
+        description=(
+            "Where the error log goes: `-` for standard error, a file path (created mode 0640, "
+            "reopened on USR1), or syslog: `syslog` (the local /dev/log), `unix://PATH`, "
+            "`udp://HOST:PORT` or `tcp://HOST:PORT`."
+        ),
     )
     accesslog: Annotated[
         NonEmptyStr | None,
-        Option("logging", ("--access-logfile",), metavar="FILE"),
+        AfterValidator(_check_log_target),
+        Option(
+            "logging",
+            ("--access-logfile",),
+            metavar="FILE",
+            accepts="-, a file path, syslog, unix://PATH, udp://HOST:PORT or tcp://HOST:PORT",
+        ),
     ] = Field(
         default=None,
         description=(
-            "Where the access log goes: a file path, or `-` for standard output. Unset, "
-            "there is no access log."
+            "Where the access log goes: `-` for standard output, a file path, or a syslog "
+            "address as for errorlog. Unset, there is no access log (and no cost per request)."
+        ),
+    )
+    log_format: Annotated[
+        LogFormat,
+        BeforeValidator(_lower),
+        Option("logging", ("--log-format",), metavar="FORMAT"),
+    ] = Field(
+        default="console",
+        description=(
+            "The format of the error log: `console` (`<time> [<level>] <event> key=value`, "
+            "colour on a terminal), `json` (one object per line) or `logfmt`."
+        ),
+    )
+    access_log_format: Annotated[
+        NonEmptyStr,
+        AfterValidator(_check_access_log_format),
+        Option(
+            "logging",
+            ("--access-logformat",),
+            metavar="FORMAT",
+            accepts="json, logfmt, console, combined, or a gunicorn format of %(x)s atoms",
+        ),
+    ] = Field(
+        default=GUNICORN_ACCESS_LOG_FORMAT,
+        description=(
+            "The format of the access log: `json`, `logfmt`, `console`, `combined` (Apache/"
+            "nginx combined), or a gunicorn format string of %(x)s atoms (see docs/logging.md). "
+            "The default is gunicorn's."
+        ),
+    )
+    capture_output: Annotated[bool, Option("logging", ("--capture-output",))] = Field(
+        default=False,
+        description=(
+            "Send what the application writes to stdout and stderr to the error log, one "
+            "event per line."
+        ),
+    )
+    syslog: Annotated[bool, Option("logging", ("--log-syslog",))] = Field(
+        default=False,
+        description=(
+            "Also send the error log (and the access log, unless "
+            "disable_redirect_access_to_syslog) to the syslog daemon at syslog_addr."
+        ),
+    )
+    syslog_addr: Annotated[
+        NonEmptyStr,
+        AfterValidator(_check_syslog_addr),
+        Option(
+            "logging",
+            ("--log-syslog-to",),
+            metavar="ADDRESS",
+            accepts="syslog, unix://PATH[#dgram|#stream], udp://HOST[:PORT] or tcp://HOST[:PORT]",
+        ),
+    ] = Field(
+        default="unix:///dev/log",
+        description=(
+            "Where --log-syslog sends records. Unlike gunicorn (udp://localhost:514) the default "
+            "is the local socket, which every syslog daemon and journald listen on."
+        ),
+    )
+    syslog_prefix: Annotated[
+        NonEmptyStr | None, Option("logging", ("--log-syslog-prefix",), metavar="TAG")
+    ] = Field(
+        default=None,
+        description=(
+            "The syslog tag (APP-NAME) of the error log; the access log uses TAG.access. "
+            "Default: wsgid."
+        ),
+    )
+    syslog_facility: Annotated[
+        SyslogFacility,
+        BeforeValidator(_lower),
+        Option("logging", ("--log-syslog-facility",), metavar="FACILITY"),
+    ] = Field(default="user", description="The syslog facility of both logs.")
+    syslog_format: Annotated[
+        Literal["auto", "rfc5424", "rfc3164"],
+        BeforeValidator(_lower),
+        Option("logging", ("--log-syslog-format",), metavar="FRAMING"),
+    ] = Field(
+        default="auto",
+        description=(
+            "How syslog records are framed: `rfc5424` (timestamp with microseconds, hostname), "
+            "`rfc3164` (what syslog(3) sends to /dev/log; journald only reads this one), or "
+            "`auto`: rfc3164 on unix sockets, rfc5424 over UDP and TCP."
+        ),
+    )
+    disable_redirect_access_to_syslog: Annotated[
+        bool, Option("logging", ("--disable-redirect-access-to-syslog",))
+    ] = Field(
+        default=False,
+        description="With --log-syslog, keep the access log out of syslog.",
+    )
+    logconfig: Annotated[
+        NonEmptyStr | None, Option("logging", ("--log-config",), metavar="FILE")
+    ] = Field(
+        default=None,
+        description=(
+            "A stdlib logging config file (fileConfig format) for the application's `logging` "
+            "records, applied in the master before the workers start."
+        ),
+    )
+    logconfig_json: Annotated[
+        NonEmptyStr | None, Option("logging", ("--log-config-json",), metavar="FILE")
+    ] = Field(
+        default=None,
+        description="A stdlib logging config as a JSON file (dictConfig form). Beats logconfig.",
+    )
+    logconfig_dict: Annotated[
+        dict[str, Any],
+        BeforeValidator(_json_table),
+        Option(
+            "logging",
+            ("--log-config-dict",),
+            metavar="JSON",
+            accepts="a table in logging.config.dictConfig form (JSON on the command line)",
+        ),
+    ] = Field(
+        default_factory=dict,
+        description=(
+            "A stdlib logging config as a table (dictConfig form); beats logconfig_json and "
+            "logconfig. On the command line and in WSGID_LOGCONFIG_DICT, written as JSON."
         ),
     )
 
@@ -766,6 +990,10 @@ class SettingSpec:
     @property
     def is_bool(self) -> bool:
         return _strip_optional(self.field.annotation) is bool
+
+    @property
+    def is_table(self) -> bool:
+        return get_origin(_strip_optional(self.field.annotation)) is dict
 
     @property
     def is_optional(self) -> bool:
@@ -1110,6 +1338,8 @@ def _read_file(path: str, given_by: str) -> _Layer:
         if isinstance(value, dict) and key in TABLES:
             for inner_key, inner_value in value.items():
                 add(inner_key, key, inner_value)
+        elif isinstance(value, dict) and key in _FILE_SPECS and _FILE_SPECS[key].is_table:
+            add(key, None, value)  # a setting whose value is a table (logconfig_dict)
         elif isinstance(value, dict):
             if key in _FILE_SPECS:
                 hint = (

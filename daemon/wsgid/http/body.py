@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+from wsgid.http.errors import BodyError
 from wsgid.http.parser import Request
 
 Fill = Callable[[], None]
@@ -42,7 +43,12 @@ class InputStream:
         if self._before_first_read is not None:
             hook, self._before_first_read = self._before_first_read, None
             hook()
-        self._fill()  # raises BodyError when the body cannot be completed
+        try:
+            self._fill()  # raises BodyError when the body cannot be completed
+        except BodyError as exc:
+            # Remembered so that no 2xx goes out even if the app catches it.
+            req.body_error = exc
+            raise
         return True
 
     def _take(self, n: int) -> bytes:

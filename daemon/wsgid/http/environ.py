@@ -32,11 +32,21 @@ _KEY_CACHE_MAX = 4096
 _SPECIAL_KEYS = {"CONTENT_TYPE": "CONTENT_TYPE", "CONTENT_LENGTH": "CONTENT_LENGTH"}
 
 
+_underscores_mapped = False
+
+
+def map_underscores(enabled: bool) -> None:
+    """header_map = "dangerous": map `_` names onto HTTP_* like `-` ones (gunicorn's opt-in)."""
+    global _underscores_mapped
+    _underscores_mapped = enabled
+    _KEY_CACHE.clear()
+
+
 def _environ_key(name: bytes) -> str:
     key = _KEY_CACHE.get(name)
     if key is not None:
         return key
-    if b"_" in name:
+    if b"_" in name and not _underscores_mapped:
         key = ""
     else:
         upper = name.decode("latin-1").upper().replace("-", "_")
@@ -107,4 +117,6 @@ def build(base: dict[str, Any], req: Request, wsgi_input: object) -> dict[str, A
             env[key] = env[key] + sep + value.decode("latin-1")
         else:
             env[key] = value.decode("latin-1")
+    if req.authority:
+        env["HTTP_HOST"] = req.authority.decode("latin-1")  # RFC 9112 §3.2.2
     return env

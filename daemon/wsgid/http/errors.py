@@ -38,13 +38,17 @@ class BodyError(OSError):
         self.status = status
 
 
-def error_response(status: int, *, keep_alive: bool = False) -> bytes:
-    """A complete, small plain-text response for `status`; closes by default."""
+def error_response(status: int, *, keep_alive: bool = False, head: bool = False) -> bytes:
+    """A complete, small plain-text response for `status`; closes by default.
+
+    `head`: the request was HEAD, so the response carries no content
+    (RFC 9110 §9.3.2) though its Content-Length says what GET would get.
+    """
     phrase = HTTPStatus(status).phrase
     body = f"{status} {phrase}\n".encode("ascii")
     connection = b"keep-alive" if keep_alive else b"close"
     return (
         b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
         b"Content-Length: %d\r\nConnection: %s\r\n\r\n%s"
-        % (status, phrase.encode("ascii"), len(body), connection, body)
+        % (status, phrase.encode("ascii"), len(body), connection, b"" if head else body)
     )

@@ -24,6 +24,7 @@ from wsgid.http.body import InputStream
 from wsgid.http.errors import BodyError, error_response
 from wsgid.http.parser import Request
 from wsgid.http.response import Response
+from wsgid.logs import request_id
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -106,11 +107,25 @@ def run(
     resp = Response(req, keep_alive, channel)
     before_read = _continue_sender(channel, req) if req.expect_continue else None
     environ = environ_mod.build(base, req, InputStream(req, channel.fill, before_read))
+    # The request id: in the environ, in the response, and (through the context
+    # variable) in every error-log event emitted while the app runs.
+    rid = request_id.choose(environ.get("HTTP_X_REQUEST_ID"))
+    environ["HTTP_X_REQUEST_ID"] = environ["wsgid.request_id"] = rid
+    resp.request_id = b"X-Request-ID: %s\r\n" % rid.encode("ascii")
+    token = request_id.CURRENT.set(rid)
 
     result: Iterable[bytes] | None = None
     try:
         result = app(environ, resp.start_response)
         _send_result(result, resp, channel)
+        if resp.body_dropped:
+            log.warning(
+                "app.body_ignored",
+                status=resp.status_code,
+                method=req.method,
+                path=_path(req),
+                reason="HEAD, 1xx, 204 and 304 responses have no body",
+            )
     except Exception as exc:
         return _fail(exc, resp, req, channel, log, environ)
     finally:
@@ -120,6 +135,7 @@ def run(
                 close()
             except Exception:
                 log.exception("app.close_failed", method=req.method, path=_path(req))
+        request_id.CURRENT.reset(token)
     return Outcome(resp, resp.keep_alive, False, environ)
 
 
@@ -194,12 +210,14 @@ def _fail(
     log: ErrorLog,
     environ: dict[str, Any],
 ) -> Outcome:
-    if isinstance(exc, BodyError) and not resp.head_sent:
-        # The body could not be completed: a bad chunk or a peer that left.
+    if isinstance(exc, BodyError):
+        # The body could not be completed: a bad chunk, a limit, a peer that
+        # left. Answer with its status if nothing was sent yet; either way
+        # the connection ends (a started response stays unterminated).
         log.warning("request.body_error", method=req.method, path=_path(req), error=str(exc))
-        if exc.status:
+        if exc.status and not resp.head_sent:
             resp.status_code = exc.status
-            _send_quietly(channel, error_response(exc.status))
+            _send_quietly(channel, error_response(exc.status, head=req.method == "HEAD"))
         return Outcome(resp, False, True, environ)
     if isinstance(exc, (BrokenPipeError, ConnectionResetError)):
         log.warning("client.gone", method=req.method, path=_path(req), error=str(exc))
@@ -211,7 +229,9 @@ def _fail(
     resp.status = "500 Internal Server Error"
     resp.status_code = 500
     resp.head_sent = True
-    body = error_response(500, keep_alive=resp.keep_alive)
+    body = error_response(500, keep_alive=resp.keep_alive, head=req.method == "HEAD")
+    if resp.request_id:  # the id a user can quote when reporting the error
+        body = body.replace(b"\r\n", b"\r\n" + resp.request_id, 1)
     resp.bytes_sent = len(body) - body.index(b"\r\n\r\n") - 4
     if not _send_quietly(channel, body):
         return Outcome(resp, False, True, environ)

@@ -29,6 +29,10 @@ _VERSIONS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
 
 # gunicorn's ceiling on limit_request_fields, also what 0 means there.
 MAX_FIELDS = 32768
+# A chunk-size line still incomplete after this many bytes is refused; the
+# margin lets one read end anywhere inside a normal line.
+MAX_CHUNK_LINE = 65536 + 4096
+_OWS = (0x20, 0x09)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +43,8 @@ class Limits:
     request_line: int = 4094
     fields: int = 100
     field_size: int = 8190
+    body: int = 0  # limit_request_body: 0 = no limit
+    refuse_underscores: bool = False  # header_map = "refuse"
 
     @property
     def head(self) -> int:
@@ -57,8 +63,10 @@ class Request:
     """One parsed request: its head, and its body bytes as they arrive."""
 
     __slots__ = (
+        "authority",
         "body",
         "body_complete",
+        "body_error",
         "body_received",
         "chunked",
         "content_length",
@@ -86,8 +94,10 @@ class Request:
         self.chunked = False
         self.expect_continue = False
         self.upgrade = False
+        self.authority = b""  # the host of an absolute-form target (RFC 9112 §3.2.2)
         self.body = bytearray()
         self.body_complete = False
+        self.body_error: Exception | None = None  # why the body could not be completed
         self.body_received = 0
         # Set once nobody will read the rest of the body (the response was
         # sent): arriving bytes are then counted and dropped.
@@ -98,16 +108,26 @@ class RequestParser:
     """Feeds one connection's bytes to llhttp and collects complete heads."""
 
     __slots__ = (
+        "_body_limit",
+        "_chunk_line",
         "_cur",
+        "_feeding",
         "_field_size",
         "_fields",
         "_head_bytes",
         "_head_limit",
+        "_head_parts",
         "_headers",
+        "_in_chunk_line",
         "_in_head",
         "_line_limit",
         "_parser",
+        "_pending",
+        "_pending_reason",
+        "_trailers",
+        "_underscores",
         "_url",
+        "closed",
         "ready",
     )
 
@@ -117,8 +137,11 @@ class RequestParser:
         unlimited = 1 << 62
         self._line_limit = limits.request_line or unlimited
         self._fields = min(limits.fields or MAX_FIELDS, MAX_FIELDS)
-        self._field_size = (limits.field_size or unlimited) - 2
+        # gunicorn counts a field line as sent, without its CRLF: name ":" value.
+        self._field_size = (limits.field_size or unlimited) - 1
         self._head_limit = limits.head
+        self._body_limit = limits.body or unlimited
+        self._underscores = limits.refuse_underscores
         self._parser = httptools.HttpRequestParser(self)
         self.ready: deque[Request] = deque()
         self._cur: Request | None = None
@@ -126,6 +149,22 @@ class RequestParser:
         self._url = b""
         self._in_head = False
         self._head_bytes = 0
+        # The raw bytes of the head being parsed (the chunks it arrived in),
+        # for the checks llhttp's callbacks cannot make: the exact request
+        # line, and mapping errors to statuses whatever the chunking.
+        self._feeding = b""
+        self._head_parts: list[bytes] = []
+        self._in_chunk_line = False
+        self._chunk_line = 0
+        self._trailers = 0
+        # An llhttp error inside the request line, kept until the line is
+        # complete: its status (400, 501, 505) depends on the whole line,
+        # however the bytes were split into reads.
+        self._pending: tuple[bytearray, bool] | None = None
+        self._pending_reason = ""
+        # Set once the peer sent bytes after a request that ends the
+        # connection: they are ignored (RFC 9112 §9.6).
+        self.closed = False
 
     @property
     def in_head(self) -> bool:
@@ -139,7 +178,14 @@ class RequestParser:
 
     def feed(self, data: bytes) -> None:
         """Parse `data`; raise ProtocolError if it breaks the protocol."""
+        if self.closed:
+            return
+        if self._pending is not None:
+            self._judge_pending(data)
+            return
+        self._feeding = data
         if self._in_head:
+            self._head_parts.append(data)
             self._head_bytes += len(data)
             if self._head_bytes > self._head_limit:
                 raise ProtocolError(431, "request head too large")
@@ -158,11 +204,48 @@ class RequestParser:
                 self._cur.upgrade = True
                 self._cur.keep_alive = False
         except httptools.HttpParserInvalidMethodError as exc:
-            raise ProtocolError(policy.status_for_bad_method(data), str(exc)) from None
+            self._line_error(str(exc), method=True)
         except httptools.HttpParserError as exc:
-            raise policy.protocol_error_from_llhttp(str(exc), data) from None
+            cur = self._cur
+            if cur is not None and cur.body_complete and not cur.keep_alive:
+                self.closed = True  # bytes after a closing request: ignored
+                return
+            self._line_error(str(exc), method=False)
         if self._in_head and self._head_bytes > self._head_limit:
             raise ProtocolError(431, "request head too large")
+        if self._in_chunk_line:
+            # A chunk-size line (with its extensions) still open at the end
+            # of a read: bound it, since llhttp would take any length.
+            self._chunk_line += len(data)
+            if self._chunk_line > MAX_CHUNK_LINE:
+                raise BadRequest("chunk size line too long")
+
+    def _line_error(self, reason: str, method: bool) -> None:
+        raw = self._raw()
+        if self._in_head and not policy.request_line_complete(raw):
+            self._pending = (bytearray(raw), method)  # judged once the line is whole
+            self._pending_reason = reason
+            return
+        raise self._judge(raw, reason, method)
+
+    def _judge_pending(self, data: bytes) -> None:
+        assert self._pending is not None
+        buf, method = self._pending
+        buf += data
+        if policy.request_line_complete(buf) or len(buf) > self._line_limit + 16:
+            raise self._judge(bytes(buf), self._pending_reason, method)
+
+    @staticmethod
+    def _judge(raw: bytes, reason: str, method: bool) -> ProtocolError:
+        if method:
+            return ProtocolError(policy.status_for_bad_method(raw), reason)
+        return policy.protocol_error_from_llhttp(reason, raw)
+
+    def _raw(self) -> bytes:
+        """The bytes of the current head so far (or of this read)."""
+        if self._in_head and len(self._head_parts) > 1:
+            return b"".join(self._head_parts)
+        return self._feeding
 
     # llhttp callbacks; each runs inside feed_data.
 
@@ -172,6 +255,8 @@ class RequestParser:
         self._url = b""
         self._in_head = True
         self._head_bytes = 0
+        self._head_parts = [self._feeding]
+        self._trailers = 0
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -179,8 +264,19 @@ class RequestParser:
             raise ProtocolError(414, "request line too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if value and value[-1] in _OWS:
+            value = value.rstrip(b" \t")  # RFC 9110 §5.5: OWS is not part of the value
+        if not self._in_head:
+            # A trailer field (RFC 9112 §7.1.2): counted against the field
+            # limits, never merged into the environ.
+            self._trailers += 1
+            if self._trailers > self._fields or len(name) + len(value) > self._field_size:
+                raise ProtocolError(431, "trailer section too large")
+            return
         headers = self._headers
         headers.append((name, value))
+        if self._underscores and b"_" in name:
+            raise BadRequest("header name with an underscore (header_map = refuse)")
         if len(name) + len(value) > self._field_size:
             raise ProtocolError(431, "header field too large")
         if len(headers) > self._fields:
@@ -193,22 +289,42 @@ class RequestParser:
         method = parser.get_method()
         req.method = _METHODS.get(method) or method.decode("ascii")
         version = _VERSIONS.get(parser.get_http_version())
-        if version is None:  # llhttp lets HTTP/0.9 and HTTP/2.0 through
+        if version is None:  # llhttp lets HTTP/0.9 (no version at all) and HTTP/2.0 through
+            if b" HTTP/" not in self._raw().partition(b"\n")[0]:
+                raise BadRequest("request line without an HTTP version")
             raise ProtocolError(505, "only HTTP/1.0 and HTTP/1.1 are served")
         req.version = version
         req.keep_alive = parser.should_keep_alive()
         url = self._url
-        if len(req.method) + len(url) + 11 > self._line_limit:
+        # gunicorn's limit_request_line: the line as sent, without CRLF.
+        if len(method) + len(url) + 10 > self._line_limit:
             raise ProtocolError(414, "request line too long")
+        # RFC 9112 §3: one SP between the parts, which llhttp does not insist on.
+        line = b"%s %s %s\r\n" % (method, url, version.encode())
+        if line not in self._raw():
+            raise BadRequest("malformed request line")
         req.target = url
         policy.check_head(req)
+        if (req.content_length or 0) > self._body_limit:
+            raise ProtocolError(413, "request body larger than limit_request_body")
         self._in_head = False
+        self._in_chunk_line = req.chunked
+        self._chunk_line = 0
         self.ready.append(req)
+
+    def on_chunk_header(self) -> None:
+        self._in_chunk_line = False
+        self._chunk_line = 0
+
+    def on_chunk_complete(self) -> None:
+        self._in_chunk_line = True
 
     def on_body(self, body: bytes) -> None:
         req = self._cur
         assert req is not None
         req.body_received += len(body)
+        if req.body_received > self._body_limit:
+            raise ProtocolError(413, "request body larger than limit_request_body")
         if not req.discard_body:
             req.body += body
 
@@ -216,6 +332,7 @@ class RequestParser:
         req = self._cur
         assert req is not None
         req.body_complete = True
+        self._in_chunk_line = False
 
 
 __all__ = ["BadRequest", "Limits", "ProtocolError", "Request", "RequestParser"]

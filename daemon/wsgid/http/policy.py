@@ -32,7 +32,11 @@ from wsgid.http.errors import BadRequest, ProtocolError
 if TYPE_CHECKING:
     from wsgid.http.parser import Request
 
-_VERSION_SHAPE = re.compile(rb"^[!#$%&'*+.^_`|~0-9A-Za-z-]+ [^ ]+ HTTP/\d\.\d\r?\n")
+_VERSION_SHAPE = re.compile(rb"^[!#$%&'*+.^_`|~0-9A-Za-z-]+ [^ ]+ HTTP/\d\.\d\r\n")
+# RFC 9110 §7.2 / RFC 3986 §3.2.2: Host = uri-host [ ":" port ]
+_HOST_VALUE = re.compile(rb"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(:[0-9]*)?")
+_AUTHORITY_END = re.compile(rb"[/?#]")
+_TE_FIELD = re.compile(rb"\ntransfer-encoding:[ \t]*([^\r\n]*)", re.IGNORECASE)
 _TOKEN_METHOD = re.compile(rb"^[!#$%&'*+.^_`|~0-9A-Za-z-]+ ")
 _DIGITS = re.compile(rb"[0-9]+")
 _KNOWN_CODINGS = frozenset((b"chunked", b"gzip", b"x-gzip", b"deflate", b"compress", b"identity"))
@@ -47,14 +51,24 @@ def status_for_bad_method(data: bytes) -> int:
     return 501 if _TOKEN_METHOD.match(data) else 400
 
 
-def protocol_error_from_llhttp(reason: str, data: bytes) -> ProtocolError:
-    """Map an llhttp error to the status RFC 9110 asks for."""
-    lowered = reason.lower()
-    if "version" in lowered and _VERSION_SHAPE.match(data):
-        return ProtocolError(505, reason)  # RFC 9110 §15.6.6
-    if "transfer-encoding" in lowered and b"chunked" not in data.lower():
-        return ProtocolError(501, reason)  # RFC 9112 §6.1: unknown coding
+def protocol_error_from_llhttp(reason: str, head: bytes) -> ProtocolError:
+    """Map an llhttp error on `head` (the request's bytes so far) to its status."""
+    if reason == "Invalid HTTP version" and _VERSION_SHAPE.match(head):
+        return ProtocolError(505, reason)  # RFC 9110 §15.6.6: well-formed, unsupported
+    if reason == "Request has invalid `Transfer-Encoding`":
+        # The final coding is not chunked: 501 if a coding is unknown to us
+        # (RFC 9112 §6.1), else 400 (the body length cannot be determined).
+        codings = [
+            c.strip(b" \t").lower() for value in _TE_FIELD.findall(head) for c in value.split(b",")
+        ]
+        if any(c and c not in _KNOWN_CODINGS for c in codings):
+            return ProtocolError(501, reason)
     return BadRequest(reason)
+
+
+def request_line_complete(head: bytes | bytearray) -> bool:
+    """Whether `head` holds a whole request line, so its error can be judged."""
+    return b"\n" in head
 
 
 def may_drain(req: Request) -> bool:
@@ -105,6 +119,8 @@ def check_head(req: Request) -> None:
             continue
         if kind == _HOST:
             hosts += 1
+            if not _HOST_VALUE.fullmatch(value):
+                raise BadRequest("invalid Host field")
         elif kind == _CONTENT_LENGTH:
             if content_length is not None:
                 raise BadRequest("more than one Content-Length")
@@ -174,11 +190,16 @@ def _check_target(req: Request) -> None:
         raise ProtocolError(405, "CONNECT is not served")
     lowered = target[:8].lower()
     if lowered.startswith((b"http://", b"https://")):
+        # RFC 9112 §3.2.2: absolute-form; its authority replaces Host.
         rest = target.split(b"://", 1)[1]
-        authority, slash, path_query = rest.partition(b"/")
-        if not authority:
-            raise BadRequest("absolute-form target without a host")
-        path, _, query = (slash + path_query).partition(b"?")
+        match = _AUTHORITY_END.search(rest)
+        cut = match.start() if match else len(rest)
+        authority, tail = rest[:cut], rest[cut:]
+        if not authority or b"@" in authority or not _HOST_VALUE.fullmatch(authority):
+            raise BadRequest("absolute-form target without a valid host")  # RFC 9110 §4.2.4
+        tail = tail.partition(b"#")[0]
+        path, _, query = tail.partition(b"?")
+        req.authority = authority
         req.path = path or b"/"
         req.query = query
         return

@@ -46,7 +46,7 @@ _date_cache: tuple[int, bytes] = (0, b"")
 # over, and building one costs more than the rest of the response. Both are
 # bounded: a new entry past the bound empties the table.
 _VALID_HEADERS: set[tuple[str, str]] = set()
-_HEAD_CACHE: dict[tuple[Any, ...], tuple[bytes, bool, int | None, bool, bool]] = {}
+_HEAD_CACHE: dict[tuple[Any, ...], tuple[bytes, bool, int | None, bool, bool, bool]] = {}
 _CACHE_MAX = 1024
 _HEAD_END = SERVER_HEADER + b"\r\n"
 
@@ -69,6 +69,7 @@ class Response:
 
     __slots__ = (
         "body_allowed",
+        "body_dropped",
         "bytes_sent",
         "channel",
         "chunked",
@@ -77,6 +78,7 @@ class Response:
         "headers",
         "keep_alive",
         "req",
+        "request_id",
         "status",
         "status_code",
     )
@@ -92,7 +94,9 @@ class Response:
         self.content_length: int | None = None
         self.chunked = False
         self.body_allowed = True
+        self.body_dropped = False  # the app gave a body where none is allowed
         self.bytes_sent = 0  # body bytes, after framing decisions, for the access log
+        self.request_id = b""  # the `X-Request-ID: ...\r\n` line, set by the exchange
 
     def start_response(
         self,
@@ -139,6 +143,8 @@ class Response:
         """Decide the framing and serialise the head; call once."""
         assert self.status is not None
         req = self.req
+        if req.body_error is not None:
+            raise req.body_error  # the request failed: never a success response
         if self.keep_alive and not policy.may_drain(req):
             self.keep_alive = False
         key = (
@@ -155,11 +161,15 @@ class Response:
             if len(_HEAD_CACHE) >= _CACHE_MAX:
                 _HEAD_CACHE.clear()
             _HEAD_CACHE[key] = shape
-        prefix, self.body_allowed, self.content_length, self.chunked, self.keep_alive = shape
+        prefix, self.body_allowed, self.content_length, self.chunked, self.keep_alive, own_id = (
+            shape
+        )
         self.head_sent = True
-        return prefix + date_header() + _HEAD_END
+        # The request id varies per request, so it is not part of the cached prefix;
+        # an X-Request-ID the app set itself wins.
+        return prefix + (self.request_id if own_id else b"") + date_header() + _HEAD_END
 
-    def _shape(self, known_length: int | None) -> tuple[bytes, bool, int | None, bool, bool]:
+    def _shape(self, known_length: int | None) -> tuple[bytes, bool, int | None, bool, bool, bool]:
         """The head up to Date, and the framing it implies (see the module docstring)."""
         assert self.status is not None
         code = self.status_code
@@ -167,9 +177,12 @@ class Response:
         self.body_allowed = not (req.method == "HEAD" or code < 200 or code in (204, 304))
         lines = [b"HTTP/1.1 ", self.status.encode("latin-1"), b"\r\n"]
         app_length: int | None = None
+        own_request_id = True
         for name, value in self.headers:
             lname = name.lower()
-            if lname == "content-length":
+            if lname == "x-request-id":
+                own_request_id = False
+            elif lname == "content-length":
                 if not value.isdigit() or not value.isascii():
                     raise ResponseError(f"invalid Content-Length {value!r}")
                 app_length = int(value)
@@ -203,11 +216,14 @@ class Response:
             self.content_length,
             self.chunked,
             self.keep_alive,
+            own_request_id,
         )
 
     def frame(self, data: bytes) -> bytes:
         """Frame one piece of body for the wire (may return b"")."""
         if not self.body_allowed:
+            if data:
+                self.body_dropped = True
             return b""
         if self.content_length is not None:
             room = self.content_length - self.bytes_sent
@@ -220,6 +236,10 @@ class Response:
 
     def end(self) -> bytes:
         """What ends the body on the wire; marks short bodies for close."""
+        if self.req.body_error is not None:
+            # The request body broke while the response streamed: do not let
+            # the client take the response for a complete one.
+            raise self.req.body_error
         if self.chunked:
             return b"0\r\n\r\n"
         if (

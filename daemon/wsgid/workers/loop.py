@@ -44,9 +44,6 @@ EPOLLIN = select.EPOLLIN
 EPOLLOUT = select.EPOLLOUT
 EPOLLERRHUP = select.EPOLLERR | select.EPOLLHUP
 RECV_SIZE = 65536
-# Bodies up to this size are read completely before the app is called, so a
-# slow uploader of a small form never holds the application.
-SMALL_BODY = 65536
 # Past this much queued output, `send` waits for the client instead of
 # buffering more of a streamed response.
 HIGH_WATER = 4 * 1024 * 1024
@@ -61,6 +58,7 @@ class Connection:
         "base",
         "busy",
         "closing",
+        "error",
         "events",
         "fd",
         "head_started",
@@ -89,6 +87,9 @@ class Connection:
         # A pool thread owns the connection (gthread): the loop neither reads,
         # writes nor times it out until the thread hands it back.
         self.busy = False
+        # A protocol error found after complete requests on the same
+        # connection: those are answered first, in order, then this one.
+        self.error: ProtocolError | None = None
         self.linger_until = 0.0  # >0: write side shut, draining input until then
         self.last_active = time.monotonic()
         self.head_started = 0.0
@@ -197,10 +198,17 @@ class ConnectionLoop(Worker):
             request_line=settings.limit_request_line,
             fields=settings.limit_request_fields,
             field_size=settings.limit_request_field_size,
+            body=settings.limit_request_body,
+            refuse_underscores=settings.header_map == "refuse",
         )
+        environ_mod.map_underscores(settings.header_map == "dangerous")
         self.keepalive = float(settings.keepalive)
         self.io_timeout = float(settings.timeout) or 30.0
         self.header_timeout = float(settings.header_timeout)
+        # Bodies up to this size are read completely before the app is called,
+        # so a slow uploader of a small form never holds the application, and
+        # a framing error in them is refused before the app runs.
+        self.small_body = int(settings.small_body_size)
         self.max_connections = max(1, int(settings.worker_connections))
         self.requests_left = self._request_budget()
         self.access = self.ctx.logs.access
@@ -355,7 +363,7 @@ class ConnectionLoop(Worker):
         if not data:
             self._close(conn)
             return
-        if conn.linger_until:
+        if conn.linger_until or conn.error is not None:
             return  # draining what the client still sends after our close
         conn.last_active = now
         parser = conn.parser
@@ -363,7 +371,11 @@ class ConnectionLoop(Worker):
         try:
             parser.feed(data)
         except ProtocolError as exc:
-            self._reject(conn, exc)
+            if not (parser.ready or conn.busy or conn.out):
+                self._reject(conn, exc)
+                return
+            conn.error = exc  # answer the requests before it first
+            self._process(conn)
             return
         if parser.in_head and not was_in_head:
             conn.head_started = now
@@ -373,19 +385,28 @@ class ConnectionLoop(Worker):
     def _process(self, conn: Connection) -> None:
         """Handle the complete requests queued on `conn`, in order."""
         ready = conn.parser.ready
+        small = self.small_body
         while ready and not conn.out and not conn.closing and not conn.busy:
             req = ready[0]
             if not (
                 req.body_complete
                 or req.expect_continue
-                or (req.content_length or 0) > SMALL_BODY
-                or len(req.body) >= SMALL_BODY
+                or (req.content_length or 0) > small
+                or len(req.body) >= small
             ):
-                return  # a small body is still arriving
+                if conn.error is None:
+                    return  # a small body is still arriving
+                ready.clear()  # its body is what broke: refuse it, app not called
+                break
             ready.popleft()
             self.handle(conn, req)
-        if not conn.busy:
-            self._after_output(conn)
+        if conn.busy:
+            return
+        if conn.error is not None and not ready and not conn.out and not conn.closing:
+            error, conn.error = conn.error, None
+            self._reject(conn, error)
+            return
+        self._after_output(conn)
 
     def handle(self, conn: Connection, req: Request) -> None:
         """Serve one complete request; the kind decides where the app runs."""
@@ -417,18 +438,11 @@ class ConnectionLoop(Worker):
         if self.hooks.has("post_request"):
             self.hooks.call("post_request", self, req, outcome.environ, outcome.response)
         if access is not None:
-            headers = dict(req.headers)
-            access.log(
-                remote=conn.peer,
-                method=req.method,
-                target=req.target,
-                version=req.version,
-                status=outcome.response.status_code,
-                size=outcome.response.bytes_sent,
-                referer=headers.get(b"Referer", b"").decode("latin-1"),
-                user_agent=headers.get(b"User-Agent", b"").decode("latin-1"),
-                duration_us=int((time.perf_counter() - started) * 1e6),
-            )
+            resp = outcome.response
+            access.request(
+                req, resp.status_code, resp.bytes_sent, outcome.environ, resp.headers,
+                int((time.perf_counter() - started) * 1e6),
+            )  # fmt: skip
 
     def keep_alive_for(self, req: Request) -> bool:
         """Whether the response to `req` may leave the connection open."""
@@ -491,14 +505,13 @@ class ConnectionLoop(Worker):
         """Answer a protocol error and close (the byte stream is untrusted now)."""
         self.log.info("request.rejected", status=exc.status, reason=exc.reason, peer=conn.peer)
         if self.access is not None:
-            self.access.log(
-                remote=conn.peer, method="-", target=b"-", version="-", status=exc.status,
-                size=0, referer="", user_agent="", duration_us=0,
-            )  # fmt: skip
+            self.access.rejected(conn.base, exc.status)
+        current = conn.parser.current
+        head = current is not None and current.method == "HEAD"
         conn.parser.ready.clear()
         conn.closing = True
         try:
-            conn.send(error_response(exc.status))
+            conn.send(error_response(exc.status, head=head))
         except OSError:
             self._close(conn)
             return
