@@ -100,8 +100,8 @@ def _import_module(spec: str, module_name: str) -> Any:
             + _format_tail(exc)
         ) from None
     except BaseException as exc:
-        if isinstance(exc, KeyboardInterrupt):
-            raise
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise  # a stop signal arriving during the import, not an app error
         raise AppLoadError(
             f"app {spec!r}: importing module {module_name!r} raised an error:\n" + _format_tail(exc)
         ) from None

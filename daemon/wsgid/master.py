@@ -39,6 +39,7 @@ import errno
 import os
 import select
 import signal
+import socket
 import sys
 import time
 from collections import deque
@@ -319,7 +320,18 @@ class Master:
         self.notifier.stopping()
         self.stopping = True
         self.stop_deadline = min(self.stop_deadline, deadline) if self.stop_deadline else deadline
-        # Stop accepting at once: the workers close their copies on TERM.
+        # Stop accepting at once. Workers close their copies on TERM, but a
+        # sync worker busy in the app would keep its copy (and the kernel
+        # keep queueing connections) until the app returns: shutting the
+        # listening socket down stops it for every process at once. Not when
+        # another master shares it (an upgrade in progress), nor for
+        # systemd's sockets, which outlive us.
+        shared = self.upgrade_pid or (self.old_master and _alive(self.old_master))
+        if not shared:
+            for listener in self.listeners:
+                if listener.created:
+                    with contextlib.suppress(OSError):
+                        listener.sock.shutdown(socket.SHUT_RDWR)
         listeners_mod.close_all(self.listeners, unlink=not self.upgrade_pid)
         self.listeners = []
         self._signal_workers(signal.SIGQUIT if fast else signal.SIGTERM)
@@ -373,7 +385,7 @@ class Master:
             self.logs = logs_mod.setup(new)
             self.log = self.logs.error.bind(pid=self.pid)
         self.generation += 1
-        self.target = int(new.workers)
+        self._set_target(int(new.workers), "SIGHUP")
         self.log.info("reload.started", generation=self.generation, workers=self.target)
 
     def _rebind(self, new: Any) -> None:
@@ -536,7 +548,8 @@ class Master:
             return
         log = self.log.info if expected or code == 0 else self.log.warning
         log("worker.exited", worker=worker.pid, status=_describe(status))
-        if not expected and (not worker.booted or time.monotonic() - worker.spawned < 1.0):
+        quick = not worker.booted or time.monotonic() - worker.spawned < 1.0
+        if not expected and code != 0 and quick:  # a crash, not a recycled worker
             self._backoff()
 
     def _backoff(self) -> None:

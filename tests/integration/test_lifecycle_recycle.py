@@ -24,7 +24,8 @@ def test_max_requests_recycles_workers_under_keepalive_load_without_a_reset(
 ) -> None:
     server = wsgid(APP, "--max-requests", "50", "--max-requests-jitter", "10", workers=2)
     first = set(server.wait_workers(2))
-    with LoadLoop(server.port, keepalive=4, fresh=1) as load:
+    keepalive_clients, fresh_clients = 4, 1
+    with LoadLoop(server.port, keepalive=keepalive_clients, fresh=fresh_clients) as load:
 
         def recycled() -> bool:
             server.check_running()
@@ -35,9 +36,12 @@ def test_max_requests_recycles_workers_under_keepalive_load_without_a_reset(
     assert not stats.failures, stats.summary() + "\n" + server.errlog()
     served_by = stats.pids()
     assert len(served_by) >= len(first) + RECYCLINGS - 1, served_by
-    # Every worker stopped at its budget: 50 to 60 requests (+1: the one that said close).
+    # Every worker stopped at its budget (50 to 60 requests), plus at most one more per
+    # connection it held open: a request already on its way over an idle keep-alive
+    # connection is answered (with Connection: close) rather than reset.
+    bound = 60 + keepalive_clients + fresh_clients
     for pid, n in served_by.items():
-        assert n <= 61, f"worker {pid} served {n} requests with max_requests=50, jitter=10"
+        assert n <= bound, f"worker {pid} served {n} requests with max_requests=50, jitter=10"
     assert stats.closes >= 1, "the last answer of a recycled worker says Connection: close"
     # A recycled worker exits 0 on purpose: it is replaced at once, not delayed like a crash.
     log = server.errlog()

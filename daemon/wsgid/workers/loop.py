@@ -308,9 +308,10 @@ class ConnectionLoop(Worker):
             for listener in self.listeners.values():
                 listener.sock.close()
             self.log.info("worker.stopping", connections=len(self.conns))
-            for conn in list(self.conns.values()):
-                if self._idle(conn):
-                    self._close(conn)
+            # Idle keep-alive connections stay open: a client may have its
+            # next request on the wire already, and closing now would reset
+            # it. That request is answered with `Connection: close`; quiet
+            # connections go at their keep-alive timeout (the sweep).
         return bool(self.conns) and now < self.stop_deadline
 
     @staticmethod
@@ -325,6 +326,8 @@ class ConnectionLoop(Worker):
         connections that an idle sibling, woken by the same listener, could
         serve sooner.
         """
+        if not self.alive:
+            return  # stopping or recycling: siblings take new connections
         listener = self.listeners[fd]
         base = self.listener_bases[fd]
         now = time.monotonic()
@@ -446,15 +449,13 @@ class ConnectionLoop(Worker):
 
     def keep_alive_for(self, req: Request) -> bool:
         """Whether the response to `req` may leave the connection open."""
-        if not req.keep_alive or not self.alive or self.keepalive <= 0:
-            return False
-        if self.requests_left:
+        if self.requests_left:  # every request counts against max_requests
             self.requests_left -= 1
             if self.requests_left == 0:
                 self.log.info("worker.max_requests", action="recycling")
                 self.alive = False
                 return False
-        return True
+        return req.keep_alive and self.alive and self.keepalive > 0
 
     def finish_request(self, conn: Connection, req: Request, keep_alive: bool) -> None:
         """After a response: drop or drain the unread body, decide on close."""
