@@ -1,197 +1,203 @@
-"""The error log and the access log, built from structlog processors.
+"""The error log and the access log of a wsgid process, built from structlog pipelines.
 
-Owns: where each log goes (stderr/stdout, a file reopened on USR1), how an
-event becomes a line, and the level filter. Every part of wsgid logs through
-`Logs.error` (server events and app tracebacks) and `Logs.access` (one event
-per request, or None when the access log is off so the hot path does no work).
+Owns: turning the logging settings into the two logs every part of wsgid
+uses. `setup(settings)` (the master, at start and on a reload that changes
+logging) returns a `Logs`:
 
-Each log is a pipeline of small processors ending in a renderer, structlog's
-way; a new format or sink is a new processor or sink, not a branch elsewhere.
+- `Logs.error`: a structlog logger for server events, app tracebacks and
+  warnings, filtered at `loglevel`;
+- `Logs.access`: the `AccessLog` (one event per request), or None when no
+  access log is configured, so the request path does no logging work at all;
+- `Logs.error_stream`: `wsgi.errors`, whose lines become error-log events;
+- `Logs.reopen()` (USR1), `Logs.enter_worker()` (first thing in a worker),
+  `Logs.close()`.
+
+How a log is put together (one code path for every combination):
+
+    event -> processors of the format (render.py / access.py) -> record text
+          -> sink: `-` | file | syslog (sinks.py, syslog.py), several with --log-syslog
+
+| module         | owns                                                          |
+| -------------- | ------------------------------------------------------------- |
+| `targets`      | parsing `-`, paths and syslog addresses                       |
+| `sinks`        | stdout/stderr and file descriptors, reopen on USR1            |
+| `syslog`       | RFC 5424 / RFC 3164 framing, unix/UDP/TCP transports          |
+| `render`       | json, logfmt, console renderers and shared processors         |
+| `pipelines`    | the error log's processor list and structlog logger          |
+| `access`       | the access event and the access formats                       |
+| `atoms`        | gunicorn's `%(h)s ...` access format                          |
+| `escape`       | escaping of client-controlled text for each format            |
+| `request_id`   | request ids and their binding into error events               |
+| `capture`      | `wsgi.errors` and `capture_output`                            |
+| `stdlib`       | stdlib `logging` records and `logconfig*`                     |
+| `clock`        | cached timestamp formats                                      |
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import sys
-import threading
-import time
-from collections.abc import Callable, MutableMapping
-from typing import IO, Any, TextIO
+from typing import IO, Any, TypeVar, cast
 
-import structlog
+from wsgid.logs import stdlib, targets
+from wsgid.logs.access import AccessLog
+from wsgid.logs.capture import ErrorsStream, OutputCapture, original
+from wsgid.logs.pipelines import LEVELS, error_logger
+from wsgid.logs.sinks import FileSink, MultiSink, Sink, StreamSink
+from wsgid.logs.syslog import SyslogSink
+from wsgid.settings import ConfigError
 
-EventDict = MutableMapping[str, Any]
-Processor = Callable[[Any, str, EventDict], Any]
+__all__ = ["LEVELS", "AccessLog", "LogSetupError", "Logs", "setup"]
 
-LEVELS = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-    "critical": logging.CRITICAL,
-}
+GUNICORN_ACCESS_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
 
 
-class LogSink:
-    """A line-oriented destination: `-` (a standard stream) or a file path.
-
-    Files are opened in append mode and reopened on `reopen()` (USR1, after
-    logrotate has moved them). Writes are serialised by a lock because the
-    gthread worker logs from several threads.
-    """
-
-    def __init__(self, target: str, stream: TextIO) -> None:
-        self.target = target
-        self._default = stream
-        self._lock = threading.Lock()
-        self._file: IO[str] = self._open()
-
-    def _open(self) -> IO[str]:
-        if self.target == "-":
-            return self._default
-        fd = os.open(self.target, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
-        return os.fdopen(fd, "a", buffering=1, encoding="utf-8", errors="backslashreplace")
-
-    def write(self, line: str) -> None:
-        with self._lock:
-            try:
-                self._file.write(line + "\n")
-                self._file.flush()
-            except (OSError, ValueError):
-                pass  # a full disk or a closed stderr must not take the server down
-
-    def reopen(self) -> None:
-        if self.target == "-":
-            return
-        new = self._open()
-        with self._lock:
-            old, self._file = self._file, new
-        old.close()
-
-    @property
-    def stream(self) -> IO[str]:
-        return self._file
+T = TypeVar("T")
 
 
-class _SinkLogger:
-    """The structlog 'logger' at the end of a pipeline: writes the rendered line."""
-
-    def __init__(self, sink: LogSink) -> None:
-        self._sink = sink
-
-    def msg(self, message: str) -> None:
-        self._sink.write(message)
-
-    debug = info = warning = warn = error = critical = exception = fatal = log = msg
+def _get(settings: Any, name: str, default: T) -> T:
+    """A logging setting, or its default for a settings object that lacks it."""
+    return cast(T, getattr(settings, name, default))
 
 
-def _timestamp(_: Any, __: str, event: EventDict) -> EventDict:
-    now = time.time()
-    event["timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + (
-        f".{int(now % 1 * 1000):03d}Z"
-    )
-    return event
+class LogSetupError(ConfigError):
+    """A log destination cannot be opened, or the user's logging config is broken."""
 
 
-def _render_text(_: Any, level: str, event: EventDict) -> str:
-    """`<time> [<level>] <event> key=value ...`, then any traceback lines."""
-    timestamp = event.pop("timestamp", "")
-    name = event.pop("event", "")
-    tb = event.pop("exception", None)
-    event.pop("level", None)
-    parts = [f"{timestamp} [{level}] {name}"]
-    parts.extend(f"{key}={_text_value(value)}" for key, value in event.items())
-    line = " ".join(parts)
-    return f"{line}\n{tb.rstrip()}" if tb else line
+def _owner(user: str | None, group: str | None) -> tuple[int, int] | None:
+    """uid/gid that files we create should belong to (`user`/`group` settings)."""
+    from wsgid import privileges
 
-
-def _text_value(value: object) -> str:
-    text = str(value)
-    if not text or any(c in text for c in ' ="\\\n\r\t'):
-        return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-    return text
-
-
-def error_processors() -> list[Processor]:
-    return [
-        structlog.processors.add_log_level,
-        _timestamp,
-        structlog.processors.format_exc_info,
-        _render_text,
-    ]
-
-
-class AccessLog:
-    """One line per request, gunicorn's default (Apache common + referer/agent)."""
-
-    def __init__(self, sink: LogSink) -> None:
-        self._sink = sink
-
-    def log(
-        self,
-        *,
-        remote: str,
-        method: str,
-        target: bytes,
-        version: str,
-        status: int,
-        size: int,
-        referer: str,
-        user_agent: str,
-        duration_us: int,
-    ) -> None:
-        when = time.strftime("[%d/%b/%Y:%H:%M:%S +0000]", time.gmtime())
-        request_line = _escape(f"{method} {target.decode('latin-1')} {version}")
-        self._sink.write(
-            f'{remote or "-"} - - {when} "{request_line}" {status} {size or "-"} '
-            f'"{_escape(referer) or "-"}" "{_escape(user_agent) or "-"}"'
-        )
-
-    def reopen(self) -> None:
-        self._sink.reopen()
-
-
-def _escape(text: str) -> str:
-    """Client-controlled text can never break the line or its quoting."""
-    if text.isprintable() and '"' not in text and "\\" not in text:
-        return text
-    out = []
-    for ch in text:
-        if ch == '"' or ch == "\\":
-            out.append("\\" + ch)
-        elif ch.isprintable() and ord(ch) < 0x7F:
-            out.append(ch)
-        else:
-            out.append(f"\\x{ord(ch):02x}")
-    return "".join(out)
+    try:
+        creds = privileges.resolve(user, group)
+    except privileges.PrivilegeError:
+        return None  # reported by the master, which drops privileges with the same call
+    return None if creds is None else (creds.uid, creds.gid)
 
 
 class Logs:
-    """The two logs of one process."""
+    """The two logs of one process tree, as the settings describe them."""
 
-    def __init__(self, errorlog: str, accesslog: str | None, loglevel: str) -> None:
-        self._error_sink = LogSink(errorlog, sys.stderr)
-        self.error: Any = structlog.wrap_logger(
-            _SinkLogger(self._error_sink),
-            processors=error_processors(),
-            wrapper_class=structlog.make_filtering_bound_logger(LEVELS[loglevel]),
+    def __init__(self, settings: Any) -> None:
+        def get(name: str, default: T) -> T:
+            return _get(settings, name, default)
+
+        self.settings = settings
+        self.loglevel = get("loglevel", "info")
+        self.log_format = get("log_format", "console")
+        try:
+            user_config = stdlib.apply_user_config(
+                get("logconfig", cast(str | None, None)),
+                get("logconfig_json", cast(str | None, None)),
+                get("logconfig_dict", cast(dict[str, Any], {})),
+            )
+        except ValueError as exc:
+            raise LogSetupError(str(exc)) from None
+        owner = _owner(get("user", cast(str | None, None)), get("group", cast(str | None, None)))
+        syslog_target = (
+            targets.parse(get("syslog_addr", "syslog")) if get("syslog", False) else None
         )
-        self.access: AccessLog | None = (
-            AccessLog(LogSink(accesslog, sys.stdout)) if accesslog else None
-        )
+        tag = get("syslog_prefix", cast(str | None, None)) or "wsgid"
+        facility = get("syslog_facility", "user")
+        framing = get("syslog_format", "auto")
+        self._sinks: list[Sink] = []
+
+        def open_sink(value: str, which: str, std_fd: int, msgid: str, app: str) -> Sink:
+            target = targets.parse(value)
+            if target.kind == "stream":
+                return StreamSink(original(std_fd))
+            if target.kind == "file":
+                try:
+                    return FileSink(target.path, owner)
+                except OSError as exc:
+                    raise LogSetupError(
+                        f"The {which} {target.path} cannot be opened: {exc.strerror or exc}."
+                    ) from None
+            return SyslogSink(target, facility=facility, tag=app, msgid=msgid, framing=framing)
+
+        # The error log: its destination, plus syslog (--log-syslog) and a
+        # stdlib logger the user's logging config set up for it.
+        error_sinks = [open_sink(get("errorlog", "-"), "error log", 2, "error", tag)]
+        if syslog_target is not None:
+            error_sinks.append(
+                SyslogSink(
+                    syslog_target, facility=facility, tag=tag, msgid="error", framing=framing
+                )
+            )
+        if user_config and (forward := stdlib.configured_logger("wsgid.error", "gunicorn.error")):
+            error_sinks.append(stdlib.StdlibSink(forward))
+        self._error_sink = self._combine(error_sinks)
+        colours = self.log_format == "console" and _colours(self._error_sink)
+        self.error: Any = error_logger(self._error_sink, self.log_format, self.loglevel, colours)
+
+        # The access log, the same way; absent entirely when nothing wants it.
+        access_sinks: list[Sink] = []
+        accesslog = get("accesslog", cast(str | None, None))
+        access_tag = f"{tag}.access"
+        if accesslog:
+            access_sinks.append(open_sink(accesslog, "access log", 1, "access", access_tag))
+        if syslog_target is not None and not get("disable_redirect_access_to_syslog", False):
+            access_sinks.append(
+                SyslogSink(
+                    syslog_target, facility=facility, tag=access_tag, msgid="access",
+                    framing=framing,
+                )
+            )  # fmt: skip
+        if user_config and (forward := stdlib.configured_logger("wsgid.access", "gunicorn.access")):
+            access_sinks.append(stdlib.StdlibSink(forward))
+        self.access: AccessLog | None = None
+        if access_sinks:
+            access_sink = self._combine(access_sinks)
+            access_format = get("access_log_format", GUNICORN_ACCESS_FORMAT)
+            self.access = AccessLog(access_sink, access_format, _colours(access_sink))
+
+        self._errors = ErrorsStream(self._wsgi_errors)
+        stdlib.set_error_log(self.error)
+        if not user_config:
+            stdlib.route_unhandled()
+        self._capture = OutputCapture(self.error) if get("capture_output", False) else None
+        if self._capture is not None:
+            self._capture.start()
+
+    def _combine(self, sinks: list[Sink]) -> Sink:
+        self._sinks.extend(sinks)
+        return sinks[0] if len(sinks) == 1 else MultiSink(sinks)
+
+    def _wsgi_errors(self, line: str) -> None:
+        self.error.error("wsgi.errors", message=line, pid=os.getpid())
 
     @property
     def error_stream(self) -> IO[str]:
-        """A text stream for `wsgi.errors`: whatever the error log writes to."""
-        return self._error_sink.stream
+        """`wsgi.errors`: each line written becomes one error-log event."""
+        return self._errors  # type: ignore[return-value]
+
+    def enter_worker(self) -> None:
+        """First thing in a forked worker: capture its own output, if asked to."""
+        if self._capture is not None:
+            self._capture.start()
 
     def reopen(self) -> None:
-        self._error_sink.reopen()
-        if self.access is not None:
-            self.access.reopen()
+        """USR1: reopen the files (logrotate moved them) and reconnect syslog."""
+        for sink in self._sinks:
+            problem = sink.reopen()
+            if problem:
+                self.error.error("log.reopen_failed", error=problem, pid=os.getpid())
+
+    def fds(self) -> list[int]:
+        """Descriptors the logs write to (for a daemonizer's keep list)."""
+        found = [fd for fd in (s.fileno() for s in self._sinks) if fd is not None]
+        return [*found, original(1), original(2)]
+
+    def close(self) -> None:
+        """Close the sinks (after a reload replaced these logs)."""
+        for sink in self._sinks:
+            sink.close()
+
+
+def _colours(sink: Sink) -> bool:
+    """ANSI colours only on a terminal, and never when NO_COLOR is set."""
+    return sink.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
 
 
 def setup(settings: Any) -> Logs:
-    """The logs described by `settings` (errorlog, accesslog, loglevel)."""
-    return Logs(settings.errorlog, settings.accesslog, settings.loglevel)
+    """The logs described by `settings`."""
+    return Logs(settings)

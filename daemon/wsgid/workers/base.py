@@ -74,6 +74,7 @@ class Worker:
 
     def run(self) -> int:
         """Boot, serve until told to stop, and return the process exit code."""
+        self.ctx.logs.enter_worker()  # capture_output: this worker's own stdout/stderr
         self._init_signals()
         if self.app is None:
             try:

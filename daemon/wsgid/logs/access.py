@@ -1,0 +1,287 @@
+"""The access log: one event per request, rendered in the operator's format.
+
+Owns: what an access event holds and the pipeline of each access format.
+The worker calls `AccessLog.request(...)` after each response (and
+`rejected(...)` for requests refused before they reached the app); when the
+access log is off there is no `AccessLog` at all, so the hot path pays one
+`is None` test and nothing else.
+
+Every event carries (in this order, which is the JSON key order):
+
+| key             | value                                                     |
+| --------------- | --------------------------------------------------------- |
+| `timestamp`     | end of the response (ISO 8601 UTC in json/logfmt/console) |
+| `remote_addr`, `remote_port` | the client (as the app's environ has it)     |
+| `remote_user`   | REMOTE_USER or the HTTP Basic user name, else null        |
+| `method`, `path`, `query`, `protocol` | the request line, path and query raw (undecoded) |
+| `status`        | the status code sent                                      |
+| `bytes_sent`    | response body bytes                                       |
+| `request_bytes` | request body bytes received                               |
+| `duration_us`   | from the complete head to the end of the response, µs     |
+| `user_agent`, `referer` | the headers, or null                              |
+| `request_id`    | see `request_id.py`                                       |
+| `pid`           | the worker                                                |
+
+Formats (`access_log_format`): `json`, `logfmt`, `console` (the same events
+as the error log renders them), `combined` (Apache/nginx combined, escaped
+as nginx does), or any gunicorn `%(x)s` atom string (see `atoms.py`).
+Each is a list of structlog-style processors ending in a renderer.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+from collections.abc import Callable, Mapping, MutableMapping
+from typing import Any
+
+from wsgid.logs import escape, render
+from wsgid.logs.atoms import AtomFormat, request_target
+from wsgid.logs.clock import clf_local, iso_utc
+from wsgid.logs.sinks import INFO, Sink
+
+EventDict = MutableMapping[str, Any]
+NAMED_FORMATS = ("json", "logfmt", "console", "combined")
+# Fields whose text a client chose: decoded for the structured formats.
+CLIENT_FIELDS = ("remote_addr", "remote_user", "path", "query", "user_agent", "referer")
+
+_pid = os.getpid()
+
+
+def _refresh_pid() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_refresh_pid)
+
+
+def remote_user(environ: Mapping[str, Any]) -> str | None:
+    """REMOTE_USER, else the user name of an HTTP Basic `Authorization` header."""
+    user = environ.get("REMOTE_USER")
+    if user:
+        return str(user)
+    auth = environ.get("HTTP_AUTHORIZATION")
+    if not auth or auth[:6].lower() != "basic ":
+        return None
+    try:
+        decoded = base64.b64decode(auth[6:].strip(), validate=True).decode("latin-1")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return decoded.partition(":")[0] or None
+
+
+# --------------------------------------------------------------------------- processors
+
+
+def iso_timestamp(_: Any, __: str, event: EventDict) -> EventDict:
+    event["timestamp"] = iso_utc(event["timestamp"])
+    return event
+
+
+def decode_client_fields(_: Any, __: str, event: EventDict) -> EventDict:
+    """Request bytes (held as latin-1 text) to readable text, invalid UTF-8 as `\\xHH`."""
+    for name in CLIENT_FIELDS:
+        value = event.get(name)
+        if value is not None and not value.isascii():
+            event[name] = escape.client_text(value)
+    return event
+
+
+# Access events always have these keys in this order (`AccessLog.request` and
+# `rejected` build them so), which lets json and logfmt fill a prebuilt template
+# instead of formatting key by key: a third of the cost of json.dumps.
+ACCESS_KEYS = (
+    "timestamp", "remote_addr", "remote_port", "remote_user", "method", "path", "query",
+    "protocol", "status", "bytes_sent", "request_bytes", "duration_us", "user_agent",
+    "referer", "request_id", "pid",
+)  # fmt: skip
+_JSON_TEMPLATE = "{" + ",".join(f'"{k}":%s' for k in ACCESS_KEYS) + "}"
+_LOGFMT_TEMPLATE = " ".join(f"{k}=%s" for k in ACCESS_KEYS)
+_json_str = json.encoder.encode_basestring_ascii  # ASCII output: any byte is escaped
+
+
+def _json_other(value: Any) -> str:
+    """JSON for a value that is neither str nor int (None is the common one)."""
+    if value is None:
+        return "null"
+    return render.render_json(None, "", {"v": value})[5:-1]
+
+
+def render_json(_: Any, __: str, event: EventDict) -> str:
+    """The access event as one JSON object, keys in event order."""
+    values = [
+        _json_str(v) if type(v) is str else str(v) if type(v) is int else _json_other(v)
+        for v in event.values()
+    ]
+    if tuple(event) == ACCESS_KEYS:
+        return _JSON_TEMPLATE % tuple(values)
+    keys = [_json_str(str(k)) for k in event]
+    return "{" + ",".join([f"{k}:{v}" for k, v in zip(keys, values, strict=True)]) + "}"
+
+
+def render_logfmt(_: Any, __: str, event: EventDict) -> str:
+    """`key=value ...` in event order (access keys are fixed, so only values are escaped)."""
+    logfmt = escape.logfmt
+    values = [
+        logfmt(v) if type(v) is str else str(v) if type(v) is int else render.logfmt_value(v)
+        for v in event.values()
+    ]
+    if tuple(event) == ACCESS_KEYS:
+        return _LOGFMT_TEMPLATE % tuple(values)
+    return " ".join([f"{escape.key(str(k))}={v}" for k, v in zip(event, values, strict=True)])
+
+
+def render_combined(_: Any, __: str, event: EventDict) -> str:
+    """`host - user [time] "request" status bytes "referer" "agent"` (Apache combined)."""
+    clf = escape.clf
+    user = event["remote_user"]
+    referer = event["referer"]
+    agent = event["user_agent"]
+    sent = event["bytes_sent"]
+    method = event["method"]
+    # A request refused before its request line was understood logs as "-", as in nginx.
+    request = f"{clf(method)} {clf(request_target(event))} {event['protocol']}" if method else "-"
+    return (
+        f"{clf(event['remote_addr'] or '-')} - {clf(user) if user else '-'} "
+        f"[{clf_local(event['timestamp'])}] "
+        f'"{request}" '
+        f"{event['status']} {sent if sent else '-'} "
+        f'"{clf(referer) if referer else "-"}" "{clf(agent) if agent else "-"}"'
+    )
+
+
+_STATUS_COLOURS = {2: "\x1b[32m", 3: "\x1b[36m", 4: "\x1b[33m", 5: "\x1b[31m"}
+
+
+def console_renderer(colours: bool) -> render.Renderer:
+    """`<time> <addr> "<request>" <status> <bytes>B <ms>ms key=value ...` for people."""
+
+    def render_console(_: Any, __: str, event: EventDict) -> str:
+        status = event["status"]
+        status_text = str(status)
+        if colours:
+            status_text = f"{_STATUS_COLOURS.get(status // 100, '')}{status}\x1b[0m"
+        method = event["method"]
+        request = (
+            escape.logfmt(f"{method} {request_target(event)} {event['protocol']}")
+            if method
+            else "-"
+        )
+        rest = " ".join(
+            f"{k}={render.logfmt_value(event[k])}"
+            for k in ("request_id", "user_agent", "referer", "remote_user", "pid")
+            if event.get(k) is not None
+        )
+        return (
+            f"{event['timestamp']} {escape.logfmt(str(event['remote_addr']))} {request} "
+            f"{status_text} {event['bytes_sent']}B {event['duration_us'] / 1000:.3f}ms {rest}"
+        )
+
+    return render_console
+
+
+def pipeline(fmt: str, colours: bool = False) -> list[render.Processor]:
+    """The processors of access format `fmt` (a name or a gunicorn atom string)."""
+    if fmt == "json":
+        return [iso_timestamp, decode_client_fields, render_json]
+    if fmt == "logfmt":
+        return [iso_timestamp, decode_client_fields, render_logfmt]
+    if fmt == "console":
+        return [iso_timestamp, decode_client_fields, console_renderer(colours)]
+    if fmt == "combined":
+        return [render_combined]
+    atoms = AtomFormat(fmt)
+    return [lambda _, __, event: atoms.render(event)]
+
+
+def compose(processors: list[render.Processor]) -> Callable[[EventDict], str]:
+    """One callable running `processors` in order (structlog's loop, without a logger)."""
+    if len(processors) == 1:
+        only = processors[0]
+        return lambda event: only(None, "info", event)
+
+    def run(event: EventDict) -> str:
+        result: Any = event
+        for processor in processors:
+            result = processor(None, "info", result)
+        return result  # type: ignore[no-any-return]
+
+    return run
+
+
+class AccessLog:
+    """The access log of one process: builds each event and hands it to its pipeline."""
+
+    def __init__(self, sink: Sink, fmt: str, colours: bool = False) -> None:
+        self.sink = sink
+        self.format = fmt
+        self._render = compose(pipeline(fmt, colours))
+        # gunicorn atoms may read any environ key or response header.
+        self._context = fmt not in NAMED_FORMATS
+
+    def request(
+        self, req: Any, status: int, bytes_sent: int, environ: Mapping[str, Any],
+        headers: Any, duration_us: int,
+    ) -> None:  # fmt: skip
+        """Log one answered request (called after the response was sent)."""
+        get = environ.get
+        port = get("REMOTE_PORT")
+        event: dict[str, Any] = {
+            "timestamp": time.time(),
+            "remote_addr": get("REMOTE_ADDR"),
+            "remote_port": int(port) if port and port.isdigit() else None,
+            "remote_user": remote_user(environ) if (
+                "REMOTE_USER" in environ or "HTTP_AUTHORIZATION" in environ
+            ) else None,
+            "method": req.method,
+            "path": req.path.decode("latin-1"),
+            "query": req.query.decode("latin-1"),
+            "protocol": req.version,
+            "status": status,
+            "bytes_sent": bytes_sent,
+            "request_bytes": req.body_received,
+            "duration_us": duration_us,
+            "user_agent": get("HTTP_USER_AGENT"),
+            "referer": get("HTTP_REFERER"),
+            "request_id": get("wsgid.request_id"),
+            "pid": _pid,
+        }  # fmt: skip
+        if self._context:
+            event["_environ"] = environ
+            event["_headers"] = headers
+        self.sink.write(self._render(event), INFO)
+
+    def rejected(self, base: Mapping[str, Any], status: int) -> None:
+        """Log a request refused before it was parsed (400, 408, 413, 414, 431...)."""
+        port = base.get("REMOTE_PORT")
+        event: dict[str, Any] = {
+            "timestamp": time.time(),
+            "remote_addr": base.get("REMOTE_ADDR"),
+            "remote_port": int(port) if port and str(port).isdigit() else None,
+            "remote_user": None,
+            "method": None,
+            "path": None,
+            "query": None,
+            "protocol": None,
+            "status": status,
+            "bytes_sent": 0,
+            "request_bytes": 0,
+            "duration_us": 0,
+            "user_agent": None,
+            "referer": None,
+            "request_id": None,
+            "pid": _pid,
+        }
+        if self._context:
+            event["_environ"] = {}
+            event["_headers"] = []
+        self.sink.write(self._render(event), INFO)
+
+    def reopen(self) -> str | None:
+        return self.sink.reopen()
+
+    def close(self) -> None:
+        self.sink.close()

@@ -1,0 +1,68 @@
+"""Timestamps as log lines spell them, each format computed at most once a second.
+
+Owns: the time formats of every log line: ISO 8601 UTC for structured lines,
+the Common Log Format date of `combined` and gunicorn's `%(t)s`, and the two
+syslog headers (RFC 5424 and the local RFC 3164 convention). Month names come
+from a table, never from the C locale an application may have changed.
+
+The access log formats a time for every request, and `strftime` costs more
+than the rest of a combined line; the part that changes once a second is
+cached per format (a tuple swap, safe across threads).
+"""
+
+from __future__ import annotations
+
+import time
+
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+_iso_cache: tuple[int, str] = (-1, "")
+_clf_cache: tuple[int, str] = (-1, "")
+_3164_cache: tuple[int, str] = (-1, "")
+
+
+def iso_utc(now: float) -> str:
+    """`2026-11-27T07:53:11.123Z`: UTC with milliseconds."""
+    global _iso_cache
+    second = int(now)
+    if _iso_cache[0] != second:
+        _iso_cache = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{_iso_cache[1]}.{int((now - second) * 1000):03d}Z"
+
+
+def rfc5424(now: float) -> str:
+    """`2026-11-27T07:53:11.123456Z`: RFC 5424 §6.2.3 TIMESTAMP, UTC, microseconds."""
+    second = int(now)
+    prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+    return f"{prefix}.{int((now - second) * 1_000_000):06d}Z"
+
+
+def clf_local(now: float) -> str:
+    """`27/Nov/2026:07:53:11 +0000`: Apache's %t (without brackets), local time."""
+    global _clf_cache
+    second = int(now)
+    if _clf_cache[0] != second:
+        tm = time.localtime(second)
+        offset = tm.tm_gmtoff or 0
+        sign = "-" if offset < 0 else "+"
+        hours, minutes = divmod(abs(offset) // 60, 60)
+        text = (
+            f"{tm.tm_mday:02d}/{MONTHS[tm.tm_mon - 1]}/{tm.tm_year:04d}:"
+            f"{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d} {sign}{hours:02d}{minutes:02d}"
+        )
+        _clf_cache = (second, text)
+    return _clf_cache[1]
+
+
+def rfc3164_local(now: float) -> str:
+    """`Nov 27 07:53:11`: the timestamp syslog(3) writes to the local socket."""
+    global _3164_cache
+    second = int(now)
+    if _3164_cache[0] != second:
+        tm = time.localtime(second)
+        text = (
+            f"{MONTHS[tm.tm_mon - 1]} {tm.tm_mday:2d} "
+            f"{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}"
+        )
+        _3164_cache = (second, text)
+    return _3164_cache[1]

@@ -1,0 +1,157 @@
+"""The bridge between the standard library's `logging` and the wsgid logs.
+
+Owns: what happens to the application's `logging` records, and the
+`logconfig` / `logconfig_json` / `logconfig_dict` settings.
+
+- `StdlibHandler` is a `logging.Handler` that sends each record through the
+  error log's own pipeline (level, request id, timestamp, traceback, format,
+  sink): `event` is the formatted message, `logger` the logger name, and the
+  record's `extra` fields become event keys. Use it in a logging config to
+  route everything there (see docs/logging.md).
+- Without a user config, records that find no handler at all (the ones
+  Python would print through `logging.lastResort`, WARNING and above) are
+  routed to the error log instead of appearing raw on stderr. An app that
+  configures logging itself (`basicConfig`, `dictConfig`) is left alone.
+- With a user config (gunicorn precedence: `logconfig_dict`, then
+  `logconfig_json`, then `logconfig`) it is applied in the master before the
+  workers fork, so it holds for the whole process tree. If that config gives
+  handlers to the loggers `wsgid.error` / `wsgid.access` (or gunicorn's
+  `gunicorn.error` / `gunicorn.access`), wsgid's rendered records are also
+  passed to them (`StdlibSink`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.config
+import os
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from wsgid.logs.sinks import INFO
+
+# Attributes every LogRecord has; anything else on a record came from `extra`.
+_RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message",
+    "asctime",
+    "taskName",
+}
+# Event keys the pipeline owns; an `extra` of the same name is renamed.
+_RESERVED = frozenset(("event", "level", "timestamp", "logger", "exc_info", "request_id", "pid"))
+
+_error_log: Any = None  # the error logger of this process, set by Logs
+# Set while a wsgid record is handed to a stdlib logger, so a config routing
+# that logger back into wsgid (StdlibHandler) cannot loop.
+_forwarding = threading.local()
+
+
+def set_error_log(log: Any) -> None:
+    global _error_log
+    _error_log = log
+
+
+def _method(levelno: int) -> str:
+    if levelno >= logging.CRITICAL:
+        return "critical"
+    if levelno >= logging.ERROR:
+        return "error"
+    if levelno >= logging.WARNING:
+        return "warning"
+    if levelno >= logging.INFO:
+        return "info"
+    return "debug"
+
+
+class StdlibHandler(logging.Handler):
+    """Sends stdlib `logging` records to the wsgid error log of this process."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        log = _error_log
+        if log is None or getattr(_forwarding, "active", False):
+            return
+        try:
+            fields: dict[str, Any] = {}
+            for name, value in vars(record).items():
+                if name not in _RECORD_ATTRS and not name.startswith("_"):
+                    fields[f"extra_{name}" if name in _RESERVED else name] = value
+            if record.exc_info and record.exc_info[0] is not None:
+                fields["exc_info"] = record.exc_info
+            if record.stack_info:
+                fields["stack"] = record.stack_info
+            fields["pid"] = os.getpid()
+            getattr(log, _method(record.levelno))(record.getMessage(), logger=record.name, **fields)
+        except Exception:
+            self.handleError(record)
+
+
+def route_unhandled() -> None:
+    """Records no handler takes (Python's lastResort) go to the error log."""
+    logging.lastResort = StdlibHandler(logging.WARNING)
+
+
+def apply_user_config(
+    logconfig: str | None, logconfig_json: str | None, logconfig_dict: Mapping[str, Any]
+) -> bool:
+    """Apply the user's stdlib config, if any; True if one was applied.
+
+    Raises ValueError with a readable reason when the config is broken.
+    """
+    try:
+        if logconfig_dict:
+            logging.config.dictConfig(dict(logconfig_dict))
+        elif logconfig_json:
+            with open(logconfig_json, encoding="utf-8") as fp:
+                logging.config.dictConfig(json.load(fp))
+        elif logconfig:
+            logging.config.fileConfig(logconfig, disable_existing_loggers=False)
+        else:
+            return False
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, ImportError) as exc:
+        which = (
+            "logconfig_dict" if logconfig_dict else
+            f"logconfig_json {logconfig_json}" if logconfig_json else f"logconfig {logconfig}"
+        )  # fmt: skip
+        raise ValueError(f"the logging configuration ({which}) cannot be applied: {exc}") from exc
+    return True
+
+
+def configured_logger(*names: str) -> logging.Logger | None:
+    """The first of `names` that the user's config gave handlers, if any."""
+    for name in names:
+        logger = logging.getLogger(name)
+        if logger.handlers:
+            return logger
+    return None
+
+
+class StdlibSink:
+    """Rendered wsgid records handed to a stdlib logger the user configured."""
+
+    _LEVELS = {7: logging.DEBUG, 6: logging.INFO, 5: logging.INFO, 4: logging.WARNING,
+               3: logging.ERROR}  # fmt: skip
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+
+    def write(self, record: str, severity: int = INFO) -> None:
+        _forwarding.active = True
+        try:
+            self.logger.log(self._LEVELS.get(severity, logging.CRITICAL), record)
+        except Exception:
+            pass
+        finally:
+            _forwarding.active = False
+
+    def reopen(self) -> str | None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int | None:
+        return None
