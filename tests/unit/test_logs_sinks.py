@@ -1,0 +1,255 @@
+"""Log destinations in-process: targets, files and reopening, syslog framing and transports."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from wsgid.logs import targets
+from wsgid.logs.sinks import FileSink, MultiSink, StreamSink
+from wsgid.logs.syslog import FACILITIES, SyslogSink
+from wsgid.logs.targets import Target
+
+NOW = 1_796_000_000.25
+
+
+@pytest.fixture
+def utc() -> Iterator[None]:
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    yield
+    if old is None:
+        del os.environ["TZ"]
+    else:
+        os.environ["TZ"] = old
+    time.tzset()
+
+
+# --------------------------------------------------------------------------- targets
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("-", Target("stream")),
+        ("/var/log/x.log", Target("file", "/var/log/x.log")),
+        ("relative.log", Target("file", "relative.log")),
+        ("syslog", Target("syslog", "/dev/log", "unix")),
+        ("unix:///run/log.sock", Target("syslog", "/run/log.sock", "unix")),
+        (
+            "unix:///run/log.sock#stream",
+            Target("syslog", "/run/log.sock", "unix", socktype="stream"),
+        ),
+        (
+            "udp://logs.example:5514",
+            Target("syslog", transport="udp", host="logs.example", port=5514),
+        ),
+        ("udp://10.0.0.1", Target("syslog", transport="udp", host="10.0.0.1", port=514)),
+        ("tcp://[::1]:6514", Target("syslog", transport="tcp", host="::1", port=6514)),
+    ],
+)
+def test_targets_parse(value: str, expected: Target) -> None:
+    assert targets.parse(value) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "http://x",
+        "udp://",
+        "udp://h:0",
+        "udp://h:99999",
+        "unix://",
+        "unix:///x#raw",
+        "tcp://[::1]x",
+    ],
+)
+def test_bad_targets_are_refused(value: str) -> None:
+    with pytest.raises(ValueError):
+        targets.parse(value)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def test_file_sink_appends_lines_mode_0640_and_reopens_on_the_same_fd(tmp_path: Path) -> None:
+    path = tmp_path / "app.log"
+    path.write_text("before\n")
+    sink = FileSink(str(path))
+    assert stat.S_IMODE(path.stat().st_mode) in (0o640, 0o644)  # existing file: left alone
+    sink.write("one")
+    fd = sink.fd
+    path.rename(tmp_path / "app.log.1")
+    sink.write("two")  # still the old file, as with logrotate before the signal
+    assert sink.reopen() is None
+    assert sink.fd == fd
+    sink.write("three")
+    sink.close()
+    assert (tmp_path / "app.log.1").read_text() == "before\none\ntwo\n"
+    assert path.read_text() == "three\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640 & ~_umask()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_file_sink_reopen_failure_is_reported_not_raised(tmp_path: Path) -> None:
+    directory = tmp_path / "d"
+    directory.mkdir()
+    sink = FileSink(str(directory / "x.log"))
+    (directory / "x.log").unlink()
+    directory.rmdir()
+    problem = sink.reopen()
+    assert problem is not None and "x.log" in problem
+    sink.write("lost, but no exception")
+    sink.close()
+
+
+def test_lines_from_threads_never_interleave(tmp_path: Path) -> None:
+    path = tmp_path / "t.log"
+    sink = FileSink(str(path))
+    line = "x" * 3000
+
+    def writer(tag: str) -> None:
+        for _ in range(200):
+            sink.write(f"{tag}{line}")
+
+    threads = [threading.Thread(target=writer, args=(str(i),)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    sink.close()
+    lines = path.read_text().splitlines()
+    assert len(lines) == 800 and all(ln[1:] == line for ln in lines)
+
+
+def test_stream_sink_writes_to_its_own_duplicate(tmp_path: Path) -> None:
+    path = tmp_path / "out"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    sink = StreamSink(fd)
+    os.close(fd)  # what capture_output does to fds 1 and 2 must not matter
+    sink.write("still here")
+    sink.close()
+    assert path.read_text() == "still here\n"
+
+
+def test_multi_sink_feeds_all(tmp_path: Path) -> None:
+    a, b = FileSink(str(tmp_path / "a")), FileSink(str(tmp_path / "b"))
+    multi = MultiSink([a, b])
+    multi.write("both")
+    multi.close()
+    assert (tmp_path / "a").read_text() == (tmp_path / "b").read_text() == "both\n"
+
+
+# --------------------------------------------------------------------------- syslog
+
+
+def test_rfc5424_framing(utc: None) -> None:
+    sink = SyslogSink(
+        targets.parse("udp://127.0.0.1:9"), facility="local3", tag="my app", msgid="access"
+    )
+    frame = sink.frame("hello\nworld", 6, NOW).decode()
+    host = sink.hostname
+    assert (
+        frame
+        == f"<158>1 2026-11-30T00:53:20.250000Z {host} my_app {os.getpid()} access - hello\nworld"
+    )
+
+
+def test_rfc3164_framing_on_unix_sockets_by_default(utc: None) -> None:
+    sink = SyslogSink(targets.parse("syslog"), facility="daemon", tag="wsgid", msgid="error")
+    assert sink.framing == "rfc3164"
+    assert sink.frame("msg", 3, NOW).decode() == f"<27>Nov 30 00:53:20 wsgid[{os.getpid()}]: msg"
+
+
+def test_facilities() -> None:
+    assert FACILITIES["user"] == 1 and FACILITIES["local7"] == 23 and len(FACILITIES) == 20
+
+
+def test_udp_one_datagram_per_record() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx:
+        rx.bind(("127.0.0.1", 0))
+        rx.settimeout(5)
+        port = rx.getsockname()[1]
+        sink = SyslogSink(
+            targets.parse(f"udp://127.0.0.1:{port}"), facility="user", tag="t", msgid="error"
+        )
+        sink.write("Traceback (most recent call last):\n  line\nValueError: x", 3)
+        data = rx.recv(65536).decode()
+        sink.close()
+    assert data.startswith("<11>1 ") and data.endswith("ValueError: x")
+
+
+def test_tcp_uses_octet_counting_and_reconnects() -> None:
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        server.settimeout(5)
+        port = server.getsockname()[1]
+        sink = SyslogSink(
+            targets.parse(f"tcp://127.0.0.1:{port}"), facility="user", tag="t", msgid="error"
+        )
+        sink.write("a\nb", 6)
+        conn, _ = server.accept()
+        conn.settimeout(5)
+        data = conn.recv(65536)
+        length, _, message = data.partition(b" ")
+        assert int(length) == len(message) and message.endswith(b"- a\nb")
+        conn.close()
+        for _ in range(3):  # the first writes may still go to the closed connection
+            sink.write("again", 6)
+            time.sleep(0.05)
+        sink._retry_at = 0.0
+        sink.write("again", 6)
+        conn2, _ = server.accept()
+        conn2.close()
+        sink.close()
+
+
+def test_unix_dgram_and_stream_fallback(tmp_path: Path) -> None:
+    path = str(tmp_path / "dgram.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as rx:
+        rx.bind(path)
+        rx.settimeout(5)
+        sink = SyslogSink(targets.parse(f"unix://{path}"), facility="user", tag="t", msgid="e")
+        sink.write("one record\nwith two lines", 6)
+        assert rx.recv(65536).endswith(b": one record\nwith two lines")
+        sink.close()
+    stream_path = str(tmp_path / "stream.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(stream_path)
+        server.listen()
+        server.settimeout(5)
+        sink = SyslogSink(
+            targets.parse(f"unix://{stream_path}"), facility="user", tag="t", msgid="e"
+        )
+        sink.write("streamed", 6)
+        conn, _ = server.accept()
+        conn.settimeout(5)
+        assert conn.recv(65536).endswith(b": streamed\0")
+        conn.close()
+        sink.close()
+
+
+def test_unreachable_syslog_drops_records_and_warns_once(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    sink = SyslogSink(
+        targets.parse(f"unix://{tmp_path}/nobody.sock"), facility="user", tag="t", msgid="e"
+    )
+    for _ in range(3):
+        sink.write("dropped", 6)
+    err = capfd.readouterr().err
+    assert err.count("records are dropped") == 1
