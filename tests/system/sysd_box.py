@@ -140,9 +140,16 @@ def unavailable() -> str | None:
 
 
 def sweep() -> None:
-    """Remove the cgroups (and kill the processes) an interrupted earlier run left behind."""
+    """Remove the cgroups (and kill the processes) an interrupted earlier run left behind.
+
+    A box's cgroup is named after the test process that booted it (`wsgid-box-<pid>-<id>`):
+    only boxes whose owner is gone are swept, never one a concurrent test run is using.
+    """
     for root in CGROUP_ROOTS:
         for path in root.glob(PREFIX + "*"):
+            owner = path.name[len(PREFIX) :].partition("-")[0]
+            if owner.isdigit() and Path(f"/proc/{owner}").exists():
+                continue
             _kill_cgroup(path)
             _remove_cgroup(path)
 
@@ -179,7 +186,7 @@ class SystemdBox:
         self.id = uuid.uuid4().hex[:8]
         self.work = Path(tempfile.mkdtemp(prefix=PREFIX, dir="/tmp"))
         self.install = self.work / "install"
-        self.cgroups = [root / f"{PREFIX}{self.id}" for root in CGROUP_ROOTS]
+        self.cgroups = [root / f"{PREFIX}{os.getpid()}-{self.id}" for root in CGROUP_ROOTS]
         self.proc: subprocess.Popen[bytes] | None = None
         self.leader = 0
         self.port = 0  # for the tests' own use: the TCP port the box's socket listens on
