@@ -10,6 +10,7 @@ no tests) and is served with `--pythonpath` pointing here. Routes:
 - `/sleep?s=S`: sleeps S seconds (timeout dumps);
 - `/rid`: answers JSON {"environ": HTTP_X_REQUEST_ID, "wsgid": wsgid.request_id, "pid": pid};
 - `/custom`: a response with `X-Custom: custom-value`;
+- `/own-rid`: a response with the app's own `X-Request-ID: app-chosen`;
 - `/pid` and anything else: `ok` (2 bytes).
 """
 
@@ -61,6 +62,8 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
         ).encode()
     elif path == "/custom":
         headers.append(("X-Custom", "custom-value"))
+    elif path == "/own-rid":
+        headers.append(("X-Request-ID", "app-chosen"))
     headers.append(("Content-Length", str(len(body))))
     start_response("200 OK", headers)
     return [body]
