@@ -112,6 +112,7 @@ class RequestParser:
         "_chunk_line",
         "_cur",
         "_feeding",
+        "_field_bytes",
         "_field_size",
         "_fields",
         "_head_bytes",
@@ -157,6 +158,7 @@ class RequestParser:
         self._in_chunk_line = False
         self._chunk_line = 0
         self._trailers = 0
+        self._field_bytes = 0  # the field lines' sizes as llhttp reported them
         # An llhttp error inside the request line, kept until the line is
         # complete: its status (400, 501, 505) depends on the whole line,
         # however the bytes were split into reads.
@@ -257,6 +259,7 @@ class RequestParser:
         self._head_bytes = 0
         self._head_parts = [self._feeding]
         self._trailers = 0
+        self._field_bytes = 0
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -275,6 +278,7 @@ class RequestParser:
             return
         headers = self._headers
         headers.append((name, value))
+        self._field_bytes += len(name) + len(value) + 3  # name ":" value CRLF
         if self._underscores and b"_" in name:
             raise BadRequest("header name with an underscore (header_map = refuse)")
         if len(name) + len(value) > self._field_size:
@@ -301,8 +305,11 @@ class RequestParser:
             raise ProtocolError(414, "request line too long")
         # RFC 9112 §3: one SP between the parts, which llhttp does not insist on.
         line = b"%s %s %s\r\n" % (method, url, version.encode())
-        if line not in self._raw():
+        raw = self._raw()
+        start = raw.find(line)
+        if start < 0:
             raise BadRequest("malformed request line")
+        self._check_padded_fields(raw, start + len(line))
         req.target = url
         policy.check_head(req)
         if (req.content_length or 0) > self._body_limit:
@@ -311,6 +318,21 @@ class RequestParser:
         self._in_chunk_line = req.chunked
         self._chunk_line = 0
         self.ready.append(req)
+
+    def _check_padded_fields(self, raw: bytes, start: int) -> None:
+        """limit_request_field_size counts a field line as sent, whitespace included.
+
+        llhttp hands values without their leading whitespace; when the head
+        is longer than its fields account for, some line was padded, and the
+        lines are measured as they came.
+        """
+        end = raw.find(b"\r\n\r\n", start - 2)
+        if end < 0 or end + 2 - start == self._field_bytes:
+            return
+        limit = self._field_size + 1
+        for field_line in raw[start:end].split(b"\r\n"):
+            if len(field_line) > limit:
+                raise ProtocolError(431, "header field too large")
 
     def on_chunk_header(self) -> None:
         self._in_chunk_line = False

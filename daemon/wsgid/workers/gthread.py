@@ -84,7 +84,7 @@ class ThreadWorker(ConnectionLoop):
             if conn.fd not in self.conns:
                 continue
             self._after_output(conn)
-            if conn.fd in self.conns and conn.parser.ready:
+            if conn.fd in self.conns and (conn.parser.ready or conn.error is not None):
                 self._process(conn)
 
     def _close_all(self) -> None:

@@ -25,6 +25,7 @@ waiting for them the same way.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import select
 import socket
@@ -115,6 +116,12 @@ class Connection:
             self.out_size += len(data) - sent
 
     def fill(self) -> None:
+        if self.error is not None:
+            # The parser already failed on bytes after those the app has:
+            # this body cannot be completed.
+            error, self.error = self.error, None
+            self.closing = True
+            raise BodyError(error.reason, status=error.status)
         sock = self.sock
         while True:
             try:
@@ -340,6 +347,11 @@ class ConnectionLoop(Worker):
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
+                if exc.errno == errno.EINVAL:
+                    # The master shut the listener down (a stop began); the
+                    # TERM telling us so is on its way. Stop watching it.
+                    self._accept(False)
+                    return
                 self.log.warning("accept.failed", error=str(exc))
                 return
             sock.setblocking(False)
@@ -499,7 +511,7 @@ class ConnectionLoop(Worker):
             return
         if done:
             self._after_output(conn)
-            if conn.fd in self.conns and conn.parser.ready:
+            if conn.fd in self.conns and (conn.parser.ready or conn.error is not None):
                 self._process(conn)
 
     def _reject(self, conn: Connection, exc: ProtocolError) -> None:
