@@ -1,0 +1,204 @@
+"""The container image and its entrypoint: built with podman, run, stopped, and without engine.
+
+The image is built once per session by packaging/build-image.sh in a private podman store
+(packaging_support.Podman), on a stand-in for the Dockerfile's python:3.12-slim made from
+Debian packages (no image registry is reachable here). Containers run with --network=host
+(podman's default bridge would add interfaces and firewall rules to the host) or with no
+network at all when they serve nothing.
+
+The engine-less test runs packaging/docker/entrypoint.sh as PID 1 of a new pid namespace
+(`unshare --pid --fork --mount-proc`), with this checkout's wsgid, as a container engine
+would run it.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from packaging_support import (
+    ARTIFACTS,
+    VERSION,
+    Podman,
+    children,
+    cmdline,
+    ensure_apt,
+    need_root,
+    ns_pid,
+    pid1_entrypoint,
+    wait_for,
+)
+
+from support.server import APPS_DIR, free_port
+
+pytestmark = pytest.mark.timeout(900)
+
+
+@pytest.fixture(scope="module")
+def podman(request: pytest.FixtureRequest) -> Podman:
+    return ARTIFACTS.podman(request.config)  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def image(request: pytest.FixtureRequest, podman: Podman) -> str:
+    return ARTIFACTS.image(request.config)  # type: ignore[no-any-return]
+
+
+def get(port: int, path: str = "/", timeout: float = 10) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def answers(port: int, path: str = "/") -> tuple[int, bytes] | None:
+    try:
+        return get(port, path)
+    except OSError:
+        return None
+
+
+def test_image_runs_wsgid_as_a_non_root_user_and_passes_flags_through(
+    podman: Podman, image: str
+) -> None:
+    version = podman("run", "--rm", "--network=none", image, "--version")
+    assert version.stdout.strip() == f"wsgid {VERSION}"
+    ids = podman("run", "--rm", "--network=none", image, "sh", "-c", "id -u; id -g; pwd")
+    assert ids.stdout.split() == ["10001", "10001", "/app"]  # `IMAGE sh` runs sh
+    config = podman("run", "--rm", "--network=none", "-e", "WSGID_WORKERS=5", image,
+                    "config", "show", "--json", "--workers", "4")  # fmt: skip
+    shown = json.loads(config.stdout)
+    assert shown["workers"] == {"value": 4, "source": "flag:--workers"}
+    assert shown["bind"] == {"value": ["0.0.0.0:8000"], "source": "default"}  # from PORT
+    assert shown["app"]["value"] == "wsgid.demo:app"
+
+
+def test_image_validates_its_configuration(podman: Podman, image: str) -> None:
+    for how in (["check"], ["--check-config"]):
+        ok = podman("run", "--rm", "--network=none", image, *how)
+        assert "configuration OK" in ok.stdout and "wsgid.demo:app" in ok.stdout, how
+    bad = podman("run", "--rm", "--network=none", "-e", "WSGID_WORKERS=0", image, "check",
+                 check=False)  # fmt: skip
+    assert bad.returncode == 2 and "WSGID_WORKERS" in bad.stderr, bad.stderr
+    missing = podman("run", "--rm", "--network=none", image, "check", "no_such_module:app",
+                     check=False)  # fmt: skip
+    assert missing.returncode == 4, missing.stdout + missing.stderr
+
+
+def start(podman: Podman, image: str, *args: str, env: dict[str, str]) -> str:
+    options = [f"--env={k}={v}" for k, v in env.items()]
+    return podman("run", "--detach", "--network=host", *options, *args, image).stdout.strip()
+
+
+def test_image_serves_and_podman_stop_drains_the_in_flight_request(
+    podman: Podman, image: str, tmp_path: Path
+) -> None:
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    markers.chmod(0o777)  # written by the container's user
+    port = free_port()
+    container = podman(
+        "run", "--detach", "--network=host",
+        f"--volume={APPS_DIR}:/testapps:ro", f"--volume={markers}:/markers",
+        f"--env=PORT={port}", "--env=WSGID_PYTHONPATH=/testapps", "--env=WSGID_WORKERS=2",
+        "--env=TESTAPP_MARKERS=/markers",
+        image, "sleep_app:app",
+    ).stdout.strip()  # fmt: skip
+    try:
+        status, _ = wait_for(lambda: answers(port, "/pid"), 30, "the container to answer")
+        assert status == 200
+        health = podman("healthcheck", "run", container, check=False)
+        assert health.returncode == 0, health.stdout + health.stderr
+
+        result: dict[str, object] = {}
+
+        def slow() -> None:
+            try:
+                result["response"] = get(port, "/sleep?s=1&tag=inflight", timeout=30)
+            except OSError as exc:
+                result["error"] = exc
+
+        client = threading.Thread(target=slow)
+        client.start()
+        wait_for(lambda: (markers / "started-inflight").exists(), 10, "the request to start")
+        begin = time.monotonic()
+        podman("stop", "--time", "10", container)
+        took = time.monotonic() - begin
+        client.join(10)
+        assert took < 2.0, f"podman stop took {took:.2f} s"
+        assert "error" not in result, result
+        status, body = result["response"]  # type: ignore[misc]
+        assert status == 200 and json.loads(body)["slept"] == 1.0
+        exit_code = podman("inspect", "--format", "{{.State.ExitCode}}", container).stdout
+        assert exit_code.strip() == "0", podman("logs", container, check=False).stderr
+        logs = podman("logs", container, check=False)
+        assert "graceful=true" in logs.stdout + logs.stderr
+    finally:
+        podman("rm", "--force", "--time", "0", container, check=False)
+
+
+def test_wsgid_workers_variable_sets_the_number_of_workers(podman: Podman, image: str) -> None:
+    port = free_port()
+    container = start(podman, image, env={"PORT": str(port), "WSGID_WORKERS": "3"})
+    try:
+        status, body = wait_for(lambda: answers(port, "/demo"), 30, "the container to answer")
+        assert status == 200 and body.startswith(f"Hello from wsgid {VERSION}!".encode())
+        pid = int(podman("inspect", "--format", "{{.State.Pid}}", container).stdout)
+        assert cmdline(pid).startswith("wsgid: master")
+        assert os.stat(f"/proc/{pid}").st_uid == 10001  # not root, on the host too
+
+        def worker_count() -> int:
+            return sum(cmdline(c).startswith("wsgid: worker") for c in children(pid))
+
+        wait_for(lambda: worker_count() == 3, 20, "3 workers")
+        time.sleep(0.3)
+        assert worker_count() == 3
+    finally:
+        podman("rm", "--force", "--time", "0", container, check=False)
+
+
+def test_entrypoint_as_pid_1_without_an_engine_serves_and_stops_on_term() -> None:
+    need_root()
+    ensure_apt("util-linux")
+    port = free_port()
+    env = {
+        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+        "PORT": str(port),  # wsgid's default bind becomes 0.0.0.0:$PORT
+        "WSGID_APP": "wsgid.demo:app",
+        "WSGID_WORKERS": "2",
+    }
+    with pid1_entrypoint(env) as proc:
+        pid1 = wait_for(lambda: children(proc.pid)[:1], 10, "the namespace's PID 1")[0]
+        status, body = wait_for(lambda: answers(port, "/pid1"), 30, "wsgid to answer")
+        assert status == 200 and b"GET /pid1" in body
+        # The entrypoint exec'd: wsgid's master itself is PID 1, no shell in between.
+        assert ns_pid(pid1) == 1
+        assert cmdline(pid1).startswith("wsgid: master"), cmdline(pid1)
+        begin = time.monotonic()
+        os.kill(pid1, signal.SIGTERM)
+        rc = proc.wait(timeout=10)
+        took = time.monotonic() - begin
+        output = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+        assert rc == 0, output
+        assert took < 2.0, f"took {took:.2f} s to stop"
+
+
+def test_entrypoint_runs_other_commands_as_given() -> None:
+    need_root()
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
+    with pid1_entrypoint(env, ["sh", "-c", "echo pid=$$"]) as proc:
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and out.decode().strip() == "pid=1"
+    with pid1_entrypoint(env, ["--version"]) as proc:
+        out, _ = proc.communicate(timeout=30)
+    assert out.decode().strip() == f"wsgid {VERSION}"
