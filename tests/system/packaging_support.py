@@ -59,19 +59,31 @@ def need_root() -> None:
 
 
 def ensure_apt(*packages: str) -> None:
-    """Install the Debian packages that are missing, or skip saying which are needed."""
+    """Install the Debian packages that are missing, or skip saying which are needed.
+
+    The first time anything is missing, every package of APT_PACKAGES that is missing is
+    installed in the same run (one `apt-get update`, one `apt-get install`).
+    """
     missing = [p for p in packages if not _dpkg_installed(p)]
     if not missing:
         return
     need_root()
-    result = subprocess.run(
-        [str(REPO / "scripts/apt-deps.sh"), *missing], capture_output=True, text=True
-    )
-    if result.returncode != 0:
+    if not _APT_RUNS:
+        wanted = dict.fromkeys([*missing, *(p for ps in APT_PACKAGES.values() for p in ps)])
+        todo = [p for p in wanted if not _dpkg_installed(p)]
+        result = subprocess.run(
+            [str(REPO / "scripts/apt-deps.sh"), *todo], capture_output=True, text=True
+        )
+        _APT_RUNS.append(result.stderr.strip()[-500:])
+    missing = [p for p in packages if not _dpkg_installed(p)]
+    if missing:
         pytest.skip(
             f"cannot install {' '.join(missing)} (apt-get install {' '.join(missing)}):"
-            f" {result.stderr.strip()[-500:]}"
+            f" {_APT_RUNS[0]}"
         )
+
+
+_APT_RUNS: list[str] = []
 
 
 def _dpkg_installed(package: str) -> bool:

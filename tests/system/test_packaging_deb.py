@@ -41,7 +41,7 @@ UNITS = ("wsgid.service", "wsgid.socket", "wsgid@.service", "wsgid@.socket")
 
 @pytest.fixture(scope="module")
 def deb(request: pytest.FixtureRequest) -> Path:
-    return ARTIFACTS.deb(request.config)  # type: ignore[no-any-return]
+    return ARTIFACTS.deb(request.config)
 
 
 def site_packages() -> str:

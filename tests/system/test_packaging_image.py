@@ -43,12 +43,12 @@ pytestmark = pytest.mark.timeout(900)
 
 @pytest.fixture(scope="module")
 def podman(request: pytest.FixtureRequest) -> Podman:
-    return ARTIFACTS.podman(request.config)  # type: ignore[no-any-return]
+    return ARTIFACTS.podman(request.config)
 
 
 @pytest.fixture(scope="module")
 def image(request: pytest.FixtureRequest, podman: Podman) -> str:
-    return ARTIFACTS.image(request.config)  # type: ignore[no-any-return]
+    return ARTIFACTS.image(request.config)
 
 
 def get(port: int, path: str = "/", timeout: float = 10) -> tuple[int, bytes]:
@@ -120,7 +120,7 @@ def test_image_serves_and_podman_stop_drains_the_in_flight_request(
         health = podman("healthcheck", "run", container, check=False)
         assert health.returncode == 0, health.stdout + health.stderr
 
-        result: dict[str, object] = {}
+        result: dict[str, tuple[int, bytes] | OSError] = {}
 
         def slow() -> None:
             try:
@@ -137,8 +137,9 @@ def test_image_serves_and_podman_stop_drains_the_in_flight_request(
         client.join(10)
         assert took < 2.0, f"podman stop took {took:.2f} s"
         assert "error" not in result, result
-        status, body = result["response"]  # type: ignore[misc]
-        assert status == 200 and json.loads(body)["slept"] == 1.0
+        response = result["response"]
+        assert isinstance(response, tuple), response
+        assert response[0] == 200 and json.loads(response[1])["slept"] == 1.0
         exit_code = podman("inspect", "--format", "{{.State.ExitCode}}", container).stdout
         assert exit_code.strip() == "0", podman("logs", container, check=False).stderr
         logs = podman("logs", container, check=False)

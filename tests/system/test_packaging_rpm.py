@@ -25,7 +25,7 @@ pytestmark = pytest.mark.timeout(900)
 
 @pytest.fixture(scope="module")
 def rpm(request: pytest.FixtureRequest) -> Path:
-    return ARTIFACTS.rpm(request.config)  # type: ignore[no-any-return]
+    return ARTIFACTS.rpm(request.config)
 
 
 def payload_files(paths_and_modes: list[tuple[str, str]]) -> set[str]:
