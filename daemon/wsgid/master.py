@@ -121,7 +121,6 @@ class Master:
             self.log = readiness.tee(self.log)  # start-up errors also reach the launcher
         self.pid = os.getpid()
         self.cwd = os.getcwd()
-        self.argv = list(sys.argv[1:])
         self.app_label = self.settings.proc_name or self.settings.app or "wsgid"
         self.listeners: list[listeners_mod.Listener] = []
         self.workers: dict[int, WorkerProcess] = {}
@@ -159,21 +158,22 @@ class Master:
         except privileges.PrivilegeError as exc:
             return self._fail_start(str(exc), EXIT_CONFIG)
         self.hooks.call("on_starting", self)
+        if self.settings.pidfile:
+            # Before binding: a second instance is told so, not "address in use".
+            path = self.settings.pidfile + (".2" if self.old_master else "")
+            pidfile = Pidfile(path)
+            try:
+                pidfile.create(self.pid)
+            except PidfileError as exc:
+                return self._fail_start(str(exc), EXIT_ERROR)
+            self.pidfile = pidfile
         try:
-            self.listeners = listeners_mod.bind_all(
-                self._binds(), self.settings.backlog, self._on_bind_retry, self._inherited()
-            )
-        except listeners_mod.ListenerError as exc:
-            return self._fail_start(str(exc), EXIT_LISTEN_FAILED)
-        try:
-            if self.settings.pidfile:
-                path = self.settings.pidfile + (".2" if self.old_master else "")
-                self.pidfile = Pidfile(path)
-                try:
-                    self.pidfile.create(self.pid)
-                except PidfileError as exc:
-                    self.pidfile = None
-                    return self._fail_start(str(exc), EXIT_ERROR)
+            try:
+                self.listeners = listeners_mod.bind_all(
+                    self._binds(), self.settings.backlog, self._on_bind_retry, self._inherited()
+                )
+            except listeners_mod.ListenerError as exc:
+                return self._fail_start(str(exc), EXIT_LISTEN_FAILED)
             if self.settings.preload_app:
                 try:
                     self.app = loader.load_app(self.settings)
@@ -251,9 +251,15 @@ class Master:
 
     def _loop(self) -> int:
         while True:
-            timeout = TICK
+            now = time.monotonic()
+            timeout = min(TICK, self.notifier.watchdog_due_in(now))
             if self.next_spawn and self._current_count() < self.target:
-                timeout = min(TICK, max(0.0, self.next_spawn - time.monotonic()))
+                timeout = min(timeout, max(0.0, self.next_spawn - now))
+            if not self.ready and not self.stopping:
+                # A slow first boot is progress, not a hang: keep systemd's
+                # start timeout ahead of it (workers that hang are killed by
+                # `timeout` anyway).
+                self.notifier.extend_timeout(max(float(self.settings.timeout), 30.0) + TICK)
             try:
                 readable, _, _ = select.select([self.wake_r, self.boot_r], [], [], timeout)
             except InterruptedError:
@@ -455,7 +461,8 @@ class Master:
             )
             env[ENV_OLD_MASTER] = str(self.pid)
             os.chdir(self.cwd)
-            os.execve(sys.executable, [sys.executable, "-m", "wsgid", *self.argv], env)
+            # The interpreter's own argv, so a wrapper script or `-I` comes back too.
+            os.execve(sys.executable, list(sys.orig_argv), env)
         finally:
             os._exit(EXIT_ERROR)
 

@@ -163,6 +163,12 @@ class Notifier:
         if not self._replaced():
             self.send(f"EXTEND_TIMEOUT_USEC={int(seconds * 1e6)}")
 
+    def watchdog_due_in(self, now: float) -> float:
+        """Seconds until the next watchdog ping is due (a large number if none)."""
+        if not self.watchdog_interval:
+            return 3600.0
+        return max(0.0, self._next_ping - now)
+
     def watchdog(self, now: float) -> None:
         """Called from each turn of the master loop; pings when due."""
         if self._predecessor and self._main and not self._adopted:
