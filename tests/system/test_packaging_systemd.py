@@ -18,6 +18,7 @@ from __future__ import annotations
 import http.client
 import os
 import shutil
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -177,6 +178,36 @@ def test_systemctl_reload_replaces_the_workers_under_the_same_master(
     assert get(box.port, "/after-reload")[0] == 200
 
 
+def get_unix(path: Path, target: str = "/") -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("localhost", timeout=30)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(30)
+    sock.connect(str(path))
+    conn.sock = sock
+    try:
+        conn.request("GET", target)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def test_a_template_instance_serves_its_own_config_on_its_unix_socket(
+    deb_box: SystemdBox,
+) -> None:
+    """wsgid@NAME.socket -> /run/wsgid/NAME.sock, wsgid@NAME.service reads /etc/wsgid/NAME.toml.
+
+    Left running on purpose: the purge test then proves that removal stops instances too.
+    """
+    box = deb_box
+    box.write("/etc/wsgid/demo.toml", 'app = "wsgid.demo:app"\nworkers = 1\n')
+    box.systemctl("start", "wsgid@demo.socket")
+    status, body = get_unix(box.path("/run/wsgid/demo.sock"), "/instance")
+    assert status == 200, box.diagnose("wsgid@demo.service")
+    assert b"GET /instance" in body
+    assert box.systemctl("is-active", "wsgid@demo.service", check=False) == "active"
+
+
 def test_logrotate_rotates_the_log_files_and_usr1_makes_wsgid_reopen_them(
     deb_box: SystemdBox,
 ) -> None:
@@ -201,15 +232,17 @@ def test_logrotate_rotates_the_log_files_and_usr1_makes_wsgid_reopen_them(
         wait_for(lambda: log.exists() and "/before-rotation" in log.read_text(), 10, "access log")
         box.run("logrotate", "--force", "/etc/logrotate.d/wsgid")
         assert "/before-rotation" in rotated.read_text()
-        # postrotate sent USR1: wsgid writes the next requests to a new access.log.
-        assert get(box.port, "/after-rotation")[0] == 200
-        wait_for(
-            lambda: log.exists() and "/after-rotation" in log.read_text(),
-            10,
-            "wsgid to reopen access.log",
-        )
-        assert "/after-rotation" not in rotated.read_text()
-        assert "master.reopen_logs" in box.journal("wsgid.service")
+        # postrotate sent USR1: the master reopens its logs and passes the signal on; each
+        # worker reopens when it gets it (a request it serves before then still lands in
+        # access.log.1, which is why the snippet uses delaycompress).
+        wait_for(lambda: "master.reopen_logs" in box.journal("wsgid.service"), 10, "USR1")
+
+        def reopened() -> bool:
+            assert get(box.port, "/after-rotation")[0] == 200
+            return log.exists() and "/after-rotation" in log.read_text()
+
+        wait_for(reopened, 10, "wsgid to write to a new access.log")
+        assert "/before-rotation" not in log.read_text()
     finally:
         box.run("rm", "-f", dropin)
         box.systemctl("daemon-reload")
@@ -221,8 +254,13 @@ def test_apt_purge_stops_and_removes_everything(deb_box: SystemdBox) -> None:
     box.run("env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "purge", "-y", "wsgid")
     assert_unit_gone(box, "wsgid.socket")
     assert_unit_gone(box, "wsgid.service")
+    assert_unit_gone(box, "wsgid@demo.socket")
+    assert_unit_gone(box, "wsgid@demo.service")
     wait_for(lambda: not wsgid_processes(box), 10, "wsgid to exit")
-    assert not left_behind(box), left_behind(box)
+    assert not os.path.lexists(box.path("/run/wsgid/demo.sock"))
+    # The package's files are gone; the administrator's own instance config stays.
+    assert sorted(os.listdir(box.path("/etc/wsgid"))) == ["demo.toml"]
+    assert left_behind(box) == ["/etc/wsgid"], left_behind(box)
     status = box.run("dpkg-query", "-W", "-f=${Status}", "wsgid", check=False).stdout
     assert status in ("", "unknown ok not-installed"), status
     with pytest.raises(OSError):
