@@ -253,3 +253,50 @@ def test_unreachable_syslog_drops_records_and_warns_once(
         sink.write("dropped", 6)
     err = capfd.readouterr().err
     assert err.count("records are dropped") == 1
+
+
+def test_buffered_sink_writes_on_flush_at_64k_and_before_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "access.log"
+    sink = FileSink(str(path), buffered=True)
+    sink.write("one")
+    assert path.read_text() == "", "held until the loop's turn ends"
+    sink.flush()
+    assert path.read_text() == "one\n"
+    big = "x" * 1000
+    for _ in range(70):  # > 64 KiB pending: written without waiting for a flush
+        sink.write(big)
+    assert len(path.read_text()) >= 65536
+    sink.write("before-rotation")
+    path.rename(tmp_path / "access.log.1")
+    assert sink.reopen() is None
+    sink.write("after")
+    sink.close()
+    assert (tmp_path / "access.log.1").read_text().endswith("before-rotation\n")
+    assert path.read_text() == "after\n"
+
+
+def test_buffered_sink_from_threads_loses_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "t.log"
+    sink = FileSink(str(path), buffered=True)
+    stop = threading.Event()
+
+    def flusher() -> None:
+        while not stop.is_set():
+            sink.flush()
+
+    def writer(tag: int) -> None:
+        for i in range(2000):
+            sink.write(f"{tag}-{i}")
+
+    flushing = threading.Thread(target=flusher)
+    flushing.start()
+    writers = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for t in writers:
+        t.start()
+    for t in writers:
+        t.join()
+    stop.set()
+    flushing.join()
+    sink.close()
+    lines = path.read_text().splitlines()
+    assert sorted(lines) == sorted(f"{n}-{i}" for n in range(4) for i in range(2000))

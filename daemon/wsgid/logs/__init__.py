@@ -101,13 +101,15 @@ class Logs:
         framing = get("syslog_format", "auto")
         self._sinks: list[Sink] = []
 
-        def open_sink(value: str, which: str, std_fd: int, msgid: str, app: str) -> Sink:
+        def open_sink(
+            value: str, which: str, std_fd: int, msgid: str, app: str, buffered: bool = False
+        ) -> Sink:
             target = targets.parse(value)
             if target.kind == "stream":
-                return StreamSink(original(std_fd))
+                return StreamSink(original(std_fd), buffered)
             if target.kind == "file":
                 try:
-                    return FileSink(target.path, owner)
+                    return FileSink(target.path, owner, buffered)
                 except OSError as exc:
                     raise LogSetupError(
                         f"The {which} {target.path} cannot be opened: {exc.strerror or exc}."
@@ -134,7 +136,10 @@ class Logs:
         accesslog = get("accesslog", cast(str | None, None))
         access_tag = f"{tag}.access"
         if accesslog:
-            access_sinks.append(open_sink(accesslog, "access log", 1, "access", access_tag))
+            # Buffered until the end of the worker's loop turn (see sinks.py).
+            access_sinks.append(
+                open_sink(accesslog, "access log", 1, "access", access_tag, buffered=True)
+            )
         if syslog_target is not None and not get("disable_redirect_access_to_syslog", False):
             access_sinks.append(
                 SyslogSink(
@@ -175,17 +180,17 @@ class Logs:
         if self._capture is not None:
             self._capture.start()
 
+    def flush(self) -> None:
+        """Write buffered access records (a worker's loop turn ended, or it exits)."""
+        if self.access is not None:
+            self.access.flush()
+
     def reopen(self) -> None:
         """USR1: reopen the files (logrotate moved them) and reconnect syslog."""
         for sink in self._sinks:
             problem = sink.reopen()
             if problem:
                 self.error.error("log.reopen_failed", error=problem, pid=os.getpid())
-
-    def fds(self) -> list[int]:
-        """Descriptors the logs write to (for a daemonizer's keep list)."""
-        found = [fd for fd in (s.fileno() for s in self._sinks) if fd is not None]
-        return [*found, original(1), original(2)]
 
     def close(self) -> None:
         """Close the sinks (after a reload replaced these logs)."""
@@ -201,3 +206,16 @@ def _colours(sink: Sink) -> bool:
 def setup(settings: Any) -> Logs:
     """The logs described by `settings`."""
     return Logs(settings)
+
+
+SETTINGS = (
+    "loglevel", "errorlog", "log_format", "accesslog", "access_log_format", "capture_output",
+    "syslog", "syslog_addr", "syslog_prefix", "syslog_facility", "syslog_format",
+    "disable_redirect_access_to_syslog", "logconfig", "logconfig_json", "logconfig_dict",
+    "user", "group",
+)  # fmt: skip
+
+
+def changed(old: Any, new: Any) -> bool:
+    """Whether a reload from settings `old` to `new` needs new logs (`setup(new)`)."""
+    return any(getattr(old, n, None) != getattr(new, n, None) for n in SETTINGS)

@@ -145,7 +145,6 @@ class AtomFormat:
                 getter = _header_getter(name[1:-2], name[-1])
             if getter is not None:
                 self.getters[name] = getter
-        self.needs_context = any(n in ("r", "U") or n.startswith("{") for n in self.getters)
 
     def render(self, event: MutableMapping[str, Any]) -> str:
         values = _Missing({name: get(event) for name, get in self.getters.items()})

@@ -17,17 +17,23 @@ import time
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 _iso_cache: tuple[int, str] = (-1, "")
+_iso_ms_cache: tuple[int, str] = (-1, "")
 _clf_cache: tuple[int, str] = (-1, "")
 _3164_cache: tuple[int, str] = (-1, "")
 
 
 def iso_utc(now: float) -> str:
     """`2026-11-27T07:53:11.123Z`: UTC with milliseconds."""
-    global _iso_cache
-    second = int(now)
+    global _iso_cache, _iso_ms_cache
+    ms = int(now * 1000)
+    if _iso_ms_cache[0] == ms:
+        return _iso_ms_cache[1]  # under load, dozens of requests end in the same ms
+    second, frac = divmod(ms, 1000)
     if _iso_cache[0] != second:
         _iso_cache = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
-    return f"{_iso_cache[1]}.{int((now - second) * 1000):03d}Z"
+    text = f"{_iso_cache[1]}.{frac:03d}Z"
+    _iso_ms_cache = (ms, text)
+    return text
 
 
 def rfc5424(now: float) -> str:

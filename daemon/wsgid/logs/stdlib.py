@@ -144,6 +144,9 @@ class StdlibSink:
         finally:
             _forwarding.active = False
 
+    def flush(self) -> None:
+        pass
+
     def reopen(self) -> str | None:
         return None
 

@@ -203,6 +203,9 @@ class SyslogSink:
                     self._sock.close()
             self._sock = None
 
+    def flush(self) -> None:
+        pass  # every record is sent at once
+
     def reopen(self) -> str | None:
         # USR1: reconnect too (a restarted daemon may have a new socket).
         self._drop_socket()

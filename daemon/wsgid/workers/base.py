@@ -94,7 +94,10 @@ class Worker:
         self.ctx.heartbeat.beat(self.ctx.slot)
         os.write(self.ctx.boot_fd, BOOTED.pack(os.getpid()))
         os.close(self.ctx.boot_fd)
-        self.serve()
+        try:
+            self.serve()
+        finally:
+            self.ctx.logs.flush()  # buffered access records, also on a fast (INT/QUIT) exit
         return EXIT_OK
 
     def setup(self) -> None:
@@ -148,6 +151,7 @@ class Worker:
             stacks="\n".join(stacks),
         )
         self.hooks.call("worker_abort", self)
+        self.ctx.logs.flush()
         os._exit(EXIT_ABORTED)
 
     def _on_usr1(self, signum: int, frame: FrameType | None) -> None:

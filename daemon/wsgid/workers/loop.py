@@ -268,6 +268,7 @@ class ConnectionLoop(Worker):
         heartbeat = self.ctx.heartbeat
         slot = self.ctx.slot
         wake_r = self.wake_r
+        access = self.access
         next_sweep = time.monotonic() + SWEEP_INTERVAL
         while True:
             if not self.alive and not self._stopping():
@@ -286,6 +287,8 @@ class ConnectionLoop(Worker):
                     self._on_listener(fd)
                 elif fd == wake_r:
                     self._on_wake()
+            if access is not None:
+                access.flush()  # the access records of this turn, in one write
             if now >= next_sweep:
                 self._sweep(now)
                 next_sweep = now + SWEEP_INTERVAL
