@@ -16,6 +16,7 @@ from pathlib import Path
 
 from test_logging_app import APP, app_args, read_lines, wait_for
 
+from support.client import run_concurrently
 from support.server import WorkDir, WsgidServer
 
 GENERATED = re.compile(r"[0-9a-f]{20}")
@@ -192,3 +193,17 @@ def test_loglevel_filters_the_error_log(
     server.get("/boom")
     event(errors, event="app.error")
     assert {e["level"] for e in errors()} == {"error"}
+
+
+def test_gthread_threads_each_bind_their_own_request_id(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    server, access, errors = json_server(wsgid, workdir, "--threads", "4")
+
+    def call(n: int) -> Callable[[], int]:
+        return lambda: server.get(f"/stdlib?msg=t{n}", headers={"X-Request-ID": f"t-{n}"}).status
+
+    assert run_concurrently([call(n) for n in range(16)], timeout=60) == [200] * 16
+    for n in range(16):
+        assert event(errors, event=f"stdlib t{n}")["request_id"] == f"t-{n}"
+        assert event(access, request_id=f"t-{n}")["query"] == f"msg=t{n}"
