@@ -9,6 +9,8 @@ durations) is matched by pattern. Syslog sinks are in test_logging_syslog.py.
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import re
 import socket
 from collections.abc import Callable
@@ -380,3 +382,27 @@ def test_unopenable_log_file_is_a_clear_startup_error(
     assert code == 2, server.errlog()
     assert "error log" in server.errlog() and str(missing) in server.errlog()
     assert "Traceback" not in server.errlog()
+
+
+def test_log_files_are_opened_before_workers_drop_privileges(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to start as root and run workers as nobody")
+    private = workdir.root / "private-logs"
+    private.mkdir(mode=0o700)  # only root may create or open files here
+    access, error = private / "access.log", private / "error.log"
+    server = wsgid(
+        APP, *app_args(), "--user", "nobody", "--access-logfile", str(access),
+        "--access-logformat", "json", "--error-logfile", str(error), "--log-format", "json",
+        workers=2,
+    )  # fmt: skip
+    assert server.get("/boom", headers={"X-Request-ID": "priv-1"}).status == 500
+    records = wait_for(
+        lambda: [json.loads(ln) for ln in read_lines(access) if "priv-1" in ln],
+        what="the access record of a worker running as nobody",
+    )
+    assert records[0]["status"] == 500
+    wait_for(lambda: any("priv-1" in ln for ln in read_lines(error)), what="its traceback")
+    nobody = pwd.getpwnam("nobody").pw_uid
+    assert access.stat().st_uid == nobody, "created for the workers, who reopen it on USR1"
