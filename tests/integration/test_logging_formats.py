@@ -10,16 +10,21 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import pwd
 import re
+import signal
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from test_logging_app import APP, app_args, read_lines, wait_for
 
-from support.server import WorkDir, WsgidServer
+from support.server import WorkDir, WsgidServer, free_port
 
 ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 CLF = r"\[\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\]"
@@ -406,3 +411,33 @@ def test_log_files_are_opened_before_workers_drop_privileges(
     wait_for(lambda: any("priv-1" in ln for ln in read_lines(error)), what="its traceback")
     nobody = pwd.getpwnam("nobody").pw_uid
     assert access.stat().st_uid == nobody, "created for the workers, who reopen it on USR1"
+
+
+@pytest.mark.parametrize("no_color", [False, True])
+def test_console_colours_only_on_a_terminal(workdir: WorkDir, no_color: bool) -> None:
+    port = free_port()
+    main, tty = pty.openpty()
+    env = WsgidServer(None, workdir=workdir).environ()
+    if no_color:
+        env["NO_COLOR"] = "1"
+    env["TERM"] = "xterm"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wsgid", APP, *app_args(), "--bind", f"127.0.0.1:{port}"],
+        stdin=subprocess.DEVNULL, stdout=tty, stderr=tty, env=env, cwd=workdir.cwd,
+        start_new_session=True,
+    )  # fmt: skip
+    os.close(tty)
+    seen = b""
+    try:
+        deadline = time.monotonic() + 30
+        while b"master.ready" not in seen and time.monotonic() < deadline:
+            try:
+                seen += os.read(main, 65536)
+            except OSError:
+                break
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(30)
+        os.close(main)
+    assert b"master.ready" in seen, seen
+    assert (b"\x1b[" in seen) is not no_color, seen
