@@ -89,7 +89,12 @@ def test_start_socket_then_first_request_activates_the_service(box: SystemdBox) 
     assert box.systemctl("is-active", "wsgid.service", check=False) == "inactive"
     status, _body = get(port)
     assert status == 200, box.diagnose("wsgid.service")
-    assert box.systemctl("is-active", "wsgid.service") == "active"
+    # A booted worker may answer a moment before the master has told systemd READY=1.
+    poll(
+        lambda: box.systemctl("is-active", "wsgid.service", check=False) == "active",
+        timeout=10,
+        what="wsgid.service active",
+    )
     master = main_pid(box)
     assert "wsgid: master" in box.run("cat", f"/proc/{master}/cmdline").stdout
     assert box.show("wsgid.service", "StatusText") == "serving with 2 workers"
