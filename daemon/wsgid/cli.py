@@ -77,7 +77,10 @@ def _serve(loaded: LoadedSettings, args: list[str]) -> int:
 
     # On HUP the master re-reads the configuration from the same argv and the environment of
     # that moment, through the same code path as at startup.
-    return run(loaded, reload=lambda: load_settings(args, os.environ))
+    try:
+        return run(loaded, reload=lambda: load_settings(args, os.environ))
+    except ConfigError as exc:  # e.g. a log file that cannot be opened
+        return _config_error(exc)
 
 
 def _check(loaded: LoadedSettings) -> int:

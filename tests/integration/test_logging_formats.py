@@ -373,11 +373,6 @@ def test_log_files_are_created_mode_0640(
         assert mode & 0o007 == 0 and mode & 0o600 == 0o600, f"{name}: {oct(mode)}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="wsgid.logs raises LogSetupError (a ConfigError); cli._serve does not catch "
-    "ConfigError from master.run yet (the daemon path does)",
-)
 def test_unopenable_log_file_is_a_clear_startup_error(
     wsgid: Callable[..., WsgidServer], workdir: WorkDir
 ) -> None:
