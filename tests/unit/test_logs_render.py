@@ -168,6 +168,9 @@ class Capture:
     def write(self, record: str, severity: int = 6) -> None:
         self.records.append(record)
 
+    def flush(self) -> None:
+        pass
+
     def reopen(self) -> None:
         return None
 
@@ -185,7 +188,10 @@ def log_one(fmt: str, req: Req | None = None, **environ: str) -> str:
     sink = Capture()
     env = {"REMOTE_ADDR": "10.0.0.1", "REMOTE_PORT": "5555", "wsgid.request_id": "rid1"}
     env.update(environ)
-    access.AccessLog(sink, fmt).request(req or Req(), 200, 13, env, [("X-Out", 'o"ut')], 1_234_567)
+    log = access.AccessLog(sink, fmt)
+    log.request(req or Req(), 200, 13, env, [("X-Out", 'o"ut')], 1_234_567)
+    assert sink.records == [], "rendered when the worker's loop turn ends"
+    log.flush()
     (record,) = sink.records
     return record
 
