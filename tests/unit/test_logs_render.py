@@ -168,8 +168,8 @@ class Capture:
     def write(self, record: str, severity: int = 6) -> None:
         self.records.append(record)
 
-    def flush(self) -> None:
-        pass
+    def write_many(self, records: list[str], severity: int = 6) -> None:
+        self.records.extend(records)
 
     def reopen(self) -> None:
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import socket
 import stat
 import threading
@@ -255,48 +256,36 @@ def test_unreachable_syslog_drops_records_and_warns_once(
     assert err.count("records are dropped") == 1
 
 
-def test_buffered_sink_writes_on_flush_at_64k_and_before_reopen(tmp_path: Path) -> None:
+def test_a_batch_is_one_write_to_a_file(tmp_path: Path) -> None:
     path = tmp_path / "access.log"
-    sink = FileSink(str(path), buffered=True)
-    sink.write("one")
-    assert path.read_text() == "", "held until the loop's turn ends"
-    sink.flush()
-    assert path.read_text() == "one\n"
-    big = "x" * 1000
-    for _ in range(70):  # > 64 KiB pending: written without waiting for a flush
-        sink.write(big)
-    assert len(path.read_text()) >= 65536
-    sink.write("before-rotation")
-    path.rename(tmp_path / "access.log.1")
-    assert sink.reopen() is None
-    sink.write("after")
+    sink = FileSink(str(path))
+    sink.write_many(["one", "two", "x" * 70000], 6)
+    sink.write_many([], 6)
     sink.close()
-    assert (tmp_path / "access.log.1").read_text().endswith("before-rotation\n")
-    assert path.read_text() == "after\n"
+    assert path.read_text().splitlines() == ["one", "two", "x" * 70000]
 
 
-def test_buffered_sink_from_threads_loses_nothing(tmp_path: Path) -> None:
-    path = tmp_path / "t.log"
-    sink = FileSink(str(path), buffered=True)
-    stop = threading.Event()
+def test_a_batch_to_a_pipe_is_cut_at_records_below_pipe_buf(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    read, write = os.pipe()
+    sink = StreamSink(write)
+    os.close(write)
+    records = [f"{n:04d}" + "y" * 1000 for n in range(12)]
+    writes: list[int] = []
+    real = os.write
 
-    def flusher() -> None:
-        while not stop.is_set():
-            sink.flush()
+    def counting(fd: int, data: bytes) -> int:
+        writes.append(len(data))
+        return real(fd, data)
 
-    def writer(tag: int) -> None:
-        for i in range(2000):
-            sink.write(f"{tag}-{i}")
-
-    flushing = threading.Thread(target=flusher)
-    flushing.start()
-    writers = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
-    for t in writers:
-        t.start()
-    for t in writers:
-        t.join()
-    stop.set()
-    flushing.join()
+    monkeypatch.setattr(os, "write", counting)
+    sink.write_many(records, 6)
+    monkeypatch.undo()
     sink.close()
-    lines = path.read_text().splitlines()
-    assert sorted(lines) == sorted(f"{n}-{i}" for n in range(4) for i in range(2000))
+    data = b""
+    while chunk := os.read(read, 65536):
+        data += chunk
+    os.close(read)
+    assert data.decode().splitlines() == records
+    assert len(writes) > 1 and all(n <= select.PIPE_BUF for n in writes)

@@ -101,15 +101,13 @@ class Logs:
         framing = get("syslog_format", "auto")
         self._sinks: list[Sink] = []
 
-        def open_sink(
-            value: str, which: str, std_fd: int, msgid: str, app: str, buffered: bool = False
-        ) -> Sink:
+        def open_sink(value: str, which: str, std_fd: int, msgid: str, app: str) -> Sink:
             target = targets.parse(value)
             if target.kind == "stream":
-                return StreamSink(original(std_fd), buffered)
+                return StreamSink(original(std_fd))
             if target.kind == "file":
                 try:
-                    return FileSink(target.path, owner, buffered)
+                    return FileSink(target.path, owner)
                 except OSError as exc:
                     raise LogSetupError(
                         f"The {which} {target.path} cannot be opened: {exc.strerror or exc}."
@@ -136,10 +134,7 @@ class Logs:
         accesslog = get("accesslog", cast(str | None, None))
         access_tag = f"{tag}.access"
         if accesslog:
-            # Buffered until the end of the worker's loop turn (see sinks.py).
-            access_sinks.append(
-                open_sink(accesslog, "access log", 1, "access", access_tag, buffered=True)
-            )
+            access_sinks.append(open_sink(accesslog, "access log", 1, "access", access_tag))
         if syslog_target is not None and not get("disable_redirect_access_to_syslog", False):
             access_sinks.append(
                 SyslogSink(
@@ -181,7 +176,7 @@ class Logs:
             self._capture.start()
 
     def flush(self) -> None:
-        """Write buffered access records (a worker's loop turn ended, or it exits)."""
+        """Write pending access records (a worker's loop turn ended, or it exits)."""
         if self.access is not None:
             self.access.flush()
 

@@ -17,15 +17,11 @@ no lock a fork could inherit in a held state.
   the descriptor number never changes, so a write in another thread lands in
   the old file or the new one, never in a closed descriptor.
 
-Buffering (the access log only, `buffered=True`): records are collected and
-written together when the worker's loop finishes a turn (`flush()`), when
-64 KiB are pending, and before a reopen, a close or the worker's exit. Under
-load one turn answers many requests, so this saves a write(2) per request;
-a record is never held past the turn that produced it. (nginx's
-`access_log ... buffer=` makes the same trade, with a timer instead.) A
-worker killed with SIGKILL loses at most the records of its current turn.
-The error log is never buffered: a traceback must be on disk before anything
-else can go wrong.
+`write_many` writes a batch of records with one write(2): the access log
+hands over the records of a whole turn of the worker's loop at once (see
+access.py); nginx's `access_log ... buffer=` makes the same trade. The error
+log writes each event as it happens: a traceback must be on disk before
+anything else can go wrong.
 
 Writing never raises: a full disk or a closed stream must not take the
 server down.
@@ -35,8 +31,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
-import weakref
+import select
+import stat
 from typing import Protocol
 
 # Syslog severities (RFC 5424 §6.2.1) for structlog method names; sinks that
@@ -56,12 +52,11 @@ SEVERITY = {
 INFO = 6
 
 FILE_MODE = 0o640
-FLUSH_AT = 65536  # pending bytes that trigger a write without waiting for the loop
 
 
 class Sink(Protocol):
     def write(self, record: str, severity: int) -> None: ...
-    def flush(self) -> None: ...
+    def write_many(self, records: list[str], severity: int) -> None: ...
     def reopen(self) -> str | None: ...
     def close(self) -> None: ...
     def isatty(self) -> bool: ...
@@ -85,57 +80,47 @@ def encode(record: str) -> bytes:
     return (record + "\n").encode("utf-8", "backslashreplace")
 
 
-_buffered_sinks: weakref.WeakSet[_FdSink] = weakref.WeakSet()
-
-
-def _reset_locks_after_fork() -> None:
-    # A thread of the parent may have held a lock at fork; the child starts clean.
-    for sink in list(_buffered_sinks):
-        sink._lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_reset_locks_after_fork)
-
-
 class _FdSink:
-    """Records to a file descriptor, each with one write, or buffered (see above)."""
+    """Records to a file descriptor: one write per record, or per batch."""
 
     fd: int
+    # A write to a pipe or socket larger than PIPE_BUF may be interleaved with
+    # another process's writes; batches to those are cut at record boundaries.
+    _chunk: int = 0
 
-    def __init__(self, buffered: bool) -> None:
-        self.buffered = buffered
-        self._pending: list[bytes] = []
-        self._size = 0
-        self._lock = threading.Lock()
-        if buffered:
-            _buffered_sinks.add(self)
+    def _kind(self) -> None:
+        try:
+            regular = stat.S_ISREG(os.fstat(self.fd).st_mode)
+        except OSError:
+            regular = False
+        self._chunk = 0 if regular else select.PIPE_BUF
 
     def write(self, record: str, severity: int = INFO) -> None:
-        data = encode(record)
-        if not self.buffered:
-            write_all(self.fd, data)
-            return
-        with self._lock:  # gthread: pool threads append while the loop flushes
-            self._pending.append(data)
-            self._size += len(data)
-            if self._size < FLUSH_AT:
-                return
-            pending, self._pending, self._size = self._pending, [], 0
-        write_all(self.fd, b"".join(pending))
+        write_all(self.fd, encode(record))
 
-    def flush(self) -> None:
-        if not self._pending:
+    def write_many(self, records: list[str], severity: int = INFO) -> None:
+        if not records:
             return
-        with self._lock:
-            pending, self._pending, self._size = self._pending, [], 0
-        if pending:
-            write_all(self.fd, b"".join(pending))
+        data = encode("\n".join(records))
+        limit = self._chunk
+        if not limit or len(data) <= limit:
+            write_all(self.fd, data)  # O_APPEND: atomic whatever the size
+            return
+        chunk: list[bytes] = []
+        size = 0
+        for record in records:
+            line = encode(record)
+            if chunk and size + len(line) > limit:
+                write_all(self.fd, b"".join(chunk))
+                chunk, size = [], 0
+            chunk.append(line)
+            size += len(line)
+        write_all(self.fd, b"".join(chunk))
 
     def reopen(self) -> str | None:
         return None
 
     def close(self) -> None:
-        self.flush()
         with contextlib.suppress(OSError):
             os.close(self.fd)
 
@@ -152,24 +137,22 @@ class _FdSink:
 class StreamSink(_FdSink):
     """`-`: standard output or standard error, through a private duplicate."""
 
-    def __init__(self, std_fd: int, buffered: bool = False) -> None:
-        super().__init__(buffered)
+    def __init__(self, std_fd: int) -> None:
         try:
             self.fd = os.dup(std_fd)  # non-inheritable by default
         except OSError:
             self.fd = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+        self._kind()
 
 
 class FileSink(_FdSink):
     """A file path, appended to, reopened on USR1."""
 
-    def __init__(
-        self, path: str, owner: tuple[int, int] | None = None, buffered: bool = False
-    ) -> None:
-        super().__init__(buffered)
+    def __init__(self, path: str, owner: tuple[int, int] | None = None) -> None:
         self.path = path
         self.owner = owner
         self.fd = self._open()
+        self._kind()  # a FIFO or /dev/stdout may be named as a "file"
 
     def _open(self) -> int:
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
@@ -184,7 +167,6 @@ class FileSink(_FdSink):
 
     def reopen(self) -> str | None:
         """Open the path again (logrotate moved it); a reason if that failed."""
-        self.flush()  # what was logged before the signal belongs in the old file
         try:
             new = self._open()
         except OSError as exc:
@@ -211,9 +193,9 @@ class MultiSink:
         for sink in self.sinks:
             sink.write(record, severity)
 
-    def flush(self) -> None:
+    def write_many(self, records: list[str], severity: int = INFO) -> None:
         for sink in self.sinks:
-            sink.flush()
+            sink.write_many(records, severity)
 
     def reopen(self) -> str | None:
         problems = [p for p in (s.reopen() for s in self.sinks) if p]

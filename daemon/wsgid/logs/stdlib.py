@@ -144,8 +144,9 @@ class StdlibSink:
         finally:
             _forwarding.active = False
 
-    def flush(self) -> None:
-        pass
+    def write_many(self, records: list[str], severity: int = INFO) -> None:
+        for record in records:
+            self.write(record, severity)
 
     def reopen(self) -> str | None:
         return None

@@ -203,8 +203,9 @@ class SyslogSink:
                     self._sock.close()
             self._sock = None
 
-    def flush(self) -> None:
-        pass  # every record is sent at once
+    def write_many(self, records: list[str], severity: int = 6) -> None:
+        for record in records:  # one record per datagram or frame, always
+            self.write(record, severity)
 
     def reopen(self) -> str | None:
         # USR1: reconnect too (a restarted daemon may have a new socket).
