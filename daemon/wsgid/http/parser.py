@@ -112,7 +112,6 @@ class RequestParser:
         "_chunk_line",
         "_cur",
         "_feeding",
-        "_field_bytes",
         "_field_size",
         "_fields",
         "_head_bytes",
@@ -157,8 +156,6 @@ class RequestParser:
         self._head_parts: list[bytes] = []
         self._in_chunk_line = False
         self._chunk_line = 0
-        self._trailers = 0
-        self._field_bytes = 0  # the field lines' sizes as llhttp reported them
         # An llhttp error inside the request line, kept until the line is
         # complete: its status (400, 501, 505) depends on the whole line,
         # however the bytes were split into reads.
@@ -259,7 +256,6 @@ class RequestParser:
         self._head_bytes = 0
         self._head_parts = [self._feeding]
         self._trailers = 0
-        self._field_bytes = 0
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -278,7 +274,6 @@ class RequestParser:
             return
         headers = self._headers
         headers.append((name, value))
-        self._field_bytes += len(name) + len(value) + 3  # name ":" value CRLF
         if self._underscores and b"_" in name:
             raise BadRequest("header name with an underscore (header_map = refuse)")
         if len(name) + len(value) > self._field_size:
@@ -322,14 +317,14 @@ class RequestParser:
     def _check_padded_fields(self, raw: bytes, start: int) -> None:
         """limit_request_field_size counts a field line as sent, whitespace included.
 
-        llhttp hands values without their leading whitespace; when the head
-        is longer than its fields account for, some line was padded, and the
-        lines are measured as they came.
+        llhttp hands values without their leading whitespace, so `on_header`
+        alone can miss a padded line. Only a field section longer than the
+        limit can hold a line over it; those few are measured as they came.
         """
-        end = raw.find(b"\r\n\r\n", start - 2)
-        if end < 0 or end + 2 - start == self._field_bytes:
-            return
         limit = self._field_size + 1
+        end = raw.find(b"\r\n\r\n", start - 2)
+        if end - start <= limit:  # also end < 0: no complete head in `raw`
+            return
         for field_line in raw[start:end].split(b"\r\n"):
             if len(field_line) > limit:
                 raise ProtocolError(431, "header field too large")
