@@ -28,6 +28,7 @@ from typing import Any
 from wsgid import loader
 from wsgid.heartbeat import HeartbeatTable
 from wsgid.hooks import Hooks
+from wsgid.http.parser import Request
 from wsgid.listeners import Listener
 from wsgid.logs import Logs
 
@@ -67,9 +68,9 @@ class Worker:
         self.hooks = ctx.hooks
         self.alive = True  # False once a graceful stop began
         self.reopen_requested = False
-        # (method, path, peer, started) of the request the app is serving, for
+        # (request, peer, started) of the request the app is serving, for
         # the timeout dump; set and cleared by the kind around each app call.
-        self.current: tuple[str, str, str, float] | None = None
+        self.current: tuple[Request, str, float] | None = None
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
 
     def run(self) -> int:
@@ -137,10 +138,10 @@ class Worker:
             stacks.append(f"Thread {names.get(ident, ident)}:\n{stack}")
         request: dict[str, object] = {}
         if self.current is not None:
-            method, path, peer, started = self.current
+            req, peer, started = self.current
             request = {
-                "method": method,
-                "path": path,
+                "method": req.method,
+                "path": req.path.decode("latin-1"),
                 "peer": peer,
                 "elapsed": round(time.monotonic() - started, 3),
             }

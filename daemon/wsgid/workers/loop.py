@@ -438,7 +438,7 @@ class ConnectionLoop(Worker):
         """
         access = self.access
         started = time.perf_counter() if access is not None else 0.0
-        self.current = (req.method, req.path.decode("latin-1"), conn.peer, time.monotonic())
+        self.current = (req, conn.peer, time.monotonic())
         if self.hooks.has("pre_request"):
             self.hooks.call("pre_request", self, req)
         try:
