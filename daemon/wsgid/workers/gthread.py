@@ -7,8 +7,9 @@ connections and writing queued output while the threads run the app, so a
 slow application call holds one thread, never the worker.
 
 Ownership rule: while a request is in the pool its connection is `busy`:
-unregistered from epoll and left alone by the loop and its timeouts; only the
-pool thread touches it (reads more body, sends). The thread hands it back
+left alone by the loop and its timeouts (and taken off epoll if it reports
+anything meanwhile); only the pool thread touches it (reads more body,
+sends). The thread hands it back
 through a queue and a byte on the loop's wake-up pipe; all changes to the
 loop's tables (epoll, the connection table) happen in the main thread.
 
@@ -43,8 +44,10 @@ class ThreadWorker(ConnectionLoop):
 
     def handle(self, conn: Connection, req: Request) -> None:
         keep_alive = self.keep_alive_for(req)
+        # Still registered for EPOLLIN: the client usually waits for the
+        # answer, so the loop unregisters it only if an event comes meanwhile
+        # (saving two epoll calls per request).
         conn.busy = True
-        self._watch(conn, 0)
         with self.idle_lock:
             # idle_threads counts idle threads minus queued jobs: at or below
             # zero, a new job would wait, so start a thread if the cap allows.

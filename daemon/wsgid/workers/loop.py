@@ -279,7 +279,11 @@ class ConnectionLoop(Worker):
             for fd, ev in events:
                 conn = conns.get(fd)
                 if conn is not None:
-                    if ev & EPOLLOUT:
+                    if conn.busy:
+                        # A pool thread owns it (gthread) and the client sent
+                        # more, or left: stop watching until it comes back.
+                        self._watch(conn, 0)
+                    elif ev & EPOLLOUT:
                         self._on_writable(conn)
                     elif ev & (EPOLLIN | EPOLLERRHUP):
                         self._on_readable(conn, now)
