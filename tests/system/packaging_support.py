@@ -21,6 +21,7 @@ container image with the project's own scripts (packaging/build-*.sh), exactly a
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import shutil
@@ -51,6 +52,46 @@ APT_PACKAGES = {
     "lint": ["shellcheck"],
     "run": ["logrotate", "curl"],
 }
+
+
+HOST_LOCK = Path("/run/lock/wsgid-packaging-tests.lock")
+
+
+_HOST_LOCK_HELD: list[object] = []  # this process's open lock file while it holds the lock
+
+
+@contextlib.contextmanager
+def host_lock(timeout: float = 600) -> Iterator[None]:
+    """Exclusive use of this machine's package state, across concurrent test sessions.
+
+    Held while a test installs wsgid on the host, or boots a box whose root is the host's
+    (which must not see a half-installed wsgid), so that two sessions never interleave.
+    Re-entrant within one session (module fixtures of one module overlap).
+    """
+    if _HOST_LOCK_HELD:
+        _HOST_LOCK_HELD.append(_HOST_LOCK_HELD[0])
+        try:
+            yield
+        finally:
+            _HOST_LOCK_HELD.pop()
+        return
+    HOST_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with open(HOST_LOCK, "w") as f:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"{HOST_LOCK} stayed locked for {timeout} s")
+                time.sleep(0.5)
+        _HOST_LOCK_HELD.append(f)
+        try:
+            yield
+        finally:
+            _HOST_LOCK_HELD.clear()
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def need_root() -> None:

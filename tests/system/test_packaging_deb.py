@@ -26,6 +26,7 @@ from packaging_support import (
     VERSION,
     deb_paths,
     ensure_apt,
+    host_lock,
     need_root,
     python_minor,
     run,
@@ -123,6 +124,11 @@ def _exists(name: str, db: str) -> bool:
 def installed(deb: Path) -> Iterator[Path]:
     """`dpkg -i` the package on this machine; purge it at the end whatever happened."""
     need_root()
+    with host_lock():
+        yield from _install_on_host(deb)
+
+
+def _install_on_host(deb: Path) -> Iterator[Path]:
     if _dpkg_status("wsgid") != "not-installed":
         pytest.skip(f"wsgid is already known to dpkg here ({_dpkg_status('wsgid')}): not touched")
     if os.path.lexists("/usr/bin/wsgid"):

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from packaging_support import ARTIFACTS, VERSION, ensure_apt, need_root, wait_for
+from packaging_support import ARTIFACTS, VERSION, ensure_apt, host_lock, need_root, wait_for
 
 from support.server import free_port
 
@@ -58,6 +58,11 @@ PAYLOAD = (
 def boot(package: Path) -> Iterator[SystemdBox]:
     """A booted box holding `package` in /var/tmp, wsgid.socket moved to a free port."""
     need_root()
+    with host_lock():  # the box's root is the host's: no host install test meanwhile
+        yield from _boot(package)
+
+
+def _boot(package: Path) -> Iterator[SystemdBox]:
     if BOX_IMPORT_ERROR:
         pytest.skip(f"tests/system/sysd_box.py cannot be imported: {BOX_IMPORT_ERROR}")
     reason = unavailable()
