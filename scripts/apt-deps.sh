@@ -8,8 +8,18 @@
 # milliseconds on a machine that already has everything.
 set -euo pipefail
 
-# curl: the demo and unix-socket tests drive wsgid with the real curl binary.
-default_packages=(curl)
+# Everything the whole suite drives for real, installed in one apt run:
+# - curl: the demo and unix-socket tests use the real curl binary;
+# - wrk: the benchmark (bench/run) and its smoke test;
+# - jq, goaccess, rsyslog, logrotate: the logging tests parse and rotate real output;
+# - systemd, util-linux, python3: a real systemd booted in a namespace (tests/system);
+# - dpkg-dev debhelper help2man lintian python3-pip python3-venv: the Debian package;
+# - rpm rpmlint: the RPM; podman runc mmdebstrap uidmap shellcheck: the container image.
+default_packages=(
+    curl wrk jq goaccess rsyslog logrotate systemd util-linux python3
+    dpkg-dev debhelper help2man lintian python3-pip python3-venv
+    rpm rpmlint podman runc mmdebstrap uidmap shellcheck
+)
 
 if [ "$#" -gt 0 ]; then
     packages=("$@")
