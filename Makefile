@@ -33,3 +33,10 @@ rpm:
 image:
 	@scripts/apt-deps.sh podman mmdebstrap
 	packaging/build-image.sh $(IMAGE)
+
+# wrk against wsgid, gunicorn and granian in one run; prints the ratios and writes
+# bench/RESULTS.md (docs/performance.md). BENCH_ARGS e.g. "--smoke" or "--runs 5".
+.PHONY: bench
+bench:
+	@scripts/apt-deps.sh wrk
+	bench/run $(BENCH_ARGS)
