@@ -217,7 +217,7 @@ def _open(
     if item is not None:
         return Listener(_nonblocking(item.sock), spec, created=item.owned)
     if spec.fd is not None:
-        return Listener(adopt_fd(spec.fd, spec.text), spec, created=False)
+        return Listener(adopt_fd(spec.fd, f"bind {spec.text}"), spec, created=False)
     for attempt in range(BIND_RETRIES):
         try:
             return Listener(_bind(spec, backlog), spec, created=True)
@@ -275,16 +275,20 @@ def _remove_stale_socket(path: str) -> None:
 
 
 def adopt_fd(fd: int, label: str) -> socket.socket:
-    """Wrap an inherited fd; it must be a listening stream socket."""
+    """Wrap an inherited fd; it must be a listening stream socket.
+
+    `label` says where the fd came from in error messages (`bind fd://3`,
+    `LISTEN_FDS`).
+    """
     try:
         sock = socket.socket(fileno=fd)
     except OSError as exc:
-        raise ListenerError(f"bind {label}: fd {fd} is not a socket ({exc.strerror})") from None
+        raise ListenerError(f"{label}: fd {fd} is not a socket ({exc.strerror})") from None
     if sock.type != socket.SOCK_STREAM or not sock.getsockopt(
         socket.SOL_SOCKET, socket.SO_ACCEPTCONN
     ):
         sock.detach()
-        raise ListenerError(f"bind {label}: fd {fd} is not a listening stream socket")
+        raise ListenerError(f"{label}: fd {fd} is not a listening stream socket")
     sock.setblocking(False)
     return sock
 

@@ -33,11 +33,10 @@ stop the whole unit. So:
 from __future__ import annotations
 
 import os
-import socket
 import time
 from collections.abc import Mapping, MutableMapping
 
-from wsgid.listeners import Inherited, ListenerError
+from wsgid.listeners import Inherited, ListenerError, adopt_fd
 
 SD_LISTEN_FDS_START = 3
 
@@ -58,16 +57,7 @@ def inherited_sockets(environ: MutableMapping[str, str]) -> list[Inherited]:
     names = names_text.split(":") if names_text else []
     result = []
     for index in range(int(count)):
-        fd = SD_LISTEN_FDS_START + index
-        try:
-            sock = socket.socket(fileno=fd)
-        except OSError as exc:
-            raise ListenerError(f"LISTEN_FDS: fd {fd} is not a socket ({exc.strerror})") from None
-        if sock.type != socket.SOCK_STREAM or not sock.getsockopt(
-            socket.SOL_SOCKET, socket.SO_ACCEPTCONN
-        ):
-            sock.detach()
-            raise ListenerError(f"LISTEN_FDS: fd {fd} is not a listening stream socket")
+        sock = adopt_fd(SD_LISTEN_FDS_START + index, "LISTEN_FDS")
         name = names[index] if index < len(names) and names[index] != "unknown" else None
         result.append(Inherited(sock, name))
     return result
