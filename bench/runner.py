@@ -28,6 +28,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -55,7 +56,9 @@ CLIENT_CPU = "0"
 HOST = "127.0.0.1"
 TIMES = "\u00d7"  # the multiplication sign of ratios
 
-BUSY_CPU = 0.15  # CPU time busy (all CPUs, before or after the run) above which the report warns
+FOREIGN_CPU = 0.05  # other processes' share of the CPUs during a run above which it is noted
+NOISY_RUNS = 0.10  # the report warns when more than this share of the runs were noted so
+BUSY_CPU = 0.15  # CPUs busy before the run above which a warning is logged
 EXIT_PREREQUISITE = 3  # wrk or the bench venv could not be installed (the smoke test skips)
 
 HELLO_BODY = b"Hello, World!"
@@ -513,6 +516,7 @@ class WrkResult:
     requests: int
     socket_errors: dict[str, int]
     non_2xx: int
+    foreign_cpu: float = 0.0  # share of the machine's CPU time used by other processes meanwhile
 
 
 _UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
@@ -727,17 +731,55 @@ def measure_cell(opts: Options, sc: Scenario, r: Running, cell: Cell, run: int) 
         cell.failed = f"server died: {r.why_dead()}"
         return
     log(f"run {run + 1}/{opts.runs}: {sc.name} / {r.server.label}")
+    before = cpu_snapshot(r.proc.pid)
     try:
         with trickling(r.port, sc.slowloris) as stats:
             res = run_wrk(sc, r.port, opts.duration)
     except (RuntimeError, ValueError) as e:
         cell.failed = str(e)
         return
+    res.foreign_cpu = foreign_share(before, cpu_snapshot(r.proc.pid))
     cell.runs.append(res)
     if stats and stats[0]:
         cell.notes.append(f"trickler {stats[0]}")
     if not r.alive():
         cell.failed = f"server died during the run: {r.why_dead()}"
+
+
+@dataclasses.dataclass(frozen=True)
+class CpuSnapshot:
+    """CPU time counters (clock ticks) to tell the benchmark's own use from other processes'."""
+
+    wall: float  # time.monotonic()
+    busy: int  # all CPUs, not idle nor iowait (/proc/stat)
+    server: int  # the server's process group: utime + stime of its live processes
+    children: float  # our reaped children (wrk, trickler), ticks
+
+
+def cpu_snapshot(pgid: int) -> CpuSnapshot:
+    """Counters now; ``pgid`` is the server's process group."""
+    tck = os.sysconf("SC_CLK_TCK")
+    busy = 0
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        busy = sum(fields[:8]) - fields[3] - fields[4]  # all but idle and iowait
+    server = 0
+    for pid in group_pids(pgid):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            f = stat[stat.rindex(")") + 2 :].split()
+            server += int(f[11]) + int(f[12])  # utime, stime
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return CpuSnapshot(time.monotonic(), busy, server, (ru.ru_utime + ru.ru_stime) * tck)
+
+
+def foreign_share(a: CpuSnapshot, b: CpuSnapshot) -> float:
+    """Share of the machine's CPU time between ``a`` and ``b`` used by processes not ours."""
+    capacity = (b.wall - a.wall) * os.sysconf("SC_CLK_TCK") * (os.cpu_count() or 1)
+    if capacity <= 0:
+        return 0.0
+    ours = (b.server - a.server) + (b.children - a.children)
+    return max(0.0, min(1.0, ((b.busy - a.busy) - ours) / capacity))
 
 
 def one_line(text: str) -> str:
@@ -776,6 +818,9 @@ def cell_notes(cell: Cell) -> str:
     if len(rates) > 1 and statistics.median(rates) > 0:
         spread = (max(rates) - min(rates)) / statistics.median(rates)
         notes.append(f"spread {spread:.0%}")
+    foreign = max((r.foreign_cpu for r in cell.runs), default=0.0)
+    if foreign > FOREIGN_CPU:
+        notes.append(f"other processes used {foreign:.0%} of the CPUs")
     idle = sum(1 for r in cell.runs if r.requests == 0)
     if idle:
         notes.append(f"no request completed in {idle} of {len(cell.runs)} run(s)")
@@ -799,12 +844,20 @@ def render(
 ) -> str:
     """The markdown report: throughput table, memory/start-up table, environment, commands."""
     by_name = {s.name: s for s in opts.servers}
+    foreign = [r.foreign_cpu for c in cells.values() for r in c.runs]
+    noisy = sum(1 for f in foreign if f > FOREIGN_CPU)
+    foreign_text = (
+        f"median {statistics.median(foreign):.0%}, max {max(foreign):.0%}; {noisy} of "
+        f"{len(foreign)} runs above {FOREIGN_CPU:.0%}"
+        if foreign
+        else "no run"
+    )
     busy = ""
-    if meta["busy_warning"]:
+    if foreign and noisy > NOISY_RUNS * len(foreign):
         busy = (
-            f"**Warning: the machine was busy ({meta['busy_before']} / {meta['busy_after']} of "
-            f"its CPU time before / after the run, none of it the benchmark's): other processes "
-            f"shared the benchmark's CPUs, so the numbers and even the ratios are unreliable.**\n"
+            f"**Warning: other processes used the CPUs during {noisy} of the {len(foreign)} runs "
+            f"(more than {FOREIGN_CPU:.0%} of the machine's CPU time; {foreign_text}): "
+            f"the numbers, and even the ratios, are unreliable. Rerun on a quiet machine.**\n"
         )
     lines = [
         "# wsgid benchmark results",
@@ -891,8 +944,8 @@ def render(
         f"- wsgid {meta['wsgid']}; gunicorn {meta['gunicorn']}; granian {meta['granian']}; "
         f"{meta['wrk']}",
         f"- command: `{meta['argv']}`",
-        f"- CPU busy (both CPUs, 1 s sample) before the run: {meta['busy_before']}, after it: "
-        f"{meta['busy_after']}",
+        f"- other processes' share of the CPUs during the runs: {foreign_text}; CPUs busy "
+        f"(1 s sample) before the run: {meta['busy_before']}, after it: {meta['busy_after']}",
         "",
         "## Command lines",
         "",
@@ -1123,7 +1176,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_group(opts, group, workdir, cells)
         after = cpu_busy()
         meta["busy_after"] = f"{after:.0%}"
-        meta["busy_warning"] = "yes" if max(before, after) > BUSY_CPU else ""
         report = render(opts, cells, startup, meta)
         opts.out.parent.mkdir(parents=True, exist_ok=True)
         opts.out.write_text(report)
