@@ -195,7 +195,7 @@ def test_unix_socket_rfc5424_keeps_our_timestamp_hostname_and_msgid(
         wsgid, "--error-logfile", rsyslog.socket_5424, "--access-logfile", rsyslog.socket_5424,
         "--log-syslog-format", "rfc5424", "--access-logformat", "combined",
     )  # fmt: skip
-    (access,) = rsyslog.wait(lambda r: "via=syslog" in r.msg and r.msgid == "access")
+    (access,) = rsyslog.wait(lambda r: "/pid?via=syslog" in r.msg and r.msgid == "access")
     assert (access.facility, access.severity, access.program, access.hostname) == (
         "user", "info", "wsgid.access", socket.gethostname()[:255],
     )  # fmt: skip
