@@ -855,9 +855,10 @@ def render(
     busy = ""
     if foreign and noisy > NOISY_RUNS * len(foreign):
         busy = (
-            f"**Warning: other processes used the CPUs during {noisy} of the {len(foreign)} runs "
-            f"(more than {FOREIGN_CPU:.0%} of the machine's CPU time; {foreign_text}): "
-            f"the numbers, and even the ratios, are unreliable. Rerun on a quiet machine.**\n"
+            f"**Warning: other processes used more than {FOREIGN_CPU:.0%} of the machine's CPU "
+            f"time during {noisy} of the {len(foreign)} runs (median "
+            f"{statistics.median(foreign):.0%}, max {max(foreign):.0%}): the numbers, and even "
+            f"the ratios, are unreliable. Rerun on a quiet machine.**\n"
         )
     lines = [
         "# wsgid benchmark results",
