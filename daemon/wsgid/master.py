@@ -367,7 +367,10 @@ class Master:
             new = loaded.settings
             hooks = Hooks(new, self.log)
             worker_class = resolve(_worker_kind(new))
-        except Exception as exc:  # a ConfigError, HookError, ... : keep serving
+            # Opened now, so that a log file that cannot be opened fails the
+            # reload, not the master.
+            new_logs = logs_mod.setup(new) if logs_mod.changed(self.settings, new) else None
+        except Exception as exc:  # a ConfigError, HookError, LogSetupError: keep serving
             self.log.error("reload.failed", error=str(exc), action="keeping the running workers")
             self._announce_ready()
             return
@@ -378,18 +381,17 @@ class Master:
                 self.log.error(
                     "reload.failed", error=str(exc), action="keeping the running workers"
                 )
+                if new_logs is not None:
+                    new_logs.close()
                 self._announce_ready()
                 return
         self.hooks.call("on_reload", self)
         self.reload_from = (self.generation, self.settings)
         self.loaded, self.settings, self.hooks, self.worker_class = loaded, new, hooks, worker_class
-        if (new.errorlog, new.accesslog, new.loglevel) != (
-            self.reload_from[1].errorlog,
-            self.reload_from[1].accesslog,
-            self.reload_from[1].loglevel,
-        ):
-            self.logs = logs_mod.setup(new)
+        if new_logs is not None:
+            old_logs, self.logs = self.logs, new_logs
             self.log = self.logs.error.bind(pid=self.pid)
+            old_logs.close()  # the old workers keep their own descriptors
         self.generation += 1
         self._set_target(int(new.workers), "SIGHUP")
         self.log.info("reload.started", generation=self.generation, workers=self.target)

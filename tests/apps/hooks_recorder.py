@@ -90,7 +90,10 @@ def worker_abort(worker: Any) -> None:
     _record(
         "worker_abort",
         (worker,),
-        lambda: {**_in_worker(worker), "path": worker.current[1] if worker.current else None},
+        lambda: {
+            **_in_worker(worker),
+            "path": worker.current[0].path.decode() if worker.current else None,
+        },
     )
 
 

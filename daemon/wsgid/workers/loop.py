@@ -275,6 +275,9 @@ class ConnectionLoop(Worker):
                 break
             events = epoll.poll(SWEEP_INTERVAL)
             now = time.monotonic()
+            if self.reopen_requested:
+                # Before this turn's requests, so none is logged to the old file.
+                self._on_wake()
             heartbeat.beat(slot, now)
             for fd, ev in events:
                 conn = conns.get(fd)
