@@ -322,6 +322,8 @@ class RequestParser:
         limit can hold a line over it; those few are measured as they came.
         """
         limit = self._field_size + 1
+        if len(raw) - start <= limit:
+            return  # the usual case: everything read so far is shorter than one field may be
         end = raw.find(b"\r\n\r\n", start - 2)
         if end - start <= limit:  # also end < 0: no complete head in `raw`
             return

@@ -445,7 +445,7 @@ class ConnectionLoop(Worker):
         """
         access = self.access
         started = time.perf_counter() if access is not None else 0.0
-        self.current = (req, conn.peer, time.monotonic())
+        self.current = (req, conn.peer, conn.last_active)
         if self.hooks.has("pre_request"):
             self.hooks.call("pre_request", self, req)
         try:
