@@ -347,6 +347,19 @@ def _json_table(value: object) -> object:
     return value
 
 
+HookSpec = NonEmptyStr | None
+
+
+def _hook(name: str) -> Option:
+    """A server hook's Option: its flag is its name, dashed (`--on-starting`)."""
+    return Option("hooks", ("--" + name.replace("_", "-"),), metavar="MODULE:FUNCTION")
+
+
+def _hook_field(arguments: str, where: str) -> Any:
+    """A hook setting: unset by default, described by its arguments and where it runs."""
+    return Field(default=None, description=f"Called with the arguments {arguments}, {where}")
+
+
 # --------------------------------------------------------------------------------------------
 # The model
 # --------------------------------------------------------------------------------------------
@@ -838,123 +851,50 @@ class Settings(BaseModel):
     )
 
     # --- hooks ----------------------------------------------------------------------------
-    on_starting: Annotated[
-        NonEmptyStr | None, Option("hooks", ("--on-starting",), metavar="MODULE:FUNCTION")
-    ] = Field(
-        default=None,
-        description=(
-            "Called as on_starting(server): in the master, before the listeners are bound."
-        ),
+    on_starting: Annotated[HookSpec, _hook("on_starting")] = _hook_field(
+        "(server)", "in the master, before the listeners are bound."
     )
-    on_reload: Annotated[
-        NonEmptyStr | None, Option("hooks", ("--on-reload",), metavar="MODULE:FUNCTION")
-    ] = Field(
-        default=None,
-        description=(
-            "Called as on_reload(server): in the master, on HUP before the new workers start."
-        ),
+    on_reload: Annotated[HookSpec, _hook("on_reload")] = _hook_field(
+        "(server)", "in the master, on HUP before the new workers start."
     )
-    when_ready: Annotated[
-        NonEmptyStr | None, Option("hooks", ("--when-ready",), metavar="MODULE:FUNCTION")
-    ] = Field(
-        default=None,
-        description=(
-            "Called as when_ready(server): in the master, once the first generation "
-            "of workers has booted."
-        ),
+    when_ready: Annotated[HookSpec, _hook("when_ready")] = _hook_field(
+        "(server)", "in the master, once the first generation of workers has booted."
     )
-    pre_fork: Annotated[
-        NonEmptyStr | None, Option("hooks", ("--pre-fork",), metavar="MODULE:FUNCTION")
-    ] = Field(
-        default=None,
-        description=(
-            "Called as pre_fork(server, worker): in the master, before each worker is forked."
-        ),
+    pre_fork: Annotated[HookSpec, _hook("pre_fork")] = _hook_field(
+        "(server, worker)", "in the master, before each worker is forked."
     )
-    post_fork: Annotated[
-        NonEmptyStr | None, Option("hooks", ("--post-fork",), metavar="MODULE:FUNCTION")
-    ] = Field(
-        default=None,
-        description=("Called as post_fork(server, worker): in the worker, just after the fork."),
+    post_fork: Annotated[HookSpec, _hook("post_fork")] = _hook_field(
+        "(server, worker)", "in the worker, just after the fork."
     )
-    post_worker_init: Annotated[
-        NonEmptyStr | None, Option("hooks", ("--post-worker-init",), metavar="MODULE:FUNCTION")
-    ] = Field(
-        default=None,
-        description=(
-            "Called as post_worker_init(worker): in the worker, after the application is loaded."
-        ),
+    post_worker_init: Annotated[HookSpec, _hook("post_worker_init")] = _hook_field(
+        "(worker)", "in the worker, after the application is loaded."
     )
-    worker_int: Annotated[
-        NonEmptyStr | None, Option("hooks", ("--worker-int",), metavar="MODULE:FUNCTION")
-    ] = Field(
-        default=None,
-        description=("Called as worker_int(worker): in the worker, when it gets INT or QUIT."),
+    worker_int: Annotated[HookSpec, _hook("worker_int")] = _hook_field(
+        "(worker)", "in the worker, when it gets INT or QUIT."
     )
-    worker_abort: Annotated[
-        NonEmptyStr | None, Option("hooks", ("--worker-abort",), metavar="MODULE:FUNCTION")
-    ] = Field(
-        default=None,
-        description=(
-            "Called as worker_abort(worker): in the worker, when the master aborts "
-            "it after a timeout."
-        ),
+    worker_abort: Annotated[HookSpec, _hook("worker_abort")] = _hook_field(
+        "(worker)", "in the worker, when the master aborts it after a timeout."
     )
-    pre_exec: Annotated[
-        NonEmptyStr | None, Option("hooks", ("--pre-exec",), metavar="MODULE:FUNCTION")
-    ] = Field(
-        default=None,
-        description=(
-            "Called as pre_exec(server): in the master, before the new master is exec'd (USR2)."
-        ),
+    pre_exec: Annotated[HookSpec, _hook("pre_exec")] = _hook_field(
+        "(server)", "in the master, before the new master is exec'd (USR2)."
     )
-    pre_request: Annotated[
-        NonEmptyStr | None, Option("hooks", ("--pre-request",), metavar="MODULE:FUNCTION")
-    ] = Field(
-        default=None,
-        description=(
-            "Called as pre_request(worker, req): in the worker, before the application is called."
-        ),
+    pre_request: Annotated[HookSpec, _hook("pre_request")] = _hook_field(
+        "(worker, req)", "in the worker, before the application is called."
     )
-    post_request: Annotated[
-        NonEmptyStr | None, Option("hooks", ("--post-request",), metavar="MODULE:FUNCTION")
-    ] = Field(
-        default=None,
-        description=(
-            "Called as post_request(worker, req, environ, resp): in the worker, "
-            "after the response was sent."
-        ),
+    post_request: Annotated[HookSpec, _hook("post_request")] = _hook_field(
+        "(worker, req, environ, resp)", "in the worker, after the response was sent."
     )
-    child_exit: Annotated[
-        NonEmptyStr | None, Option("hooks", ("--child-exit",), metavar="MODULE:FUNCTION")
-    ] = Field(
-        default=None,
-        description=(
-            "Called as child_exit(server, worker): in the master, after a worker was reaped."
-        ),
+    child_exit: Annotated[HookSpec, _hook("child_exit")] = _hook_field(
+        "(server, worker)", "in the master, after a worker was reaped."
     )
-    worker_exit: Annotated[
-        NonEmptyStr | None, Option("hooks", ("--worker-exit",), metavar="MODULE:FUNCTION")
-    ] = Field(
-        default=None,
-        description=(
-            "Called as worker_exit(server, worker): in the master, after a worker "
-            "was reaped (after child_exit)."
-        ),
+    worker_exit: Annotated[HookSpec, _hook("worker_exit")] = _hook_field(
+        "(server, worker)", "in the master, after a worker was reaped (after child_exit)."
     )
-    nworkers_changed: Annotated[
-        NonEmptyStr | None, Option("hooks", ("--nworkers-changed",), metavar="MODULE:FUNCTION")
-    ] = Field(
-        default=None,
-        description=(
-            "Called as nworkers_changed(server, new_value, old_value): in the "
-            "master, when the worker count changes."
-        ),
+    nworkers_changed: Annotated[HookSpec, _hook("nworkers_changed")] = _hook_field(
+        "(server, new_value, old_value)", "in the master, when the worker count changes."
     )
-    on_exit: Annotated[
-        NonEmptyStr | None, Option("hooks", ("--on-exit",), metavar="MODULE:FUNCTION")
-    ] = Field(
-        default=None, description="Called as on_exit(server): in the master, just before it exits."
+    on_exit: Annotated[HookSpec, _hook("on_exit")] = _hook_field(
+        "(server)", "in the master, just before it exits."
     )
 
 
