@@ -35,6 +35,8 @@ from typing import Any
 
 import pytest
 
+from support.client import poll
+
 REPO = Path(__file__).resolve().parents[2]
 PACKAGING = REPO / "packaging"
 VERSION = re.search(
@@ -368,14 +370,7 @@ def python_minor() -> str:
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
     """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
+    return poll(condition, timeout=timeout, interval=0.05, what=what)
 
 
 @contextlib.contextmanager
