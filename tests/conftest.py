@@ -123,3 +123,28 @@ def wsgid(workdir: WorkDir) -> Iterator[Callable[..., WsgidServer]]:
     for server in servers:
         problems += server.close()
     assert not problems, "\n".join(problems)
+
+
+@pytest.fixture
+def readable_by_all() -> Iterator[Callable[..., Path]]:
+    """Copies of app modules in a directory any user can read, for workers that drop root.
+
+    A worker running as `nobody` imports the app after dropping privileges, so the app must
+    be readable by `nobody` even when the checkout lives somewhere private (a clone under
+    /root, say). Call it with the module files to copy; it returns the directory to put on
+    `--pythonpath`. The directory is removed afterwards.
+    """
+    made: list[Path] = []
+
+    def copy(*modules: Path) -> Path:
+        target = Path(tempfile.mkdtemp(prefix="wsgid-readable-"))
+        made.append(target)
+        target.chmod(0o755)
+        for module in modules:
+            shutil.copy(module, target / module.name)
+            (target / module.name).chmod(0o644)
+        return target
+
+    yield copy
+    for target in made:
+        shutil.rmtree(target, ignore_errors=True)

@@ -385,15 +385,17 @@ def test_unopenable_log_file_is_a_clear_startup_error(
 
 
 def test_log_files_are_opened_before_workers_drop_privileges(
-    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir, readable_by_all: Callable[..., Path]
 ) -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root to start as root and run workers as nobody")
     private = workdir.root / "private-logs"
     private.mkdir(mode=0o700)  # only root may create or open files here
     access, error = private / "access.log", private / "error.log"
+    # The workers import the app as nobody: from a copy nobody can read.
+    apps = readable_by_all(Path(__file__).with_name("test_logging_app.py"))
     server = wsgid(
-        APP, *app_args(), "--user", "nobody", "--access-logfile", str(access),
+        APP, "--pythonpath", str(apps), "--user", "nobody", "--access-logfile", str(access),
         "--access-logformat", "json", "--error-logfile", str(error), "--log-format", "json",
         workers=2,
     )  # fmt: skip

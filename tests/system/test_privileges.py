@@ -15,10 +15,9 @@ from pathlib import Path
 import pytest
 from sysd_support import need_root
 
-from support.server import APPS_DIR, WorkDir, WsgidServer
+from support.server import WorkDir, WsgidServer
 
 SYSTEM_APPS = Path(__file__).resolve().parent / "apps"
-APP_PATH = f"{APPS_DIR}:{SYSTEM_APPS}"
 EXIT_CONFIG = 2
 
 
@@ -47,7 +46,10 @@ def ids(pid: int) -> dict[str, list[int]]:
 
 @pytest.mark.parametrize("how", ["names-in-config-file", "numeric-ids-as-flags"])
 def test_root_master_binds_a_low_port_and_workers_run_as_nobody(
-    wsgid: Callable[..., WsgidServer], workdir: WorkDir, how: str
+    wsgid: Callable[..., WsgidServer],
+    workdir: WorkDir,
+    readable_by_all: Callable[..., Path],
+    how: str,
 ) -> None:
     need_root()
     nobody = pwd.getpwnam("nobody")
@@ -64,7 +66,9 @@ def test_root_master_binds_a_low_port_and_workers_run_as_nobody(
     def command(port: int) -> list[str]:
         return [sys.executable, "-m", "wsgid", "breakable_app:app", "-b", f"127.0.0.1:{low}", *args]
 
-    server = wsgid(None, command=command, env={"PYTHONPATH": APP_PATH}, start=False)
+    # The workers import the app as nobody: from a copy nobody can read.
+    apps = readable_by_all(SYSTEM_APPS / "breakable_app.py")
+    server = wsgid(None, command=command, env={"PYTHONPATH": str(apps)}, start=False)
     server.port = low  # the harness picked a port of its own; this one is below 1024
     server.wait_ready()
     workers = server.wait_workers(2)
