@@ -19,6 +19,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -148,3 +149,16 @@ def readable_by_all() -> Iterator[Callable[..., Path]]:
     yield copy
     for target in made:
         shutil.rmtree(target, ignore_errors=True)
+
+
+@pytest.fixture
+def daemon_name() -> Iterator[str]:
+    """A unique `--name` for a `--daemon` test; at teardown no process with it may be left
+    (escaped daemons are killed and fail the test)."""
+    name = f"wsgid-daemon-test-{uuid.uuid4().hex[:8]}"
+    yield name
+    left = [st for st in procs.all_stats() if name in procs.cmdline(st.pid) and st.state != "Z"]
+    for st in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(st.pid, signal.SIGKILL)
+    assert not left, f"daemon processes left running: {procs.describe(left)}"

@@ -6,33 +6,18 @@ so that whatever happens, the teardown finds and stops it.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from test_logging_app import APP, app_args, read_lines, wait_for
 from test_logging_syslog import Rsyslog, rsyslog  # noqa: F401 - the fixture
 
 from support import procs
 from support.server import WorkDir, WsgidServer, free_port
-
-
-@pytest.fixture
-def daemon_name() -> Iterator[str]:
-    name = f"wsgid-logdaemon-{uuid.uuid4().hex[:8]}"
-    yield name
-    left = [st for st in procs.all_stats() if name in procs.cmdline(st.pid) and st.state != "Z"]
-    for st in left:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(st.pid, signal.SIGKILL)
-    assert not left, f"daemon processes left running: {procs.describe(left)}"
 
 
 def launch(workdir: WorkDir, name: str, *args: str) -> int:

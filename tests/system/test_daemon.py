@@ -7,7 +7,6 @@ Every daemon carries a unique process name, so the cleanup finds it whatever hap
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import os
 import signal
@@ -15,8 +14,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,18 +22,6 @@ from support import procs
 from support.server import WorkDir, WsgidServer, free_port
 
 SLOW = 1.5
-
-
-@pytest.fixture
-def daemon_name() -> Iterator[str]:
-    """A unique `--name`; at teardown no process with it may be left (they are killed)."""
-    name = f"wsgid-daemon-test-{uuid.uuid4().hex[:8]}"
-    yield name
-    left = [st for st in procs.all_stats() if name in procs.cmdline(st.pid) and st.state != "Z"]
-    for st in left:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(st.pid, signal.SIGKILL)
-    assert not left, f"daemon processes left running: {procs.describe(left)}"
 
 
 def launch(

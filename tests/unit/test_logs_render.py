@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -31,19 +29,6 @@ NASTY = [
     '", "forged": "1',
     "",
 ]
-
-
-@pytest.fixture
-def utc() -> Iterator[None]:
-    old = os.environ.get("TZ")
-    os.environ["TZ"] = "UTC"
-    time.tzset()
-    yield
-    if old is None:
-        del os.environ["TZ"]
-    else:
-        os.environ["TZ"] = old
-    time.tzset()
 
 
 # --------------------------------------------------------------------------- escape
