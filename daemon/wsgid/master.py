@@ -60,6 +60,7 @@ from wsgid.workers.base import (
     BOOTED,
     EXIT_APP_LOAD_FAILED,
     EXIT_BOOT_FAILED,
+    WORKER_SIGNALS,
     Worker,
     WorkerContext,
 )
@@ -611,8 +612,14 @@ class Master:
         self.age += 1
         record = WorkerProcess(0, slot, self.generation, self.age, time.monotonic())
         self.hooks.call("pre_fork", self, record)
+        # Until the child has its own handlers, a signal the master forwards
+        # to it (a stop right after a spawn) would meet the master's handlers
+        # and be lost, leaving a worker that ignores TERM. Blocked, it waits
+        # pending until the worker unblocks it (Worker._init_signals).
+        signal.pthread_sigmask(signal.SIG_BLOCK, WORKER_SIGNALS)
         pid = os.fork()
         if pid:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, WORKER_SIGNALS)
             record.pid = pid
             self.workers[pid] = record
             return

@@ -370,3 +370,42 @@ def test_usr2_starts_a_new_master_on_the_same_socket_and_the_old_keeps_serving(
     assert server.get("/pid").status == 200
     assert server.stop(signal.SIGTERM, timeout=30) == 0
     assert not pid_path.exists()
+
+
+def _pending_signals(pid: int) -> int:
+    """The signals pending for `pid` (its own and its thread group's), as a bit mask."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        raise AssertionError(f"worker {pid} died instead of keeping the signal pending") from None
+    fields = dict(line.split(":", 1) for line in status.splitlines())
+    return int(fields["SigPnd"], 16) | int(fields["ShdPnd"], 16)
+
+
+def test_term_reaching_a_worker_before_its_handlers_are_set_stops_it_gracefully(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    """A stop right after a spawn: the worker still runs the master's code (post_fork here).
+
+    The master forks with the worker signals blocked, so the TERM it forwards waits, pending,
+    until the worker's own handlers are in place, then stops it gracefully (exit 0). Before,
+    the signal met the master's handlers (lost: a worker that ignored TERM until
+    graceful_timeout) or the default action (killed).
+    """
+    config = workdir.root / "wsgid.toml"
+    config.write_text('[hooks]\npost_fork = "hooks_gate:post_fork"\n')
+    server = wsgid(APP, "--config", str(config), workers=1, start=False)
+    (marker,) = poll(
+        lambda: list(workdir.markers.glob("post_fork-*")), timeout=30, what="a worker in post_fork"
+    )
+    worker = int(marker.name.removeprefix("post_fork-"))
+    server.send_signal(signal.SIGTERM)
+    poll(
+        lambda: _pending_signals(worker) & (1 << (signal.SIGTERM - 1)),
+        timeout=10,
+        what="TERM pending in the worker",
+    )
+    (workdir.markers / "go").touch()
+    assert server.wait_exit(timeout=20) == 0, server.errlog()
+    (exited,) = wait_event(server.errlog, "worker.exited", worker=worker)
+    assert exited.get("status") == "exit 0", exited.line

@@ -39,6 +39,14 @@ EXIT_ABORTED = 6  # killed itself after a timeout dump
 
 BOOTED = struct.Struct("=i")
 
+# Every signal the master handles or sends to a worker. The master blocks
+# them across fork; the worker unblocks them once its own handlers are set.
+WORKER_SIGNALS = frozenset({
+    signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signal.SIGABRT,
+    signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR2, signal.SIGWINCH,
+    signal.SIGCHLD,
+})  # fmt: skip
+
 
 @dataclass
 class WorkerContext:
@@ -121,6 +129,9 @@ class Worker:
         # Let a blocking system call in the app return EINTR on TERM only if it
         # wants to; everything else restarts as usual.
         signal.siginterrupt(signal.SIGTERM, False)
+        # The master forked us with these blocked; one sent meanwhile is
+        # delivered now, to the handlers above.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, WORKER_SIGNALS)
 
     def _on_term(self, signum: int, frame: FrameType | None) -> None:
         self.alive = False
