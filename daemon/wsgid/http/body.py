@@ -118,3 +118,43 @@ class InputStream:
 
     def close(self) -> None:
         """PEP 3333 apps must not close wsgi.input; tolerate it anyway."""
+
+
+class EmptyInput:
+    """`wsgi.input` of a request without a body (most requests).
+
+    Reading an empty body changes nothing, so one stateless instance serves
+    every such request and none is built per request.
+    """
+
+    __slots__ = ()
+
+    def read(self, size: int | None = -1) -> bytes:
+        return b""
+
+    def read1(self, size: int = -1) -> bytes:
+        return b""
+
+    def readline(self, size: int | None = -1) -> bytes:
+        return b""
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        return []
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        raise StopIteration
+
+    def tell(self) -> int:
+        return 0
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        """PEP 3333 apps must not close wsgi.input; tolerate it anyway."""
+
+
+EMPTY_INPUT = EmptyInput()

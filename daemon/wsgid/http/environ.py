@@ -9,11 +9,9 @@ Decisions:
 - PATH_INFO is the percent-decoded path as latin-1 text (PEP 3333 "native
   strings"), with SCRIPT_NAME (from the process environment, as gunicorn
   does) removed from its front; RAW_URI keeps the target exactly as sent.
-- Repeated fields are joined with ", " (RFC 9110 §5.3), Cookie with "; "
-  (RFC 6265 §5.4).
-- Names containing "_" are left out: "X_Forwarded_For" and
-  "X-Forwarded-For" would both become HTTP_X_FORWARDED_FOR, letting a client
-  forge a header a proxy vouches for.
+- The header fields arrive already keyed (`fields.py`: names with "_" left
+  out) and joined (repeated fields with ", ", RFC 9110 §5.3; Cookie with
+  "; ", RFC 6265 §5.4) by the parser, which builds them as it reads them.
 """
 
 from __future__ import annotations
@@ -24,36 +22,6 @@ from typing import IO, Any
 from urllib.parse import unquote_to_bytes
 
 from wsgid.http.parser import Request
-
-# Header name bytes as sent -> environ key, or "" for names left out. Bounded
-# so that a client sending endless distinct names cannot grow it forever.
-_KEY_CACHE: dict[bytes, str] = {}
-_KEY_CACHE_MAX = 4096
-_SPECIAL_KEYS = {"CONTENT_TYPE": "CONTENT_TYPE", "CONTENT_LENGTH": "CONTENT_LENGTH"}
-
-
-_underscores_mapped = False
-
-
-def map_underscores(enabled: bool) -> None:
-    """header_map = "dangerous": map `_` names onto HTTP_* like `-` ones (gunicorn's opt-in)."""
-    global _underscores_mapped
-    _underscores_mapped = enabled
-    _KEY_CACHE.clear()
-
-
-def _environ_key(name: bytes) -> str:
-    key = _KEY_CACHE.get(name)
-    if key is not None:
-        return key
-    if b"_" in name and not _underscores_mapped:
-        key = ""
-    else:
-        upper = name.decode("latin-1").upper().replace("-", "_")
-        key = _SPECIAL_KEYS.get(upper) or "HTTP_" + upper
-    if len(_KEY_CACHE) < _KEY_CACHE_MAX:
-        _KEY_CACHE[name] = key
-    return key
 
 
 def connection_base(
@@ -105,18 +73,7 @@ def build(base: dict[str, Any], req: Request, wsgi_input: object) -> dict[str, A
     env["SERVER_PROTOCOL"] = req.version
     env["RAW_URI"] = req.target.decode("latin-1")
     env["wsgi.input"] = wsgi_input
-    cached = _KEY_CACHE.get
-    for name, value in req.headers:
-        key = cached(name)
-        if key is None:
-            key = _environ_key(name)
-        if not key:
-            continue
-        if key in env:  # a repeated field (policy refuses repeated CONTENT_*)
-            sep = "; " if key == "HTTP_COOKIE" else ", "
-            env[key] = env[key] + sep + value.decode("latin-1")
-        else:
-            env[key] = value.decode("latin-1")
+    env.update(req.environ)  # the fields, keyed and joined as they arrived (parser.py)
     if req.authority:
         env["HTTP_HOST"] = req.authority.decode("latin-1")  # RFC 9112 §3.2.2
     return env

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any, Protocol
 
 from wsgid.http import environ as environ_mod
-from wsgid.http.body import InputStream
+from wsgid.http.body import EMPTY_INPUT, EmptyInput, InputStream
 from wsgid.http.errors import BodyError, error_response
 from wsgid.http.parser import Request
 from wsgid.http.response import Response
@@ -81,20 +81,6 @@ class FileWrapper:
             return None
 
 
-class Outcome:
-    """What the worker needs after the exchange: keep-alive, access log, hooks."""
-
-    __slots__ = ("app_failed", "environ", "keep_alive", "response")
-
-    def __init__(
-        self, response: Response, keep_alive: bool, app_failed: bool, environ: dict[str, Any]
-    ) -> None:
-        self.response = response
-        self.keep_alive = keep_alive
-        self.app_failed = app_failed
-        self.environ = environ
-
-
 def run(
     app: WSGIApp,
     base: dict[str, Any],
@@ -102,11 +88,20 @@ def run(
     channel: Channel,
     log: ErrorLog,
     keep_alive: bool,
-) -> Outcome:
-    """Call `app` for `req` and send its response through `channel`."""
-    resp = Response(req, keep_alive, channel)
-    before_read = _continue_sender(channel, req) if req.expect_continue else None
-    environ = environ_mod.build(base, req, InputStream(req, channel.fill, before_read))
+) -> Response:
+    """Call `app` for `req` and send its response through `channel`.
+
+    The returned response also tells the worker what comes next: whether the
+    connection may stay open (`keep_alive`), whether the app failed
+    (`app_failed`) and the environ it saw (for hooks and the access log).
+    """
+    if req.body_complete and not req.body:
+        wsgi_input: InputStream | EmptyInput = EMPTY_INPUT  # most requests: no body at all
+    else:
+        before_read = _continue_sender(channel, req) if req.expect_continue else None
+        wsgi_input = InputStream(req, channel.fill, before_read)
+    environ = environ_mod.build(base, req, wsgi_input)
+    resp = Response(req, keep_alive, channel, environ)
     # The request id: in the environ, in the response, and (through the context
     # variable) in every error-log event emitted while the app runs.
     rid = request_id.choose(environ.get("HTTP_X_REQUEST_ID"))
@@ -127,16 +122,17 @@ def run(
                 reason="HEAD, 1xx, 204 and 304 responses have no body",
             )
     except Exception as exc:
-        return _fail(exc, resp, req, channel, log, environ)
+        _fail(exc, resp, req, channel, log)
     finally:
-        close = getattr(result, "close", None)
-        if close is not None:
-            try:
-                close()
-            except Exception:
-                log.exception("app.close_failed", method=req.method, path=_path(req))
+        if type(result) is not list:  # a list has no close(), and most apps return one
+            close = getattr(result, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    log.exception("app.close_failed", method=req.method, path=_path(req))
         request_id.CURRENT.reset(token)
-    return Outcome(resp, resp.keep_alive, False, environ)
+    return resp
 
 
 def _send_result(result: Iterable[bytes], resp: Response, channel: Channel) -> None:
@@ -149,7 +145,7 @@ def _send_result(result: Iterable[bytes], resp: Response, channel: Channel) -> N
                 raise TypeError(f"the application yielded {type(chunk).__name__}, not bytes")
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         # Head and a small body in one send: one syscall, one TCP segment.
-        channel.send(resp.head(len(body)) + resp.frame(body) + resp.end())
+        channel.send(resp.whole(body))
         return
     if isinstance(result, FileWrapper) and not resp.head_sent and _send_file(result, resp, channel):
         return
@@ -202,14 +198,9 @@ def _continue_sender(channel: Channel, req: Request) -> Callable[[], None]:
     return send_continue
 
 
-def _fail(
-    exc: Exception,
-    resp: Response,
-    req: Request,
-    channel: Channel,
-    log: ErrorLog,
-    environ: dict[str, Any],
-) -> Outcome:
+def _fail(exc: Exception, resp: Response, req: Request, channel: Channel, log: ErrorLog) -> None:
+    """Answer for an app, body or client failure; only a clean 500 keeps the connection."""
+    resp.app_failed = True
     if isinstance(exc, BodyError):
         # The body could not be completed: a bad chunk, a limit, a peer that
         # left. Answer with its status if nothing was sent yet; either way
@@ -218,13 +209,16 @@ def _fail(
         if exc.status and not resp.head_sent:
             resp.status_code = exc.status
             _send_quietly(channel, error_response(exc.status, head=req.method == "HEAD"))
-        return Outcome(resp, False, True, environ)
+        resp.keep_alive = False
+        return
     if isinstance(exc, (BrokenPipeError, ConnectionResetError)):
         log.warning("client.gone", method=req.method, path=_path(req), error=str(exc))
-        return Outcome(resp, False, True, environ)
+        resp.keep_alive = False
+        return
     if resp.head_sent:
         log.exception("app.error_after_response_started", method=req.method, path=_path(req))
-        return Outcome(resp, False, True, environ)
+        resp.keep_alive = False
+        return
     log.exception("app.error", method=req.method, path=_path(req))
     resp.status = "500 Internal Server Error"
     resp.status_code = 500
@@ -234,8 +228,7 @@ def _fail(
         body = body.replace(b"\r\n", b"\r\n" + resp.request_id, 1)
     resp.bytes_sent = len(body) - body.index(b"\r\n\r\n") - 4
     if not _send_quietly(channel, body):
-        return Outcome(resp, False, True, environ)
-    return Outcome(resp, resp.keep_alive, True, environ)
+        resp.keep_alive = False
 
 
 def _send_quietly(channel: Channel, data: bytes) -> bool:

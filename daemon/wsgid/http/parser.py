@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import httptools
 
-from wsgid.http import policy
+from wsgid.http import fields, policy
 from wsgid.http.errors import BadRequest, ProtocolError
 
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
@@ -33,6 +33,7 @@ MAX_FIELDS = 32768
 # margin lets one read end anywhere inside a normal line.
 MAX_CHUNK_LINE = 65536 + 4096
 _OWS = (0x20, 0x09)
+_FIELDS = fields.CACHE
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,46 +63,34 @@ class Limits:
 class Request:
     """One parsed request: its head, and its body bytes as they arrive."""
 
-    __slots__ = (
-        "authority",
-        "body",
-        "body_complete",
-        "body_error",
-        "body_received",
-        "chunked",
-        "content_length",
-        "discard_body",
-        "expect_continue",
-        "headers",
-        "keep_alive",
-        "method",
-        "path",
-        "query",
-        "target",
-        "upgrade",
-        "version",
-    )
+    # Defaults are class attributes: a request sets only what differs, and
+    # one is built for every request.
+    method = ""
+    target = b""
+    path = b""
+    query = b""
+    version = "HTTP/1.1"
+    keep_alive = True
+    content_length: int | None = None
+    chunked = False
+    expect_continue = False
+    upgrade = False
+    authority = b""  # the host of an absolute-form target (RFC 9112 §3.2.2)
+    body_complete = False
+    body_error: Exception | None = None  # why the body could not be completed
+    body_received = 0
+    # Set once nobody will read the rest of the body (the response was
+    # sent): arriving bytes are then counted and dropped.
+    discard_body = False
 
     def __init__(self) -> None:
-        self.method = ""
-        self.target = b""
-        self.path = b""
-        self.query = b""
-        self.version = "HTTP/1.1"
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.keep_alive = True
-        self.content_length: int | None = None
-        self.chunked = False
-        self.expect_continue = False
-        self.upgrade = False
-        self.authority = b""  # the host of an absolute-form target (RFC 9112 §3.2.2)
+        self.headers: list[tuple[bytes, bytes]] = []  # as sent, OWS trimmed
+        # The fields as the environ shows them (`HTTP_*`, CONTENT_*): latin-1
+        # text, repeated fields joined. Built as the fields arrive.
+        self.environ: dict[str, str] = {}
+        # (role, value) of the fields the request rules look at (fields.py).
+        self.framing: list[tuple[int, bytes]] = []
         self.body = bytearray()
-        self.body_complete = False
-        self.body_error: Exception | None = None  # why the body could not be completed
-        self.body_received = 0
-        # Set once nobody will read the rest of the body (the response was
-        # sent): arriving bytes are then counted and dropped.
-        self.discard_body = False
 
 
 class RequestParser:
@@ -110,16 +99,16 @@ class RequestParser:
     __slots__ = (
         "_body_limit",
         "_chunk_line",
+        "_clean_start",
         "_cur",
         "_feeding",
         "_field_size",
         "_fields",
+        "_head_at_start",
         "_head_bytes",
         "_head_limit",
         "_head_parts",
-        "_headers",
         "_in_chunk_line",
-        "_in_head",
         "_line_limit",
         "_parser",
         "_pending",
@@ -128,6 +117,7 @@ class RequestParser:
         "_underscores",
         "_url",
         "closed",
+        "in_head",
         "ready",
     )
 
@@ -145,15 +135,18 @@ class RequestParser:
         self._parser = httptools.HttpRequestParser(self)
         self.ready: deque[Request] = deque()
         self._cur: Request | None = None
-        self._headers: list[tuple[bytes, bytes]] = []
         self._url = b""
-        self._in_head = False
+        self.in_head = False  # a request head has begun and not ended
         self._head_bytes = 0
         # The raw bytes of the head being parsed (the chunks it arrived in),
         # for the checks llhttp's callbacks cannot make: the exact request
         # line, and mapping errors to statuses whatever the chunking.
         self._feeding = b""
         self._head_parts: list[bytes] = []
+        # Whether nothing of an earlier message came before the current
+        # read's bytes so far, and so whether the head began at its start.
+        self._clean_start = True
+        self._head_at_start = False
         self._in_chunk_line = False
         self._chunk_line = 0
         # An llhttp error inside the request line, kept until the line is
@@ -164,11 +157,6 @@ class RequestParser:
         # Set once the peer sent bytes after a request that ends the
         # connection: they are ignored (RFC 9112 §9.6).
         self.closed = False
-
-    @property
-    def in_head(self) -> bool:
-        """True while a request head has begun but not ended."""
-        return self._in_head
 
     @property
     def current(self) -> Request | None:
@@ -183,7 +171,8 @@ class RequestParser:
             self._judge_pending(data)
             return
         self._feeding = data
-        if self._in_head:
+        self._clean_start = not self.in_head
+        if self.in_head:
             self._head_parts.append(data)
             self._head_bytes += len(data)
             if self._head_bytes > self._head_limit:
@@ -210,7 +199,7 @@ class RequestParser:
                 self.closed = True  # bytes after a closing request: ignored
                 return
             self._line_error(str(exc), method=False)
-        if self._in_head and self._head_bytes > self._head_limit:
+        if self.in_head and self._head_bytes > self._head_limit:
             raise ProtocolError(431, "request head too large")
         if self._in_chunk_line:
             # A chunk-size line (with its extensions) still open at the end
@@ -221,7 +210,7 @@ class RequestParser:
 
     def _line_error(self, reason: str, method: bool) -> None:
         raw = self._raw()
-        if self._in_head and not policy.request_line_complete(raw):
+        if self.in_head and not policy.request_line_complete(raw):
             self._pending = (bytearray(raw), method)  # judged once the line is whole
             self._pending_reason = reason
             return
@@ -242,19 +231,19 @@ class RequestParser:
 
     def _raw(self) -> bytes:
         """The bytes of the current head so far (or of this read)."""
-        if self._in_head and len(self._head_parts) > 1:
+        if self.in_head and len(self._head_parts) > 1:
             return b"".join(self._head_parts)
         return self._feeding
 
     # llhttp callbacks; each runs inside feed_data.
 
     def on_message_begin(self) -> None:
-        req = self._cur = Request()
-        self._headers = req.headers
+        self._cur = Request()
         self._url = b""
-        self._in_head = True
+        self.in_head = True
         self._head_bytes = 0
         self._head_parts = [self._feeding]
+        self._head_at_start = self._clean_start
         self._trailers = 0
 
     def on_url(self, url: bytes) -> None:
@@ -265,21 +254,34 @@ class RequestParser:
     def on_header(self, name: bytes, value: bytes) -> None:
         if value and value[-1] in _OWS:
             value = value.rstrip(b" \t")  # RFC 9110 §5.5: OWS is not part of the value
-        if not self._in_head:
+        if not self.in_head:
             # A trailer field (RFC 9112 §7.1.2): counted against the field
             # limits, never merged into the environ.
             self._trailers += 1
             if self._trailers > self._fields or len(name) + len(value) > self._field_size:
                 raise ProtocolError(431, "trailer section too large")
             return
-        headers = self._headers
+        req = self._cur
+        assert req is not None
+        headers = req.headers
         headers.append((name, value))
-        if self._underscores and b"_" in name:
-            raise BadRequest("header name with an underscore (header_map = refuse)")
         if len(name) + len(value) > self._field_size:
             raise ProtocolError(431, "header field too large")
         if len(headers) > self._fields:
             raise ProtocolError(431, "too many header fields")
+        # One pass over the fields: the policy's and the environ's share of
+        # each is taken here, so neither loops over them again.
+        key, role = _FIELDS.get(name) or fields.entry(name)
+        if role is not None:
+            req.framing.append((role, value))
+        if key:
+            text = value.decode("latin-1")
+            environ = req.environ
+            if key in environ:  # repeated: RFC 9110 §5.3, Cookie: RFC 6265 §5.4
+                text = environ[key] + ("; " if key == "HTTP_COOKIE" else ", ") + text
+            environ[key] = text
+        elif self._underscores:  # only names with "_" have no key
+            raise BadRequest("header name with an underscore (header_map = refuse)")
 
     def on_headers_complete(self) -> None:
         req = self._cur
@@ -287,43 +289,56 @@ class RequestParser:
         parser = self._parser
         method = parser.get_method()
         req.method = _METHODS.get(method) or method.decode("ascii")
-        version = _VERSIONS.get(parser.get_http_version())
-        if version is None:  # llhttp lets HTTP/0.9 (no version at all) and HTTP/2.0 through
-            if b" HTTP/" not in self._raw().partition(b"\n")[0]:
-                raise BadRequest("request line without an HTTP version")
-            raise ProtocolError(505, "only HTTP/1.0 and HTTP/1.1 are served")
-        req.version = version
-        req.keep_alive = parser.should_keep_alive()
         url = self._url
         # gunicorn's limit_request_line: the line as sent, without CRLF.
         if len(method) + len(url) + 10 > self._line_limit:
             raise ProtocolError(414, "request line too long")
-        # RFC 9112 §3: one SP between the parts, which llhttp does not insist on.
-        line = b"%s %s %s\r\n" % (method, url, version.encode())
-        raw = self._raw()
-        start = raw.find(line)
-        if start < 0:
-            raise BadRequest("malformed request line")
-        self._check_padded_fields(raw, start + len(line))
+        # RFC 9112 §3: one SP between the parts, which llhttp does not insist
+        # on. The usual head starts its read: then the line is checked in
+        # place for HTTP/1.1, sparing llhttp's version getter (it costs more
+        # than all of this). Otherwise the line is looked for as sent.
+        parts = self._head_parts
+        raw = parts[0] if len(parts) == 1 else b"".join(parts)
+        line = b"%s %s HTTP/1.1\r\n" % (method, url)
+        if self._head_at_start and raw.startswith(line):
+            start = 0
+            req.version = "HTTP/1.1"
+        else:
+            req.version = self._version()
+            line = b"%s %s %s\r\n" % (method, url, req.version.encode())
+            start = raw.find(line)
+            if start < 0:
+                raise BadRequest("malformed request line")
+        req.keep_alive = parser.should_keep_alive()
+        start += len(line)
+        if len(raw) - start > self._field_size + 1:  # else no line can be over the limit
+            self._check_padded_fields(raw, start)
         req.target = url
         policy.check_head(req)
         if (req.content_length or 0) > self._body_limit:
             raise ProtocolError(413, "request body larger than limit_request_body")
-        self._in_head = False
+        self.in_head = False
         self._in_chunk_line = req.chunked
         self._chunk_line = 0
         self.ready.append(req)
+
+    def _version(self) -> str:
+        version = _VERSIONS.get(self._parser.get_http_version())
+        if version is None:  # llhttp lets HTTP/0.9 (no version at all) and HTTP/2.0 through
+            if b" HTTP/" not in self._raw().partition(b"\n")[0]:
+                raise BadRequest("request line without an HTTP version")
+            raise ProtocolError(505, "only HTTP/1.0 and HTTP/1.1 are served")
+        return version
 
     def _check_padded_fields(self, raw: bytes, start: int) -> None:
         """limit_request_field_size counts a field line as sent, whitespace included.
 
         llhttp hands values without their leading whitespace, so `on_header`
         alone can miss a padded line. Only a field section longer than the
-        limit can hold a line over it; those few are measured as they came.
+        limit can hold a line over it (the caller checks that first); those
+        few are measured as they came.
         """
         limit = self._field_size + 1
-        if len(raw) - start <= limit:
-            return  # the usual case: everything read so far is shorter than one field may be
         end = raw.find(b"\r\n\r\n", start - 2)
         if end - start <= limit:  # also end < 0: no complete head in `raw`
             return
@@ -339,6 +354,7 @@ class RequestParser:
         self._in_chunk_line = True
 
     def on_body(self, body: bytes) -> None:
+        self._clean_start = False
         req = self._cur
         assert req is not None
         req.body_received += len(body)
@@ -352,6 +368,7 @@ class RequestParser:
         assert req is not None
         req.body_complete = True
         self._in_chunk_line = False
+        self._clean_start = False
 
 
 __all__ = ["BadRequest", "Limits", "ProtocolError", "Request", "RequestParser"]

@@ -19,7 +19,7 @@ Rules kept here:
 - RFC 9110 §10.1.1: `Expect: 100-continue` is honoured on HTTP/1.1 only.
 - RFC 9110 §8.3: a single Content-Type.
 - Header names containing `_` are not mapped into the environ (they would
-  collide with `-` in the CGI-style HTTP_* keys); see `environ.py`.
+  collide with `-` in the CGI-style HTTP_* keys); see `fields.py`.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import re
 from typing import TYPE_CHECKING
 
 from wsgid.http.errors import BadRequest, ProtocolError
+from wsgid.http.fields import CONTENT_LENGTH, CONTENT_TYPE, HOST, TRANSFER_ENCODING
 
 if TYPE_CHECKING:
     from wsgid.http.parser import Request
@@ -85,22 +86,10 @@ def may_drain(req: Request) -> bool:
     return (req.content_length or 0) - req.body_received <= DRAIN_LIMIT
 
 
-_HOST, _CONTENT_LENGTH, _TRANSFER_ENCODING, _CONTENT_TYPE, _EXPECT = range(5)
-_FRAMING_NAMES = {
-    b"host": _HOST,
-    b"content-length": _CONTENT_LENGTH,
-    b"transfer-encoding": _TRANSFER_ENCODING,
-    b"content-type": _CONTENT_TYPE,
-    b"expect": _EXPECT,
-}
-# The spellings clients actually send, so most fields skip `.lower()`.
-_FIELD_KINDS = {
-    **_FRAMING_NAMES,
-    **{name.title(): kind for name, kind in _FRAMING_NAMES.items()},
-    **{name.title(): None for name in (b"user-agent", b"accept", b"accept-language",
-       b"accept-encoding", b"cookie", b"referer", b"connection", b"cache-control")},
-}  # fmt: skip
-_FRAMING_LENGTHS = frozenset(len(name) for name in _FRAMING_NAMES)
+# Host values already found valid: a server sees the same few over and over.
+# Bounded: a new entry past the bound empties it.
+_GOOD_HOSTS: set[bytes] = set()
+_GOOD_HOSTS_MAX = 256
 
 
 def check_head(req: Request) -> None:
@@ -110,26 +99,24 @@ def check_head(req: Request) -> None:
     content_types = 0
     content_length: bytes | None = None
     transfer_encoding: bytes | None = None
-    kinds = _FIELD_KINDS
-    for name, value in req.headers:
-        kind = kinds.get(name, -1)
-        if kind == -1 and len(name) in _FRAMING_LENGTHS:
-            kind = _FRAMING_NAMES.get(name.lower())
-        if kind is None or kind == -1:
-            continue
-        if kind == _HOST:
+    for role, value in req.framing:  # the fields these rules concern (fields.py)
+        if role == HOST:
             hosts += 1
-            if not _HOST_VALUE.fullmatch(value):
-                raise BadRequest("invalid Host field")
-        elif kind == _CONTENT_LENGTH:
+            if value not in _GOOD_HOSTS:
+                if not _HOST_VALUE.fullmatch(value):
+                    raise BadRequest("invalid Host field")
+                if len(_GOOD_HOSTS) >= _GOOD_HOSTS_MAX:
+                    _GOOD_HOSTS.clear()
+                _GOOD_HOSTS.add(value)
+        elif role == CONTENT_LENGTH:
             if content_length is not None:
                 raise BadRequest("more than one Content-Length")
             content_length = value
-        elif kind == _TRANSFER_ENCODING:
+        elif role == TRANSFER_ENCODING:
             transfer_encoding = (
                 value if transfer_encoding is None else transfer_encoding + b"," + value
             )
-        elif kind == _CONTENT_TYPE:
+        elif role == CONTENT_TYPE:
             content_types += 1
         else:  # Expect
             # RFC 9110 §10.1.1: only HTTP/1.1 clients wait for 100 Continue

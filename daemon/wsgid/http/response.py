@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Sequence
 from email.utils import formatdate
 from types import TracebackType
 from typing import Any
@@ -48,6 +49,7 @@ _date_cache: tuple[int, bytes] = (0, b"")
 _VALID_HEADERS: set[tuple[str, str]] = set()
 _HEAD_CACHE: dict[tuple[Any, ...], tuple[bytes, bool, int | None, bool, bool, bool]] = {}
 _CACHE_MAX = 1024
+_STATUS_CODES: dict[str, int] = {}  # status lines already found valid -> their code
 _HEAD_END = SERVER_HEADER + b"\r\n"
 
 
@@ -67,36 +69,31 @@ class ResponseError(Exception):
 class Response:
     """The state of one response while the application produces it."""
 
-    __slots__ = (
-        "body_allowed",
-        "body_dropped",
-        "bytes_sent",
-        "channel",
-        "chunked",
-        "content_length",
-        "head_sent",
-        "headers",
-        "keep_alive",
-        "req",
-        "request_id",
-        "status",
-        "status_code",
-    )
+    # Defaults are class attributes: a response sets only what differs, and
+    # one is built for every request.
+    status: str | None = None
+    status_code = 0
+    headers: Sequence[tuple[str, str]] = ()
+    head_sent = False
+    content_length: int | None = None
+    chunked = False
+    body_allowed = True
+    body_dropped = False  # the app gave a body where none is allowed
+    bytes_sent = 0  # body bytes, after framing decisions, for the access log
+    request_id = b""  # the `X-Request-ID: ...\r\n` line, set by the exchange
+    app_failed = False
 
-    def __init__(self, req: Request, keep_alive: bool, channel: Any = None) -> None:
+    def __init__(
+        self,
+        req: Request,
+        keep_alive: bool,
+        channel: Any = None,
+        environ: dict[str, Any] | None = None,
+    ) -> None:
         self.req = req
         self.channel = channel  # what write() sends through (exchange.Channel)
         self.keep_alive = keep_alive
-        self.status: str | None = None
-        self.status_code = 0
-        self.headers: list[tuple[str, str]] = []
-        self.head_sent = False
-        self.content_length: int | None = None
-        self.chunked = False
-        self.body_allowed = True
-        self.body_dropped = False  # the app gave a body where none is allowed
-        self.bytes_sent = 0  # body bytes, after framing decisions, for the access log
-        self.request_id = b""  # the `X-Request-ID: ...\r\n` line, set by the exchange
+        self.environ = environ if environ is not None else {}  # what the app was called with
 
     def start_response(
         self,
@@ -112,8 +109,9 @@ class Response:
                 exc_info = None
         elif self.status is not None:
             raise ResponseError("start_response called a second time without exc_info")
-        if type(status) is not str or not _STATUS.fullmatch(status):
-            raise ResponseError(f"invalid status line {status!r}")
+        code = _STATUS_CODES.get(status) if type(status) is str else None
+        if code is None:
+            code = _status_code(status)
         if type(headers) is not list:
             raise ResponseError("response headers must be a list")
         valid = _VALID_HEADERS
@@ -124,7 +122,7 @@ class Response:
                     valid.clear()
                 valid.add(item)
         self.status = status
-        self.status_code = int(status[:3])
+        self.status_code = code
         self.headers = headers
         return self.write
 
@@ -145,7 +143,7 @@ class Response:
         req = self.req
         if req.body_error is not None:
             raise req.body_error  # the request failed: never a success response
-        if self.keep_alive and not policy.may_drain(req):
+        if self.keep_alive and not req.body_complete and not policy.may_drain(req):
             self.keep_alive = False
         key = (
             self.status,
@@ -153,7 +151,7 @@ class Response:
             known_length,
             self.keep_alive,
             req.version,
-            req.method == "HEAD",
+            req.method,
         )
         shape = _HEAD_CACHE.get(key)
         if shape is None:
@@ -219,6 +217,16 @@ class Response:
             own_request_id,
         )
 
+    def whole(self, body: bytes) -> bytes:
+        """Head, body and end for a body known in full before anything is sent."""
+        length = len(body)
+        head = self.head(length)
+        if self.content_length == length and self.body_allowed:
+            # The usual case, where frame() and end() would change nothing.
+            self.bytes_sent = length
+            return head + body
+        return head + self.frame(body) + self.end()
+
     def frame(self, data: bytes) -> bytes:
         """Frame one piece of body for the wire (may return b"")."""
         if not self.body_allowed:
@@ -249,6 +257,16 @@ class Response:
         ):
             self.keep_alive = False  # the client would wait for the missing bytes
         return b""
+
+
+def _status_code(status: object) -> int:
+    """The code of a valid status line (remembered), or ResponseError."""
+    if type(status) is not str or not _STATUS.fullmatch(status):
+        raise ResponseError(f"invalid status line {status!r}")
+    if len(_STATUS_CODES) >= _CACHE_MAX:
+        _STATUS_CODES.clear()
+    code = _STATUS_CODES[status] = int(status[:3])
+    return code
 
 
 def _check_header(item: object) -> None:

@@ -34,7 +34,7 @@ from collections import deque
 from typing import IO, Any
 
 from wsgid.http import environ as environ_mod
-from wsgid.http import exchange, policy
+from wsgid.http import exchange, fields, policy
 from wsgid.http.errors import BodyError, ProtocolError, error_response
 from wsgid.http.exchange import FileWrapper
 from wsgid.http.parser import Limits, Request, RequestParser
@@ -208,7 +208,7 @@ class ConnectionLoop(Worker):
             body=settings.limit_request_body,
             refuse_underscores=settings.header_map == "refuse",
         )
-        environ_mod.map_underscores(settings.header_map == "dangerous")
+        fields.map_underscores(settings.header_map == "dangerous")
         self.keepalive = float(settings.keepalive)
         self.io_timeout = float(settings.timeout) or 30.0
         self.header_timeout = float(settings.header_timeout)
@@ -218,6 +218,9 @@ class ConnectionLoop(Worker):
         self.small_body = int(settings.small_body_size)
         self.max_connections = max(1, int(settings.worker_connections))
         self.requests_left = self._request_budget()
+        # Looked up once: they cannot change during a worker's life.
+        self.pre_request_hook = self.hooks.has("pre_request")
+        self.post_request_hook = self.hooks.has("post_request")
         self.access = self.ctx.logs.access
         self.errors_stream = self.ctx.logs.error_stream
         self.epoll = select.epoll()
@@ -446,10 +449,10 @@ class ConnectionLoop(Worker):
         access = self.access
         started = time.perf_counter() if access is not None else 0.0
         self.current = (req, conn.peer, conn.last_active)
-        if self.hooks.has("pre_request"):
+        if self.pre_request_hook:
             self.hooks.call("pre_request", self, req)
         try:
-            outcome = exchange.run(self.app, conn.base, req, conn, self.log, keep_alive)
+            resp = exchange.run(self.app, conn.base, req, conn, self.log, keep_alive)
         except OSError:
             # The client went away while the response was being written:
             # drop what is queued and let the loop close the connection.
@@ -459,13 +462,23 @@ class ConnectionLoop(Worker):
             return
         finally:
             self.current = None
-        self.finish_request(conn, req, outcome.keep_alive)
-        if self.hooks.has("post_request"):
-            self.hooks.call("post_request", self, req, outcome.environ, outcome.response)
+        # The unread rest of the body: dropped as it arrives if that is
+        # cheap (policy.may_drain), else the connection closes.
+        keep_alive = resp.keep_alive
+        if not req.body_complete:
+            if keep_alive and policy.may_drain(req):
+                req.discard_body = True
+            else:
+                keep_alive = False
+        if req.body:
+            req.body.clear()
+        if not keep_alive:
+            conn.closing = True
+        if self.post_request_hook:
+            self.hooks.call("post_request", self, req, resp.environ, resp)
         if access is not None:
-            resp = outcome.response
             access.request(
-                req, resp.status_code, resp.bytes_sent, outcome.environ, resp.headers,
+                req, resp.status_code, resp.bytes_sent, resp.environ, resp.headers,
                 int((time.perf_counter() - started) * 1e6),
             )  # fmt: skip
 
@@ -479,17 +492,6 @@ class ConnectionLoop(Worker):
                 return False
         return req.keep_alive and self.alive and self.keepalive > 0
 
-    def finish_request(self, conn: Connection, req: Request, keep_alive: bool) -> None:
-        """After a response: drop or drain the unread body, decide on close."""
-        if not req.body_complete:
-            if keep_alive and policy.may_drain(req):
-                req.discard_body = True  # the parser drops the rest as it arrives
-            else:
-                keep_alive = False
-        req.body.clear()
-        if not keep_alive:
-            conn.closing = True
-
     def _after_output(self, conn: Connection) -> None:
         """Switch between reading and writing, or close, as the queue dictates."""
         if conn.out:
@@ -498,7 +500,8 @@ class ConnectionLoop(Worker):
         if conn.closing:
             self._close(conn, linger=True)
             return
-        self._watch(conn, EPOLLIN)
+        if conn.events != EPOLLIN:
+            self._watch(conn, EPOLLIN)
         conn.last_active = time.monotonic()
 
     def _watch(self, conn: Connection, events: int) -> None:
