@@ -17,26 +17,26 @@ Rules it keeps:
 - The master and the loader are imported only when a command needs them, so `wsgid --help`,
   `wsgid config ...` and a configuration error stay fast and work even when the server side
   cannot be imported.
+- The settings are read in a short-lived child process (`load`), so the process that goes on
+  to serve never imports pydantic: see `wsgid.config`. This module imports `wsgid.settings`
+  only in that child and in the functions that need the model itself.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
+import pickle
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from wsgid.settings import (
-    GROUPS,
-    SPECS,
-    ConfigError,
-    LoadedSettings,
-    SettingSpec,
-    file_json_schema,
-    format_value,
-    load_settings,
-)
+from wsgid.config import Command, ConfigError, FrozenSettings, LoadedSettings
+
+if TYPE_CHECKING:
+    from wsgid.settings import SettingSpec
 
 EXIT_OK = 0
 EXIT_CONFIG = 2
@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the `wsgid` command with `argv` (without the program name); return the exit status."""
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        loaded = load_settings(args, os.environ)
+        loaded = load(args)
     except ConfigError as exc:
         return _config_error(exc)
     except SystemExit as exc:  # argparse's --help and --version
@@ -78,9 +78,98 @@ def _serve(loaded: LoadedSettings, args: list[str]) -> int:
     # On HUP the master re-reads the configuration from the same argv and the environment of
     # that moment, through the same code path as at startup.
     try:
-        return run(loaded, reload=lambda: load_settings(args, os.environ))
+        return run(loaded, reload=lambda: load(args))
     except ConfigError as exc:  # e.g. a log file that cannot be opened
         return _config_error(exc)
+
+
+# --------------------------------------------------------------------------------------------
+# Reading the settings in a child process
+# --------------------------------------------------------------------------------------------
+
+
+def load(args: list[str]) -> LoadedSettings:
+    """`wsgid.settings.load_settings(args, os.environ)`, in a child process when it can be.
+
+    Why a child: pydantic and the model are needed only to read the configuration, yet
+    importing them would stay in the serving master and, by fork, in every worker (about
+    11 MiB of each process's memory). A forked child reads and validates the settings and
+    sends back their values, or the message of its `ConfigError`; this process builds a
+    `FrozenSettings` of them and never imports pydantic. A HUP reload comes here too.
+
+    Whatever the child cannot send back (`--help` and `--version`, which print; an unexpected
+    error; no fork possible) is done again here, in-process, where it behaves as it always did.
+    """
+    answer = _load_in_child(args)
+    if answer is None:
+        from wsgid.settings import load_settings
+
+        return load_settings(args, os.environ)
+    if isinstance(answer, str):
+        raise ConfigError(answer)
+    values, sources, command, json_output = answer
+    return LoadedSettings(FrozenSettings(values), sources, command, json_output)
+
+
+# What the child sends: (values, sources, command, json_output), or a ConfigError's message.
+_Answer = tuple[dict[str, Any], dict[str, str], Command, bool] | str
+
+
+def _load_in_child(args: list[str]) -> _Answer | None:
+    """What `_read_settings` sent from a forked child, or None when it sent nothing."""
+    try:
+        read_fd, write_fd = os.pipe()
+    except OSError:
+        return None
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read_fd)
+        os.close(write_fd)
+        return None
+    if pid == 0:
+        os.close(read_fd)
+        _read_settings(write_fd, args)
+    os.close(write_fd)
+    with open(read_fd, "rb") as pipe:
+        data = pipe.read()
+    with contextlib.suppress(ChildProcessError):  # SIGCHLD ignored: reaped by the kernel
+        os.waitpid(pid, 0)
+    answer: _Answer | None = pickle.loads(data) if data else None
+    return answer
+
+
+def _read_settings(pipe_fd: int, args: list[str]) -> NoReturn:
+    """The child of `_load_in_child`: load the settings, send the outcome, exit at once.
+
+    It sends (values, sources, command, json_output), or a `ConfigError`'s message, pickled.
+    On anything else it sends nothing. Its stdout goes nowhere (what `--help` and `--version`
+    print is printed by the in-process retry), and it leaves by `os._exit`, so no buffer or
+    exit handler inherited from the parent runs twice.
+    """
+    status = 1
+    try:
+        sys.stdout = io.StringIO()
+        # Named in `ps`: on a HUP it would otherwise pass for a second master.
+        with contextlib.suppress(ImportError):
+            import setproctitle
+
+            setproctitle.setproctitle("wsgid: reading configuration")
+        from wsgid.settings import SPECS, load_settings
+
+        answer: _Answer
+        try:
+            loaded = load_settings(args, os.environ)
+        except ConfigError as exc:
+            answer = str(exc)
+        else:
+            values = {name: getattr(loaded.settings, name) for name in SPECS}
+            answer = (values, dict(loaded.sources), loaded.command, loaded.json_output)
+        with open(pipe_fd, "wb") as pipe:
+            pickle.dump(answer, pipe)
+        status = 0
+    finally:
+        os._exit(status)
 
 
 def _check(loaded: LoadedSettings) -> int:
@@ -102,6 +191,8 @@ def _check(loaded: LoadedSettings) -> int:
 
 def show_table(loaded: LoadedSettings) -> str:
     """Every effective setting, its value as TOML would spell it, and where it came from."""
+    from wsgid.settings import SPECS, format_value
+
     rows = [("setting", "value", "source")]
     for name, spec in SPECS.items():
         value = getattr(loaded.settings, name)
@@ -118,6 +209,8 @@ def _jsonable(value: Any) -> Any:
 
 def show_json(loaded: LoadedSettings) -> str:
     """`config show --json`: {name: {"value": ..., "source": ...}} in the model's order."""
+    from wsgid.settings import SPECS
+
     document = {
         name: {"value": _jsonable(getattr(loaded.settings, name)), "source": loaded.sources[name]}
         for name in SPECS
@@ -127,6 +220,8 @@ def show_json(loaded: LoadedSettings) -> str:
 
 def schema_text() -> str:
     """What `wsgid config schema` prints, and what config/wsgid.schema.json must contain."""
+    from wsgid.settings import file_json_schema
+
     return json.dumps(file_json_schema(), indent=2, ensure_ascii=False) + "\n"
 
 
@@ -155,6 +250,8 @@ def _file_text(spec: SettingSpec) -> str:
 
 def render_reference() -> str:
     """The generated reference section of docs/configuration.md (between the markers)."""
+    from wsgid.settings import GROUPS, SPECS
+
     out: list[str] = [
         REFERENCE_BEGIN,
         "",

@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 from wsgid import listeners as listeners_mod
 from wsgid import loader, privileges
 from wsgid import logs as logs_mod
+from wsgid.config import ConfigError
 from wsgid.heartbeat import HeartbeatTable
 from wsgid.hooks import HookError, Hooks
 from wsgid.pidfile import Pidfile, PidfileError
@@ -762,8 +763,6 @@ def run(loaded: Any, reload: Callable[[], Any] | None = None) -> int:
         code = Master(loaded, reload, readiness).run()
     except BaseException as exc:
         if readiness is not None:
-            from wsgid.settings import ConfigError
-
             if isinstance(exc, ConfigError):  # e.g. a log file that cannot be opened
                 readiness.failed(EXIT_CONFIG, str(exc))
             else:

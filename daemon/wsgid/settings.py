@@ -11,9 +11,10 @@ What this module owns:
 - `load_settings`, which merges the sources in the documented order --
   built-in defaults < TOML file (`-c`/`--config` or `WSGID_CONFIG`) < `WSGID_<NAME>`
   environment < command line -- and remembers where each effective value came from.
-- `ConfigError`, whose text is the one paragraph a user sees for any bad configuration:
-  it names the source (file path, environment variable or flag), the key, the bad value and
-  what is accepted, with a did-you-mean for misspelt names.
+- The text of every `ConfigError` (the class lives in `wsgid.config`), the one paragraph a
+  user sees for any bad configuration: it names the source (file path, environment variable
+  or flag), the key, the bad value and what is accepted, with a did-you-mean for misspelt
+  names.
 
 Rules it keeps:
 
@@ -55,6 +56,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 
 from wsgid import __version__
+from wsgid.config import Command, ConfigError, LoadedSettings
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -81,13 +83,6 @@ ENV_PREFIX = "WSGID_"
 # (for instance handing state to a re-executed master); they are not settings, so an unknown
 # one must not be reported as a misspelt setting.
 ENV_RESERVED_PREFIX = "WSGID__"
-
-Command = Literal["serve", "check", "config-show", "config-schema"]
-
-
-class ConfigError(Exception):
-    """Bad configuration. `str(error)` is the one-paragraph message for the user."""
-
 
 # --------------------------------------------------------------------------------------------
 # Per-field metadata
@@ -1589,20 +1584,6 @@ def _bad_value_message(entry: _Entry, name: str, error: Mapping[str, Any]) -> st
         f"{entry.subject} is not valid{item}: {_reason(error)}. "
         f"Accepted for {name}: {spec.accepts}."
     )
-
-
-@dataclass(frozen=True)
-class LoadedSettings:
-    """The effective settings, where each value came from, and what the user asked to do.
-
-    sources maps every field name to "default", "file:PATH", "env:NAME" or "flag:OPTION"
-    ("flag:APP" for the positional application argument).
-    """
-
-    settings: Settings
-    sources: Mapping[str, str]
-    command: Command
-    json_output: bool = False  # `config show --json`
 
 
 def load_settings(argv: Sequence[str], environ: Mapping[str, str]) -> LoadedSettings:

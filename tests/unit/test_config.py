@@ -1,0 +1,98 @@
+"""`wsgid.cli.load`: the settings read in a child process are those `load_settings` reads.
+
+`load` forks a child that imports pydantic and validates; this process gets a `FrozenSettings`
+copy and never imports the model (tests/integration/test_lean_processes.py checks that in a
+real server). Here: the copy has every value, type and source of the model, errors read the
+same, and what the child cannot answer is done in-process exactly as before.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from wsgid import cli
+from wsgid.config import ConfigError, FrozenSettings
+from wsgid.settings import SPECS, load_settings
+
+APP = "pkg.mod:app"
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # load() reads os.environ; variables from the caller's shell must not leak into the test.
+    for name in list(os.environ):
+        if name.startswith("WSGID_") or name in ("PORT", "WEB_CONCURRENCY"):
+            monkeypatch.delenv(name)
+
+
+def test_the_copy_has_every_value_type_and_source_of_the_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "wsgid.toml"
+    config.write_text(
+        "[workers]\nworkers = 3\ntimeout = 12.5\n[logging]\nlogconfig_dict = {version = 1}\n"
+    )
+    monkeypatch.setenv("WSGID_RAW_ENV", "A=1,B=2")
+    args = [APP, "-c", str(config), "-b", "127.0.0.1:9000", "--preload", "-m", "022"]
+    expected = load_settings(args, os.environ)
+    loaded = cli.load(args)
+    assert isinstance(loaded.settings, FrozenSettings)
+    copied = vars(loaded.settings)
+    assert list(copied) == list(SPECS)
+    for name in SPECS:
+        value = getattr(expected.settings, name)
+        assert copied[name] == value and type(copied[name]) is type(value), name
+    assert (loaded.sources, loaded.command, loaded.json_output) == (
+        expected.sources,
+        expected.command,
+        expected.json_output,
+    )
+
+
+def test_the_subcommand_and_json_flag_come_back_too() -> None:
+    loaded = cli.load(["config", "show", "--json", APP])
+    assert (loaded.command, loaded.json_output) == ("config-show", True)
+
+
+def test_a_configuration_error_reads_as_load_settings_words_it() -> None:
+    args = [APP, "-w", "zero"]
+    with pytest.raises(ConfigError) as in_process:
+        load_settings(args, os.environ)
+    with pytest.raises(ConfigError) as from_child:
+        cli.load(args)
+    assert str(from_child.value) == str(in_process.value)
+
+
+def test_help_is_printed_once_by_the_in_process_retry(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.load(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.count("usage: wsgid") == 1
+
+
+def test_version_through_a_real_pipe_is_printed_once() -> None:
+    # Unbuffered, the child's own copy of stdout would reach the pipe as well.
+    result = subprocess.run(
+        [sys.executable, "-m", "wsgid", "--version"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        check=False,
+    )
+    assert (result.returncode, result.stdout.count("wsgid ")) == (0, 1)
+
+
+def test_the_copy_is_read_only() -> None:
+    settings = cli.load([APP]).settings
+    with pytest.raises(AttributeError, match="read-only"):
+        settings.workers = 4
+    with pytest.raises(AttributeError, match="no setting named 'wrokers'"):
+        _ = settings.wrokers
