@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import logging
-import logging.config
 import os
 import threading
 from collections.abc import Mapping
@@ -98,6 +97,12 @@ def apply_user_config(
 
     Raises ValueError with a readable reason when the config is broken.
     """
+    if not (logconfig_dict or logconfig_json or logconfig):
+        return False
+    # Imported only now: logging.config (with logging.handlers and socketserver) would add
+    # about 0.8 MiB to every server, most of which have no logging config.
+    import logging.config
+
     try:
         if logconfig_dict:
             logging.config.dictConfig(dict(logconfig_dict))
@@ -106,8 +111,6 @@ def apply_user_config(
                 logging.config.dictConfig(json.load(fp))
         elif logconfig:
             logging.config.fileConfig(logconfig, disable_existing_loggers=False)
-        else:
-            return False
     except (OSError, ValueError, TypeError, KeyError, AttributeError, ImportError) as exc:
         which = (
             "logconfig_dict" if logconfig_dict else
