@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
 import os
 import select
 import signal
@@ -618,8 +619,15 @@ class Master:
         # and be lost, leaving a worker that ignores TERM. Blocked, it waits
         # pending until the worker unblocks it (Worker._init_signals).
         signal.pthread_sigmask(signal.SIG_BLOCK, WORKER_SIGNALS)
+        # Frozen objects are never scanned by the cyclic GC. In the worker, everything it
+        # inherits stays frozen: a full collection there would otherwise write to every object
+        # the master made, copying most of the master's memory into the worker (4 MiB more
+        # for hello world after one `gc.collect()`, measured). The master unfreezes at once
+        # and collects as before.
+        gc.freeze()
         pid = os.fork()
         if pid:
+            gc.unfreeze()
             signal.pthread_sigmask(signal.SIG_UNBLOCK, WORKER_SIGNALS)
             record.pid = pid
             self.workers[pid] = record

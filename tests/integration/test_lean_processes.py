@@ -21,12 +21,16 @@ from support.server import WorkDir, WsgidServer
 
 APP = "modules_app:app"
 APP_SOURCE = """\
+import gc
 import json
 import sys
 
 
 def app(environ, start_response):
-    body = json.dumps({"modules": sorted(sys.modules)}).encode()
+    body = json.dumps({
+        "modules": sorted(sys.modules),
+        "frozen": gc.get_freeze_count(),
+    }).encode()
     start_response("200 OK", [("Content-Type", "application/json")])
     return [body]
 """
@@ -80,3 +84,13 @@ def test_reload_reads_the_new_configuration_without_importing_pydantic(
     assert not maps_pydantic(server.pid)
     modules = set(worker_report(server)["modules"])  # type: ignore[call-overload]
     assert not modules & set(CONFIG_ONLY)
+
+
+def test_a_worker_keeps_what_it_inherits_out_of_its_cyclic_gc(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    # gc.freeze() before each fork: a full collection in the worker would otherwise write to
+    # every object inherited from the master, copying the pages it shares with it.
+    server = start(wsgid, workdir)
+    frozen = worker_report(server)["frozen"]
+    assert isinstance(frozen, int) and frozen > 0
