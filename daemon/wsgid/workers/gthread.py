@@ -41,6 +41,7 @@ class ThreadWorker(ConnectionLoop):
         self.threads: list[threading.Thread] = []
         self.idle_threads = 0
         self.idle_lock = threading.Lock()
+        self.wake_pending = False  # a byte is on its way to the wake-up pipe
 
     def handle(self, conn: Connection, req: Request) -> None:
         keep_alive = self.keep_alive_for(req)
@@ -74,12 +75,18 @@ class ThreadWorker(ConnectionLoop):
                 self.log.exception("worker.thread_error")
                 conn.closing = True
             self.done.append(conn)
-            with contextlib.suppress(BlockingIOError):  # full pipe: the loop is awake anyway
-                os.write(self.wake_w, b"\0")
+            # One wake-up byte per loop turn, not per response: the loop
+            # clears the flag before it takes the finished connections, so a
+            # connection appended after that always comes with a new byte.
+            if not self.wake_pending:
+                self.wake_pending = True
+                with contextlib.suppress(BlockingIOError):  # full pipe: the loop is awake anyway
+                    os.write(self.wake_w, b"\0")
             with self.idle_lock:
                 self.idle_threads += 1
 
     def on_wake(self) -> None:
+        self.wake_pending = False
         done = self.done
         while done:
             conn = done.popleft()

@@ -58,6 +58,7 @@ class Connection:
     __slots__ = (
         "base",
         "busy",
+        "client_closed",
         "closing",
         "error",
         "events",
@@ -85,6 +86,7 @@ class Connection:
         self.out_size = 0
         self.events = EPOLLIN
         self.closing = False  # close once the output queue is empty
+        self.client_closed = False  # the closing request was the client's last (see _close)
         # A pool thread owns the connection (gthread): the loop neither reads,
         # writes nor times it out until the thread hands it back.
         self.busy = False
@@ -227,6 +229,12 @@ class ConnectionLoop(Worker):
         self.conns: dict[int, Connection] = {}
         self.listeners: dict[int, Listener] = {lst.fileno(): lst for lst in self.ctx.listeners}
         self.listener_bases = {fd: self._listener_base(lst) for fd, lst in self.listeners.items()}
+        for listener in self.listeners.values():
+            if listener.sock.family != socket.AF_UNIX:
+                # Responses go out whole, so Nagle would only delay them. Linux
+                # gives accepted sockets their listener's TCP_NODELAY: one call
+                # here instead of one per connection.
+                listener.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.accepting = False
         self._accept(True)
         self.epoll.register(self.wake_r, EPOLLIN)
@@ -305,11 +313,9 @@ class ConnectionLoop(Worker):
         self._close_all()
 
     def _on_wake(self) -> None:
-        try:
-            while os.read(self.wake_r, 512):
-                pass
-        except BlockingIOError:
-            pass
+        # One read: what it leaves (rare) makes epoll report the pipe again.
+        with contextlib.suppress(BlockingIOError):
+            os.read(self.wake_r, 4096)
         if self.reopen_requested:
             self.reopen_requested = False
             self.ctx.logs.reopen()
@@ -368,8 +374,7 @@ class ConnectionLoop(Worker):
                 self.log.warning("accept.failed", error=str(exc))
                 return
             sock.setblocking(False)
-            if sock.family != socket.AF_UNIX:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if sock.family != socket.AF_UNIX:  # TCP_NODELAY: inherited from the listener
                 conn_base = base.copy()
                 conn_base["REMOTE_ADDR"] = addr[0]
                 conn_base["REMOTE_PORT"] = str(addr[1])
@@ -474,6 +479,7 @@ class ConnectionLoop(Worker):
             req.body.clear()
         if not keep_alive:
             conn.closing = True
+            conn.client_closed = not req.keep_alive and req.body_complete
         if self.post_request_hook:
             self.hooks.call("post_request", self, req, resp.environ, resp)
         if access is not None:
@@ -549,7 +555,7 @@ class ConnectionLoop(Worker):
         RFC 9112 §9.6: closing with unread input makes the kernel send RST,
         which can destroy the response before the client has read it.
         """
-        if linger and not conn.linger_until:
+        if linger and not conn.linger_until and not self._nothing_more(conn):
             try:
                 conn.sock.shutdown(socket.SHUT_WR)
             except OSError:
@@ -566,6 +572,24 @@ class ConnectionLoop(Worker):
         conn.sock.close()
         if self.alive and not self.accepting and len(self.conns) < self.max_connections:
             self._accept(True)
+
+    @staticmethod
+    def _nothing_more(conn: Connection) -> bool:
+        """Whether `conn` may close at once: its client ended it and sent nothing after.
+
+        A client that asked to close (`Connection: close`, or HTTP/1.0 without
+        keep-alive) sends no further request (RFC 9112 §9.6). If no byte of one
+        is waiting either, closing cannot reset the response, and the lingering
+        half-close (a shutdown, a wake-up and a read more) is not needed.
+        """
+        if not conn.client_closed or conn.parser.closed:
+            return False
+        try:
+            return not conn.sock.recv(RECV_SIZE)  # b"": the client has closed too
+        except BlockingIOError:
+            return True
+        except OSError:
+            return True  # reset by the peer: nothing left to protect
 
     def _sweep(self, now: float) -> None:
         """Close connections past their idle, head, write or linger deadlines."""
