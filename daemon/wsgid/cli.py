@@ -29,7 +29,10 @@ import io
 import json
 import os
 import pickle
+import select
+import signal
 import sys
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -93,12 +96,13 @@ def load(args: list[str]) -> LoadedSettings:
 
     Why a child: pydantic and the model are needed only to read the configuration, yet
     importing them would stay in the serving master and, by fork, in every worker (about
-    11 MiB of each process's memory). A forked child reads and validates the settings and
+    11 MiB of a server's memory). A forked child reads and validates the settings and
     sends back their values, or the message of its `ConfigError`; this process builds a
     `FrozenSettings` of them and never imports pydantic. A HUP reload comes here too.
 
     Whatever the child cannot send back (`--help` and `--version`, which print; an unexpected
-    error; no fork possible) is done again here, in-process, where it behaves as it always did.
+    error; no fork possible; no answer within CHILD_TIMEOUT) is done again here, in-process,
+    where it behaves as it always did.
     """
     answer = _load_in_child(args)
     if answer is None:
@@ -113,6 +117,11 @@ def load(args: list[str]) -> LoadedSettings:
 
 # What the child sends: (values, sources, command, json_output), or a ConfigError's message.
 _Answer = tuple[dict[str, Any], dict[str, str], Command, bool] | str
+
+# Reading the settings takes a tenth of a second. A child forked on HUP from a master where
+# another thread (of a preloaded app) held a lock, an import lock say, can wait on it forever:
+# it is killed after this long and the settings are read in-process instead.
+CHILD_TIMEOUT = 10.0
 
 
 def _load_in_child(args: list[str]) -> _Answer | None:
@@ -131,12 +140,33 @@ def _load_in_child(args: list[str]) -> _Answer | None:
         os.close(read_fd)
         _read_settings(write_fd, args)
     os.close(write_fd)
-    with open(read_fd, "rb") as pipe:
-        data = pipe.read()
-    with contextlib.suppress(ChildProcessError):  # SIGCHLD ignored: reaped by the kernel
-        os.waitpid(pid, 0)
-    answer: _Answer | None = pickle.loads(data) if data else None
+    try:
+        data = _receive(read_fd, pid)
+    finally:
+        os.close(read_fd)
+    try:
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:  # SIGCHLD ignored: the kernel reaped it, its status is lost
+        status = 0
+    if status != 0 or not data:  # killed, perhaps halfway through its answer
+        return None
+    answer: _Answer = pickle.loads(data)
     return answer
+
+
+def _receive(fd: int, pid: int) -> bytes:
+    """All the child writes to `fd`, or nothing if it is still busy after CHILD_TIMEOUT."""
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + CHILD_TIMEOUT
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            os.kill(pid, signal.SIGKILL)
+            return b""
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
 
 
 def _read_settings(pipe_fd: int, args: list[str]) -> NoReturn:

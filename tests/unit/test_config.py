@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -96,3 +98,21 @@ def test_the_copy_is_read_only() -> None:
         settings.workers = 4
     with pytest.raises(AttributeError, match="no setting named 'wrokers'"):
         _ = settings.wrokers
+
+
+def test_a_child_that_does_not_answer_in_time_is_killed_and_the_settings_read_here(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A child stuck on a lock another thread held at the fork, as a HUP in a master running
+    # a preloaded app's threads could meet.
+    def stuck(pipe_fd: int, args: list[str]) -> NoReturn:
+        time.sleep(60)
+        os._exit(0)
+
+    monkeypatch.setattr(cli, "_read_settings", stuck)
+    monkeypatch.setattr(cli, "CHILD_TIMEOUT", 0.2)
+    started = time.monotonic()
+    loaded = cli.load([APP, "-w", "3"])
+    assert time.monotonic() - started < 30
+    assert not isinstance(loaded.settings, FrozenSettings)  # read in-process
+    assert loaded.settings.workers == 3
