@@ -54,3 +54,24 @@ def test_bench_smoke(tmp_path: Path) -> None:
     assert hello["samples"] and hello["samples"][0]["requests"] > 0
     assert results["startup"]["wsgid-sync"]["failed"] is None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["RESULTS.md", "results.json"]
+
+
+def test_breakdown_smoke() -> None:
+    """`bench/breakdown.py` runs the real sync path and prints a row per request shape."""
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "breakdown.py"), "--count", "200", "--rounds", "1"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = [
+        line
+        for line in proc.stdout.splitlines()
+        if line.startswith("| wrk") or line.startswith("| browser")
+    ]
+    assert len(rows) == 2, proc.stdout
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")[1:]]
+        assert len(cells) == 3 and all(float(c) > 0 for c in cells), row
