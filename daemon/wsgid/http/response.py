@@ -40,7 +40,7 @@ _HOP_BY_HOP = frozenset(
      "trailers", "transfer-encoding", "upgrade", "proxy-connection")
 )  # fmt: skip
 
-_date_cache: tuple[int, bytes] = (0, b"")
+_time = time.time
 
 # Header items already found valid, and serialised heads (all but Date) keyed
 # on everything that shapes them: most apps send the same few heads over and
@@ -53,13 +53,18 @@ _STATUS_CODES: dict[str, int] = {}  # status lines already found valid -> their 
 _HEAD_END = SERVER_HEADER + b"\r\n"
 
 
-def date_header() -> bytes:
-    """`Date: ...\\r\\n`, formatted at most once a second."""
-    global _date_cache
-    now = int(time.time())
-    if _date_cache[0] != now:
-        _date_cache = (now, b"Date: " + formatdate(now, usegmt=True).encode("ascii") + b"\r\n")
-    return _date_cache[1]
+def _refresh_date(now: float) -> None:
+    """Format `Date` again (at most once a second) with the end of the head after it."""
+    global _date_tail, _date_expires
+    second = int(now)
+    date = formatdate(second, usegmt=True).encode("ascii")
+    _date_tail = b"Date: " + date + b"\r\n" + _HEAD_END
+    _date_expires = second + 1
+
+
+# `Date: ...\r\n`, `Server` and the blank line: what ends every head.
+_date_tail = b""
+_date_expires = 0.0
 
 
 class ResponseError(Exception):
@@ -165,7 +170,10 @@ class Response:
         self.head_sent = True
         # The request id varies per request, so it is not part of the cached prefix;
         # an X-Request-ID the app set itself wins.
-        return prefix + (self.request_id if own_id else b"") + date_header() + _HEAD_END
+        now = _time()
+        if now >= _date_expires:
+            _refresh_date(now)
+        return prefix + self.request_id + _date_tail if own_id else prefix + _date_tail
 
     def _shape(self, known_length: int | None) -> tuple[bytes, bool, int | None, bool, bool, bool]:
         """The head up to Date, and the framing it implies (see the module docstring)."""
