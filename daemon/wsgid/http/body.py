@@ -53,8 +53,13 @@ class InputStream:
 
     def _take(self, n: int) -> bytes:
         buf = self._req.body
-        data = bytes(buf[:n])
-        del buf[:n]
+        if n >= len(buf):  # all of it (a whole small body, usually): one copy
+            data = bytes(buf)
+            buf.clear()
+        else:
+            with memoryview(buf) as view:  # one copy, not a bytearray slice and then bytes
+                data = bytes(view[:n])
+            del buf[:n]
         self._pos += len(data)
         return data
 
