@@ -299,6 +299,11 @@ class Master:
         elif signum == signal.SIGTTIN:
             self._set_target(self.target + 1, name)
         elif signum == signal.SIGTTOU:
+            if self.target <= 1:
+                self.log.info(
+                    "master.workers_unchanged", workers=self.target, signal=name,
+                    reason="never fewer than one worker",
+                )  # fmt: skip
             self._set_target(max(1, self.target - 1), name)
         elif signum == signal.SIGWINCH:
             self.log.info("master.winch", action="stopping all workers")

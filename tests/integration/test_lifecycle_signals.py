@@ -165,8 +165,11 @@ def test_ttou_removes_one_worker_but_never_the_last(wsgid: Callable[..., WsgidSe
     (left,) = server.wait_workers(1, timeout=20)
     assert left in old
     wait_event(server.errlog, "master.workers_changed", workers=1, was=2, signal="SIGTTOU")
-    # At one worker TTOU changes nothing: the TTIN after it starts from 1, not 0.
+    # At one worker TTOU changes nothing (and says so): the TTIN after it starts from 1, not 0.
+    # Sent only once the TTOU was handled: two signals pending together are handled in
+    # signal-number order, TTIN first.
     server.send_signal(signal.SIGTTOU)
+    wait_event(server.errlog, "master.workers_unchanged", workers=1, signal="SIGTTOU")
     server.send_signal(signal.SIGTTIN)
     wait_event(server.errlog, "master.workers_changed", workers=2, was=1, signal="SIGTTIN")
     pids = server.wait_workers(2, timeout=20)

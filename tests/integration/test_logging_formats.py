@@ -392,12 +392,14 @@ def test_log_files_are_opened_before_workers_drop_privileges(
     private = workdir.root / "private-logs"
     private.mkdir(mode=0o700)  # only root may create or open files here
     access, error = private / "access.log", private / "error.log"
-    # The workers import the app as nobody: from a copy nobody can read.
+    # Preloaded: the master (root) imports the app, so the workers need not read it, nor
+    # the standard-library modules it uses (this Python may live where nobody cannot read,
+    # /root/.pyenv on CI). The copy nobody can read serves the worker's own lookups.
     apps = readable_by_all(Path(__file__).with_name("test_logging_app.py"))
     server = wsgid(
-        APP, "--pythonpath", str(apps), "--user", "nobody", "--access-logfile", str(access),
-        "--access-logformat", "json", "--error-logfile", str(error), "--log-format", "json",
-        workers=2,
+        APP, "--pythonpath", str(apps), "--user", "nobody", "--preload",
+        "--access-logfile", str(access), "--access-logformat", "json",
+        "--error-logfile", str(error), "--log-format", "json", workers=2,
     )  # fmt: skip
     assert server.get("/boom", headers={"X-Request-ID": "priv-1"}).status == 500
     records = wait_for(

@@ -45,6 +45,8 @@ _SCRUBBED_NAMES = {
     "PYTHONSTARTUP",
 }
 
+# A worker's title, or its master's in the moment after the fork (see worker_pids).
+WORKER_TITLES = ("wsgid: worker", "wsgid: master")
 EXIT_BIND_FAILED = 5  # CONTRACT.md: listener could not be bound
 
 
@@ -237,10 +239,16 @@ class WsgidServer:
         return self.proc.pid
 
     def worker_pids(self) -> list[int]:
-        """The master's live children (its workers), sorted."""
-        pids = procs.children(self.pid)
-        self.seen_pids.update(pids)
-        return pids
+        """The master's live workers, sorted.
+
+        A worker is a child titled `wsgid: worker [...]`, or still `wsgid: master [...]` in
+        the moment after its fork. That leaves out the short-lived child that reads the
+        configuration (at start its title is the plain command line, on HUP it renames
+        itself `wsgid: reading configuration` first thing) and anything an app spawns.
+        """
+        children = procs.children(self.pid)
+        self.seen_pids.update(children)  # all of them, for the leak check
+        return [pid for pid in children if procs.cmdline(pid).startswith(WORKER_TITLES)]
 
     def wait_workers(self, n: int, timeout: float = 10.0) -> list[int]:
         """Poll until exactly `n` workers run; return their pids."""
