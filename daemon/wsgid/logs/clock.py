@@ -1,9 +1,11 @@
-"""Timestamps as log lines spell them, each format computed at most once a second.
+"""Timestamps as wsgid spells them, each format computed at most once a second.
 
 Owns: the time formats of every log line: ISO 8601 UTC for structured lines,
 the Common Log Format date of `combined` and gunicorn's `%(t)s`, and the two
-syslog headers (RFC 5424 and the local RFC 3164 convention). Month names come
-from a table, never from the C locale an application may have changed.
+syslog headers (RFC 5424 and the local RFC 3164 convention); and the HTTP
+date of the `Date` response header (RFC 9110 §5.6.7), which the response
+module caches itself. Day and month names come from tables, never from the C
+locale an application may have changed.
 
 The access log formats a time for every request, and `strftime` costs more
 than the rest of a combined line; the part that changes once a second is
@@ -15,6 +17,7 @@ from __future__ import annotations
 import time
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")  # tm_wday: Monday is 0
 
 _iso_cache: tuple[int, str] = (-1, "")
 _iso_ms_cache: tuple[int, str] = (-1, "")
@@ -72,3 +75,12 @@ def rfc3164_local(now: float) -> str:
         )
         _3164_cache = (second, text)
     return _3164_cache[1]
+
+
+def http_date(second: int) -> str:
+    """`Fri, 27 Nov 2026 07:53:11 GMT`: RFC 9110 §5.6.7 IMF-fixdate."""
+    tm = time.gmtime(second)
+    return (
+        f"{WEEKDAYS[tm.tm_wday]}, {tm.tm_mday:02d} {MONTHS[tm.tm_mon - 1]} {tm.tm_year:04d} "
+        f"{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d} GMT"
+    )
