@@ -49,7 +49,7 @@ REQUESTS = {
         b"Accept-Language: en-US,en;q=0.5\r\nAccept-Encoding: gzip, deflate, br\r\n"
         b"Cookie: session=abcdef0123456789; csrftoken=xyz\r\nReferer: http://localhost:8000/\r\n"
         b"Cache-Control: max-age=0\r\nConnection: keep-alive\r\nUpgrade-Insecure-Requests: 1\r\n"
-        b"Sec-Fetch-Mode: navigate\r\nDNT: 1\r\n\r\n"
+        b"Sec-Fetch-Mode: navigate\r\nDNT: 1\r\nSec-Fetch-Site: none\r\n\r\n"
     ),
 }
 
