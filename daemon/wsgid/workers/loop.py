@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import random
 import select
 import socket
 import time
@@ -242,8 +243,6 @@ class ConnectionLoop(Worker):
 
     def _request_budget(self) -> int:
         """Requests before recycling (max_requests plus jitter); 0 = unlimited."""
-        import random
-
         limit = int(self.settings.max_requests)
         if limit <= 0:
             return 0
