@@ -297,8 +297,7 @@ class RequestParser:
         # on. The usual head starts its read: then the line is checked in
         # place for HTTP/1.1, sparing llhttp's version getter (it costs more
         # than all of this). Otherwise the line is looked for as sent.
-        parts = self._head_parts
-        raw = parts[0] if len(parts) == 1 else b"".join(parts)
+        raw = self._raw()
         line = b"%s %s HTTP/1.1\r\n" % (method, url)
         if self._head_at_start and raw.startswith(line):
             start = 0
