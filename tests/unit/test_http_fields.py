@@ -1,14 +1,17 @@
-"""Header field names: environ keys, policy roles, the underscore modes, the bounded cache."""
+"""Header fields: environ keys, framing fields, the underscore modes, the bounded caches."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from wsgid.http import fields
 from wsgid.http.body import EMPTY_INPUT
 from wsgid.http.environ import build
+from wsgid.http.errors import BadRequest
 from wsgid.http.parser import Limits, Request, RequestParser
 
 
@@ -26,39 +29,98 @@ def parse(head: bytes, limits: Limits | None = None) -> Request:
 
 
 @pytest.mark.parametrize(
-    ("name", "key", "role"),
+    ("name", "key", "frames"),
     [
-        (b"Host", "HTTP_HOST", fields.HOST),
-        (b"hOsT", "HTTP_HOST", fields.HOST),
-        (b"Content-Length", "CONTENT_LENGTH", fields.CONTENT_LENGTH),
-        (b"content-type", "CONTENT_TYPE", fields.CONTENT_TYPE),
-        (b"Transfer-Encoding", "HTTP_TRANSFER_ENCODING", fields.TRANSFER_ENCODING),
-        (b"EXPECT", "HTTP_EXPECT", fields.EXPECT),
-        (b"X-Forwarded-For", "HTTP_X_FORWARDED_FOR", None),
-        (b"Cookie", "HTTP_COOKIE", None),
+        (b"Host", "HTTP_HOST", True),
+        (b"hOsT", "HTTP_HOST", True),
+        (b"Content-Length", "CONTENT_LENGTH", True),
+        (b"content-type", "CONTENT_TYPE", True),
+        (b"Transfer-Encoding", "HTTP_TRANSFER_ENCODING", True),
+        (b"EXPECT", "HTTP_EXPECT", True),
+        (b"X-Forwarded-For", "HTTP_X_FORWARDED_FOR", False),
+        (b"Cookie", "HTTP_COOKIE", False),
     ],
 )
-def test_a_name_maps_to_its_cgi_key_and_policy_role(
-    name: bytes, key: str, role: int | None
+def test_a_name_maps_to_its_cgi_key_and_whether_it_frames_the_request(
+    name: bytes, key: str, frames: bool
 ) -> None:
-    assert fields.entry(name) == (key, role)
+    assert fields.entry(name) == (key, frames)
     assert fields.entry(name) is fields.CACHE[name]  # remembered
 
 
 def test_underscore_names_are_left_out_unless_dangerous_and_never_frame_the_body() -> None:
-    assert fields.entry(b"X_Forwarded_For") == ("", None)
-    assert fields.entry(b"Content_Length") == ("", None)
+    assert fields.entry(b"X_Forwarded_For") == ("", False)
+    assert fields.entry(b"Content_Length") == ("", False)
     fields.map_underscores(True)
-    assert fields.entry(b"X_Forwarded_For") == ("HTTP_X_FORWARDED_FOR", None)
-    # Mapped into the environ, yet no role: llhttp frames by the real name only.
-    assert fields.entry(b"Content_Length") == ("CONTENT_LENGTH", None)
+    assert fields.entry(b"X_Forwarded_For") == ("HTTP_X_FORWARDED_FOR", False)
+    # Mapped into the environ, yet never framing: llhttp frames by the real name only.
+    assert fields.entry(b"Content_Length") == ("CONTENT_LENGTH", False)
+    environ, framing, _ = fields.section([b"Host: a", b"Content_Length: 5"], False)
+    assert environ["CONTENT_LENGTH"] == "5" and "CONTENT_LENGTH" not in framing
 
 
 def test_the_cache_stops_growing_at_its_bound() -> None:
     fields.CACHE.clear()
     for i in range(5000):
-        assert fields.entry(b"X-Name-%d" % i) == (f"HTTP_X_NAME_{i}", None)
+        assert fields.entry(b"X-Name-%d" % i) == (f"HTTP_X_NAME_{i}", False)
     assert len(fields.CACHE) == 4096
+
+
+def test_short_field_lines_are_remembered_and_the_line_cache_is_bounded() -> None:
+    fields.LINES.clear()
+    long_line = b"X-Long: " + b"v" * 300
+    environ, _, _ = fields.section([b"Host: a", b"Accept: */*  ", long_line], False)
+    assert environ == {"HTTP_HOST": "a", "HTTP_ACCEPT": "*/*", "HTTP_X_LONG": "v" * 300}
+    assert fields.LINES[b"Accept: */*  "] == ("HTTP_ACCEPT", "*/*")
+    assert long_line not in fields.LINES  # too long to keep
+    for i in range(5000):
+        fields.section([b"X-Id: %d" % i], False)
+    assert 0 < len(fields.LINES) <= 2048  # emptied when full, never past the bound
+
+
+def test_repeated_framing_fields_are_reported_and_joined() -> None:
+    environ, framing, repeated = fields.section(
+        [b"Host: a", b"Transfer-Encoding: gzip", b"transfer-encoding: chunked", b"Host: b"], False
+    )
+    assert repeated == {"HTTP_HOST", "HTTP_TRANSFER_ENCODING"}
+    assert framing["HTTP_TRANSFER_ENCODING"] == "gzip, chunked"
+    assert environ["HTTP_HOST"] == "a, b"
+
+
+def test_refuse_mode_refuses_an_underscore_name() -> None:
+    with pytest.raises(BadRequest):
+        fields.section([b"Host: a", b"X_Forged: 1"], True)
+    environ, _, _ = fields.section([b"Host: a", b"X_Forged: 1"], False)
+    assert environ == {"HTTP_HOST": "a"}
+
+
+_NAMES = st.sampled_from(
+    [b"Host", b"host", b"Accept", b"Cookie", b"cookie", b"Content-Length", b"Expect",
+     b"Transfer-Encoding", b"X_Under", b"Content_Length", b"X-A", b"x-a", b"Content-Type"]
+)  # fmt: skip
+_VALUES = st.binary(max_size=12).map(
+    lambda v: bytes(b for b in v if b not in b"\r\n\x00")
+)  # what llhttp lets through as a value, leading and trailing OWS included
+
+
+@given(st.lists(st.tuples(_NAMES, _VALUES), min_size=1, max_size=8), st.booleans())
+def test_the_one_pass_path_agrees_with_the_field_by_field_one(
+    pairs: list[tuple[bytes, bytes]], cached: bool
+) -> None:
+    """Whichever path a head takes, the environ, framing fields and repeats are the same."""
+    lines = [name + b":" + value for name, value in pairs]
+    if cached:
+        fields.section(lines, False)  # remember what can be remembered first
+    else:
+        fields.LINES.clear()
+    framing_keys = {"HTTP_HOST", "CONTENT_LENGTH", "HTTP_TRANSFER_ENCODING", "CONTENT_TYPE",
+                    "HTTP_EXPECT"}  # fmt: skip
+
+    def judged(result: fields.Section) -> fields.Section:
+        environ, framing, repeated = result  # the framing fields: what policy.py reads
+        return environ, {k: v for k, v in framing.items() if k in framing_keys}, set(repeated)
+
+    assert judged(fields.section(lines, False)) == judged(fields._field_by_field(lines, False))
 
 
 def test_the_environ_gets_each_field_once_with_repeats_joined() -> None:
@@ -78,6 +140,7 @@ def test_the_environ_gets_each_field_once_with_repeats_joined() -> None:
         "HTTP/1.1",
     )
     assert req.headers[2] == (b"accept", b"y")  # the fields as sent stay available (hooks)
+    assert req.headers[-1] == (b"X-Pad", b"v")
 
 
 def test_dangerous_mode_maps_underscore_names_into_the_environ() -> None:

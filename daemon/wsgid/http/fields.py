@@ -1,41 +1,86 @@
-"""What a request header field name means to wsgid, looked up once per name.
+"""A request's header field section, turned into environ keys and values.
 
-Owns: mapping a field name as sent to
-- its environ key (PEP 3333 / CGI: `HTTP_` + the name upper-cased with `-`
-  as `_`; `CONTENT_TYPE` and `CONTENT_LENGTH` without the prefix), or "" for
-  a name left out of the environ, and
-- its role for the request rules in `policy.py` (Host, Content-Length,
-  Transfer-Encoding, Content-Type, Expect), or None.
+Owns:
+- mapping a field name as sent to its environ key (PEP 3333 / CGI: `HTTP_` +
+  the name upper-cased with `-` as `_`; `CONTENT_TYPE` and `CONTENT_LENGTH`
+  without the prefix), or "" for a name left out of the environ;
+- turning the field lines of a head (already validated by llhttp) into the
+  environ's fields, repeated fields joined (RFC 9110 §5.3; Cookie with "; ",
+  RFC 6265 §5.4), and into what `policy.py` judges: the values of the fields
+  that frame the request (Host, Content-Length, Transfer-Encoding,
+  Content-Type, Expect) and which of them were repeated.
 
-The parser consults this for every field of every request, so the answers
-are cached by the name's exact bytes: one dict lookup per field.
+This runs for every field of every request, so it is built around two caches:
+- field lines as sent -> (environ key, value): most lines repeat verbatim
+  from request to request (User-Agent, Accept, Accept-Language, Host, a
+  session's Cookie, ...), so the usual head becomes its environ fields with
+  one C-level pass (`dict(map(...))`) and no Python per field. Only lines up
+  to `_LINE_MAX` bytes are kept; the cache empties when full, so a client
+  sending endless distinct lines costs time, not memory. Keys are bytes, so
+  Python's randomized hashing protects it from collision floods.
+- field names -> (environ key, frames the request): for lines not cached.
 
 Names containing "_" are left out of the environ: "X_Forwarded_For" and
 "X-Forwarded-For" would both become HTTP_X_FORWARDED_FOR, letting a client
 forge a header a proxy vouches for. `header_map = "dangerous"` maps them
-anyway (gunicorn's opt-in); their role stays None whatever they look like,
-since llhttp frames the body by the real names only.
+anyway (gunicorn's opt-in), but never lets them frame the request, since
+llhttp frames the body by the real names only. Heads with such names, or
+with repeated fields, take the field-by-field path.
 """
 
 from __future__ import annotations
 
-HOST, CONTENT_LENGTH, TRANSFER_ENCODING, CONTENT_TYPE, EXPECT = range(5)
-_ROLES = {
-    b"host": HOST,
-    b"content-length": CONTENT_LENGTH,
-    b"transfer-encoding": TRANSFER_ENCODING,
-    b"content-type": CONTENT_TYPE,
-    b"expect": EXPECT,
-}
-_UNPREFIXED = {"CONTENT_TYPE", "CONTENT_LENGTH"}
+from collections.abc import Mapping, Set
+from types import MappingProxyType
 
-Entry = tuple[str, "int | None"]
-# Name bytes as sent -> (environ key, role). Bounded, so that a client sending
-# endless distinct names cannot grow it forever: past the bound, new names
-# are answered without being remembered.
+from wsgid.http.errors import BadRequest
+
+# The environ keys of the fields the request rules in policy.py look at.
+HOST = "HTTP_HOST"
+CONTENT_LENGTH = "CONTENT_LENGTH"
+TRANSFER_ENCODING = "HTTP_TRANSFER_ENCODING"
+CONTENT_TYPE = "CONTENT_TYPE"
+EXPECT = "HTTP_EXPECT"
+_FRAMING = frozenset((HOST, CONTENT_LENGTH, TRANSFER_ENCODING, CONTENT_TYPE, EXPECT))
+_UNPREFIXED = frozenset((CONTENT_TYPE, CONTENT_LENGTH))
+
+NO_FIELDS: Mapping[str, str] = MappingProxyType({})
+NOTHING_REPEATED: Set[str] = frozenset()
+
+Entry = tuple[str, bool]
+# (environ fields, framing fields by environ key, the framing keys repeated)
+Section = tuple[dict[str, str], Mapping[str, str], Set[str]]
+# Name bytes as sent -> (environ key, whether it frames the request). Bounded,
+# so that a client sending endless distinct names cannot grow it forever:
+# past the bound, new names are answered without being remembered.
 CACHE: dict[bytes, Entry] = {}
 _CACHE_MAX = 4096
+_LINE_MAX = 256
+_LINES_MAX = 2048
 _underscores_mapped = False
+
+
+class _Irregular(Exception):
+    """A field line the one-pass path cannot take (a name with "_")."""
+
+
+class _LineCache(dict[bytes, tuple[str, str]]):
+    """Field line -> (environ key, value); a miss is parsed and usually kept."""
+
+    def __missing__(self, line: bytes) -> tuple[str, str]:
+        name, _, value = line.partition(b":")
+        if b"_" in name:
+            raise _Irregular
+        pair = (entry(name)[0], value.strip(b" \t").decode("latin-1"))
+        if len(line) <= _LINE_MAX:
+            if len(self) >= _LINES_MAX:
+                self.clear()
+            self[line] = pair
+        return pair
+
+
+LINES = _LineCache()
+_line = LINES.__getitem__
 
 
 def map_underscores(enabled: bool) -> None:
@@ -46,14 +91,15 @@ def map_underscores(enabled: bool) -> None:
 
 
 def entry(name: bytes) -> Entry:
-    """(environ key or "", policy role or None) for a field name; cached."""
+    """(environ key or "", whether it frames the request) for a field name; cached."""
     found = CACHE.get(name)
     if found is not None:
         return found
     if b"_" in name:
-        found = (_environ_key(name) if _underscores_mapped else "", None)
+        found = (_environ_key(name) if _underscores_mapped else "", False)
     else:
-        found = (_environ_key(name), _ROLES.get(name.lower()))
+        key = _environ_key(name)
+        found = (key, key in _FRAMING)
     if len(CACHE) < _CACHE_MAX:
         CACHE[name] = found
     return found
@@ -63,3 +109,43 @@ def _environ_key(name: bytes) -> str:
     # Field names are tokens (llhttp refuses anything else), so ASCII.
     upper = name.decode("latin-1").upper().replace("-", "_")
     return upper if upper in _UNPREFIXED else "HTTP_" + upper
+
+
+def section(lines: list[bytes], refuse_underscores: bool) -> Section:
+    """The environ fields, the framing fields and the repeated framing keys of a head.
+
+    `lines` are the head's field lines as sent (without CRLF), which llhttp
+    has already found well-formed: `name ":" OWS value OWS`, no obs-fold.
+    """
+    try:
+        environ = dict(map(_line, lines))
+    except _Irregular:
+        return _field_by_field(lines, refuse_underscores)
+    if len(environ) != len(lines):  # a field was repeated
+        return _field_by_field(lines, refuse_underscores)
+    # No "_" names and no repeats: the framing fields are the environ's own.
+    return environ, environ, NOTHING_REPEATED
+
+
+def _field_by_field(lines: list[bytes], refuse_underscores: bool) -> Section:
+    environ: dict[str, str] = {}
+    framing: dict[str, str] = {}
+    repeated: set[str] = set()
+    for line in lines:
+        name, _, raw_value = line.partition(b":")
+        key, frames = entry(name)
+        value = raw_value.strip(b" \t").decode("latin-1")  # RFC 9110 §5.5: OWS is not part of it
+        if frames:
+            if key in framing:
+                repeated.add(key)
+                framing[key] += ", " + value
+            else:
+                framing[key] = value
+        if key:
+            if key in environ:
+                environ[key] += ("; " if key == "HTTP_COOKIE" else ", ") + value
+            else:
+                environ[key] = value
+        elif refuse_underscores:  # only names with "_" have no key
+            raise BadRequest("header name with an underscore (header_map = refuse)")
+    return environ, framing, repeated

@@ -6,7 +6,9 @@ Every semantic rule about what a valid request is lives in `policy.py`, which
 this module calls once a head is complete; this module only lexes and counts.
 
 Theory of operation: llhttp parses incrementally and calls back per URL piece,
-per header, per body piece and at message boundaries. Complete heads are queued
+per body piece and at message boundaries (per field only to bound trailers:
+a head's fields are taken from its bytes once llhttp has accepted the head,
+which costs far less than a Python call per field). Complete heads are queued
 on `ready` as soon as they end (so a large body can stream to the app while it
 is still arriving); body bytes are appended to the request they belong to, so
 pipelined requests never see each other's bytes.
@@ -15,6 +17,7 @@ pipelined requests never see each other's bytes.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import httptools
@@ -32,8 +35,6 @@ MAX_FIELDS = 32768
 # A chunk-size line still incomplete after this many bytes is refused; the
 # margin lets one read end anywhere inside a normal line.
 MAX_CHUNK_LINE = 65536 + 4096
-_OWS = (0x20, 0x09)
-_FIELDS = fields.CACHE
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,14 +84,20 @@ class Request:
     # sent): arriving bytes are then counted and dropped.
     discard_body = False
 
+    # The head's field lines as sent (set by the parser when there are any).
+    field_lines: Sequence[bytes] = ()
+    # The fields as the environ shows them (`HTTP_*`, CONTENT_*): latin-1
+    # text, repeated fields joined (fields.py).
+    environ: Mapping[str, str] = fields.NO_FIELDS
+
     def __init__(self) -> None:
-        self.headers: list[tuple[bytes, bytes]] = []  # as sent, OWS trimmed
-        # The fields as the environ shows them (`HTTP_*`, CONTENT_*): latin-1
-        # text, repeated fields joined. Built as the fields arrive.
-        self.environ: dict[str, str] = {}
-        # (role, value) of the fields the request rules look at (fields.py).
-        self.framing: list[tuple[int, bytes]] = []
         self.body = bytearray()
+
+    @property
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        """The fields as sent, as (name, value without OWS) pairs (for hooks)."""
+        pairs = (line.partition(b":") for line in self.field_lines)
+        return [(name, value.strip(b" \t")) for name, _, value in pairs]
 
 
 class RequestParser:
@@ -127,8 +134,8 @@ class RequestParser:
         unlimited = 1 << 62
         self._line_limit = limits.request_line or unlimited
         self._fields = min(limits.fields or MAX_FIELDS, MAX_FIELDS)
-        # gunicorn counts a field line as sent, without its CRLF: name ":" value.
-        self._field_size = (limits.field_size or unlimited) - 1
+        # gunicorn counts a field line as sent, without its CRLF.
+        self._field_size = limits.field_size or unlimited
         self._head_limit = limits.head
         self._body_limit = limits.body or unlimited
         self._underscores = limits.refuse_underscores
@@ -252,36 +259,13 @@ class RequestParser:
             raise ProtocolError(414, "request line too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if value and value[-1] in _OWS:
-            value = value.rstrip(b" \t")  # RFC 9110 §5.5: OWS is not part of the value
-        if not self.in_head:
-            # A trailer field (RFC 9112 §7.1.2): counted against the field
-            # limits, never merged into the environ.
-            self._trailers += 1
-            if self._trailers > self._fields or len(name) + len(value) > self._field_size:
-                raise ProtocolError(431, "trailer section too large")
-            return
-        req = self._cur
-        assert req is not None
-        headers = req.headers
-        headers.append((name, value))
-        if len(name) + len(value) > self._field_size:
-            raise ProtocolError(431, "header field too large")
-        if len(headers) > self._fields:
-            raise ProtocolError(431, "too many header fields")
-        # One pass over the fields: the policy's and the environ's share of
-        # each is taken here, so neither loops over them again.
-        key, role = _FIELDS.get(name) or fields.entry(name)
-        if role is not None:
-            req.framing.append((role, value))
-        if key:
-            text = value.decode("latin-1")
-            environ = req.environ
-            if key in environ:  # repeated: RFC 9110 §5.3, Cookie: RFC 6265 §5.4
-                text = environ[key] + ("; " if key == "HTTP_COOKIE" else ", ") + text
-            environ[key] = text
-        elif self._underscores:  # only names with "_" have no key
-            raise BadRequest("header name with an underscore (header_map = refuse)")
+        if self.in_head:
+            return  # a head's fields are taken from its bytes at once (on_headers_complete)
+        # A trailer field (RFC 9112 §7.1.2): counted against the field limits,
+        # never merged into the environ.
+        self._trailers += 1
+        if self._trailers > self._fields or len(name) + 1 + len(value) > self._field_size:
+            raise ProtocolError(431, "trailer section too large")
 
     def on_headers_complete(self) -> None:
         req = self._cur
@@ -310,10 +294,21 @@ class RequestParser:
                 raise BadRequest("malformed request line")
         req.keep_alive = parser.should_keep_alive()
         start += len(line)
-        if len(raw) - start > self._field_size + 1:  # else no line can be over the limit
-            self._check_padded_fields(raw, start)
+        end = raw.find(b"\r\n\r\n", start - 2)  # the first blank line ends the head
+        if end > start:
+            lines = raw[start:end].split(b"\r\n")
+            if len(lines) > self._fields:
+                raise ProtocolError(431, "too many header fields")
+            # gunicorn's limit_request_field_size: a field line as sent, without
+            # CRLF. Only a section longer than the limit can hold a longer line.
+            if end - start > self._field_size and max(map(len, lines)) > self._field_size:
+                raise ProtocolError(431, "header field too large")
+            req.field_lines = lines
+            req.environ, framing, repeated = fields.section(lines, self._underscores)
+        else:
+            framing, repeated = fields.NO_FIELDS, fields.NOTHING_REPEATED
         req.target = url
-        policy.check_head(req)
+        policy.check_head(req, framing, repeated)
         if (req.content_length or 0) > self._body_limit:
             raise ProtocolError(413, "request body larger than limit_request_body")
         self.in_head = False
@@ -328,22 +323,6 @@ class RequestParser:
                 raise BadRequest("request line without an HTTP version")
             raise ProtocolError(505, "only HTTP/1.0 and HTTP/1.1 are served")
         return version
-
-    def _check_padded_fields(self, raw: bytes, start: int) -> None:
-        """limit_request_field_size counts a field line as sent, whitespace included.
-
-        llhttp hands values without their leading whitespace, so `on_header`
-        alone can miss a padded line. Only a field section longer than the
-        limit can hold a line over it (the caller checks that first); those
-        few are measured as they came.
-        """
-        limit = self._field_size + 1
-        end = raw.find(b"\r\n\r\n", start - 2)
-        if end - start <= limit:  # also end < 0: no complete head in `raw`
-            return
-        for field_line in raw[start:end].split(b"\r\n"):
-            if len(field_line) > limit:
-                raise ProtocolError(431, "header field too large")
 
     def on_chunk_header(self) -> None:
         self._in_chunk_line = False

@@ -6,8 +6,9 @@ already refuses malformed syntax (bad tokens, bare LF, obs-fold, bad chunk
 sizes, Content-Length together with Transfer-Encoding, duplicate
 Content-Length); this module maps those refusals to status codes and adds the
 semantic rules llhttp leaves to the server. It does no I/O and knows nothing of
-sockets or workers: `check_head` takes a `Request` and either returns (after
-filling in the derived fields) or raises `ProtocolError`.
+sockets or workers: `check_head` takes a `Request` with the values of its
+framing fields (`fields.py`) and either returns (after filling in the derived
+fields) or raises `ProtocolError`.
 
 Rules kept here:
 - RFC 9112 §3.2: the request target is origin-form, absolute-form, `*` (only
@@ -25,22 +26,23 @@ Rules kept here:
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Set
 from typing import TYPE_CHECKING
 
 from wsgid.http.errors import BadRequest, ProtocolError
-from wsgid.http.fields import CONTENT_LENGTH, CONTENT_TYPE, HOST, TRANSFER_ENCODING
+from wsgid.http.fields import CONTENT_LENGTH, CONTENT_TYPE, EXPECT, HOST, TRANSFER_ENCODING
 
 if TYPE_CHECKING:
     from wsgid.http.parser import Request
 
 _VERSION_SHAPE = re.compile(rb"^[!#$%&'*+.^_`|~0-9A-Za-z-]+ [^ ]+ HTTP/\d\.\d\r\n")
 # RFC 9110 §7.2 / RFC 3986 §3.2.2: Host = uri-host [ ":" port ]
-_HOST_VALUE = re.compile(rb"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(:[0-9]*)?")
+_HOST_VALUE = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(:[0-9]*)?")
 _AUTHORITY_END = re.compile(rb"[/?#]")
 _TE_FIELD = re.compile(rb"\ntransfer-encoding:[ \t]*([^\r\n]*)", re.IGNORECASE)
 _TOKEN_METHOD = re.compile(rb"^[!#$%&'*+.^_`|~0-9A-Za-z-]+ ")
-_DIGITS = re.compile(rb"[0-9]+")
-_KNOWN_CODINGS = frozenset((b"chunked", b"gzip", b"x-gzip", b"deflate", b"compress", b"identity"))
+_DIGITS = re.compile(r"[0-9]+")
+_KNOWN_CODINGS = frozenset(("chunked", "gzip", "x-gzip", "deflate", "compress", "identity"))
 _MAX_CONTENT_LENGTH_DIGITS = 18  # below 2**63: no overflow anywhere downstream
 # A request body the app left unread is read and dropped up to this size to
 # keep the connection open; a larger remainder closes it instead.
@@ -59,9 +61,8 @@ def protocol_error_from_llhttp(reason: str, head: bytes) -> ProtocolError:
     if reason == "Request has invalid `Transfer-Encoding`":
         # The final coding is not chunked: 501 if a coding is unknown to us
         # (RFC 9112 §6.1), else 400 (the body length cannot be determined).
-        codings = [
-            c.strip(b" \t").lower() for value in _TE_FIELD.findall(head) for c in value.split(b",")
-        ]
+        values = _TE_FIELD.findall(head)
+        codings = [c for value in values for c in _members(value.decode("latin-1"))]
         if any(c and c not in _KNOWN_CODINGS for c in codings):
             return ProtocolError(501, reason)
     return BadRequest(reason)
@@ -88,45 +89,38 @@ def may_drain(req: Request) -> bool:
 
 # Host values already found valid: a server sees the same few over and over.
 # Bounded: a new entry past the bound empties it.
-_GOOD_HOSTS: set[bytes] = set()
+_GOOD_HOSTS: set[str] = set()
 _GOOD_HOSTS_MAX = 256
+_SINGLE = {HOST: "Host", CONTENT_LENGTH: "Content-Length", CONTENT_TYPE: "Content-Type"}
 
 
-def check_head(req: Request) -> None:
-    """Validate a complete head; fill in path, query and body framing."""
+def check_head(req: Request, framing: Mapping[str, str], repeated: Set[str]) -> None:
+    """Validate a complete head; fill in path, query and body framing.
+
+    `framing` holds the values of the fields that frame the request, by
+    environ key, repeated ones joined; `repeated` says which were repeated
+    (fields.py).
+    """
     _check_target(req)
-    hosts = 0
-    content_types = 0
-    content_length: bytes | None = None
-    transfer_encoding: bytes | None = None
-    for role, value in req.framing:  # the fields these rules concern (fields.py)
-        if role == HOST:
-            hosts += 1
-            if value not in _GOOD_HOSTS:
-                if not _HOST_VALUE.fullmatch(value):
-                    raise BadRequest("invalid Host field")
-                if len(_GOOD_HOSTS) >= _GOOD_HOSTS_MAX:
-                    _GOOD_HOSTS.clear()
-                _GOOD_HOSTS.add(value)
-        elif role == CONTENT_LENGTH:
-            if content_length is not None:
-                raise BadRequest("more than one Content-Length")
-            content_length = value
-        elif role == TRANSFER_ENCODING:
-            transfer_encoding = (
-                value if transfer_encoding is None else transfer_encoding + b"," + value
-            )
-        elif role == CONTENT_TYPE:
-            content_types += 1
-        else:  # Expect
-            # RFC 9110 §10.1.1: only HTTP/1.1 clients wait for 100 Continue
-            req.expect_continue = req.version == "HTTP/1.1" and value.lower() == b"100-continue"
-    if req.version == "HTTP/1.1" and hosts != 1:
-        raise BadRequest("HTTP/1.1 needs exactly one Host field")
-    if hosts > 1:
-        raise BadRequest("more than one Host field")
-    if content_types > 1:
-        raise BadRequest("more than one Content-Type field")
+    for key in repeated:
+        if key in _SINGLE:  # RFC 9110 §7.2, RFC 9112 §6.3, RFC 9110 §8.3
+            raise BadRequest(f"more than one {_SINGLE[key]} field")
+    host = framing.get(HOST)
+    if host is None:
+        if req.version == "HTTP/1.1":
+            raise BadRequest("HTTP/1.1 needs exactly one Host field")
+    elif host not in _GOOD_HOSTS:
+        if not _HOST_VALUE.fullmatch(host):
+            raise BadRequest("invalid Host field")
+        if len(_GOOD_HOSTS) >= _GOOD_HOSTS_MAX:
+            _GOOD_HOSTS.clear()
+        _GOOD_HOSTS.add(host)
+    expect = framing.get(EXPECT)
+    if expect is not None and req.version == "HTTP/1.1":
+        # RFC 9110 §10.1.1: only HTTP/1.1 clients wait for 100 Continue.
+        req.expect_continue = "100-continue" in _members(expect)
+    transfer_encoding = framing.get(TRANSFER_ENCODING)
+    content_length = framing.get(CONTENT_LENGTH)
     if transfer_encoding is not None:
         _check_transfer_encoding(req, transfer_encoding, content_length)
     elif content_length is not None:
@@ -143,16 +137,21 @@ def check_head(req: Request) -> None:
         req.expect_continue = False
 
 
-def _check_transfer_encoding(req: Request, value: bytes, content_length: bytes | None) -> None:
+def _members(value: str) -> list[str]:
+    """The lower-cased members of a list-valued field (RFC 9110 §5.6.1)."""
+    return [member.strip(" \t").lower() for member in value.split(",")]
+
+
+def _check_transfer_encoding(req: Request, value: str, content_length: str | None) -> None:
     if req.version != "HTTP/1.1":
         raise BadRequest("Transfer-Encoding on an HTTP/1.0 request")
     if content_length is not None:
         raise BadRequest("Content-Length together with Transfer-Encoding")
-    codings = [c.strip(b" \t").lower() for c in value.split(b",")]
+    codings = _members(value)
     for coding in codings:
         if coding not in _KNOWN_CODINGS:
             raise ProtocolError(501, "unsupported transfer coding")
-    if codings[-1] != b"chunked" or codings.count(b"chunked") != 1:
+    if codings[-1] != "chunked" or codings.count("chunked") != 1:
         raise BadRequest("Transfer-Encoding must end in a single chunked")
     if len(codings) > 1:
         # wsgid does not decode other codings; passing them to the app
@@ -182,7 +181,11 @@ def _check_target(req: Request) -> None:
         match = _AUTHORITY_END.search(rest)
         cut = match.start() if match else len(rest)
         authority, tail = rest[:cut], rest[cut:]
-        if not authority or b"@" in authority or not _HOST_VALUE.fullmatch(authority):
+        if (
+            not authority
+            or b"@" in authority
+            or not _HOST_VALUE.fullmatch(authority.decode("latin-1"))
+        ):
             raise BadRequest("absolute-form target without a valid host")  # RFC 9110 §4.2.4
         tail = tail.partition(b"#")[0]
         path, _, query = tail.partition(b"?")
