@@ -52,10 +52,14 @@ class InputStream:
         return True
 
     def _take(self, n: int) -> bytes:
-        buf = self._req.body
-        if n >= len(buf):  # all of it (a whole small body, usually): one copy
-            data = bytes(buf)
-            buf.clear()
+        req = self._req
+        buf = req.body
+        if n >= len(buf):  # all of it (a whole small body, usually)
+            data = buf if type(buf) is bytes else bytes(buf)  # bytes: no copy at all
+            req.body = b""
+        elif type(buf) is bytes:
+            data = buf[:n]
+            req.body = bytearray(memoryview(buf)[n:])  # later reads cut it in place
         else:
             with memoryview(buf) as view:  # one copy, not a bytearray slice and then bytes
                 data = bytes(view[:n])
@@ -63,27 +67,30 @@ class InputStream:
         self._pos += len(data)
         return data
 
+    # `_more()` may replace `req.body` (bytes -> bytearray): read it afresh after each.
+
     def read(self, size: int | None = -1) -> bytes:
-        buf = self._req.body
+        req = self._req
         if size is None or size < 0:
             while self._more():
                 pass
-            return self._take(len(buf))
-        while len(buf) < size and self._more():
+            return self._take(len(req.body))
+        while len(req.body) < size and self._more():
             pass
         return self._take(size)
 
     def read1(self, size: int = -1) -> bytes:
-        buf = self._req.body
-        if not buf:
+        req = self._req
+        if not req.body:
             self._more()
-        return self._take(len(buf) if size < 0 else size)
+        return self._take(len(req.body) if size < 0 else size)
 
     def readline(self, size: int | None = -1) -> bytes:
-        buf = self._req.body
+        req = self._req
         limit = -1 if size is None else size
         scanned = 0
         while True:
+            buf = req.body
             end = buf.find(b"\n", scanned)
             if end >= 0:
                 n = end + 1

@@ -90,8 +90,10 @@ class Request:
     # text, repeated fields joined (fields.py).
     environ: Mapping[str, str] = fields.NO_FIELDS
 
-    def __init__(self) -> None:
-        self.body = bytearray()
+    # The body bytes received and not yet read by the app. A body arriving in
+    # one piece stays the bytes object llhttp handed over, so the app's read()
+    # gets it without a copy; a second piece makes it a bytearray.
+    body: bytes | bytearray = b""
 
     @property
     def headers(self) -> list[tuple[bytes, bytes]]:
@@ -339,7 +341,13 @@ class RequestParser:
         if req.body_received > self._body_limit:
             raise ProtocolError(413, "request body larger than limit_request_body")
         if not req.discard_body:
-            req.body += body
+            buf = req.body
+            if not buf:
+                req.body = body
+            elif type(buf) is bytes:
+                req.body = bytearray(buf) + body
+            else:
+                buf += body
 
     def on_message_complete(self) -> None:
         req = self._cur

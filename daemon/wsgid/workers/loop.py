@@ -475,7 +475,7 @@ class ConnectionLoop(Worker):
             else:
                 keep_alive = False
         if req.body:
-            req.body.clear()
+            req.body = b""  # what the app left unread
         if not keep_alive:
             conn.closing = True
             conn.client_closed = not req.keep_alive and req.body_complete
