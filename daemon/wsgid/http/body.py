@@ -57,7 +57,7 @@ class InputStream:
         if n >= len(buf):  # all of it (a whole small body, usually)
             data = buf if type(buf) is bytes else bytes(buf)  # bytes: no copy at all
             req.body = b""
-        elif type(buf) is bytes:
+        elif not isinstance(buf, bytearray):
             data = buf[:n]
             req.body = bytearray(memoryview(buf)[n:])  # later reads cut it in place
         else:
