@@ -14,6 +14,9 @@ through a queue and a byte on the loop's wake-up pipe; all changes to the
 loop's tables (epoll, the connection table) happen in the main thread.
 
 Threads are started on demand, up to `threads`, so an idle worker costs one.
+The loop alone counts the requests in the pool (no lock on the hot path), and
+pool threads run as SCHED_BATCH so that waking one never preempts the loop
+while it holds the GIL (`_yield_to_the_loop`).
 """
 
 from __future__ import annotations
@@ -39,8 +42,9 @@ class ThreadWorker(ConnectionLoop):
         self.jobs: queue.SimpleQueue[tuple[Connection, Request, bool] | None] = queue.SimpleQueue()
         self.done: deque[Connection] = deque()
         self.threads: list[threading.Thread] = []
-        self.idle_threads = 0
-        self.idle_lock = threading.Lock()
+        # Requests handed to the pool and not yet back (counted by the loop
+        # alone, so no lock): with as many as threads, a new one would wait.
+        self.in_flight = 0
         self.wake_pending = False  # a byte is on its way to the wake-up pipe
 
     def handle(self, conn: Connection, req: Request) -> None:
@@ -49,20 +53,20 @@ class ThreadWorker(ConnectionLoop):
         # answer, so the loop unregisters it only if an event comes meanwhile
         # (saving two epoll calls per request).
         conn.busy = True
-        with self.idle_lock:
-            # idle_threads counts idle threads minus queued jobs: at or below
-            # zero, a new job would wait, so start a thread if the cap allows.
-            start = self.idle_threads <= 0 and len(self.threads) < self.max_threads
-            if not start:
-                self.idle_threads -= 1
-        if start:
-            thread = threading.Thread(target=self._thread_main, name=f"wsgid-{len(self.threads)}")
+        threads = self.threads
+        # Every thread may be busy: start one more if the cap allows. (A thread
+        # that finished but is not yet seen back counts as busy, so a thread
+        # may start a little early; never beyond the cap.)
+        if self.in_flight >= len(threads) and len(threads) < self.max_threads:
+            thread = threading.Thread(target=self._thread_main, name=f"wsgid-{len(threads)}")
             thread.daemon = True
-            self.threads.append(thread)
+            threads.append(thread)
             thread.start()
+        self.in_flight += 1
         self.jobs.put((conn, req, keep_alive))
 
     def _thread_main(self) -> None:
+        _yield_to_the_loop()
         jobs = self.jobs
         while True:
             job = jobs.get()
@@ -80,16 +84,17 @@ class ThreadWorker(ConnectionLoop):
             # connection appended after that always comes with a new byte.
             if not self.wake_pending:
                 self.wake_pending = True
-                with contextlib.suppress(BlockingIOError):  # full pipe: the loop is awake anyway
+                try:  # noqa: SIM105 - cheaper than contextlib.suppress, once per response
                     os.write(self.wake_w, b"\0")
-            with self.idle_lock:
-                self.idle_threads += 1
+                except BlockingIOError:
+                    pass  # a full pipe: the loop is awake anyway
 
     def on_wake(self) -> None:
         self.wake_pending = False
         done = self.done
         while done:
             conn = done.popleft()
+            self.in_flight -= 1
             conn.busy = False
             if conn.fd not in self.conns:
                 continue
@@ -101,3 +106,21 @@ class ThreadWorker(ConnectionLoop):
         for _ in self.threads:
             self.jobs.put(None)
         super()._close_all()
+
+
+def _yield_to_the_loop() -> None:
+    """Make the calling pool thread SCHED_BATCH: woken, it does not preempt the loop.
+
+    Handing a request to the pool wakes a thread while the loop still holds
+    the GIL; preempting the loop then only buys the thread a wait for the GIL
+    and two context switches. SCHED_BATCH (same priority and CPU share,
+    unprivileged) leaves the loop running until it blocks in epoll and lets go
+    of the GIL. Measured on hello with 4 threads: 0.94 -> 0.06 context
+    switches and about 15 % more requests per second.
+    """
+    batch = getattr(os, "SCHED_BATCH", None)
+    if batch is None:
+        return  # not Linux
+    # A sandbox may refuse it: threads still work, only slower.
+    with contextlib.suppress(OSError):
+        os.sched_setscheduler(0, batch, os.sched_param(0))
