@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import select
 import sys
 import time
 from collections.abc import Callable
@@ -139,6 +140,7 @@ def main() -> int:
             exchange.run(hello, base, req, channel, worker.log, True)
 
         conn = Connection(FakeSocket(request), RequestParser(worker.limits), dict(base), 30.0)
+        conn.events = select.EPOLLIN  # as if registered: the fake fd cannot be
         worker.conns[conn.fd] = conn
 
         def loop_path(conn: Connection = conn) -> None:

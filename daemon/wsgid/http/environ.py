@@ -3,7 +3,9 @@
 Owns: turning a parsed `Request` plus what is known about its connection into
 the dict the application receives. Connection-constant keys (server and peer
 address, wsgi.* flags) are built once per connection; each request copies that
-base and adds only what the request changes, because this is the hot path.
+base and adds only what the request changes, because this is the hot path;
+the keys a request line gives (method, PATH_INFO, QUERY_STRING, protocol,
+RAW_URI) are remembered per request line, since most requests repeat a few.
 
 Decisions:
 - PATH_INFO is the percent-decoded path as latin-1 text (PEP 3333 "native
@@ -62,18 +64,40 @@ def _script_name() -> str:
 def build(base: dict[str, Any], req: Request, wsgi_input: object) -> dict[str, Any]:
     """A fresh environ for `req` on a connection whose constant keys are `base`."""
     env = base.copy()
-    path = req.path
-    path_info = unquote_to_bytes(path).decode("latin-1") if b"%" in path else path.decode("latin-1")
     script_name = base["SCRIPT_NAME"]
-    if script_name and path_info.startswith(script_name):
-        path_info = path_info[len(script_name) :]
-    env["REQUEST_METHOD"] = req.method
-    env["PATH_INFO"] = path_info
-    env["QUERY_STRING"] = req.query.decode("latin-1")
-    env["SERVER_PROTOCOL"] = req.version
-    env["RAW_URI"] = req.target.decode("latin-1")
+    key = (req.target, req.method, req.version, script_name)
+    line = _LINES.get(key)
+    if line is None:
+        line = _request_line(req, script_name)
+        if len(req.target) <= _LINE_TARGET_MAX:
+            if len(_LINES) >= _LINES_MAX:
+                _LINES.clear()
+            _LINES[key] = line
+    env.update(line)
     env["wsgi.input"] = wsgi_input
-    env.update(req.environ)  # the fields, keyed and joined as they arrived (parser.py)
+    env.update(req.environ)  # the fields, keyed and joined by the parser (fields.py)
     if req.authority:
         env["HTTP_HOST"] = req.authority.decode("latin-1")  # RFC 9112 §3.2.2
     return env
+
+
+# The keys a request line gives, by (target, method, version, SCRIPT_NAME):
+# most requests repeat a few request lines. Only short targets are kept; a new
+# entry past the bound empties it.
+_LINES: dict[tuple[bytes, str, str, str], dict[str, str]] = {}
+_LINES_MAX = 1024
+_LINE_TARGET_MAX = 256
+
+
+def _request_line(req: Request, script_name: str) -> dict[str, str]:
+    path = req.path
+    path_info = unquote_to_bytes(path).decode("latin-1") if b"%" in path else path.decode("latin-1")
+    if script_name and path_info.startswith(script_name):
+        path_info = path_info[len(script_name) :]
+    return {
+        "REQUEST_METHOD": req.method,
+        "PATH_INFO": path_info,
+        "QUERY_STRING": req.query.decode("latin-1"),
+        "SERVER_PROTOCOL": req.version,
+        "RAW_URI": req.target.decode("latin-1"),
+    }

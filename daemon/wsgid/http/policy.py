@@ -92,6 +92,12 @@ def may_drain(req: Request) -> bool:
 _GOOD_HOSTS: set[str] = set()
 _GOOD_HOSTS_MAX = 256
 _SINGLE = {HOST: "Host", CONTENT_LENGTH: "Content-Length", CONTENT_TYPE: "Content-Type"}
+# Origin-form targets already checked -> (path, query): most requests ask for
+# one of a few URLs. Only short targets are kept; a new entry past the bound
+# empties it.
+_ORIGIN_TARGETS: dict[bytes, tuple[bytes, bytes]] = {}
+_TARGETS_MAX = 1024
+_TARGET_LEN_MAX = 256
 
 
 def check_head(req: Request, framing: Mapping[str, str], repeated: Set[str]) -> None:
@@ -101,7 +107,11 @@ def check_head(req: Request, framing: Mapping[str, str], repeated: Set[str]) -> 
     environ key, repeated ones joined; `repeated` says which were repeated
     (fields.py).
     """
-    _check_target(req)
+    known = _ORIGIN_TARGETS.get(req.target)
+    if known is None:
+        _check_target(req)
+    else:
+        req.path, req.query = known
     for key in repeated:
         if key in _SINGLE:  # RFC 9110 §7.2, RFC 9112 §6.3, RFC 9110 §8.3
             raise BadRequest(f"more than one {_SINGLE[key]} field")
@@ -166,6 +176,10 @@ def _check_target(req: Request) -> None:
         path, sep, query = target.partition(b"?")
         req.path = path.partition(b"#")[0] if b"#" in path else path
         req.query = query.partition(b"#")[0] if sep and b"#" in query else query
+        if len(target) <= _TARGET_LEN_MAX:
+            if len(_ORIGIN_TARGETS) >= _TARGETS_MAX:
+                _ORIGIN_TARGETS.clear()
+            _ORIGIN_TARGETS[target] = (req.path, req.query)
         return
     if target == b"*":
         if req.method != "OPTIONS":

@@ -1,0 +1,51 @@
+"""The environ's request-line keys: right for every target, whichever path built them."""
+
+from __future__ import annotations
+
+from wsgid.http import environ, policy
+from wsgid.http.body import EMPTY_INPUT
+from wsgid.http.parser import Limits, Request, RequestParser
+
+
+def parse(line: bytes) -> Request:
+    parser = RequestParser(Limits())
+    parser.feed(line + b"\r\nHost: h\r\n\r\n")
+    return parser.ready.popleft()
+
+
+def build(line: bytes, script_name: str = "") -> dict[str, object]:
+    return environ.build({"SCRIPT_NAME": script_name}, parse(line), EMPTY_INPUT)
+
+
+def test_request_line_keys_are_the_same_when_remembered_and_per_script_name() -> None:
+    environ._LINES.clear()
+    policy._ORIGIN_TARGETS.clear()
+    line = b"GET /app/a%20b?q=1#frag HTTP/1.1"
+    first = build(line)
+    assert (first["PATH_INFO"], first["QUERY_STRING"], first["RAW_URI"]) == (
+        "/app/a b",
+        "q=1",
+        "/app/a%20b?q=1#frag",
+    )
+    assert build(line) == first  # from the caches now
+    assert build(line, "/app")["PATH_INFO"] == "/a b"  # SCRIPT_NAME is part of the key
+    head = build(b"HEAD /app/a%20b?q=1#frag HTTP/1.0")
+    assert (head["REQUEST_METHOD"], head["SERVER_PROTOCOL"]) == ("HEAD", "HTTP/1.0")
+
+
+def test_absolute_form_and_long_targets_are_right_and_long_ones_not_kept() -> None:
+    environ._LINES.clear()
+    policy._ORIGIN_TARGETS.clear()
+    env = build(b"GET http://example.com/x?y HTTP/1.1")
+    assert (env["HTTP_HOST"], env["PATH_INFO"], env["QUERY_STRING"]) == ("example.com", "/x", "y")
+    long_target = b"/" + b"a" * 300
+    assert build(b"GET " + long_target + b" HTTP/1.1")["PATH_INFO"] == long_target.decode()
+    assert long_target not in policy._ORIGIN_TARGETS
+    assert not any(key[0] == long_target for key in environ._LINES)
+
+
+def test_the_caches_stay_bounded() -> None:
+    for i in range(3000):
+        assert build(b"GET /n/%d HTTP/1.1" % i)["PATH_INFO"] == f"/n/{i}"
+    assert 0 < len(environ._LINES) <= 1024
+    assert 0 < len(policy._ORIGIN_TARGETS) <= 1024
