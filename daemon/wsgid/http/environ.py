@@ -85,7 +85,7 @@ def build(base: dict[str, Any], req: Request, wsgi_input: object) -> dict[str, A
 # most requests repeat a few request lines. Only short targets are kept; a new
 # entry past the bound empties it.
 _LINES: dict[tuple[bytes, str, str, str], dict[str, str]] = {}
-_LINES_MAX = 1024
+_LINES_MAX = 512
 _LINE_TARGET_MAX = 256
 
 

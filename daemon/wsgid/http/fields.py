@@ -15,9 +15,10 @@ This runs for every field of every request, so it is built around two caches:
   from request to request (User-Agent, Accept, Accept-Language, Host, a
   session's Cookie, ...), so the usual head becomes its environ fields with
   one C-level pass (`dict(map(...))`) and no Python per field. Only lines up
-  to `_LINE_MAX` bytes are kept; the cache empties when full, so a client
-  sending endless distinct lines costs time, not memory. Keys are bytes, so
-  Python's randomized hashing protects it from collision floods.
+  to `_LINE_MAX` (256) bytes are kept, at most `_LINES_MAX` (2048) of them,
+  under 2 MiB; the cache empties when full, so a client sending endless
+  distinct lines costs time, not memory. Keys are bytes, so Python's
+  randomized hashing protects it from collision floods.
 - field names -> (environ key, frames the request): for lines not cached.
 
 Names containing "_" are left out of the environ: "X_Forwarded_For" and

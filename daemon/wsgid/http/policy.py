@@ -96,7 +96,7 @@ _SINGLE = {HOST: "Host", CONTENT_LENGTH: "Content-Length", CONTENT_TYPE: "Conten
 # one of a few URLs. Only short targets are kept; a new entry past the bound
 # empties it.
 _ORIGIN_TARGETS: dict[bytes, tuple[bytes, bytes]] = {}
-_TARGETS_MAX = 1024
+_TARGETS_MAX = 512
 _TARGET_LEN_MAX = 256
 
 
