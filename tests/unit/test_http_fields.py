@@ -158,3 +158,19 @@ def test_an_http_1_0_request_after_an_http_1_1_one_in_the_same_read_keeps_its_ve
     first, second = parser.ready
     assert (first.version, first.keep_alive) == ("HTTP/1.1", True)
     assert (second.version, second.keep_alive) == ("HTTP/1.0", False)
+
+
+@pytest.mark.parametrize(
+    ("fields_sent", "waits"),
+    [
+        (b"Expect: 100-continue\r\n", True),
+        (b"Expect: 100-Continue, x-other\r\n", True),  # a list member (RFC 9110 §5.6.1)
+        (b"Expect: x-other\r\nExpect: 100-continue\r\n", True),  # repeated: the same list
+        (b"Expect: x-other\r\n", False),
+    ],
+)
+def test_expect_100_continue_is_honoured_as_any_member_of_the_list(
+    fields_sent: bytes, waits: bool
+) -> None:
+    req = parse(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n" + fields_sent + b"\r\n")
+    assert req.expect_continue is waits
