@@ -20,11 +20,12 @@ from __future__ import annotations
 import argparse
 import os
 import select
+import socket
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT)]  # bench.apps
@@ -139,7 +140,8 @@ def main() -> int:
             req = req_parser.ready.popleft()
             exchange.run(hello, base, req, channel, worker.log, True)
 
-        conn = Connection(FakeSocket(request), RequestParser(worker.limits), dict(base), 30.0)
+        fake = cast(socket.socket, FakeSocket(request))  # recv and send are all it needs
+        conn = Connection(fake, RequestParser(worker.limits), dict(base), 30.0)
         conn.events = select.EPOLLIN  # as if registered: the fake fd cannot be
         worker.conns[conn.fd] = conn
 

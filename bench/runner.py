@@ -353,9 +353,11 @@ def ensure_venv() -> None:
             return
         log(f"installing the baselines and wsgid into {VENV.relative_to(REPO)}")
         if not VENV_PY.exists():
-            r = subprocess.run([sys.executable, "-m", "venv", str(VENV)], capture_output=True)
-            if r.returncode != 0:
-                raise PrerequisiteError(f"python -m venv failed: {r.stderr.decode()[-300:]}")
+            made = subprocess.run(
+                [sys.executable, "-m", "venv", str(VENV)], capture_output=True, text=True
+            )
+            if made.returncode != 0:
+                raise PrerequisiteError(f"python -m venv failed: {made.stderr[-300:]}")
         pip = [str(VENV_PY), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
         r = subprocess.run(
             [*pip, "-r", str(REQUIREMENTS), "-e", str(REPO)], capture_output=True, text=True
@@ -517,6 +519,9 @@ class WrkResult:
     socket_errors: dict[str, int]
     non_2xx: int
     foreign_cpu: float = 0.0  # share of the machine's CPU time used by other processes meanwhile
+    # The server's CPU time per completed request (its whole process group, all threads), µs.
+    cpu_user_us: float | None = None
+    cpu_sys_us: float | None = None
 
 
 _UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
@@ -615,6 +620,18 @@ class Cell:
     def p99(self) -> float | None:
         vals = [r.p99_ms for r in self.runs if r.p99_ms is not None]
         return statistics.median(vals) if vals else None
+
+    @property
+    def cpu_us(self) -> tuple[float, float] | None:
+        """Median (user, system) µs of server CPU per request, over the runs that measured it."""
+        vals = [
+            (r.cpu_user_us, r.cpu_sys_us)
+            for r in self.runs
+            if r.cpu_user_us is not None and r.cpu_sys_us is not None
+        ]
+        if not vals:
+            return None
+        return statistics.median(u for u, _ in vals), statistics.median(s for _, s in vals)
 
 
 @dataclasses.dataclass
@@ -738,7 +755,12 @@ def measure_cell(opts: Options, sc: Scenario, r: Running, cell: Cell, run: int) 
     except (RuntimeError, ValueError) as e:
         cell.failed = str(e)
         return
-    res.foreign_cpu = foreign_share(before, cpu_snapshot(r.proc.pid))
+    after = cpu_snapshot(r.proc.pid)
+    res.foreign_cpu = foreign_share(before, after)
+    if res.requests:
+        per_request = 1e6 / os.sysconf("SC_CLK_TCK") / res.requests
+        res.cpu_user_us = (after.server_user - before.server_user) * per_request
+        res.cpu_sys_us = (after.server_sys - before.server_sys) * per_request
     cell.runs.append(res)
     if stats and stats[0]:
         cell.notes.append(f"trickler {stats[0]}")
@@ -752,8 +774,13 @@ class CpuSnapshot:
 
     wall: float  # time.monotonic()
     busy: int  # all CPUs, not idle nor iowait (/proc/stat)
-    server: int  # the server's process group: utime + stime of its live processes
+    server_user: int  # the server's process group: utime of its live processes
+    server_sys: int  # ... and their stime
     children: float  # our reaped children (wrk, trickler), ticks
+
+    @property
+    def server(self) -> int:
+        return self.server_user + self.server_sys
 
 
 def cpu_snapshot(pgid: int) -> CpuSnapshot:
@@ -763,14 +790,15 @@ def cpu_snapshot(pgid: int) -> CpuSnapshot:
     with contextlib.suppress(OSError, ValueError, IndexError):
         fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
         busy = sum(fields[:8]) - fields[3] - fields[4]  # all but idle and iowait
-    server = 0
+    user = system = 0
     for pid in group_pids(pgid):
         with contextlib.suppress(OSError, ValueError, IndexError):
             stat = Path(f"/proc/{pid}/stat").read_text()
             f = stat[stat.rindex(")") + 2 :].split()
-            server += int(f[11]) + int(f[12])  # utime, stime
+            user += int(f[11])  # utime, all threads
+            system += int(f[12])  # stime
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return CpuSnapshot(time.monotonic(), busy, server, (ru.ru_utime + ru.ru_stime) * tck)
+    return CpuSnapshot(time.monotonic(), busy, user, system, (ru.ru_utime + ru.ru_stime) * tck)
 
 
 def foreign_share(a: CpuSnapshot, b: CpuSnapshot) -> float:
@@ -789,6 +817,10 @@ def one_line(text: str) -> str:
 
 def fmt_rps(v: float | None) -> str:
     return "—" if v is None else f"{v:,.0f}"
+
+
+def fmt_cpu(v: tuple[float, float] | None) -> str:
+    return "—" if v is None else f"{v[0]:.1f} + {v[1]:.1f}"
 
 
 def fmt_ms(v: float | None) -> str:
@@ -870,13 +902,16 @@ def render(
         f"pinned to CPU {CLIENT_CPU}, loopback.",
         "",
         "Ratios are req/s of the wsgid row over req/s of its peer: gunicorn with the same worker "
-        "kind and thread count, and granian (one worker, its default growing WSGI thread pool).",
+        "kind and thread count, and granian (one worker, its default growing WSGI thread pool). "
+        "CPU µs/req is the server's CPU time (its whole process group, all threads, from /proc) "
+        "per completed request, user + system: what a request costs even when the server is not "
+        "the bottleneck.",
         "",
         "## Throughput and latency",
         "",
-        "| scenario | server | req/s | p99 | wsgid / gunicorn (same kind) | wsgid / granian "
-        "| notes |",
-        "| --- | --- | ---: | ---: | ---: | ---: | --- |",
+        "| scenario | server | req/s | p99 | CPU µs/req | wsgid / gunicorn (same kind) "
+        "| wsgid / granian | notes |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for sc in opts.scenarios:
         for server in opts.servers:
@@ -901,15 +936,16 @@ def render(
                         f"; {notes}" if notes else ""
                     )
             if cell.failed and not cell.runs:
-                rps, p99 = "failed", "—"
+                rps, p99, cpu = "failed", "—", "—"
                 notes = cell.failed
             else:
-                rps, p99 = fmt_rps(cell.rps), fmt_ms(cell.p99)
+                rps, p99, cpu = fmt_rps(cell.rps), fmt_ms(cell.p99), fmt_cpu(cell.cpu_us)
                 if cell.failed:
                     notes = f"then failed: {cell.failed}" + (f"; {notes}" if notes else "")
             notes = one_line(notes)
             lines.append(
-                f"| {sc.title} | {label} | {rps} | {p99} | {vs_gunicorn} | {vs_granian} | {notes} |"
+                f"| {sc.title} | {label} | {rps} | {p99} | {cpu} | {vs_gunicorn} | {vs_granian} "
+                f"| {notes} |"
             )
     lines += [
         "",
