@@ -21,3 +21,11 @@ def utc() -> Iterator[None]:
     else:
         os.environ["TZ"] = old
     time.tzset()
+
+
+@pytest.fixture
+def no_wsgid_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The settings variables of the caller's shell (WSGID_*, PORT, WEB_CONCURRENCY) are unset."""
+    for name in list(os.environ):
+        if name.startswith("WSGID_") or name in ("PORT", "WEB_CONCURRENCY"):
+            monkeypatch.delenv(name)

@@ -7,7 +7,6 @@ the real `wsgid` command.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -29,12 +28,8 @@ EXAMPLE_FILE = REPO / "config" / "app.toml"
 REGENERATE = "run `.venv/bin/python scripts/gen-schema` and commit the result"
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    # main() reads os.environ; variables from the caller's shell must not leak into the test.
-    for name in list(os.environ):
-        if name.startswith("WSGID_") or name in ("PORT", "WEB_CONCURRENCY"):
-            monkeypatch.delenv(name)
+# main() and load() read os.environ: the caller's WSGID_* variables must not leak in.
+pytestmark = pytest.mark.usefixtures("no_wsgid_environment")
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

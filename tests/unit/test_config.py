@@ -24,12 +24,8 @@ from wsgid.settings import SPECS, load_settings
 APP = "pkg.mod:app"
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    # load() reads os.environ; variables from the caller's shell must not leak into the test.
-    for name in list(os.environ):
-        if name.startswith("WSGID_") or name in ("PORT", "WEB_CONCURRENCY"):
-            monkeypatch.delenv(name)
+# main() and load() read os.environ: the caller's WSGID_* variables must not leak in.
+pytestmark = pytest.mark.usefixtures("no_wsgid_environment")
 
 
 def test_the_copy_has_every_value_type_and_source_of_the_model(
