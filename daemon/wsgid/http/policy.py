@@ -107,11 +107,16 @@ def check_head(req: Request, framing: Mapping[str, str], repeated: Set[str]) -> 
     environ key, repeated ones joined; `repeated` says which were repeated
     (fields.py).
     """
-    known = _ORIGIN_TARGETS.get(req.target)
-    if known is None:
-        _check_target(req)
-    else:
+    target = req.target
+    known = _ORIGIN_TARGETS.get(target)
+    if known is not None:
         req.path, req.query = known
+    else:
+        _check_target(req)
+        if target[:1] == b"/" and len(target) <= _TARGET_LEN_MAX:  # origin-form: remember
+            if len(_ORIGIN_TARGETS) >= _TARGETS_MAX:
+                _ORIGIN_TARGETS.clear()
+            _ORIGIN_TARGETS[target] = (req.path, req.query)
     for key in repeated:
         if key in _SINGLE:  # RFC 9110 §7.2, RFC 9112 §6.3, RFC 9110 §8.3
             raise BadRequest(f"more than one {_SINGLE[key]} field")
@@ -176,10 +181,6 @@ def _check_target(req: Request) -> None:
         path, sep, query = target.partition(b"?")
         req.path = path.partition(b"#")[0] if b"#" in path else path
         req.query = query.partition(b"#")[0] if sep and b"#" in query else query
-        if len(target) <= _TARGET_LEN_MAX:
-            if len(_ORIGIN_TARGETS) >= _TARGETS_MAX:
-                _ORIGIN_TARGETS.clear()
-            _ORIGIN_TARGETS[target] = (req.path, req.query)
         return
     if target == b"*":
         if req.method != "OPTIONS":
