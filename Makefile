@@ -23,11 +23,11 @@ lint:
 .PHONY: deb rpm image
 
 deb:
-	@scripts/apt-deps.sh dpkg-dev debhelper help2man python3-pip python3-venv
+	@scripts/apt-deps.sh dpkg-dev debhelper help2man python3-pip python3-venv python3-dev gcc
 	packaging/build-deb.sh dist
 
 rpm:
-	@scripts/apt-deps.sh rpm help2man python3-pip python3-venv
+	@scripts/apt-deps.sh rpm help2man python3-pip python3-venv python3-dev gcc
 	packaging/build-rpm.sh dist
 
 image:

@@ -341,9 +341,16 @@ def ensure_wrk() -> str:
 
 
 def ensure_venv() -> None:
-    """Create/refresh bench/.venv with the pinned baselines and wsgid (editable) from the repo."""
+    """Create/refresh bench/.venv with the pinned baselines and wsgid from the repo.
+
+    wsgid is installed as a copy (not editable), with its per-request modules compiled into
+    the venv (setup.py): an editable install would compile them in place, rewriting files
+    that running processes of the checkout (a test session) have mapped. The copy is redone
+    whenever a source of the package changed, so the bench measures the working tree.
+    """
     digest = hashlib.sha256()
-    for f in (REQUIREMENTS, REPO / "pyproject.toml"):
+    sources = sorted((REPO / "daemon" / "wsgid").rglob("*.py"))
+    for f in (REQUIREMENTS, REPO / "pyproject.toml", REPO / "setup.py", *sources):
         digest.update(f.read_bytes())
     want = digest.hexdigest()
     stamp = VENV / ".bench-stamp"
@@ -358,9 +365,11 @@ def ensure_venv() -> None:
             )
             if made.returncode != 0:
                 raise PrerequisiteError(f"python -m venv failed: {made.stderr[-300:]}")
-        pip = [str(VENV_PY), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+        pip = [str(VENV_PY), "-m", "pip", "-q", "--disable-pip-version-check"]
+        # The same version from a changed tree would count as installed already.
+        subprocess.run([*pip, "uninstall", "-y", "wsgid"], capture_output=True, text=True)
         r = subprocess.run(
-            [*pip, "-r", str(REQUIREMENTS), "-e", str(REPO)], capture_output=True, text=True
+            [*pip, "install", "-r", str(REQUIREMENTS), str(REPO)], capture_output=True, text=True
         )
         if r.returncode != 0:
             raise PrerequisiteError(f"pip install into bench/.venv failed: {r.stderr[-500:]}")
@@ -1048,6 +1057,8 @@ def versions() -> dict[str, str]:
         "for p in ('wsgid', 'gunicorn', 'granian'):\n"
         "    try: v[p] = m.version(p)\n"
         "    except Exception: v[p] = 'not installed'\n"
+        "import wsgid\n"
+        "v['wsgid'] += f' ({wsgid.build()})'\n"
         "v['python'] = platform.python_version()\n"
         "print(json.dumps(v))\n"
     )
@@ -1060,7 +1071,17 @@ def versions() -> dict[str, str]:
     )
     if git.returncode == 0:
         dirty = subprocess.run(
-            ["git", "-C", str(REPO), "status", "--porcelain", "--", "daemon", "pyproject.toml"],
+            [
+                "git",
+                "-C",
+                str(REPO),
+                "status",
+                "--porcelain",
+                "--",
+                "daemon",
+                "pyproject.toml",
+                "setup.py",
+            ],
             capture_output=True,
             text=True,
         ).stdout.strip()

@@ -48,6 +48,8 @@ stage_source() {
 }
 
 # build_wheelhouse SRC DEST: wheels of wsgid and of every dependency, for the system Python.
+# wsgid's own wheel has its per-request modules compiled (setup.py, WSGID__COMPILE=yes: no
+# silent fallback to pure Python), which needs gcc and python3-dev.
 #
 # If WSGID_WHEELHOUSE names a directory that already holds them (a test session builds them
 # once for the .deb and the .rpm), they are copied from there; otherwise pip resolves against
@@ -62,7 +64,7 @@ build_wheelhouse() {
     "$SYSTEM_PYTHON" -m pip --version >/dev/null 2>&1 \
         || die "$SYSTEM_PYTHON has no pip: apt-get install python3-pip python3-venv"
     env -i PATH="$CLEAN_PATH" HOME="${TMPDIR:-/tmp}" LANG=C.UTF-8 \
-        PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 \
+        PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 WSGID__COMPILE=yes \
         "$SYSTEM_PYTHON" -m pip wheel --quiet --wheel-dir "$dest" \
         --constraint "$src/packaging/constraints.txt" "$src"
 }

@@ -9,6 +9,8 @@
 set -euo pipefail
 
 # Everything the whole suite drives for real, installed in one apt run:
+# - gcc, libc6-dev, python3-dev: compiling the per-request modules (setup.py) for the test
+#   venv's Python and for the packages' system Python;
 # - curl: the demo and unix-socket tests use the real curl binary;
 # - wrk: the benchmark (bench/run) and its smoke test;
 # - jq, goaccess, rsyslog, logrotate: the logging tests parse and rotate real output;
@@ -16,7 +18,7 @@ set -euo pipefail
 # - dpkg-dev debhelper help2man lintian python3-pip python3-venv: the Debian package;
 # - rpm rpmlint: the RPM; podman runc mmdebstrap uidmap shellcheck: the container image.
 default_packages=(
-    curl wrk jq goaccess rsyslog logrotate systemd util-linux python3
+    gcc libc6-dev python3-dev curl wrk jq goaccess rsyslog logrotate systemd util-linux python3
     dpkg-dev debhelper help2man lintian python3-pip python3-venv
     rpm rpmlint podman runc mmdebstrap uidmap shellcheck
 )

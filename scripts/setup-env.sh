@@ -5,7 +5,10 @@
 #   scripts/setup-env.sh test     plus the test extra: pytest, Flask, Django, ruff, mypy, ...
 #
 # Idempotent and fast when nothing changed: the install is skipped while a stamp file in .venv
-# is newer than pyproject.toml.
+# is newer than pyproject.toml and setup.py, and no compiled module is older than its source.
+# The per-request modules are compiled in place by the install (setup.py, mypyc), beside their
+# sources: Python imports the compiled one, so one left older than its edited source is rebuilt.
+# WSGID__COMPILE=no installs pure Python.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,9 +32,17 @@ if [ -n "$extra" ]; then
     stamp=".venv/.wsgid-installed-$extra"
 fi
 
-fresh() { [ -f "$1" ] && [ "$1" -nt pyproject.toml ]; }
+fresh() { [ -f "$1" ] && [ "$1" -nt pyproject.toml ] && [ "$1" -nt setup.py ]; }
+stale_compiled() {
+    local module
+    for module in daemon/wsgid/*/*.so; do
+        [ -e "$module" ] || continue
+        [ "${module%%.*}.py" -nt "$module" ] && return 0
+    done
+    return 1
+}
 # The test install is a superset of the runtime one.
-if fresh "$stamp" || { [ -z "$extra" ] && fresh .venv/.wsgid-installed-test; }; then
+if ! stale_compiled && { fresh "$stamp" || { [ -z "$extra" ] && fresh .venv/.wsgid-installed-test; }; }; then
     exit 0
 fi
 echo "setup-env: pip install -e '$spec'"

@@ -9,6 +9,11 @@
   harness — by process group, session, or as a worker pid seen — outlives it.
 - `session_tmp`: the parent of every work directory; the session errors if anything is left
   in it at the end, and removes it.
+- `pure_wsgid`: a directory holding a pure-Python copy of the package (support/builds.py), to
+  put first on a server's PYTHONPATH.
+
+A session refuses to start if a compiled module is older than its source: it would test the
+old code.
 """
 
 from __future__ import annotations
@@ -27,13 +32,33 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from support import procs
+from support import builds, procs
 from support.server import WorkDir, WsgidServer
 
 TEMP_PREFIX = "wsgid-test-"
 
 # Every server started by the harness in this session, for the process-leak check.
 _STARTED: list[WsgidServer] = []
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    stale = builds.stale_modules()
+    if stale:
+        names = ", ".join(str(p.relative_to(builds.PACKAGE.parent)) for p in stale)
+        pytest.exit(
+            f"{names} changed after being compiled, so Python would run the old code; "
+            "rebuild with `scripts/setup-env.sh test` (`make test` does it)",
+            returncode=4,
+        )
+
+
+@pytest.fixture(scope="session")
+def pure_wsgid() -> Iterator[Path]:
+    root = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX + "pure-"))
+    try:
+        yield builds.pure_copy(root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -191,6 +191,7 @@ class Master:
             self.log.info(
                 "master.started",
                 version=_version(),
+                build=_build(),
                 listening=",".join(str(lst) for lst in self.listeners),
                 workers=self.target,
                 worker_class=self.worker_class.kind,
@@ -745,6 +746,12 @@ def _set_title(title: str) -> None:
         setproctitle.setproctitle(title)
     except ImportError:
         pass
+
+
+def _build() -> str:
+    from wsgid import build
+
+    return build()
 
 
 def _version() -> str:

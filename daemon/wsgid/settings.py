@@ -55,7 +55,7 @@ from pydantic import (
 )
 from pydantic.fields import FieldInfo
 
-from wsgid import __version__
+from wsgid import __version__, build
 from wsgid.config import Command, ConfigError, LoadedSettings
 
 if sys.version_info >= (3, 11):
@@ -1401,7 +1401,11 @@ def build_parser() -> argparse.ArgumentParser:
     general = sections["general"]
     general.add_argument("-h", "--help", action="help", help="Show this help and exit.")
     general.add_argument(
-        "-v", "--version", action="version", version=f"wsgid {__version__}", help="Show version."
+        "-v",
+        "--version",
+        action="version",
+        version=f"wsgid {__version__} ({build()})",
+        help="Show version.",
     )
     general.add_argument(
         "--check-config",

@@ -82,15 +82,21 @@ class ConformanceServer:
 
 @contextlib.contextmanager
 def running(
-    parent: Path, kind: str, args: Sequence[str] = (), env: dict[str, str] | None = None
+    parent: Path,
+    kind: str,
+    args: Sequence[str] = (),
+    env: dict[str, str] | None = None,
+    package: Path | None = None,
 ) -> Iterator[ConformanceServer]:
     """A conformance server with `args` (and `env`) for the duration of the `with` block.
 
     Its work directory is made under `parent` (the session's temp root) and removed after;
-    leftover processes or files make the block fail.
+    leftover processes or files make the block fail. `package`, if given, is a directory
+    holding another copy of wsgid to run (the pure-Python one, say).
     """
     root = Path(tempfile.mkdtemp(prefix=f"conformance-{kind}-", dir=parent))
-    full_env = {"PYTHONPATH": os.pathsep.join([str(HERE), str(APPS_DIR)])}
+    path = [str(HERE), str(APPS_DIR)]
+    full_env = {"PYTHONPATH": os.pathsep.join([str(package), *path] if package else path)}
     full_env.update(env or {})
     server = WsgidServer(
         APP,

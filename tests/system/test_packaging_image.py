@@ -73,7 +73,7 @@ def test_image_runs_wsgid_as_a_non_root_user_and_passes_flags_through(
     podman: Podman, image: str
 ) -> None:
     version = podman("run", "--rm", "--network=none", image, "--version")
-    assert version.stdout.strip() == f"wsgid {VERSION}"
+    assert version.stdout.strip() == f"wsgid {VERSION} (compiled)"
     ids = podman("run", "--rm", "--network=none", image, "sh", "-c", "id -u; id -g; pwd")
     assert ids.stdout.split() == ["10001", "10001", "/app"]  # `IMAGE sh` runs sh
     config = podman("run", "--rm", "--network=none", "-e", "WSGID_WORKERS=5", image,
@@ -207,4 +207,4 @@ def test_entrypoint_runs_other_commands_as_given() -> None:
     assert proc.returncode == 0 and out.decode().strip() == "pid=1"
     with pid1_entrypoint(env, ["--version"]) as proc:
         out, _ = proc.communicate(timeout=30)
-    assert out.decode().strip() == f"wsgid {VERSION}"
+    assert out.decode().strip() == f"wsgid {VERSION} (compiled)"

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from wsgid import __version__, cli, loader, master
+from wsgid import __version__, build, cli, loader, master
 from wsgid.settings import GROUPS, SPECS, TABLES, LoadedSettings, load_settings
 
 if sys.version_info >= (3, 11):
@@ -92,8 +92,8 @@ def test_config_error_is_one_line_on_stderr_with_exit_two(
 
 
 def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(["--version"], capsys)[:2] == (0, f"wsgid {__version__}\n")
-    assert run(["-v"], capsys)[:2] == (0, f"wsgid {__version__}\n")
+    assert run(["--version"], capsys)[:2] == (0, f"wsgid {__version__} ({build()})\n")
+    assert run(["-v"], capsys)[:2] == (0, f"wsgid {__version__} ({build()})\n")
 
 
 def test_help_is_grouped_and_lists_every_flag(capsys: pytest.CaptureFixture[str]) -> None:

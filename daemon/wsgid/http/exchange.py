@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, cast
 
 from wsgid.http import environ as environ_mod
 from wsgid.http.body import EMPTY_INPUT, EmptyInput, InputStream
@@ -135,12 +135,14 @@ def run(
     return resp
 
 
-def _send_result(result: Iterable[bytes], resp: Response, channel: Channel) -> None:
+def _send_result(result: Iterable[object], resp: Response, channel: Channel) -> None:
+    # Items are typed `object` and checked here, so that the compiled build
+    # refuses a str with this message too, not a bare TypeError of its own.
     if not resp.head_sent and type(result) in (list, tuple):
         if resp.status is None:
             raise AssertionError("the application returned without calling start_response()")
-        chunks: list[bytes] | tuple[bytes, ...] = result  # type: ignore[assignment]
-        for chunk in chunks:
+        chunks = cast("list[bytes] | tuple[bytes, ...]", result)  # checked just below
+        for chunk in cast("list[object] | tuple[object, ...]", chunks):
             if type(chunk) is not bytes:
                 raise TypeError(f"the application yielded {type(chunk).__name__}, not bytes")
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)

@@ -21,7 +21,7 @@ import re
 import time
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 from wsgid.http import policy
 from wsgid.http.parser import Request
@@ -101,10 +101,12 @@ class Response:
         self.keep_alive = keep_alive
         self.environ = environ if environ is not None else {}  # what the app was called with
 
+    # The app's arguments are typed `object` and checked here: the compiled
+    # build would otherwise refuse a wrong type with a bare TypeError of its own.
     def start_response(
         self,
-        status: str,
-        headers: list[tuple[str, str]],
+        status: object,
+        headers: object,
         exc_info: ExcInfo | None = None,
     ) -> Any:
         if exc_info is not None:
@@ -127,12 +129,12 @@ class Response:
                 if len(valid) >= _CACHE_MAX:
                     valid.clear()
                 valid.add(item)
-        self.status = status
+        self.status = cast(str, status)  # _status_code checked it
         self.status_code = code
         self.headers = headers
         return self.write
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: object) -> None:
         """PEP 3333's write() callable: send `data` as part of the body now."""
         if self.status is None:
             raise AssertionError("write() called before start_response()")

@@ -23,7 +23,9 @@ import time
 import traceback
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import Any, ClassVar
+
+from mypy_extensions import mypyc_attr
 
 from wsgid import loader
 from wsgid.heartbeat import HeartbeatTable
@@ -63,10 +65,12 @@ class WorkerContext:
     hooks: Hooks
 
 
+# A custom `worker_class` may subclass any worker class, also in the compiled build.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Worker:
     """A worker process; subclasses implement `serve()`."""
 
-    kind = "base"
+    kind: ClassVar[str] = "base"
 
     def __init__(self, ctx: WorkerContext) -> None:
         self.ctx = ctx

@@ -26,15 +26,19 @@ import os
 import queue
 import threading
 from collections import deque
+from typing import ClassVar
+
+from mypy_extensions import mypyc_attr
 
 from wsgid.http.parser import Request
 from wsgid.workers.loop import Connection, ConnectionLoop
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class ThreadWorker(ConnectionLoop):
-    kind = "gthread"
-    multithread = True
-    accept_batch = 16  # the pool absorbs bursts; the loop never blocks on the app
+    kind: ClassVar[str] = "gthread"
+    multithread: ClassVar[bool] = True
+    accept_batch: ClassVar[int] = 16  # the pool absorbs bursts; the loop never blocks on the app
 
     def setup(self) -> None:
         super().setup()

@@ -33,7 +33,9 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import IO, Any, NamedTuple
+from typing import IO, Any, ClassVar, NamedTuple
+
+from mypy_extensions import mypyc_attr
 
 from wsgid.http import environ as environ_mod
 from wsgid.http import exchange, fields, policy
@@ -207,12 +209,13 @@ class Acceptor(NamedTuple):
     base: dict[str, Any]
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class ConnectionLoop(Worker):
     """A worker whose connections are driven by one epoll loop."""
 
-    kind = "loop"
-    multithread = False
-    accept_batch = 1  # connections taken per listener wake-up
+    kind: ClassVar[str] = "loop"
+    multithread: ClassVar[bool] = False
+    accept_batch: ClassVar[int] = 1  # connections taken per listener wake-up
 
     def setup(self) -> None:
         settings = self.settings

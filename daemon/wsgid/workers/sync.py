@@ -9,13 +9,18 @@ hold the application.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+from mypy_extensions import mypyc_attr
+
 from wsgid.http.parser import Request
 from wsgid.workers.loop import Connection, ConnectionLoop
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class SyncWorker(ConnectionLoop):
-    kind = "sync"
-    multithread = False
+    kind: ClassVar[str] = "sync"
+    multithread: ClassVar[bool] = False
 
     def handle(self, conn: Connection, req: Request) -> None:
         self.run_request(conn, req, self.keep_alive_for(req))
