@@ -76,6 +76,14 @@ class BuildExt(build_ext):
 
     required = False
 
+    def finalize_options(self) -> None:
+        super().finalize_options()
+        # build/ is shared by every interpreter of the same version and platform (a venv's
+        # pyenv Python and /usr/bin/python3 both use build/lib.linux-x86_64-cpython-311), and
+        # mypyc rewrites its C files only when they change: modules another interpreter
+        # compiled would pass for up to date and ship with its linker flags. Always compile.
+        self.force = True
+
     def build_extensions(self) -> None:
         try:
             super().build_extensions()

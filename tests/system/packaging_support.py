@@ -226,7 +226,9 @@ class Artifacts:
             run(
                 [SYSTEM_PYTHON, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(out),
                  "--constraint", str(PACKAGING / "constraints.txt"), str(REPO)],
-                env=build_env(PIP_NO_CACHE_DIR="1", PIP_DISABLE_PIP_VERSION_CHECK="1"),
+                env=build_env(
+                    PIP_NO_CACHE_DIR="1", PIP_DISABLE_PIP_VERSION_CHECK="1", WSGID__COMPILE="yes"
+                ),
             )  # fmt: skip
             return out
 
