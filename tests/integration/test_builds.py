@@ -70,6 +70,8 @@ def test_each_build_names_itself_and_serves_the_same_response(
     for build, server in servers.items():
         started = server.wait_log("master.started")
         assert f'build="{build}"' in started or f"build={build}" in started, started
+        # A class constant, not a per-instance slot, in either build (ClassVar).
+        assert "worker_class=sync" in started, started
         resp = server.get("/")
         answers.add((resp.status, resp.headers["Content-Type"], resp.body))
     assert len(answers) == 1, answers
