@@ -49,8 +49,8 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from wsgid import build, loader, privileges
 from wsgid import listeners as listeners_mod
-from wsgid import loader, privileges
 from wsgid import logs as logs_mod
 from wsgid.config import ConfigError
 from wsgid.heartbeat import HeartbeatTable
@@ -191,7 +191,7 @@ class Master:
             self.log.info(
                 "master.started",
                 version=_version(),
-                build=_build(),
+                build=build(),
                 listening=",".join(str(lst) for lst in self.listeners),
                 workers=self.target,
                 worker_class=self.worker_class.kind,
@@ -746,12 +746,6 @@ def _set_title(title: str) -> None:
         setproctitle.setproctitle(title)
     except ImportError:
         pass
-
-
-def _build() -> str:
-    from wsgid import build
-
-    return build()
 
 
 def _version() -> str:
