@@ -40,3 +40,10 @@ image:
 bench:
 	@scripts/apt-deps.sh wrk
 	bench/run $(BENCH_ARGS)
+
+# The hardening soak: 10 minutes of good traffic mixed with attacks (tests/hardening).
+.PHONY: soak
+soak:
+	@scripts/setup-env.sh test
+	@scripts/apt-deps.sh wrk curl
+	.venv/bin/python -m pytest -m slow tests/hardening -p no:cacheprovider $(PYTEST_ARGS)
