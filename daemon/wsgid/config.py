@@ -26,6 +26,11 @@ if TYPE_CHECKING:
 
 Command = Literal["serve", "check", "config-show", "config-schema"]
 
+# The most workers one master supervises: the bound of the `workers` setting and of TTIN.
+# Here because both the settings model and the master need it, and the master must not
+# import the model. The master sizes its heartbeat table from it.
+MAX_WORKERS = 4096
+
 
 class ConfigError(Exception):
     """Bad configuration. `str(error)` is the one-paragraph message for the user."""

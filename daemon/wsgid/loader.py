@@ -52,7 +52,20 @@ def load_app(settings: Any) -> WSGIApp:
             "`wsgid myproject.wsgi:application`) or set `app` in the config file"
         )
     prepare_import_path(settings.chdir, settings.pythonpath)
-    return import_app(spec)
+    try:
+        return import_app(spec)
+    except SystemExit as exc:
+        # sys.exit() in the app's module (or factory) is a failure to load it, not a
+        # request to stop wsgid. sys.exit("message") means status 1 and that message.
+        code = exc.code
+        status = f"{code or 0}" if code is None or isinstance(code, int) else f"1 ({code})"
+        raise AppLoadError(
+            f"app {spec!r}: the application exited with status {status} while being imported"
+        ) from None
+    except KeyboardInterrupt:
+        raise AppLoadError(
+            f"app {spec!r}: the application raised KeyboardInterrupt while being imported"
+        ) from None
 
 
 def import_app(spec: str) -> WSGIApp:
@@ -101,7 +114,7 @@ def _import_module(spec: str, module_name: str) -> Any:
         ) from None
     except BaseException as exc:
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-            raise  # a stop signal arriving during the import, not an app error
+            raise  # not an error raised by the import: load_app says what it means
         raise AppLoadError(
             f"app {spec!r}: importing module {module_name!r} raised an error:\n" + _format_tail(exc)
         ) from None

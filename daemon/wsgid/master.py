@@ -27,9 +27,16 @@ a reload never leaves the server without workers, and a reload whose
 configuration or application is broken is abandoned with the old generation
 still serving.
 
-Boot failures: if no worker of the first generation ever boots and one exits
-with the boot-failure or app-load-failure code, the master stops with that
-code instead of forking again. Later crashes are respawned with a backoff.
+Boot failures: a worker that exits before it has booted failed to boot,
+however it ended (the boot-failure or app-load-failure code, any other code,
+0 included, or a signal). If the first generation has not booted yet, the
+master stops with EXIT_APP_LOAD_FAILED or EXIT_BOOT_FAILED instead of forking
+again; during a reload the reload fails; later, the replacement waits for a
+backoff. A fork that fails (no pids, no memory) is retried with the same
+backoff: the master never dies of it.
+
+The workers die with the master: each has the kernel send it TERM when the
+master exits, and checks its parent once a second (workers/base.py).
 """
 
 from __future__ import annotations
@@ -52,7 +59,7 @@ from typing import TYPE_CHECKING, Any
 from wsgid import build, loader, privileges
 from wsgid import listeners as listeners_mod
 from wsgid import logs as logs_mod
-from wsgid.config import ConfigError
+from wsgid.config import MAX_WORKERS, ConfigError
 from wsgid.heartbeat import HeartbeatTable
 from wsgid.hooks import HookError, Hooks
 from wsgid.pidfile import Pidfile, PidfileError
@@ -74,8 +81,12 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CONFIG = 2
 EXIT_LISTEN_FAILED = 5
+EXIT_PIDFILE = 7  # the pidfile cannot be created, or another instance holds it
+# (6 is a worker's own status after a timeout dump, EXIT_ABORTED: never the master's.)
 
-HEARTBEAT_SLOTS = 4096
+# A reload runs two generations side by side, each of up to MAX_WORKERS. Workers retired
+# earlier and still finishing their requests may hold slots too: a spawn then waits.
+HEARTBEAT_SLOTS = 2 * MAX_WORKERS
 TICK = 1.0
 FAST_STOP_GRACE = 2.0  # seconds workers get to exit after a fast-stop signal
 ABORT_GRACE = 2.0  # seconds a timed-out worker gets to log its stacks before SIGKILL
@@ -139,6 +150,7 @@ class Master:
         self.age = 0
         self.crash_streak = 0
         self.next_spawn = 0.0
+        self.spawn_deferred = False  # logged that no heartbeat slot is free
         self.app: Any = None
         self.pidfile: Pidfile | None = None
         self.upgrade_pid = 0  # the new master we exec'd on USR2, while it runs
@@ -168,7 +180,7 @@ class Master:
             try:
                 pidfile.create(self.pid)
             except PidfileError as exc:
-                return self._fail_start(str(exc), EXIT_ERROR)
+                return self._fail_start(str(exc), EXIT_PIDFILE)
             self.pidfile = pidfile
         try:
             try:
@@ -297,15 +309,13 @@ class Master:
             return  # children are reaped on every turn of the loop
         elif signum == signal.SIGHUP:
             self._reload()
-        elif signum == signal.SIGTTIN:
-            self._set_target(self.target + 1, name)
-        elif signum == signal.SIGTTOU:
-            if self.target <= 1:
+        elif signum in (signal.SIGTTIN, signal.SIGTTOU):
+            target, refused = scaled(self.target, 1 if signum == signal.SIGTTIN else -1)
+            if refused:
                 self.log.info(
-                    "master.workers_unchanged", workers=self.target, signal=name,
-                    reason="never fewer than one worker",
-                )  # fmt: skip
-            self._set_target(max(1, self.target - 1), name)
+                    "master.workers_unchanged", workers=self.target, signal=name, reason=refused
+                )
+            self._set_target(target, name)
         elif signum == signal.SIGWINCH:
             self.log.info("master.winch", action="stopping all workers")
             self._set_target(0, name)
@@ -454,7 +464,11 @@ class Master:
             return
         fds = [lst.fileno() for lst in self.listeners]
         self.hooks.call("pre_exec", self)
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as exc:  # no pids or memory left: keep serving; USR2 may be sent again
+            self.log.error("upgrade.failed", error=f"cannot fork: {exc}")
+            return
         if pid:
             self.upgrade_pid = pid
             self.notifier.upgrading(pid)  # under systemd, the new master speaks from now on
@@ -539,35 +553,52 @@ class Master:
                 self.upgrade_pid = 0
                 self.log.error("upgrade.failed", new_master=pid, status=_describe(status))
                 continue
-            worker = self.workers.pop(pid, None)
+            worker = self.workers.get(pid)
             if worker is None:
                 continue  # not ours: as PID 1 we adopt orphans; reap them quietly
+            if not worker.booted:
+                self._read_boots()  # it may have booted just before it exited
+            del self.workers[pid]
             self.free_slots.append(worker.slot)
             self._worker_exited(worker, status)
             self.hooks.call("child_exit", self, worker)
             self.hooks.call("worker_exit", self, worker)
 
     def _worker_exited(self, worker: WorkerProcess, status: int) -> None:
-        code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
         expected = worker.retiring or self.stopping
-        if code in (EXIT_BOOT_FAILED, EXIT_APP_LOAD_FAILED) and not worker.booted:
-            reason = "app could not be loaded" if code == EXIT_APP_LOAD_FAILED else "boot error"
-            self.log.error("worker.boot_failed", worker=worker.pid, exit_code=code, reason=reason)
-            if self.stopping:
-                return
-            if self.reload_from is not None and worker.generation == self.generation:
-                self._reload_failed(reason)
-            elif not self.ready:
-                # The first generation cannot boot: it would not boot next time either.
-                self.exit_code = code
-                self._stop(fast=True, reason="worker boot failure")
-            else:
-                self._backoff()
+        if not worker.booted and not expected:
+            self._boot_failed(worker, status)
             return
+        code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
         log = self.log.info if expected or code == 0 else self.log.warning
         log("worker.exited", worker=worker.pid, status=_describe(status))
-        quick = not worker.booted or time.monotonic() - worker.spawned < 1.0
+        quick = time.monotonic() - worker.spawned < 1.0
         if not expected and code != 0 and quick:  # a crash, not a recycled worker
+            self._backoff()
+
+    def _boot_failed(self, worker: WorkerProcess, status: int) -> None:
+        """A worker exited before it booted, however it ended: it failed to boot."""
+        code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
+        exit_code = EXIT_APP_LOAD_FAILED if code == EXIT_APP_LOAD_FAILED else EXIT_BOOT_FAILED
+        if code == EXIT_APP_LOAD_FAILED:
+            reason = "app could not be loaded"  # the worker logged why
+        elif code == EXIT_BOOT_FAILED:
+            reason = "boot error"
+        elif worker.aborted_at:
+            reason = f"did not boot within the timeout ({float(self.settings.timeout):g} s)"
+        else:
+            reason = f"{_describe(status)} before it booted"
+        self.log.error(
+            "worker.boot_failed", worker=worker.pid, exit_code=exit_code,
+            status=_describe(status), reason=reason,
+        )  # fmt: skip
+        if self.reload_from is not None and worker.generation == self.generation:
+            self._reload_failed(reason)
+        elif not self.ready:
+            # The first generation cannot boot: it would not boot next time either.
+            self.exit_code = exit_code
+            self._stop(fast=True, reason="worker boot failure")
+        else:
             self._backoff()
 
     def _backoff(self) -> None:
@@ -610,11 +641,22 @@ class Master:
         for worker in current[: max(0, len(current) - self.target)]:
             self._retire(worker)  # TTOU / WINCH: the oldest go first
         missing = self.target - len(current)
-        while missing > 0 and time.monotonic() >= self.next_spawn:
-            self._spawn()
+        while missing > 0 and time.monotonic() >= self.next_spawn and self._spawn():
             missing -= 1
 
-    def _spawn(self) -> None:
+    def _spawn(self) -> bool:
+        """Fork one worker of the current generation; False if it must wait (logged)."""
+        if not self.free_slots:
+            # Only workers still finishing their requests after earlier reloads hold the
+            # slots: this spawn waits for one of them to exit (next turn of the loop).
+            if not self.spawn_deferred:
+                self.spawn_deferred = True
+                self.log.warning(
+                    "worker.spawn_deferred", workers=len(self.workers),
+                    reason="no free heartbeat slot until a stopping worker exits",
+                )  # fmt: skip
+            return False
+        self.spawn_deferred = False
         slot = self.free_slots.popleft()
         self.heartbeat.beat(slot)
         self.age += 1
@@ -631,13 +673,23 @@ class Master:
         # for hello world after one `gc.collect()`, measured). The master unfreezes at once
         # and collects as before.
         gc.freeze()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            # EAGAIN at a pids limit (a cgroup's pids.max, RLIMIT_NPROC), ENOMEM: the
+            # master keeps serving with the workers it has and retries after a backoff.
+            gc.unfreeze()
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, WORKER_SIGNALS)
+            self.free_slots.appendleft(slot)
+            self.log.error("worker.fork_failed", error=str(exc))
+            self._backoff()
+            return False
         if pid:
             gc.unfreeze()
             signal.pthread_sigmask(signal.SIG_UNBLOCK, WORKER_SIGNALS)
             record.pid = pid
             self.workers[pid] = record
-            return
+            return True
         code = EXIT_ERROR
         try:
             code = self._worker_main(record)
@@ -660,6 +712,9 @@ class Master:
             signal.signal(sig, signal.SIG_DFL)
         for fd in (self.wake_r, self.wake_w, self.boot_r):
             os.close(fd)
+        if self.pidfile is not None:
+            # A worker (the app) must not be able to write the master's pidfile.
+            self.pidfile.close_copy()
         record.pid = os.getpid()
         # Become `user`/`group` before anything of the app runs. Resolved again here (cheap)
         # because a HUP may have changed them; an error fails this boot, not the master.
@@ -689,6 +744,7 @@ class Master:
                 app=self.app,
                 age=record.age,
                 hooks=self.hooks,
+                master_pid=self.pid,
             )
         )
         self.hooks.call("post_fork", self, worker)
@@ -700,6 +756,16 @@ def _worker_kind(settings: Any) -> str:
     if settings.worker_class == "sync" and int(settings.threads) > 1:
         return "gthread"
     return str(settings.worker_class)
+
+
+def scaled(target: int, step: int) -> tuple[int, str | None]:
+    """The worker count after TTIN (step +1) or TTOU (-1), and why it is unchanged, if it is."""
+    wanted = target + step
+    if wanted < 1:
+        return target, "never fewer than one worker"
+    if wanted > MAX_WORKERS:
+        return target, f"never more than {MAX_WORKERS} workers"
+    return wanted, None
 
 
 def _describe(status: int) -> str:
@@ -795,6 +861,7 @@ def _start_failure(code: int, errorlog: str) -> str:
         EXIT_BOOT_FAILED: "a worker failed to boot",
         EXIT_APP_LOAD_FAILED: "the application could not be loaded",
         EXIT_LISTEN_FAILED: "a listener could not be bound",
+        EXIT_PIDFILE: "the pidfile could not be created, or another instance holds it",
     }.get(code, "the server failed to start")
     where = "" if errorlog == "-" else f"; details in the error log {errorlog}"
     return f"{what} (exit status {code or 1}){where}"

@@ -3,7 +3,8 @@
 Owns: writing the pid atomically (temporary file + rename, mode 0644),
 holding an advisory lock on it for the master's life, detecting a live
 instance, refusing symlinks, renaming on a binary upgrade (`NAME.pid.2` ->
-`NAME.pid`) and removing it on a clean exit.
+`NAME.pid`), removing it on a clean exit, and closing the copy of its
+descriptor a forked worker inherits.
 
 The lock, not the pid in the file, decides whether an instance is running:
 a file left by a crash (even one whose pid was since reused by an unrelated
@@ -56,6 +57,18 @@ class Pidfile:
                 os.unlink(tmp)
             raise PidfileError(f"pidfile {self.path}: cannot write it: {exc.strerror}") from None
         self._fd = fd
+
+    def close_copy(self) -> None:
+        """In a forked child: close its copy of the descriptor; the lock stays the master's.
+
+        A worker inherits the open, writable descriptor across fork, and the app it runs
+        (under `user`, perhaps) could write through it to the root-owned file. The flock
+        belongs to the open file, which the master's descriptor keeps open: closing a copy
+        does not release it.
+        """
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def rename(self, new_path: str) -> None:
         """Move the held pidfile to `new_path` (the lock moves with it)."""

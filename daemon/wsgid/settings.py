@@ -56,7 +56,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 
 from wsgid import __version__, build
-from wsgid.config import Command, ConfigError, LoadedSettings
+from wsgid.config import MAX_WORKERS, Command, ConfigError, LoadedSettings
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -470,9 +470,11 @@ class Settings(BaseModel):
     ] = Field(
         default=1,
         ge=1,
+        le=MAX_WORKERS,
         description=(
             "The number of worker processes. A common start is 2-4 per CPU core; measure "
-            "your own application."
+            f"your own application. At most {MAX_WORKERS}, the most one master supervises "
+            "(TTIN stops there too)."
         ),
     )
     worker_class: Annotated[

@@ -1,4 +1,8 @@
-"""The pidfile: its lock, not the number in it, decides whether wsgid is already running."""
+"""The pidfile: its lock, not the number in it, decides whether wsgid is already running.
+
+A pidfile that cannot be created, or that another instance holds, stops wsgid with its own
+exit status, 7 (docs/running.md), not 1, which means a bug.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from support.server import WorkDir, WsgidServer
+from support.server import WorkDir, WsgidServer, free_port
 
-EXIT_ERROR = 1
+EXIT_PIDFILE = 7
 
 
 def dead_pid() -> int:
@@ -62,7 +66,7 @@ def test_a_live_instance_makes_a_second_start_refuse_clearly(
     pidfile = workdir.root / "wsgid.pid"
     first = wsgid("sleep_app:app", "--pid", str(pidfile))
     second = wsgid("sleep_app:app", "--pid", str(pidfile), start=False)
-    assert second.wait_exit(timeout=30) == EXIT_ERROR
+    assert second.wait_exit(timeout=30) == EXIT_PIDFILE
     err = second.errlog()
     assert f"already running with pid {first.pid}" in err and str(pidfile) in err, err
     assert pidfile.read_text() == f"{first.pid}\n", "the refused start touched the pidfile"
@@ -79,7 +83,7 @@ def test_a_symlinked_pidfile_is_refused_and_its_target_left_alone(
     pidfile = workdir.root / "wsgid.pid"
     pidfile.symlink_to(target)
     server = wsgid("sleep_app:app", "--pid", str(pidfile), start=False)
-    assert server.wait_exit(timeout=30) == EXIT_ERROR
+    assert server.wait_exit(timeout=30) == EXIT_PIDFILE
     assert "symbolic link" in server.errlog(), server.errlog()
     assert target.read_text() == "do not overwrite\n"
     assert pidfile.is_symlink()
@@ -107,10 +111,43 @@ def test_a_pidfile_left_by_a_killed_master_does_not_block_the_next_start(
     try:
         assert holder.stdout is not None and holder.stdout.readline() == b"locked\n"
         refused = wsgid("sleep_app:app", "--pid", str(pidfile), start=False)
-        assert refused.wait_exit(timeout=30) == EXIT_ERROR  # the holder is alive: refused
+        assert refused.wait_exit(timeout=30) == EXIT_PIDFILE  # the holder is alive: refused
     finally:
         holder.kill()
         holder.wait()
     server = wsgid("sleep_app:app", "--pid", str(pidfile))
     assert Path(pidfile).read_text() == f"{server.pid}\n"
     assert server.stop() == 0
+
+
+def test_a_pidfile_that_cannot_be_created_exits_7_naming_it(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    pidfile = workdir.root / "missing-directory" / "wsgid.pid"
+    server = wsgid("sleep_app:app", "--pid", str(pidfile), start=False)
+    assert server.wait_exit(timeout=30) == EXIT_PIDFILE
+    err = server.errlog()
+    assert f"pidfile {pidfile}: cannot create it" in err, err
+    assert "Traceback" not in err, err
+
+
+def test_a_daemon_whose_pidfile_another_instance_holds_exits_7_and_says_why(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir, daemon_name: str
+) -> None:
+    pidfile = workdir.root / "wsgid.pid"
+    first = wsgid("sleep_app:app", "--pid", str(pidfile))
+    argv = [sys.executable, "-m", "wsgid", "sleep_app:app", "--daemon", "--name", daemon_name]
+    argv += ["--bind", f"127.0.0.1:{free_port()}", "--pid", str(pidfile)]
+    result = subprocess.run(
+        argv,
+        cwd=workdir.cwd,
+        env=WsgidServer(None, workdir=workdir).environ(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == EXIT_PIDFILE, (result.returncode, result.stderr)
+    assert "the pidfile could not be created, or another instance holds it" in result.stderr
+    assert f"already running with pid {first.pid}" in result.stderr, result.stderr
+    assert first.stop() == 0

@@ -10,10 +10,24 @@ Worker signals: TERM = graceful (finish in-flight requests, then exit),
 INT and QUIT = fast (exit now), USR1 = reopen log files, ABRT = the master
 saw no heartbeat for `timeout` seconds: log every thread's stack and the
 request being served as one event, then exit.
+
+A worker never outlives its master. The kernel sends it TERM when the master
+exits (PR_SET_PDEATHSIG), and the loop checks once a second that the master
+is still its parent (`check_master`), which also covers the moment before the
+death signal was armed. An orphaned worker stops gracefully, and kills itself
+if its requests outlast `graceful_timeout` (nobody else will). A copy of the
+worker that the app forked and that came back into wsgid's loop exits at once.
+Any process the app forks (os.fork, multiprocessing) gets the same death
+signal, tied to its worker, with TERM's default action: a copy stuck in
+wsgid's code elsewhere (a gthread pool thread waiting for work that never
+comes) ends with its worker instead of holding the port forever.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import math
 import os
 import signal
 import struct
@@ -39,6 +53,23 @@ EXIT_BOOT_FAILED = 3
 EXIT_APP_LOAD_FAILED = 4
 EXIT_ABORTED = 6  # killed itself after a timeout dump
 
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _find_prctl() -> Any:
+    """libc's prctl(2), or None. Looked up once, in the master: a process the app forks
+    calls it at once, and a dlopen() there could deadlock on a lock another thread of the
+    app held at the fork."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _find_prctl()
+
 BOOTED = struct.Struct("=i")
 
 # Every signal the master handles or sends to a worker. The master blocks
@@ -63,6 +94,7 @@ class WorkerContext:
     app: Any  # the preloaded app, or None to load it in the worker
     age: int  # spawn counter, for logs
     hooks: Hooks
+    master_pid: int  # the parent it serves under; another parent means the master is gone
 
 
 # A custom `worker_class` may subclass any worker class, also in the compiled build.
@@ -79,6 +111,9 @@ class Worker:
         self.app: Any = ctx.app
         self.hooks = ctx.hooks
         self.alive = True  # False once a graceful stop began
+        self.pid = os.getpid()  # another pid in the loop: a copy the app forked
+        self.orphaned = False  # the master is gone (logged)
+        self.forking = False  # the process forking now is this worker, not one of its children
         self.reopen_requested = False
         # (request, peer, started) of the request the app is serving, for
         # the timeout dump; set and cleared by the kind around each app call.
@@ -88,11 +123,20 @@ class Worker:
     def run(self) -> int:
         """Boot, serve until told to stop, and return the process exit code."""
         self.ctx.logs.enter_worker()  # capture_output: this worker's own stdout/stderr
+        # Armed after the switch to `user` (a change of identity disarms it) and before the
+        # signals are unblocked, so a TERM it sends meanwhile waits for the handler.
+        _set_parent_death_signal(signal.SIGTERM)
         self._init_signals()
+        os.register_at_fork(before=self._before_fork, after_in_child=self._after_fork_in_child)
+        self.check_master()  # it may have died before the signal was armed
+        if not self.alive:
+            return EXIT_OK
         if self.app is None:
             try:
                 self.app = loader.load_app(self.settings)
             except loader.AppLoadError as exc:
+                if not self.alive:
+                    return EXIT_OK  # stopped while importing (INT exits by SystemExit)
                 self.log.error("worker.app_load_failed", error=str(exc))
                 return EXIT_APP_LOAD_FAILED
             except Exception:
@@ -111,7 +155,54 @@ class Worker:
             self.serve()
         finally:
             self.ctx.logs.flush()  # buffered access records, also on a fast (INT/QUIT) exit
+        self.check_master()  # an idle worker leaves its loop before the sweep would log it
         return EXIT_OK
+
+    def check_master(self) -> None:
+        """Stop if this process is no longer the master's worker (the loop calls it each second).
+
+        An orphan (its parent is no longer the master, which was killed or crashed) stops
+        gracefully: nobody supervises it, and it holds the port a restart needs. A copy of
+        the worker that the app forked and that came back into wsgid's code leaves at once:
+        it shares the worker's epoll instance, so even a graceful stop would take the
+        listeners off the worker's own.
+        """
+        if os.getpid() != self.pid:
+            os._exit(EXIT_OK)
+        if not self.orphaned and os.getppid() != self.ctx.master_pid:
+            self.orphaned = True
+            self.alive = False
+            self._bound_orphan_stop()
+            self.log.error(
+                "worker.master_gone", master=self.ctx.master_pid, action="stopping gracefully"
+            )
+
+    def _before_fork(self) -> None:
+        self.forking = os.getpid() == self.pid
+
+    def _after_fork_in_child(self) -> None:
+        """In a process the app forked: end with the worker, on TERM as any process would.
+
+        wsgid's TERM handler would only mark a worker that is not running here, and its
+        wake-up fd is the worker's pipe. A program the child executes keeps the death
+        signal (subprocess without `preexec_fn` runs no fork hooks, so it is not affected).
+        Only the worker's own children: a grandchild (a daemon's second fork) is left alone.
+        """
+        if not self.forking:
+            return
+        with contextlib.suppress(ValueError):  # only the main thread may; it is, after fork
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        _set_parent_death_signal(signal.SIGTERM)
+        if os.getppid() != self.pid:  # the worker was gone before the signal was armed
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def _bound_orphan_stop(self) -> None:
+        """With the master gone nobody kills a stop that outlasts graceful_timeout: do it here.
+
+        SIGALRM's default action ends the process even while the app is stuck in C code.
+        """
+        signal.alarm(math.ceil(float(self.settings.graceful_timeout)) + 1)
 
     def setup(self) -> None:
         """Kind-specific preparation after the app is loaded (optional)."""
@@ -139,8 +230,13 @@ class Worker:
 
     def _on_term(self, signum: int, frame: FrameType | None) -> None:
         self.alive = False
+        if os.getppid() != self.ctx.master_pid:
+            # The death signal: the loop may not sweep again before the stop (a sync
+            # worker stuck in the app), so the stop is bounded from here.
+            self._bound_orphan_stop()
 
     def _on_quit(self, signum: int, frame: FrameType | None) -> None:
+        self.alive = False
         self.hooks.call("worker_int", self)
         sys.exit(EXIT_OK)
 
@@ -172,3 +268,13 @@ class Worker:
 
     def _on_usr1(self, signum: int, frame: FrameType | None) -> None:
         self.reopen_requested = True
+
+
+def _set_parent_death_signal(sig: int) -> None:
+    """Have the kernel send `sig` to this process when its parent exits (Linux).
+
+    Where prctl is missing or refuses, a worker's loop still notices an orphaned worker
+    within a second (`Worker.check_master`).
+    """
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, sig, 0, 0, 0)

@@ -614,6 +614,7 @@ class ConnectionLoop(Worker):
 
     def _sweep(self, now: float) -> None:
         """Close connections past their idle, head, write or linger deadlines."""
+        self.check_master()
         keepalive = self.keepalive
         for conn in list(self.conns.values()):
             if conn.busy:
