@@ -15,7 +15,7 @@ the main loop acts on them, so no real work ever runs inside a handler.
 | INT         | fast stop; a second stop signal also makes a stop fast          |
 | HUP         | reload: re-read the configuration, start a new generation of    |
 |             | workers, then gracefully stop the old one once the new booted   |
-| TTIN / TTOU | one worker more / fewer (never below one)                       |
+| TTIN / TTOU | one worker more / fewer (from one to MAX_WORKERS)                |
 | USR1        | reopen log files, here and in every worker                      |
 | USR2        | binary upgrade: exec a new master that inherits the listeners   |
 | WINCH       | gracefully stop every worker, keep the master (after USR2)      |
