@@ -387,7 +387,7 @@ def test_file_values_keep_their_toml_types(tmp_path: Path) -> None:
     cfg = write(tmp_path / "c.toml", 'workers = "4"\n')
     message = error_of([APP, "-c", cfg])
     assert f"Config file {cfg}, line 1: workers = " in message
-    assert '"4"' in message and "an integer >= 1" in message
+    assert '"4"' in message and "an integer from 1 to 4096" in message
 
 
 def test_a_whole_number_is_accepted_for_seconds(tmp_path: Path) -> None:
@@ -485,7 +485,7 @@ def test_gunicorn_flag_spelled_as_env_variable_suggests_the_setting() -> None:
 def test_bad_env_value_names_variable_value_and_what_is_accepted() -> None:
     message = error_of(env={"WSGID_WORKERS": "four"})
     assert message.startswith('Environment variable WSGID_WORKERS="four" is not valid')
-    assert "an integer >= 1" in message
+    assert "an integer from 1 to 4096" in message
 
 
 def test_unknown_flag_suggests_the_nearest_flag() -> None:
@@ -504,7 +504,7 @@ def test_flag_missing_its_value_names_the_flag() -> None:
 def test_bad_flag_value_names_flag_value_and_what_is_accepted() -> None:
     message = error_of([APP, "--workers", "many"])
     assert message.startswith('Command-line flag --workers "many" is not valid')
-    assert "an integer >= 1" in message
+    assert "an integer from 1 to 4096" in message
 
 
 # --- commands ----------------------------------------------------------------------------------
