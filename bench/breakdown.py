@@ -114,6 +114,7 @@ def main() -> int:
             app=hello,
             age=1,
             hooks=Hooks(settings, logs.error),
+            master_pid=os.getppid(),  # no master here; the loop's parent check is never run
         )
     )
     worker.setup()
