@@ -3,7 +3,8 @@
 Under a pids limit os.fork() raises BlockingIOError; the master died of it with a raw
 traceback, exit 1, and left the workers it had started serving unsupervised. Now each failed
 fork is logged as `worker.fork_failed` and retried with the crash backoff, the master keeps
-serving with the workers it has, and fills up once pids are available again.
+serving with the workers it has, and fills up once pids are available again. A binary
+upgrade (USR2) whose fork fails is logged as `upgrade.failed`; the old master keeps serving.
 
 Run in a real pids cgroup (v1, /sys/fs/cgroup/pids, writable by root). About the master
 alone: the worker kind plays no part.
@@ -12,6 +13,7 @@ alone: the worker kind plays no part.
 from __future__ import annotations
 
 import contextlib
+import signal
 import sys
 import time
 import uuid
@@ -75,6 +77,11 @@ def test_the_master_survives_failed_forks_under_a_pids_limit_and_fills_up_later(
     # Backoff 0.1, 0.2, 0.4, 0.8, 1.6 s...: a handful in these seconds, never a tight loop.
     assert len(failed) <= 15, f"{len(failed)} failed forks\n{log}"
     assert len(server.wait_workers(ROOM_FOR)) == ROOM_FOR
+    assert server.get("/pid").status == 200
+    # A binary upgrade cannot fork either: it fails, and the master keeps serving.
+    server.send_signal(signal.SIGUSR2)
+    wait_event(server.errlog, "upgrade.failed", check=server.check_running)
+    assert "cannot fork" in server.errlog(), server.errlog()
     assert server.get("/pid").status == 200
 
     (pids_cgroup / "pids.max").write_text("max\n")
