@@ -1130,7 +1130,7 @@ def _environment_defaults(environ: Mapping[str, str]) -> _Layer:
         if not re.fullmatch(r"[0-9]+", text) or int(text) < 1:
             raise ConfigError(
                 f'Environment variable WEB_CONCURRENCY="{concurrency}" is not valid: it sets '
-                f"the default number of workers, so it must be an integer >= 1."
+                f"the default number of workers, so it must be an integer from 1 to {MAX_WORKERS}."
             )
         entries["workers"] = _Entry(
             int(text), "default", f'Environment variable WEB_CONCURRENCY="{concurrency}"'

@@ -26,7 +26,7 @@ TOO_MANY = "100000000000000000000"
 ACCEPTED = f"an integer from 1 to {MAX_WORKERS}"
 
 
-@pytest.mark.parametrize("source", ["toml", "env", "flag"])
+@pytest.mark.parametrize("source", ["toml", "env", "web_concurrency", "flag"])
 def test_a_worker_count_above_the_bound_exits_2_naming_source_key_value_and_range(
     wsgid: Callable[..., WsgidServer], workdir: WorkDir, source: str
 ) -> None:
@@ -38,6 +38,8 @@ def test_a_worker_count_above_the_bound_exits_2_naming_source_key_value_and_rang
         args, where = ["--config", str(config)], f"Config file {config}, line 1"
     elif source == "env":
         env, where = {"WSGID_WORKERS": TOO_MANY}, "Environment variable WSGID_WORKERS"
+    elif source == "web_concurrency":  # the platforms' default (Heroku, Cloud Run)
+        env, where = {"WEB_CONCURRENCY": TOO_MANY}, "Environment variable WEB_CONCURRENCY"
     else:
         args, where = ["-w", TOO_MANY], "Command-line flag -w"
     server = wsgid("sleep_app:app", *args, env=env, start=False)
