@@ -21,11 +21,9 @@ from pathlib import Path
 from conformance_wire import Wire
 
 from support.server import APPS_DIR, WorkDir, WsgidServer
-from wsgid.workers import KINDS
 
 HERE = Path(__file__).resolve().parent
 APP = "conformance_app:app"
-WORKER_KINDS = sorted(KINDS)
 
 
 class ConformanceServer:

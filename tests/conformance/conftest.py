@@ -1,9 +1,10 @@
 """Fixtures of the wire-level conformance suite (tests/conformance only).
 
 Owns: the module-scoped `kind`, `build` and `server` fixtures: one wsgid per worker kind and
-build per test module (the suite must stay fast). Every worker kind in `wsgid.workers.KINDS` is
-a parameter, so a kind added there joins the suite without a change here; so is each build
-(support/builds.py): the compiled one where this install has it, and always pure Python.
+build per test module (the suite must stay fast). Every worker kind in `wsgid.workers.KINDS`
+(support/kinds.py) is a parameter, so a kind added there joins the suite without a change here;
+so is each build (support/builds.py): the compiled one where this install has it, and always
+pure Python.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conformance_server import WORKER_KINDS, ConformanceServer, running
+from conformance_server import ConformanceServer, running
 
 from support.builds import BUILDS
+from support.kinds import WORKER_KINDS
 
 
 @pytest.fixture(scope="module", params=WORKER_KINDS)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import kind_args
+from support.kinds import kind_args
 from support.load import events, wait_event
 from support.server import WorkDir, WsgidServer
 

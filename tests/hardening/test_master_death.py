@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import kind_args
 from support import procs
+from support.kinds import kind_args
 from support.load import events
 from support.server import Response, WorkDir, WsgidServer
 

@@ -13,7 +13,7 @@ import pwd
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import kind_args
+from support.kinds import kind_args
 from support.server import APPS_DIR, WorkDir, WsgidServer
 
 
