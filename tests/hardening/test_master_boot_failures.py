@@ -102,6 +102,8 @@ def test_after_boot_a_worker_that_exits_0_at_import_is_respawned_with_the_backof
 ) -> None:
     server = wsgid(APP, *kind_args(kind), workers=WORKERS)
     first, second = server.wait_workers(WORKERS)
+    # Both booted (not only forked): a boot failure before that would stop the master.
+    server.wait_log("master.ready", timeout=30)
     # From now on the app's module exits 0 at import: replacements can never boot.
     (workdir.markers / "exit-at-import").write_text("sys_exit_0")
     os.kill(first, signal.SIGKILL)
