@@ -71,8 +71,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _config_error(exc: ConfigError) -> int:
-    print(f"wsgid: error: {exc}", file=sys.stderr)
+    _print_error(str(exc))
     return EXIT_CONFIG
+
+
+def _print_error(message: str) -> None:
+    """`wsgid: error: MESSAGE` on stderr, control characters escaped.
+
+    Messages quote values from the environment and files; an ESC or BEL in
+    one must not reach the terminal (the logs escape the same way).
+    """
+    from wsgid.logs.escape import printable
+
+    print(f"wsgid: error: {printable(message)}", file=sys.stderr)
 
 
 def _serve(loaded: LoadedSettings, args: list[str]) -> int:
@@ -208,7 +219,7 @@ def _check(loaded: LoadedSettings) -> int:
     try:
         load_app(loaded.settings)
     except AppLoadError as exc:
-        print(f"wsgid: error: {exc}", file=sys.stderr)
+        _print_error(str(exc))
         return EXIT_APP_LOAD
     print(f"wsgid: configuration OK; application {loaded.settings.app} loaded.")
     return EXIT_OK
