@@ -18,18 +18,16 @@ Framing, in order of preference (RFC 9112 §6):
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, cast
 
 from wsgid.http import policy
+from wsgid.http.date import head_end
 from wsgid.http.parser import Request
-from wsgid.logs.clock import http_date
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
-SERVER_HEADER = b"Server: wsgid\r\n"
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _STATUS = re.compile(r"[1-9][0-9][0-9] [^\r\n\x00]*")
 _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
@@ -40,8 +38,6 @@ _HOP_BY_HOP = frozenset(
      "trailers", "transfer-encoding", "upgrade", "proxy-connection")
 )  # fmt: skip
 
-_time = time.time
-
 # Header items already found valid, and serialised heads (all but Date) keyed
 # on everything that shapes them: most apps send the same few heads over and
 # over, and building one costs more than the rest of the response. Both are
@@ -50,22 +46,6 @@ _VALID_HEADERS: set[tuple[str, str]] = set()
 _HEAD_CACHE: dict[tuple[Any, ...], tuple[bytes, bool, int | None, bool, bool, bool]] = {}
 _CACHE_MAX = 1024
 _STATUS_CODES: dict[str, int] = {}  # status lines already found valid -> their code
-_HEAD_END = SERVER_HEADER + b"\r\n"
-
-
-def _refresh_date(now: float) -> None:
-    """Format `Date` again (at most once a second) with the end of the head after it."""
-    global _date_tail, _date_expires
-    second = int(now)
-    # Not email.utils.formatdate: importing it costs every process about 1 MiB.
-    date = http_date(second).encode("ascii")
-    _date_tail = b"Date: " + date + b"\r\n" + _HEAD_END
-    _date_expires = second + 1
-
-
-# `Date: ...\r\n`, `Server` and the blank line: what ends every head.
-_date_tail = b""
-_date_expires = 0.0
 
 
 class ResponseError(Exception):
@@ -173,10 +153,8 @@ class Response:
         self.head_sent = True
         # The request id varies per request, so it is not part of the cached prefix;
         # an X-Request-ID the app set itself wins.
-        now = _time()
-        if now >= _date_expires:
-            _refresh_date(now)
-        return prefix + self.request_id + _date_tail if own_id else prefix + _date_tail
+        tail = head_end()
+        return prefix + self.request_id + tail if own_id else prefix + tail
 
     def _shape(self, known_length: int | None) -> tuple[bytes, bool, int | None, bool, bool, bool]:
         """The head up to Date, and the framing it implies (see the module docstring)."""
