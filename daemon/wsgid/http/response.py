@@ -8,7 +8,8 @@ It does no I/O; `exchange.py` drives it and the worker sends the bytes.
 
 Framing, in order of preference (RFC 9112 §6):
 1. the app's own Content-Length; the body is cut at that length and the
-   connection closed if the app sends less;
+   connection closed if the app sends less (`length_mismatch` either way:
+   the exchange logs it);
 2. a length wsgid can see in advance (the app returned a list or tuple and
    never called `write()`), sent as Content-Length;
 3. chunked transfer coding, on HTTP/1.1;
@@ -66,6 +67,10 @@ class Response:
     body_allowed = True
     body_dropped = False  # the app gave a body where none is allowed
     bytes_sent = 0  # body bytes, after framing decisions, for the access log
+    # The body did not match the app's own Content-Length: it ended short (the
+    # connection is closed), or went on past it (`excess` bytes were dropped).
+    length_mismatch = False
+    excess = 0
     request_id = b""  # the `X-Request-ID: ...\r\n` line, set by the exchange
     app_failed = False
 
@@ -225,6 +230,8 @@ class Response:
         if self.content_length is not None:
             room = self.content_length - self.bytes_sent
             if len(data) > room:
+                self.length_mismatch = True
+                self.excess += len(data) - room
                 data = data[:room]  # never send more than the app announced
         self.bytes_sent += len(data)
         if self.chunked and data:
@@ -244,6 +251,7 @@ class Response:
             and self.content_length is not None
             and self.bytes_sent < self.content_length
         ):
+            self.length_mismatch = True
             self.keep_alive = False  # the client would wait for the missing bytes
         return b""
 
