@@ -96,9 +96,7 @@ def test_a_body_longer_than_its_content_length_is_cut_there_logged_and_the_conne
         assert part in line, line
 
 
-def test_a_whole_body_logs_no_length_mismatch(
-    wsgid: Callable[..., WsgidServer], kind: str
-) -> None:
+def test_a_whole_body_logs_no_length_mismatch(wsgid: Callable[..., WsgidServer], kind: str) -> None:
     server = wsgid(APP, *kind_args(kind), workers=1)
     for mode in ("list", "gen"):
         assert server.get(f"/length?declared=2500&sent=2500&mode={mode}").status == 200
