@@ -177,9 +177,12 @@ class _FdSink:
                 self._failures += 1
                 self._settle([encode(r) for r in records], written)
             else:
-                self._drain()  # what was kept goes first; new records only behind it
+                # What was kept goes first; the new records behind it, tried now only
+                # if the target took all of it.
+                drained = self._drain()
                 self._hold([encode(r) for r in records])
-                self._drain()
+                if drained:
+                    self._drain()
             due = self._due(time.monotonic())
         if due is not None and self.report is not None:
             self.report(self.target, *due)
@@ -240,13 +243,13 @@ class _FdSink:
                 self._held.append(line)
                 self._held_size += len(line)
 
-    def _drain(self) -> None:
-        """Write the rest of a cut record, then the kept records, as far as the target takes."""
+    def _drain(self) -> bool:
+        """Write the rest of a cut record, then the kept records; True if all went out."""
         if self._tail:
             self._tail = self._tail[self._finish(self._tail) :]
             if self._tail:
                 self._failures += 1
-                return
+                return False
         while self._held:
             # All at once to a file; to a stream, in writes of at most PIPE_BUF.
             count, size = 1, len(self._held[0])
@@ -267,8 +270,9 @@ class _FdSink:
                 self._failures += 1
                 self._settle(lines, written)
                 self._hold(rest)
-                return
+                return False
             self._hold(rest)
+        return True
 
     def _due(self, now: float, force: bool = False) -> tuple[str, int, int] | None:
         """(error, dropped, kept) if a report is due now; clears the counts it reports."""
