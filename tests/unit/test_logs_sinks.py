@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from wsgid.logs import targets
+from wsgid.logs import sinks, targets
 from wsgid.logs.sinks import FileSink, MultiSink, StreamSink
 from wsgid.logs.syslog import FACILITIES, SyslogSink
 from wsgid.logs.targets import Target
@@ -251,6 +251,15 @@ def test_a_batch_is_one_write_to_a_file(tmp_path: Path) -> None:
     assert path.read_text().splitlines() == ["one", "two", "x" * 70000]
 
 
+def _read_all(fd: int) -> bytes:
+    """Everything left in a pipe whose write end is closed; closes `fd`."""
+    data = b""
+    while chunk := os.read(fd, 65536):
+        data += chunk
+    os.close(fd)
+    return data
+
+
 def test_a_batch_to_a_pipe_is_cut_at_records_below_pipe_buf(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -269,11 +278,7 @@ def test_a_batch_to_a_pipe_is_cut_at_records_below_pipe_buf(
     sink.write_many(records, 6)
     monkeypatch.undo()
     sink.close()
-    data = b""
-    while chunk := os.read(read, 65536):
-        data += chunk
-    os.close(read)
-    assert data.decode().splitlines() == records
+    assert _read_all(read).decode().splitlines() == records
     assert len(writes) > 1 and all(n <= select.PIPE_BUF for n in writes)
 
 
@@ -283,7 +288,6 @@ def test_a_batch_to_a_pipe_is_cut_at_records_below_pipe_buf(
 def test_a_record_a_pipe_took_only_part_of_is_finished_before_the_next(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from wsgid.logs import sinks
 
     read, write = os.pipe()
     sink = StreamSink(write)
@@ -306,18 +310,13 @@ def test_a_record_a_pipe_took_only_part_of_is_finished_before_the_next(
     sink.write("second")  # the rest of the first goes first
     monkeypatch.undo()
     sink.close()
-    data = b""
-    while chunk := os.read(read, 65536):
-        data += chunk
-    os.close(read)
-    assert data == b"first record\nsecond\n"
+    assert _read_all(read) == b"first record\nsecond\n"
     assert reports == [("-", "Resource temporarily unavailable", 0, 1)]
 
 
 def test_a_cut_record_is_taken_back_out_of_a_file_and_written_whole_later(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from wsgid.logs import sinks
 
     path = tmp_path / "access.log"
     sink = FileSink(str(path))
@@ -347,7 +346,6 @@ def test_a_cut_record_is_taken_back_out_of_a_file_and_written_whole_later(
 def test_write_failures_are_reported_at_most_once_per_interval_with_the_count(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from wsgid.logs import sinks
 
     now = [1000.0]
     monkeypatch.setattr(time, "monotonic", lambda: now[0])

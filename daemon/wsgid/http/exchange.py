@@ -245,26 +245,19 @@ def _length_mismatch(resp: Response, req: Request, log: ErrorLog) -> None:
     well-formed (the excess was dropped), but it is not what the app meant.
     """
     declared = resp.content_length
-    if resp.bytes_sent < (declared or 0):
-        log.error(
-            "app.response_short",
-            method=req.method,
-            path=_path(req),
-            status=resp.status_code,
-            content_length=declared,
-            bytes_sent=resp.bytes_sent,
-            action="connection closed",
-        )
-    else:
-        log.warning(
-            "app.response_long",
-            method=req.method,
-            path=_path(req),
-            status=resp.status_code,
-            content_length=declared,
-            bytes_given=resp.bytes_sent + resp.excess,
-            action="excess dropped",
-        )
+    short = resp.bytes_sent < (declared or 0)
+    (log.error if short else log.warning)(
+        "app.response_short" if short else "app.response_long",
+        method=req.method,
+        path=_path(req),
+        status=resp.status_code,
+        content_length=declared,
+        **(
+            {"bytes_sent": resp.bytes_sent, "action": "connection closed"}
+            if short
+            else {"bytes_given": resp.bytes_sent + resp.excess, "action": "excess dropped"}
+        ),
+    )
 
 
 def _send_quietly(channel: Channel, data: bytes) -> bool:
