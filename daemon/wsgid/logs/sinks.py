@@ -38,8 +38,8 @@ a quota, a pipe nobody reads):
 - Failures are reported through `report` (set by `Logs`: an error event on
   the error log, or stderr), at most once per REPORT_INTERVAL per process,
   with the error and how many records were dropped since the last report.
-  `flush()` (a process exits, or the logs are replaced) writes what it can
-  and reports the rest.
+  `flush()` (a worker exits, the logs are replaced, or at exit for the
+  master) writes what it can and reports the rest.
 
 A sink takes a lock around its writes (threads of a gthread worker write
 the error log at once); a forked child gets a fresh one (see the end of the
@@ -48,6 +48,7 @@ module), so a fork cannot inherit it held.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import select
@@ -429,3 +430,15 @@ def _reset_after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def _flush_all() -> None:
+    """A process that exits normally (the master) reports what its sinks kept back.
+
+    Workers leave with os._exit, after `Logs.flush()`; this is for the rest.
+    """
+    for sink in list(_fd_sinks):
+        sink.flush()
+
+
+atexit.register(_flush_all)
