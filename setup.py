@@ -28,6 +28,7 @@ from setuptools.command.build_ext import build_ext
 
 HOT = [
     "daemon/wsgid/http/body.py",
+    "daemon/wsgid/http/date.py",
     "daemon/wsgid/http/environ.py",
     "daemon/wsgid/http/exchange.py",
     "daemon/wsgid/http/fields.py",

@@ -6,7 +6,8 @@ What this module owns:
   settings, then serves (`wsgid.master.run`), checks (`wsgid check`), shows the effective
   configuration (`wsgid config show`) or prints the JSON Schema of the file
   (`wsgid config schema`).
-- How settings are presented to people: the `config show` table and JSON, and the reference
+- How settings are presented to people: the `config show` table and JSON (secrets masked
+  unless `--show-secrets`), and the reference
   section of docs/configuration.md, rendered from the model in `wsgid.settings` so that it
   cannot drift from it.
 
@@ -29,6 +30,7 @@ import io
 import json
 import os
 import pickle
+import re
 import select
 import signal
 import sys
@@ -71,8 +73,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _config_error(exc: ConfigError) -> int:
-    print(f"wsgid: error: {exc}", file=sys.stderr)
+    _print_error(str(exc))
     return EXIT_CONFIG
+
+
+def _print_error(message: str) -> None:
+    """`wsgid: error: MESSAGE` on stderr, control characters escaped.
+
+    Messages quote values from the environment and files; an ESC or BEL in
+    one must not reach the terminal (the logs escape the same way).
+    """
+    from wsgid.logs.escape import printable
+
+    print(f"wsgid: error: {printable(message)}", file=sys.stderr)
 
 
 def _serve(loaded: LoadedSettings, args: list[str]) -> int:
@@ -111,12 +124,13 @@ def load(args: list[str]) -> LoadedSettings:
         return load_settings(args, os.environ)
     if isinstance(answer, str):
         raise ConfigError(answer)
-    values, sources, command, json_output = answer
-    return LoadedSettings(FrozenSettings(values), sources, command, json_output)
+    values, sources, command, json_output, show_secrets = answer
+    return LoadedSettings(FrozenSettings(values), sources, command, json_output, show_secrets)
 
 
-# What the child sends: (values, sources, command, json_output), or a ConfigError's message.
-_Answer = tuple[dict[str, Any], dict[str, str], Command, bool] | str
+# What the child sends: (values, sources, command, json_output, show_secrets), or a
+# ConfigError's message.
+_Answer = tuple[dict[str, Any], dict[str, str], Command, bool, bool] | str
 
 # Reading the settings takes a tenth of a second. A child forked on HUP from a master where
 # another thread (of a preloaded app) held a lock, an import lock say, can wait on it forever:
@@ -172,7 +186,8 @@ def _receive(fd: int, pid: int) -> bytes:
 def _read_settings(pipe_fd: int, args: list[str]) -> NoReturn:
     """The child of `_load_in_child`: load the settings, send the outcome, exit at once.
 
-    It sends (values, sources, command, json_output), or a `ConfigError`'s message, pickled.
+    It sends (values, sources, command, json_output, show_secrets), or a `ConfigError`'s
+    message, pickled.
     On anything else it sends nothing. Its stdout goes nowhere (what `--help` and `--version`
     print is printed by the in-process retry), and it leaves by `os._exit`, so no buffer or
     exit handler inherited from the parent runs twice.
@@ -194,7 +209,13 @@ def _read_settings(pipe_fd: int, args: list[str]) -> NoReturn:
             answer = str(exc)
         else:
             values = {name: getattr(loaded.settings, name) for name in SPECS}
-            answer = (values, dict(loaded.sources), loaded.command, loaded.json_output)
+            answer = (
+                values,
+                dict(loaded.sources),
+                loaded.command,
+                loaded.json_output,
+                loaded.show_secrets,
+            )
         with open(pipe_fd, "wb") as pipe:
             pickle.dump(answer, pipe)
         status = 0
@@ -208,7 +229,7 @@ def _check(loaded: LoadedSettings) -> int:
     try:
         load_app(loaded.settings)
     except AppLoadError as exc:
-        print(f"wsgid: error: {exc}", file=sys.stderr)
+        _print_error(str(exc))
         return EXIT_APP_LOAD
     print(f"wsgid: configuration OK; application {loaded.settings.app} loaded.")
     return EXIT_OK
@@ -219,13 +240,59 @@ def _check(loaded: LoadedSettings) -> int:
 # --------------------------------------------------------------------------------------------
 
 
+# What `config show` prints in place of a secret (unless --show-secrets).
+MASK = "<hidden>"
+# Settings whose values are all secrets' carriers: raw_env's NAME=VALUE pairs are the
+# application's environment, where its passwords and keys usually live.
+SECRET_SETTINGS = frozenset({"raw_env"})
+# Keys of a table setting (logconfig_dict) whose values are secrets; matched as parts of
+# the lower-cased key with `-` as `_` (`db_password`, `SENTRY_DSN`, `X-Api-Key`).
+SECRET_KEY_PARTS = (
+    "password", "passwd", "passphrase", "secret", "token", "api_key", "apikey",
+    "private_key", "access_key", "credential", "dsn", "authorization",
+)  # fmt: skip
+# The password of a URL's userinfo: scheme://user:PASSWORD@host.
+_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^/?#@\s:]*):[^/?#@\s]*@")
+
+
+def _secret_key(key: object) -> bool:
+    text = str(key).lower().replace("-", "_")
+    return any(part in text for part in SECRET_KEY_PARTS)
+
+
+def _masked_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: MASK if _secret_key(k) else _masked_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_masked_value(v) for v in value)
+    if isinstance(value, str):
+        return _URL_PASSWORD.sub(rf"\1:{MASK}@", value)
+    return value
+
+
+def masked(name: str, value: Any) -> Any:
+    """`value` of setting `name` as `config show` prints it by default: secrets replaced.
+
+    Masked: every raw_env value (the name stays), the value of every key that looks like a
+    secret's (SECRET_KEY_PARTS) anywhere in a table setting, and the password of any URL.
+    """
+    if name in SECRET_SETTINGS and isinstance(value, (list, tuple)):
+        return tuple(f"{item.partition('=')[0]}={MASK}" for item in value)
+    return _masked_value(value)
+
+
+def _shown(loaded: LoadedSettings, name: str) -> Any:
+    value = getattr(loaded.settings, name)
+    return value if loaded.show_secrets else masked(name, value)
+
+
 def show_table(loaded: LoadedSettings) -> str:
     """Every effective setting, its value as TOML would spell it, and where it came from."""
     from wsgid.settings import SPECS, format_value
 
     rows = [("setting", "value", "source")]
     for name, spec in SPECS.items():
-        value = getattr(loaded.settings, name)
+        value = _shown(loaded, name)
         rows.append((name, format_value(value, octal=spec.option.octal), loaded.sources[name]))
     name_width = max(len(r[0]) for r in rows)
     value_width = max(len(r[1]) for r in rows)
@@ -242,7 +309,7 @@ def show_json(loaded: LoadedSettings) -> str:
     from wsgid.settings import SPECS
 
     document = {
-        name: {"value": _jsonable(getattr(loaded.settings, name)), "source": loaded.sources[name]}
+        name: {"value": _jsonable(_shown(loaded, name)), "source": loaded.sources[name]}
         for name in SPECS
     }
     return json.dumps(document, indent=2) + "\n"

@@ -69,3 +69,4 @@ class LoadedSettings:
     sources: Mapping[str, str]
     command: Command
     json_output: bool = False  # `config show --json`
+    show_secrets: bool = False  # `config show --show-secrets`

@@ -53,6 +53,8 @@ import time
 import traceback
 from typing import IO, Any
 
+from wsgid.logs import escape
+
 EXIT_NOT_READY = 1
 
 
@@ -290,5 +292,5 @@ def _print_failure(lines: list[str], message: str) -> None:
     for line in lines:
         print(line, file=sys.stderr)
     if message:
-        print(f"wsgid: {message}", file=sys.stderr)
+        print(f"wsgid: {escape.printable(message)}", file=sys.stderr)
     sys.stderr.flush()

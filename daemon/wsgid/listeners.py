@@ -223,14 +223,26 @@ def _open(
             return Listener(_bind(spec, backlog), spec, created=True)
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE or attempt == BIND_RETRIES - 1:
-                raise ListenerError(
-                    f"cannot bind {spec.text}: {exc.strerror or exc} (errno {exc.errno}"
-                    f" {errno.errorcode.get(exc.errno or 0, '?')})"
-                ) from None
+                raise ListenerError(f"cannot bind {spec.text}: {_reason(spec, exc)}") from None
             if on_retry is not None:
                 on_retry(spec.text, exc)
             time.sleep(BIND_RETRY_DELAY)
     raise AssertionError("unreachable")
+
+
+def _reason(spec: BindSpec, exc: OSError) -> str:
+    """Why a bind failed, in words: the errno's name only when there is an errno.
+
+    A name that does not resolve raises `socket.gaierror`, whose number is a
+    getaddrinfo code (EAI_NONAME is -2), not an errno; some failures (a unix
+    path too long) carry no number at all.
+    """
+    if isinstance(exc, socket.gaierror) and isinstance(spec.address, tuple):
+        return f"cannot resolve {spec.address[0]}: {exc.strerror or exc}"
+    name = errno.errorcode.get(exc.errno) if exc.errno is not None else None
+    if name is None:
+        return str(exc.strerror or exc)
+    return f"{exc.strerror} (errno {exc.errno} {name})"
 
 
 def _bind(spec: BindSpec, backlog: int) -> socket.socket:

@@ -62,6 +62,7 @@ from wsgid import logs as logs_mod
 from wsgid.config import MAX_WORKERS, ConfigError
 from wsgid.heartbeat import HeartbeatTable
 from wsgid.hooks import HookError, Hooks
+from wsgid.logs import escape
 from wsgid.pidfile import Pidfile, PidfileError
 from wsgid.systemd import Notifier, inherited_sockets
 from wsgid.workers import UnknownWorkerClass, resolve
@@ -249,7 +250,7 @@ class Master:
     def _fail_start(self, message: str, code: int) -> int:
         self.log.error("master.start_failed", error=message, exit_code=code)
         if self.settings.errorlog != "-":
-            print(f"wsgid: {message}", file=sys.stderr)
+            print(f"wsgid: {escape.printable(message)}", file=sys.stderr)
         return code
 
     def _on_bind_retry(self, address: str, exc: OSError) -> None:

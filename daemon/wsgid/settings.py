@@ -1305,7 +1305,7 @@ def _read_file(path: str, given_by: str) -> _Layer:
 USAGE = """\
 wsgid [OPTIONS] [APP]              serve APP (MODULE:CALLABLE)
        wsgid check [OPTIONS] [APP]        validate the configuration and import the app
-       wsgid config show [--json] [OPTIONS] [APP]
+       wsgid config show [--json] [--show-secrets] [OPTIONS] [APP]
                                           print every effective setting and its source
        wsgid config schema                print the JSON Schema of the config file"""
 
@@ -1422,6 +1422,14 @@ def build_parser() -> argparse.ArgumentParser:
     general.add_argument(
         "--json", action="store_true", help="With `config show`: print JSON instead of a table."
     )
+    general.add_argument(
+        "--show-secrets",
+        action="store_true",
+        help=(
+            "With `config show`: print secrets as they are (raw_env values, passwords, tokens "
+            "and DSNs in logconfig_dict, passwords in URLs) instead of masking them."
+        ),
+    )
     for spec in SPECS.values():
         section = sections[spec.option.group]
         if spec.option.positional:
@@ -1473,6 +1481,7 @@ def _flag_suggestion(parser: argparse.ArgumentParser, typed: str) -> str | None:
 class _CommandLine:
     command: Command
     json_output: bool
+    show_secrets: bool
     layer: _Layer
 
 
@@ -1516,8 +1525,11 @@ def _parse_command_line(argv: Sequence[str]) -> _CommandLine:
                     f"{command.replace('-', ' ')} subcommand."
                 )
             command = implied
-    if namespace.json and command != "config-show":
-        raise ConfigError("Command line: --json only applies to `wsgid config show`.")
+    for flag in ("json", "show_secrets"):
+        if getattr(namespace, flag) and command != "config-show":
+            raise ConfigError(
+                f"Command line: --{flag.replace('_', '-')} only applies to `wsgid config show`."
+            )
     if len(words) > 1:
         raise ConfigError(
             f"Command line: unexpected argument {words[1]!r}; only one APP may be given "
@@ -1546,7 +1558,9 @@ def _parse_command_line(argv: Sequence[str]) -> _CommandLine:
         entries[name] = _Entry(
             value, f"flag:{given.option}", f"Command-line flag {shown}", f"flag {given.option}"
         )
-    return _CommandLine(command, bool(namespace.json), _Layer("flag", entries))
+    return _CommandLine(
+        command, bool(namespace.json), bool(namespace.show_secrets), _Layer("flag", entries)
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -1633,7 +1647,13 @@ def load_settings(argv: Sequence[str], environ: Mapping[str, str]) -> LoadedSett
             "No application given. Name it as MODULE:CALLABLE: as the APP argument "
             "(wsgid myproject.wsgi:application), as app in the config file, or in WSGID_APP."
         )
-    return LoadedSettings(settings, sources, command_line.command, command_line.json_output)
+    return LoadedSettings(
+        settings,
+        sources,
+        command_line.command,
+        command_line.json_output,
+        command_line.show_secrets,
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from wsgid.logs import targets
+from wsgid.logs import sinks, targets
 from wsgid.logs.sinks import FileSink, MultiSink, StreamSink
 from wsgid.logs.syslog import FACILITIES, SyslogSink
 from wsgid.logs.targets import Target
@@ -251,6 +251,15 @@ def test_a_batch_is_one_write_to_a_file(tmp_path: Path) -> None:
     assert path.read_text().splitlines() == ["one", "two", "x" * 70000]
 
 
+def _read_all(fd: int) -> bytes:
+    """Everything left in a pipe whose write end is closed; closes `fd`."""
+    data = b""
+    while chunk := os.read(fd, 65536):
+        data += chunk
+    os.close(fd)
+    return data
+
+
 def test_a_batch_to_a_pipe_is_cut_at_records_below_pipe_buf(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -269,9 +278,91 @@ def test_a_batch_to_a_pipe_is_cut_at_records_below_pipe_buf(
     sink.write_many(records, 6)
     monkeypatch.undo()
     sink.close()
-    data = b""
-    while chunk := os.read(read, 65536):
-        data += chunk
-    os.close(read)
-    assert data.decode().splitlines() == records
+    assert _read_all(read).decode().splitlines() == records
     assert len(writes) > 1 and all(n <= select.PIPE_BUF for n in writes)
+
+
+# --------------------------------------------------------------------------- failed writes
+
+
+def test_a_record_a_pipe_took_only_part_of_is_finished_before_the_next(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+
+    read, write = os.pipe()
+    sink = StreamSink(write)
+    os.close(write)
+    reports: list[tuple[str, str, int, int]] = []
+    sink.report = lambda *report: reports.append(report)
+    real = os.write
+    calls = iter(["part", "full", "ok", "ok"])
+
+    def flaky(fd: int, data: bytes) -> int:
+        step = next(calls, "ok")
+        if step == "part":
+            return real(fd, data[:5])
+        if step == "full":
+            raise BlockingIOError(11, "Resource temporarily unavailable")
+        return real(fd, data)
+
+    monkeypatch.setattr(os, "write", flaky)
+    sink.write("first record")  # 5 bytes go out, the pipe is full for the rest
+    sink.write("second")  # the rest of the first goes first
+    monkeypatch.undo()
+    sink.close()
+    assert _read_all(read) == b"first record\nsecond\n"
+    assert reports == [("-", "Resource temporarily unavailable", 0, 1)]
+
+
+def test_a_cut_record_is_taken_back_out_of_a_file_and_written_whole_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+
+    path = tmp_path / "access.log"
+    sink = FileSink(str(path))
+    sink.write("before")
+    real = os.write
+    room: list[int | None] = [3]  # bytes the nearly full disk still takes
+
+    def disk(fd: int, data: bytes) -> int:
+        if room[0] is None:
+            return real(fd, data)
+        if not room[0]:
+            raise OSError(28, "No space left on device")
+        written = real(fd, data[: room[0]])
+        room[0] -= written
+        return written
+
+    monkeypatch.setattr(os, "write", disk)
+    sink.write_many(["one", "two"], 6)
+    assert path.read_bytes() == b"before\n"  # "one" was cut: its part is gone again
+    room[0] = None  # space again
+    sink.write("three")
+    monkeypatch.undo()
+    sink.close()
+    assert path.read_text().splitlines() == ["before", "one", "two", "three"]
+
+
+def test_write_failures_are_reported_at_most_once_per_interval_with_the_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+
+    now = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(sinks, "HOLD_LIMIT", 0)  # keep nothing: every record is dropped
+    sink = FileSink(str(tmp_path / "x.log"))
+    reports: list[tuple[str, str, int, int]] = []
+    sink.report = lambda *report: reports.append(report)
+
+    def enospc(fd: int, data: bytes) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", enospc)
+    for _ in range(5):
+        sink.write("lost")
+    assert len(reports) == 1 and reports[0][1:] == ("No space left on device", 1, 0)
+    now[0] += sinks.REPORT_INTERVAL
+    sink.write("lost")
+    assert reports[1][1:] == ("No space left on device", 5, 0)  # the four since, and this one
+    monkeypatch.undo()
+    sink.close()

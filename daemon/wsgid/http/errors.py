@@ -1,13 +1,16 @@
 """Protocol errors and the status codes they map to.
 
 Owns: the exception type every parsing or policy rule raises, and the canned
-error responses sent for them. A `ProtocolError` always ends the connection:
-after the error response the peer's byte stream can no longer be trusted.
+error responses sent for them (with `Date`, from `date.py`). A `ProtocolError`
+always ends the connection: after the error response the peer's byte stream
+can no longer be trusted.
 """
 
 from __future__ import annotations
 
 from http import HTTPStatus
+
+from wsgid.http.date import head_end
 
 
 class ProtocolError(Exception):
@@ -38,17 +41,31 @@ class BodyError(OSError):
         self.status = status
 
 
+# The parts of each canned response that never change, built on first use:
+# (status line and fields up to Date, body). At most a few dozen statuses.
+_PREBUILT: dict[tuple[int, bool, bool], tuple[bytes, bytes]] = {}
+
+
 def error_response(status: int, *, keep_alive: bool = False, head: bool = False) -> bytes:
     """A complete, small plain-text response for `status`; closes by default.
 
     `head`: the request was HEAD, so the response carries no content
     (RFC 9110 §9.3.2) though its Content-Length says what GET would get.
+    It carries `Date` and `Server` as every response does (`date.py`); the
+    rest is built once per status, so a flood of bad requests costs a dict
+    lookup and a join each.
     """
-    phrase = HTTPStatus(status).phrase
-    body = f"{status} {phrase}\n".encode("ascii")
-    connection = b"keep-alive" if keep_alive else b"close"
-    return (
-        b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
-        b"Content-Length: %d\r\nConnection: %s\r\n\r\n%s"
-        % (status, phrase.encode("ascii"), len(body), connection, b"" if head else body)
-    )
+    key = (status, keep_alive, head)
+    parts = _PREBUILT.get(key)
+    if parts is None:
+        phrase = HTTPStatus(status).phrase
+        body = f"{status} {phrase}\n".encode("ascii")
+        connection = b"keep-alive" if keep_alive else b"close"
+        start = (
+            b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            b"Content-Length: %d\r\nConnection: %s\r\n"
+            % (status, phrase.encode("ascii"), len(body), connection)
+        )
+        parts = _PREBUILT[key] = (start, b"" if head else body)
+    start, body = parts
+    return start + head_end() + body

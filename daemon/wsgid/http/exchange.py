@@ -6,7 +6,9 @@ callable, `100 Continue`, `wsgi.file_wrapper`, and what happens when the app
 fails: an exception before the response started becomes a 500 with the
 traceback in the error log; after it started, the connection is cut (the
 client must not take a truncated body for a whole one). The worker keeps
-serving either way.
+serving either way. A body that ends short of the app's own Content-Length
+(the connection is closed) or goes past it (the excess is dropped) is logged
+too: `app.response_short`, `app.response_long`.
 
 It knows nothing of sockets or loops: the worker passes a `Channel` that can
 send bytes, pull more body bytes, and send a file.
@@ -121,6 +123,8 @@ def run(
                 path=_path(req),
                 reason="HEAD, 1xx, 204 and 304 responses have no body",
             )
+        if resp.length_mismatch:
+            _length_mismatch(resp, req, log)
     except Exception as exc:
         _fail(exc, resp, req, channel, log)
     finally:
@@ -231,6 +235,29 @@ def _fail(exc: Exception, resp: Response, req: Request, channel: Channel, log: E
     resp.bytes_sent = len(body) - body.index(b"\r\n\r\n") - 4
     if not _send_quietly(channel, body):
         resp.keep_alive = False
+
+
+def _length_mismatch(resp: Response, req: Request, log: ErrorLog) -> None:
+    """The body the app gave did not match its own Content-Length: tell the operator.
+
+    Short: the client cannot tell the response from a whole one but by the
+    closed connection, so this is an error. Long: the response sent is
+    well-formed (the excess was dropped), but it is not what the app meant.
+    """
+    declared = resp.content_length
+    short = resp.bytes_sent < (declared or 0)
+    (log.error if short else log.warning)(
+        "app.response_short" if short else "app.response_long",
+        method=req.method,
+        path=_path(req),
+        status=resp.status_code,
+        content_length=declared,
+        **(
+            {"bytes_sent": resp.bytes_sent, "action": "connection closed"}
+            if short
+            else {"bytes_given": resp.bytes_sent + resp.excess, "action": "excess dropped"}
+        ),
+    )
 
 
 def _send_quietly(channel: Channel, data: bytes) -> bool:

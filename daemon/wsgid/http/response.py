@@ -8,7 +8,8 @@ It does no I/O; `exchange.py` drives it and the worker sends the bytes.
 
 Framing, in order of preference (RFC 9112 §6):
 1. the app's own Content-Length; the body is cut at that length and the
-   connection closed if the app sends less;
+   connection closed if the app sends less (`length_mismatch` either way:
+   the exchange logs it);
 2. a length wsgid can see in advance (the app returned a list or tuple and
    never called `write()`), sent as Content-Length;
 3. chunked transfer coding, on HTTP/1.1;
@@ -18,18 +19,16 @@ Framing, in order of preference (RFC 9112 §6):
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, cast
 
 from wsgid.http import policy
+from wsgid.http.date import head_end
 from wsgid.http.parser import Request
-from wsgid.logs.clock import http_date
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
-SERVER_HEADER = b"Server: wsgid\r\n"
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _STATUS = re.compile(r"[1-9][0-9][0-9] [^\r\n\x00]*")
 _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
@@ -40,8 +39,6 @@ _HOP_BY_HOP = frozenset(
      "trailers", "transfer-encoding", "upgrade", "proxy-connection")
 )  # fmt: skip
 
-_time = time.time
-
 # Header items already found valid, and serialised heads (all but Date) keyed
 # on everything that shapes them: most apps send the same few heads over and
 # over, and building one costs more than the rest of the response. Both are
@@ -50,22 +47,6 @@ _VALID_HEADERS: set[tuple[str, str]] = set()
 _HEAD_CACHE: dict[tuple[Any, ...], tuple[bytes, bool, int | None, bool, bool, bool]] = {}
 _CACHE_MAX = 1024
 _STATUS_CODES: dict[str, int] = {}  # status lines already found valid -> their code
-_HEAD_END = SERVER_HEADER + b"\r\n"
-
-
-def _refresh_date(now: float) -> None:
-    """Format `Date` again (at most once a second) with the end of the head after it."""
-    global _date_tail, _date_expires
-    second = int(now)
-    # Not email.utils.formatdate: importing it costs every process about 1 MiB.
-    date = http_date(second).encode("ascii")
-    _date_tail = b"Date: " + date + b"\r\n" + _HEAD_END
-    _date_expires = second + 1
-
-
-# `Date: ...\r\n`, `Server` and the blank line: what ends every head.
-_date_tail = b""
-_date_expires = 0.0
 
 
 class ResponseError(Exception):
@@ -86,6 +67,10 @@ class Response:
     body_allowed = True
     body_dropped = False  # the app gave a body where none is allowed
     bytes_sent = 0  # body bytes, after framing decisions, for the access log
+    # The body did not match the app's own Content-Length: it ended short (the
+    # connection is closed), or went on past it (`excess` bytes were dropped).
+    length_mismatch = False
+    excess = 0
     request_id = b""  # the `X-Request-ID: ...\r\n` line, set by the exchange
     app_failed = False
 
@@ -173,10 +158,8 @@ class Response:
         self.head_sent = True
         # The request id varies per request, so it is not part of the cached prefix;
         # an X-Request-ID the app set itself wins.
-        now = _time()
-        if now >= _date_expires:
-            _refresh_date(now)
-        return prefix + self.request_id + _date_tail if own_id else prefix + _date_tail
+        tail = head_end()
+        return prefix + self.request_id + tail if own_id else prefix + tail
 
     def _shape(self, known_length: int | None) -> tuple[bytes, bool, int | None, bool, bool, bool]:
         """The head up to Date, and the framing it implies (see the module docstring)."""
@@ -247,6 +230,8 @@ class Response:
         if self.content_length is not None:
             room = self.content_length - self.bytes_sent
             if len(data) > room:
+                self.length_mismatch = True
+                self.excess += len(data) - room
                 data = data[:room]  # never send more than the app announced
         self.bytes_sent += len(data)
         if self.chunked and data:
@@ -266,6 +251,7 @@ class Response:
             and self.content_length is not None
             and self.bytes_sent < self.content_length
         ):
+            self.length_mismatch = True
             self.keep_alive = False  # the client would wait for the missing bytes
         return b""
 

@@ -20,7 +20,7 @@ How a log is put together (one code path for every combination):
 | module         | owns                                                          |
 | -------------- | ------------------------------------------------------------- |
 | `targets`      | parsing `-`, paths and syslog addresses                       |
-| `sinks`        | stdout/stderr and file descriptors, reopen on USR1            |
+| `sinks`        | stdout/stderr and files, reopen on USR1, failed writes        |
 | `syslog`       | RFC 5424 / RFC 3164 framing, unix/UDP/TCP transports          |
 | `render`       | json, logfmt, console renderers and shared processors         |
 | `pipelines`    | the error log's processor list and structlog logger          |
@@ -35,6 +35,7 @@ How a log is put together (one code path for every combination):
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import IO, Any, TypeVar, cast
 
@@ -100,23 +101,31 @@ class Logs:
         facility = get("syslog_facility", "user")
         framing = get("syslog_format", "auto")
         self._sinks: list[Sink] = []
+        self._stderr_log: Any = None  # where write failures of the error log are reported
 
         def open_sink(value: str, which: str, std_fd: int, msgid: str, app: str) -> Sink:
             target = targets.parse(value)
+            log = which.split()[0]  # "error" or "access"
             if target.kind == "stream":
-                return StreamSink(original(std_fd))
+                stream = StreamSink(original(std_fd))
+                stream.target = "stdout" if std_fd == 1 else "stderr"
+                stream.report = functools.partial(self._report_failure, log)
+                return stream
             if target.kind == "file":
                 try:
-                    return FileSink(target.path, owner)
+                    file = FileSink(target.path, owner)
                 except OSError as exc:
                     raise LogSetupError(
                         f"The {which} {target.path} cannot be opened: {exc.strerror or exc}."
                     ) from None
+                file.report = functools.partial(self._report_failure, log)
+                return file
             return SyslogSink(target, facility=facility, tag=app, msgid=msgid, framing=framing)
 
         # The error log: its destination, plus syslog (--log-syslog) and a
         # stdlib logger the user's logging config set up for it.
         error_sinks = [open_sink(get("errorlog", "-"), "error log", 2, "error", tag)]
+        self._error_primary = error_sinks[0]
         if syslog_target is not None:
             error_sinks.append(
                 SyslogSink(
@@ -145,6 +154,11 @@ class Logs:
         if user_config and (forward := stdlib.configured_logger("wsgid.access", "gunicorn.access")):
             access_sinks.append(stdlib.StdlibSink(forward))
         self.access: AccessLog | None = None
+        # Failures of the access log are reported on the error log, unless both write to the
+        # same file (or pipe): then on stderr.
+        self._access_apart = not access_sinks or not _same_file(
+            access_sinks[0], self._error_primary
+        )
         if access_sinks:
             access_sink = self._combine(access_sinks)
             access_format = get("access_log_format", GUNICORN_ACCESS_FORMAT)
@@ -162,6 +176,25 @@ class Logs:
         self._sinks.extend(sinks)
         return sinks[0] if len(sinks) == 1 else MultiSink(sinks)
 
+    def _report_failure(self, log: str, target: str, error: str, lost: int, kept: int) -> None:
+        """A log's writes failed (sinks.py): say so where it can be read.
+
+        On the error log for the access log, if that is another file and is not failing
+        itself; else, and always for the error log, on stderr (the original one, in the
+        error log's format).
+        """
+        fields = {"log": log, "path": target, "error": error, "lost": lost, "kept": kept}
+        primary = self._error_primary
+        if log == "access" and self._access_apart and not getattr(primary, "failing", False):
+            self.error.error("log.write_failed", **fields, pid=os.getpid())
+            return
+        if self._stderr_log is None:
+            # No report of its own: nowhere is left to report to.
+            self._stderr_sink = StreamSink(original(2))
+            self._sinks.append(self._stderr_sink)
+            self._stderr_log = error_logger(self._stderr_sink, self.log_format, self.loglevel)
+        self._stderr_log.error("log.write_failed", **fields, pid=os.getpid())
+
     def _wsgi_errors(self, line: str) -> None:
         self.error.error("wsgi.errors", message=line, pid=os.getpid())
 
@@ -176,9 +209,11 @@ class Logs:
             self._capture.start()
 
     def flush(self) -> None:
-        """Write pending access records (a worker's loop turn ended, or it exits)."""
+        """A worker exits: write pending access records, and what failing sinks kept back."""
         if self.access is not None:
             self.access.flush()
+        for sink in self._sinks:
+            sink.flush()  # and report what could not be written
 
     def reopen(self) -> None:
         """USR1: reopen the files (logrotate moved them) and reconnect syslog."""
@@ -191,6 +226,18 @@ class Logs:
         """Close the sinks (after a reload replaced these logs)."""
         for sink in self._sinks:
             sink.close()
+
+
+def _same_file(a: Sink, b: Sink) -> bool:
+    """Whether two sinks write to the same file, pipe or terminal."""
+    fd_a, fd_b = a.fileno(), b.fileno()
+    if fd_a is None or fd_b is None:
+        return False
+    try:
+        stat_a, stat_b = os.fstat(fd_a), os.fstat(fd_b)
+    except OSError:
+        return False
+    return (stat_a.st_dev, stat_a.st_ino) == (stat_b.st_dev, stat_b.st_ino)
 
 
 def _colours(sink: Sink) -> bool:

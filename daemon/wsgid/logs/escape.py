@@ -12,6 +12,8 @@ Owns: turning arbitrary text into something each format can carry safely.
   and log analyzers that know nginx lines read every line.
 - `logfmt` quotes a value when it must and escapes `\\`, `"` and every
   non-printable character (line breaks, ANSI escapes, bidi controls).
+- `printable` escapes only non-printable characters, for messages to a
+  terminal (configuration errors echo values from the environment).
 - `key` keeps field names to a safe alphabet (they come from code, but also
   from stdlib `logging` extras an app chooses).
 
@@ -29,7 +31,10 @@ _CLF_TABLE: dict[int, str] = {
 }
 
 _QUOTED_TABLE: dict[int, str] = {c: f"\\u{c:04x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
-_QUOTED_TABLE.update({0x5C: "\\\\", 0x22: '\\"', 0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"})
+_CONTROL_TABLE = dict(_QUOTED_TABLE)
+_CONTROL_TABLE.update({0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"})
+_QUOTED_TABLE.update(_CONTROL_TABLE)
+_QUOTED_TABLE.update({0x5C: "\\\\", 0x22: '\\"'})
 
 _KEY_BAD = re.compile(r"[^A-Za-z0-9_.@/-]")
 
@@ -60,13 +65,28 @@ def clf(text: str) -> str:
     )
 
 
-def quoted(text: str) -> str:
-    """`text` in double quotes with `\\`, `"` and non-printable characters escaped."""
-    escaped = text.translate(_QUOTED_TABLE)
+def _escaped(text: str, table: dict[int, str]) -> str:
+    escaped = text.translate(table)
     if not escaped.isprintable():
         # Line/paragraph separators, bidi controls, unassigned code points...
         escaped = "".join(ch if ch.isprintable() else f"\\u{ord(ch):04x}" for ch in escaped)
-    return f'"{escaped}"'
+    return escaped
+
+
+def quoted(text: str) -> str:
+    """`text` in double quotes with `\\`, `"` and non-printable characters escaped."""
+    return f'"{_escaped(text, _QUOTED_TABLE)}"'
+
+
+def printable(text: str) -> str:
+    """`text` with its non-printable characters escaped (`\\n`, `\\u001b`), nothing else.
+
+    For a message printed to a terminal that quotes values from the
+    environment or a file: an ESC or BEL there must not reach the terminal.
+    """
+    if text.isprintable():
+        return text
+    return _escaped(text, _CONTROL_TABLE)
 
 
 def logfmt(text: str) -> str:

@@ -151,6 +151,9 @@ class StdlibSink:
         for record in records:
             self.write(record, severity)
 
+    def flush(self) -> None:
+        pass  # nothing is kept back
+
     def reopen(self) -> str | None:
         return None
 

@@ -207,6 +207,9 @@ class SyslogSink:
         for record in records:  # one record per datagram or frame, always
             self.write(record, severity)
 
+    def flush(self) -> None:
+        pass  # nothing is kept back
+
     def reopen(self) -> str | None:
         # USR1: reconnect too (a restarted daemon may have a new socket).
         self._drop_socket()
