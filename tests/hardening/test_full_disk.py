@@ -28,8 +28,8 @@ from pathlib import Path
 
 import pytest
 
-from hardening.conftest import kind_args
 from support.client import poll
+from support.kinds import kind_args
 from support.server import WsgidServer
 
 APP = "misbehaving_app:app"

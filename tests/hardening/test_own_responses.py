@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 
-from hardening.conftest import kind_args
+from support.kinds import kind_args
 from support.server import WsgidServer
 
 IMF_FIXDATE = re.compile(

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import pytest
 
-from hardening.conftest import kind_args
+from support.kinds import kind_args
 from support.server import WsgidServer
 
 APP = "misbehaving_app:app"
