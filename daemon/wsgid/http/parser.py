@@ -137,15 +137,14 @@ class RequestParser:
         "_feeding",
         "_field_size",
         "_fields",
-        "_head_bytes",
         "_head_limit",
         "_hs",
         "_in_chunk_line",
+        "_kept",
         "_line_limit",
         "_line_open",
         "_open",
         "_parser",
-        "_parts",
         "_pending",
         "_pending_reason",
         "_stall",
@@ -176,11 +175,12 @@ class RequestParser:
         self.in_head = False  # a request head has begun and not ended
         # The read being fed, and where in it the current head starts (before
         # the CR/LF llhttp skips), or -1 once the head spans reads: then
-        # `_parts` holds it from its first byte, `_head_bytes` long.
+        # `_kept` holds it from its first byte. (One buffer, not the reads:
+        # grown large, it is a mapping of its own that the allocator gives
+        # back to the system when freed.)
         self._feeding = b""
         self._hs = 0
-        self._parts: list[bytes] = []
-        self._head_bytes = 0
+        self._kept = bytearray()
         # Of a head spanning reads: whether its request line is still open,
         # and the length of the line being received.
         self._line_open = True
@@ -226,7 +226,7 @@ class RequestParser:
         self._careful = True
         self.in_head = False
         self.ready.clear()
-        self._parts = []
+        self._kept = bytearray()
         self._feeding = b""
         self._url = b""
         self._pending = None
@@ -241,9 +241,8 @@ class RequestParser:
         self._clean_start = not continued
         if continued:
             # More of a head that began in an earlier read.
-            self._parts.append(data)
-            self._head_bytes += len(data)
-            if self._head_bytes > self._head_limit:
+            self._kept += data
+            if len(self._kept) > self._head_limit:
                 raise ProtocolError(431, "request head too large")
         try:
             self._parser.feed_data(data)
@@ -333,29 +332,30 @@ class RequestParser:
         if hs >= 0:
             # It began in this read: kept from its first byte from now on.
             hs = _skip_blank(data, hs)
-            seg = data[hs:] if hs else data
-            self._parts = [seg]
-            self._head_bytes = len(seg)
+            kept = bytearray(data)
+            if hs:
+                del kept[:hs]
+            self._kept = kept
             self._hs = -1
             self._line_open = True
             self._open = 0
         else:
-            seg = data
-        lf = seg.rfind(b"\n")
+            hs = 0
+        lf = data.rfind(b"\n", hs)
         if lf >= 0:
             self._line_open = False  # the head's first line, the request line, ended
-            self._open = len(seg) - lf - 1
+            self._open = len(data) - lf - 1
         else:
-            self._open += len(seg)
+            self._open += len(data) - hs
         size = self._open
-        if size and seg[-1] == 13:
+        if size and data[-1] == 13:
             size -= 1  # a CR ending a read may begin the line's CRLF
         if self._line_open:
             if size > self._line_limit:
                 raise ProtocolError(414, "request line too long")
         elif size > self._field_size:
             raise ProtocolError(431, "header field too large")
-        if self._head_bytes > self._head_limit:
+        if len(self._kept) > self._head_limit:
             raise ProtocolError(431, "request head too large")
 
     def _line_error(self, reason: str, method: bool) -> None:
@@ -385,7 +385,7 @@ class RequestParser:
         if not self.in_head:
             return self._feeding
         if self._hs < 0:
-            return b"".join(self._parts)
+            return bytes(self._kept)
         data = self._feeding
         return data[_skip_blank(data, self._hs) :]
 
@@ -435,9 +435,9 @@ class RequestParser:
         data = self._feeding
         start = self._hs
         if start < 0:
-            raw = b"".join(self._parts)
+            raw = bytes(self._kept)
             start = 0
-            self._parts = []
+            self._kept = bytearray()
         else:
             raw = data
         # RFC 9112 §3: one SP between the parts, which llhttp does not insist
