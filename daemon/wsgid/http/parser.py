@@ -434,17 +434,20 @@ class RequestParser:
         # The head's bytes: in the read, from `start`, or kept from earlier reads.
         data = self._feeding
         start = self._hs
+        skew = 0  # where the read begins in `raw`
         if start < 0:
             raw = bytes(self._kept)
             start = 0
+            skew = len(raw) - len(data)
             self._kept = bytearray()
         else:
             raw = data
         # RFC 9112 §3: one SP between the parts, which llhttp does not insist
-        # on. The line is checked in place for HTTP/1.1 first, sparing
-        # llhttp's version getter (it costs more than all of this).
+        # on. The usual head starts its read: then the line is checked in
+        # place for HTTP/1.1 first, sparing llhttp's version getter (it costs
+        # more than all of this; startswith without a start is a primitive).
         line = b"%s %s HTTP/1.1\r\n" % (method, url)
-        if raw.startswith(line, start):
+        if not start and raw.startswith(line):
             req.version = "HTTP/1.1"
         else:
             start = _skip_blank(raw, start)
@@ -473,7 +476,7 @@ class RequestParser:
             raise ProtocolError(413, "request body larger than limit_request_body")
         self.in_head = False
         # Where the body starts in this read (see _message_end).
-        self._body_start = end + 4 - (len(raw) - len(data))
+        self._body_start = end + 4 - skew
         self._clean_start = False
         if req.chunked:
             self._careful = True
