@@ -312,9 +312,10 @@ class RequestParser:
                 and not (self._in_chunk_line or cur.body_complete)
             ):
                 # Only an unfinished trailer field takes bytes without a
-                # callback; httptools keeps it whole until it ends.
+                # callback; httptools keeps it whole until it ends. (The
+                # head's bound holds too: the field size may be unlimited.)
                 self._stall += len(piece)
-                if self._stall > self._field_size + 2:
+                if self._stall > min(self._field_size + 2, self._head_limit):
                     raise ProtocolError(431, "trailer section too large")
             else:
                 self._stall = 0
