@@ -125,13 +125,16 @@ def test_a_closed_parser_is_freed_by_reference_counting_alone() -> None:
         before = live(RequestParser), live(httptools.HttpRequestParser)
         parser = RequestParser(Limits())
         parser.feed(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 5000)  # unfinished
-        refused = RequestParser(Limits())
+        refused = RequestParser(Limits())  # by feed() itself
         with pytest.raises(ProtocolError):
             refused.feed(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 10000)
-        assert live(RequestParser) == before[0] + 2
-        parser.close()
-        refused.close()
-        del parser, refused
+        in_callback = RequestParser(Limits(fields=2))  # by an llhttp callback
+        with pytest.raises(ProtocolError):
+            in_callback.feed(b"GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\n\r\n")
+        assert live(RequestParser) == before[0] + 3
+        for closing in (parser, refused, in_callback):
+            closing.close()
+        del parser, refused, in_callback, closing
         assert (live(RequestParser), live(httptools.HttpRequestParser)) == before
     finally:
         gc.enable()
