@@ -358,6 +358,7 @@ class RequestParser:
             raise ProtocolError(431, "header field too large")
         if len(self._kept) > self._head_limit:
             raise ProtocolError(431, "request head too large")
+        self._feeding = b""  # `_kept` has what the head needs of it
 
     def _line_error(self, reason: str, method: bool) -> None:
         raw = self._raw()
