@@ -1,9 +1,10 @@
 """Bytes to request heads and body bytes, with llhttp (httptools) doing the lexing.
 
 Owns: the per-connection `RequestParser`, the `Request` record it produces and
-the size limits on the head (request line, field count, field size, whole head).
-Every semantic rule about what a valid request is lives in `policy.py`, which
-this module calls once a head is complete; this module only lexes and counts.
+the size limits on the head (request line, field count, field size, whole head),
+enforced while the head arrives. Every semantic rule about what a valid request
+is lives in `policy.py`, which this module calls once a head is complete; this
+module only lexes and counts.
 
 Theory of operation: llhttp parses incrementally and calls back per URL piece,
 per body piece and at message boundaries (per field only to bound trailers:
@@ -12,6 +13,23 @@ which costs far less than a Python call per field). Complete heads are queued
 on `ready` as soon as they end (so a large body can stream to the app while it
 is still arriving); body bytes are appended to the request they belong to, so
 pipelined requests never see each other's bytes.
+
+Where a head starts is known exactly, since its fields are read from its bytes:
+a head that begins a read starts there (after the CR and LF llhttp skips between
+messages); one that follows another message in the same read starts where that
+message ended: its head's end plus its Content-Length, or, for a chunked body,
+as its chunk sizes say. While a chunked body arrives over several reads, each
+read is fed to llhttp up to every CRLF CRLF in it: a chunked message ends with
+one, so it always ends where a feed ends.
+
+A head not complete at the end of a read is kept from its first byte and
+bounded after every read: the request line by limit_request_line (414), the
+line being received by limit_request_field_size (431; this also bounds the copy
+of that field httptools accumulates, as it does for a class with `on_header`),
+the whole head by `Limits.head` (431). A connection's parser so holds at most
+about one head and one field line, and `close()` lets it go at once: httptools
+holds bound methods of the parser, a reference cycle that only the cyclic GC
+(rarely run in a worker) would free, so `close()` drops llhttp's side.
 """
 
 from __future__ import annotations
@@ -35,6 +53,9 @@ MAX_FIELDS = 32768
 # A chunk-size line still incomplete after this many bytes is refused; the
 # margin lets one read end anywhere inside a normal line.
 MAX_CHUNK_LINE = 65536 + 4096
+# What a closed RequestParser holds instead of its own llhttp parser: one with
+# no callbacks, so it refers to nothing.
+_CLOSED = httptools.HttpRequestParser(object())
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +73,8 @@ class Limits:
     def head(self) -> int:
         """Bytes a head may take before it is refused, whatever its shape.
 
-        llhttp buffers a header value until it ends, so without this bound a
-        client could grow one value forever.
+        A head is kept until it ends, so this bounds what an unfinished one
+        costs, counted as it arrives.
         """
         line = self.request_line or 65536
         fields = min(self.fields or MAX_FIELDS, MAX_FIELDS)
@@ -107,21 +128,26 @@ class RequestParser:
 
     __slots__ = (
         "_body_limit",
+        "_body_start",
+        "_careful",
         "_chunk_line",
         "_clean_start",
         "_cur",
+        "_events",
         "_feeding",
         "_field_size",
         "_fields",
-        "_head_at_start",
-        "_head_bytes",
         "_head_limit",
-        "_head_parts",
+        "_hs",
         "_in_chunk_line",
+        "_kept",
         "_line_limit",
+        "_line_open",
+        "_open",
         "_parser",
         "_pending",
         "_pending_reason",
+        "_stall",
         "_trailers",
         "_underscores",
         "_url",
@@ -141,23 +167,40 @@ class RequestParser:
         self._head_limit = limits.head
         self._body_limit = limits.body or unlimited
         self._underscores = limits.refuse_underscores
+        # _CLOSED once closed (see close()).
         self._parser = httptools.HttpRequestParser(self)
         self.ready: deque[Request] = deque()
         self._cur: Request | None = None
         self._url = b""
         self.in_head = False  # a request head has begun and not ended
-        self._head_bytes = 0
-        # The raw bytes of the head being parsed (the chunks it arrived in),
-        # for the checks llhttp's callbacks cannot make: the exact request
-        # line, and mapping errors to statuses whatever the chunking.
+        # The read being fed, and where in it the current head starts (before
+        # the CR/LF llhttp skips), or -1 once the head spans reads: then
+        # `_kept` holds it from its first byte. (One buffer, not the reads:
+        # grown large, it is a mapping of its own that the allocator gives
+        # back to the system when freed.)
         self._feeding = b""
-        self._head_parts: list[bytes] = []
-        # Whether nothing of an earlier message came before the current
-        # read's bytes so far, and so whether the head began at its start.
+        self._hs = 0
+        self._kept = bytearray()
+        # Of a head spanning reads: whether its request line is still open,
+        # and the length of the line being received.
+        self._line_open = True
+        self._open = 0
+        # Whether nothing of the read has been taken by a message before the
+        # current one (so a head beginning now begins the read), and where in
+        # the read the current message's body starts, less the body bytes of
+        # earlier reads (so a Content-Length body ends at this plus its length).
         self._clean_start = True
-        self._head_at_start = False
+        self._body_start = 0
+        # Set while feed() must take care (_feed_careful): a chunked body is
+        # arriving, a request line error waits, or the stream is over.
+        self._careful = False
         self._in_chunk_line = False
         self._chunk_line = 0
+        self._trailers = 0
+        # Chunked bodies: progress callbacks seen, and bytes since the last
+        # progress (an unfinished trailer field, which httptools accumulates).
+        self._events = 0
+        self._stall = 0
         # An llhttp error inside the request line, kept until the line is
         # complete: its status (400, 501, 505) depends on the whole line,
         # however the bytes were split into reads.
@@ -172,26 +215,42 @@ class RequestParser:
         """The request whose bytes are arriving now (head or body)."""
         return self._cur
 
+    def close(self) -> None:
+        """Let go of everything held for the connection, which is closing.
+
+        httptools holds bound methods of this parser: until it is dropped, the
+        two form a reference cycle that only the cyclic GC would free (with the
+        head and body bytes they hold). Later feeds are ignored.
+        """
+        self._parser = _CLOSED
+        self._careful = True
+        self.in_head = False
+        self.ready.clear()
+        self._kept = bytearray()
+        self._feeding = b""
+        self._url = b""
+        self._pending = None
+
     def feed(self, data: bytes) -> None:
         """Parse `data`; raise ProtocolError if it breaks the protocol."""
-        if self.closed:
-            return
-        if self._pending is not None:
-            self._judge_pending(data)
+        if self._careful:
+            self._feed_careful(data)
             return
         self._feeding = data
-        self._clean_start = not self.in_head
-        if self.in_head:
-            self._head_parts.append(data)
-            self._head_bytes += len(data)
-            if self._head_bytes > self._head_limit:
+        continued = self.in_head
+        self._clean_start = not continued
+        if continued:
+            # More of a head that began in an earlier read.
+            self._kept += data
+            if len(self._kept) > self._head_limit:
                 raise ProtocolError(431, "request head too large")
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
-            cause = exc.__context__
-            if isinstance(cause, ProtocolError):
-                raise cause from None
+            # The error a callback raised is the context. (Not kept in a local:
+            # this frame, in its traceback, would make a reference cycle.)
+            if isinstance(exc.__context__, ProtocolError):
+                raise exc.__context__ from None
             raise
         except httptools.HttpParserUpgrade:
             # The head asked to switch protocols; wsgid serves HTTP/1.1 only,
@@ -205,11 +264,11 @@ class RequestParser:
         except httptools.HttpParserError as exc:
             cur = self._cur
             if cur is not None and cur.body_complete and not cur.keep_alive:
-                self.closed = True  # bytes after a closing request: ignored
+                self.closed = self._careful = True  # bytes after a closing request: ignored
                 return
             self._line_error(str(exc), method=False)
-        if self.in_head and self._head_bytes > self._head_limit:
-            raise ProtocolError(431, "request head too large")
+        if self.in_head and self._pending is None:
+            self._bound_head(data)
         if self._in_chunk_line:
             # A chunk-size line (with its extensions) still open at the end
             # of a read: bound it, since llhttp would take any length.
@@ -217,11 +276,96 @@ class RequestParser:
             if self._chunk_line > MAX_CHUNK_LINE:
                 raise BadRequest("chunk size line too long")
 
+    def _feed_careful(self, data: bytes) -> None:
+        """feed() after the stream ended, while a request line error waits for
+        its line, or while a chunked body arrives (see the module docstring)."""
+        if self.closed or self._parser is _CLOSED:
+            return
+        if self._pending is not None:
+            self._judge_pending(data)
+            return
+        cur = self._cur
+        assert cur is not None
+        # A CRLF CRLF may have begun in the previous read.
+        probe = self._feeding[-3:] + data[:3]
+        first = probe.find(b"\r\n\r\n")
+        end = first + 4 - (len(probe) - min(len(data), 3)) if first >= 0 else 0
+        pos = 0
+        size = len(data)
+        while pos < size and not cur.body_complete:
+            if end <= pos:
+                found = data.find(b"\r\n\r\n", max(pos - 3, 0))
+                end = found + 4 if found >= 0 else size
+            piece = data if pos == 0 and end == size else data[pos:end]
+            received = cur.body_received
+            events = self._events
+            self._careful = False
+            try:
+                self.feed(piece)
+            finally:
+                self._careful = True
+            if self.closed or self._pending is not None:
+                return
+            if (
+                cur.body_received == received
+                and self._events == events
+                and not (self._in_chunk_line or cur.body_complete)
+            ):
+                # Only an unfinished trailer field takes bytes without a
+                # callback; httptools keeps it whole until it ends. (The
+                # head's bound holds too: the field size may be unlimited.)
+                self._stall += len(piece)
+                if self._stall > min(self._field_size + 2, self._head_limit):
+                    raise ProtocolError(431, "trailer section too large")
+            else:
+                self._stall = 0
+            pos = end
+        if not cur.body_complete:
+            self._feeding = data  # its end may hold the start of a CRLF CRLF
+            return
+        self._careful = False
+        if pos < size:
+            self.feed(data[pos:] if pos else data)  # what follows the message
+
+    def _bound_head(self, data: bytes) -> None:
+        """Keep and bound a head still arriving at the end of a read."""
+        hs = self._hs
+        if hs >= 0:
+            # It began in this read: kept from its first byte from now on.
+            hs = _skip_blank(data, hs)
+            kept = bytearray(data)
+            if hs:
+                del kept[:hs]
+            self._kept = kept
+            self._hs = -1
+            self._line_open = True
+            self._open = 0
+        else:
+            hs = 0
+        lf = data.rfind(b"\n", hs)
+        if lf >= 0:
+            self._line_open = False  # the head's first line, the request line, ended
+            self._open = len(data) - lf - 1
+        else:
+            self._open += len(data) - hs
+        size = self._open
+        if size and data[-1] == 13:
+            size -= 1  # a CR ending a read may begin the line's CRLF
+        if self._line_open:
+            if size > self._line_limit:
+                raise ProtocolError(414, "request line too long")
+        elif size > self._field_size:
+            raise ProtocolError(431, "header field too large")
+        if len(self._kept) > self._head_limit:
+            raise ProtocolError(431, "request head too large")
+        self._feeding = b""  # `_kept` has what the head needs of it
+
     def _line_error(self, reason: str, method: bool) -> None:
         raw = self._raw()
         if self.in_head and not policy.request_line_complete(raw):
             self._pending = (bytearray(raw), method)  # judged once the line is whole
             self._pending_reason = reason
+            self._careful = True
             return
         raise self._judge(raw, reason, method)
 
@@ -239,21 +383,30 @@ class RequestParser:
         return policy.protocol_error_from_llhttp(reason, raw)
 
     def _raw(self) -> bytes:
-        """The bytes of the current head so far (or of this read)."""
-        if self.in_head and len(self._head_parts) > 1:
-            return b"".join(self._head_parts)
-        return self._feeding
+        """The bytes of the current head so far (outside a head: of this read)."""
+        if not self.in_head:
+            return self._feeding
+        if self._hs < 0:
+            return bytes(self._kept)
+        data = self._feeding
+        return data[_skip_blank(data, self._hs) :]
+
+    def _message_end(self) -> int:
+        """Where in the read the message before the one now beginning ended."""
+        prev = self._cur
+        assert prev is not None
+        if prev.chunked:
+            # Its body began in this read (else the read was fed carefully).
+            return _chunked_end(self._feeding, self._body_start)
+        return self._body_start + (prev.content_length or 0)
 
     # llhttp callbacks; each runs inside feed_data.
 
     def on_message_begin(self) -> None:
+        self._hs = 0 if self._clean_start else self._message_end()
         self._cur = Request()
         self._url = b""
         self.in_head = True
-        self._head_bytes = 0
-        self._head_parts = [self._feeding]
-        self._head_at_start = self._clean_start
-        self._trailers = 0
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -265,6 +418,7 @@ class RequestParser:
             return  # a head's fields are taken from its bytes at once (on_headers_complete)
         # A trailer field (RFC 9112 §7.1.2): counted against the field limits,
         # never merged into the environ.
+        self._events += 1
         self._trailers += 1
         if self._trailers > self._fields or len(name) + 1 + len(value) > self._field_size:
             raise ProtocolError(431, "trailer section too large")
@@ -279,20 +433,29 @@ class RequestParser:
         # gunicorn's limit_request_line: the line as sent, without CRLF.
         if len(method) + len(url) + 10 > self._line_limit:
             raise ProtocolError(414, "request line too long")
+        # The head's bytes: in the read, from `start`, or kept from earlier reads.
+        data = self._feeding
+        start = self._hs
+        skew = 0  # where the read begins in `raw`
+        if start < 0:
+            raw = bytes(self._kept)
+            start = 0
+            skew = len(raw) - len(data)
+            self._kept = bytearray()
+        else:
+            raw = data
         # RFC 9112 §3: one SP between the parts, which llhttp does not insist
         # on. The usual head starts its read: then the line is checked in
-        # place for HTTP/1.1, sparing llhttp's version getter (it costs more
-        # than all of this). Otherwise the line is looked for as sent.
-        raw = self._raw()
+        # place for HTTP/1.1 first, sparing llhttp's version getter (it costs
+        # more than all of this; startswith without a start is a primitive).
         line = b"%s %s HTTP/1.1\r\n" % (method, url)
-        if self._head_at_start and raw.startswith(line):
-            start = 0
+        if not start and raw.startswith(line):
             req.version = "HTTP/1.1"
         else:
-            req.version = self._version()
+            start = _skip_blank(raw, start)
+            req.version = self._version(raw, start)
             line = b"%s %s %s\r\n" % (method, url, req.version.encode())
-            start = raw.find(line)
-            if start < 0:
+            if not raw.startswith(line, start):
                 raise BadRequest("malformed request line")
         req.keep_alive = parser.should_keep_alive()
         start += len(line)
@@ -314,29 +477,41 @@ class RequestParser:
         if (req.content_length or 0) > self._body_limit:
             raise ProtocolError(413, "request body larger than limit_request_body")
         self.in_head = False
-        self._in_chunk_line = req.chunked
-        self._chunk_line = 0
+        # Where the body starts in this read (see _message_end).
+        self._body_start = end + 4 - skew
+        self._clean_start = False
+        if req.chunked:
+            self._careful = True
+            self._in_chunk_line = True
+            self._chunk_line = 0
+            self._trailers = 0
+            self._stall = 0
         self.ready.append(req)
 
-    def _version(self) -> str:
+    def _version(self, raw: bytes, start: int) -> str:
         version = _VERSIONS.get(self._parser.get_http_version())
         if version is None:  # llhttp lets HTTP/0.9 (no version at all) and HTTP/2.0 through
-            if b" HTTP/" not in self._raw().partition(b"\n")[0]:
+            if b" HTTP/" not in raw[start:].partition(b"\n")[0]:
                 raise BadRequest("request line without an HTTP version")
             raise ProtocolError(505, "only HTTP/1.0 and HTTP/1.1 are served")
         return version
 
     def on_chunk_header(self) -> None:
+        self._events += 1
         self._in_chunk_line = False
         self._chunk_line = 0
 
     def on_chunk_complete(self) -> None:
+        self._events += 1
         self._in_chunk_line = True
 
     def on_body(self, body: bytes) -> None:
-        self._clean_start = False
         req = self._cur
         assert req is not None
+        if self._clean_start:
+            # The read began inside this body: see _message_end.
+            self._clean_start = False
+            self._body_start = -req.body_received
         req.body_received += len(body)
         if req.body_received > self._body_limit:
             raise ProtocolError(413, "request body larger than limit_request_body")
@@ -354,7 +529,28 @@ class RequestParser:
         assert req is not None
         req.body_complete = True
         self._in_chunk_line = False
-        self._clean_start = False
+
+
+def _skip_blank(data: bytes, pos: int) -> int:
+    """Where a message at `pos` begins: llhttp skips CR and LF before one."""
+    size = len(data)
+    while pos < size and data[pos] in (13, 10):
+        pos += 1
+    return pos
+
+
+def _chunked_end(data: bytes, pos: int) -> int:
+    """The end of the chunked body (trailers included) that starts at `pos`.
+
+    llhttp accepted all of it, so its chunk-size lines are well-formed.
+    """
+    while True:
+        eol = data.index(b"\n", pos)
+        size = int(data[pos:eol].partition(b";")[0], 16)
+        pos = eol + 1
+        if not size:
+            return data.index(b"\r\n\r\n", pos - 2) + 4
+        pos += size + 2
 
 
 __all__ = ["BadRequest", "Limits", "ProtocolError", "Request", "RequestParser"]

@@ -582,6 +582,7 @@ class ConnectionLoop(Worker):
         RFC 9112 §9.6: closing with unread input makes the kernel send RST,
         which can destroy the response before the client has read it.
         """
+        conn.parser.close()  # nothing more is parsed: its memory goes now, not at a GC
         if linger and not conn.linger_until and not self._nothing_more(conn):
             try:
                 conn.sock.shutdown(socket.SHUT_WR)
@@ -593,6 +594,7 @@ class ConnectionLoop(Worker):
                 self._watch(conn, EPOLLIN)  # from now on: read and drop until EOF
                 return
         self.conns.pop(conn.fd, None)
+        conn.error = None  # its traceback may hold frames that refer to `conn`
         conn.sock.close()  # also takes it off epoll: the socket is never dup'ed
         if self.alive and not self.accepting and len(self.conns) < self.max_connections:
             self._accept(True)
