@@ -1,12 +1,12 @@
 """Connection-level rules that a one-shot wire case cannot show (tests/conformance only).
 
-Owns, for every worker kind: pipelining at scale (100 GETs in order), request bodies the app
-ignores (drained or the connection closed, never parsed as a request), lingering close
-(RFC 9112 §9.6), the timing of `100 Continue` (RFC 9110 §10.1.1), `wsgiref.validate` staying
-silent for keep-alive, pipelined and chunked requests, the error-log side of the response
-rules (one warning for a body on HEAD/204/304, an error for hop-by-hop headers), small bodies
-read before the app versus framing errors found while streaming, and slow clients that must
-not hold the application.
+Owns, for every worker kind: pipelining at scale (100 GETs in order), each pipelined head
+keeping its own fields, request bodies the app ignores (drained or the connection closed, never
+parsed as a request), lingering close (RFC 9112 §9.6), the timing of `100 Continue` (RFC 9110
+§10.1.1), `wsgiref.validate` staying silent for keep-alive, pipelined and chunked requests, the
+error-log side of the response rules (one warning for a body on HEAD/204/304, an error for
+hop-by-hop headers), small bodies read before the app versus framing errors found while
+streaming, and slow clients that must not hold the application.
 """
 
 from __future__ import annotations
@@ -100,6 +100,48 @@ def test_pipelined_requests_before_a_half_close_are_all_answered(
                 break
         assert paths == ["/hc/1", "/hc/2", "/hc/3"]
         assert w.state_after() == "eof"
+
+
+def fields_of(reply: Reply) -> dict[str, str]:
+    """The request's fields as the app saw them, less the request id wsgid adds."""
+    env = reply.json()["env"]
+    return {k: v for k, v in env.items() if k.startswith("HTTP_") and k != "HTTP_X_REQUEST_ID"}
+
+
+def test_pipelined_requests_with_the_same_request_line_keep_their_own_fields(
+    server: ConformanceServer,
+) -> None:
+    """Each head's fields are its own when the next head starts in the same read with the
+    same request line (an earlier parser looked the line up from the read's start and gave
+    the second request the first one's fields)."""
+    with server.wire() as w:
+        w.send(b"GET /same HTTP/1.1\r\nHost: a\r\n\r\n"
+               b"GET /same HTTP/1.1\r\nHost: b\r\nX-Second: 1\r\n\r\n")  # fmt: skip
+        first, second = fields_of(w.read_reply()), fields_of(w.read_reply())
+    assert first == {"HTTP_HOST": "a"}, first
+    assert second == {"HTTP_HOST": "b", "HTTP_X_SECOND": "1"}, second
+
+
+@pytest.mark.parametrize("framing", ["length", "chunked"])
+def test_a_request_line_inside_a_body_never_lends_its_fields_to_the_next_request(
+    server: ConformanceServer, framing: str
+) -> None:
+    """A body that contains a whole request head (`X-Admin: yes`), followed in the same read
+    by a real request with the same request line: the real request gets only its own fields."""
+    inner = b"GET /x HTTP/1.1\r\nHost: inner\r\nX-Admin: yes\r\n\r\n"
+    if framing == "length":
+        post = b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n%s" % (
+            len(inner), inner)  # fmt: skip
+    else:
+        post = (b"POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                + chunk_encode(inner) + b"0\r\n\r\n")  # fmt: skip
+    with server.wire() as w:
+        w.send(post + b"GET /x HTTP/1.1\r\nHost: real\r\n\r\n")
+        uploaded = w.read_reply().json()
+        real = w.read_reply()
+    assert uploaded["body"] == inner.decode("latin-1")
+    assert path_of(real) == "/x"
+    assert fields_of(real) == {"HTTP_HOST": "real"}, fields_of(real)
 
 
 @pytest.mark.parametrize(
