@@ -13,7 +13,6 @@ per interval, sees that its own connections are not what holds the descriptors, 
 from __future__ import annotations
 
 import http.client
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -27,7 +26,6 @@ from support.server import WsgidServer
 
 APP = "loop_app:app"
 LIMIT = 128
-TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def under_limit(limit: int, *args: str) -> Callable[[int], list[str]]:
@@ -44,16 +42,6 @@ def under_limit(limit: int, *args: str) -> Callable[[int], list[str]]:
     return argv
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """utime + stime of `pid` from /proc/PID/stat, or None once it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rpartition(")")[2].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
 def test_a_worker_whose_app_leaked_every_descriptor_backs_off_then_is_replaced(
     wsgid: Callable[..., WsgidServer], kind: str
 ) -> None:
@@ -65,7 +53,7 @@ def test_a_worker_whose_app_leaked_every_descriptor_backs_off_then_is_replaced(
         leaked = leaker.getresponse()
         assert leaked.status == 200
         assert b"Too many open files" in leaked.read()
-        before = cpu_seconds(worker)
+        before = procs.cpu_seconds(worker)
         assert before is not None
         with ThreadPoolExecutor(max_workers=1) as pool:
             started = time.monotonic()
@@ -75,7 +63,7 @@ def test_a_worker_whose_app_leaked_every_descriptor_backs_off_then_is_replaced(
             # most 5 s (the old loop burnt all of it).
             spent = 0.0
             while time.monotonic() - started < 5:
-                now = cpu_seconds(worker)
+                now = procs.cpu_seconds(worker)
                 if now is None:
                     break
                 spent = now - before
@@ -122,10 +110,10 @@ def test_a_worker_whose_own_connections_hold_every_descriptor_waits_for_one_to_c
                 break
         assert waiting is not None, "every connection was served: the limit did not apply"
         wait_event(server.errlog, "accept.failed", timeout=10)
-        before = cpu_seconds(worker)
+        before = procs.cpu_seconds(worker)
         assert before is not None
         time.sleep(3)  # the span over which the worker's CPU is measured
-        after = cpu_seconds(worker)
+        after = procs.cpu_seconds(worker)
         assert after is not None, "the worker exited although its own connections held the fds"
         assert after - before < 0.5, f"the worker used {after - before:.2f}s of CPU in 3 s"
         held[0].close()  # one descriptor comes back

@@ -70,3 +70,44 @@ def test_a_stuck_request_is_answered_or_its_worker_replaced_within_the_timeout(
     assert resp.status == 200 and resp.json()["pid"] in replacement  # type: ignore[index]
     if kind != "sync":
         assert not events(server.errlog(), "worker.timeout")  # the worker left by itself
+
+
+def test_a_slow_request_answered_503_never_sends_its_late_response(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir, kind: str
+) -> None:
+    threads = ["--threads", "2"] if kind == "gthread" else []
+    server = wsgid(APP, "--worker-class", kind, *threads, "--timeout", str(TIMEOUT), workers=1)
+    (worker,) = server.wait_workers(1)
+    slow = TIMEOUT + 2.5  # past the timeout, but it does end
+    with server.connect(timeout=slow + 15) as sock:
+        sock.sendall(f"GET /sleep?s={slow}&tag=late HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        started(workdir, "late")
+        received = b""
+        while True:  # everything the client ever gets on this connection, until it ends
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            received += chunk
+    if kind == "sync":
+        # The master's timeout: the worker is killed and replaced; no answer at all.
+        assert received == b""
+        wait_event(server.errlog, "worker.timeout_dump", timeout=15)
+        assert procs.wait_gone([worker], timeout=15) == []
+        return
+    assert received.startswith(b"HTTP/1.1 503 "), received[:300]
+    assert received.count(b"HTTP/1.1 ") == 1, received  # the app's late 200 never came
+    # The thread finishes, its send fails, it hands the connection back, and the worker
+    # goes on (the descriptor is closed; epoll does not keep reporting the dead socket).
+    wait_event(server.errlog, "client.gone", timeout=15)
+    cpu = procs.cpu_seconds(worker)
+    resp = server.get("/pid")
+    assert resp.json()["pid"] == worker  # type: ignore[index]
+    time.sleep(2)  # the span over which the worker's CPU is measured
+    after = procs.cpu_seconds(worker)
+    assert cpu is not None and after is not None, "the worker exited"
+    spent = after - cpu
+    assert spent < 0.5, f"the worker used {spent:.2f}s of CPU in 2 s with nothing to do"
+    assert server.worker_pids() == [worker]

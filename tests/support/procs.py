@@ -43,6 +43,17 @@ def read_stat(pid: int) -> ProcStat | None:
     )
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time `pid` has used (utime + stime), or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read().decode("utf-8", "replace")
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def all_stats() -> list[ProcStat]:
     stats = []
     for name in os.listdir("/proc"):

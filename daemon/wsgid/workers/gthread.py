@@ -89,6 +89,9 @@ class ThreadWorker(ConnectionLoop):
         self.in_flight = 0
         self.wake_pending = False  # a byte is on its way to the wake-up pipe
         self.dead_fd = -1  # a socket whose peer is gone, for taken connections
+        # Descriptors of connections taken from their thread (now the dead
+        # socket): closed, never watched, when the thread hands them back.
+        self.taken: set[int] = set()
 
     def handle(self, conn: Connection, req: Request) -> None:
         keep_alive = self.keep_alive_for(req)
@@ -158,6 +161,12 @@ class ThreadWorker(ConnectionLoop):
             conn.busy = False
             if conn.fd not in self.conns:
                 continue
+            if conn.closing and conn.fd in self.taken:
+                # Not lingered on: epoll would keep the dead socket, which
+                # other descriptors share, registered after the close.
+                self.taken.discard(conn.fd)
+                self._close(conn)
+                continue
             self._after_output(conn)
             if conn.fd in self.conns and (conn.parser.ready or conn.error is not None):
                 self._process(conn)
@@ -214,6 +223,7 @@ class ThreadWorker(ConnectionLoop):
                 conn.sock.shutdown(socket.SHUT_RDWR)
             return "cut"
         os.dup2(self.dead_fd, conn.fd)
+        self.taken.add(conn.fd)
         if conn.responded:
             # Part of the response may have reached the client: a 503 after
             # it would be read as the next response. Cut the connection.

@@ -576,7 +576,7 @@ class ConnectionLoop(Worker):
     def _accept_recovered(self) -> None:
         self.accept_backoff = 0.0
         if self.accept_suppressed:
-            self.log.warning("accept.failed", suppressed=self.accept_suppressed, recovered=True)
+            self.log.warning("accept.recovered", suppressed=self.accept_suppressed)
             self.accept_suppressed = 0
 
     def _on_readable(self, conn: Connection, now: float) -> None:
@@ -764,7 +764,9 @@ class ConnectionLoop(Worker):
                 self._watch(conn, EPOLLIN)  # from now on: read and drop until EOF
                 return
         self.conns.pop(conn.fd, None)
-        conn.sock.close()  # also takes it off epoll: the socket is never dup'ed
+        # Also takes it off epoll: no other descriptor shares the socket (a
+        # gthread connection taken from its thread is never registered again).
+        conn.sock.close()
         if (
             self.alive
             and not self.accepting
