@@ -32,12 +32,18 @@ def started(workdir: WorkDir, tag: str) -> float:
     return time.monotonic()
 
 
-def test_a_stuck_request_is_answered_or_its_worker_replaced_within_the_timeout(
-    wsgid: Callable[..., WsgidServer], workdir: WorkDir, kind: str
-) -> None:
+def serve(wsgid: Callable[..., WsgidServer], kind: str) -> tuple[WsgidServer, int]:
+    """One worker of `kind` (gthread: 2 threads) with the short timeout; and its pid."""
     threads = ["--threads", "2"] if kind == "gthread" else []
     server = wsgid(APP, "--worker-class", kind, *threads, "--timeout", str(TIMEOUT), workers=1)
     (worker,) = server.wait_workers(1)
+    return server, worker
+
+
+def test_a_stuck_request_is_answered_or_its_worker_replaced_within_the_timeout(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir, kind: str
+) -> None:
+    server, worker = serve(wsgid, kind)
     with ThreadPoolExecutor(max_workers=2) as pool:
         first = pool.submit(server.get, "/stuck?tag=a", timeout=60)
         stuck_at = started(workdir, "a")
@@ -75,9 +81,7 @@ def test_a_stuck_request_is_answered_or_its_worker_replaced_within_the_timeout(
 def test_a_slow_request_answered_503_never_sends_its_late_response(
     wsgid: Callable[..., WsgidServer], workdir: WorkDir, kind: str
 ) -> None:
-    threads = ["--threads", "2"] if kind == "gthread" else []
-    server = wsgid(APP, "--worker-class", kind, *threads, "--timeout", str(TIMEOUT), workers=1)
-    (worker,) = server.wait_workers(1)
+    server, worker = serve(wsgid, kind)
     slow = TIMEOUT + 2.5  # past the timeout, but it does end
     with server.connect(timeout=slow + 15) as sock:
         sock.sendall(f"GET /sleep?s={slow}&tag=late HTTP/1.1\r\nHost: x\r\n\r\n".encode())
