@@ -541,8 +541,9 @@ class Settings(BaseModel):
         gt=0,
         description=(
             "Seconds a client has to send a complete request head, counted from its first "
-            "byte; a slower client gets 408 and the connection is closed. Idle or slow clients "
-            "never hold the application."
+            "byte, and then a body of up to small_body_size (read before the app is called), "
+            "counted from the end of the head; a slower client gets 408 and the connection is "
+            "closed. Idle or slow clients never hold the application."
         ),
     )
     max_requests: Annotated[int, Option("workers", ("--max-requests",), metavar="INT")] = Field(

@@ -21,8 +21,8 @@ import os
 import socket
 from collections.abc import Callable
 
-from hardening.conftest import kind_args
 from support.client import poll
+from support.kinds import kind_args
 from support.server import WsgidServer
 
 APP = "lifecycle_app:app"

@@ -23,12 +23,18 @@ class ProcStat:
     session: int
 
 
-def read_stat(pid: int) -> ProcStat | None:
-    """The stat of `pid`, or None if it does not exist (any more)."""
+def _raw_stat(pid: int) -> str | None:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
-            raw = f.read().decode("utf-8", "replace")
+            return f.read().decode("utf-8", "replace")
     except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+
+
+def read_stat(pid: int) -> ProcStat | None:
+    """The stat of `pid`, or None if it does not exist (any more)."""
+    raw = _raw_stat(pid)
+    if raw is None:
         return None
     open_paren = raw.index("(")
     close_paren = raw.rindex(")")
@@ -41,6 +47,15 @@ def read_stat(pid: int) -> ProcStat | None:
         pgrp=int(fields[2]),
         session=int(fields[3]),
     )
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time `pid` has used (utime + stime), or None if it is gone."""
+    raw = _raw_stat(pid)
+    if raw is None:
+        return None
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def all_stats() -> list[ProcStat]:

@@ -1,10 +1,11 @@
 """The gthread worker: the epoll loop in the main thread, the app in a thread pool.
 
 Owns: handing complete requests to a pool of at most `threads` threads and
-taking the connections back when their response is done. The loop (shared
-with the sync worker) keeps accepting, reading heads, parking keep-alive
-connections and writing queued output while the threads run the app, so a
-slow application call holds one thread, never the worker.
+taking the connections back when their response is done, and the
+per-request `timeout` of the pool. The loop (shared with the sync worker)
+keeps accepting, reading heads, parking keep-alive connections and writing
+queued output while the threads run the app, so a slow application call
+holds one thread, never the worker.
 
 Ownership rule: while a request is in the pool its connection is `busy`:
 left alone by the loop and its timeouts (and taken off epoll if it reports
@@ -17,6 +18,21 @@ Threads are started on demand, up to `threads`, so an idle worker costs one.
 The loop alone counts the requests in the pool (no lock on the hot path), and
 pool threads run as SCHED_BATCH so that waking one never preempts the loop
 while it holds the GIL (`_yield_to_the_loop`).
+
+Request timeout. The loop keeps stamping the heartbeat whatever the pool
+does, so the master cannot see a stuck thread; the loop's sweep does. A
+request running in a thread for longer than `timeout` is reported once
+(`worker.request_timeout`, with the thread's stack) and its client is taken
+from the thread without closing a descriptor the thread may still use: the
+loop duplicates the client's socket for itself and points the thread's
+descriptor number at a dead socket (dup2, atomic), so whatever the thread
+sends from then on fails (EPIPE) and never reaches the client. The loop then
+reads `Connection.responded`, which the thread sets before each send: False
+means nothing of the response left before the swap, so the client gets a
+503; True, and the connection is cut. The thread's descriptor is closed when
+the thread hands the connection back. When every thread is stuck, the worker
+cannot serve any more: it answers the requests still queued with 503 and
+exits, and the master starts a replacement.
 """
 
 from __future__ import annotations
@@ -24,14 +40,34 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import socket
+import sys
 import threading
+import time
+import traceback
 from collections import deque
 from typing import ClassVar
 
 from mypy_extensions import mypyc_attr
 
-from wsgid.http.parser import Request
-from wsgid.workers.loop import Connection, ConnectionLoop
+from wsgid.http.errors import ProtocolError, error_response
+from wsgid.http.parser import Request, RequestParser
+from wsgid.workers.loop import LINGER_SECONDS, Connection, ConnectionLoop
+
+Job = tuple[Connection, Request, bool]
+
+
+class PoolThread:
+    """What one pool thread runs, and since when; read by the loop's sweep."""
+
+    __slots__ = ("ident", "job", "name", "reported", "started")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.ident = 0
+        self.job: Job | None = None  # set after `started`, cleared when the request ends
+        self.started = 0.0
+        self.reported = 0.0  # the `started` of the request reported as timed out
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
@@ -43,13 +79,19 @@ class ThreadWorker(ConnectionLoop):
     def setup(self) -> None:
         super().setup()
         self.max_threads = max(1, int(self.settings.threads))
-        self.jobs: queue.SimpleQueue[tuple[Connection, Request, bool] | None] = queue.SimpleQueue()
+        self.jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self.done: deque[Connection] = deque()
         self.threads: list[threading.Thread] = []
+        self.pool: list[PoolThread] = []
+        self.by_ident: dict[int, PoolThread] = {}
         # Requests handed to the pool and not yet back (counted by the loop
         # alone, so no lock): with as many as threads, a new one would wait.
         self.in_flight = 0
         self.wake_pending = False  # a byte is on its way to the wake-up pipe
+        self.dead_fd = -1  # a socket whose peer is gone, for taken connections
+        # Descriptors of connections taken from their thread (now the dead
+        # socket): closed, never watched, when the thread hands them back.
+        self.taken: set[int] = set()
 
     def handle(self, conn: Connection, req: Request) -> None:
         keep_alive = self.keep_alive_for(req)
@@ -57,31 +99,41 @@ class ThreadWorker(ConnectionLoop):
         # answer, so the loop unregisters it only if an event comes meanwhile
         # (saving two epoll calls per request).
         conn.busy = True
+        conn.responded = False
         threads = self.threads
         # Every thread may be busy: start one more if the cap allows. (A thread
         # that finished but is not yet seen back counts as busy, so a thread
         # may start a little early; never beyond the cap.)
         if self.in_flight >= len(threads) and len(threads) < self.max_threads:
-            thread = threading.Thread(target=self._thread_main, name=f"wsgid-{len(threads)}")
+            pool_thread = PoolThread(f"wsgid-{len(threads)}")
+            thread = threading.Thread(
+                target=self._thread_main, args=(pool_thread,), name=pool_thread.name
+            )
             thread.daemon = True
             threads.append(thread)
+            self.pool.append(pool_thread)
             thread.start()
         self.in_flight += 1
         self.jobs.put((conn, req, keep_alive))
 
-    def _thread_main(self) -> None:
+    def _thread_main(self, me: PoolThread) -> None:
         _yield_to_the_loop()
+        me.ident = threading.get_ident()
+        self.by_ident[me.ident] = me
         jobs = self.jobs
         while True:
             job = jobs.get()
             if job is None:
                 return
             conn, req, keep_alive = job
+            me.started = time.monotonic()
+            me.job = job
             try:
                 self.run_request(conn, req, keep_alive)
             except BaseException:
                 self.log.exception("worker.thread_error")
                 conn.closing = True
+            me.job = None
             self.done.append(conn)
             # One wake-up byte per loop turn, not per response: the loop
             # clears the flag before it takes the finished connections, so a
@@ -93,6 +145,13 @@ class ThreadWorker(ConnectionLoop):
                 except BlockingIOError:
                     pass  # a full pipe: the loop is awake anyway
 
+    def wait_deadline(self) -> float:
+        """A pool thread's waits for its client end before its request's `timeout`."""
+        me = self.by_ident.get(threading.get_ident())
+        if me is None:
+            return float("inf")
+        return me.started + self.timeout - self.wait_margin
+
     def on_wake(self) -> None:
         self.wake_pending = False
         done = self.done
@@ -102,14 +161,126 @@ class ThreadWorker(ConnectionLoop):
             conn.busy = False
             if conn.fd not in self.conns:
                 continue
+            if conn.closing and conn.fd in self.taken:
+                # Not lingered on: epoll would keep the dead socket, which
+                # other descriptors share, registered after the close.
+                self.taken.discard(conn.fd)
+                self._close(conn)
+                continue
             self._after_output(conn)
             if conn.fd in self.conns and (conn.parser.ready or conn.error is not None):
                 self._process(conn)
 
+    def _sweep(self, now: float) -> None:
+        super()._sweep(now)
+        if self.timeout and self.alive:
+            self._check_pool(now)
+
+    def _check_pool(self, now: float) -> None:
+        """Report and answer requests in the pool past `timeout`; exit if all threads are stuck."""
+        stuck = 0
+        for me in self.pool:
+            job = me.job  # before `started`: the thread sets them in the other order
+            started = me.started
+            if job is None or now - started <= self.timeout:
+                continue
+            stuck += 1
+            if me.reported != started:
+                me.reported = started
+                self._timed_out(me, job, now - started)
+        if stuck >= self.max_threads:
+            self._give_up(stuck)
+
+    def _timed_out(self, me: PoolThread, job: Job, elapsed: float) -> None:
+        conn, req, _ = job
+        frame = sys._current_frames().get(me.ident)
+        stack = "".join(traceback.format_stack(frame)) if frame is not None else ""
+        answer = self._take(conn, req)
+        self.log.error(
+            "worker.request_timeout",
+            timeout=self.timeout,
+            elapsed=round(elapsed, 3),
+            method=req.method,
+            path=req.path.decode("latin-1"),
+            peer=conn.peer,
+            thread=me.name,
+            answer=answer,
+            stack=stack,
+        )
+
+    def _take(self, conn: Connection, req: Request) -> str:
+        """Take `conn`'s client from the thread that runs its request; what it got."""
+        # epoll knows the descriptor with its socket: unregister before repointing it.
+        self._watch(conn, 0)
+        conn.closing = True  # when the thread hands it back, it is closed
+        try:
+            if self.dead_fd < 0:
+                self.dead_fd = _dead_socket()
+            client = os.dup(conn.fd)
+        except OSError:
+            # No descriptor to spare: cut the connection; the thread's sends fail.
+            with contextlib.suppress(OSError):
+                conn.sock.shutdown(socket.SHUT_RDWR)
+            return "cut"
+        os.dup2(self.dead_fd, conn.fd)
+        self.taken.add(conn.fd)
+        if conn.responded:
+            # Part of the response may have reached the client: a 503 after
+            # it would be read as the next response. Cut the connection.
+            with contextlib.suppress(OSError):
+                os.close(client)
+            return "cut"
+        sock = socket.socket(fileno=client)
+        sock.setblocking(False)
+        taken = Connection(sock, RequestParser(self.limits), conn.base, self.io_timeout)
+        self.conns[taken.fd] = taken
+        taken.closing = True
+        if self.access is not None:
+            self.access.rejected(conn.base, 503)
+        taken.send(error_response(503, head=req.method == "HEAD"))
+        self._after_output(taken)
+        return "503"
+
+    def _give_up(self, stuck: int) -> None:
+        """Every thread is stuck: answer what waits for one with 503, and exit."""
+        self.log.error(
+            "worker.threads_stuck", threads=stuck, timeout=self.timeout, action="exiting"
+        )
+        while True:
+            try:
+                job = self.jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is None:
+                continue
+            conn = job[0]
+            conn.busy = False
+            self.in_flight -= 1
+            self._reject(conn, ProtocolError(503, "every thread of the worker is stuck"))
+        # Only the lingering closes of those answers are waited for: the
+        # stuck requests would never end.
+        self.stop_grace = LINGER_SECONDS
+        self.alive = False
+
     def _close_all(self) -> None:
         for _ in self.threads:
             self.jobs.put(None)
+        for conn in list(self.conns.values()):
+            if conn.busy:
+                # A thread may still write to its descriptor: closing it could
+                # hand the number to another file. Cut it; the exit closes it.
+                self.conns.pop(conn.fd, None)
+                with contextlib.suppress(OSError):
+                    conn.sock.shutdown(socket.SHUT_RDWR)
         super()._close_all()
+
+
+def _dead_socket() -> int:
+    """A socket whose peer is closed: sends fail with EPIPE, reads see EOF."""
+    mine, peer = socket.socketpair()
+    peer.close()
+    mine.setblocking(False)
+    return mine.detach()
 
 
 def _yield_to_the_loop() -> None:

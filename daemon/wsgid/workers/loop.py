@@ -17,6 +17,13 @@ connection switches to EPOLLOUT until the queue drains, reading nothing more
 meanwhile (so memory per connection stays bounded). Timeouts are checked once
 a second by a sweep over the connections.
 
+Admission. Connections a turn finds waiting on a listener are accepted after
+the turn's other events, as many as the connections it served (at least
+`accept_batch`): new clients enter at the rate existing ones are served, so a
+crowd of keep-alive clients cannot hold a new one in the kernel's accept queue.
+An accept that fails for want of a resource (descriptors, memory) stops
+watching the listeners for a back-off instead of failing again at once.
+
 While the application runs (sync: inline), a `Connection` is the
 `exchange.Channel`: `send` queues past a high-water mark only after waiting
 (bounded by `timeout`) for the client to read; `fill` reads more body bytes,
@@ -28,6 +35,7 @@ from __future__ import annotations
 import errno
 import os
 import random
+import resource
 import select
 import socket
 import time
@@ -55,16 +63,40 @@ HIGH_WATER = 4 * 1024 * 1024
 LINGER_SECONDS = 2.0
 AF_UNIX = int(socket.AF_UNIX)
 SWEEP_INTERVAL = 1.0
+# accept(2) errors that belong to one connection (Linux reports a pending
+# network error of the new connection through accept; see its man page):
+# the next connection may be fine.
+CONNECTION_ERRORS = frozenset({
+    errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.ENETDOWN, errno.ENOPROTOOPT,
+    errno.EHOSTDOWN, errno.ENONET, errno.EHOSTUNREACH, errno.EOPNOTSUPP, errno.ENETUNREACH,
+    errno.ETIMEDOUT,
+})  # fmt: skip
+# Any other failure (EMFILE, ENFILE, ENOBUFS, ENOMEM, a broken listener) would
+# fail again at once, and the listener stays readable: the listeners are left
+# alone for a back-off, doubling from the first to the last value while it lasts.
+ACCEPT_BACKOFF = (0.05, 1.0)
+ACCEPT_LOG_INTERVAL = 5.0  # at most one accept.failed line per this many seconds
+# A wait for the client ends this long before the request's `timeout` runs
+# out (at most), so that the request ends, and stamps the heartbeat, before
+# the master would take the worker for hung.
+WAIT_MARGIN = 0.5
+
+
+def _no_deadline() -> float:
+    return float("inf")
 
 
 class Connection:
     """One client connection; also the `exchange.Channel` for its requests."""
 
     __slots__ = (
+        "awaiting",
         "base",
+        "body_since",
         "busy",
         "client_closed",
         "closing",
+        "deadline",
         "error",
         "events",
         "fd",
@@ -76,11 +108,17 @@ class Connection:
         "out_size",
         "parser",
         "peer",
+        "responded",
         "sock",
     )
 
     def __init__(
-        self, sock: socket.socket, parser: RequestParser, base: dict[str, Any], io_timeout: float
+        self,
+        sock: socket.socket,
+        parser: RequestParser,
+        base: dict[str, Any],
+        io_timeout: float,
+        deadline: Callable[[], float] = _no_deadline,
     ) -> None:
         self.sock = sock
         self.fd = sock.fileno()
@@ -101,13 +139,25 @@ class Connection:
         self.linger_until = 0.0  # >0: write side shut, draining input until then
         self.last_active = time.monotonic()
         self.head_started = 0.0
+        # The request whose small body the loop waits for, and since when
+        # (its deadline: header_timeout from the end of its head).
+        self.awaiting: Request | None = None
+        self.body_since = 0.0
         self.io_timeout = io_timeout
+        # When waits for the client must give up: the current request's
+        # `timeout` budget runs out (the worker kind knows when).
+        self.deadline = deadline
+        # Some of the current response went to the socket or its queue: set
+        # before every send, read by gthread's request timeout (which answers
+        # 503 only while this is False).
+        self.responded = False
 
     # exchange.Channel
 
     def send(self, data: bytes) -> None:
         if not data:
             return
+        self.responded = True
         if self.out:
             self.out.append(data)
             self.out_size += len(data)
@@ -135,7 +185,7 @@ class Connection:
                 data = sock.recv(RECV_SIZE)
             except BlockingIOError:
                 if not self._wait(select.POLLIN):
-                    raise BodyError("timed out waiting for the request body") from None
+                    raise BodyError("timed out waiting for the request body", status=408) from None
                 continue
             except OSError as exc:
                 raise BodyError(f"reading the request body failed: {exc}") from None
@@ -194,9 +244,16 @@ class Connection:
                 raise BrokenPipeError("timed out waiting for the client to read")
 
     def _wait(self, event: int) -> bool:
+        """Wait for `event`, at most the I/O timeout and never past the request's deadline."""
+        timeout = self.io_timeout
+        left = self.deadline() - time.monotonic()
+        if left < timeout:
+            if left <= 0:
+                return False
+            timeout = left
         poller = select.poll()
         poller.register(self.fd, event)
-        return bool(poller.poll(self.io_timeout * 1000 if self.io_timeout else None))
+        return bool(poller.poll(timeout * 1000))
 
 
 class Acceptor(NamedTuple):
@@ -215,7 +272,10 @@ class ConnectionLoop(Worker):
 
     kind: ClassVar[str] = "loop"
     multithread: ClassVar[bool] = False
-    accept_batch: ClassVar[int] = 1  # connections taken per listener wake-up
+    # Connections taken per listener wake-up at least (more when the turn
+    # served more, see `serve`). 1 for sync: a busy worker should leave new
+    # connections to an idle sibling, which EPOLLEXCLUSIVE wakes for them.
+    accept_batch: ClassVar[int] = 1
 
     def setup(self) -> None:
         settings = self.settings
@@ -228,7 +288,12 @@ class ConnectionLoop(Worker):
         )
         fields.map_underscores(settings.header_map == "dangerous")
         self.keepalive = float(settings.keepalive)
-        self.io_timeout = float(settings.timeout) or 30.0
+        self.timeout = float(settings.timeout)
+        self.io_timeout = self.timeout or 30.0
+        self.wait_margin = min(WAIT_MARGIN, self.timeout / 4)
+        self.heartbeat = self.ctx.heartbeat
+        self.slot = self.ctx.slot
+        self.deadline: Callable[[], float] = self.wait_deadline if self.timeout else _no_deadline
         self.header_timeout = float(settings.header_timeout)
         # Bodies up to this size are read completely before the app is called,
         # so a slow uploader of a small form never holds the application, and
@@ -255,6 +320,15 @@ class ConnectionLoop(Worker):
         self._accept(True)
         self.epoll.register(self.wake_r, EPOLLIN)
         self.stop_deadline = 0.0
+        self.stop_grace = float(settings.graceful_timeout)
+        # Timers: the sweep, and the end of an accept back-off (0 = none).
+        self.next_sweep = time.monotonic() + SWEEP_INTERVAL
+        self.next_tick = self.next_sweep
+        self.poll_timeout = SWEEP_INTERVAL
+        self.accept_backoff = 0.0  # the current back-off; 0 = the last accept worked
+        self.accept_resume_at = 0.0
+        self.accept_log_after = 0.0  # accept.failed is logged again from then on
+        self.accept_suppressed = 0  # accept.failed lines not logged since the last one
 
     def _request_budget(self) -> int:
         """Requests before recycling (max_requests plus jitter); 0 = unlimited."""
@@ -297,20 +371,20 @@ class ConnectionLoop(Worker):
         epoll = self.epoll
         conns = self.conns
         listeners = self.listeners
-        heartbeat = self.ctx.heartbeat
-        slot = self.ctx.slot
+        heartbeat = self.heartbeat
+        slot = self.slot
         wake_r = self.wake_r
         access = self.access
-        next_sweep = time.monotonic() + SWEEP_INTERVAL
         while True:
             if not self.alive and not self._stopping():
                 break
-            events = epoll.poll(SWEEP_INTERVAL)
+            events = epoll.poll(self.poll_timeout)
             now = time.monotonic()
             if self.reopen_requested:
                 # Before this turn's requests, so none is logged to the old file.
                 self._on_wake()
             heartbeat.beat(slot, now)
+            listening: list[int] | None = None
             for fd, ev in events:
                 conn = conns.get(fd)
                 if conn is not None:
@@ -323,15 +397,50 @@ class ConnectionLoop(Worker):
                     elif ev & (EPOLLIN | EPOLLERRHUP):
                         self._on_readable(conn, now)
                 elif fd in listeners:
-                    self._on_listener(fd)
+                    if listening is None:
+                        listening = [fd]
+                    else:
+                        listening.append(fd)
                 elif fd == wake_r:
                     self._on_wake()
+            if listening is not None:
+                # After the turn's other work, so that an idle sibling woken
+                # for the same connections had the time to take them; then as
+                # many as the connections just served (the fairness rule).
+                batch = max(self.accept_batch, len(events) - len(listening))
+                for fd in listening:
+                    self._on_listener(fd, batch)
             if access is not None:
                 access.flush()  # the access records of this turn, in one write
-            if now >= next_sweep:
-                self._sweep(now)
-                next_sweep = now + SWEEP_INTERVAL
+            if now >= self.next_tick:
+                self._tick(now)
         self._close_all()
+
+    def _tick(self, now: float) -> None:
+        """Run the timers that are due: the sweep, the end of an accept back-off."""
+        if now >= self.next_sweep:
+            self._sweep(now)
+            self.next_sweep = now + SWEEP_INTERVAL
+        if self.accept_resume_at and now >= self.accept_resume_at:
+            self.accept_resume_at = 0.0
+            if self.alive and len(self.conns) < self.max_connections:
+                self._accept(True)
+        self._set_timer(now)
+
+    def _set_timer(self, now: float) -> None:
+        resume = self.accept_resume_at
+        self.next_tick = min(self.next_sweep, resume) if resume else self.next_sweep
+        self.poll_timeout = max(0.0, min(SWEEP_INTERVAL, self.next_tick - now))
+
+    def wait_deadline(self) -> float:
+        """When a wait for the client gives up: before the master's heartbeat timeout.
+
+        The heartbeat was stamped when the running request began (or
+        earlier), so the request ends, and stamps it again, before the
+        master would take the worker for hung; the app sees a failed read or
+        write (a slow client), not a killed worker.
+        """
+        return self.heartbeat.last(self.slot) + self.timeout - self.wait_margin
 
     def _on_wake(self) -> None:
         # One read: what it leaves (rare) makes epoll report the pipe again.
@@ -353,7 +462,7 @@ class ConnectionLoop(Worker):
         """Called while a graceful stop runs; False once the loop may end."""
         now = time.monotonic()
         if not self.stop_deadline:
-            self.stop_deadline = now + float(self.settings.graceful_timeout)
+            self.stop_deadline = now + self.stop_grace
             self._accept(False)
             for listener in self.listeners.values():
                 listener.sock.close()
@@ -368,8 +477,8 @@ class ConnectionLoop(Worker):
     def _idle(conn: Connection) -> bool:
         return not (conn.busy or conn.out or conn.parser.in_head or conn.parser.ready)
 
-    def _on_listener(self, fd: int) -> None:
-        """Accept up to `accept_batch` connections and read each at once.
+    def _on_listener(self, fd: int, batch: int) -> None:
+        """Accept up to `batch` connections and read each at once.
 
         Reading at once (the request usually arrived with the handshake) and
         accepting few at a time keep a busy sync worker from taking
@@ -380,7 +489,7 @@ class ConnectionLoop(Worker):
             return  # stopping or recycling: siblings take new connections
         accept, family, kind, proto, base = self.acceptors[fd]
         now = time.monotonic()
-        for _ in range(self.accept_batch):
+        for _ in range(batch):
             if len(self.conns) >= self.max_connections:
                 self._accept(False)
                 return
@@ -389,13 +498,12 @@ class ConnectionLoop(Worker):
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
-                if exc.errno == errno.EINVAL:
-                    # The master shut the listener down (a stop began); the
-                    # TERM telling us so is on its way. Stop watching it.
-                    self._accept(False)
-                    return
-                self.log.warning("accept.failed", error=str(exc))
+                if exc.errno in CONNECTION_ERRORS:
+                    continue
+                self._accept_failed(exc, now)
                 return
+            if self.accept_backoff:
+                self._accept_recovered()
             sock = socket.socket(family, kind, proto, conn_fd)
             sock.setblocking(False)
             if family != AF_UNIX:  # TCP_NODELAY: inherited from the listener
@@ -404,13 +512,72 @@ class ConnectionLoop(Worker):
                 conn_base["REMOTE_PORT"] = str(addr[1])
             else:
                 conn_base = base
-            conn = Connection(sock, RequestParser(self.limits), conn_base, self.io_timeout)
+            conn = Connection(
+                sock, RequestParser(self.limits), conn_base, self.io_timeout, self.deadline
+            )
             self.conns[conn.fd] = conn
             self._on_readable(conn, now)
             # Registered only now, and only if still open and waiting: a
             # connection answered and closed at once never costs an epoll call.
             if not conn.events and not conn.busy and self.conns.get(conn.fd) is conn:
                 self._watch(conn, EPOLLIN)
+
+    def _accept_failed(self, exc: OSError, now: float) -> None:
+        """An accept failed for the listener, not for one connection: back off."""
+        if exc.errno == errno.EINVAL:
+            # The master shut the listener down (a stop began); the TERM
+            # telling us so is on its way. Stop watching it.
+            self._accept(False)
+            return
+        first, last = ACCEPT_BACKOFF
+        repeated = self.accept_backoff > 0
+        self.accept_backoff = min(last, self.accept_backoff * 2) if repeated else first
+        self.accept_resume_at = now + self.accept_backoff
+        self._accept(False)
+        self._set_timer(now)
+        if now >= self.accept_log_after:
+            self.log.warning(
+                "accept.failed",
+                error=str(exc),
+                retry_in=self.accept_backoff,
+                suppressed=self.accept_suppressed,
+            )
+            self.accept_suppressed = 0
+            self.accept_log_after = now + ACCEPT_LOG_INTERVAL
+        else:
+            self.accept_suppressed += 1
+        if exc.errno == errno.EMFILE and repeated:
+            self._check_descriptors()
+
+    def _check_descriptors(self) -> None:
+        """Stop if this worker's descriptors are gone and its connections do not hold them.
+
+        Still out of descriptors after a back-off, with its own connections a
+        small share of the limit: the rest was taken (leaked, most likely) by
+        the application, and only a new process gets it back. The worker
+        stops gracefully, so the master starts its replacement.
+        """
+        limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if len(self.conns) * 2 >= limit:
+            return  # its own connections: they free descriptors as they close
+        try:
+            open_fds = len(os.listdir("/proc/self/fd")) - 1  # less the listing's own
+        except OSError:
+            open_fds = limit  # EMFILE: every descriptor below the limit is taken
+        self.log.error(
+            "worker.fd_exhausted",
+            open_fds=open_fds,
+            limit=limit,
+            connections=len(self.conns),
+            action="stopping",
+        )
+        self.alive = False
+
+    def _accept_recovered(self) -> None:
+        self.accept_backoff = 0.0
+        if self.accept_suppressed:
+            self.log.warning("accept.recovered", suppressed=self.accept_suppressed)
+            self.accept_suppressed = 0
 
     def _on_readable(self, conn: Connection, now: float) -> None:
         try:
@@ -455,6 +622,10 @@ class ConnectionLoop(Worker):
                 or len(req.body) >= small
             ):
                 if conn.error is None:
+                    if conn.awaiting is not req:
+                        # The head just ended: the body's deadline runs from now.
+                        conn.awaiting = req
+                        conn.body_since = time.monotonic()
                     return  # a small body is still arriving
                 ready.clear()  # its body is what broke: refuse it, app not called
                 break
@@ -595,8 +766,15 @@ class ConnectionLoop(Worker):
                 return
         self.conns.pop(conn.fd, None)
         conn.error = None  # its traceback may hold frames that refer to `conn`
-        conn.sock.close()  # also takes it off epoll: the socket is never dup'ed
-        if self.alive and not self.accepting and len(self.conns) < self.max_connections:
+        # Also takes it off epoll: no other descriptor shares the socket (a
+        # gthread connection taken from its thread is never registered again).
+        conn.sock.close()
+        if (
+            self.alive
+            and not self.accepting
+            and len(self.conns) < self.max_connections
+            and not self.accept_resume_at
+        ):
             self._accept(True)
 
     @staticmethod
@@ -615,7 +793,7 @@ class ConnectionLoop(Worker):
         return conn.client_closed and not conn.parser.closed
 
     def _sweep(self, now: float) -> None:
-        """Close connections past their idle, head, write or linger deadlines."""
+        """Close connections past their idle, head, body, write or linger deadlines."""
         self.check_master()
         keepalive = self.keepalive
         for conn in list(self.conns.values()):
@@ -630,10 +808,15 @@ class ConnectionLoop(Worker):
             elif conn.parser.in_head:
                 if now - conn.head_started > self.header_timeout:
                     self._reject(conn, ProtocolError(408, "request head not received in time"))
-            elif not conn.parser.ready and now - conn.last_active > keepalive:
+            elif not conn.parser.ready:
+                if now - conn.last_active > keepalive:
+                    self._close(conn)
+            elif conn.awaiting is conn.parser.ready[0]:
+                # A small body, read before the app is called: bounded like a head.
+                if now - conn.body_since > self.header_timeout:
+                    self._reject(conn, ProtocolError(408, "request body not received in time"))
+            elif now - conn.last_active > self.io_timeout:
                 self._close(conn)
-            elif conn.parser.ready and now - conn.last_active > self.io_timeout:
-                self._close(conn)  # a small body that stopped arriving
 
     def _close_all(self) -> None:
         for conn in list(self.conns.values()):

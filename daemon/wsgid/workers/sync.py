@@ -4,7 +4,9 @@ Owns: calling the app from the loop's thread. As in gunicorn's sync worker,
 `timeout` bounds each request (a request that runs longer stops the
 heartbeat and the master replaces the worker); unlike it, connections are
 driven by the epoll loop, so keep-alive works and idle or slow clients never
-hold the application.
+hold the application. The heartbeat is stamped when each request ends, so
+the bound is per request, not per loop turn, and a wait for a slow client
+gives up before the bound (`ConnectionLoop.wait_deadline`).
 """
 
 from __future__ import annotations
@@ -24,3 +26,7 @@ class SyncWorker(ConnectionLoop):
 
     def handle(self, conn: Connection, req: Request) -> None:
         self.run_request(conn, req, self.keep_alive_for(req))
+        # Stamped now, not when epoll next returns (up to a second later), so
+        # that a request shorter than `timeout` never looks hung, nor does the
+        # next request of the same turn inherit this one's time.
+        self.heartbeat.beat(self.slot)

@@ -1,0 +1,117 @@
+"""A request stuck in the application is bounded by `timeout` on every worker kind.
+
+- sync: the stuck request stops the heartbeat; the master dumps the worker's stack and
+  replaces it (unchanged, asserted here so that both kinds are held to a bound).
+- gthread: the loop keeps stamping the heartbeat, so the master cannot see a stuck thread.
+  The worker reports the request (`worker.request_timeout` with the thread's stack) and
+  answers it 503 while its other threads keep serving; with every thread stuck it exits and
+  the master's replacement serves. The old worker never answered, and with every thread
+  stuck it accepted connections it never served.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from support import procs
+from support.client import poll
+from support.load import events, wait_event
+from support.server import Response, WorkDir, WsgidServer
+
+APP = "lifecycle_app:app"
+TIMEOUT = 3.0
+MARGIN = 3.0  # the sweep runs once a second; the machine is loaded
+
+
+def started(workdir: WorkDir, tag: str) -> float:
+    """Poll until the request tagged `tag` is in the app; when it was seen there."""
+    marker = workdir.markers / f"started-{tag}"
+    poll(marker.exists, timeout=20, what=f"/stuck?tag={tag} in the app")
+    return time.monotonic()
+
+
+def serve(wsgid: Callable[..., WsgidServer], kind: str) -> tuple[WsgidServer, int]:
+    """One worker of `kind` (gthread: 2 threads) with the short timeout; and its pid."""
+    threads = ["--threads", "2"] if kind == "gthread" else []
+    server = wsgid(APP, "--worker-class", kind, *threads, "--timeout", str(TIMEOUT), workers=1)
+    (worker,) = server.wait_workers(1)
+    return server, worker
+
+
+def test_a_stuck_request_is_answered_or_its_worker_replaced_within_the_timeout(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir, kind: str
+) -> None:
+    server, worker = serve(wsgid, kind)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        first = pool.submit(server.get, "/stuck?tag=a", timeout=60)
+        stuck_at = started(workdir, "a")
+        if kind == "sync":
+            (dump,) = wait_event(server.errlog, "worker.timeout_dump", timeout=TIMEOUT + 15)
+            assert time.monotonic() - stuck_at < TIMEOUT + MARGIN
+            assert "stuck_view" in dump.text, dump.text
+            assert first.exception(timeout=30) is not None  # the connection ended with it
+        else:
+            # The other thread serves meanwhile.
+            assert server.get("/pid", timeout=TIMEOUT).json()["pid"] == worker  # type: ignore[index]
+            resp: Response = first.result(timeout=TIMEOUT + 15)
+            assert time.monotonic() - stuck_at < TIMEOUT + MARGIN
+            assert resp.status == 503
+            (report,) = wait_event(server.errlog, "worker.request_timeout")
+            assert "stuck_view" in report.text, report.text
+            assert report.get("path") == "/stuck", report.line
+            assert report.get("answer") == "503", report.line
+            assert server.get("/pid").json()["pid"] == worker  # type: ignore[index]
+            # Now every thread: the worker cannot serve any more and is replaced.
+            second = pool.submit(server.get, "/stuck?tag=b", timeout=60)
+            started(workdir, "b")
+            assert second.result(timeout=TIMEOUT + 15).status == 503
+            wait_event(server.errlog, "worker.threads_stuck", timeout=TIMEOUT + 15)
+    assert procs.wait_gone([worker], timeout=15) == []
+    replacement = poll(
+        lambda: [p for p in server.worker_pids() if p != worker], timeout=20, what="a new worker"
+    )
+    resp = server.get("/pid")
+    assert resp.status == 200 and resp.json()["pid"] in replacement  # type: ignore[index]
+    if kind != "sync":
+        assert not events(server.errlog(), "worker.timeout")  # the worker left by itself
+
+
+def test_a_slow_request_answered_503_never_sends_its_late_response(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir, kind: str
+) -> None:
+    server, worker = serve(wsgid, kind)
+    slow = TIMEOUT + 2.5  # past the timeout, but it does end
+    with server.connect(timeout=slow + 15) as sock:
+        sock.sendall(f"GET /sleep?s={slow}&tag=late HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        started(workdir, "late")
+        received = b""
+        while True:  # everything the client ever gets on this connection, until it ends
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            received += chunk
+    if kind == "sync":
+        # The master's timeout: the worker is killed and replaced; no answer at all.
+        assert received == b""
+        wait_event(server.errlog, "worker.timeout_dump", timeout=15)
+        assert procs.wait_gone([worker], timeout=15) == []
+        return
+    assert received.startswith(b"HTTP/1.1 503 "), received[:300]
+    assert received.count(b"HTTP/1.1 ") == 1, received  # the app's late 200 never came
+    # The thread finishes, its send fails, it hands the connection back, and the worker
+    # goes on (the descriptor is closed; epoll does not keep reporting the dead socket).
+    wait_event(server.errlog, "client.gone", timeout=15)
+    cpu = procs.cpu_seconds(worker)
+    resp = server.get("/pid")
+    assert resp.json()["pid"] == worker  # type: ignore[index]
+    time.sleep(2)  # the span over which the worker's CPU is measured
+    after = procs.cpu_seconds(worker)
+    assert cpu is not None and after is not None, "the worker exited"
+    spent = after - cpu
+    assert spent < 0.5, f"the worker used {spent:.2f}s of CPU in 2 s with nothing to do"
+    assert server.worker_pids() == [worker]
