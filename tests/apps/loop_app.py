@@ -1,6 +1,7 @@
 """The app of the connection-loop hardening tests (descriptors, slow readers, deadlines).
 
-Routes (JSON `{"pid", ...}` unless said otherwise):
+Routes (JSON `{"pid", "thread", ...}` unless said otherwise; `thread` names the thread that ran
+the request):
 - `/pid` and anything else: answer at once.
 - `/sleep?s=1`: sleep s seconds first.
 - `/leak`: open `/dev/null` until the process has no descriptor left (EMFILE) and keep every
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -29,7 +31,7 @@ def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         mib = int(query.get("mb", ["16"])[0])
         start_response("200 OK", [("Content-Length", str(mib << 20))])
         return (CHUNK for _ in range(mib))
-    answer: dict[str, object] = {"pid": os.getpid()}
+    answer: dict[str, object] = {"pid": os.getpid(), "thread": threading.current_thread().name}
     if path == "/sleep":
         time.sleep(float(query.get("s", ["1"])[0]))
     elif path == "/leak":

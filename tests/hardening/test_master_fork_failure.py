@@ -12,46 +12,18 @@ alone: the worker kind plays no part.
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import sys
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-
-import pytest
 
 from support.load import events, wait_event
 from support.server import WsgidServer
 
-PIDS_ROOT = Path("/sys/fs/cgroup/pids")
 WORKERS = 4
 ROOM_FOR = 2  # workers that fit under the limit at first
 WATCHED = 4.0  # seconds of failing forks counted
-
-
-@pytest.fixture
-def pids_cgroup() -> Iterator[Path]:
-    """A fresh pids cgroup, removed afterwards (its processes gone or moved out first)."""
-    group = PIDS_ROOT / f"wsgid-test-{uuid.uuid4().hex[:12]}"
-    try:
-        group.mkdir()
-        (group / "pids.max").write_text("max\n")
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            group.rmdir()
-        pytest.skip(f"cannot create a pids cgroup under {PIDS_ROOT}: {exc}")
-    try:
-        yield group
-    finally:
-        deadline = time.monotonic() + 15
-        while (group / "cgroup.procs").read_text().split() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        for pid in (group / "cgroup.procs").read_text().split():
-            with contextlib.suppress(OSError):  # the process leak check reports it
-                (PIDS_ROOT / "cgroup.procs").write_text(pid)
-        group.rmdir()
 
 
 def test_the_master_survives_failed_forks_under_a_pids_limit_and_fills_up_later(

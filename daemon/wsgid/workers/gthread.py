@@ -15,6 +15,9 @@ through a queue and a byte on the loop's wake-up pipe; all changes to the
 loop's tables (epoll, the connection table) happen in the main thread.
 
 Threads are started on demand, up to `threads`, so an idle worker costs one.
+A thread that cannot be started (a pids limit) leaves the requests to the
+threads there are; with none at all, the loop's thread runs the request, as
+the sync worker does.
 The loop alone counts the requests in the pool (no lock on the hot path), and
 pool threads run as SCHED_BATCH so that waking one never preempts the loop
 while it holds the GIL (`_yield_to_the_loop`).
@@ -55,6 +58,7 @@ from wsgid.http.parser import Request, RequestParser
 from wsgid.workers.loop import LINGER_SECONDS, Connection, ConnectionLoop
 
 Job = tuple[Connection, Request, bool]
+THREAD_LOG_INTERVAL = 5.0  # at most one worker.thread_start_failed line per this many seconds
 
 
 class PoolThread:
@@ -88,6 +92,7 @@ class ThreadWorker(ConnectionLoop):
         # alone, so no lock): with as many as threads, a new one would wait.
         self.in_flight = 0
         self.wake_pending = False  # a byte is on its way to the wake-up pipe
+        self.thread_log_after = 0.0  # worker.thread_start_failed is logged again from then on
         self.dead_fd = -1  # a socket whose peer is gone, for taken connections
         # Descriptors of connections taken from their thread (now the dead
         # socket): closed, never watched, when the thread hands them back.
@@ -104,17 +109,47 @@ class ThreadWorker(ConnectionLoop):
         # Every thread may be busy: start one more if the cap allows. (A thread
         # that finished but is not yet seen back counts as busy, so a thread
         # may start a little early; never beyond the cap.)
-        if self.in_flight >= len(threads) and len(threads) < self.max_threads:
-            pool_thread = PoolThread(f"wsgid-{len(threads)}")
-            thread = threading.Thread(
-                target=self._thread_main, args=(pool_thread,), name=pool_thread.name
-            )
-            thread.daemon = True
-            threads.append(thread)
-            self.pool.append(pool_thread)
-            thread.start()
+        if (
+            self.in_flight >= len(threads)
+            and len(threads) < self.max_threads
+            and not self._start_thread()
+            and not threads
+        ):
+            # Not one thread to run it: the loop's thread runs it, as the sync
+            # worker would (the master's heartbeat timeout bounds it then).
+            conn.busy = False
+            self.run_request(conn, req, keep_alive)
+            self.heartbeat.beat(self.slot)
+            return
         self.in_flight += 1
         self.jobs.put((conn, req, keep_alive))
+
+    def _start_thread(self) -> bool:
+        """One more pool thread; False if the system has none to give (logged).
+
+        Under a pids limit (a cgroup's pids.max, TasksMax=) or without memory,
+        starting a thread fails: the requests then wait for the threads there
+        are (or run in the loop's thread if there is none), and a later request
+        tries again.
+        """
+        pool_thread = PoolThread(f"wsgid-{len(self.threads)}")
+        thread = threading.Thread(
+            target=self._thread_main, args=(pool_thread,), name=pool_thread.name
+        )
+        thread.daemon = True
+        try:
+            thread.start()
+        except RuntimeError as exc:  # "can't start new thread"
+            now = time.monotonic()
+            if now >= self.thread_log_after:
+                self.thread_log_after = now + THREAD_LOG_INTERVAL
+                self.log.error(
+                    "worker.thread_start_failed", error=str(exc), threads=len(self.threads)
+                )
+            return False
+        self.threads.append(thread)
+        self.pool.append(pool_thread)
+        return True
 
     def _thread_main(self, me: PoolThread) -> None:
         _yield_to_the_loop()
