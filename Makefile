@@ -41,9 +41,10 @@ bench:
 	@scripts/apt-deps.sh wrk
 	bench/run $(BENCH_ARGS)
 
-# The hardening soak: 10 minutes of good traffic mixed with attacks (tests/hardening).
+# The hardening soak (tests/hardening/README.md): good traffic mixed with rounds of attacks,
+# WSGID_SOAK_SECONDS (default 600) per worker kind; prints a summary to paste into a report.
+# A short run: `make soak WSGID_SOAK_SECONDS=60`.
 .PHONY: soak
 soak:
 	@scripts/setup-env.sh test
-	@scripts/apt-deps.sh wrk curl
-	.venv/bin/python -m pytest -m slow tests/hardening -p no:cacheprovider $(PYTEST_ARGS)
+	.venv/bin/python -m pytest -m slow tests/hardening -s -p no:cacheprovider $(PYTEST_ARGS)
