@@ -51,9 +51,9 @@ from attacks import (
     TrickledBodies,
 )
 
-from conftest import kind_args
 from support import procs
 from support.client import RawConnection, RawResult
+from support.kinds import kind_args
 from support.server import WsgidServer
 
 SOAK_SECONDS = float(os.environ.get("WSGID_SOAK_SECONDS", "600"))
