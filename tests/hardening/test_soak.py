@@ -207,10 +207,6 @@ class GoodTraffic:
         if stuck:
             self._fail("stop", "-", f"client threads still running after stop: {stuck}")
 
-    def total(self) -> int:
-        with self._lock:
-            return sum(self.tally.requests.values())
-
     def _fail(self, client: str, what: str, error: str) -> None:
         now = time.time()
         wall = time.strftime("%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
