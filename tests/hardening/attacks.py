@@ -175,8 +175,9 @@ def server_side_sockets(
 
 class HugeHeads(Attack):
     """`count` connections each send `GET / HTTP/1.1`, `Host` and a field `X-Big` whose value is
-    `size` bytes of `a`, all at once, and never finish the head; once the server has read every
-    byte it will read (or a minute passed), all close.
+    `size` bytes of `a`, all at once, and never finish the head; once every head is sent or
+    answered (a minute at most) and the server has read what it was sent (10 s at most), all
+    close.
 
     What a server that buffers unfinished heads whole costs shows in its memory.
     """
