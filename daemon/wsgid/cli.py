@@ -39,13 +39,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from wsgid.config import Command, ConfigError, FrozenSettings, LoadedSettings
+from wsgid.exitcodes import ExitCode
 
 if TYPE_CHECKING:
     from wsgid.settings import SettingSpec
 
-EXIT_OK = 0
-EXIT_CONFIG = 2
-EXIT_APP_LOAD = 4
 
 REFERENCE_BEGIN = "<!-- BEGIN REFERENCE: generated from wsgid.settings by scripts/gen-schema -->"
 REFERENCE_END = "<!-- END REFERENCE -->"
@@ -59,14 +57,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         return _config_error(exc)
     except SystemExit as exc:  # argparse's --help and --version
-        return exc.code if isinstance(exc.code, int) else EXIT_OK
+        return exc.code if isinstance(exc.code, int) else ExitCode.OK
 
     if loaded.command == "config-schema":
         sys.stdout.write(schema_text())
-        return EXIT_OK
+        return ExitCode.OK
     if loaded.command == "config-show":
         sys.stdout.write(show_json(loaded) if loaded.json_output else show_table(loaded))
-        return EXIT_OK
+        return ExitCode.OK
     if loaded.command == "check":
         return _check(loaded)
     return _serve(loaded, args)
@@ -74,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _config_error(exc: ConfigError) -> int:
     _print_error(str(exc))
-    return EXIT_CONFIG
+    return ExitCode.CONFIG
 
 
 def _print_error(message: str) -> None:
@@ -230,9 +228,9 @@ def _check(loaded: LoadedSettings) -> int:
         load_app(loaded.settings)
     except AppLoadError as exc:
         _print_error(str(exc))
-        return EXIT_APP_LOAD
+        return ExitCode.APP_LOAD_FAILED
     print(f"wsgid: configuration OK; application {loaded.settings.app} loaded.")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 # --------------------------------------------------------------------------------------------

@@ -53,9 +53,8 @@ import time
 import traceback
 from typing import IO, Any
 
+from wsgid.exitcodes import ExitCode
 from wsgid.logs import escape
-
-EXIT_NOT_READY = 1
 
 
 class Readiness:
@@ -75,7 +74,7 @@ class Readiness:
 
     def failed(self, code: int, message: str) -> None:
         """The start failed: the launching command prints `message` and exits `code`."""
-        self._finish({"failed": code or EXIT_NOT_READY, "message": message, "pid": os.getpid()})
+        self._finish({"failed": code or ExitCode.ERROR, "message": message, "pid": os.getpid()})
 
     def tee(self, logger: Any) -> Any:
         """`logger`, whose warnings and errors also reach the launcher while this is pending."""
@@ -183,8 +182,8 @@ def detach(settings: Any) -> Readiness:
         os.set_blocking(write_fd, False)
         _enter_daemon_context(settings, write_fd, starter)
     except BaseException as exc:
-        _send(write_fd, {"failed": EXIT_NOT_READY, "message": f"cannot daemonize: {exc}"})
-        os._exit(EXIT_NOT_READY)
+        _send(write_fd, {"failed": ExitCode.ERROR, "message": f"cannot daemonize: {exc}"})
+        os._exit(ExitCode.ERROR)
     return Readiness(write_fd)
 
 
@@ -257,12 +256,12 @@ def _wait_for_report(fd: int) -> int:
                     _print_failure(lines, str(record.get("message", "")))
                     _wait_gone(record.get("pid"))
                     code = record["failed"]
-                    return code if isinstance(code, int) and code > 0 else EXIT_NOT_READY
+                    return code if isinstance(code, int) and code > 0 else ExitCode.ERROR
     except KeyboardInterrupt:
         print("wsgid: stopped waiting; the daemon goes on starting", file=sys.stderr)
         return 130
     _print_failure(lines, "the daemon exited before it was ready")
-    return EXIT_NOT_READY
+    return ExitCode.ERROR
 
 
 def _wait_gone(pid: object, timeout: float = 10.0) -> None:

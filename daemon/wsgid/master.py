@@ -30,7 +30,7 @@ still serving.
 Boot failures: a worker that exits before it has booted failed to boot,
 however it ended (the boot-failure or app-load-failure code, any other code,
 0 included, or a signal). If the first generation has not booted yet, the
-master stops with EXIT_APP_LOAD_FAILED or EXIT_BOOT_FAILED instead of forking
+master stops with ExitCode.APP_LOAD_FAILED or ExitCode.BOOT_FAILED instead of forking
 again; during a reload the reload fails; later, the replacement waits for a
 backoff. A fork that fails (no pids, no memory) is retried with the same
 backoff: the master never dies of it.
@@ -60,6 +60,7 @@ from wsgid import build, loader, privileges
 from wsgid import listeners as listeners_mod
 from wsgid import logs as logs_mod
 from wsgid.config import MAX_WORKERS, ConfigError
+from wsgid.exitcodes import ExitCode
 from wsgid.heartbeat import HeartbeatTable
 from wsgid.hooks import HookError, Hooks
 from wsgid.logs import escape
@@ -68,8 +69,6 @@ from wsgid.systemd import Notifier, inherited_sockets
 from wsgid.workers import UnknownWorkerClass, resolve
 from wsgid.workers.base import (
     BOOTED,
-    EXIT_APP_LOAD_FAILED,
-    EXIT_BOOT_FAILED,
     WORKER_SIGNALS,
     Worker,
     WorkerContext,
@@ -78,12 +77,6 @@ from wsgid.workers.base import (
 if TYPE_CHECKING:
     from wsgid.daemonize import Readiness
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_CONFIG = 2
-EXIT_LISTEN_FAILED = 5
-EXIT_PIDFILE = 7  # the pidfile cannot be created, or another instance holds it
-# (6 is a worker's own status after a timeout dump, EXIT_ABORTED: never the master's.)
 
 # A reload runs two generations side by side, each of up to MAX_WORKERS. Workers retired
 # earlier and still finishing their requests may hold slots too: a spawn then waits.
@@ -147,7 +140,7 @@ class Master:
         self.reload_from: tuple[int, Any] | None = None  # (old generation, old settings)
         self.stopping = False
         self.stop_deadline = 0.0
-        self.exit_code = EXIT_OK
+        self.exit_code = int(ExitCode.OK)
         self.age = 0
         self.crash_streak = 0
         self.next_spawn = 0.0
@@ -167,12 +160,12 @@ class Master:
             self.hooks = Hooks(self.settings, self.log)
             self.worker_class = resolve(_worker_kind(self.settings))
         except (HookError, UnknownWorkerClass) as exc:
-            return self._fail_start(str(exc), EXIT_CONFIG)
+            return self._fail_start(str(exc), ExitCode.CONFIG)
         try:
             # Checked now so that a misspelt user is exit 2 here, not a worker boot failure.
             privileges.resolve(self.settings.user, self.settings.group, self.loaded.sources)
         except privileges.PrivilegeError as exc:
-            return self._fail_start(str(exc), EXIT_CONFIG)
+            return self._fail_start(str(exc), ExitCode.CONFIG)
         self.hooks.call("on_starting", self)
         if self.settings.pidfile:
             # Before binding: a second instance is told so, not "address in use".
@@ -181,7 +174,7 @@ class Master:
             try:
                 pidfile.create(self.pid)
             except PidfileError as exc:
-                return self._fail_start(str(exc), EXIT_PIDFILE)
+                return self._fail_start(str(exc), ExitCode.PIDFILE)
             self.pidfile = pidfile
         try:
             try:
@@ -189,12 +182,12 @@ class Master:
                     self._binds(), self.settings.backlog, self._on_bind_retry, self._inherited()
                 )
             except listeners_mod.ListenerError as exc:
-                return self._fail_start(str(exc), EXIT_LISTEN_FAILED)
+                return self._fail_start(str(exc), ExitCode.LISTEN_FAILED)
             if self.settings.preload_app:
                 try:
                     self.app = loader.load_app(self.settings)
                 except loader.AppLoadError as exc:
-                    return self._fail_start(str(exc), EXIT_APP_LOAD_FAILED)
+                    return self._fail_start(str(exc), ExitCode.APP_LOAD_FAILED)
             self.heartbeat = HeartbeatTable(HEARTBEAT_SLOTS)
             self.boot_r, self.boot_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
             self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -248,7 +241,7 @@ class Master:
         return inherited_sockets(os.environ)
 
     def _fail_start(self, message: str, code: int) -> int:
-        self.log.error("master.start_failed", error=message, exit_code=code)
+        self.log.error("master.start_failed", error=message, exit_code=int(code))
         if self.settings.errorlog != "-":
             print(f"wsgid: {escape.printable(message)}", file=sys.stderr)
         return code
@@ -490,7 +483,7 @@ class Master:
             # The interpreter's own argv, so a wrapper script or `-I` comes back too.
             os.execve(sys.executable, list(sys.orig_argv), env)
         finally:
-            os._exit(EXIT_ERROR)
+            os._exit(ExitCode.ERROR)
 
     def _check_old_master(self) -> None:
         """In a new master: once the old one has exited, take over its pidfile."""
@@ -580,10 +573,11 @@ class Master:
     def _boot_failed(self, worker: WorkerProcess, status: int) -> None:
         """A worker exited before it booted, however it ended: it failed to boot."""
         code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
-        exit_code = EXIT_APP_LOAD_FAILED if code == EXIT_APP_LOAD_FAILED else EXIT_BOOT_FAILED
-        if code == EXIT_APP_LOAD_FAILED:
+        app_load = code == ExitCode.APP_LOAD_FAILED
+        exit_code = int(ExitCode.APP_LOAD_FAILED if app_load else ExitCode.BOOT_FAILED)
+        if app_load:
             reason = "app could not be loaded"  # the worker logged why
-        elif code == EXIT_BOOT_FAILED:
+        elif code == ExitCode.BOOT_FAILED:
             reason = "boot error"
         elif worker.aborted_at:
             reason = f"did not boot within the timeout ({float(self.settings.timeout):g} s)"
@@ -691,11 +685,11 @@ class Master:
             record.pid = pid
             self.workers[pid] = record
             return True
-        code = EXIT_ERROR
+        code: int = ExitCode.ERROR
         try:
             code = self._worker_main(record)
         except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else EXIT_ERROR
+            code = exc.code if isinstance(exc.code, int) else ExitCode.ERROR
         except BaseException:
             with contextlib.suppress(BaseException):
                 self.log.exception("worker.crashed")
@@ -727,7 +721,7 @@ class Master:
                 privileges.drop(credentials)
         except (privileges.PrivilegeError, OSError) as exc:
             self.log.error("worker.boot_failed", worker=record.pid, error=str(exc))
-            return EXIT_BOOT_FAILED
+            return ExitCode.BOOT_FAILED
         _set_title(f"wsgid: worker [{self.app_label}]")
         worker: Worker = self.worker_class(
             WorkerContext(
@@ -845,24 +839,28 @@ def run(loaded: Any, reload: Callable[[], Any] | None = None) -> int:
     except BaseException as exc:
         if readiness is not None:
             if isinstance(exc, ConfigError):  # e.g. a log file that cannot be opened
-                readiness.failed(EXIT_CONFIG, str(exc))
+                readiness.failed(ExitCode.CONFIG, str(exc))
             else:
-                readiness.failed(EXIT_ERROR, f"unexpected error: {type(exc).__name__}: {exc}")
+                readiness.failed(ExitCode.ERROR, f"unexpected error: {type(exc).__name__}: {exc}")
         raise
     if readiness is not None and readiness.pending:
         readiness.failed(code, _start_failure(code, loaded.settings.errorlog))
     return code
 
 
+# What the command that launched `wsgid --daemon` says for each way the daemon did not start.
+_START_FAILURES: dict[int, str] = {
+    ExitCode.OK: "the server stopped before it was ready",
+    ExitCode.CONFIG: "configuration error",
+    ExitCode.BOOT_FAILED: "a worker failed to boot",
+    ExitCode.APP_LOAD_FAILED: "the application could not be loaded",
+    ExitCode.LISTEN_FAILED: "a listener could not be bound",
+    ExitCode.PIDFILE: "the pidfile could not be created, or another instance holds it",
+}
+
+
 def _start_failure(code: int, errorlog: str) -> str:
     """What the command that launched `wsgid --daemon` prints when the daemon did not start."""
-    what = {
-        EXIT_OK: "the server stopped before it was ready",
-        EXIT_CONFIG: "configuration error",
-        EXIT_BOOT_FAILED: "a worker failed to boot",
-        EXIT_APP_LOAD_FAILED: "the application could not be loaded",
-        EXIT_LISTEN_FAILED: "a listener could not be bound",
-        EXIT_PIDFILE: "the pidfile could not be created, or another instance holds it",
-    }.get(code, "the server failed to start")
+    what = _START_FAILURES.get(code, "the server failed to start")
     where = "" if errorlog == "-" else f"; details in the error log {errorlog}"
-    return f"{what} (exit status {code or 1}){where}"
+    return f"{what} (exit status {int(code) or 1}){where}"

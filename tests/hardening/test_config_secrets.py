@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from wsgid.exitcodes import ExitCode
+
 SECRETS = ("hunter2", "s3cr3t-in-url", "abc123public", "pa55word", "k3y-value", "t0ken")
 CONFIG = """\
 app = "wsgid.demo:app"
@@ -96,5 +98,5 @@ def test_show_secrets_is_refused_outside_config_show(tmp_path: Path) -> None:
         timeout=60,
         check=False,
     )
-    assert result.returncode == 2
+    assert result.returncode == ExitCode.CONFIG
     assert "--show-secrets only applies to `wsgid config show`" in result.stderr

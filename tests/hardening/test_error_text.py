@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from support.server import EXIT_BIND_FAILED, WsgidServer
+from support.server import WsgidServer
+from wsgid.exitcodes import ExitCode
 
 APP = "wsgid.demo:app"
 CONTROL_BYTES = (b"\x1b", b"\x07", "\x9b".encode(), b"\r")
@@ -28,7 +29,7 @@ CONTROL_BYTES = (b"\x1b", b"\x07", "\x9b".encode(), b"\r")
 
 def _bind_failure(wsgid: Callable[..., WsgidServer], bind: str, *extra: str) -> str:
     server = wsgid(APP, "--bind", bind, *extra, start=False, bind_tcp=False)
-    assert server.wait_exit(30) == EXIT_BIND_FAILED, server.errlog()
+    assert server.wait_exit(30) == ExitCode.LISTEN_FAILED, server.errlog()
     return server.errlog()
 
 
@@ -77,7 +78,7 @@ def test_a_configuration_error_escapes_control_characters_of_the_value(
     tmp_path: Path, args: list[str], env: dict[str, str]
 ) -> None:
     result = _run(["config", "show", *args], env, tmp_path)
-    assert result.returncode == 2, result.stderr
+    assert result.returncode == ExitCode.CONFIG, result.stderr
     assert result.stderr.startswith(b"wsgid: error: ")
     assert result.stderr.count(b"\n") == 1, "one paragraph"
     for byte in CONTROL_BYTES:

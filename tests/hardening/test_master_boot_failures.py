@@ -21,9 +21,8 @@ import pytest
 from support.kinds import kind_args
 from support.load import events, wait_event
 from support.server import WorkDir, WsgidServer
+from wsgid.exitcodes import ExitCode
 
-EXIT_BOOT_FAILED = 3
-EXIT_APP_LOAD_FAILED = 4
 WORKERS = 2
 WITHIN = 10.0  # seconds to exit (generous: a loaded machine; the old code never exited)
 APP = "exit_at_import_app:app"
@@ -37,18 +36,18 @@ class Ending:
 
 ENDINGS = {
     "sys_exit_0": Ending(
-        EXIT_APP_LOAD_FAILED, "the application exited with status 0 while being imported"
+        ExitCode.APP_LOAD_FAILED, "the application exited with status 0 while being imported"
     ),
     "sys_exit_msg": Ending(
-        EXIT_APP_LOAD_FAILED,
+        ExitCode.APP_LOAD_FAILED,
         "the application exited with status 1 (exit_at_import_app says no) while being imported",
     ),
     "keyboard_interrupt": Ending(
-        EXIT_APP_LOAD_FAILED, "the application raised KeyboardInterrupt while being imported"
+        ExitCode.APP_LOAD_FAILED, "the application raised KeyboardInterrupt while being imported"
     ),
-    "os_exit_0": Ending(EXIT_BOOT_FAILED, 'reason="exit 0 before it booted"'),
-    "os_exit_1": Ending(EXIT_BOOT_FAILED, 'reason="exit 1 before it booted"'),
-    "segfault": Ending(EXIT_BOOT_FAILED, 'reason="killed by SIGSEGV before it booted"'),
+    "os_exit_0": Ending(ExitCode.BOOT_FAILED, 'reason="exit 0 before it booted"'),
+    "os_exit_1": Ending(ExitCode.BOOT_FAILED, 'reason="exit 1 before it booted"'),
+    "segfault": Ending(ExitCode.BOOT_FAILED, 'reason="killed by SIGSEGV before it booted"'),
 }
 # Endings Python itself turns into an exception, which --preload meets in the master.
 PRELOAD_ENDINGS = ("sys_exit_0", "sys_exit_msg", "keyboard_interrupt")
@@ -91,7 +90,7 @@ def test_an_app_that_exits_while_preloaded_stops_the_master_with_4_and_one_line(
     server = wsgid(APP, "--preload", workers=WORKERS, env=env, start=False)
     rc, imports = run_to_exit(server, import_log)
     log = server.errlog()
-    assert rc == EXIT_APP_LOAD_FAILED, f"exit {rc}\n{log}"
+    assert rc == ExitCode.APP_LOAD_FAILED, f"exit {rc}\n{log}"
     assert ENDINGS[ending].reason in log, log
     assert "Traceback" not in log, log
     assert len(imports) == 1, imports  # in the master; no worker was forked
@@ -107,10 +106,10 @@ def test_after_boot_a_worker_that_exits_0_at_import_is_respawned_with_the_backof
     # From now on the app's module exits 0 at import: replacements can never boot.
     (workdir.markers / "exit-at-import").write_text("sys_exit_0")
     os.kill(first, signal.SIGKILL)
-    wait_event(server.errlog, "worker.boot_failed", exit_code=EXIT_APP_LOAD_FAILED)
+    wait_event(server.errlog, "worker.boot_failed", exit_code=ExitCode.APP_LOAD_FAILED)
     watched = 4.0
     time.sleep(watched)  # the measurement window itself, not a wait for a condition
-    failed = events(server.errlog(), "worker.boot_failed", exit_code=EXIT_APP_LOAD_FAILED)
+    failed = events(server.errlog(), "worker.boot_failed", exit_code=ExitCode.APP_LOAD_FAILED)
     # Backoff 0.1, 0.2, 0.4, 0.8, 1.6 s...: about six forks in these seconds; a tight
     # loop made hundreds.
     assert len(failed) <= 10, f"{len(failed)} failed boots in {watched}s\n{server.errlog()}"

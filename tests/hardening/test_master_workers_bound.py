@@ -18,10 +18,10 @@ import pytest
 from support.load import wait_event
 from support.server import WorkDir, WsgidServer
 from wsgid.config import MAX_WORKERS, ConfigError
+from wsgid.exitcodes import ExitCode
 from wsgid.master import HEARTBEAT_SLOTS, scaled
 from wsgid.settings import load_settings
 
-EXIT_CONFIG = 2
 TOO_MANY = "100000000000000000000"
 ACCEPTED = f"an integer from 1 to {MAX_WORKERS}"
 
@@ -43,7 +43,7 @@ def test_a_worker_count_above_the_bound_exits_2_naming_source_key_value_and_rang
     else:
         args, where = ["-w", TOO_MANY], "Command-line flag -w"
     server = wsgid("sleep_app:app", *args, env=env, start=False)
-    assert server.wait_exit(timeout=30) == EXIT_CONFIG
+    assert server.wait_exit(timeout=30) == ExitCode.CONFIG
     err = server.errlog()
     assert where in err and TOO_MANY in err, err
     assert f"Accepted for workers: {ACCEPTED}." in err, err

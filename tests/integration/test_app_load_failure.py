@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import pytest
 
 from support.server import WorkDir, WsgidServer
+from wsgid.exitcodes import ExitCode
 
-EXIT_APP_LOAD_FAILED = 4
 WORKERS = 2
 
 
@@ -74,7 +74,7 @@ def test_app_load_failure_exits_4_within_5s_naming_module_without_respawn_loop(
         wsgid, workdir, case, *(["--preload"] if preload else [])
     )
     log = server.errlog() + server.outlog()
-    assert rc == EXIT_APP_LOAD_FAILED, f"exit {rc}, expected {EXIT_APP_LOAD_FAILED}\n{log}"
+    assert rc == ExitCode.APP_LOAD_FAILED, f"exit {rc}, expected {ExitCode.APP_LOAD_FAILED}\n{log}"
     assert elapsed < 5.0
     for word in case.must_mention:
         assert word in log, f"{word!r} not in the error output:\n{log}"

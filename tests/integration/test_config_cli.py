@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from wsgid.exitcodes import ExitCode
+
 REPO = Path(__file__).resolve().parents[2]
 CONSOLE_SCRIPT = Path(sys.executable).with_name("wsgid")
 
@@ -56,7 +58,7 @@ def show(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> dict[st
 def config_error(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
     """Run a command that must fail on its configuration; return the message."""
     result = wsgid(cwd, *args, env=env)
-    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    assert result.returncode == ExitCode.CONFIG, (result.returncode, result.stdout, result.stderr)
     assert result.stdout == ""
     assert "Traceback" not in result.stderr and "pydantic" not in result.stderr
     assert result.stderr.startswith("wsgid: error: ")
@@ -238,7 +240,7 @@ def test_check_validates_and_imports_the_app(tmp_path: Path, toml: Any) -> None:
 
 def test_check_config_flag_reports_an_app_that_cannot_be_imported(tmp_path: Path) -> None:
     result = wsgid(tmp_path, "--check-config", "no_such_module_here:app")
-    assert result.returncode == 4, result.stderr
+    assert result.returncode == ExitCode.APP_LOAD_FAILED, result.stderr
     assert "no_such_module_here" in result.stderr
     assert "Traceback" not in result.stderr
 

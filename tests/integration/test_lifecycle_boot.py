@@ -15,17 +15,15 @@ import pytest
 
 from support.load import events
 from support.server import WsgidServer
-
-EXIT_BOOT_FAILED = 3
-EXIT_APP_LOAD_FAILED = 4
+from wsgid.exitcodes import ExitCode
 
 CASES = {
     "boot_error": (
         ("lifecycle_app:app", "--worker-class", "lifecycle_bootfail.FailingWorker"),
-        EXIT_BOOT_FAILED,
+        ExitCode.BOOT_FAILED,
         "this worker refuses to boot",
     ),
-    "app_load_error": (("broken_import_app:app",), EXIT_APP_LOAD_FAILED, "broken_import_app"),
+    "app_load_error": (("broken_import_app:app",), ExitCode.APP_LOAD_FAILED, "broken_import_app"),
 }
 
 

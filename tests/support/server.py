@@ -31,6 +31,7 @@ from pathlib import Path
 
 from support import procs
 from support.client import RawConnection
+from wsgid.exitcodes import ExitCode
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 APPS_DIR = REPO_ROOT / "tests" / "apps"
@@ -47,7 +48,6 @@ _SCRUBBED_NAMES = {
 
 # A worker's title, or its master's in the moment after the fork (see worker_pids).
 WORKER_TITLES = ("wsgid: worker", "wsgid: master")
-EXIT_BIND_FAILED = 5  # CONTRACT.md: listener could not be bound
 
 
 class ServerDied(AssertionError):
@@ -198,7 +198,7 @@ class WsgidServer:
                 break
             except ServerDied:
                 assert self.proc is not None
-                if self.proc.returncode != EXIT_BIND_FAILED or attempt == 2:
+                if self.proc.returncode != ExitCode.LISTEN_FAILED or attempt == 2:
                     raise
                 self._reap_after_failed_start()
         if workers is not None:

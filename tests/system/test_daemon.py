@@ -20,6 +20,7 @@ import pytest
 
 from support import procs
 from support.server import WorkDir, WsgidServer, free_port
+from wsgid.exitcodes import ExitCode
 
 SLOW = 1.5
 
@@ -99,7 +100,7 @@ def test_daemon_with_a_broken_app_exits_nonzero_and_prints_the_loader_error(
     result, _took, port = launch(
         workdir, daemon_name, "broken_import_app:app", "--pid", str(pidfile)
     )
-    assert result.returncode == 4, (result.returncode, result.stderr)
+    assert result.returncode == ExitCode.APP_LOAD_FAILED, (result.returncode, result.stderr)
     assert "No module named 'wsgid_test_missing_dependency'" in result.stderr, result.stderr
     assert "broken_import_app" in result.stderr
     assert "the application could not be loaded" in result.stderr
@@ -128,7 +129,7 @@ def test_daemon_with_an_unbindable_address_reports_it_even_with_a_log_file(
         )
     finally:
         blocker.close()
-    assert result.returncode == 5, (result.returncode, result.stderr)
+    assert result.returncode == ExitCode.LISTEN_FAILED, (result.returncode, result.stderr)
     assert f"127.0.0.1:{busy}" in result.stderr and "details in the error log" in result.stderr
 
 

@@ -34,6 +34,7 @@ from packaging_support import (
 )
 
 from support.server import free_port
+from wsgid.exitcodes import ExitCode
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -182,7 +183,7 @@ def test_installed_wsgid_reports_version_and_checks_the_shipped_config(installed
     assert check.returncode == 0, check.stdout + check.stderr
     assert "configuration OK" in check.stdout and "wsgid.demo:app" in check.stdout
     bad = installed_wsgid("check", "--config", "/etc/wsgid/app.toml", "--workers", "0")
-    assert bad.returncode == 2, bad
+    assert bad.returncode == ExitCode.CONFIG, bad
 
 
 def test_installed_wsgid_runs_on_its_bundled_libraries(installed: Path) -> None:

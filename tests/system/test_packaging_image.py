@@ -38,6 +38,7 @@ from packaging_support import (
 )
 
 from support.server import APPS_DIR, free_port
+from wsgid.exitcodes import ExitCode
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -90,10 +91,10 @@ def test_image_validates_its_configuration(podman: Podman, image: str) -> None:
         assert "configuration OK" in ok.stdout and "wsgid.demo:app" in ok.stdout, how
     bad = podman("run", "--rm", "--network=none", "-e", "WSGID_WORKERS=0", image, "check",
                  check=False)  # fmt: skip
-    assert bad.returncode == 2 and "WSGID_WORKERS" in bad.stderr, bad.stderr
+    assert bad.returncode == ExitCode.CONFIG and "WSGID_WORKERS" in bad.stderr, bad.stderr
     missing = podman("run", "--rm", "--network=none", image, "check", "no_such_module:app",
                      check=False)  # fmt: skip
-    assert missing.returncode == 4, missing.stdout + missing.stderr
+    assert missing.returncode == ExitCode.APP_LOAD_FAILED, missing.stdout + missing.stderr
 
 
 def start(podman: Podman, image: str, *args: str, env: dict[str, str]) -> str:

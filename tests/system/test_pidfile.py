@@ -15,8 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from support.server import WorkDir, WsgidServer, free_port
-
-EXIT_PIDFILE = 7
+from wsgid.exitcodes import ExitCode
 
 
 def dead_pid() -> int:
@@ -66,7 +65,7 @@ def test_a_live_instance_makes_a_second_start_refuse_clearly(
     pidfile = workdir.root / "wsgid.pid"
     first = wsgid("sleep_app:app", "--pid", str(pidfile))
     second = wsgid("sleep_app:app", "--pid", str(pidfile), start=False)
-    assert second.wait_exit(timeout=30) == EXIT_PIDFILE
+    assert second.wait_exit(timeout=30) == ExitCode.PIDFILE
     err = second.errlog()
     assert f"already running with pid {first.pid}" in err and str(pidfile) in err, err
     assert pidfile.read_text() == f"{first.pid}\n", "the refused start touched the pidfile"
@@ -83,7 +82,7 @@ def test_a_symlinked_pidfile_is_refused_and_its_target_left_alone(
     pidfile = workdir.root / "wsgid.pid"
     pidfile.symlink_to(target)
     server = wsgid("sleep_app:app", "--pid", str(pidfile), start=False)
-    assert server.wait_exit(timeout=30) == EXIT_PIDFILE
+    assert server.wait_exit(timeout=30) == ExitCode.PIDFILE
     assert "symbolic link" in server.errlog(), server.errlog()
     assert target.read_text() == "do not overwrite\n"
     assert pidfile.is_symlink()
@@ -111,7 +110,7 @@ def test_a_pidfile_left_by_a_killed_master_does_not_block_the_next_start(
     try:
         assert holder.stdout is not None and holder.stdout.readline() == b"locked\n"
         refused = wsgid("sleep_app:app", "--pid", str(pidfile), start=False)
-        assert refused.wait_exit(timeout=30) == EXIT_PIDFILE  # the holder is alive: refused
+        assert refused.wait_exit(timeout=30) == ExitCode.PIDFILE  # the holder is alive: refused
     finally:
         holder.kill()
         holder.wait()
@@ -125,7 +124,7 @@ def test_a_pidfile_that_cannot_be_created_exits_7_naming_it(
 ) -> None:
     pidfile = workdir.root / "missing-directory" / "wsgid.pid"
     server = wsgid("sleep_app:app", "--pid", str(pidfile), start=False)
-    assert server.wait_exit(timeout=30) == EXIT_PIDFILE
+    assert server.wait_exit(timeout=30) == ExitCode.PIDFILE
     err = server.errlog()
     assert f"pidfile {pidfile}: cannot create it" in err, err
     assert "Traceback" not in err, err
@@ -147,7 +146,7 @@ def test_a_daemon_whose_pidfile_another_instance_holds_exits_7_and_says_why(
         text=True,
         timeout=60,
     )
-    assert result.returncode == EXIT_PIDFILE, (result.returncode, result.stderr)
+    assert result.returncode == ExitCode.PIDFILE, (result.returncode, result.stderr)
     assert "the pidfile could not be created, or another instance holds it" in result.stderr
     assert f"already running with pid {first.pid}" in result.stderr, result.stderr
     assert first.stop() == 0

@@ -16,9 +16,9 @@ import pytest
 from sysd_support import need_root
 
 from support.server import WorkDir, WsgidServer
+from wsgid.exitcodes import ExitCode
 
 SYSTEM_APPS = Path(__file__).resolve().parent / "apps"
-EXIT_CONFIG = 2
 
 
 def free_low_port() -> int:
@@ -91,7 +91,7 @@ def test_an_unknown_user_is_exit_2_naming_the_setting_value_and_file(
     config = workdir.root / "app.toml"
     config.write_text('user = "no-such-user-wsgid"\n')
     server = wsgid("sleep_app:app", "--config", str(config), start=False)
-    assert server.wait_exit(timeout=30) == EXIT_CONFIG
+    assert server.wait_exit(timeout=30) == ExitCode.CONFIG
     err = server.errlog()
     assert "user = 'no-such-user-wsgid'" in err and str(config) in err, err
     assert "no such user" in err
@@ -101,7 +101,7 @@ def test_an_unknown_group_is_exit_2_naming_the_flag(
     wsgid: Callable[..., WsgidServer],
 ) -> None:
     server = wsgid("sleep_app:app", "--group", "no-such-group-wsgid", start=False)
-    assert server.wait_exit(timeout=30) == EXIT_CONFIG
+    assert server.wait_exit(timeout=30) == ExitCode.CONFIG
     err = server.errlog()
     assert "group = 'no-such-group-wsgid'" in err and "--group" in err, err
 

@@ -20,8 +20,8 @@ from sysd_support import need_tool
 
 from support.client import poll
 from support.server import WsgidServer
+from wsgid.exitcodes import ExitCode
 
-EXIT_LISTEN_FAILED = 5
 PASSED_ENV = ("PATH", "HOME", "LANG", "PYTHONPATH", "PYTHONUNBUFFERED", "TMPDIR", "TESTAPP_MARKERS")
 
 
@@ -157,7 +157,7 @@ def test_a_missing_name_is_a_clear_error_naming_what_was_passed(
         sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         with contextlib.suppress(ConnectionResetError):
             sock.recv(100)
-    assert server.wait_exit(timeout=30) == EXIT_LISTEN_FAILED
+    assert server.wait_exit(timeout=30) == ExitCode.LISTEN_FAILED
     err = server.errlog()
     assert "'admin'" in err and "web" in err and "ctl" in err, err
     assert "FileDescriptorName" in err, err

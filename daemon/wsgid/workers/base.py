@@ -42,16 +42,12 @@ from typing import Any, ClassVar
 from mypy_extensions import mypyc_attr
 
 from wsgid import loader
+from wsgid.exitcodes import ExitCode
 from wsgid.heartbeat import HeartbeatTable
 from wsgid.hooks import Hooks
 from wsgid.http.parser import Request
 from wsgid.listeners import Listener
 from wsgid.logs import Logs
-
-EXIT_OK = 0
-EXIT_BOOT_FAILED = 3
-EXIT_APP_LOAD_FAILED = 4
-EXIT_ABORTED = 6  # killed itself after a timeout dump
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
@@ -130,23 +126,23 @@ class Worker:
         os.register_at_fork(before=self._before_fork, after_in_child=self._after_fork_in_child)
         self.check_master()  # it may have died before the signal was armed
         if not self.alive:
-            return EXIT_OK
+            return ExitCode.OK
         if self.app is None:
             try:
                 self.app = loader.load_app(self.settings)
             except loader.AppLoadError as exc:
                 if not self.alive:
-                    return EXIT_OK  # stopped while importing (INT exits by SystemExit)
+                    return ExitCode.OK  # stopped while importing (INT exits by SystemExit)
                 self.log.error("worker.app_load_failed", error=str(exc))
-                return EXIT_APP_LOAD_FAILED
+                return ExitCode.APP_LOAD_FAILED
             except Exception:
                 self.log.exception("worker.boot_failed")
-                return EXIT_BOOT_FAILED
+                return ExitCode.BOOT_FAILED
         try:
             self.setup()
         except Exception:
             self.log.exception("worker.boot_failed")
-            return EXIT_BOOT_FAILED
+            return ExitCode.BOOT_FAILED
         self.hooks.call("post_worker_init", self)
         self.ctx.heartbeat.beat(self.ctx.slot)
         os.write(self.ctx.boot_fd, BOOTED.pack(os.getpid()))
@@ -156,7 +152,7 @@ class Worker:
         finally:
             self.ctx.logs.flush()  # buffered access records, also on a fast (INT/QUIT) exit
         self.check_master()  # an idle worker leaves its loop before the sweep would log it
-        return EXIT_OK
+        return ExitCode.OK
 
     def check_master(self) -> None:
         """Stop if this process is no longer the master's worker (the loop calls it each second).
@@ -168,7 +164,7 @@ class Worker:
         listeners off the worker's own.
         """
         if os.getpid() != self.pid:
-            os._exit(EXIT_OK)
+            os._exit(ExitCode.OK)
         if not self.orphaned and os.getppid() != self.ctx.master_pid:
             self.orphaned = True
             self.alive = False
@@ -238,7 +234,7 @@ class Worker:
     def _on_quit(self, signum: int, frame: FrameType | None) -> None:
         self.alive = False
         self.hooks.call("worker_int", self)
-        sys.exit(EXIT_OK)
+        sys.exit(ExitCode.OK)
 
     def _on_abort(self, signum: int, frame: FrameType | None) -> None:
         """The master's timeout: say where every thread is stuck, then exit."""
@@ -264,7 +260,7 @@ class Worker:
         )
         self.hooks.call("worker_abort", self)
         self.ctx.logs.flush()
-        os._exit(EXIT_ABORTED)
+        os._exit(ExitCode.WORKER_ABORTED)
 
     def _on_usr1(self, signum: int, frame: FrameType | None) -> None:
         self.reopen_requested = True
