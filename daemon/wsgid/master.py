@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from wsgid import build, loader, privileges
+from wsgid import build, loader, privileges, processes
 from wsgid import listeners as listeners_mod
 from wsgid import logs as logs_mod
 from wsgid.config import MAX_WORKERS, ConfigError
@@ -345,7 +345,7 @@ class Master:
         # listening socket down stops it for every process at once. Not when
         # another master shares it (an upgrade in progress), nor for
         # systemd's sockets, which outlive us.
-        shared = self.upgrade_pid or (self.old_master and _alive(self.old_master))
+        shared = self.upgrade_pid or (self.old_master and processes.running(self.old_master))
         if not shared:
             for listener in self.listeners:
                 if listener.created:
@@ -487,7 +487,7 @@ class Master:
 
     def _check_old_master(self) -> None:
         """In a new master: once the old one has exited, take over its pidfile."""
-        if not self.old_master or _alive(self.old_master):
+        if not self.old_master or processes.running(self.old_master):
             return
         self.log.info("upgrade.old_master_exited", old_master=self.old_master)
         self.old_master = 0
@@ -775,21 +775,6 @@ def _drain(fd: int) -> None:
             pass
     except BlockingIOError:
         pass
-
-
-def _alive(pid: int) -> bool:
-    """True while `pid` runs; a zombie (exited, not yet reaped) counts as gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return stat.read().rpartition(b")")[2].split()[0] != b"Z"
-    except FileNotFoundError:
-        return False
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
 
 
 def _kill(pid: int, sig: int) -> None:

@@ -36,6 +36,7 @@ import os
 import time
 from collections.abc import Mapping, MutableMapping
 
+from wsgid import processes
 from wsgid.listeners import Inherited, ListenerError, adopt_fd
 
 SD_LISTEN_FDS_START = 3
@@ -115,7 +116,7 @@ class Notifier:
     def stopping(self) -> None:
         if self._replaced():
             return  # the new master is (or is about to be) the service: let it run
-        if self._predecessor and _running(self._predecessor):
+        if self._predecessor and processes.running(self._predecessor):
             if self._main:  # roll-back: the old master is the service again
                 self.send(f"MAINPID={self._predecessor}", "STATUS=upgrade rolled back")
             return
@@ -147,7 +148,7 @@ class Notifier:
             self.send(f"MAINPID={os.getpid()}")
 
     def _replaced(self) -> bool:
-        return bool(self._successor) and _running(self._successor)
+        return bool(self._successor) and processes.running(self._successor)
 
     def extend_timeout(self, seconds: float) -> None:
         if not self._replaced():
@@ -166,15 +167,6 @@ class Notifier:
         if self.watchdog_interval and now >= self._next_ping:
             self._next_ping = now + self.watchdog_interval
             self.send("WATCHDOG=1")
-
-
-def _running(pid: int) -> bool:
-    """True while `pid` runs; an exited, unreaped child (a zombie) does not count."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return stat.read().rpartition(b")")[2].split()[0] != b"Z"
-    except OSError:
-        return False
 
 
 def _children() -> list[int]:
