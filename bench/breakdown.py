@@ -29,6 +29,7 @@ from typing import Any, cast
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT)]  # bench.apps
+# E402 below: these imports need the path set above.
 
 from bench.apps import hello  # noqa: E402
 from wsgid import logs as logs_mod  # noqa: E402

@@ -16,6 +16,9 @@ failed=()
 echo "== ruff check"
 .venv/bin/ruff check . || failed+=("ruff")
 
+echo "== ruff format --check"
+.venv/bin/ruff format --check . || failed+=("ruff format")
+
 echo "== mypy"
 .venv/bin/mypy || failed+=("mypy")
 
@@ -38,4 +41,4 @@ if [ "${#failed[@]}" -gt 0 ]; then
     echo "test.sh: FAILED: ${failed[*]}" >&2
     exit 1
 fi
-echo "test.sh: ruff, mypy and pytest passed"
+echo "test.sh: ruff, ruff format, mypy and pytest passed"

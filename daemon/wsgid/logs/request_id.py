@@ -56,7 +56,7 @@ def choose(incoming: str | None) -> str:
     """The id for a request whose `X-Request-ID` header was `incoming` (or None)."""
     if incoming is None:
         # generate(), inlined: this runs for every request.
-        return "%s%08x" % (_prefix, next(_counter))  # noqa: UP031
+        return "%s%08x" % (_prefix, next(_counter))  # noqa: UP031 - as in generate()
     if _VALID.fullmatch(incoming):
         return incoming
     return generate()

@@ -27,7 +27,7 @@ import logging
 import os
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from wsgid.logs.sinks import INFO
 
@@ -132,8 +132,9 @@ def configured_logger(*names: str) -> logging.Logger | None:
 class StdlibSink:
     """Rendered wsgid records handed to a stdlib logger the user configured."""
 
-    _LEVELS = {7: logging.DEBUG, 6: logging.INFO, 5: logging.INFO, 4: logging.WARNING,
-               3: logging.ERROR}  # fmt: skip
+    _LEVELS: ClassVar[dict[int, int]] = {
+        7: logging.DEBUG, 6: logging.INFO, 5: logging.INFO, 4: logging.WARNING, 3: logging.ERROR,
+    }  # fmt: skip
 
     def __init__(self, logger: logging.Logger) -> None:
         self.logger = logger
