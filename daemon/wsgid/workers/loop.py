@@ -86,6 +86,11 @@ def _no_deadline() -> float:
     return float("inf")
 
 
+def _blank(data: bytes) -> bool:
+    """Whether a read is only CR and LF (its first byte decides most reads)."""
+    return data[0] in (13, 10) and not data.strip(b"\r\n")
+
+
 class Connection:
     """One client connection; also the `exchange.Channel` for its requests."""
 
@@ -592,9 +597,13 @@ class ConnectionLoop(Worker):
             return
         if conn.linger_until or conn.error is not None:
             return  # draining what the client still sends after our close
-        conn.last_active = now
         parser = conn.parser
         was_in_head = parser.in_head
+        if was_in_head or parser.ready or not _blank(data):
+            # Blank lines between requests are ignored (RFC 9112 §2.2), so they
+            # are not activity either: else a CRLF a second would hold the
+            # connection forever, outside both the head and keep-alive clocks.
+            conn.last_active = now
         try:
             parser.feed(data)
         except ProtocolError as exc:
