@@ -7,11 +7,10 @@ spawn after quick crashes and failed forks, the heartbeat timeout (SIGABRT, so t
 logs its stacks, then SIGKILL ABORT_GRACE later), and retiring workers (TERM: they finish the
 requests in flight, then exit).
 
-The table applies no policy of its own: the master decides how many workers each generation
-has, which generations to retire, and what a boot failure means (a failed reload, a stop of a
-first generation that cannot boot, or a backoff), and it runs the hooks. What a forked child
-runs is the master's too (`child_main`). Nothing here knows of HTTP or of the signals the
-master receives.
+The generations are the master's: it decides how many workers each one has, which ones to
+retire, and what a boot failure means (a failed reload, the stop of a first generation that
+cannot boot, or a backoff), and it runs the hooks. What a forked child runs is the master's
+too (`child_main`). Nothing here knows of HTTP or of the signals the master receives.
 """
 
 from __future__ import annotations
