@@ -56,6 +56,16 @@ from typing import IO, Any
 from wsgid.exitcodes import ExitCode
 from wsgid.logs import escape
 
+# What the command that launched `wsgid --daemon` says for each way the daemon did not start.
+_START_FAILURES: dict[int, str] = {
+    ExitCode.OK: "the server stopped before it was ready",
+    ExitCode.CONFIG: "configuration error",
+    ExitCode.BOOT_FAILED: "a worker failed to boot",
+    ExitCode.APP_LOAD_FAILED: "the application could not be loaded",
+    ExitCode.LISTEN_FAILED: "a listener could not be bound",
+    ExitCode.PIDFILE: "the pidfile could not be created, or another instance holds it",
+}
+
 
 class Readiness:
     """The daemon's end of the readiness pipe; report once, then it is closed."""
@@ -75,6 +85,12 @@ class Readiness:
     def failed(self, code: int, message: str) -> None:
         """The start failed: the launching command prints `message` and exits `code`."""
         self._finish({"failed": code or ExitCode.ERROR, "message": message, "pid": os.getpid()})
+
+    def not_started(self, code: int, errorlog: str) -> None:
+        """The master exited with `code` before it was ready: say why, in a line."""
+        what = _START_FAILURES.get(code, "the server failed to start")
+        where = "" if errorlog == "-" else f"; details in the error log {errorlog}"
+        self.failed(code, f"{what} (exit status {int(code) or 1}){where}")
 
     def tee(self, logger: Any) -> Any:
         """`logger`, whose warnings and errors also reach the launcher while this is pending."""

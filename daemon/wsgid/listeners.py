@@ -157,6 +157,24 @@ def bind_all(
     return listeners
 
 
+def rebind(
+    current: Sequence[Listener],
+    binds: Sequence[str],
+    backlog: int,
+    on_retry: Callable[[str, OSError], None] | None = None,
+) -> list[Listener]:
+    """The listeners for `binds` after a reload: `current` ones kept, added ones bound.
+
+    The listeners no entry names any more are closed, once the added ones are bound: on
+    ListenerError nothing has changed.
+    """
+    keep = {lst.spec.text: lst for lst in current}
+    opened = bind_all([b for b in binds if b not in keep], backlog, on_retry)
+    by_text = {lst.spec.text: lst for lst in opened}
+    close_all([lst for text, lst in keep.items() if text not in binds])
+    return [keep.get(b) or by_text[b] for b in binds]
+
+
 def _label(inherited: Inherited) -> str:
     if inherited.name:
         return f"systemd:{inherited.name}"

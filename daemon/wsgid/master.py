@@ -2,24 +2,14 @@
 
 Owns: the process model. The master binds (or inherits) every listener
 before forking, keeps `workers` workers running, replaces the ones that die,
-aborts the ones whose heartbeat stops for `timeout` seconds, and turns
-signals into actions. It knows nothing of HTTP.
+and turns signals into actions. The workers as processes (forking, boot
+reports, exits, heartbeat timeouts) are its worker table's (worker_table.py);
+what an upgrade passes to the new master is handoff.py's. It knows nothing
+of HTTP.
 
 Signals are only recorded by their handlers (a queue plus the wake-up fd);
 the main loop acts on them, so no real work ever runs inside a handler.
-
-| signal      | action                                                          |
-| ----------- | --------------------------------------------------------------- |
-| TERM, QUIT  | graceful stop: workers finish in-flight requests within         |
-|             | graceful_timeout, then are killed; exit 0                       |
-| INT         | fast stop; a second stop signal also makes a stop fast          |
-| HUP         | reload: re-read the configuration, start a new generation of    |
-|             | workers, then gracefully stop the old one once the new booted   |
-| TTIN / TTOU | one worker more / fewer (from one to MAX_WORKERS)                |
-| USR1        | reopen log files, here and in every worker                      |
-| USR2        | binary upgrade: exec a new master that inherits the listeners   |
-| WINCH       | gracefully stop every worker, keep the master (after USR2)      |
-| CHLD        | reap, log how the child ended, replace workers                  |
+`Master._ACTIONS` is the table of what each signal does (docs/signals.md).
 
 Generations: every HUP starts a generation. Its workers are spawned next to
 the old ones; only when all of them have booted are the old ones stopped, so
@@ -42,8 +32,6 @@ master exits, and checks its parent once a second (workers/base.py).
 from __future__ import annotations
 
 import contextlib
-import errno
-import gc
 import os
 import select
 import signal
@@ -52,62 +40,30 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from wsgid import build, loader, privileges, processes
+from wsgid import build, handoff, loader, privileges, processes
 from wsgid import listeners as listeners_mod
 from wsgid import logs as logs_mod
 from wsgid.config import MAX_WORKERS, ConfigError
 from wsgid.exitcodes import ExitCode
-from wsgid.heartbeat import HeartbeatTable
 from wsgid.hooks import HookError, Hooks
 from wsgid.logs import escape
 from wsgid.pidfile import Pidfile, PidfileError
 from wsgid.systemd import Notifier, inherited_sockets
+from wsgid.worker_table import BootFailure, WorkerProcess, WorkerTable
 from wsgid.workers import UnknownWorkerClass, resolve
-from wsgid.workers.base import (
-    BOOTED,
-    WORKER_SIGNALS,
-    Worker,
-    WorkerContext,
-)
+from wsgid.workers.base import Worker, WorkerContext
 
 if TYPE_CHECKING:
     from wsgid.daemonize import Readiness
 
 
-# A reload runs two generations side by side, each of up to MAX_WORKERS. Workers retired
-# earlier and still finishing their requests may hold slots too: a spawn then waits.
-HEARTBEAT_SLOTS = 2 * MAX_WORKERS
 TICK = 1.0
 FAST_STOP_GRACE = 2.0  # seconds workers get to exit after a fast-stop signal
-ABORT_GRACE = 2.0  # seconds a timed-out worker gets to log its stacks before SIGKILL
-BACKOFF_MAX = 10.0
-
-# Passed to a re-exec'd master (USR2). Not WSGID_*: those are settings.
-ENV_INHERIT_FDS = "_WSGID_INHERIT_FDS"
-ENV_OLD_MASTER = "_WSGID_OLD_MASTER"
 
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGQUIT, signal.SIGINT)
-_HANDLED = (*_STOP_SIGNALS, signal.SIGCHLD, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU,
-            signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)  # fmt: skip
-
-
-@dataclass
-class WorkerProcess:
-    """The master's record of one forked worker."""
-
-    pid: int
-    slot: int
-    generation: int
-    age: int
-    spawned: float
-    booted: bool = False
-    retiring: bool = False  # sent TERM: finishing its requests
-    aborted_at: float = 0.0  # sent SIGABRT for a missed heartbeat
-    extra: dict[str, Any] = field(default_factory=dict)  # free for hooks
 
 
 class Master:
@@ -131,8 +87,6 @@ class Master:
         self.cwd = os.getcwd()
         self.app_label = self.settings.proc_name or self.settings.app or "wsgid"
         self.listeners: list[listeners_mod.Listener] = []
-        self.workers: dict[int, WorkerProcess] = {}
-        self.free_slots = deque(range(HEARTBEAT_SLOTS))
         self.signals: deque[int] = deque()
         self.generation = 1
         self.target = int(self.settings.workers)
@@ -141,21 +95,29 @@ class Master:
         self.stopping = False
         self.stop_deadline = 0.0
         self.exit_code = int(ExitCode.OK)
-        self.age = 0
-        self.crash_streak = 0
-        self.next_spawn = 0.0
-        self.spawn_deferred = False  # logged that no heartbeat slot is free
         self.app: Any = None
         self.pidfile: Pidfile | None = None
+        self.handoff: handoff.Handoff | None = None  # what the old master passed (USR2)
         self.upgrade_pid = 0  # the new master we exec'd on USR2, while it runs
-        self.old_master = int(os.environ.pop(ENV_OLD_MASTER, "0") or 0)
+        self.old_master = 0  # the master that exec'd us on USR2, while it runs
         self.notifier = Notifier(os.environ)
         self.hooks: Hooks
+        self.table = WorkerTable(self.log, self._pre_fork, self._worker_main)
+
+    @property
+    def workers(self) -> dict[int, WorkerProcess]:
+        """pid -> record of every worker not reaped yet (hooks read `server.workers`)."""
+        return self.table.workers
 
     # start-up
 
     def run(self) -> int:
         _set_title(f"wsgid: master [{self.app_label}]")
+        try:
+            self.handoff = handoff.take(os.environ)
+        except handoff.HandoffError as exc:
+            return self._fail_start(str(exc), ExitCode.LISTEN_FAILED)
+        self.old_master = self.handoff.old_master if self.handoff is not None else 0
         try:
             self.hooks = Hooks(self.settings, self.log)
             self.worker_class = resolve(_worker_kind(self.settings))
@@ -188,8 +150,6 @@ class Master:
                     self.app = loader.load_app(self.settings)
                 except loader.AppLoadError as exc:
                     return self._fail_start(str(exc), ExitCode.APP_LOAD_FAILED)
-            self.heartbeat = HeartbeatTable(HEARTBEAT_SLOTS)
-            self.boot_r, self.boot_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
             self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
             self._init_signals()
             if self.old_master:
@@ -217,27 +177,15 @@ class Master:
         A master exec'd on USR2 by such a master serves what it was passed too: binding the
         default address instead would leave systemd's socket without anyone accepting.
         """
-        passed = "LISTEN_FDS" in os.environ or ENV_INHERIT_FDS in os.environ
+        passed = "LISTEN_FDS" in os.environ or self.handoff is not None
         if self.loaded.sources.get("bind") == "default" and passed:
             return ()
         return tuple(self.settings.bind)
 
     def _inherited(self) -> list[listeners_mod.Inherited]:
         """Sockets from the previous master (USR2) or from systemd."""
-        fds = os.environ.pop(ENV_INHERIT_FDS, "")
-        if fds:
-            import socket
-
-            inherited = []
-            for entry in fds.split(","):  # FD:NAME:OWNED, see _upgrade
-                fd, _, rest = entry.partition(":")
-                name, _, owned = rest.partition(":")
-                if fd.isdigit():
-                    sock = socket.socket(fileno=int(fd))
-                    inherited.append(
-                        listeners_mod.Inherited(sock, name=name or None, owned=owned != "0")
-                    )
-            return inherited
+        if self.handoff is not None:
+            return self.handoff.adopt()
         return inherited_sockets(os.environ)
 
     def _fail_start(self, message: str, code: int) -> int:
@@ -249,36 +197,28 @@ class Master:
     def _on_bind_retry(self, address: str, exc: OSError) -> None:
         self.log.warning("listener.busy", address=address, error=exc.strerror, action="retrying")
 
-    def _init_signals(self) -> None:
-        for sig in _HANDLED:
-            signal.signal(sig, self._on_signal)
-        signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
-
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        self.signals.append(signum)
-
     # the loop
 
     def _loop(self) -> int:
         while True:
             now = time.monotonic()
             timeout = min(TICK, self.notifier.watchdog_due_in(now))
-            if self.next_spawn and self._current_count() < self.target:
-                timeout = min(timeout, max(0.0, self.next_spawn - now))
+            if self.table.next_spawn and self._current_count() < self.target:
+                timeout = min(timeout, max(0.0, self.table.next_spawn - now))
             if not self.ready and not self.stopping:
                 # A slow first boot is progress, not a hang: keep systemd's
                 # start timeout ahead of it (workers that hang are killed by
                 # `timeout` anyway).
                 self.notifier.extend_timeout(max(float(self.settings.timeout), 30.0) + TICK)
             try:
-                readable, _, _ = select.select([self.wake_r, self.boot_r], [], [], timeout)
+                readable, _, _ = select.select([self.wake_r, self.table.boot_r], [], [], timeout)
             except InterruptedError:
                 readable = []
             now = time.monotonic()
             self.notifier.watchdog(now)
             if self.wake_r in readable:
                 _drain(self.wake_r)
-            if self.boot_r in readable:
+            if self.table.boot_r in readable:
                 self._read_boots()
             while self.signals:
                 self._handle_signal(self.signals.popleft())
@@ -287,38 +227,62 @@ class Master:
                 if not self.workers:
                     break
                 if time.monotonic() >= self.stop_deadline:
-                    self._kill_all(signal.SIGKILL)
+                    self.table.kill_all()
+                    self.stop_deadline = time.monotonic() + FAST_STOP_GRACE
                 continue
             self._check_old_master()
-            self._check_timeouts()
+            self.table.check_timeouts(float(self.settings.timeout))
             self._manage_workers()
         self.log.info("master.stopped", exit_code=self.exit_code)
         return self.exit_code
 
+    # signals: a handler only queues its signal; the loop runs its action (_ACTIONS, below)
+
+    def _init_signals(self) -> None:
+        for sig in self._ACTIONS:
+            signal.signal(sig, self._on_signal)
+        signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.signals.append(signum)
+
     def _handle_signal(self, signum: int) -> None:
-        name = signal.Signals(signum).name
-        if signum in _STOP_SIGNALS:
-            self._stop(fast=signum == signal.SIGINT or self.stopping, reason=name)
-        elif self.stopping or signum == signal.SIGCHLD:
-            return  # children are reaped on every turn of the loop
-        elif signum == signal.SIGHUP:
-            self._reload()
-        elif signum in (signal.SIGTTIN, signal.SIGTTOU):
-            target, refused = scaled(self.target, 1 if signum == signal.SIGTTIN else -1)
-            if refused:
-                self.log.info(
-                    "master.workers_unchanged", workers=self.target, signal=name, reason=refused
-                )
-            self._set_target(target, name)
-        elif signum == signal.SIGWINCH:
-            self.log.info("master.winch", action="stopping all workers")
-            self._set_target(0, name)
-        elif signum == signal.SIGUSR1:
-            self.log.info("master.reopen_logs")
-            self.logs.reopen()
-            self._signal_workers(signal.SIGUSR1)
-        elif signum == signal.SIGUSR2:
-            self._upgrade()
+        sig = signal.Signals(signum)
+        if self.stopping and sig not in _STOP_SIGNALS:
+            return  # only another stop signal means something now: it makes the stop fast
+        self._ACTIONS[sig](self, sig.name)
+
+    def _graceful_stop(self, name: str) -> None:
+        self._stop(fast=self.stopping, reason=name)
+
+    def _fast_stop(self, name: str) -> None:
+        self._stop(fast=True, reason=name)
+
+    def _one_more_worker(self, name: str) -> None:
+        self._scale(+1, name)
+
+    def _one_fewer_worker(self, name: str) -> None:
+        self._scale(-1, name)
+
+    def _stop_all_workers(self, name: str) -> None:
+        self.log.info("master.winch", action="stopping all workers")
+        self._set_target(0, name)
+
+    def _reopen_logs(self, name: str) -> None:
+        self.log.info("master.reopen_logs")
+        self.logs.reopen()
+        self.table.signal_all(signal.SIGUSR1)
+
+    def _child_exited(self, name: str) -> None:
+        """Nothing to do: the loop reaps children on every turn, and this signal woke it."""
+
+    def _scale(self, step: int, name: str) -> None:
+        target, refused = scaled(self.target, step)
+        if refused:
+            self.log.info(
+                "master.workers_unchanged", workers=self.target, signal=name, reason=refused
+            )
+        self._set_target(target, name)
 
     def _set_target(self, target: int, reason: str) -> None:
         old, self.target = self.target, target
@@ -353,21 +317,11 @@ class Master:
                         listener.sock.shutdown(socket.SHUT_RDWR)
         listeners_mod.close_all(self.listeners, unlink=not self.upgrade_pid)
         self.listeners = []
-        self._signal_workers(signal.SIGQUIT if fast else signal.SIGTERM)
-
-    def _signal_workers(self, sig: int) -> None:
-        for pid in list(self.workers):
-            _kill(pid, sig)
-
-    def _kill_all(self, sig: int) -> None:
-        for pid in list(self.workers):
-            self.log.warning("worker.killed", worker=pid, reason="graceful_timeout")
-            _kill(pid, sig)
-        self.stop_deadline = time.monotonic() + FAST_STOP_GRACE
+        self.table.signal_all(signal.SIGQUIT if fast else signal.SIGTERM)
 
     # reload (HUP)
 
-    def _reload(self) -> None:
+    def _reload(self, name: str) -> None:
         if self.reload_settings is None:
             self.log.warning("reload.unavailable", reason="no configuration source to re-read")
             return
@@ -389,7 +343,9 @@ class Master:
             return
         if tuple(new.bind) != tuple(self.settings.bind):
             try:
-                self._rebind(new)
+                self.listeners = listeners_mod.rebind(
+                    self.listeners, new.bind, new.backlog, self._on_bind_retry
+                )
             except listeners_mod.ListenerError as exc:
                 self.log.error(
                     "reload.failed", error=str(exc), action="keeping the running workers"
@@ -398,36 +354,24 @@ class Master:
                     new_logs.close()
                 self._announce_ready()
                 return
+            listening = ",".join(str(lst) for lst in self.listeners)
+            self.log.info("listeners.changed", listening=listening)
         self.hooks.call("on_reload", self)
         self.reload_from = (self.generation, self.settings)
         self.loaded, self.settings, self.hooks, self.worker_class = loaded, new, hooks, worker_class
         if new_logs is not None:
             old_logs, self.logs = self.logs, new_logs
-            self.log = self.logs.error.bind(pid=self.pid)
+            self.log = self.table.log = self.logs.error.bind(pid=self.pid)
             old_logs.close()  # the old workers keep their own descriptors
         self.generation += 1
         self._set_target(int(new.workers), "SIGHUP")
         self.log.info("reload.started", generation=self.generation, workers=self.target)
 
-    def _rebind(self, new: Any) -> None:
-        """Bind added addresses, keep the others, close removed ones (HUP)."""
-        keep = {lst.spec.text: lst for lst in self.listeners}
-        opened = listeners_mod.bind_all(
-            [b for b in new.bind if b not in keep], new.backlog, self._on_bind_retry
-        )
-        by_text = {lst.spec.text: lst for lst in opened}
-        removed = [lst for text, lst in keep.items() if text not in new.bind]
-        self.listeners = [keep.get(b) or by_text[b] for b in new.bind]
-        listeners_mod.close_all(removed)
-        self.log.info("listeners.changed", listening=",".join(str(lst) for lst in self.listeners))
-
     def _reload_done(self) -> None:
         """The new generation has booted: stop the old one gracefully."""
         assert self.reload_from is not None
         self.reload_from = None
-        for worker in self.workers.values():
-            if worker.generation < self.generation and not worker.retiring:
-                self._retire(worker)
+        self.table.retire_other_generations(keep=self.generation)
         self.log.info("reload.done", generation=self.generation)
         self._announce_ready()
 
@@ -436,10 +380,7 @@ class Master:
         assert self.reload_from is not None
         old_generation, old_settings = self.reload_from
         self.reload_from = None
-        failed = self.generation
-        for worker in self.workers.values():
-            if worker.generation == failed and not worker.retiring:
-                self._retire(worker)
+        self.table.retire_other_generations(keep=old_generation)
         self.generation, self.settings = old_generation, old_settings
         self.target = int(old_settings.workers)
         self.hooks = Hooks(old_settings, self.log)
@@ -452,11 +393,10 @@ class Master:
 
     # upgrade (USR2)
 
-    def _upgrade(self) -> None:
+    def _upgrade(self, name: str) -> None:
         if self.upgrade_pid or self.old_master:
             self.log.warning("upgrade.ignored", reason="an upgrade is already in progress")
             return
-        fds = [lst.fileno() for lst in self.listeners]
         self.hooks.call("pre_exec", self)
         try:
             pid = os.fork()
@@ -470,18 +410,7 @@ class Master:
             return
         try:
             signal.set_wakeup_fd(-1)
-            for fd in fds:
-                os.set_inheritable(fd, True)
-            env = dict(os.environ)
-            # FD:NAME:OWNED: the name keeps `bind = systemd:NAME` working in the new master;
-            # OWNED=0 for systemd's sockets, whose files are never ours to unlink.
-            env[ENV_INHERIT_FDS] = ",".join(
-                f"{lst.fileno()}:{lst.spec.name or ''}:{int(lst.created)}" for lst in self.listeners
-            )
-            env[ENV_OLD_MASTER] = str(self.pid)
-            os.chdir(self.cwd)
-            # The interpreter's own argv, so a wrapper script or `-I` comes back too.
-            os.execve(sys.executable, list(sys.orig_argv), env)
+            handoff.exec_new_master(self.listeners, self.pid, self.cwd)
         finally:
             os._exit(ExitCode.ERROR)
 
@@ -499,30 +428,18 @@ class Master:
 
     # workers
 
-    def _read_boots(self) -> None:
-        try:
-            data = os.read(self.boot_r, 4096)
-        except BlockingIOError:
-            return
-        for offset in range(0, len(data) - len(data) % BOOTED.size, BOOTED.size):
-            (pid,) = BOOTED.unpack_from(data, offset)
-            worker = self.workers.get(pid)
-            if worker is None:
-                continue
-            worker.booted = True
-            self.crash_streak = 0
-            self.log.info("worker.booted", worker=pid, generation=worker.generation)
-        self._check_generation_booted()
+    def _manage_workers(self) -> None:
+        self.table.scale(self.generation, self.target)
 
     def _current_count(self) -> int:
-        return sum(
-            1 for w in self.workers.values() if w.generation == self.generation and not w.retiring
-        )
+        return len(self.table.current(self.generation))
+
+    def _read_boots(self) -> None:
+        self.table.read_boots()
+        self._check_generation_booted()
 
     def _check_generation_booted(self) -> None:
-        current = [
-            w for w in self.workers.values() if w.generation == self.generation and not w.retiring
-        ]
+        current = self.table.current(self.generation)
         if len(current) < self.target or not all(w.booted for w in current):
             return
         if self.reload_from is not None:
@@ -536,181 +453,46 @@ class Master:
                 self.readiness.ready()
 
     def _reap(self) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
+        for pid, status in processes.reaped():
             if pid == self.upgrade_pid:
                 self.upgrade_pid = 0
-                self.log.error("upgrade.failed", new_master=pid, status=_describe(status))
+                self.log.error("upgrade.failed", new_master=pid, status=processes.describe(status))
                 continue
             worker = self.workers.get(pid)
             if worker is None:
                 continue  # not ours: as PID 1 we adopt orphans; reap them quietly
             if not worker.booted:
                 self._read_boots()  # it may have booted just before it exited
-            del self.workers[pid]
-            self.free_slots.append(worker.slot)
-            self._worker_exited(worker, status)
+            expected = worker.retiring or self.stopping
+            failure = self.table.remove(worker, status, expected, float(self.settings.timeout))
+            if failure is not None:
+                self._boot_failed(failure)
             self.hooks.call("child_exit", self, worker)
             self.hooks.call("worker_exit", self, worker)
 
-    def _worker_exited(self, worker: WorkerProcess, status: int) -> None:
-        expected = worker.retiring or self.stopping
-        if not worker.booted and not expected:
-            self._boot_failed(worker, status)
-            return
-        code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
-        log = self.log.info if expected or code == 0 else self.log.warning
-        log("worker.exited", worker=worker.pid, status=_describe(status))
-        quick = time.monotonic() - worker.spawned < 1.0
-        if not expected and code != 0 and quick:  # a crash, not a recycled worker
-            self._backoff()
-
-    def _boot_failed(self, worker: WorkerProcess, status: int) -> None:
-        """A worker exited before it booted, however it ended: it failed to boot."""
-        code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
-        app_load = code == ExitCode.APP_LOAD_FAILED
-        exit_code = int(ExitCode.APP_LOAD_FAILED if app_load else ExitCode.BOOT_FAILED)
-        if app_load:
-            reason = "app could not be loaded"  # the worker logged why
-        elif code == ExitCode.BOOT_FAILED:
-            reason = "boot error"
-        elif worker.aborted_at:
-            reason = f"did not boot within the timeout ({float(self.settings.timeout):g} s)"
-        else:
-            reason = f"{_describe(status)} before it booted"
-        self.log.error(
-            "worker.boot_failed", worker=worker.pid, exit_code=exit_code,
-            status=_describe(status), reason=reason,
-        )  # fmt: skip
-        if self.reload_from is not None and worker.generation == self.generation:
-            self._reload_failed(reason)
+    def _boot_failed(self, failure: BootFailure) -> None:
+        if self.reload_from is not None and failure.worker.generation == self.generation:
+            self._reload_failed(failure.reason)
         elif not self.ready:
             # The first generation cannot boot: it would not boot next time either.
-            self.exit_code = exit_code
+            self.exit_code = failure.exit_code
             self._stop(fast=True, reason="worker boot failure")
         else:
-            self._backoff()
+            self.table.backoff()
 
-    def _backoff(self) -> None:
-        """Delay the next spawn after quick crashes: 0.1 s, doubling up to BACKOFF_MAX."""
-        self.crash_streak += 1
-        delay = min(BACKOFF_MAX, 0.1 * 2 ** (self.crash_streak - 1))
-        self.next_spawn = time.monotonic() + delay
-        if self.crash_streak > 1:
-            self.log.warning("worker.respawn_delayed", seconds=round(delay, 2))
-
-    def _check_timeouts(self) -> None:
-        timeout = float(self.settings.timeout)
-        if timeout <= 0:
-            return
-        now = time.monotonic()
-        for worker in list(self.workers.values()):
-            if worker.aborted_at:
-                if now - worker.aborted_at > ABORT_GRACE:
-                    _kill(worker.pid, signal.SIGKILL)
-            elif now - self.heartbeat.last(worker.slot) > timeout:
-                self.log.error(
-                    "worker.timeout", worker=worker.pid, timeout=timeout, action="aborting"
-                )
-                worker.aborted_at = now
-                _kill(worker.pid, signal.SIGABRT)
-
-    def _retire(self, worker: WorkerProcess) -> None:
-        worker.retiring = True
-        _kill(worker.pid, signal.SIGTERM)
-
-    def _manage_workers(self) -> None:
-        current = sorted(
-            (
-                w
-                for w in self.workers.values()
-                if w.generation == self.generation and not w.retiring
-            ),
-            key=lambda w: w.age,
-        )
-        for worker in current[: max(0, len(current) - self.target)]:
-            self._retire(worker)  # TTOU / WINCH: the oldest go first
-        missing = self.target - len(current)
-        while missing > 0 and time.monotonic() >= self.next_spawn and self._spawn():
-            missing -= 1
-
-    def _spawn(self) -> bool:
-        """Fork one worker of the current generation; False if it must wait (logged)."""
-        if not self.free_slots:
-            # Only workers still finishing their requests after earlier reloads hold the
-            # slots: this spawn waits for one of them to exit (next turn of the loop).
-            if not self.spawn_deferred:
-                self.spawn_deferred = True
-                self.log.warning(
-                    "worker.spawn_deferred", workers=len(self.workers),
-                    reason="no free heartbeat slot until a stopping worker exits",
-                )  # fmt: skip
-            return False
-        self.spawn_deferred = False
-        slot = self.free_slots.popleft()
-        self.heartbeat.beat(slot)
-        self.age += 1
-        record = WorkerProcess(0, slot, self.generation, self.age, time.monotonic())
+    def _pre_fork(self, record: WorkerProcess) -> None:
         self.hooks.call("pre_fork", self, record)
-        # Until the child has its own handlers, a signal the master forwards
-        # to it (a stop right after a spawn) would meet the master's handlers
-        # and be lost, leaving a worker that ignores TERM. Blocked, it waits
-        # pending until the worker unblocks it (Worker._init_signals).
-        signal.pthread_sigmask(signal.SIG_BLOCK, WORKER_SIGNALS)
-        # Frozen objects are never scanned by the cyclic GC. In the worker, everything it
-        # inherits stays frozen: a full collection there would otherwise write to every object
-        # the master made, copying most of the master's memory into the worker (4 MiB more
-        # for hello world after one `gc.collect()`, measured). The master unfreezes at once
-        # and collects as before.
-        gc.freeze()
-        try:
-            pid = os.fork()
-        except OSError as exc:
-            # EAGAIN at a pids limit (a cgroup's pids.max, RLIMIT_NPROC), ENOMEM: the
-            # master keeps serving with the workers it has and retries after a backoff.
-            gc.unfreeze()
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, WORKER_SIGNALS)
-            self.free_slots.appendleft(slot)
-            self.log.error("worker.fork_failed", error=str(exc))
-            self._backoff()
-            return False
-        if pid:
-            gc.unfreeze()
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, WORKER_SIGNALS)
-            record.pid = pid
-            self.workers[pid] = record
-            return True
-        code: int = ExitCode.ERROR
-        try:
-            code = self._worker_main(record)
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else ExitCode.ERROR
-        except BaseException:
-            with contextlib.suppress(BaseException):
-                self.log.exception("worker.crashed")
-        finally:
-            try:
-                sys.stdout.flush()
-                sys.stderr.flush()
-            finally:
-                os._exit(code)
 
     def _worker_main(self, record: WorkerProcess) -> int:
         """The first code a forked worker runs: drop master state, become a worker."""
         signal.set_wakeup_fd(-1)
-        for sig in _HANDLED:
+        for sig in self._ACTIONS:
             signal.signal(sig, signal.SIG_DFL)
-        for fd in (self.wake_r, self.wake_w, self.boot_r):
+        for fd in (self.wake_r, self.wake_w):
             os.close(fd)
         if self.pidfile is not None:
             # A worker (the app) must not be able to write the master's pidfile.
             self.pidfile.close_copy()
-        record.pid = os.getpid()
         # Become `user`/`group` before anything of the app runs. Resolved again here (cheap)
         # because a HUP may have changed them; an error fails this boot, not the master.
         try:
@@ -733,9 +515,9 @@ class Master:
                     if self.readiness is not None and self.readiness.pending
                     else self.logs
                 ),
-                heartbeat=self.heartbeat,
+                heartbeat=self.table.heartbeat,
                 slot=record.slot,
-                boot_fd=self.boot_w,
+                boot_fd=self.table.boot_w,
                 app=self.app,
                 age=record.age,
                 hooks=self.hooks,
@@ -744,6 +526,27 @@ class Master:
         )
         self.hooks.call("post_fork", self, worker)
         return worker.run()
+
+    # What each signal does, run by the loop in the order the signals came. While the master
+    # stops, only the stop signals still act (_handle_signal).
+    _ACTIONS: ClassVar[dict[signal.Signals, Callable[[Master, str], None]]] = {
+        # Graceful stop: workers finish their requests within graceful_timeout, then are
+        # killed; exit 0. A second stop signal makes the stop fast.
+        signal.SIGTERM: _graceful_stop,
+        signal.SIGQUIT: _graceful_stop,
+        signal.SIGINT: _fast_stop,
+        # Reload: re-read the configuration, start a new generation of workers, then
+        # gracefully stop the old one once the new one has booted.
+        signal.SIGHUP: _reload,
+        signal.SIGTTIN: _one_more_worker,  # up to MAX_WORKERS
+        signal.SIGTTOU: _one_fewer_worker,  # down to one
+        signal.SIGUSR1: _reopen_logs,  # here and in every worker
+        # Binary upgrade: exec a new master that inherits the listeners.
+        signal.SIGUSR2: _upgrade,
+        # Gracefully stop every worker, keep the master (after USR2).
+        signal.SIGWINCH: _stop_all_workers,
+        signal.SIGCHLD: _child_exited,
+    }
 
 
 def _worker_kind(settings: Any) -> str:
@@ -763,26 +566,12 @@ def scaled(target: int, step: int) -> tuple[int, str | None]:
     return wanted, None
 
 
-def _describe(status: int) -> str:
-    if os.WIFSIGNALED(status):
-        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
-    return f"exit {os.WEXITSTATUS(status)}"
-
-
 def _drain(fd: int) -> None:
     try:
         while os.read(fd, 4096):
             pass
     except BlockingIOError:
         pass
-
-
-def _kill(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except OSError as exc:
-        if exc.errno != errno.ESRCH:
-            raise
 
 
 def _set_title(title: str) -> None:
@@ -813,7 +602,7 @@ def run(loaded: Any, reload: Callable[[], Any] | None = None) -> int:
     readiness: Readiness | None = None
     # A master exec'd by USR2 is already detached: daemonizing again would fork it away
     # from the old master, which waits for this very pid.
-    if loaded.settings.daemon and not os.environ.get(ENV_OLD_MASTER):
+    if loaded.settings.daemon and not handoff.from_upgrade(os.environ):
         from wsgid import daemonize
 
         readiness = daemonize.detach(loaded.settings)  # the launching process exits in there
@@ -829,23 +618,5 @@ def run(loaded: Any, reload: Callable[[], Any] | None = None) -> int:
                 readiness.failed(ExitCode.ERROR, f"unexpected error: {type(exc).__name__}: {exc}")
         raise
     if readiness is not None and readiness.pending:
-        readiness.failed(code, _start_failure(code, loaded.settings.errorlog))
+        readiness.not_started(code, loaded.settings.errorlog)
     return code
-
-
-# What the command that launched `wsgid --daemon` says for each way the daemon did not start.
-_START_FAILURES: dict[int, str] = {
-    ExitCode.OK: "the server stopped before it was ready",
-    ExitCode.CONFIG: "configuration error",
-    ExitCode.BOOT_FAILED: "a worker failed to boot",
-    ExitCode.APP_LOAD_FAILED: "the application could not be loaded",
-    ExitCode.LISTEN_FAILED: "a listener could not be bound",
-    ExitCode.PIDFILE: "the pidfile could not be created, or another instance holds it",
-}
-
-
-def _start_failure(code: int, errorlog: str) -> str:
-    """What the command that launched `wsgid --daemon` prints when the daemon did not start."""
-    what = _START_FAILURES.get(code, "the server failed to start")
-    where = "" if errorlog == "-" else f"; details in the error log {errorlog}"
-    return f"{what} (exit status {int(code) or 1}){where}"

@@ -1,13 +1,17 @@
-"""Whether another process still runs, by its pid.
+"""Other processes, as the master sees them: alive or not, reaped, how they ended.
 
 Owns: the one liveness check of the master (is the old master of an upgrade gone?) and of the
 systemd notifier (did the new master take over?): an exited child that is not reaped yet (a
-zombie) counts as gone, which `kill(pid, 0)` alone would not tell.
+zombie) counts as gone, which `kill(pid, 0)` alone would not tell. Also the reaping of the
+master's children (workers, and the new master of an upgrade) and the words its log uses for
+how one ended.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+from collections.abc import Iterator
 
 
 def running(pid: int) -> bool:
@@ -24,3 +28,22 @@ def running(pid: int) -> bool:
         except ProcessLookupError:
             return False
         return True
+
+
+def reaped() -> Iterator[tuple[int, int]]:
+    """(pid, wait status) of every child that has exited, without blocking."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        yield pid, status
+
+
+def describe(status: int) -> str:
+    """A wait status in the log's words: `exit 3`, `killed by SIGKILL`."""
+    if os.WIFSIGNALED(status):
+        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"exit {os.WEXITSTATUS(status)}"

@@ -19,8 +19,9 @@ from support.load import wait_event
 from support.server import WorkDir, WsgidServer
 from wsgid.config import MAX_WORKERS, ConfigError
 from wsgid.exitcodes import ExitCode
-from wsgid.master import HEARTBEAT_SLOTS, scaled
+from wsgid.master import scaled
 from wsgid.settings import load_settings
+from wsgid.worker_table import HEARTBEAT_SLOTS
 
 TOO_MANY = "100000000000000000000"
 ACCEPTED = f"an integer from 1 to {MAX_WORKERS}"

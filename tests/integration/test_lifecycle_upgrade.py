@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pytest
+
 from support import procs
 from support.client import poll
 from support.load import (
@@ -29,6 +31,7 @@ from support.load import (
     wait_pidfile,
 )
 from support.server import WorkDir, WsgidServer
+from wsgid.exitcodes import ExitCode
 
 APP = "lifecycle_app:app"
 
@@ -148,3 +151,21 @@ def test_usr2_rollback_hup_old_master_then_term_new_master(
         assert resp.status == 200 and resp.json()["pid"] in respawned  # type: ignore[index]
     assert server.stop(signal.SIGTERM, timeout=30) == 0
     assert not pid_path.exists()
+
+
+@pytest.mark.parametrize(
+    ("inherit_fds", "says"),
+    [
+        ("3:web:maybe", "_WSGID_INHERIT_FDS entry '3:web:maybe' is not FD:NAME:OWNED"),
+        ("0::1", "_WSGID_INHERIT_FDS: fd 0 is not a socket"),  # stdin: /dev/null
+    ],
+)
+def test_a_new_master_refuses_a_malformed_handoff_with_exit_5_naming_the_variable(
+    wsgid: Callable[..., WsgidServer], inherit_fds: str, says: str
+) -> None:
+    env = {"_WSGID_INHERIT_FDS": inherit_fds, "_WSGID_OLD_MASTER": str(os.getpid())}
+    server = wsgid(APP, workers=1, env=env, start=False)
+    assert server.wait_exit(timeout=30) == ExitCode.LISTEN_FAILED
+    err = server.errlog()
+    assert "master.start_failed" in err and says in err, err
+    assert "master.started" not in err, err
