@@ -34,7 +34,13 @@ from support import procs
 
 @dataclass
 class Served:
-    """One successful response: when (monotonic), which worker, over which kind of client."""
+    """One successful response: when its request was sent (monotonic), which worker, over
+    which kind of client.
+
+    The send time, not the time the answer was read: a client thread that the scheduler holds
+    back between reading an answer and recording it would otherwise date an old worker's
+    answer after a mark taken once that worker had gone.
+    """
 
     at: float
     pid: int
@@ -160,7 +166,9 @@ class LoadLoop:
                 f"{wall} (t=+{time.monotonic() - self.started_at:.3f}s) {client}: {what}"
             )
 
-    def _record(self, client: str, resp: http.client.HTTPResponse, body: bytes) -> bool:
+    def _record(
+        self, client: str, sent: float, resp: http.client.HTTPResponse, body: bytes
+    ) -> bool:
         if resp.status != 200:
             self._fail(client, f"status {resp.status}: {body[:200]!r}")
             return False
@@ -170,7 +178,7 @@ class LoadLoop:
             self._fail(client, f"unexpected body {body[:200]!r}: {exc}")
             return False
         with self._lock:
-            self.stats.served.append(Served(time.monotonic(), pid, client))
+            self.stats.served.append(Served(sent, pid, client))
         return True
 
     def _keepalive_client(self, index: int) -> None:
@@ -180,6 +188,7 @@ class LoadLoop:
         try:
             while not self._stop.is_set():
                 n += 1
+                sent = time.monotonic()
                 try:
                     conn.request("GET", f"{self.path}?c={name}&n={n}")
                     resp = conn.getresponse()
@@ -188,7 +197,7 @@ class LoadLoop:
                     self._fail(name, f"request {n}: {type(exc).__name__}: {exc}")
                     conn.close()
                     continue
-                self._record(name, resp, body)
+                self._record(name, sent, resp, body)
                 if resp.will_close:  # http.client has closed it; the next request reconnects
                     with self._lock:
                         self.stats.closes += 1
@@ -201,6 +210,7 @@ class LoadLoop:
         while not self._stop.is_set():
             n += 1
             conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+            sent = time.monotonic()
             try:
                 # Alternate: half say `Connection: close`, half leave the close to the client.
                 headers = {"Connection": "close"} if n % 2 else {}
@@ -212,7 +222,7 @@ class LoadLoop:
                 continue
             finally:
                 conn.close()
-            self._record(name, resp, body)
+            self._record(name, sent, resp, body)
 
 
 # --------------------------------------------------------------------------- error log
