@@ -19,7 +19,7 @@ Rules it keeps:
   `wsgid config ...` and a configuration error stay fast and work even when the server side
   cannot be imported.
 - The settings are read in a short-lived child process (`load`), so the process that goes on
-  to serve never imports pydantic: see `wsgid.config`. This module imports `wsgid.settings`
+  to serve never imports pydantic: see `wsgid.runtime`. This module imports `wsgid.settings`
   only in that child and in the functions that need the model itself.
 """
 
@@ -38,8 +38,8 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from wsgid.config import Command, ConfigError, FrozenSettings, LoadedSettings
 from wsgid.exitcodes import ExitCode
+from wsgid.runtime import Command, ConfigError, FrozenSettings, LoadedSettings
 
 if TYPE_CHECKING:
     from wsgid.settings import SettingSpec

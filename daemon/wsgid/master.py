@@ -59,12 +59,12 @@ from typing import TYPE_CHECKING, Any
 from wsgid import build, loader, privileges, processes
 from wsgid import listeners as listeners_mod
 from wsgid import logs as logs_mod
-from wsgid.config import MAX_WORKERS, ConfigError
 from wsgid.exitcodes import ExitCode
 from wsgid.heartbeat import HeartbeatTable
 from wsgid.hooks import HookError, Hooks
 from wsgid.logs import escape
 from wsgid.pidfile import Pidfile, PidfileError
+from wsgid.runtime import MAX_WORKERS, ConfigError
 from wsgid.systemd import Notifier, inherited_sockets
 from wsgid.workers import UnknownWorkerClass, resolve
 from wsgid.workers.base import (

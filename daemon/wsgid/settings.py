@@ -11,7 +11,7 @@ What this module owns:
 - `load_settings`, which merges the sources in the documented order --
   built-in defaults < TOML file (`-c`/`--config` or `WSGID_CONFIG`) < `WSGID_<NAME>`
   environment < command line -- and remembers where each effective value came from.
-- The text of every `ConfigError` (the class lives in `wsgid.config`), the one paragraph a
+- The text of every `ConfigError` (the class lives in `wsgid.runtime`), the one paragraph a
   user sees for any bad configuration: it names the source (file path, environment variable
   or flag), the key, the bad value and what is accepted, with a did-you-mean for misspelt
   names.
@@ -56,7 +56,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 
 from wsgid import __version__, build
-from wsgid.config import MAX_WORKERS, Command, ConfigError, LoadedSettings
+from wsgid.runtime import MAX_WORKERS, Command, ConfigError, LoadedSettings
 
 if sys.version_info >= (3, 11):
     import tomllib

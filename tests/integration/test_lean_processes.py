@@ -2,7 +2,7 @@
 
 Reading the configuration needs pydantic and the settings model; serving does not. `wsgid.cli`
 reads the settings in a short-lived child process, so the master (and, by fork, every worker)
-holds only a plain copy of them (see `wsgid.config`). Importing pydantic would add about
+holds only a plain copy of them (see `wsgid.runtime`). Importing pydantic would add about
 11 MiB to a running server: these tests keep it out, without measuring any memory.
 
 The worker is asked through an app that reports its own `sys.modules`; the master, whose

@@ -39,13 +39,13 @@ import functools
 import os
 from typing import IO, Any, TypeVar, cast
 
-from wsgid.config import ConfigError
 from wsgid.logs import stdlib, targets
 from wsgid.logs.access import AccessLog
 from wsgid.logs.capture import ErrorsStream, OutputCapture, original
 from wsgid.logs.pipelines import LEVELS, error_logger
 from wsgid.logs.sinks import FileSink, MultiSink, Sink, StreamSink
 from wsgid.logs.syslog import SyslogSink
+from wsgid.runtime import ConfigError
 
 __all__ = ["LEVELS", "AccessLog", "LogSetupError", "Logs", "setup"]
 

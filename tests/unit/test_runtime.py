@@ -18,7 +18,7 @@ from typing import NoReturn
 import pytest
 
 from wsgid import cli
-from wsgid.config import ConfigError, FrozenSettings
+from wsgid.runtime import ConfigError, FrozenSettings
 from wsgid.settings import SPECS, load_settings
 
 APP = "pkg.mod:app"
