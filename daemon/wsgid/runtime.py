@@ -1,28 +1,28 @@
-"""The settings as a running server holds them: plain values, no pydantic.
+"""The settings as a running server holds them: typed, read-only, no pydantic.
 
 What this module owns:
 
-- `ConfigError`, the error of any bad configuration (its text is the message for the user);
+- `RuntimeSettings`, what every serving process reads: a copy of a validated
+  `wsgid.settings.Settings` with one typed, read-only attribute per setting (generated from
+  the model into `wsgid.runtime_fields`);
 - `LoadedSettings`: the effective settings, where each value came from, and the command;
-- `FrozenSettings`: a read-only copy of a validated `wsgid.settings.Settings`, one plain
-  attribute per setting, with the model's names, types and values.
+- `ConfigError`, the error of any bad configuration (its text is the message for the user).
 
 Why it is apart from `wsgid.settings`: importing pydantic and building the model costs a
 process about 11 MiB and a tenth of a second, and only reading the configuration needs it.
-`wsgid.cli` reads it in a short-lived child process and hands the master a `FrozenSettings`,
-so the master, and by fork every worker, never imports pydantic. The rest of wsgid reads
-settings as attributes and works from either. This module must not import pydantic or
-`wsgid.settings` (tests/integration/test_lean_processes.py checks a worker has neither).
+`wsgid.cli` reads it in a short-lived child process and hands the master a `RuntimeSettings`,
+so the master, and by fork every worker, never imports pydantic. This module must not import
+pydantic or `wsgid.settings` (tests/integration/test_lean_processes.py checks a worker has
+neither).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Literal
 
-if TYPE_CHECKING:
-    from wsgid.settings import Settings
+from wsgid.runtime_fields import SETTING_NAMES, SettingFields
 
 Command = Literal["serve", "check", "config-show", "config-schema"]
 
@@ -36,25 +36,20 @@ class ConfigError(Exception):
     """Bad configuration. `str(error)` is the one-paragraph message for the user."""
 
 
-class FrozenSettings:
-    """The values of a validated `Settings` as read-only attributes (`settings.workers`)."""
+class RuntimeSettings(SettingFields):
+    """The effective settings: one typed, read-only attribute per setting.
 
-    def __init__(self, values: Mapping[str, Any]) -> None:
-        self.__dict__.update(values)
+    The attributes come from `SettingFields`, generated from the model; mypy rejects a name
+    that is not a setting.
+    """
 
-    def __getattr__(self, name: str) -> Any:
-        # Only called for a name that is not a setting.
-        raise AttributeError(f"there is no setting named {name!r}")
+    # No __dict__ (the attributes are the generated slots), and so no attribute but a setting.
+    __slots__ = ()
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError(f"settings are read-only; cannot set {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"settings are read-only; cannot delete {name!r}")
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={value!r}" for name, value in vars(self).items())
-        return f"FrozenSettings({fields})"
+    @classmethod
+    def copy_of(cls, source: object) -> RuntimeSettings:
+        """The settings of `source`, which has one attribute per setting (a validated model)."""
+        return cls(**{name: getattr(source, name) for name in SETTING_NAMES})
 
 
 @dataclass(frozen=True)
@@ -65,7 +60,7 @@ class LoadedSettings:
     ("flag:APP" for the positional application argument).
     """
 
-    settings: Settings | FrozenSettings
+    settings: RuntimeSettings
     sources: Mapping[str, str]
     command: Command
     json_output: bool = False  # `config show --json`
