@@ -64,7 +64,7 @@ from wsgid.heartbeat import HeartbeatTable
 from wsgid.hooks import HookError, Hooks
 from wsgid.logs import escape
 from wsgid.pidfile import Pidfile, PidfileError
-from wsgid.runtime import MAX_WORKERS, ConfigError
+from wsgid.runtime import MAX_WORKERS, ConfigError, LoadedSettings, RuntimeSettings
 from wsgid.systemd import Notifier, inherited_sockets
 from wsgid.workers import UnknownWorkerClass, resolve
 from wsgid.workers.base import (
@@ -115,8 +115,8 @@ class Master:
 
     def __init__(
         self,
-        loaded: Any,
-        reload: Callable[[], Any] | None = None,
+        loaded: LoadedSettings,
+        reload: Callable[[], LoadedSettings] | None = None,
         readiness: Readiness | None = None,
     ) -> None:
         self.loaded = loaded
@@ -135,9 +135,10 @@ class Master:
         self.free_slots = deque(range(HEARTBEAT_SLOTS))
         self.signals: deque[int] = deque()
         self.generation = 1
-        self.target = int(self.settings.workers)
+        self.target = self.settings.workers
         self.ready = False  # the first generation has booted
-        self.reload_from: tuple[int, Any] | None = None  # (old generation, old settings)
+        # (old generation, old settings) while a reload runs
+        self.reload_from: tuple[int, RuntimeSettings] | None = None
         self.stopping = False
         self.stop_deadline = 0.0
         self.exit_code = int(ExitCode.OK)
@@ -158,7 +159,7 @@ class Master:
         _set_title(f"wsgid: master [{self.app_label}]")
         try:
             self.hooks = Hooks(self.settings, self.log)
-            self.worker_class = resolve(_worker_kind(self.settings))
+            self.worker_class = resolve(self.settings.worker_kind)
         except (HookError, UnknownWorkerClass) as exc:
             return self._fail_start(str(exc), ExitCode.CONFIG)
         try:
@@ -220,7 +221,7 @@ class Master:
         passed = "LISTEN_FDS" in os.environ or ENV_INHERIT_FDS in os.environ
         if self.loaded.sources.get("bind") == "default" and passed:
             return ()
-        return tuple(self.settings.bind)
+        return self.settings.bind
 
     def _inherited(self) -> list[listeners_mod.Inherited]:
         """Sockets from the previous master (USR2) or from systemd."""
@@ -269,7 +270,7 @@ class Master:
                 # A slow first boot is progress, not a hang: keep systemd's
                 # start timeout ahead of it (workers that hang are killed by
                 # `timeout` anyway).
-                self.notifier.extend_timeout(max(float(self.settings.timeout), 30.0) + TICK)
+                self.notifier.extend_timeout(max(self.settings.timeout, 30.0) + TICK)
             try:
                 readable, _, _ = select.select([self.wake_r, self.boot_r], [], [], timeout)
             except InterruptedError:
@@ -331,7 +332,7 @@ class Master:
     def _stop(self, fast: bool, reason: str) -> None:
         if self.stopping and not fast:
             return
-        grace = FAST_STOP_GRACE if fast else float(self.settings.graceful_timeout)
+        grace = FAST_STOP_GRACE if fast else self.settings.graceful_timeout
         deadline = time.monotonic() + grace
         self.log.info(
             "master.stopping", signal=reason, graceful=not fast, workers=len(self.workers)
@@ -379,7 +380,7 @@ class Master:
             loaded = self.reload_settings()
             new = loaded.settings
             hooks = Hooks(new, self.log)
-            worker_class = resolve(_worker_kind(new))
+            worker_class = resolve(new.worker_kind)
             # Opened now, so that a log file that cannot be opened fails the
             # reload, not the master.
             new_logs = logs_mod.setup(new) if logs_mod.changed(self.settings, new) else None
@@ -387,7 +388,7 @@ class Master:
             self.log.error("reload.failed", error=str(exc), action="keeping the running workers")
             self._announce_ready()
             return
-        if tuple(new.bind) != tuple(self.settings.bind):
+        if new.bind != self.settings.bind:
             try:
                 self._rebind(new)
             except listeners_mod.ListenerError as exc:
@@ -406,10 +407,10 @@ class Master:
             self.log = self.logs.error.bind(pid=self.pid)
             old_logs.close()  # the old workers keep their own descriptors
         self.generation += 1
-        self._set_target(int(new.workers), "SIGHUP")
+        self._set_target(new.workers, "SIGHUP")
         self.log.info("reload.started", generation=self.generation, workers=self.target)
 
-    def _rebind(self, new: Any) -> None:
+    def _rebind(self, new: RuntimeSettings) -> None:
         """Bind added addresses, keep the others, close removed ones (HUP)."""
         keep = {lst.spec.text: lst for lst in self.listeners}
         opened = listeners_mod.bind_all(
@@ -441,9 +442,9 @@ class Master:
             if worker.generation == failed and not worker.retiring:
                 self._retire(worker)
         self.generation, self.settings = old_generation, old_settings
-        self.target = int(old_settings.workers)
+        self.target = old_settings.workers
         self.hooks = Hooks(old_settings, self.log)
-        self.worker_class = resolve(_worker_kind(old_settings))
+        self.worker_class = resolve(old_settings.worker_kind)
         self.log.error("reload.failed", error=reason, action="keeping the running workers")
         self._announce_ready()
 
@@ -580,7 +581,7 @@ class Master:
         elif code == ExitCode.BOOT_FAILED:
             reason = "boot error"
         elif worker.aborted_at:
-            reason = f"did not boot within the timeout ({float(self.settings.timeout):g} s)"
+            reason = f"did not boot within the timeout ({self.settings.timeout:g} s)"
         else:
             reason = f"{_describe(status)} before it booted"
         self.log.error(
@@ -605,7 +606,7 @@ class Master:
             self.log.warning("worker.respawn_delayed", seconds=round(delay, 2))
 
     def _check_timeouts(self) -> None:
-        timeout = float(self.settings.timeout)
+        timeout = self.settings.timeout
         if timeout <= 0:
             return
         now = time.monotonic()
@@ -746,13 +747,6 @@ class Master:
         return worker.run()
 
 
-def _worker_kind(settings: Any) -> str:
-    """gunicorn's rule: `threads` > 1 with the default sync kind means gthread."""
-    if settings.worker_class == "sync" and int(settings.threads) > 1:
-        return "gthread"
-    return str(settings.worker_class)
-
-
 def scaled(target: int, step: int) -> tuple[int, str | None]:
     """The worker count after TTIN (step +1) or TTOU (-1), and why it is unchanged, if it is."""
     wanted = target + step
@@ -807,7 +801,7 @@ def apply_raw_env(raw_env: tuple[str, ...] | list[str]) -> None:
         os.environ[key] = value
 
 
-def run(loaded: Any, reload: Callable[[], Any] | None = None) -> int:
+def run(loaded: LoadedSettings, reload: Callable[[], LoadedSettings] | None = None) -> int:
     """Serve until stopped; the exit status for `wsgid`."""
     apply_raw_env(loaded.settings.raw_env)
     readiness: Readiness | None = None

@@ -4,7 +4,9 @@ What this module owns:
 
 - `RuntimeSettings`, what every serving process reads: a copy of a validated
   `wsgid.settings.Settings` with one typed, read-only attribute per setting (generated from
-  the model into `wsgid.runtime_fields`);
+  the model into `wsgid.runtime_fields`), and the values derived from several settings,
+  computed here and nowhere else: the worker kind, the HTTP limits, where the logs go, the
+  hooks that are set;
 - `LoadedSettings`: the effective settings, where each value came from, and the command;
 - `ConfigError`, the error of any bad configuration (its text is the message for the user).
 
@@ -20,9 +22,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from wsgid.runtime_fields import SETTING_NAMES, SettingFields
+from wsgid.runtime_fields import HOOK_SETTINGS, SETTING_NAMES, SettingFields
+
+if TYPE_CHECKING:
+    from wsgid.http.parser import Limits
+    from wsgid.logs.targets import LogTargets
 
 Command = Literal["serve", "check", "config-show", "config-schema"]
 
@@ -37,10 +43,11 @@ class ConfigError(Exception):
 
 
 class RuntimeSettings(SettingFields):
-    """The effective settings: one typed, read-only attribute per setting.
+    """The effective settings: one typed, read-only attribute per setting, and what follows.
 
     The attributes come from `SettingFields`, generated from the model; mypy rejects a name
-    that is not a setting.
+    that is not a setting. The properties below are the values derived from several
+    settings: consumers ask for them rather than work them out again.
     """
 
     # No __dict__ (the attributes are the generated slots), and so no attribute but a setting.
@@ -50,6 +57,50 @@ class RuntimeSettings(SettingFields):
     def copy_of(cls, source: object) -> RuntimeSettings:
         """The settings of `source`, which has one attribute per setting (a validated model)."""
         return cls(**{name: getattr(source, name) for name in SETTING_NAMES})
+
+    @property
+    def worker_kind(self) -> str:
+        """The worker kind (`sync`, `gthread`) or the dotted path of the worker class to run.
+
+        gunicorn's rule: `threads` > 1 with the default sync kind means gthread.
+        """
+        if self.worker_class == "sync" and self.threads > 1:
+            return "gthread"
+        return self.worker_class
+
+    @property
+    def limits(self) -> Limits:
+        """The bounds on a request that the HTTP parser enforces (`limit_*`, `header_map`)."""
+        # Imported here: every command imports this module, `--help` too; only a worker
+        # parses HTTP (and wsgid.http.parser loads httptools).
+        from wsgid.http.parser import Limits
+
+        return Limits(
+            request_line=self.limit_request_line,
+            fields=self.limit_request_fields,
+            field_size=self.limit_request_field_size,
+            body=self.limit_request_body,
+            refuse_underscores=self.header_map == "refuse",
+        )
+
+    @property
+    def log_targets(self) -> LogTargets:
+        """Where each log goes: `errorlog`, `accesslog`, and their copies at `syslog_addr`."""
+        # Imported here: wsgid.logs imports this module (ConfigError).
+        from wsgid.logs.targets import LogTargets, parse
+
+        syslog = parse(self.syslog_addr) if self.syslog else None
+        return LogTargets(
+            error=parse(self.errorlog),
+            access=None if self.accesslog is None else parse(self.accesslog),
+            error_syslog=syslog,
+            access_syslog=None if self.disable_redirect_access_to_syslog else syslog,
+        )
+
+    @property
+    def hook_imports(self) -> tuple[tuple[str, str], ...]:
+        """(hook, "module:function") for each hook that is set, in the model's order."""
+        return tuple((name, spec) for name in HOOK_SETTINGS if (spec := getattr(self, name)))
 
 
 @dataclass(frozen=True)

@@ -88,9 +88,28 @@ def test_a_copy_of_the_model_has_its_values_and_survives_pickling() -> None:
     assert pickle.loads(pickle.dumps(copy)) == copy
 
 
+def test_derived_values() -> None:
+    def of(*argv: str) -> RuntimeSettings:
+        return load_settings(["app:x", *argv], {}).settings
+
+    assert of().worker_kind == "sync"
+    assert of("--threads", "4").worker_kind == "gthread"  # gunicorn's rule
+    assert of("-k", "pkg.mod.Worker", "--threads", "4").worker_kind == "pkg.mod.Worker"
+    limits = of("--limit-request-line", "100", "--header-map", "refuse").limits
+    assert (limits.request_line, limits.refuse_underscores) == (100, True)
+    where = of("--log-syslog", "--disable-redirect-access-to-syslog").log_targets
+    assert (where.error.kind, where.access, where.access_syslog) == ("stream", None, None)
+    assert where.error_syslog is not None and where.error_syslog.path == "/dev/log"
+    assert of("--when-ready", "m:ready", "--on-exit", "m:bye").hook_imports == (
+        ("when_ready", "m:ready"),
+        ("on_exit", "m:bye"),
+    )
+
+
 # What a serving module may write, and what mypy --strict must refuse.
 WELL_TYPED = """\
 from wsgid.runtime import LoadedSettings, RuntimeSettings
+from wsgid.workers.base import Worker
 
 
 def idle_for(settings: RuntimeSettings) -> float:
@@ -99,11 +118,16 @@ def idle_for(settings: RuntimeSettings) -> float:
 
 def workers(loaded: LoadedSettings) -> int:
     return loaded.settings.workers
+
+
+def grace(worker: Worker) -> float:
+    return worker.settings.graceful_timeout
 """
 # (what WELL_TYPED reads, a misspelling of it, the attribute mypy names)
 MISSPELT = (
     ("settings.keepalive", "settings.keepaliv", "keepaliv"),
     ("loaded.settings.workers", "loaded.settings.wrokers", "wrokers"),
+    ("worker.settings.graceful_timeout", "worker.settings.graceful_timout", "graceful_timout"),
 )
 
 
