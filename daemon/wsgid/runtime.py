@@ -21,14 +21,17 @@ neither).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Literal
 
-from wsgid.runtime_fields import HOOK_SETTINGS, SETTING_NAMES, SettingFields
+from wsgid.runtime_fields import HOOK_SETTINGS, SettingFields
 
 if TYPE_CHECKING:
     from wsgid.http.parser import Limits
     from wsgid.logs.targets import LogTargets
+
+# Every setting's name, in the model's order.
+SETTING_NAMES = tuple(field.name for field in fields(SettingFields))
 
 Command = Literal["serve", "check", "config-show", "config-schema"]
 

@@ -47,9 +47,9 @@ class SettingFields:
 
 '''
 
-# Names of the settings other modules iterate over: (constant, comment, group or None = all).
+# Names of the settings other modules iterate over: (constant, comment, group). Every setting's
+# name is the class's: `dataclasses.fields(SettingFields)`.
 NAME_LISTS = (
-    ("SETTING_NAMES", "Every setting, in the model's order.", None),
     ("HOOK_SETTINGS", "The server hooks (the [hooks] table), in the model's order.", "hooks"),
     ("LOGGING_SETTINGS", "The settings of the error and access logs ([logging]).", "logging"),
 )
@@ -67,7 +67,7 @@ def fields_source() -> str:
         out += f"from typing import {', '.join(sorted(typing_names))}\n"
     out += CLASS + "\n".join(attributes) + "\n"
     for constant, comment, group in NAME_LISTS:
-        names = [n for n, s in SPECS.items() if group is None or s.option.group == group]
+        names = [n for n, s in SPECS.items() if s.option.group == group]
         items = "".join(f"    {json.dumps(n)},\n" for n in names)
         out += f"\n\n# {comment}\n{constant}: tuple[str, ...] = (\n{items})"
     return out + "\n"

@@ -20,8 +20,7 @@ from typing import Any, NoReturn
 import pytest
 
 from wsgid import cli
-from wsgid.runtime import ConfigError, RuntimeSettings
-from wsgid.runtime_fields import SETTING_NAMES
+from wsgid.runtime import SETTING_NAMES, ConfigError, RuntimeSettings
 from wsgid.settings import load_settings
 
 APP = "pkg.mod:app"

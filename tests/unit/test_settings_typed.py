@@ -19,7 +19,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 import pytest
 
 from wsgid import runtime_fields
-from wsgid.runtime import RuntimeSettings
+from wsgid.runtime import SETTING_NAMES, RuntimeSettings
 from wsgid.runtime_codegen import TARGET, fields_source
 from wsgid.settings import SPECS, Settings, load_settings
 
@@ -37,7 +37,7 @@ def test_the_typed_fields_module_is_current() -> None:
 
 
 def test_the_name_lists_follow_the_model() -> None:
-    assert tuple(SPECS) == runtime_fields.SETTING_NAMES
+    assert tuple(SPECS) == SETTING_NAMES
     assert set(runtime_fields.HOOK_SETTINGS) == {n for n, s in SPECS.items() if s.table == "hooks"}
 
 
