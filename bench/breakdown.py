@@ -38,6 +38,7 @@ from wsgid.hooks import Hooks  # noqa: E402
 from wsgid.http import environ as environ_mod  # noqa: E402
 from wsgid.http import exchange  # noqa: E402
 from wsgid.http.parser import RequestParser  # noqa: E402
+from wsgid.runtime import RuntimeSettings  # noqa: E402
 from wsgid.settings import Settings  # noqa: E402
 from wsgid.workers.base import WorkerContext  # noqa: E402
 from wsgid.workers.loop import Connection  # noqa: E402
@@ -102,7 +103,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
 
-    settings = Settings(app="bench.apps:hello")
+    settings = RuntimeSettings.copy_of(Settings(app="bench.apps:hello"))
     logs = logs_mod.setup(settings)
     worker = SyncWorker(
         WorkerContext(

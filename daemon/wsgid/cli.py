@@ -19,7 +19,7 @@ Rules it keeps:
   `wsgid config ...` and a configuration error stay fast and work even when the server side
   cannot be imported.
 - The settings are read in a short-lived child process (`load`), so the process that goes on
-  to serve never imports pydantic: see `wsgid.config`. This module imports `wsgid.settings`
+  to serve never imports pydantic: see `wsgid.runtime`. This module imports `wsgid.settings`
   only in that child and in the functions that need the model itself.
 """
 
@@ -38,8 +38,8 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from wsgid.config import Command, ConfigError, FrozenSettings, LoadedSettings
 from wsgid.exitcodes import ExitCode
+from wsgid.runtime import Command, ConfigError, LoadedSettings, RuntimeSettings
 
 if TYPE_CHECKING:
     from wsgid.settings import SettingSpec
@@ -108,12 +108,12 @@ def load(args: list[str]) -> LoadedSettings:
     Why a child: pydantic and the model are needed only to read the configuration, yet
     importing them would stay in the serving master and, by fork, in every worker (about
     11 MiB of a server's memory). A forked child reads and validates the settings and
-    sends back their values, or the message of its `ConfigError`; this process builds a
-    `FrozenSettings` of them and never imports pydantic. A HUP reload comes here too.
+    sends back their values, or the message of its `ConfigError`; this process builds the
+    `RuntimeSettings` of them and never imports pydantic. A HUP reload comes here too.
 
     Whatever the child cannot send back (`--help` and `--version`, which print; an unexpected
     error; no fork possible; no answer within CHILD_TIMEOUT) is done again here, in-process,
-    where it behaves as it always did.
+    where it behaves as it always did, and returns the same `RuntimeSettings`.
     """
     answer = _load_in_child(args)
     if answer is None:
@@ -123,7 +123,7 @@ def load(args: list[str]) -> LoadedSettings:
     if isinstance(answer, str):
         raise ConfigError(answer)
     values, sources, command, json_output, show_secrets = answer
-    return LoadedSettings(FrozenSettings(values), sources, command, json_output, show_secrets)
+    return LoadedSettings(RuntimeSettings(**values), sources, command, json_output, show_secrets)
 
 
 # What the child sends: (values, sources, command, json_output, show_secrets), or a

@@ -51,7 +51,7 @@ import stat
 import sys
 import time
 import traceback
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from wsgid.exitcodes import ExitCode
 from wsgid.logs import escape
@@ -65,6 +65,8 @@ _START_FAILURES: dict[int, str] = {
     ExitCode.LISTEN_FAILED: "a listener could not be bound",
     ExitCode.PIDFILE: "the pidfile could not be created, or another instance holds it",
 }
+if TYPE_CHECKING:
+    from wsgid.runtime import RuntimeSettings
 
 
 class Readiness:
@@ -175,7 +177,7 @@ def _send(fd: int, record: dict[str, Any]) -> bool:
     return True
 
 
-def detach(settings: Any) -> Readiness:
+def detach(settings: RuntimeSettings) -> Readiness:
     """Become a daemon; returns in the daemon only.
 
     In the starting process this waits for the daemon's report and raises
@@ -203,14 +205,14 @@ def detach(settings: Any) -> Readiness:
     return Readiness(write_fd)
 
 
-def _enter_daemon_context(settings: Any, write_fd: int, starter: int) -> None:
+def _enter_daemon_context(settings: RuntimeSettings, write_fd: int, starter: int) -> None:
     preserve = [write_fd, *_inherited_fds(settings, starter)]
     # python-daemon's import name is `daemon`, which is also the name of this project's
     # source root; import_module keeps mypy (mypy_path=daemon) from resolving it there.
     python_daemon = importlib.import_module("daemon")
     context = python_daemon.DaemonContext(
         working_directory=os.getcwd(),
-        umask=int(settings.umask),
+        umask=settings.umask,
         prevent_core=False,
         detach_process=False,  # done by detach(), so that the starter can wait
         files_preserve=preserve,
@@ -225,7 +227,7 @@ def _enter_daemon_context(settings: Any, write_fd: int, starter: int) -> None:
         os.environ["LISTEN_PID"] = str(os.getpid())
 
 
-def _inherited_fds(settings: Any, starter: int) -> list[int]:
+def _inherited_fds(settings: RuntimeSettings, starter: int) -> list[int]:
     """Descriptors the daemon must keep: `fd://N` binds and systemd's LISTEN_FDS."""
     fds = []
     for entry in settings.bind:

@@ -29,27 +29,12 @@ record (pid, age), in a worker the `Worker` object itself.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wsgid.loader import AppLoadError, import_app
 
-HOOK_NAMES = (
-    "on_starting",
-    "on_reload",
-    "when_ready",
-    "pre_fork",
-    "post_fork",
-    "post_worker_init",
-    "worker_int",
-    "worker_abort",
-    "pre_exec",
-    "pre_request",
-    "post_request",
-    "child_exit",
-    "worker_exit",
-    "nworkers_changed",
-    "on_exit",
-)
+if TYPE_CHECKING:
+    from wsgid.runtime import RuntimeSettings
 
 
 class HookError(Exception):
@@ -59,13 +44,10 @@ class HookError(Exception):
 class Hooks:
     """The configured hooks; `call(name, ...)` runs one if it is set."""
 
-    def __init__(self, settings: Any, log: Any) -> None:
+    def __init__(self, settings: RuntimeSettings, log: Any) -> None:
         self._log = log
         self._funcs: dict[str, Callable[..., Any]] = {}
-        for name in HOOK_NAMES:
-            spec = getattr(settings, name, None)
-            if not spec:
-                continue
+        for name, spec in settings.hook_imports:
             try:
                 self._funcs[name] = import_app(spec)
             except AppLoadError as exc:

@@ -18,7 +18,10 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from wsgid.runtime import RuntimeSettings
 
 WSGIApp = Callable[..., Any]
 
@@ -43,7 +46,7 @@ def prepare_import_path(chdir: str | None, pythonpath: tuple[str, ...] | list[st
             sys.path.insert(0, path)
 
 
-def load_app(settings: Any) -> WSGIApp:
+def load_app(settings: RuntimeSettings) -> WSGIApp:
     """Import the app `settings.app`, after applying chdir and pythonpath."""
     spec = settings.app
     if not spec:

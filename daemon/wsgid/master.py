@@ -46,11 +46,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from wsgid import build, handoff, loader, privileges, processes
 from wsgid import listeners as listeners_mod
 from wsgid import logs as logs_mod
-from wsgid.config import MAX_WORKERS, ConfigError
 from wsgid.exitcodes import ExitCode
 from wsgid.hooks import HookError, Hooks
 from wsgid.logs import escape
 from wsgid.pidfile import Pidfile, PidfileError
+from wsgid.runtime import MAX_WORKERS, ConfigError, LoadedSettings, RuntimeSettings
 from wsgid.systemd import Notifier, inherited_sockets
 from wsgid.worker_table import BootFailure, WorkerProcess, WorkerTable
 from wsgid.workers import UnknownWorkerClass, resolve
@@ -71,8 +71,8 @@ class Master:
 
     def __init__(
         self,
-        loaded: Any,
-        reload: Callable[[], Any] | None = None,
+        loaded: LoadedSettings,
+        reload: Callable[[], LoadedSettings] | None = None,
         readiness: Readiness | None = None,
     ) -> None:
         self.loaded = loaded
@@ -89,9 +89,10 @@ class Master:
         self.listeners: list[listeners_mod.Listener] = []
         self.signals: deque[int] = deque()
         self.generation = 1
-        self.target = int(self.settings.workers)
+        self.target = self.settings.workers
         self.ready = False  # the first generation has booted
-        self.reload_from: tuple[int, Any] | None = None  # (old generation, old settings)
+        # (old generation, old settings) while a reload runs
+        self.reload_from: tuple[int, RuntimeSettings] | None = None
         self.stopping = False
         self.stop_deadline = 0.0
         self.exit_code = int(ExitCode.OK)
@@ -120,7 +121,7 @@ class Master:
         self.old_master = self.handoff.old_master if self.handoff is not None else 0
         try:
             self.hooks = Hooks(self.settings, self.log)
-            self.worker_class = resolve(_worker_kind(self.settings))
+            self.worker_class = resolve(self.settings.worker_kind)
         except (HookError, UnknownWorkerClass) as exc:
             return self._fail_start(str(exc), ExitCode.CONFIG)
         try:
@@ -180,7 +181,7 @@ class Master:
         passed = "LISTEN_FDS" in os.environ or self.handoff is not None
         if self.loaded.sources.get("bind") == "default" and passed:
             return ()
-        return tuple(self.settings.bind)
+        return self.settings.bind
 
     def _inherited(self) -> list[listeners_mod.Inherited]:
         """Sockets from the previous master (USR2) or from systemd."""
@@ -209,7 +210,7 @@ class Master:
                 # A slow first boot is progress, not a hang: keep systemd's
                 # start timeout ahead of it (workers that hang are killed by
                 # `timeout` anyway).
-                self.notifier.extend_timeout(max(float(self.settings.timeout), 30.0) + TICK)
+                self.notifier.extend_timeout(max(self.settings.timeout, 30.0) + TICK)
             try:
                 readable, _, _ = select.select([self.wake_r, self.table.boot_r], [], [], timeout)
             except InterruptedError:
@@ -231,7 +232,7 @@ class Master:
                     self.stop_deadline = time.monotonic() + FAST_STOP_GRACE
                 continue
             self._check_old_master()
-            self.table.check_timeouts(float(self.settings.timeout))
+            self.table.check_timeouts(self.settings.timeout)
             self._manage_workers()
         self.log.info("master.stopped", exit_code=self.exit_code)
         return self.exit_code
@@ -295,7 +296,7 @@ class Master:
     def _stop(self, fast: bool, reason: str) -> None:
         if self.stopping and not fast:
             return
-        grace = FAST_STOP_GRACE if fast else float(self.settings.graceful_timeout)
+        grace = FAST_STOP_GRACE if fast else self.settings.graceful_timeout
         deadline = time.monotonic() + grace
         self.log.info(
             "master.stopping", signal=reason, graceful=not fast, workers=len(self.workers)
@@ -333,7 +334,7 @@ class Master:
             loaded = self.reload_settings()
             new = loaded.settings
             hooks = Hooks(new, self.log)
-            worker_class = resolve(_worker_kind(new))
+            worker_class = resolve(new.worker_kind)
             # Opened now, so that a log file that cannot be opened fails the
             # reload, not the master.
             new_logs = logs_mod.setup(new) if logs_mod.changed(self.settings, new) else None
@@ -341,7 +342,7 @@ class Master:
             self.log.error("reload.failed", error=str(exc), action="keeping the running workers")
             self._announce_ready()
             return
-        if tuple(new.bind) != tuple(self.settings.bind):
+        if new.bind != self.settings.bind:
             try:
                 self.listeners = listeners_mod.rebind(
                     self.listeners, new.bind, new.backlog, self._on_bind_retry
@@ -364,7 +365,7 @@ class Master:
             self.log = self.table.log = self.logs.error.bind(pid=self.pid)
             old_logs.close()  # the old workers keep their own descriptors
         self.generation += 1
-        self._set_target(int(new.workers), "SIGHUP")
+        self._set_target(new.workers, "SIGHUP")
         self.log.info("reload.started", generation=self.generation, workers=self.target)
 
     def _reload_done(self) -> None:
@@ -382,9 +383,9 @@ class Master:
         self.reload_from = None
         self.table.retire_other_generations(keep=old_generation)
         self.generation, self.settings = old_generation, old_settings
-        self.target = int(old_settings.workers)
+        self.target = old_settings.workers
         self.hooks = Hooks(old_settings, self.log)
-        self.worker_class = resolve(_worker_kind(old_settings))
+        self.worker_class = resolve(old_settings.worker_kind)
         self.log.error("reload.failed", error=reason, action="keeping the running workers")
         self._announce_ready()
 
@@ -464,7 +465,7 @@ class Master:
             if not worker.booted:
                 self._read_boots()  # it may have booted just before it exited
             expected = worker.retiring or self.stopping
-            failure = self.table.remove(worker, status, expected, float(self.settings.timeout))
+            failure = self.table.remove(worker, status, expected, self.settings.timeout)
             if failure is not None:
                 self._boot_failed(failure)
             self.hooks.call("child_exit", self, worker)
@@ -549,13 +550,6 @@ class Master:
     }
 
 
-def _worker_kind(settings: Any) -> str:
-    """gunicorn's rule: `threads` > 1 with the default sync kind means gthread."""
-    if settings.worker_class == "sync" and int(settings.threads) > 1:
-        return "gthread"
-    return str(settings.worker_class)
-
-
 def scaled(target: int, step: int) -> tuple[int, str | None]:
     """The worker count after TTIN (step +1) or TTOU (-1), and why it is unchanged, if it is."""
     wanted = target + step
@@ -596,7 +590,7 @@ def apply_raw_env(raw_env: tuple[str, ...] | list[str]) -> None:
         os.environ[key] = value
 
 
-def run(loaded: Any, reload: Callable[[], Any] | None = None) -> int:
+def run(loaded: LoadedSettings, reload: Callable[[], LoadedSettings] | None = None) -> int:
     """Serve until stopped; the exit status for `wsgid`."""
     apply_raw_env(loaded.settings.raw_env)
     readiness: Readiness | None = None

@@ -31,7 +31,10 @@ import os
 import pwd
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from wsgid.runtime import RuntimeSettings
 
 # Linux capability numbers (linux/capability.h), to tell whether a non-root
 # master could still switch identities.
@@ -121,7 +124,7 @@ def drop(creds: Credentials) -> None:
         raise OSError(f"could not switch to {creds}: ids are {os.getresuid()}/{os.getresgid()}")
 
 
-def apply_umask(settings: Any, sources: Mapping[str, str]) -> None:
+def apply_umask(settings: RuntimeSettings, sources: Mapping[str, str]) -> None:
     """Apply `umask` in the foreground when it was configured (daemonize applies it always).
 
     The default (0) is only forced when daemonizing, as gunicorn does; in the
@@ -129,7 +132,7 @@ def apply_umask(settings: Any, sources: Mapping[str, str]) -> None:
     `UMask=` or the shell's umask keep working.
     """
     if sources.get("umask", "default") != "default":
-        os.umask(int(settings.umask))
+        os.umask(settings.umask)
 
 
 def _from(origin: Mapping[str, str], name: str) -> str:

@@ -11,7 +11,7 @@ What this module owns:
 - `load_settings`, which merges the sources in the documented order --
   built-in defaults < TOML file (`-c`/`--config` or `WSGID_CONFIG`) < `WSGID_<NAME>`
   environment < command line -- and remembers where each effective value came from.
-- The text of every `ConfigError` (the class lives in `wsgid.config`), the one paragraph a
+- The text of every `ConfigError` (the class lives in `wsgid.runtime`), the one paragraph a
   user sees for any bad configuration: it names the source (file path, environment variable
   or flag), the key, the bad value and what is accepted, with a did-you-mean for misspelt
   names.
@@ -25,8 +25,9 @@ Rules it keeps:
   source it came from even when a higher-precedence source would have overridden it: a typo in
   the file should not lie in wait until the day the overriding flag is dropped.
 - Adding a setting means adding one annotated field below (then `scripts/gen-schema` to
-  refresh the committed schema and docs). Checks that involve several fields belong in a
-  `model_validator(mode="after")`; they run on the merged result only.
+  refresh the committed schema, docs and typed fields, `wsgid/runtime_fields.py`). Checks
+  that involve several fields belong in a `model_validator(mode="after")`; they run on the
+  merged result only.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 
 from wsgid import __version__, build
-from wsgid.config import MAX_WORKERS, Command, ConfigError, LoadedSettings
+from wsgid.runtime import MAX_WORKERS, Command, ConfigError, LoadedSettings, RuntimeSettings
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -1610,13 +1611,15 @@ def _bad_value_message(entry: _Entry, name: str, error: Mapping[str, Any]) -> st
 def load_settings(argv: Sequence[str], environ: Mapping[str, str]) -> LoadedSettings:
     """Build the effective settings from defaults, file, environment and `argv` (no program name).
 
-    Raises ConfigError for any bad configuration; argparse's --help and --version print and
-    raise SystemExit(0).
+    The model validates them; the result holds its `RuntimeSettings` copy, what the rest of
+    wsgid reads. Raises ConfigError for any bad configuration; argparse's --help and
+    --version print and raise SystemExit(0).
     """
     command_line = _parse_command_line(argv)
     if command_line.command == "config-schema":
         # The schema describes the file format; it does not depend on any configuration.
-        return LoadedSettings(Settings(), dict.fromkeys(SPECS, "default"), "config-schema")
+        defaults = RuntimeSettings.copy_of(Settings())
+        return LoadedSettings(defaults, dict.fromkeys(SPECS, "default"), "config-schema")
 
     layers = [_environment_defaults(environ), _read_environment(environ)]
     config = command_line.layer.entries.get("config") or layers[1].entries.get("config")
@@ -1649,7 +1652,7 @@ def load_settings(argv: Sequence[str], environ: Mapping[str, str]) -> LoadedSett
             "(wsgid myproject.wsgi:application), as app in the config file, or in WSGID_APP."
         )
     return LoadedSettings(
-        settings,
+        RuntimeSettings.copy_of(settings),
         sources,
         command_line.command,
         command_line.json_output,

@@ -27,10 +27,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-from wsgid.config import MAX_WORKERS
 from wsgid.exitcodes import ExitCode
 from wsgid.heartbeat import HeartbeatTable
 from wsgid.processes import describe
+from wsgid.runtime import MAX_WORKERS
 from wsgid.workers.base import BOOTED, WORKER_SIGNALS
 
 # A reload runs two generations side by side, each of up to MAX_WORKERS. Workers retired

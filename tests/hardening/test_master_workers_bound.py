@@ -2,7 +2,7 @@
 
 Without one, `workers = 100000000000000000000` was accepted and after 4,096 forks the
 master's heartbeat table ran out: an IndexError killed the master and left its workers
-orphaned (4,097 TTINs did the same). The bound lives in one place (wsgid.config); the
+orphaned (4,097 TTINs did the same). The bound lives in one place (wsgid.runtime); the
 heartbeat table holds two full generations, which a reload runs side by side.
 
 These tests are about the master alone (no worker kind is involved).
@@ -17,9 +17,9 @@ import pytest
 
 from support.load import wait_event
 from support.server import WorkDir, WsgidServer
-from wsgid.config import MAX_WORKERS, ConfigError
 from wsgid.exitcodes import ExitCode
 from wsgid.master import scaled
+from wsgid.runtime import MAX_WORKERS, ConfigError
 from wsgid.settings import load_settings
 from wsgid.worker_table import HEARTBEAT_SLOTS
 

@@ -22,26 +22,11 @@ from support import procs
 from support.client import poll
 from support.load import events, stop_process, wait_event
 from support.server import WorkDir, WsgidServer
+from wsgid.runtime_fields import HOOK_SETTINGS
 
 APP = "lifecycle_app:app"
 
-HOOKS = (
-    "on_starting",
-    "on_reload",
-    "when_ready",
-    "pre_fork",
-    "post_fork",
-    "post_worker_init",
-    "worker_int",
-    "worker_abort",
-    "pre_exec",
-    "pre_request",
-    "post_request",
-    "child_exit",
-    "worker_exit",
-    "nworkers_changed",
-    "on_exit",
-)
+HOOKS = HOOK_SETTINGS  # gunicorn's 15, as the settings model declares them
 IN_MASTER = {
     "on_starting",
     "on_reload",

@@ -2,7 +2,7 @@
 
 Reading the configuration needs pydantic and the settings model; serving does not. `wsgid.cli`
 reads the settings in a short-lived child process, so the master (and, by fork, every worker)
-holds only a plain copy of them (see `wsgid.config`). Importing pydantic would add about
+holds only a typed, plain copy of them (see `wsgid.runtime`). Importing pydantic would add about
 11 MiB to a running server: these tests keep it out, without measuring any memory.
 
 The worker is asked through an app that reports its own `sys.modules`; the master, whose
@@ -35,7 +35,9 @@ def app(environ, start_response):
     return [body]
 """
 # Modules a serving process must not have: what only reading the configuration needs.
-CONFIG_ONLY = ("pydantic", "pydantic_core", "wsgid.settings", "tomllib", "argparse")
+CONFIG_ONLY = (
+    "pydantic", "pydantic_core", "wsgid.settings", "wsgid.runtime_codegen", "tomllib", "argparse",
+)  # fmt: skip
 # Nor what serving could use but does not need (the Date header is formatted by wsgid itself).
 NOT_NEEDED = ("email.utils",)
 

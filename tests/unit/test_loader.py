@@ -5,12 +5,16 @@ from __future__ import annotations
 import sys
 import textwrap
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from wsgid.loader import AppLoadError, load_app
+from wsgid.runtime import RuntimeSettings
+from wsgid.settings import Settings
+
+DEFAULTS = RuntimeSettings.copy_of(Settings())
 
 
 @pytest.fixture
@@ -31,8 +35,11 @@ def write(project: Path, name: str, source: str) -> None:
     path.write_text(textwrap.dedent(source))
 
 
-def settings(app: str, chdir: str | None = None, pythonpath: tuple[str, ...] = ()) -> object:
-    return SimpleNamespace(app=app, chdir=chdir, pythonpath=pythonpath)
+def settings(
+    app: str, chdir: str | None = None, pythonpath: tuple[str, ...] = ()
+) -> RuntimeSettings:
+    # Not validated by the model, which would refuse the empty `app` one test needs.
+    return replace(DEFAULTS, app=app, chdir=chdir, pythonpath=pythonpath)
 
 
 APP_SOURCE = """

@@ -13,6 +13,7 @@ import pytest
 
 from wsgid import logs
 from wsgid.logs import request_id, stdlib
+from wsgid.runtime import RuntimeSettings
 from wsgid.settings import ConfigError, Settings, load_settings
 
 
@@ -30,9 +31,14 @@ def restore_logging() -> Iterator[None]:
     stdlib.set_error_log(None)
 
 
+def validated(**values: Any) -> RuntimeSettings:
+    """The settings of `values` and defaults for the rest, as the model validates them."""
+    return RuntimeSettings.copy_of(Settings(**values))
+
+
 def make(tmp_path: Path, **values: Any) -> tuple[logs.Logs, Path, Path]:
     error, access = tmp_path / "error.log", tmp_path / "access.log"
-    settings = Settings(errorlog=str(error), accesslog=str(access), **values)
+    settings = validated(errorlog=str(error), accesslog=str(access), **values)
     return logs.setup(settings), error, access
 
 
@@ -81,7 +87,7 @@ def test_error_events_carry_the_current_request_id(tmp_path: Path) -> None:
 
 
 def test_no_access_log_means_no_access_object(tmp_path: Path) -> None:
-    assert logs.setup(Settings(errorlog=str(tmp_path / "e"))).access is None
+    assert logs.setup(validated(errorlog=str(tmp_path / "e"))).access is None
 
 
 def test_level_filter(tmp_path: Path) -> None:
@@ -117,7 +123,7 @@ def test_reopen_after_rename(tmp_path: Path) -> None:
 
 def test_unopenable_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"error log .*no-such-dir"):
-        logs.setup(Settings(errorlog=str(tmp_path / "no-such-dir" / "e.log")))
+        logs.setup(validated(errorlog=str(tmp_path / "no-such-dir" / "e.log")))
 
 
 # --------------------------------------------------------------------------- stdlib logging

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shlex
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -372,9 +373,8 @@ def test_tables_and_flat_keys_mean_the_same(tmp_path: Path) -> None:
         tmp_path / "f.toml",
         'bind = ["127.0.0.1:1"]\nworkers = 3\ntimeout = 5\nloglevel = "debug"\n',
     )
-    assert load([APP, "-c", grouped]).settings == load([APP, "-c", flat]).settings.model_copy(
-        update={"config": str(tmp_path / "g.toml")}
-    )
+    from_flat = load([APP, "-c", flat]).settings
+    assert load([APP, "-c", grouped]).settings == replace(from_flat, config=str(grouped))
 
 
 def test_a_single_string_in_the_file_is_a_one_item_list(tmp_path: Path) -> None:

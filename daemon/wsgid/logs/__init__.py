@@ -37,27 +37,22 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import IO, Any, TypeVar, cast
+from typing import IO, TYPE_CHECKING, Any
 
-from wsgid.config import ConfigError
-from wsgid.logs import stdlib, targets
+from wsgid.logs import stdlib
 from wsgid.logs.access import AccessLog
 from wsgid.logs.capture import ErrorsStream, OutputCapture, original
 from wsgid.logs.pipelines import LEVELS, error_logger
 from wsgid.logs.sinks import FileSink, MultiSink, Sink, StreamSink
 from wsgid.logs.syslog import SyslogSink
+from wsgid.runtime import ConfigError
+from wsgid.runtime_fields import LOGGING_SETTINGS
+
+if TYPE_CHECKING:
+    from wsgid.logs.targets import Target
+    from wsgid.runtime import RuntimeSettings
 
 __all__ = ["LEVELS", "AccessLog", "LogSetupError", "Logs", "setup"]
-
-GUNICORN_ACCESS_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
-
-
-T = TypeVar("T")
-
-
-def _get(settings: Any, name: str, default: T) -> T:
-    """A logging setting, or its default for a settings object that lacks it."""
-    return cast(T, getattr(settings, name, default))
 
 
 class LogSetupError(ConfigError):
@@ -78,33 +73,25 @@ def _owner(user: str | None, group: str | None) -> tuple[int, int] | None:
 class Logs:
     """The two logs of one process tree, as the settings describe them."""
 
-    def __init__(self, settings: Any) -> None:
-        def get(name: str, default: T) -> T:
-            return _get(settings, name, default)
-
+    def __init__(self, settings: RuntimeSettings) -> None:
         self.settings = settings
-        self.loglevel = get("loglevel", "info")
-        self.log_format = get("log_format", "console")
+        self.loglevel = settings.loglevel
+        self.log_format = settings.log_format
         try:
             user_config = stdlib.apply_user_config(
-                get("logconfig", cast(str | None, None)),
-                get("logconfig_json", cast(str | None, None)),
-                get("logconfig_dict", cast(dict[str, Any], {})),
+                settings.logconfig, settings.logconfig_json, settings.logconfig_dict
             )
         except ValueError as exc:
             raise LogSetupError(str(exc)) from None
-        owner = _owner(get("user", cast(str | None, None)), get("group", cast(str | None, None)))
-        syslog_target = (
-            targets.parse(get("syslog_addr", "syslog")) if get("syslog", False) else None
-        )
-        tag = get("syslog_prefix", cast(str | None, None)) or "wsgid"
-        facility = get("syslog_facility", "user")
-        framing = get("syslog_format", "auto")
+        owner = _owner(settings.user, settings.group)
+        where = settings.log_targets
+        tag = settings.syslog_prefix or "wsgid"
+        facility = settings.syslog_facility
+        framing = settings.syslog_format
         self._sinks: list[Sink] = []
         self._stderr_log: Any = None  # where write failures of the error log are reported
 
-        def open_sink(value: str, which: str, std_fd: int, msgid: str, app: str) -> Sink:
-            target = targets.parse(value)
+        def open_sink(target: Target, which: str, std_fd: int, msgid: str, app: str) -> Sink:
             log = which.split()[0]  # "error" or "access"
             if target.kind == "stream":
                 stream = StreamSink(original(std_fd))
@@ -124,12 +111,12 @@ class Logs:
 
         # The error log: its destination, plus syslog (--log-syslog) and a
         # stdlib logger the user's logging config set up for it.
-        error_sinks = [open_sink(get("errorlog", "-"), "error log", 2, "error", tag)]
+        error_sinks = [open_sink(where.error, "error log", 2, "error", tag)]
         self._error_primary = error_sinks[0]
-        if syslog_target is not None:
+        if where.error_syslog is not None:
             error_sinks.append(
                 SyslogSink(
-                    syslog_target, facility=facility, tag=tag, msgid="error", framing=framing
+                    where.error_syslog, facility=facility, tag=tag, msgid="error", framing=framing
                 )
             )
         if user_config and (forward := stdlib.configured_logger("wsgid.error", "gunicorn.error")):
@@ -140,14 +127,13 @@ class Logs:
 
         # The access log, the same way; absent entirely when nothing wants it.
         access_sinks: list[Sink] = []
-        accesslog = get("accesslog", cast(str | None, None))
         access_tag = f"{tag}.access"
-        if accesslog:
-            access_sinks.append(open_sink(accesslog, "access log", 1, "access", access_tag))
-        if syslog_target is not None and not get("disable_redirect_access_to_syslog", False):
+        if where.access is not None:
+            access_sinks.append(open_sink(where.access, "access log", 1, "access", access_tag))
+        if where.access_syslog is not None:
             access_sinks.append(
                 SyslogSink(
-                    syslog_target, facility=facility, tag=access_tag, msgid="access",
+                    where.access_syslog, facility=facility, tag=access_tag, msgid="access",
                     framing=framing,
                 )
             )  # fmt: skip
@@ -161,14 +147,13 @@ class Logs:
         )
         if access_sinks:
             access_sink = self._combine(access_sinks)
-            access_format = get("access_log_format", GUNICORN_ACCESS_FORMAT)
-            self.access = AccessLog(access_sink, access_format, _colours(access_sink))
+            self.access = AccessLog(access_sink, settings.access_log_format, _colours(access_sink))
 
         self._errors = ErrorsStream(self._wsgi_errors)
         stdlib.set_error_log(self.error)
         if not user_config:
             stdlib.route_unhandled()
-        self._capture = OutputCapture(self.error) if get("capture_output", False) else None
+        self._capture = OutputCapture(self.error) if settings.capture_output else None
         if self._capture is not None:
             self._capture.start()
 
@@ -245,19 +230,15 @@ def _colours(sink: Sink) -> bool:
     return sink.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
 
 
-def setup(settings: Any) -> Logs:
+def setup(settings: RuntimeSettings) -> Logs:
     """The logs described by `settings`."""
     return Logs(settings)
 
 
-SETTINGS = (
-    "loglevel", "errorlog", "log_format", "accesslog", "access_log_format", "capture_output",
-    "syslog", "syslog_addr", "syslog_prefix", "syslog_facility", "syslog_format",
-    "disable_redirect_access_to_syslog", "logconfig", "logconfig_json", "logconfig_dict",
-    "user", "group",
-)  # fmt: skip
+# What `Logs` is built from: the logging settings, and user/group, who owns the files it creates.
+SETTINGS = (*LOGGING_SETTINGS, "user", "group")
 
 
-def changed(old: Any, new: Any) -> bool:
+def changed(old: RuntimeSettings, new: RuntimeSettings) -> bool:
     """Whether a reload from settings `old` to `new` needs new logs (`setup(new)`)."""
-    return any(getattr(old, n, None) != getattr(new, n, None) for n in SETTINGS)
+    return any(getattr(old, n) != getattr(new, n) for n in SETTINGS)

@@ -1,6 +1,7 @@
 """Where a log goes, as written in the settings: `-`, a file path, or a syslog address.
 
-Owns: parsing `errorlog`, `accesslog` and `syslog_addr` values into a `Target`.
+Owns: parsing `errorlog`, `accesslog` and `syslog_addr` values into a `Target`, and
+`LogTargets`, where each log goes (`RuntimeSettings.log_targets` fills it in).
 It does no I/O, so the settings model can use it to reject a bad value at
 load time with the same rules the sinks follow at run time.
 
@@ -41,6 +42,16 @@ class Target:
             return f"unix://{self.path}" + (f"#{self.socktype}" if self.socktype else "")
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{self.transport}://{host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class LogTargets:
+    """Where each log goes, and its copy to syslog (`--log-syslog`), if it has one."""
+
+    error: Target  # errorlog
+    access: Target | None  # accesslog; None: no access log of its own
+    error_syslog: Target | None  # with `syslog`: the error log's copy at syslog_addr
+    access_syslog: Target | None  # the access log's, unless disable_redirect_access_to_syslog
 
 
 def parse(value: str) -> Target:

@@ -48,6 +48,7 @@ from wsgid.hooks import Hooks
 from wsgid.http.parser import Request
 from wsgid.listeners import Listener
 from wsgid.logs import Logs
+from wsgid.runtime import RuntimeSettings
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
@@ -81,7 +82,7 @@ WORKER_SIGNALS = frozenset({
 class WorkerContext:
     """Everything the master hands a new worker."""
 
-    settings: Any
+    settings: RuntimeSettings
     listeners: list[Listener]
     logs: Logs
     heartbeat: HeartbeatTable
@@ -198,7 +199,7 @@ class Worker:
 
         SIGALRM's default action ends the process even while the app is stuck in C code.
         """
-        signal.alarm(math.ceil(float(self.settings.graceful_timeout)) + 1)
+        signal.alarm(math.ceil(self.settings.graceful_timeout) + 1)
 
     def setup(self) -> None:
         """Kind-specific preparation after the app is loaded (optional)."""
@@ -254,7 +255,7 @@ class Worker:
             }
         self.log.error(
             "worker.timeout_dump",
-            timeout=float(self.settings.timeout),
+            timeout=self.settings.timeout,
             **request,
             stacks="\n".join(stacks),
         )

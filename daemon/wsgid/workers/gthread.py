@@ -82,7 +82,7 @@ class ThreadWorker(ConnectionLoop):
 
     def setup(self) -> None:
         super().setup()
-        self.max_threads = max(1, int(self.settings.threads))
+        self.max_threads = self.settings.threads
         self.jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self.done: deque[Connection] = deque()
         self.threads: list[threading.Thread] = []

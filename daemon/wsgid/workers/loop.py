@@ -49,7 +49,7 @@ from wsgid.http import environ as environ_mod
 from wsgid.http import exchange, fields, policy
 from wsgid.http.errors import BodyError, ProtocolError, error_response
 from wsgid.http.exchange import FileWrapper
-from wsgid.http.parser import Limits, Request, RequestParser
+from wsgid.http.parser import Request, RequestParser
 from wsgid.listeners import Listener
 from wsgid.workers.base import Worker
 
@@ -284,27 +284,21 @@ class ConnectionLoop(Worker):
 
     def setup(self) -> None:
         settings = self.settings
-        self.limits = Limits(
-            request_line=settings.limit_request_line,
-            fields=settings.limit_request_fields,
-            field_size=settings.limit_request_field_size,
-            body=settings.limit_request_body,
-            refuse_underscores=settings.header_map == "refuse",
-        )
+        self.limits = settings.limits
         fields.map_underscores(settings.header_map == "dangerous")
-        self.keepalive = float(settings.keepalive)
-        self.timeout = float(settings.timeout)
+        self.keepalive = settings.keepalive
+        self.timeout = settings.timeout
         self.io_timeout = self.timeout or 30.0
         self.wait_margin = min(WAIT_MARGIN, self.timeout / 4)
         self.heartbeat = self.ctx.heartbeat
         self.slot = self.ctx.slot
         self.deadline: Callable[[], float] = self.wait_deadline if self.timeout else _no_deadline
-        self.header_timeout = float(settings.header_timeout)
+        self.header_timeout = settings.header_timeout
         # Bodies up to this size are read completely before the app is called,
         # so a slow uploader of a small form never holds the application, and
         # a framing error in them is refused before the app runs.
-        self.small_body = int(settings.small_body_size)
-        self.max_connections = max(1, int(settings.worker_connections))
+        self.small_body = settings.small_body_size
+        self.max_connections = settings.worker_connections
         self.requests_left = self._request_budget()
         # Looked up once: they cannot change during a worker's life.
         self.pre_request_hook = self.hooks.has("pre_request")
@@ -325,7 +319,7 @@ class ConnectionLoop(Worker):
         self._accept(True)
         self.epoll.register(self.wake_r, EPOLLIN)
         self.stop_deadline = 0.0
-        self.stop_grace = float(settings.graceful_timeout)
+        self.stop_grace = settings.graceful_timeout
         # Timers: the sweep, and the end of an accept back-off (0 = none).
         self.next_sweep = time.monotonic() + SWEEP_INTERVAL
         self.next_tick = self.next_sweep
@@ -337,10 +331,10 @@ class ConnectionLoop(Worker):
 
     def _request_budget(self) -> int:
         """Requests before recycling (max_requests plus jitter); 0 = unlimited."""
-        limit = int(self.settings.max_requests)
+        limit = self.settings.max_requests
         if limit <= 0:
             return 0
-        return limit + random.randint(0, max(0, int(self.settings.max_requests_jitter)))
+        return limit + random.randint(0, self.settings.max_requests_jitter)
 
     def _acceptor(self, listener: Listener) -> Acceptor:
         sock = listener.sock

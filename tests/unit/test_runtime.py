@@ -1,9 +1,11 @@
 """`wsgid.cli.load`: the settings read in a child process are those `load_settings` reads.
 
-`load` forks a child that imports pydantic and validates; this process gets a `FrozenSettings`
-copy and never imports the model (tests/integration/test_lean_processes.py checks that in a
-real server). Here: the copy has every value, type and source of the model, errors read the
-same, and what the child cannot answer is done in-process exactly as before.
+`load` forks a child that imports pydantic and validates; this process gets the
+`RuntimeSettings` of its values and never imports the model
+(tests/integration/test_lean_processes.py checks that in a real server). Here: the child's
+settings have every value, type and source `load_settings` gives in-process, errors read the
+same, and what the child cannot answer is done in-process exactly as before, with the same
+type of result.
 """
 
 from __future__ import annotations
@@ -13,13 +15,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 
 from wsgid import cli
-from wsgid.config import ConfigError, FrozenSettings
-from wsgid.settings import SPECS, load_settings
+from wsgid.runtime import SETTING_NAMES, ConfigError, RuntimeSettings
+from wsgid.settings import load_settings
 
 APP = "pkg.mod:app"
 
@@ -28,8 +30,22 @@ APP = "pkg.mod:app"
 pytestmark = pytest.mark.usefixtures("no_wsgid_environment")
 
 
-def test_the_copy_has_every_value_type_and_source_of_the_model(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.fixture
+def answers(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """What each `_load_in_child` call returned: None when the child did not answer."""
+    seen: list[Any] = []
+    real = cli._load_in_child
+
+    def spy(args: list[str]) -> Any:
+        seen.append(real(args))
+        return seen[-1]
+
+    monkeypatch.setattr(cli, "_load_in_child", spy)
+    return seen
+
+
+def test_the_child_sends_every_value_type_and_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, answers: list[Any]
 ) -> None:
     config = tmp_path / "wsgid.toml"
     config.write_text(
@@ -39,12 +55,12 @@ def test_the_copy_has_every_value_type_and_source_of_the_model(
     args = [APP, "-c", str(config), "-b", "127.0.0.1:9000", "--preload", "-m", "022"]
     expected = load_settings(args, os.environ)
     loaded = cli.load(args)
-    assert isinstance(loaded.settings, FrozenSettings)
-    copied = vars(loaded.settings)
-    assert list(copied) == list(SPECS)
-    for name in SPECS:
-        value = getattr(expected.settings, name)
-        assert copied[name] == value and type(copied[name]) is type(value), name
+    assert answers[0] is not None  # read by the child
+    assert type(loaded.settings) is RuntimeSettings
+    assert loaded.settings == expected.settings
+    for name in SETTING_NAMES:
+        copied, value = getattr(loaded.settings, name), getattr(expected.settings, name)
+        assert type(copied) is type(value), name
     assert (loaded.sources, loaded.command, loaded.json_output) == (
         expected.sources,
         expected.command,
@@ -88,16 +104,19 @@ def test_version_through_a_real_pipe_is_printed_once() -> None:
     assert (result.returncode, result.stdout.count("wsgid ")) == (0, 1)
 
 
-def test_the_copy_is_read_only() -> None:
+def test_the_settings_are_read_only_and_have_no_other_attribute() -> None:
     settings = cli.load([APP]).settings
-    with pytest.raises(AttributeError, match="read-only"):
-        settings.workers = 4
-    with pytest.raises(AttributeError, match="no setting named 'wrokers'"):
-        _ = settings.wrokers
+    with pytest.raises(AttributeError, match="cannot assign to field 'workers'"):
+        settings.workers = 4  # type: ignore[misc]
+    # mypy rejects the misspelling (tests/unit/test_settings_typed.py); at run time too:
+    with pytest.raises(AttributeError, match="'wrokers'"):
+        _ = settings.wrokers  # type: ignore[attr-defined]
+    with pytest.raises(AttributeError):
+        object.__setattr__(settings, "wrokers", 4)
 
 
 def test_a_child_that_does_not_answer_in_time_is_killed_and_the_settings_read_here(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, answers: list[Any]
 ) -> None:
     # A child stuck on a lock another thread held at the fork, as a HUP in a master running
     # a preloaded app's threads could meet.
@@ -110,5 +129,6 @@ def test_a_child_that_does_not_answer_in_time_is_killed_and_the_settings_read_he
     started = time.monotonic()
     loaded = cli.load([APP, "-w", "3"])
     assert time.monotonic() - started < 30
-    assert not isinstance(loaded.settings, FrozenSettings)  # read in-process
+    assert answers == [None]  # read in-process, into the same type
+    assert type(loaded.settings) is RuntimeSettings
     assert loaded.settings.workers == 3
