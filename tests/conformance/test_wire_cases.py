@@ -14,9 +14,10 @@ import contextlib
 import json
 
 import pytest
-from conformance_cases import CASES, Case, Exp
-from conformance_server import ConformanceServer
-from conformance_wire import Malformed, Reply, Stalled, Wire
+
+from conformance.conformance_cases import CASES, Case, Exp
+from conformance.conformance_server import ConformanceServer
+from conformance.conformance_wire import Malformed, Reply, Stalled, Wire
 
 PROBE = b"GET /_probe HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n"
 
