@@ -5,9 +5,11 @@ what must happen: the replies in order (for the echo app: the environ keys and t
 application saw; for the other routes: status, headers, body), how many times the application
 ran, and whether the connection stays open, is closed, or may be either. Cases are written
 from RFC 9110 (semantics) and RFC 9112 (HTTP/1.1 syntax) and from the rules of issue 3;
-`test_wire_cases.py` runs them against real servers, and tests/unit/
-test_http_cases_in_process.py runs the request side of those answered by the server itself
-or by the echo app (not the other routes) through the parser in-process.
+`test_wire_cases.py` runs them.
+
+`tests/unit/test_http_cases_in_process.py` runs them too, in-process through the parser: those
+the server refuses or the echo app answers (what the other routes answer is the response's
+business, which only the wire sees).
 
 Conventions:
 - After every case except the truncated ones the runner pipelines a probe request
