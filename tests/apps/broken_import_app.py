@@ -7,6 +7,6 @@ from _importlog import record_import
 
 record_import(__name__)
 
-import wsgid_test_missing_dependency  # noqa: E402, F401  (the point of this module)
+import wsgid_test_missing_dependency  # type: ignore[import-not-found]  # noqa: E402, F401  (the point of this module)
 
 app = None

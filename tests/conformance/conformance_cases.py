@@ -7,13 +7,18 @@ ran, and whether the connection stays open, is closed, or may be either. Cases a
 from RFC 9110 (semantics) and RFC 9112 (HTTP/1.1 syntax) and from the rules of issue 3;
 `test_wire_cases.py` runs them.
 
+`tests/unit/test_http_cases_in_process.py` runs them too, in-process through the parser: those
+the server refuses or the echo app answers (what the other routes answer is the response's
+business, which only the wire sees).
+
 Conventions:
 - After every case except the truncated ones the runner pipelines a probe request
   (`GET /_probe`, `Connection: close`). A case that keeps the connection open ("open") must
   get the probe answered, which proves the server found the exact end of the request and of
   its response; a case that ends the connection ("closed") must not.
-- A rejection (`bad`) means: the given status (or one of several where the RFCs allow a
-  choice), `Connection: close`, the application not called, the connection closed.
+- A rejection (`bad`; a reply of kind "refused") means: the given status (or one of several
+  where the RFCs allow a choice), `Connection: close`, the application not called, the
+  connection closed.
 - A truncated request (`cut`) is followed by a half-close from the client: the application is
   not called, nothing 2xx is sent, the connection ends.
 """
@@ -33,7 +38,9 @@ class Exp:
 
     status: int | tuple[int, ...] = 200
     # "echo": the body is the echo app's JSON; env/body/absent describe what the app saw.
-    kind: Literal["echo", "plain"] = "echo"
+    # "refused": the server's own error reply, the request never reached the app.
+    # "plain": another route of the app answered.
+    kind: Literal["echo", "refused", "plain"] = "echo"
     env: Mapping[str, str] = field(default_factory=dict)
     body: bytes | None = b""
     absent: tuple[str, ...] = ()
@@ -43,6 +50,19 @@ class Exp:
 
     def statuses(self) -> tuple[int, ...]:
         return self.status if isinstance(self.status, tuple) else (self.status,)
+
+    def app_saw(self, env: Mapping[str, object], body: bytes) -> list[str]:
+        """What is wrong with the environ and the body the echo app saw (nothing: [])."""
+        problems = []
+        for key, value in self.env.items():
+            if env.get(key) != value:
+                problems.append(f"app saw {key}={env.get(key)!r}, expected {value!r}")
+        for key in self.absent:
+            if key in env:
+                problems.append(f"app saw {key}={env[key]!r}, expected it absent")
+        if self.body is not None and body != self.body:
+            problems.append(f"app read body {body[:200]!r}, expected {self.body!r}")
+        return problems
 
     def describe(self) -> str:
         text = "/".join(map(str, self.statuses()))
@@ -106,9 +126,13 @@ def bad(
     bytewise: bool = True,
 ) -> None:  # fmt: skip
     """Rejected with `status`, the app not called, the connection closed."""
-    exp = Exp(status=status, kind="plain", body=None, method=method,
-              headers={"Connection": "close"})  # fmt: skip
-    _add(Case(id, rfc, raw, (exp,), 0, "closed", bytewise=bytewise))
+    _add(Case(id, rfc, raw, (refusal(status, method),), 0, "closed", bytewise=bytewise))
+
+
+def refusal(status: int | tuple[int, ...], method: str = "GET") -> Exp:
+    """The server's own error reply, which closes the connection."""
+    return Exp(status=status, kind="refused", body=None, method=method,
+               headers={"Connection": "close"})  # fmt: skip
 
 
 def cut(id: str, rfc: str, raw: bytes) -> None:
@@ -121,8 +145,8 @@ def reply(id: str, rfc: str, raw: bytes, exp: Exp, *, end: End = "open", called:
 
 
 def many(id: str, rfc: str, raw: bytes, exps: tuple[Exp, ...], *, end: End = "open") -> None:
-    """Several replies in order; every one below 400 is an application call."""
-    _add(Case(id, rfc, raw, exps, sum(1 for e in exps if e.statuses()[0] < 400), end))
+    """Several replies in order; every one but a refusal is an application call."""
+    _add(Case(id, rfc, raw, exps, sum(1 for e in exps if e.kind != "refused"), end))
 
 
 # fmt: off
@@ -625,7 +649,7 @@ many("conn-http10-keepalive-then-close", "9112 C.2.2",
      (echo("/1"), echo("/2")), end="closed")
 many("conn-rejection-ends-pipeline", "9112 §9.6",
      get(b"/1") + get(b"/2", b"Bad Name: x") + get(b"/3"),
-     (echo("/1"), Exp(status=400, kind="plain", body=None, headers=CLOSE)), end="closed")
+     (echo("/1"), refusal(400)), end="closed")
 ok("expect-100-body-sent-anyway", "9110 §10.1.1",
    post(b"Expect: 100-continue", b"Content-Length: 5", body=b"hello"), body=b"hello",
    allow_continue=True)

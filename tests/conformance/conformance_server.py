@@ -18,8 +18,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from conformance_wire import Wire
-
+from conformance.conformance_wire import Wire
 from support.server import APPS_DIR, WorkDir, WsgidServer
 
 HERE = Path(__file__).resolve().parent

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conformance_server import ConformanceServer, running
 
+from conformance.conformance_server import ConformanceServer, running
 from support.builds import BUILDS
 from support.kinds import WORKER_KINDS
 

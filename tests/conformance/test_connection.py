@@ -16,8 +16,9 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from conformance_server import ConformanceServer
-from conformance_wire import Reply, Wire
+
+from conformance.conformance_server import ConformanceServer
+from conformance.conformance_wire import Reply, Wire
 
 PROBE = b"GET /_probe HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n"
 SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"

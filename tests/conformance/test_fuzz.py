@@ -28,10 +28,11 @@ import re
 import select
 import time
 
-from conformance_server import ConformanceServer
-from conformance_wire import Wire
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+
+from conformance.conformance_server import ConformanceServer
+from conformance.conformance_wire import Wire
 
 EXAMPLES = int(os.environ.get("WSGID_FUZZ_EXAMPLES", "20000"))
 READ_DEADLINE = 10.0  # seconds for the server to answer and close

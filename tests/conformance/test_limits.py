@@ -20,8 +20,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conformance_server import ConformanceServer, running
-from conformance_wire import Reply
+
+from conformance.conformance_server import ConformanceServer, running
+from conformance.conformance_wire import Reply
 
 LINE = 200
 FIELDS = 10

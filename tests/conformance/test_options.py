@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conformance_server import ConformanceServer, running
-from conformance_wire import Reply
 
+from conformance.conformance_server import ConformanceServer, running
+from conformance.conformance_wire import Reply
 from wsgid.settings import Settings
 
 FIELDS = set(Settings.model_fields)

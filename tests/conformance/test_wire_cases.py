@@ -14,9 +14,10 @@ import contextlib
 import json
 
 import pytest
-from conformance_cases import CASES, Case, Exp
-from conformance_server import ConformanceServer
-from conformance_wire import Malformed, Reply, Stalled, Wire
+
+from conformance.conformance_cases import CASES, Case, Exp
+from conformance.conformance_server import ConformanceServer
+from conformance.conformance_wire import Malformed, Reply, Stalled, Wire
 
 PROBE = b"GET /_probe HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n"
 
@@ -38,15 +39,7 @@ def _check_reply(exp: Exp, reply: Reply) -> list[str]:
             seen = reply.json()
         except (ValueError, AssertionError):
             return [f"not an echo reply: {reply.body[:200]!r}"]
-        env = seen["env"]
-        for key, value in exp.env.items():
-            if env.get(key) != value:
-                problems.append(f"app saw {key}={env.get(key)!r}, expected {value!r}")
-        for key in exp.absent:
-            if key in env:
-                problems.append(f"app saw {key}={env[key]!r}, expected it absent")
-        if exp.body is not None and seen["body"] != exp.body.decode("latin-1"):
-            problems.append(f"app read body {seen['body'][:200]!r}, expected {exp.body!r}")
+        problems += exp.app_saw(seen["env"], seen["body"].encode("latin-1"))
     return problems
 
 

@@ -118,7 +118,7 @@ def test_a_worker_whose_own_connections_hold_every_descriptor_waits_for_one_to_c
         assert after - before < 0.5, f"the worker used {after - before:.2f}s of CPU in 3 s"
         held[0].close()  # one descriptor comes back
         started = time.monotonic()
-        waiting.sock.settimeout(10)  # type: ignore[union-attr]
+        waiting.sock.settimeout(10)
         resp = waiting.getresponse()
         assert resp.status == 200
         assert resp.read()

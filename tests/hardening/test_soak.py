@@ -40,7 +40,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
-from attacks import (
+
+from hardening.attacks import (
     Attack,
     Attacker,
     HugeHeads,
@@ -50,7 +51,6 @@ from attacks import (
     Slowloris,
     TrickledBodies,
 )
-
 from support import procs
 from support.client import RawConnection, RawResult
 from support.kinds import kind_args

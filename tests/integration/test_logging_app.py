@@ -25,7 +25,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 from urllib.parse import parse_qs
 
 HERE = Path(__file__).resolve().parent
@@ -102,7 +102,12 @@ def _installed(package: str) -> bool:
     return bool(shutil.which(binary) or shutil.which(binary, path="/usr/sbin:/sbin"))
 
 
-def wait_for(check: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
+T = TypeVar("T")
+
+
+def wait_for(
+    check: Callable[[], T | Literal[False] | None], timeout: float = 15.0, what: str = "condition"
+) -> T:
     """Poll `check` until it returns something truthy; fail with `what` after `timeout`."""
     deadline = time.monotonic() + timeout
     while True:

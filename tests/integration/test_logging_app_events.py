@@ -44,7 +44,7 @@ def event(read: Callable[[], list[dict[str, object]]], **match: object) -> dict[
         lambda: [e for e in read() if all(e.get(k) == v for k, v in match.items())],
         what=f"an event with {match}",
     )
-    return found[0]  # type: ignore[no-any-return]
+    return found[0]
 
 
 # --------------------------------------------------------------------------- request ids
@@ -56,11 +56,9 @@ def test_valid_incoming_request_id_is_kept_everywhere(
     server, access, _ = json_server(wsgid, workdir)
     r = server.get("/rid", headers={"X-Request-ID": "0f3e-4b1c:9d2a"})
     assert r.header("X-Request-ID") == "0f3e-4b1c:9d2a"
-    assert r.json() == {
-        "environ": "0f3e-4b1c:9d2a",
-        "wsgid": "0f3e-4b1c:9d2a",
-        "pid": r.json()["pid"],
-    }  # type: ignore[index]
+    body = r.json()
+    assert isinstance(body, dict)
+    assert body == {"environ": "0f3e-4b1c:9d2a", "wsgid": "0f3e-4b1c:9d2a", "pid": body["pid"]}
     assert event(access, request_id="0f3e-4b1c:9d2a")["path"] == "/rid"
 
 

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 T = TypeVar("T")
 
@@ -105,7 +105,7 @@ class RawConnection:
         return data
 
     def _read_chunked(self) -> bytes:
-        parts = []
+        parts: list[bytes] = []
         while True:
             size_line = self.fp.readline(65537)
             if not size_line:
@@ -136,7 +136,12 @@ def run_concurrently(fns: Sequence[Callable[[], T]], timeout: float) -> list[T]:
         return [f.result(timeout=timeout) for f in futures]
 
 
-def poll(condition: Callable[[], T], timeout: float, interval: float = 0.02, what: str = "") -> T:
+def poll(
+    condition: Callable[[], T | Literal[False] | None],
+    timeout: float,
+    interval: float = 0.02,
+    what: str = "",
+) -> T:
     """Call `condition` until it returns something truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:

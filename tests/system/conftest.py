@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sysd_notify import NotifyReceiver
+
+from system.sysd_notify import NotifyReceiver
 
 
 @pytest.fixture

@@ -20,7 +20,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from packaging_support import (
+
+from support.server import free_port
+from system.packaging_support import (
     ARTIFACTS,
     SYSTEM_PYTHON,
     VERSION,
@@ -32,8 +34,6 @@ from packaging_support import (
     run,
     wait_for,
 )
-
-from support.server import free_port
 from wsgid.exitcodes import ExitCode
 
 pytestmark = pytest.mark.timeout(900)

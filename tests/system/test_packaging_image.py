@@ -24,7 +24,9 @@ import time
 from pathlib import Path
 
 import pytest
-from packaging_support import (
+
+from support.server import APPS_DIR, free_port
+from system.packaging_support import (
     ARTIFACTS,
     VERSION,
     Podman,
@@ -36,8 +38,6 @@ from packaging_support import (
     pid1_entrypoint,
     wait_for,
 )
-
-from support.server import APPS_DIR, free_port
 from wsgid.exitcodes import ExitCode
 
 pytestmark = pytest.mark.timeout(900)

@@ -8,7 +8,8 @@ pip-installed into the test environment when missing; shellcheck from Debian.
 from __future__ import annotations
 
 import pytest
-from packaging_support import PACKAGING, REPO, ensure_apt, ensure_pip_tool, run
+
+from system.packaging_support import PACKAGING, REPO, ensure_apt, ensure_pip_tool, run
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -10,7 +10,8 @@ import re
 from pathlib import Path
 
 import pytest
-from packaging_support import (
+
+from system.packaging_support import (
     ARTIFACTS,
     PACKAGING,
     VERSION,

@@ -23,12 +23,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from packaging_support import ARTIFACTS, VERSION, ensure_apt, host_lock, need_root, wait_for
 
 from support.server import free_port
+from system.packaging_support import ARTIFACTS, VERSION, ensure_apt, host_lock, need_root, wait_for
 
 try:
-    from sysd_box import BoxError, SystemdBox, unavailable
+    from system.sysd_box import BoxError, SystemdBox, unavailable
 except ImportError as exc:  # the systemd tests' helper is missing from this checkout
     SystemdBox = None  # type: ignore[assignment,misc]
     BOX_IMPORT_ERROR = str(exc)

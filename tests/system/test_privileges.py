@@ -13,9 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sysd_support import need_root
 
 from support.server import WorkDir, WsgidServer
+from system.sysd_support import need_root
 from wsgid.exitcodes import ExitCode
 
 SYSTEM_APPS = Path(__file__).resolve().parent / "apps"

@@ -17,10 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sysd_box import BoxError, SystemdBox, unavailable
 
 from support.client import poll
 from support.server import APPS_DIR, free_port
+from system.sysd_box import BoxError, SystemdBox, unavailable
 
 SYSTEM_APPS = Path(__file__).resolve().parent / "apps"
 TEST_LIB = "/usr/local/lib/wsgid-test"

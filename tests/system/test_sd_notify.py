@@ -14,11 +14,11 @@ import time
 from collections.abc import Callable
 
 import pytest
-from sysd_notify import NotifyReceiver
 
 from support import procs
 from support.client import poll
 from support.server import APPS_DIR, WsgidServer
+from system.sysd_notify import NotifyReceiver
 
 SYSTEM_APPS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "apps")
 

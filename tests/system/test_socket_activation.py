@@ -16,10 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sysd_support import need_tool
 
 from support.client import poll
 from support.server import WsgidServer
+from system.sysd_support import need_tool
 from wsgid.exitcodes import ExitCode
 
 PASSED_ENV = ("PATH", "HOME", "LANG", "PYTHONPATH", "PYTHONUNBUFFERED", "TMPDIR", "TESTAPP_MARKERS")

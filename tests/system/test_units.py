@@ -14,7 +14,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from sysd_support import need_root, need_tool
+
+from system.sysd_support import need_root, need_tool
 
 REPO = Path(__file__).resolve().parents[2]
 UNITS = REPO / "systemd"

@@ -156,6 +156,9 @@ class Capture:
     def write_many(self, records: list[str], severity: int = 6) -> None:
         self.records.extend(records)
 
+    def flush(self) -> None:
+        pass
+
     def reopen(self) -> None:
         return None
 
@@ -183,7 +186,7 @@ def log_one(fmt: str, req: Req | None = None, **environ: str) -> str:
 
 @pytest.fixture
 def fixed_time(monkeypatch: pytest.MonkeyPatch, utc: None) -> None:
-    monkeypatch.setattr(access.time, "time", lambda: 1_796_000_000.5)
+    monkeypatch.setattr("wsgid.logs.access.time.time", lambda: 1_796_000_000.5)
 
 
 def test_access_json_event(fixed_time: None) -> None:
