@@ -11,7 +11,7 @@ HELLO_BODY = b"Hello, World!"
 BIG_BODY = bytes(range(256)) * 4096  # the same 1 MiB as bench.apps.BIG_BODY
 POST_BODY = b"0123456789abcdef" * 1024  # the same 16 KiB as post16k.lua sends
 
-# Chrome-like navigation headers (wrk adds Host): the list plus the whole Sec-Fetch set.
+# Chrome-like navigation headers (wrk adds Host), with the whole Sec-Fetch set.
 BROWSER_HEADERS: tuple[tuple[str, str], ...] = (
     (
         "User-Agent",
