@@ -17,6 +17,7 @@ The app talks to `Peer`, a listener in this process.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import signal
@@ -78,6 +79,19 @@ def peer() -> Iterator[Peer]:
     listener.close()
 
 
+def remote_port(conn: http.client.HTTPConnection) -> str:
+    """`GET /` on `conn`, checking that the app's patching took and the connection stays open.
+
+    Returns the client port the app saw: the same on every call means one connection.
+    """
+    conn.request("GET", "/")
+    resp = conn.getresponse()
+    info = json.loads(resp.read())
+    assert resp.status == 200 and not resp.will_close, resp.headers
+    assert info["patched"], "the app's patching did not take"
+    return str(info["remote_port"])
+
+
 @pytest.mark.parametrize("mode", sorted(PRELOAD))
 def test_sync_serves_an_app_that_monkey_patches(
     wsgid: Callable[..., WsgidServer], peer: Peer, mode: str
@@ -85,14 +99,7 @@ def test_sync_serves_an_app_that_monkey_patches(
     server = wsgid(APP, *kind_args("sync"), *PRELOAD[mode], workers=1)
     conn = server.connection()
     try:
-        ports = set()
-        for _ in range(3):
-            conn.request("GET", "/")
-            resp = conn.getresponse()
-            info = json.loads(resp.read())
-            assert resp.status == 200 and not resp.will_close
-            assert info["patched"], "the app's patching did not take"
-            ports.add(info["remote_port"])
+        ports = {remote_port(conn) for _ in range(3)}
         conn.request("GET", f"/relay?port={peer.port}")
         resp = conn.getresponse()
         assert (resp.status, resp.read()) == (200, b"pong:ping\n")
@@ -103,9 +110,7 @@ def test_sync_serves_an_app_that_monkey_patches(
         conn.request("GET", "/big?mb=8")  # past the high-water mark: the worker waits to send
         resp = conn.getresponse()
         assert resp.status == 200 and resp.read() == bytes(range(256)) * (8 << 12)
-        conn.request("GET", "/")
-        resp = conn.getresponse()
-        ports.add(json.loads(resp.read())["remote_port"])
+        ports.add(remote_port(conn))
         assert len(ports) == 1, f"keep-alive: one connection expected, the app saw {ports}"
     finally:
         conn.close()
@@ -160,13 +165,7 @@ def test_gthread_serves_an_app_patched_without_threading(
         )
         conn = server.connection()
         try:
-            ports = set()
-            for _ in range(3):
-                conn.request("GET", "/")
-                resp = conn.getresponse()
-                info = json.loads(resp.read())
-                assert resp.status == 200 and info["patched"]
-                ports.add(info["remote_port"])
+            ports = {remote_port(conn) for _ in range(3)}
             assert len(ports) == 1, f"keep-alive: one connection expected, the app saw {ports}"
         finally:
             conn.close()

@@ -6,8 +6,8 @@ them (to resolve `worker_class`) before it or a worker loads the application. So
 that monkey-patches the standard library at import, as `gevent.monkey.patch_all()` does,
 cannot change them under the loop. patch_all deletes `select.epoll`, and swaps
 `select.poll`, `socket.socket`, `socket.socketpair` and `queue.SimpleQueue` for cooperative
-versions that only work inside gevent's event loop, slower at best (the workers' epoll
-loop is not that event loop). The app itself keeps the patched versions.
+versions: they wait by running gevent's event loop, which the workers' epoll loop is not,
+and cost more per call. The app itself keeps the patched versions.
 
 What cannot be undone this way is a patched thread start: the threads a worker would start
 afterwards would be greenlets, which run only while something waits in gevent's loop. The
