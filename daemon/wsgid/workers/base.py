@@ -131,7 +131,7 @@ class Worker:
         try:
             if self.app is None:
                 self.app = loader.load_app(self.settings)
-            self.check_app()
+            self.check_app(self.settings)
         except loader.AppLoadError as exc:
             if not self.alive:
                 return ExitCode.OK  # stopped while importing (INT exits by SystemExit)
@@ -202,11 +202,12 @@ class Worker:
         """
         signal.alarm(math.ceil(self.settings.graceful_timeout) + 1)
 
-    def check_app(self) -> None:
-        """Raise `loader.AppLoadError` if this kind cannot serve the loaded app (optional).
+    @classmethod
+    def check_app(cls, settings: RuntimeSettings) -> None:
+        """Raise `loader.AppLoadError` if this kind cannot serve the app just loaded (optional).
 
-        Runs in the worker after the app is loaded (or preloaded), so it sees what the
-        app's import did to the process.
+        Called after the app is loaded (or preloaded), so it sees what the app's import did
+        to the process; a class method, so that a check without a worker can call it too.
         """
 
     def setup(self) -> None:

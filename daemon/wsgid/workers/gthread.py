@@ -56,17 +56,12 @@ from mypy_extensions import mypyc_attr
 from wsgid import loader
 from wsgid.http.errors import ProtocolError, error_response
 from wsgid.http.parser import Request, RequestParser
+from wsgid.runtime import RuntimeSettings
 from wsgid.workers import unpatched
 from wsgid.workers.loop import LINGER_SECONDS, Connection, ConnectionLoop
 
 Job = tuple[Connection, Request, bool]
 THREAD_LOG_INTERVAL = 5.0  # at most one worker.thread_start_failed line per this many seconds
-THREADS_PATCHED = (
-    "the application monkey-patched threading (gevent's monkey.patch_all() does): the "
-    "gthread worker's threads would be greenlets that never run; serve it with the sync "
-    "worker (-k sync --threads 1, more workers with -w), or patch without threading "
-    "(monkey.patch_all(thread=False)); -k gevent once wsgid has that worker kind"
-)
 
 
 class PoolThread:
@@ -88,10 +83,17 @@ class ThreadWorker(ConnectionLoop):
     multithread: ClassVar[bool] = True
     accept_batch: ClassVar[int] = 16  # the pool absorbs bursts; the loop never blocks on the app
 
-    def check_app(self) -> None:
+    @classmethod
+    def check_app(cls, settings: RuntimeSettings) -> None:
         # The pool's threads would start through the replaced function (unpatched.py).
         if unpatched.threads_replaced():
-            raise loader.AppLoadError(THREADS_PATCHED)
+            raise loader.AppLoadError(
+                f"app {settings.app!r} monkey-patched threading (as gevent's "
+                "monkey.patch_all() does): the gthread worker's threads would be greenlets "
+                "that never run; serve it with the sync worker (-k sync --threads 1, more "
+                "workers with -w), or patch without threading (monkey.patch_all(thread=False)); "
+                "-k gevent once wsgid has that worker kind"
+            )
 
     def setup(self) -> None:
         super().setup()
