@@ -39,6 +39,7 @@ HOT = [
     "daemon/wsgid/workers/loop.py",
     "daemon/wsgid/workers/sync.py",
     "daemon/wsgid/workers/gthread.py",
+    "daemon/wsgid/workers/unpatched.py",
 ]
 MYPY_FLAGS = [
     "--config-file=",

@@ -4,7 +4,7 @@ Owns: the table `CASES`. Each case is raw request bytes, the RFC section it come
 what must happen: the replies in order (for the echo app: the environ keys and the body the
 application saw; for the other routes: status, headers, body), how many times the application
 ran, and whether the connection stays open, is closed, or may be either. Cases are written
-from RFC 9110 (semantics) and RFC 9112 (HTTP/1.1 syntax) and from the rules of issue 3;
+from RFC 9110 (semantics) and RFC 9112 (HTTP/1.1 syntax) and from wsgid's rules (docs/http.md);
 `test_wire_cases.py` runs them.
 
 `tests/unit/test_http_cases_in_process.py` runs them too, in-process through the parser: those
@@ -356,7 +356,7 @@ bad("field-bare-lf-end-of-head", "9112 §2.2", b"GET / HTTP/1.1\r\nHost: a\r\n\n
 bad("field-lf-cr-lf-end", "9112 §2.2", b"GET / HTTP/1.1\r\nHost: a\n\r\n")
 bad("field-cr-cr-lf", "9112 §2.2", b"GET / HTTP/1.1\r\nHost: a\r\r\n\r\n")
 
-# Underscores (issue 3; nginx/Django/gunicorn 22 behaviour): never mapped onto HTTP_* keys.
+# Underscores (as nginx, Django and gunicorn 22 do): never mapped onto HTTP_* keys.
 ok("underscore-dropped", "PEP 3333", get(b"/", b"X_Forwarded_Proto: https"),
    absent=("HTTP_X_FORWARDED_PROTO",))
 ok("underscore-cannot-pose-as-dash", "PEP 3333",
@@ -392,7 +392,7 @@ for label, value in (("space", b"a b"), ("comma-list", b"a.example, b.example"),
                      ("bad-port", b"a.example:8x")):  # fmt: skip
     bad(f"host-invalid-{label}", "9110 §7.2", msg(b"GET / HTTP/1.1", b"Host: " + value))
 
-# Content-Type (issue 3, RFC 9110 §8.3 / §5.3: not a list-based field).
+# Content-Type (RFC 9110 §8.3 / §5.3: not a list-based field, so never two of them).
 bad("content-type-twice", "9110 §8.3", post(b"Content-Type: a/b", b"Content-Type: c/d",
                                              b"Content-Length: 0"))  # fmt: skip
 bad("content-type-twice-same", "9110 §8.3", post(b"content-type: a/b", b"Content-Type: a/b",

@@ -330,7 +330,7 @@ def test_validator_silent_on_chunked(server: ConformanceServer) -> None:
 def test_body_for_a_bodiless_response_dropped_with_one_warning(
     server: ConformanceServer, method: str, query: bytes
 ) -> None:
-    """RFC 9110 §6.4.1 (issue 3): no content on the wire, one warning in the error log."""
+    """RFC 9110 §6.4.1: no content on the wire, one warning in the error log."""
     mark = server.log_mark()
     with server.wire() as w:
         w.send(method.encode() + b" /_r/resp?" + query + b" HTTP/1.1\r\nHost: x\r\n\r\n" + PROBE)
@@ -358,7 +358,7 @@ def test_hop_by_hop_header_from_app_is_500_and_logged(server: ConformanceServer)
 def test_small_chunked_body_with_bad_framing_rejected_before_the_app(
     server: ConformanceServer,
 ) -> None:
-    """Issue 3: bodies up to 64 KiB are read before the app runs, so bad framing is a 400."""
+    """Bodies up to 64 KiB are read before the app runs, so bad framing is a 400."""
     body = chunk_encode(b"s" * 60_000) + b"zz\r\nhello\r\n0\r\n\r\n"
     before = server.calls()
     with server.wire() as w:
@@ -373,7 +373,7 @@ def test_small_chunked_body_with_bad_framing_rejected_before_the_app(
 def test_bad_framing_found_while_streaming_never_gets_a_2xx(
     server: ConformanceServer, route: bytes
 ) -> None:
-    """Issue 3: a framing error in a large streamed body makes wsgi.input raise, is logged,
+    """A framing error in a large streamed body makes wsgi.input raise, is logged,
     and the connection is closed without a 2xx (even if the app swallows the error)."""
     mark = server.log_mark()
     body = chunk_encode(b"L" * 300_000) + b"zz\r\nhello\r\n0\r\n\r\n"
@@ -392,7 +392,7 @@ def test_bad_framing_found_while_streaming_never_gets_a_2xx(
 
 
 def test_slow_clients_do_not_hold_the_app(server: ConformanceServer) -> None:
-    """Issue 3: a half-sent head and a half-sent small body wait outside the application."""
+    """A half-sent head and a half-sent small body wait outside the application."""
     with server.wire() as slow_head, server.wire() as slow_body, server.wire(timeout=2) as fast:
         slow_head.send(b"GET /slow HTTP/1.1\r\nHost: x\r\nX-Part")
         slow_body.send(b"POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")

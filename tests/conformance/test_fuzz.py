@@ -1,6 +1,6 @@
 """Property-based fuzzing of the request parser over the wire (tests/conformance only).
 
-Owns: the robustness property of issue 3. Hypothesis takes valid requests (GET, POST with
+Owns: the server's robustness property. Hypothesis takes valid requests (GET, POST with
 Content-Length, chunked with extensions and a trailer, HEAD, HTTP/1.0 keep-alive, pipelined
 pairs, Expect: 100-continue, OPTIONS *, absolute-form) and mutates them: it inserts CR, LF,
 NUL, SP, HTAB, `_`, digits, hex letters and delimiters, replaces and deletes bytes, duplicates

@@ -1,7 +1,7 @@
-"""Settings that change the HTTP rules of issue 3, each on its own server (tests/conformance only).
+"""Settings that change wsgid's HTTP rules, each on its own server (tests/conformance only).
 
 Owns: `header_timeout` (a request head must arrive in time, else 408 and close, without the
-app), and the settings issue 3 asks for that may not exist yet: `limit_request_body` (413),
+app), and the settings of those rules that may not exist yet: `limit_request_body` (413),
 `header_map = "refuse"` (gunicorn's name and value for refusing header names with `_`
 instead of dropping them) and the size up to which a body is read before the app runs.
 
@@ -89,7 +89,7 @@ def test_header_timeout_does_not_cut_a_prompt_client(kind: str, session_tmp: Pat
 
 
 def test_idle_connection_without_a_request_is_closed(kind: str, session_tmp: Path) -> None:
-    """Issue 3: an idle client never ties up the server: before its first byte the keep-alive
+    """An idle client never ties up the server: before its first byte the keep-alive
     idle time applies."""
     with running(session_tmp, kind, env={"WSGID_KEEPALIVE": "1"}) as srv:
         with srv.wire(timeout=10) as w:
@@ -104,7 +104,7 @@ def test_idle_connection_without_a_request_is_closed(kind: str, session_tmp: Pat
 
 @pending("limit_request_body")
 def test_limit_request_body_at_the_boundary(kind: str, session_tmp: Path) -> None:
-    """Issue 3: an optional body limit (off by default); exactly the limit passes, one byte
+    """An optional body limit (off by default); exactly the limit passes, one byte
     more is 413 before the app runs; chunked bodies count their content."""
     with running(session_tmp, kind, env={"WSGID_LIMIT_REQUEST_BODY": "100"}) as srv:
         post = b"POST / HTTP/1.1\r\nHost: x\r\n"
@@ -126,7 +126,7 @@ def test_limit_request_body_at_the_boundary(kind: str, session_tmp: Path) -> Non
 
 @pending("header_map")
 def test_header_map_refuse_rejects_underscore_names(kind: str, session_tmp: Path) -> None:
-    """Issue 3: names with `_` are dropped by default, with an option to refuse them (400)."""
+    """Names with `_` are dropped by default, with an option to refuse them (400)."""
     with running(session_tmp, kind, env={"WSGID_HEADER_MAP": "refuse"}) as srv:
         reply, state, calls = exchange(
             srv, b"GET / HTTP/1.1\r\nHost: x\r\nX_Forwarded_For: 1\r\n\r\n"
@@ -141,7 +141,7 @@ def test_header_map_refuse_rejects_underscore_names(kind: str, session_tmp: Path
 
 @pending("small_body_size", present=bool(SMALL_BODY_FIELDS))
 def test_small_body_size_is_configurable(kind: str, session_tmp: Path) -> None:
-    """Issue 3: bodies up to a configurable size are read before the app runs (a framing
+    """Bodies up to a configurable size are read before the app runs (a framing
     error in them is a 400 without the app); larger ones stream to the app."""
     name = SMALL_BODY_FIELDS[0] if SMALL_BODY_FIELDS else "small_body_size"
     with running(session_tmp, kind, env={f"WSGID_{name.upper()}": "1024"}) as srv:

@@ -19,7 +19,7 @@ from support.server import WorkDir, WsgidServer
 
 APP = "lifecycle_app:app"
 TIMEOUT = 2.0
-BOUND = TIMEOUT + 3.0  # the bound from the request reaching the app to the dump
+BOUND = TIMEOUT + 3.0  # the longest from the request reaching the app to the dump
 
 
 def test_stuck_request_is_dumped_with_stack_path_and_pid_then_worker_replaced(

@@ -128,17 +128,18 @@ class Worker:
         self.check_master()  # it may have died before the signal was armed
         if not self.alive:
             return ExitCode.OK
-        if self.app is None:
-            try:
+        try:
+            if self.app is None:
                 self.app = loader.load_app(self.settings)
-            except loader.AppLoadError as exc:
-                if not self.alive:
-                    return ExitCode.OK  # stopped while importing (INT exits by SystemExit)
-                self.log.error("worker.app_load_failed", error=str(exc))
-                return ExitCode.APP_LOAD_FAILED
-            except Exception:
-                self.log.exception("worker.boot_failed")
-                return ExitCode.BOOT_FAILED
+            self.check_app(self.settings)
+        except loader.AppLoadError as exc:
+            if not self.alive:
+                return ExitCode.OK  # stopped while importing (INT exits by SystemExit)
+            self.log.error("worker.app_load_failed", error=str(exc))
+            return ExitCode.APP_LOAD_FAILED
+        except Exception:
+            self.log.exception("worker.boot_failed")
+            return ExitCode.BOOT_FAILED
         try:
             self.setup()
         except Exception:
@@ -200,6 +201,14 @@ class Worker:
         SIGALRM's default action ends the process even while the app is stuck in C code.
         """
         signal.alarm(math.ceil(self.settings.graceful_timeout) + 1)
+
+    @classmethod
+    def check_app(cls, settings: RuntimeSettings) -> None:
+        """Raise `loader.AppLoadError` if this kind cannot serve the app just loaded (optional).
+
+        Called after the app is loaded (or preloaded), so it sees what the app's import did
+        to the process; a class method, so that a check without a worker can call it too.
+        """
 
     def setup(self) -> None:
         """Kind-specific preparation after the app is loaded (optional)."""

@@ -53,8 +53,11 @@ from typing import ClassVar
 
 from mypy_extensions import mypyc_attr
 
+from wsgid import loader
 from wsgid.http.errors import ProtocolError, error_response
 from wsgid.http.parser import Request, RequestParser
+from wsgid.runtime import RuntimeSettings
+from wsgid.workers import unpatched
 from wsgid.workers.loop import LINGER_SECONDS, Connection, ConnectionLoop
 
 Job = tuple[Connection, Request, bool]
@@ -80,10 +83,22 @@ class ThreadWorker(ConnectionLoop):
     multithread: ClassVar[bool] = True
     accept_batch: ClassVar[int] = 16  # the pool absorbs bursts; the loop never blocks on the app
 
+    @classmethod
+    def check_app(cls, settings: RuntimeSettings) -> None:
+        # The pool's threads would start through the replaced function (unpatched.py).
+        if unpatched.threads_replaced():
+            raise loader.AppLoadError(
+                f"app {settings.app!r} monkey-patched threading (as gevent's "
+                "monkey.patch_all() does): the gthread worker's threads would be greenlets "
+                "that never run; serve it with the sync worker (-k sync --threads 1, more "
+                "workers with -w), or patch without threading (monkey.patch_all(thread=False)); "
+                "-k gevent once wsgid has that worker kind"
+            )
+
     def setup(self) -> None:
         super().setup()
         self.max_threads = self.settings.threads
-        self.jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self.jobs: queue.SimpleQueue[Job | None] = unpatched.SIMPLE_QUEUE()
         self.done: deque[Connection] = deque()
         self.threads: list[threading.Thread] = []
         self.pool: list[PoolThread] = []
@@ -265,7 +280,7 @@ class ThreadWorker(ConnectionLoop):
             with contextlib.suppress(OSError):
                 os.close(client)
             return "cut"
-        sock = socket.socket(fileno=client)
+        sock = unpatched.SOCKET(fileno=client)
         sock.setblocking(False)
         taken = Connection(sock, RequestParser(self.limits), conn.base, self.io_timeout)
         self.conns[taken.fd] = taken
@@ -312,7 +327,7 @@ class ThreadWorker(ConnectionLoop):
 
 def _dead_socket() -> int:
     """A socket whose peer is closed: sends fail with EPIPE, reads see EOF."""
-    mine, peer = socket.socketpair()
+    mine, peer = unpatched.SOCKETPAIR()
     peer.close()
     mine.setblocking(False)
     return mine.detach()

@@ -51,6 +51,7 @@ from wsgid.http.errors import BodyError, ProtocolError, error_response
 from wsgid.http.exchange import FileWrapper
 from wsgid.http.parser import Request, RequestParser
 from wsgid.listeners import Listener
+from wsgid.workers import unpatched
 from wsgid.workers.base import Worker
 
 EPOLLIN = select.EPOLLIN
@@ -256,7 +257,7 @@ class Connection:
             if left <= 0:
                 return False
             timeout = left
-        poller = select.poll()
+        poller = unpatched.POLL()
         poller.register(self.fd, event)
         return bool(poller.poll(timeout * 1000))
 
@@ -305,7 +306,7 @@ class ConnectionLoop(Worker):
         self.post_request_hook = self.hooks.has("post_request")
         self.access = self.ctx.logs.access
         self.errors_stream = self.ctx.logs.error_stream
-        self.epoll = select.epoll()
+        self.epoll = unpatched.EPOLL()
         self.conns: dict[int, Connection] = {}
         self.listeners: dict[int, Listener] = {lst.fileno(): lst for lst in self.ctx.listeners}
         self.acceptors = {fd: self._acceptor(lst) for fd, lst in self.listeners.items()}
@@ -503,7 +504,7 @@ class ConnectionLoop(Worker):
                 return
             if self.accept_backoff:
                 self._accept_recovered()
-            sock = socket.socket(family, kind, proto, conn_fd)
+            sock = unpatched.SOCKET(family, kind, proto, conn_fd)
             sock.setblocking(False)
             if family != AF_UNIX:  # TCP_NODELAY: inherited from the listener
                 conn_base = base.copy()

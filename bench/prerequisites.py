@@ -1,0 +1,77 @@
+"""Installation of the prerequisites: wrk (apt) and ``bench/.venv`` (the baselines and wsgid)."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+
+from bench.layout import BENCH_DIR, REPO, REQUIREMENTS, VENV, VENV_PY, log
+
+EXIT_PREREQUISITE = 3  # wrk or the bench venv could not be installed (the smoke test skips)
+
+
+class PrerequisiteError(Exception):
+    """wrk or the bench venv could not be installed."""
+
+
+def ensure_wrk() -> str:
+    """Return wrk's path, installing it with apt-get (apt-get update only if needed)."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise PrerequisiteError("wrk is not installed and apt-get cannot be used (not root?)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-q", "wrk"]
+    log("installing wrk with apt-get")
+    if subprocess.run(install, env=env, capture_output=True).returncode != 0:
+        log("apt-get update")
+        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
+        r = subprocess.run(install, env=env, capture_output=True, text=True)
+        if r.returncode != 0:
+            tail = (r.stderr or r.stdout).strip().splitlines()[-1:] or ["?"]
+            raise PrerequisiteError(f"apt-get install wrk failed: {tail[0]}")
+    found = shutil.which("wrk")
+    if not found:
+        raise PrerequisiteError("wrk not found on PATH after apt-get install")
+    return found
+
+
+def ensure_venv() -> None:
+    """Create/refresh bench/.venv with the pinned baselines and wsgid from the repo.
+
+    wsgid is installed as a copy (not editable), with its per-request modules compiled into
+    the venv (setup.py): an editable install would compile them in place, rewriting files
+    that running processes of the checkout (a test session) have mapped. The copy is redone
+    whenever a source of the package changed, so the bench measures the working tree.
+    """
+    digest = hashlib.sha256()
+    sources = sorted((REPO / "daemon" / "wsgid").rglob("*.py"))
+    for f in (REQUIREMENTS, REPO / "pyproject.toml", REPO / "setup.py", *sources):
+        digest.update(f.read_bytes())
+    want = digest.hexdigest()
+    stamp = VENV / ".bench-stamp"
+    with open(BENCH_DIR / ".venv.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # concurrent bench runs install once
+        if VENV_PY.exists() and stamp.exists() and stamp.read_text() == want:
+            return
+        log(f"installing the baselines and wsgid into {VENV.relative_to(REPO)}")
+        if not VENV_PY.exists():
+            made = subprocess.run(
+                [sys.executable, "-m", "venv", str(VENV)], capture_output=True, text=True
+            )
+            if made.returncode != 0:
+                raise PrerequisiteError(f"python -m venv failed: {made.stderr[-300:]}")
+        pip = [str(VENV_PY), "-m", "pip", "-q", "--disable-pip-version-check"]
+        # The same version from a changed tree would count as installed already.
+        subprocess.run([*pip, "uninstall", "-y", "wsgid"], capture_output=True, text=True)
+        r = subprocess.run(
+            [*pip, "install", "-r", str(REQUIREMENTS), str(REPO)], capture_output=True, text=True
+        )
+        if r.returncode != 0:
+            raise PrerequisiteError(f"pip install into bench/.venv failed: {r.stderr[-500:]}")
+        stamp.write_text(want)

@@ -1,0 +1,186 @@
+"""What the benchmark measures: the servers under test and the load patterns (scenarios)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from bench.layout import HOST, POST_LUA, REPO, VENV, VENV_PY
+
+HELLO_BODY = b"Hello, World!"
+BIG_BODY = bytes(range(256)) * 4096  # the same 1 MiB as bench.apps.BIG_BODY
+POST_BODY = b"0123456789abcdef" * 1024  # the same 16 KiB as post16k.lua sends
+
+# Chrome-like navigation headers (wrk adds Host), with the whole Sec-Fetch set.
+BROWSER_HEADERS: tuple[tuple[str, str], ...] = (
+    (
+        "User-Agent",
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/124.0.0.0 Safari/537.36",
+    ),
+    (
+        "Accept",
+        "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,"
+        "image/apng,*/*;q=0.8,application/signed-exchange;v=b3;q=0.7",
+    ),
+    ("Accept-Language", "en-US,en;q=0.9,fr;q=0.8"),
+    ("Accept-Encoding", "gzip, deflate, br, zstd"),
+    (
+        "Cookie",
+        "sessionid=3f9a1c2e7b8d4f6a9e0b1c2d3e4f5a6b; csrftoken=Yk7QpLr2Vx9ZbN4mC8dF1gH6jK3sT0wE; "
+        "_ga=GA1.1.1234567890.1700000000; theme=dark",
+    ),
+    ("Referer", "https://www.example.com/articles/2024/benchmarks?page=2"),
+    ("Cache-Control", "max-age=0"),
+    ("Connection", "keep-alive"),
+    ("Upgrade-Insecure-Requests", "1"),
+    ("Sec-Fetch-Dest", "document"),
+    ("Sec-Fetch-Mode", "navigate"),
+    ("Sec-Fetch-Site", "same-origin"),
+    ("Sec-Fetch-User", "?1"),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Server:
+    """One server and worker kind under test."""
+
+    name: str  # CLI name, e.g. "wsgid-sync"
+    label: str  # table label, e.g. "wsgid sync"
+    family: str  # "wsgid", "gunicorn" or "granian"
+    kind: str  # "sync", "gthread" or "granian"
+
+    def command(self, app: str, port: int, threads: int) -> list[str]:
+        """The command line serving ``bench.apps:<app>`` on 127.0.0.1:<port> (unpinned)."""
+        target = f"bench.apps:{app}"
+        bind = f"{HOST}:{port}"
+        py = str(VENV_PY)
+        threads_args = ["--threads", str(threads)] if self.kind == "gthread" else []
+        if self.family == "wsgid":
+            return [
+                py,
+                "-m",
+                "wsgid",
+                target,
+                "-w",
+                "1",
+                "-k",
+                self.kind,
+                *threads_args,
+                "-b",
+                bind,
+            ]
+        if self.family == "gunicorn":
+            return [
+                py,
+                "-m",
+                "gunicorn",
+                "-w",
+                "1",
+                "-k",
+                self.kind,
+                *threads_args,
+                "-b",
+                bind,
+                target,
+            ]
+        # granian's WSGI blocking-thread pool grows on demand (default max: backlog // 2).
+        return [
+            str(VENV / "bin" / "granian"),
+            "--interface",
+            "wsgi",
+            "--workers",
+            "1",
+            "--http",
+            "1",
+            "--no-ws",
+            "--log-level",
+            "warning",
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            target,
+        ]
+
+
+SERVERS: tuple[Server, ...] = (
+    Server("wsgid-sync", "wsgid sync", "wsgid", "sync"),
+    Server("wsgid-gthread", "wsgid gthread", "wsgid", "gthread"),
+    Server("gunicorn-sync", "gunicorn sync", "gunicorn", "sync"),
+    Server("gunicorn-gthread", "gunicorn gthread", "gunicorn", "gthread"),
+    Server("granian", "granian", "granian", "granian"),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Scenario:
+    """One load pattern: an app, a client shape and the server kinds it applies to."""
+
+    name: str
+    title: str
+    app: str
+    conns: int
+    threads: int = 4  # --threads for gthread kinds
+    headers: tuple[tuple[str, str], ...] = ()
+    lua: Path | None = None
+    method: str = "GET"
+    body: bytes = b""
+    expect: bytes = HELLO_BODY
+    kinds: tuple[str, ...] = ("sync", "gthread", "granian")
+    slowloris: int = 0  # trickling connections held open during the run
+
+    def wrk_command(self, port: int, duration: int) -> list[str]:
+        """The wrk command line (unpinned) for this scenario against 127.0.0.1:<port>."""
+        cmd = ["wrk", "-t1", f"-c{self.conns}", f"-d{duration}s", "--latency"]
+        for k, v in self.headers:
+            cmd += ["-H", f"{k}: {v}"]
+        if self.lua is not None:
+            cmd += ["-s", str(self.lua.relative_to(REPO))]
+        return [*cmd, f"http://{HOST}:{port}/"]
+
+    @property
+    def group(self) -> tuple[str, int]:
+        """Scenarios of one group share running servers (same app, same thread count)."""
+        return (self.app, self.threads)
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("hello", "hello keep-alive, 50 conns", "hello", 50),
+    Scenario(
+        "headers", "hello + 13 browser headers, 50 conns", "hello", 50, headers=BROWSER_HEADERS
+    ),
+    Scenario(
+        "close",
+        "hello, Connection: close, 50 conns",
+        "hello",
+        50,
+        headers=(("Connection", "close"),),
+    ),
+    Scenario(
+        "post",
+        "POST echo 16 KiB, 50 conns",
+        "echo",
+        50,
+        lua=POST_LUA,
+        method="POST",
+        body=POST_BODY,
+        expect=POST_BODY,
+    ),
+    Scenario("big", "1 MiB response, 8 conns", "big", 8, expect=BIG_BODY),
+    Scenario(
+        "sleep",
+        "app sleeps 10 ms, 50 conns, 50 threads",
+        "sleep",
+        50,
+        threads=50,
+        kinds=("gthread", "granian"),
+    ),
+    Scenario("slowloris", "hello keep-alive, 50 conns + 500 trickling", "hello", 50, slowloris=500),
+)
+SMOKE_SCENARIOS = ("hello", "post", "slowloris")
+
+
+def applicable(sc: Scenario, server: Server) -> bool:
+    """Whether ``sc`` is run against ``server`` (by its worker kind)."""
+    return server.kind in sc.kinds
