@@ -23,6 +23,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, WithJsonSchema
 
+from wsgid.access_formats import NAMED_FORMATS
+
 # A setting's environment variable is this prefix and its name in capitals: WSGID_WORKERS.
 ENV_PREFIX = "WSGID_"
 
@@ -237,8 +239,6 @@ SyslogFacility = Literal[
     "authpriv", "ftp", "local0", "local1", "local2", "local3", "local4", "local5", "local6",
     "local7",
 ]  # fmt: skip
-ACCESS_LOG_FORMATS = ("json", "logfmt", "console", "combined")
-GUNICORN_ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
 
 
 # The logging checks use the parsers the logs themselves run (wsgid.logs), imported late so
@@ -259,11 +259,15 @@ def check_syslog_addr(value: str) -> str:
     return value
 
 
+# What the access_log_format setting accepts, in words.
+ACCESS_FORMATS_ACCEPTED = ", ".join(NAMED_FORMATS) + ", or a gunicorn format of %(x)s atoms"
+
+
 def check_access_log_format(value: str) -> str:
-    if value in ACCESS_LOG_FORMATS:
+    if value in NAMED_FORMATS:
         return value
     if "%(" not in value:
-        hint = difflib.get_close_matches(value.lower(), ACCESS_LOG_FORMATS, n=1)
+        hint = difflib.get_close_matches(value.lower(), NAMED_FORMATS, n=1)
         suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
         raise ValueError(f"{value!r} is neither a format name nor a %(x)s format{suggestion}")
     from wsgid.logs.atoms import check

@@ -18,10 +18,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
+from wsgid.access_formats import GUNICORN_FORMAT
 from wsgid.runtime import MAX_WORKERS
 from wsgid.settings.fields import (
+    ACCESS_FORMATS_ACCEPTED,
     BUILTIN_WORKER_CLASSES,
-    GUNICORN_ACCESS_LOG_FORMAT,
     BindAddress,
     EnvAssignment,
     HookSpec,
@@ -378,10 +379,10 @@ class Settings(BaseModel):
             "logging",
             ("--access-logformat",),
             metavar="FORMAT",
-            accepts="json, logfmt, console, combined, or a gunicorn format of %(x)s atoms",
+            accepts=ACCESS_FORMATS_ACCEPTED,
         ),
     ] = Field(
-        default=GUNICORN_ACCESS_LOG_FORMAT,
+        default=GUNICORN_FORMAT,
         description=(
             "The format of the access log: `json`, `logfmt`, `console`, `combined` (Apache/"
             "nginx combined), or a gunicorn format string of %(x)s atoms (see docs/logging.md). "
