@@ -217,7 +217,15 @@ def _read_settings(pipe_fd: int, args: list[str]) -> NoReturn:
 
 def _check(loaded: LoadedSettings) -> int:
     from wsgid.loader import AppLoadError, load_app
+    from wsgid.workers import UnknownWorkerClass, resolve
 
+    try:
+        # What the master does first: a worker class that cannot be imported fails the
+        # check as it would fail serving.
+        resolve(loaded.settings.worker_class)
+    except UnknownWorkerClass as exc:
+        _print_error(str(exc))
+        return ExitCode.CONFIG
     try:
         load_app(loaded.settings)
     except AppLoadError as exc:

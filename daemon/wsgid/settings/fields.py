@@ -23,6 +23,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, WithJsonSchema
 
+from wsgid import workers
 from wsgid.access_formats import NAMED_FORMATS
 
 # A setting's environment variable is this prefix and its name in capitals: WSGID_WORKERS.
@@ -174,16 +175,30 @@ def check_env_assignment(item: str) -> str:
     return item
 
 
-BUILTIN_WORKER_CLASSES = ("sync", "gthread", "gevent", "eventlet", "tornado")
-_DOTTED_RE = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
-
-
 def check_worker_class(value: str) -> str:
-    if value in BUILTIN_WORKER_CLASSES or _DOTTED_RE.fullmatch(value):
+    if workers.known(value):
         return value
-    hint = difflib.get_close_matches(value.lower(), BUILTIN_WORKER_CLASSES, n=1)
+    hint = difflib.get_close_matches(value.lower(), list(workers.KINDS), n=1)
     suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
     raise ValueError(f"unknown worker class {value!r}{suggestion}")
+
+
+# The worker_class setting: a kind of the registry (wsgid.workers.KINDS) or a dotted path.
+WorkerClass = Annotated[
+    str,
+    AfterValidator(check_worker_class),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "anyOf": [{"enum": list(workers.KINDS)}, {"pattern": f"^{workers.DOTTED_PATH}$"}],
+        }
+    ),
+]
+WORKER_CLASS_HELP = (
+    "The kind of worker: "
+    + "; ".join(f"`{name}` {kind.summary}" for name, kind in workers.KINDS.items())
+    + "; or the dotted path of a Worker subclass of your own (package.module.Class)."
+)
 
 
 def lower(value: object) -> object:

@@ -22,7 +22,7 @@ from wsgid.access_formats import GUNICORN_FORMAT
 from wsgid.runtime import MAX_WORKERS
 from wsgid.settings.fields import (
     ACCESS_FORMATS_ACCEPTED,
-    BUILTIN_WORKER_CLASSES,
+    WORKER_CLASS_HELP,
     BindAddress,
     EnvAssignment,
     HookSpec,
@@ -32,10 +32,10 @@ from wsgid.settings.fields import (
     NonEmptyStr,
     Option,
     SyslogFacility,
+    WorkerClass,
     check_access_log_format,
     check_log_target,
     check_syslog_addr,
-    check_worker_class,
     hook_field,
     hook_option,
     json_table,
@@ -43,6 +43,7 @@ from wsgid.settings.fields import (
     parse_umask,
     strip,
 )
+from wsgid.workers import ACCEPTED as WORKER_CLASS_ACCEPTED
 
 
 class Settings(BaseModel):
@@ -163,23 +164,9 @@ class Settings(BaseModel):
         ),
     )
     worker_class: Annotated[
-        str,
-        AfterValidator(check_worker_class),
-        Option(
-            "workers",
-            ("-k", "--worker-class"),
-            metavar="CLASS",
-            accepts=", ".join(BUILTIN_WORKER_CLASSES) + ", or a dotted path to a worker class",
-        ),
-    ] = Field(
-        default="sync",
-        examples=list(BUILTIN_WORKER_CLASSES),
-        description=(
-            "The kind of worker: `sync` runs the application one request at a time per "
-            "worker; `gthread` runs it in a pool of `threads` threads; `gevent`, `eventlet` "
-            "and `tornado` need those packages installed."
-        ),
-    )
+        WorkerClass,
+        Option("workers", ("-k", "--worker-class"), metavar="CLASS", accepts=WORKER_CLASS_ACCEPTED),
+    ] = Field(default="sync", description=WORKER_CLASS_HELP)
     threads: Annotated[int, Option("workers", ("--threads",), metavar="INT")] = Field(
         default=1, ge=1, description="The number of threads per worker (gthread worker)."
     )
