@@ -113,7 +113,7 @@ def test_help_is_grouped_and_lists_every_flag(capsys: pytest.CaptureFixture[str]
     positions = [out.index(f"\n{group.title}:\n") for group in GROUPS]
     assert positions == sorted(positions), "groups appear in the model's order"
     for spec in SPECS.values():
-        for flag in spec.option.flags:
+        for flag in spec.flags:
             assert flag in out
         section = out[out.index(f"\n{spec.group.title}:\n") :]
         assert spec.env_var in section
@@ -194,7 +194,7 @@ def test_reference_documents_every_setting_with_its_flags_and_env_var() -> None:
     for spec in SPECS.values():
         assert f"#### `{spec.name}`" in reference
         assert f"`{spec.env_var}`" in reference
-        for flag in spec.option.flags:
+        for flag in spec.flags:
             assert f"`{flag}" in reference
 
 

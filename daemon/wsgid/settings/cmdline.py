@@ -67,10 +67,14 @@ class _Record(argparse.Action):
         values: str | Sequence[Any] | None,
         option_string: str | None = None,
     ) -> None:
-        raw = values if isinstance(values, str) else ""
+        option = option_string or self.dest
         previous = getattr(namespace, self.dest, None)
         items = previous.raw if (self.appends and isinstance(previous, _Given)) else ()
-        setattr(namespace, self.dest, _Given(option_string or self.dest, (*items, raw)))
+        setattr(namespace, self.dest, _Given(option, (*items, self.raw(values, option))))
+
+    def raw(self, values: str | Sequence[Any] | None, option: str) -> str:
+        """The string one occurrence gives."""
+        return values if isinstance(values, str) else ""
 
 
 class _RecordAppend(_Record):
@@ -79,19 +83,11 @@ class _RecordAppend(_Record):
     appends = True
 
 
-class _RecordBool(argparse.Action):
+class _RecordBool(_Record):
     """`--preload` / `--no-preload`: a boolean that a later source can also turn off."""
 
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: str | Sequence[Any] | None,
-        option_string: str | None = None,
-    ) -> None:
-        option = option_string or self.dest
-        value = "false" if option.startswith("--no-") else "true"
-        setattr(namespace, self.dest, _Given(option, (value,)))
+    def raw(self, values: str | Sequence[Any] | None, option: str) -> str:
+        return "false" if option.startswith("--no-") else "true"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -163,10 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
             section.add_argument(
                 "words", nargs="*", metavar=spec.option.metavar, help=_help_text(spec)
             )
-        if not spec.option.flags:
+        if not spec.flags:
             continue
         if spec.is_bool:
-            flags = list(spec.option.flags)
+            flags = list(spec.flags)
             long = spec.long_flag
             if long:
                 flags.append("--no-" + long[2:])
@@ -180,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
             )
         else:
             section.add_argument(
-                *spec.option.flags,
+                *spec.flags,
                 dest=spec.name,
                 action=_RecordAppend if spec.option.repeatable else _Record,
                 metavar=spec.option.metavar,

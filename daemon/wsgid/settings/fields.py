@@ -78,7 +78,8 @@ class Option:
 
     group:        the `Group` (TOML table and `--help` section) the setting belongs to.
     flags:        argparse option strings, gunicorn's spellings first; the first long one is
-                  the canonical flag shown in docs.
+                  the canonical flag shown in docs. None: the setting's name, dashed
+                  (`max_requests` is `--max-requests`); () for none.
     metavar:      the placeholder shown in `--help`.
     accepts:      what is accepted, for error messages and docs; derived from the type if None.
     default_doc:  how to describe a default that depends on the environment.
@@ -91,7 +92,7 @@ class Option:
     """
 
     group: str
-    flags: tuple[str, ...] = ()
+    flags: tuple[str, ...] | None = None
     metavar: str | None = None
     accepts: str | None = None
     default_doc: str | None = None
@@ -231,6 +232,9 @@ def strip(value: object) -> object:
 
 
 NonEmptyStr = Annotated[str, StringConstraints(min_length=1)]
+Count = Annotated[int, Field(ge=0)]  # sizes and counts where 0 means "none" or "no limit"
+Positive = Annotated[int, Field(ge=1)]
+Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 BindAddress = Annotated[
     str,
     AfterValidator(normalize_bind),
@@ -303,12 +307,8 @@ def json_table(value: object) -> object:
     return value
 
 
-HookSpec = NonEmptyStr | None
-
-
-def hook_option(name: str) -> Option:
-    """A server hook's Option: its flag is its name, dashed (`--on-starting`)."""
-    return Option("hooks", ("--" + name.replace("_", "-"),), metavar="MODULE:FUNCTION")
+# A server hook, set by the flag of its name (`--on-starting`).
+Hook = Annotated[NonEmptyStr | None, Option("hooks", metavar="MODULE:FUNCTION")]
 
 
 def hook_field(arguments: str, where: str) -> Any:

@@ -24,20 +24,22 @@ from wsgid.settings.fields import (
     ACCESS_FORMATS_ACCEPTED,
     WORKER_CLASS_HELP,
     BindAddress,
+    Count,
     EnvAssignment,
-    HookSpec,
+    Hook,
     IdName,
     LogFormat,
     LogLevel,
     NonEmptyStr,
     Option,
+    Positive,
+    Seconds,
     SyslogFacility,
     WorkerClass,
     check_access_log_format,
     check_log_target,
     check_syslog_addr,
     hook_field,
-    hook_option,
     json_table,
     lower,
     parse_umask,
@@ -55,7 +57,7 @@ class Settings(BaseModel):
     app: Annotated[
         NonEmptyStr | None,
         BeforeValidator(strip),
-        Option("application", positional=True, metavar="APP", accepts="MODULE:CALLABLE"),
+        Option("application", (), positional=True, metavar="APP", accepts="MODULE:CALLABLE"),
     ] = Field(
         default=None,
         description=(
@@ -82,17 +84,14 @@ class Settings(BaseModel):
             "start-up time; the application is then not reloaded on HUP."
         ),
     )
-    chdir: Annotated[NonEmptyStr | None, Option("application", ("--chdir",), metavar="DIR")] = (
-        Field(
-            default=None,
-            description="Change to this directory before loading the application.",
-        )
+    chdir: Annotated[NonEmptyStr | None, Option("application", metavar="DIR")] = Field(
+        default=None,
+        description="Change to this directory before loading the application.",
     )
     pythonpath: Annotated[
         tuple[NonEmptyStr, ...],
         Option(
             "application",
-            ("--pythonpath",),
             metavar="PATHS",
             repeatable=True,
             comma_separated=True,
@@ -143,19 +142,17 @@ class Settings(BaseModel):
             "they are comma-separated."
         ),
     )
-    backlog: Annotated[int, Option("server", ("--backlog",), metavar="INT")] = Field(
+    backlog: Annotated[Positive, Option("server", metavar="INT")] = Field(
         default=2048,
-        ge=1,
         description="The maximum number of pending connections the kernel queues per socket.",
     )
 
     # --- worker processes -----------------------------------------------------------------
     workers: Annotated[
-        int,
+        Positive,
         Option("workers", ("-w", "--workers"), metavar="INT", default_doc="$WEB_CONCURRENCY, or 1"),
     ] = Field(
         default=1,
-        ge=1,
         le=MAX_WORKERS,
         description=(
             "The number of worker processes. A common start is 2-4 per CPU core; measure "
@@ -167,48 +164,35 @@ class Settings(BaseModel):
         WorkerClass,
         Option("workers", ("-k", "--worker-class"), metavar="CLASS", accepts=WORKER_CLASS_ACCEPTED),
     ] = Field(default="sync", description=WORKER_CLASS_HELP)
-    threads: Annotated[int, Option("workers", ("--threads",), metavar="INT")] = Field(
-        default=1, ge=1, description="The number of threads per worker (gthread worker)."
+    threads: Annotated[Positive, Option("workers", metavar="INT")] = Field(
+        default=1, description="The number of threads per worker (gthread worker)."
     )
-    worker_connections: Annotated[
-        int, Option("workers", ("--worker-connections",), metavar="INT")
-    ] = Field(
+    worker_connections: Annotated[Positive, Option("workers", metavar="INT")] = Field(
         default=1000,
-        ge=1,
         description="The maximum number of simultaneous clients per worker.",
     )
-    timeout: Annotated[float, Option("workers", ("-t", "--timeout"), metavar="SECONDS")] = Field(
+    timeout: Annotated[Seconds, Option("workers", ("-t", "--timeout"), metavar="SECONDS")] = Field(
         default=30.0,
-        ge=0,
-        allow_inf_nan=False,
         description=(
             "A worker silent for more than this many seconds is killed and restarted; with "
             "the sync worker this bounds each request. 0 disables the check."
         ),
     )
-    graceful_timeout: Annotated[
-        float, Option("workers", ("--graceful-timeout",), metavar="SECONDS")
-    ] = Field(
+    graceful_timeout: Annotated[Seconds, Option("workers", metavar="SECONDS")] = Field(
         default=30.0,
-        ge=0,
-        allow_inf_nan=False,
         description=(
             "On a graceful stop or restart, how long in-flight requests may take to finish "
             "before their workers are killed."
         ),
     )
-    keepalive: Annotated[float, Option("workers", ("--keep-alive",), metavar="SECONDS")] = Field(
+    keepalive: Annotated[Seconds, Option("workers", ("--keep-alive",), metavar="SECONDS")] = Field(
         default=2.0,
-        ge=0,
-        allow_inf_nan=False,
         description=(
             "How long an idle keep-alive connection is held open waiting for the next "
             "request. 0 closes the connection after each response."
         ),
     )
-    header_timeout: Annotated[
-        float, Option("workers", ("--header-timeout",), metavar="SECONDS")
-    ] = Field(
+    header_timeout: Annotated[float, Option("workers", metavar="SECONDS")] = Field(
         default=30.0,
         gt=0,
         description=(
@@ -218,19 +202,15 @@ class Settings(BaseModel):
             "closed. Idle or slow clients never hold the application."
         ),
     )
-    max_requests: Annotated[int, Option("workers", ("--max-requests",), metavar="INT")] = Field(
+    max_requests: Annotated[Count, Option("workers", metavar="INT")] = Field(
         default=0,
-        ge=0,
         description=(
             "Restart a worker after it has served this many requests, a guard against "
             "memory leaks. 0 disables."
         ),
     )
-    max_requests_jitter: Annotated[
-        int, Option("workers", ("--max-requests-jitter",), metavar="INT")
-    ] = Field(
+    max_requests_jitter: Annotated[Count, Option("workers", metavar="INT")] = Field(
         default=0,
-        ge=0,
         description=(
             "Add a random 0..N to max_requests per worker, so that workers do not all "
             "restart at once."
@@ -238,21 +218,15 @@ class Settings(BaseModel):
     )
 
     # --- request limits -------------------------------------------------------------------
-    limit_request_line: Annotated[
-        int, Option("limits", ("--limit-request-line",), metavar="BYTES")
-    ] = Field(
+    limit_request_line: Annotated[Count, Option("limits", metavar="BYTES")] = Field(
         default=4094,
-        ge=0,
         description=(
             "The maximum size of the request line (method, target and version), in bytes. "
             "0 means unlimited."
         ),
     )
-    limit_request_fields: Annotated[
-        int, Option("limits", ("--limit-request-fields",), metavar="INT")
-    ] = Field(
+    limit_request_fields: Annotated[Count, Option("limits", metavar="INT")] = Field(
         default=100,
-        ge=0,
         le=32768,
         description=(
             "The maximum number of header fields in a request. 0 means the ceiling, 32768, "
@@ -260,7 +234,7 @@ class Settings(BaseModel):
         ),
     )
     limit_request_field_size: Annotated[
-        int,
+        Count,
         # gunicorn really spells this flag with an underscore; the dashed form is what
         # everyone types, so both are accepted.
         Option(
@@ -270,35 +244,28 @@ class Settings(BaseModel):
         ),
     ] = Field(
         default=8190,
-        ge=0,
         description="The maximum size of one request header field, in bytes. 0 means unlimited.",
     )
-    limit_request_body: Annotated[
-        int, Option("limits", ("--limit-request-body",), metavar="BYTES")
-    ] = Field(
+    limit_request_body: Annotated[Count, Option("limits", metavar="BYTES")] = Field(
         default=0,
-        ge=0,
         description=(
             "The largest request body accepted, in bytes; a larger one is refused with 413 "
             "before the application runs (or, for a chunked body found too large while the "
             "application reads it, wsgi.input raises). 0 means no limit."
         ),
     )
-    small_body_size: Annotated[int, Option("limits", ("--small-body-size",), metavar="BYTES")] = (
-        Field(
-            default=65536,
-            ge=0,
-            description=(
-                "Request bodies up to this size (chunked ones included) are read completely before "
-                "the application is called, so a slow client never holds it and a framing error is "
-                "refused with 400 before it runs. Larger bodies stream through wsgi.input."
-            ),
-        )
+    small_body_size: Annotated[Count, Option("limits", metavar="BYTES")] = Field(
+        default=65536,
+        description=(
+            "Request bodies up to this size (chunked ones included) are read completely before "
+            "the application is called, so a slow client never holds it and a framing error is "
+            "refused with 400 before it runs. Larger bodies stream through wsgi.input."
+        ),
     )
     header_map: Annotated[
         Literal["drop", "refuse", "dangerous"],
         BeforeValidator(lower),
-        Option("limits", ("--header-map",), metavar="MODE"),
+        Option("limits", metavar="MODE"),
     ] = Field(
         default="drop",
         description=(
@@ -351,7 +318,7 @@ class Settings(BaseModel):
     log_format: Annotated[
         LogFormat,
         BeforeValidator(lower),
-        Option("logging", ("--log-format",), metavar="FORMAT"),
+        Option("logging", metavar="FORMAT"),
     ] = Field(
         default="console",
         description=(
@@ -376,7 +343,7 @@ class Settings(BaseModel):
             "The default is gunicorn's."
         ),
     )
-    capture_output: Annotated[bool, Option("logging", ("--capture-output",))] = Field(
+    capture_output: Annotated[bool, Option("logging")] = Field(
         default=False,
         description=(
             "Send what the application writes to stdout and stderr to the error log, one "
@@ -432,9 +399,7 @@ class Settings(BaseModel):
             "`auto`: rfc3164 on unix sockets, rfc5424 over UDP and TCP."
         ),
     )
-    disable_redirect_access_to_syslog: Annotated[
-        bool, Option("logging", ("--disable-redirect-access-to-syslog",))
-    ] = Field(
+    disable_redirect_access_to_syslog: Annotated[bool, Option("logging")] = Field(
         default=False,
         description="With --log-syslog, keep the access log out of syslog.",
     )
@@ -521,48 +486,34 @@ class Settings(BaseModel):
     )
 
     # --- hooks ----------------------------------------------------------------------------
-    on_starting: Annotated[HookSpec, hook_option("on_starting")] = hook_field(
-        "(server)", "in the master, before the listeners are bound."
-    )
-    on_reload: Annotated[HookSpec, hook_option("on_reload")] = hook_field(
-        "(server)", "in the master, on HUP before the new workers start."
-    )
-    when_ready: Annotated[HookSpec, hook_option("when_ready")] = hook_field(
+    on_starting: Hook = hook_field("(server)", "in the master, before the listeners are bound.")
+    on_reload: Hook = hook_field("(server)", "in the master, on HUP before the new workers start.")
+    when_ready: Hook = hook_field(
         "(server)", "in the master, once the first generation of workers has booted."
     )
-    pre_fork: Annotated[HookSpec, hook_option("pre_fork")] = hook_field(
-        "(server, worker)", "in the master, before each worker is forked."
-    )
-    post_fork: Annotated[HookSpec, hook_option("post_fork")] = hook_field(
-        "(server, worker)", "in the worker, just after the fork."
-    )
-    post_worker_init: Annotated[HookSpec, hook_option("post_worker_init")] = hook_field(
+    pre_fork: Hook = hook_field("(server, worker)", "in the master, before each worker is forked.")
+    post_fork: Hook = hook_field("(server, worker)", "in the worker, just after the fork.")
+    post_worker_init: Hook = hook_field(
         "(worker)", "in the worker, after the application is loaded."
     )
-    worker_int: Annotated[HookSpec, hook_option("worker_int")] = hook_field(
-        "(worker)", "in the worker, when it gets INT or QUIT."
-    )
-    worker_abort: Annotated[HookSpec, hook_option("worker_abort")] = hook_field(
+    worker_int: Hook = hook_field("(worker)", "in the worker, when it gets INT or QUIT.")
+    worker_abort: Hook = hook_field(
         "(worker)", "in the worker, when the master aborts it after a timeout."
     )
-    pre_exec: Annotated[HookSpec, hook_option("pre_exec")] = hook_field(
+    pre_exec: Hook = hook_field(
         "(server)", "in the master, before the new master is exec'd (USR2)."
     )
-    pre_request: Annotated[HookSpec, hook_option("pre_request")] = hook_field(
+    pre_request: Hook = hook_field(
         "(worker, req)", "in the worker, before the application is called."
     )
-    post_request: Annotated[HookSpec, hook_option("post_request")] = hook_field(
+    post_request: Hook = hook_field(
         "(worker, req, environ, resp)", "in the worker, after the response was sent."
     )
-    child_exit: Annotated[HookSpec, hook_option("child_exit")] = hook_field(
-        "(server, worker)", "in the master, after a worker was reaped."
-    )
-    worker_exit: Annotated[HookSpec, hook_option("worker_exit")] = hook_field(
+    child_exit: Hook = hook_field("(server, worker)", "in the master, after a worker was reaped.")
+    worker_exit: Hook = hook_field(
         "(server, worker)", "in the master, after a worker was reaped (after child_exit)."
     )
-    nworkers_changed: Annotated[HookSpec, hook_option("nworkers_changed")] = hook_field(
+    nworkers_changed: Hook = hook_field(
         "(server, new_value, old_value)", "in the master, when the worker count changes."
     )
-    on_exit: Annotated[HookSpec, hook_option("on_exit")] = hook_field(
-        "(server)", "in the master, just before it exits."
-    )
+    on_exit: Hook = hook_field("(server)", "in the master, just before it exits.")

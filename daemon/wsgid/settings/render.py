@@ -113,10 +113,10 @@ def schema_text() -> str:
 
 
 def _flags_text(spec: SettingSpec) -> str:
-    if spec.option.positional and not spec.option.flags:
+    if spec.option.positional and not spec.flags:
         return f"`{spec.option.metavar}` (positional)"
     metavar = "" if spec.is_bool else f" {spec.option.metavar}"
-    flags = [f"`{flag}{metavar}`" for flag in spec.option.flags]
+    flags = [f"`{flag}{metavar}`" for flag in spec.flags]
     if spec.is_bool and spec.long_flag:
         flags.append(f"`--no-{spec.long_flag[2:]}`")
     return ", ".join(flags)

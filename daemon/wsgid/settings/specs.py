@@ -60,8 +60,14 @@ class SettingSpec:
         return _is_optional(self.field.annotation)
 
     @property
+    def flags(self) -> tuple[str, ...]:
+        if self.option.flags is None:
+            return ("--" + self.name.replace("_", "-"),)
+        return self.option.flags
+
+    @property
     def long_flag(self) -> str | None:
-        return next((f for f in self.option.flags if f.startswith("--")), None)
+        return next((f for f in self.flags if f.startswith("--")), None)
 
     @property
     def default(self) -> Any:
@@ -189,7 +195,7 @@ def _aliases() -> dict[str, str]:
     """
     aliases: dict[str, str] = {}
     for name, spec in SPECS.items():
-        for flag in spec.option.flags:
+        for flag in spec.flags:
             if flag.startswith("--"):
                 aliases.setdefault(flag[2:].replace("-", "_"), name)
                 aliases.setdefault(flag[2:].replace("-", ""), name)
