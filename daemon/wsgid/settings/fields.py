@@ -19,7 +19,7 @@ import ipaddress
 import json
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, WithJsonSchema
 
@@ -203,7 +203,7 @@ WORKER_CLASS_HELP = (
 
 
 def lower(value: object) -> object:
-    # gunicorn lower-cases the level, so `--log-level INFO` keeps working.
+    # gunicorn lower-cases its choices, so `--log-level INFO` keeps working.
     return value.lower() if isinstance(value, str) else value
 
 
@@ -251,13 +251,25 @@ EnvAssignment = Annotated[
     WithJsonSchema({"type": "string", "pattern": "^[^=]+="}),
 ]
 IdName = Annotated[NonEmptyStr, BeforeValidator(int_to_str)]
-LogLevel = Literal["debug", "info", "warning", "error", "critical"]
-LogFormat = Literal["console", "json", "logfmt"]
-SyslogFacility = Literal[
-    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
-    "authpriv", "ftp", "local0", "local1", "local2", "local3", "local4", "local5", "local6",
-    "local7",
+# Choices, accepted in any case as gunicorn accepts them.
+HeaderMap = Annotated[Literal["drop", "refuse", "dangerous"], BeforeValidator(lower)]
+LogLevel = Annotated[
+    Literal["debug", "info", "warning", "error", "critical"], BeforeValidator(lower)
+]
+LogFormat = Annotated[Literal["console", "json", "logfmt"], BeforeValidator(lower)]
+SyslogFacility = Annotated[
+    Literal[
+        "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
+        "authpriv", "ftp", "local0", "local1", "local2", "local3", "local4", "local5", "local6",
+        "local7",
+    ],
+    BeforeValidator(lower),
 ]  # fmt: skip
+SyslogFraming = Annotated[Literal["auto", "rfc5424", "rfc3164"], BeforeValidator(lower)]
+
+
+# What errorlog and accesslog accept, in words.
+LOG_TARGETS_ACCEPTED = "-, a file path, syslog, unix://PATH, udp://HOST:PORT or tcp://HOST:PORT"
 
 
 # The logging checks use the parsers the logs themselves run (wsgid.logs), imported late so
@@ -309,8 +321,3 @@ def json_table(value: object) -> object:
 
 # A server hook, set by the flag of its name (`--on-starting`).
 Hook = Annotated[NonEmptyStr | None, Option("hooks", metavar="MODULE:FUNCTION")]
-
-
-def hook_field(arguments: str, where: str) -> Any:
-    """A hook setting: unset by default, described by its arguments and where it runs."""
-    return Field(default=None, description=f"Called with the arguments {arguments}, {where}")

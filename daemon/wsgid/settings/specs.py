@@ -75,7 +75,8 @@ class SettingSpec:
 
     @property
     def description(self) -> str:
-        return self.field.description or ""
+        """The field's docstring as one line (it is wrapped in the source)."""
+        return " ".join((self.field.description or "").split())
 
     @property
     def summary(self) -> str:
@@ -147,6 +148,10 @@ def _collect_specs() -> dict[str, SettingSpec]:
             raise TypeError(f"Settings.{name} needs exactly one Option(...) in its metadata")
         if options[0].group not in GROUPS_BY_NAME:
             raise TypeError(f"Settings.{name}: unknown group {options[0].group!r}")
+        if not info.description:
+            # pydantic reads the docstrings from model.py's source: without it, every --help
+            # line, docs entry and schema description would silently be empty.
+            raise TypeError(f"Settings.{name} has no description (a docstring under it)")
         specs[name] = SettingSpec(name, info, options[0])
     return specs
 
