@@ -201,6 +201,8 @@ def _flag_suggestion(parser: argparse.ArgumentParser, typed: str) -> str | None:
 
 @dataclass(frozen=True)
 class CommandLine:
+    """What argv asks for: the command, its own options, and the settings given as flags."""
+
     command: Command
     json_output: bool
     show_secrets: bool
@@ -208,6 +210,7 @@ class CommandLine:
 
 
 def parse_command_line(argv: Sequence[str]) -> CommandLine:
+    """Read `argv` (without the program name); a bad one is a ConfigError naming the flag."""
     parser = build_parser()
     namespace, extras = parser.parse_known_intermixed_args(list(argv))
     for extra in extras:

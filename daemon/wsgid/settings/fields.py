@@ -1,4 +1,4 @@
-"""What each setting carries besides its type, and the checks several settings share.
+"""What a setting carries besides its type, and the types and checks the fields are built from.
 
 What this module owns:
 
@@ -6,8 +6,9 @@ What this module owns:
   table (`TABLES`);
 - `Option`: how one setting appears outside Python (its table, flags, metavar, how its
   values are written), put in the `Annotated` metadata of its field in `model.py`;
-- the value checks and annotated types that several fields use (bind addresses, KEY=VALUE
-  pairs, user and group names, umask, log targets and formats, worker classes, hooks).
+- the annotated types and value checks of the fields: bind addresses, KEY=VALUE pairs, user
+  and group names, umask, counts and durations, case-insensitive choices, log targets and
+  formats, worker classes (from the registry in `wsgid.workers`), hooks.
 
 It knows no setting by name: the model does.
 """
@@ -198,7 +199,7 @@ WorkerClass = Annotated[
 WORKER_CLASS_HELP = (
     "The kind of worker: "
     + "; ".join(f"`{name}` {kind.summary}" for name, kind in workers.KINDS.items())
-    + "; or the dotted path of a Worker subclass of your own (package.module.Class)."
+    + f"; or {workers.DOTTED_PATH_TEXT}."
 )
 
 

@@ -50,6 +50,8 @@ class Entry:
 
 @dataclass
 class Layer:
+    """What one source gives: its entries by setting name."""
+
     kind: Literal["default", "file", "env", "flag"]
     entries: dict[str, Entry]
 

@@ -61,6 +61,7 @@ class SettingSpec:
 
     @property
     def flags(self) -> tuple[str, ...]:
+        """The option strings that set it: its Option's, or else its name dashed."""
         if self.option.flags is None:
             return ("--" + self.name.replace("_", "-"),)
         return self.option.flags
@@ -157,6 +158,7 @@ def _collect_specs() -> dict[str, SettingSpec]:
 
 
 SPECS: Mapping[str, SettingSpec] = _collect_specs()
+# The settings a configuration file may hold (all but `config`, which names the file).
 FILE_SPECS = {n: s for n, s in SPECS.items() if s.option.in_file}
 
 

@@ -45,9 +45,10 @@ KINDS: Mapping[str, Kind] = {
 
 # Any other worker_class is the import path of a Worker subclass: package.module.Class.
 DOTTED_PATH = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+"
+DOTTED_PATH_TEXT = "the dotted path of a Worker subclass (package.module.Class)"
 _DOTTED_PATH = re.compile(DOTTED_PATH)
 # What worker_class accepts, in words: the one text of every message and doc that says it.
-ACCEPTED = ", ".join(KINDS) + ", or the dotted path of a Worker subclass (package.module.Class)"
+ACCEPTED = ", ".join(KINDS) + ", or " + DOTTED_PATH_TEXT
 
 
 def known(name: str) -> bool:
