@@ -222,7 +222,7 @@ def _check(loaded: LoadedSettings) -> int:
     try:
         # What the master does first: a worker class that cannot be imported fails the
         # check as it would fail serving.
-        resolve(loaded.settings.worker_class)
+        resolve(loaded.settings.worker_kind)
     except UnknownWorkerClass as exc:
         _print_error(str(exc))
         return ExitCode.CONFIG
