@@ -6,10 +6,9 @@ What this module owns:
   settings, then serves (`wsgid.master.run`), checks (`wsgid check`), shows the effective
   configuration (`wsgid config show`) or prints the JSON Schema of the file
   (`wsgid config schema`).
-- How settings are presented to people: the `config show` table and JSON (secrets masked
-  unless `--show-secrets`), and the reference
-  section of docs/configuration.md, rendered from the model in `wsgid.settings` so that it
-  cannot drift from it.
+- `load`, which reads the settings in a short-lived child process (below).
+
+How the settings are shown (`config show`, `config schema`) is `wsgid.settings.render`'s.
 
 Rules it keeps:
 
@@ -20,33 +19,24 @@ Rules it keeps:
   cannot be imported.
 - The settings are read in a short-lived child process (`load`), so the process that goes on
   to serve never imports pydantic: see `wsgid.runtime`. This module imports `wsgid.settings`
-  only in that child and in the functions that need the model itself.
+  only in that child and for the commands that print the settings.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import pickle
-import re
 import select
 import signal
 import sys
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 from wsgid.exitcodes import ExitCode
 from wsgid.runtime import Command, ConfigError, LoadedSettings, RuntimeSettings
-
-if TYPE_CHECKING:
-    from wsgid.settings import SettingSpec
-
-
-REFERENCE_BEGIN = "<!-- BEGIN REFERENCE: generated from wsgid.settings by scripts/gen-schema -->"
-REFERENCE_END = "<!-- END REFERENCE -->"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -60,9 +50,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else ExitCode.OK
 
     if loaded.command == "config-schema":
+        from wsgid.settings import schema_text
+
         sys.stdout.write(schema_text())
         return ExitCode.OK
     if loaded.command == "config-show":
+        from wsgid.settings import show_json, show_table
+
         sys.stdout.write(show_json(loaded) if loaded.json_output else show_table(loaded))
         return ExitCode.OK
     if loaded.command == "check":
@@ -223,7 +217,15 @@ def _read_settings(pipe_fd: int, args: list[str]) -> NoReturn:
 
 def _check(loaded: LoadedSettings) -> int:
     from wsgid.loader import AppLoadError, load_app
+    from wsgid.workers import UnknownWorkerClass, resolve
 
+    try:
+        # What the master does first: a worker class that cannot be imported fails the
+        # check as it would fail serving.
+        resolve(loaded.settings.worker_kind)
+    except UnknownWorkerClass as exc:
+        _print_error(str(exc))
+        return ExitCode.CONFIG
     try:
         load_app(loaded.settings)
     except AppLoadError as exc:
@@ -231,179 +233,3 @@ def _check(loaded: LoadedSettings) -> int:
         return ExitCode.APP_LOAD_FAILED
     print(f"wsgid: configuration OK; application {loaded.settings.app} loaded.")
     return ExitCode.OK
-
-
-# --------------------------------------------------------------------------------------------
-# config show / config schema
-# --------------------------------------------------------------------------------------------
-
-
-# What `config show` prints in place of a secret (unless --show-secrets).
-MASK = "<hidden>"
-# Settings whose values are all secrets' carriers: raw_env's NAME=VALUE pairs are the
-# application's environment, where its passwords and keys usually live.
-SECRET_SETTINGS = frozenset({"raw_env"})
-# Keys of a table setting (logconfig_dict) whose values are secrets; matched as parts of
-# the lower-cased key with `-` as `_` (`db_password`, `SENTRY_DSN`, `X-Api-Key`).
-SECRET_KEY_PARTS = (
-    "password", "passwd", "passphrase", "secret", "token", "api_key", "apikey",
-    "private_key", "access_key", "credential", "dsn", "authorization",
-)  # fmt: skip
-# The password of a URL's userinfo: scheme://user:PASSWORD@host.
-_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^/?#@\s:]*):[^/?#@\s]*@")
-
-
-def _secret_key(key: object) -> bool:
-    text = str(key).lower().replace("-", "_")
-    return any(part in text for part in SECRET_KEY_PARTS)
-
-
-def _masked_value(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: MASK if _secret_key(k) else _masked_value(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_masked_value(v) for v in value)
-    if isinstance(value, str):
-        return _URL_PASSWORD.sub(rf"\1:{MASK}@", value)
-    return value
-
-
-def masked(name: str, value: Any) -> Any:
-    """`value` of setting `name` as `config show` prints it by default: secrets replaced.
-
-    Masked: every raw_env value (the name stays), the value of every key that looks like a
-    secret's (SECRET_KEY_PARTS) anywhere in a table setting, and the password of any URL.
-    """
-    if name in SECRET_SETTINGS and isinstance(value, (list, tuple)):
-        return tuple(f"{item.partition('=')[0]}={MASK}" for item in value)
-    return _masked_value(value)
-
-
-def _shown(loaded: LoadedSettings, name: str) -> Any:
-    value = getattr(loaded.settings, name)
-    return value if loaded.show_secrets else masked(name, value)
-
-
-def show_table(loaded: LoadedSettings) -> str:
-    """Every effective setting, its value as TOML would spell it, and where it came from."""
-    from wsgid.settings import SPECS, format_value
-
-    rows = [("setting", "value", "source")]
-    for name, spec in SPECS.items():
-        value = _shown(loaded, name)
-        rows.append((name, format_value(value, octal=spec.option.octal), loaded.sources[name]))
-    name_width = max(len(r[0]) for r in rows)
-    value_width = max(len(r[1]) for r in rows)
-    lines = [f"{n:<{name_width}}  {v:<{value_width}}  {s}".rstrip() for n, v, s in rows]
-    return "\n".join(lines) + "\n"
-
-
-def _jsonable(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
-
-
-def show_json(loaded: LoadedSettings) -> str:
-    """`config show --json`: {name: {"value": ..., "source": ...}} in the model's order."""
-    from wsgid.settings import SPECS
-
-    document = {
-        name: {"value": _jsonable(_shown(loaded, name)), "source": loaded.sources[name]}
-        for name in SPECS
-    }
-    return json.dumps(document, indent=2) + "\n"
-
-
-def schema_text() -> str:
-    """What `wsgid config schema` prints, and what config/wsgid.schema.json must contain."""
-    from wsgid.settings import file_json_schema
-
-    return json.dumps(file_json_schema(), indent=2, ensure_ascii=False) + "\n"
-
-
-# --------------------------------------------------------------------------------------------
-# Reference documentation
-# --------------------------------------------------------------------------------------------
-
-
-def _flags_text(spec: SettingSpec) -> str:
-    if spec.option.positional and not spec.option.flags:
-        return f"`{spec.option.metavar}` (positional)"
-    metavar = "" if spec.is_bool else f" {spec.option.metavar}"
-    flags = [f"`{flag}{metavar}`" for flag in spec.option.flags]
-    if spec.is_bool and spec.long_flag:
-        flags.append(f"`--no-{spec.long_flag[2:]}`")
-    return ", ".join(flags)
-
-
-def _file_text(spec: SettingSpec) -> str:
-    if not spec.option.in_file:
-        return "not allowed in the file"
-    if spec.table:
-        return f"`{spec.name}` in `[{spec.table}]`, or at the top level"
-    return f"`{spec.name}` at the top level"
-
-
-def render_reference() -> str:
-    """The generated reference section of docs/configuration.md (between the markers)."""
-    from wsgid.settings import GROUPS, SPECS
-
-    out: list[str] = [
-        REFERENCE_BEGIN,
-        "",
-        "## Reference",
-        "",
-        "Generated from the settings model; edit `daemon/wsgid/settings.py`, then run",
-        "`scripts/gen-schema`. A test fails when this section is out of date.",
-        "",
-        "| setting | flags | environment | default |",
-        "| --- | --- | --- | --- |",
-    ]
-    for spec in SPECS.values():
-        out.append(
-            f"| [`{spec.name}`](#{spec.name}) | {_flags_text(spec)} | `{spec.env_var}` "
-            f"| {_default_md(spec)} |"
-        )
-    for group in GROUPS:
-        members = [s for s in SPECS.values() if s.option.group == group.name]
-        if not members:
-            continue
-        heading = f"`[{group.name}]` {group.title}" if group.table else group.title
-        out += ["", f"### {heading}", "", group.description]
-        for spec in members:
-            out += [
-                "",
-                f"#### `{spec.name}`",
-                "",
-                spec.description,
-                "",
-                "| | |",
-                "| --- | --- |",
-                f"| accepts | {spec.accepts} |",
-                f"| default | {_default_md(spec)} |",
-                f"| flags | {_flags_text(spec)} |",
-                f"| environment | `{spec.env_var}` |",
-                f"| file | {_file_text(spec)} |",
-            ]
-    out += ["", REFERENCE_END]
-    return "\n".join(out) + "\n"
-
-
-def _default_md(spec: SettingSpec) -> str:
-    # A default described in words ("$WEB_CONCURRENCY, or 1") reads better as prose.
-    if spec.option.default_doc:
-        return spec.option.default_doc
-    if spec.default is None:
-        return "unset"
-    if spec.default == ():
-        return "empty"
-    return f"`{spec.default_text}`"
-
-
-def splice_reference(document: str) -> str:
-    """`document` with its reference section replaced by a freshly rendered one."""
-    start = document.find(REFERENCE_BEGIN)
-    end = document.find(REFERENCE_END)
-    if start < 0 or end < start:
-        raise ValueError("the document has no reference markers")
-    rest = document[end + len(REFERENCE_END) :]
-    return document[:start] + render_reference().rstrip("\n") + rest

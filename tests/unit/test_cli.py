@@ -14,7 +14,18 @@ from typing import Any
 import pytest
 
 from wsgid import __version__, build, cli, loader, master
-from wsgid.settings import GROUPS, SPECS, TABLES, LoadedSettings, load_settings
+from wsgid.settings import (
+    GROUPS,
+    REFERENCE_BEGIN,
+    REFERENCE_END,
+    SPECS,
+    TABLES,
+    LoadedSettings,
+    load_settings,
+    render_reference,
+    schema_text,
+    splice_reference,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -102,7 +113,7 @@ def test_help_is_grouped_and_lists_every_flag(capsys: pytest.CaptureFixture[str]
     positions = [out.index(f"\n{group.title}:\n") for group in GROUPS]
     assert positions == sorted(positions), "groups appear in the model's order"
     for spec in SPECS.values():
-        for flag in spec.option.flags:
+        for flag in spec.flags:
             assert flag in out
         section = out[out.index(f"\n{spec.group.title}:\n") :]
         assert spec.env_var in section
@@ -146,7 +157,7 @@ def test_config_schema_prints_the_committed_schema(capsys: pytest.CaptureFixture
 
 
 def test_schema_describes_every_file_setting_at_top_level_and_in_its_table() -> None:
-    schema = json.loads(cli.schema_text())
+    schema = json.loads(schema_text())
     file_settings = {n for n, s in SPECS.items() if s.option.in_file}
     assert set(schema["$defs"]) == file_settings
     assert schema["additionalProperties"] is False
@@ -163,7 +174,7 @@ def test_schema_describes_every_file_setting_at_top_level_and_in_its_table() -> 
 
 def test_schema_accepts_the_example_and_rejects_a_misplaced_key() -> None:
     jsonschema = pytest.importorskip("jsonschema", reason="jsonschema is not installed")
-    validator = jsonschema.Draft202012Validator(json.loads(cli.schema_text()))
+    validator = jsonschema.Draft202012Validator(json.loads(schema_text()))
     with EXAMPLE_FILE.open("rb") as fp:
         assert list(validator.iter_errors(tomllib.load(fp))) == []
     assert list(validator.iter_errors({"server": {"timeout": 3}}))
@@ -175,23 +186,23 @@ def test_schema_accepts_the_example_and_rejects_a_misplaced_key() -> None:
 
 def test_configuration_reference_is_current() -> None:
     text = DOCS_FILE.read_text(encoding="utf-8")
-    assert cli.splice_reference(text) == text, f"docs/configuration.md is stale: {REGENERATE}"
+    assert splice_reference(text) == text, f"docs/configuration.md is stale: {REGENERATE}"
 
 
 def test_reference_documents_every_setting_with_its_flags_and_env_var() -> None:
-    reference = cli.render_reference()
+    reference = render_reference()
     for spec in SPECS.values():
         assert f"#### `{spec.name}`" in reference
         assert f"`{spec.env_var}`" in reference
-        for flag in spec.option.flags:
+        for flag in spec.flags:
             assert f"`{flag}" in reference
 
 
 def test_splicing_the_reference_is_idempotent() -> None:
-    doc = f"intro\n\n{cli.REFERENCE_BEGIN}\nold\n{cli.REFERENCE_END}\n\nafter\n"
-    once = cli.splice_reference(doc)
-    assert cli.splice_reference(once) == once
-    assert once.startswith("intro\n\n") and once.endswith(f"{cli.REFERENCE_END}\n\nafter\n")
+    doc = f"intro\n\n{REFERENCE_BEGIN}\nold\n{REFERENCE_END}\n\nafter\n"
+    once = splice_reference(doc)
+    assert splice_reference(once) == once
+    assert once.startswith("intro\n\n") and once.endswith(f"{REFERENCE_END}\n\nafter\n")
 
 
 def test_example_config_is_valid_and_serves_the_demo_app() -> None:

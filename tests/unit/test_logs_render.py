@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from wsgid.access_formats import GUNICORN_FORMAT
 from wsgid.logs import access, escape, render
-from wsgid.logs.atoms import GUNICORN_DEFAULT, AtomFormat, check
+from wsgid.logs.atoms import AtomFormat, check
 from wsgid.logs.clock import clf_local, iso_utc, rfc3164_local, rfc5424
 
 NASTY = [
@@ -223,7 +224,7 @@ COMBINED = re.compile(r'(\S+) - (\S+) \[([^\]]+)\] "([^"]*)" (\d{3}) (\d+|-) "([
 
 
 @pytest.mark.parametrize("text", NASTY)
-@pytest.mark.parametrize("fmt", ["combined", GUNICORN_DEFAULT])
+@pytest.mark.parametrize("fmt", ["combined", GUNICORN_FORMAT])
 def test_access_combined_fields_cannot_be_broken(text: str, fmt: str) -> None:
     req = Req(path=b"/" + text.encode("latin-1"), query=text.encode("latin-1"))
     line = log_one(fmt, req, HTTP_USER_AGENT=text, HTTP_REFERER=text, RAW_URI="/" + text)
@@ -250,7 +251,7 @@ def test_access_gunicorn_atoms(fixed_time: None) -> None:
 
 
 def test_access_atom_format_check() -> None:
-    check(GUNICORN_DEFAULT)
+    check(GUNICORN_FORMAT)
     check("%(D)d %(h)s")
     with pytest.raises(ValueError):
         check("%(h)s %")

@@ -55,7 +55,7 @@ def test_every_field_has_option_metadata_in_a_known_group() -> None:
     assert set(SPECS) == set(Settings.model_fields)
     for spec in SPECS.values():
         assert spec.description, f"{spec.name} has no help text"
-        assert spec.option.flags or spec.option.positional, f"{spec.name} has no flag"
+        assert spec.flags or spec.option.positional, f"{spec.name} has no flag"
 
 
 def test_contract_fields_have_their_documented_defaults() -> None:

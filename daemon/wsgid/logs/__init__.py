@@ -24,7 +24,7 @@ How a log is put together (one code path for every combination):
 | `syslog`       | RFC 5424 / RFC 3164 framing, unix/UDP/TCP transports          |
 | `render`       | json, logfmt, console renderers and shared processors         |
 | `pipelines`    | the error log's processor list and structlog logger          |
-| `access`       | the access event and the access formats                       |
+| `access`       | the access event and the pipeline of each access format       |
 | `atoms`        | gunicorn's `%(h)s ...` access format                          |
 | `escape`       | escaping of client-controlled text for each format            |
 | `request_id`   | request ids and their binding into error events               |

@@ -40,13 +40,13 @@ import weakref
 from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 
+from wsgid.access_formats import NAMED_FORMATS
 from wsgid.logs import escape, render
 from wsgid.logs.atoms import AtomFormat, request_target
 from wsgid.logs.clock import clf_local, iso_utc
 from wsgid.logs.sinks import INFO, Sink
 
 EventDict = MutableMapping[str, Any]
-NAMED_FORMATS = ("json", "logfmt", "console", "combined")
 # Fields whose text a client chose: decoded for the structured formats.
 CLIENT_FIELDS = ("remote_addr", "remote_user", "path", "query", "user_agent", "referer")
 

@@ -35,8 +35,6 @@ from typing import Any
 from wsgid.logs import escape
 from wsgid.logs.clock import clf_local
 
-GUNICORN_DEFAULT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
-
 _NAME = re.compile(r"%\(([^)]*)\)")
 _BRACED = re.compile(r"\{[^{}]+\}[ioe]")  # {header}i, {header}o, {variable}e
 

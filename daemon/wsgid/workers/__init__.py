@@ -2,22 +2,58 @@
 
 `base.py` holds what every kind shares (signals, heartbeat, app loading,
 graceful stop), `loop.py` the epoll connection loop that sync and gthread
-share, and one module per kind. `resolve()` maps a `worker_class` setting to
-its class.
+share, and one module per kind.
+
+This module owns the registry of kinds, `KINDS`: the one list of the
+`worker_class` values wsgid has. The setting's validation (and so `wsgid
+check`), its `--help` text, docs/configuration.md and the JSON Schema of the
+file read it, and `resolve()` maps a `worker_class` setting to its class. It
+names each kind's class by its import path and imports neither worker code
+nor pydantic, so the settings model reads it without loading either.
 """
 
 from __future__ import annotations
 
 import importlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from wsgid.workers.base import Worker
 
-KINDS = {
-    "sync": "wsgid.workers.sync:SyncWorker",
-    "gthread": "wsgid.workers.gthread:ThreadWorker",
+
+@dataclass(frozen=True)
+class Kind:
+    """A built-in worker kind: where its class is, and what it does (for `--help` and docs)."""
+
+    path: str  # MODULE:CLASS
+    summary: str
+
+
+KINDS: Mapping[str, Kind] = {
+    "sync": Kind(
+        "wsgid.workers.sync:SyncWorker",
+        "runs the application one request at a time per worker",
+    ),
+    "gthread": Kind(
+        "wsgid.workers.gthread:ThreadWorker",
+        "runs it in a pool of `threads` threads",
+    ),
 }
+
+# Any other worker_class is the import path of a Worker subclass: package.module.Class.
+DOTTED_PATH = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+"
+DOTTED_PATH_TEXT = "the dotted path of a Worker subclass (package.module.Class)"
+_DOTTED_PATH = re.compile(DOTTED_PATH)
+# What worker_class accepts, in words: the one text of every message and doc that says it.
+ACCEPTED = ", ".join(KINDS) + ", or " + DOTTED_PATH_TEXT
+
+
+def known(name: str) -> bool:
+    """Whether `name` is a worker_class wsgid accepts: a kind, or a dotted path."""
+    return name in KINDS or _DOTTED_PATH.fullmatch(name) is not None
 
 
 class UnknownWorkerClass(Exception):
@@ -26,18 +62,13 @@ class UnknownWorkerClass(Exception):
 
 def resolve(name: str) -> type[Worker]:
     """The worker class for `name`: a kind (`sync`) or a `package.module.Class` path."""
-    target = KINDS.get(name)
-    if target is None:
-        if "." not in name and ":" not in name:
-            raise UnknownWorkerClass(
-                f"worker_class {name!r} is not a worker kind wsgid has; available: "
-                + ", ".join(sorted(KINDS))
-                + ", or a dotted path to a Worker subclass"
-            )
-        target = name
-    module_name, sep, attr = target.partition(":")
-    if not sep:
-        module_name, _, attr = target.rpartition(".")
+    if not known(name):
+        raise UnknownWorkerClass(f"worker_class {name!r} is not accepted; accepted: {ACCEPTED}")
+    kind = KINDS.get(name)
+    if kind is not None:
+        module_name, _, attr = kind.path.partition(":")
+    else:
+        module_name, _, attr = name.rpartition(".")
     try:
         cls = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:

@@ -1,0 +1,324 @@
+"""What a setting carries besides its type, and the types and checks the fields are built from.
+
+What this module owns:
+
+- `Group` and `GROUPS`: the sections of `--help` and of the docs, most of them also a TOML
+  table (`TABLES`);
+- `Option`: how one setting appears outside Python (its table, flags, metavar, how its
+  values are written), put in the `Annotated` metadata of its field in `model.py`;
+- the annotated types and value checks of the fields: bind addresses, KEY=VALUE pairs, user
+  and group names, umask, counts and durations, case-insensitive choices, log targets and
+  formats, worker classes (from the registry in `wsgid.workers`), hooks.
+
+It knows no setting by name: the model does.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import json
+import re
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, WithJsonSchema
+
+from wsgid import workers
+from wsgid.access_formats import NAMED_FORMATS
+
+# A setting's environment variable is this prefix and its name in capitals: WSGID_WORKERS.
+ENV_PREFIX = "WSGID_"
+
+# --------------------------------------------------------------------------------------------
+# Per-field metadata
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Group:
+    """A section of `--help` and the docs; when `table` is true also a TOML table name."""
+
+    name: str
+    title: str
+    description: str
+    table: bool = True
+
+
+GROUPS: tuple[Group, ...] = (
+    Group(
+        "general",
+        "General",
+        "What to run and which configuration file to read.",
+        table=False,
+    ),
+    Group("application", "Application", "What to serve and how it is imported."),
+    Group("server", "Server socket", "Where to listen."),
+    Group(
+        "workers",
+        "Worker processes",
+        "How many workers, of which kind, and when they are recycled or killed.",
+    ),
+    Group("limits", "Request limits", "Bounds on the request head, against abuse."),
+    Group("logging", "Logging", "The error log and the access log."),
+    Group("process", "Process", "Identity and life of the master process."),
+    Group(
+        "hooks",
+        "Server hooks",
+        "Functions called at points of the server's life, as MODULE:FUNCTION import strings"
+        " (gunicorn's hook names and arguments; see docs/signals.md).",
+    ),
+)
+GROUPS_BY_NAME = {g.name: g for g in GROUPS}
+TABLES: tuple[str, ...] = tuple(g.name for g in GROUPS if g.table)
+
+
+@dataclass(frozen=True)
+class Option:
+    """How one setting appears outside Python. Put it in the field's `Annotated` metadata.
+
+    group:        the `Group` (TOML table and `--help` section) the setting belongs to.
+    flags:        argparse option strings, gunicorn's spellings first; the first long one is
+                  the canonical flag shown in docs. None: the setting's name, dashed
+                  (`max_requests` is `--max-requests`); () for none.
+    metavar:      the placeholder shown in `--help`.
+    accepts:      what is accepted, for error messages and docs; derived from the type if None.
+    default_doc:  how to describe a default that depends on the environment.
+    repeatable:   the flag may be given several times, each occurrence adding an item.
+    comma_separated: a single string may hold several comma-separated items, in every source
+                  (list settings are always comma-separated in environment variables).
+    positional:   the value may be given as the positional APP argument.
+    in_file:      the setting may appear in the TOML file.
+    octal:        shown in octal (umask).
+    """
+
+    group: str
+    flags: tuple[str, ...] | None = None
+    metavar: str | None = None
+    accepts: str | None = None
+    default_doc: str | None = None
+    repeatable: bool = False
+    comma_separated: bool = False
+    positional: bool = False
+    in_file: bool = True
+    octal: bool = False
+
+
+# --------------------------------------------------------------------------------------------
+# Value checks shared by several fields
+# --------------------------------------------------------------------------------------------
+
+_HOST_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+_HOSTNAME_RE = re.compile(rf"{_HOST_LABEL}(?:\.{_HOST_LABEL})*\.?")
+_DEFAULT_PORT = 8000  # gunicorn's port for a bind given as a bare HOST
+
+
+def _port(text: str, address: str) -> int:
+    if not re.fullmatch(r"[0-9]{1,5}", text) or int(text) > 65535:
+        raise ValueError(f"port {text!r} in {address!r} is not a number from 0 to 65535")
+    return int(text)
+
+
+def normalize_bind(address: str) -> str:
+    """Check one bind address and return it in the canonical form the master parses.
+
+    Canonical forms: `HOST:PORT`, `[V6]:PORT`, `unix:PATH`, `fd://N`, `systemd:NAME`.
+    gunicorn's other spellings (`unix://PATH`, a bare `HOST` meaning port 8000) are rewritten
+    here so that the listener code only ever meets those five.
+    """
+    if address.startswith("unix:"):
+        path = address[len("unix://") :] if address.startswith("unix://") else address[5:]
+        if not path:
+            raise ValueError("unix: must be followed by the socket's path, like unix:/run/app.sock")
+        return f"unix:{path}"
+    if address.startswith("fd://"):
+        fd = address[5:]
+        if not re.fullmatch(r"[0-9]+", fd):
+            raise ValueError(f"{address!r}: fd:// must be followed by a file descriptor number")
+        return f"fd://{int(fd)}"
+    if address.startswith("systemd:"):
+        # A socket passed in by systemd, named by FileDescriptorName= (LISTEN_FDNAMES), whose
+        # names are printable ASCII without ':' and at most 255 characters long.
+        name = address[len("systemd:") :]
+        if not (0 < len(name) <= 255 and name.isascii() and name.isprintable() and ":" not in name):
+            raise ValueError(
+                f"{address!r}: systemd: must be followed by the socket's name, the"
+                " FileDescriptorName= of its .socket unit, like systemd:web"
+            )
+        return address
+    if address.startswith("["):
+        end = address.find("]")
+        if end < 0:
+            raise ValueError(f"{address!r}: missing ']' after the IPv6 address")
+        host, rest = address[1:end], address[end + 1 :]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{host!r} is not an IPv6 address") from None
+        if rest == "":
+            return f"[{host}]:{_DEFAULT_PORT}"
+        if not rest.startswith(":"):
+            raise ValueError(f"{address!r}: expected ':PORT' after ']'")
+        return f"[{host}]:{_port(rest[1:], address)}"
+    if address.count(":") > 1:
+        raise ValueError(f"{address!r}: write an IPv6 address in brackets, like [::1]:8000")
+    host, colon, port = address.partition(":")
+    if not host:
+        raise ValueError(f"{address!r}: the host is missing (0.0.0.0 means every IPv4 interface)")
+    if not _HOSTNAME_RE.fullmatch(host):
+        raise ValueError(f"{host!r} is not a valid host name or IPv4 address")
+    return f"{host}:{_port(port, address) if colon else _DEFAULT_PORT}"
+
+
+def check_env_assignment(item: str) -> str:
+    key, equals, _ = item.partition("=")
+    if not equals or not key.strip():
+        raise ValueError(f"{item!r} is not of the form KEY=VALUE")
+    return item
+
+
+def check_worker_class(value: str) -> str:
+    if workers.known(value):
+        return value
+    hint = difflib.get_close_matches(value.lower(), list(workers.KINDS), n=1)
+    suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+    raise ValueError(f"unknown worker class {value!r}{suggestion}")
+
+
+# The worker_class setting: a kind of the registry (wsgid.workers.KINDS) or a dotted path.
+WorkerClass = Annotated[
+    str,
+    AfterValidator(check_worker_class),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "anyOf": [{"enum": list(workers.KINDS)}, {"pattern": f"^{workers.DOTTED_PATH}$"}],
+        }
+    ),
+]
+WORKER_CLASS_HELP = (
+    "The kind of worker: "
+    + "; ".join(f"`{name}` {kind.summary}" for name, kind in workers.KINDS.items())
+    + f"; or {workers.DOTTED_PATH_TEXT}."
+)
+
+
+def lower(value: object) -> object:
+    # gunicorn lower-cases its choices, so `--log-level INFO` keeps working.
+    return value.lower() if isinstance(value, str) else value
+
+
+def int_to_str(value: object) -> object:
+    # A numeric uid/gid in TOML (`user = 1000`) means the same as the string "1000".
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+def parse_umask(value: object) -> object:
+    """Read a umask the way gunicorn does: "022" is octal, as are 0o22 and 18 (decimal)."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if re.fullmatch(r"0[0-7]+", text):
+        return int(text, 8)
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a number; write a umask in octal, like 022") from None
+
+
+def strip(value: object) -> object:
+    return value.strip() if isinstance(value, str) else value
+
+
+NonEmptyStr = Annotated[str, StringConstraints(min_length=1)]
+Count = Annotated[int, Field(ge=0)]  # sizes and counts where 0 means "none" or "no limit"
+Positive = Annotated[int, Field(ge=1)]
+Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+BindAddress = Annotated[
+    str,
+    AfterValidator(normalize_bind),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^(unix:.+|fd://[0-9]+|systemd:[^:]{1,255}|\[[0-9A-Fa-f:.%a-z]+\](:[0-9]+)?|[^:\[\]]+(:[0-9]+)?)$",
+        }
+    ),
+]
+EnvAssignment = Annotated[
+    str,
+    AfterValidator(check_env_assignment),
+    WithJsonSchema({"type": "string", "pattern": "^[^=]+="}),
+]
+IdName = Annotated[NonEmptyStr, BeforeValidator(int_to_str)]
+# Choices, accepted in any case as gunicorn accepts them.
+HeaderMap = Annotated[Literal["drop", "refuse", "dangerous"], BeforeValidator(lower)]
+LogLevel = Annotated[
+    Literal["debug", "info", "warning", "error", "critical"], BeforeValidator(lower)
+]
+LogFormat = Annotated[Literal["console", "json", "logfmt"], BeforeValidator(lower)]
+SyslogFacility = Annotated[
+    Literal[
+        "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
+        "authpriv", "ftp", "local0", "local1", "local2", "local3", "local4", "local5", "local6",
+        "local7",
+    ],
+    BeforeValidator(lower),
+]  # fmt: skip
+SyslogFraming = Annotated[Literal["auto", "rfc5424", "rfc3164"], BeforeValidator(lower)]
+
+
+# What errorlog and accesslog accept, in words.
+LOG_TARGETS_ACCEPTED = "-, a file path, syslog, unix://PATH, udp://HOST:PORT or tcp://HOST:PORT"
+
+
+# The logging checks use the parsers the logs themselves run (wsgid.logs), imported late so
+# that `wsgid --help` does not load the logging stack.
+def check_log_target(value: str | None) -> str | None:
+    from wsgid.logs.targets import parse
+
+    if value is not None:
+        parse(value)
+    return value
+
+
+def check_syslog_addr(value: str) -> str:
+    from wsgid.logs.targets import parse
+
+    if parse(value).kind != "syslog":
+        raise ValueError(f"{value!r} is not a syslog address")
+    return value
+
+
+# What the access_log_format setting accepts, in words.
+ACCESS_FORMATS_ACCEPTED = ", ".join(NAMED_FORMATS) + ", or a gunicorn format of %(x)s atoms"
+
+
+def check_access_log_format(value: str) -> str:
+    if value in NAMED_FORMATS:
+        return value
+    if "%(" not in value:
+        hint = difflib.get_close_matches(value.lower(), NAMED_FORMATS, n=1)
+        suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+        raise ValueError(f"{value!r} is neither a format name nor a %(x)s format{suggestion}")
+    from wsgid.logs.atoms import check
+
+    check(value)
+    return value
+
+
+def json_table(value: object) -> object:
+    # In WSGID_LOGCONFIG_DICT the table can only be written as JSON.
+    if isinstance(value, str):
+        if not value.strip():
+            return {}
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not a JSON object ({exc})") from None
+    return value
+
+
+# A server hook, set by the flag of its name (`--on-starting`).
+Hook = Annotated[NonEmptyStr | None, Option("hooks", metavar="MODULE:FUNCTION")]

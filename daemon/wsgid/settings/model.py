@@ -1,0 +1,370 @@
+"""`Settings`: the one model of every wsgid option.
+
+What this module owns: each setting's flat name (gunicorn's name wherever gunicorn has the
+setting), type, default, validation and help text, and in its `Annotated` metadata the
+`Option` that says where it lives in the file and which flags set it. The command-line
+parser, `--help`, the documentation reference and the JSON Schema of the file are all
+generated from these fields and are never written a second time.
+
+Adding a setting means adding one annotated field below, with its description as the
+docstring under it (then `scripts/gen-schema` to refresh the committed schema, docs and
+typed fields, `wsgid/runtime_fields.py`). Checks that involve several fields belong in a
+`model_validator(mode="after")`; they run on the merged result only.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+
+from wsgid.access_formats import GUNICORN_FORMAT
+from wsgid.runtime import MAX_WORKERS
+from wsgid.settings.fields import (
+    ACCESS_FORMATS_ACCEPTED,
+    LOG_TARGETS_ACCEPTED,
+    WORKER_CLASS_HELP,
+    BindAddress,
+    Count,
+    EnvAssignment,
+    HeaderMap,
+    Hook,
+    IdName,
+    LogFormat,
+    LogLevel,
+    NonEmptyStr,
+    Option,
+    Positive,
+    Seconds,
+    SyslogFacility,
+    SyslogFraming,
+    WorkerClass,
+    check_access_log_format,
+    check_log_target,
+    check_syslog_addr,
+    json_table,
+    parse_umask,
+    strip,
+)
+from wsgid.workers import ACCEPTED as WORKER_CLASS_ACCEPTED
+
+
+class Settings(BaseModel):
+    """Every wsgid setting. Immutable once built; unknown keys are rejected."""
+
+    # Each setting's description is the docstring under it (one-line help: its first
+    # sentence); whitespace is collapsed when it is read (`SettingSpec.description`).
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    # --- general / application ------------------------------------------------------------
+    app: Annotated[
+        NonEmptyStr | None,
+        BeforeValidator(strip),
+        Option("application", (), positional=True, metavar="APP", accepts="MODULE:CALLABLE"),
+    ] = None
+    """The WSGI application to serve, as an import string MODULE:CALLABLE. Also accepted:
+    MODULE:ATTR.SUB, MODULE:factory() or MODULE:factory(ARGS) with literal arguments, and MODULE
+    alone, which looks for `application`, then `app`."""
+    config: Annotated[
+        NonEmptyStr | None,
+        Option("general", ("-c", "--config"), metavar="PATH", in_file=False, accepts="a file path"),
+    ] = None
+    """The TOML configuration file to read. Relative paths are resolved against the working
+    directory at startup, so a reload (HUP) re-reads the same file. Can only be given on the command
+    line or as WSGID_CONFIG."""
+    preload_app: Annotated[bool, Option("application", ("--preload",))] = False
+    """Load the application in the master before forking workers. Saves memory and start-up time;
+    the application is then not reloaded on HUP."""
+    chdir: Annotated[NonEmptyStr | None, Option("application", metavar="DIR")] = None
+    """Change to this directory before loading the application."""
+    pythonpath: Annotated[
+        tuple[NonEmptyStr, ...],
+        Option(
+            "application",
+            metavar="PATHS",
+            repeatable=True,
+            comma_separated=True,
+            accepts="a list of directories",
+        ),
+    ] = ()
+    """Directories to add to the front of the Python path before loading the application.
+    Comma-separated in a single string, as in gunicorn."""
+    raw_env: Annotated[
+        tuple[EnvAssignment, ...],
+        Option(
+            "application",
+            ("-e", "--env"),
+            metavar="KEY=VALUE",
+            repeatable=True,
+            accepts="a list of KEY=VALUE strings",
+        ),
+    ] = ()
+    """Environment variables to set in the server's environment, as KEY=VALUE. Repeat the flag for
+    several; in WSGID_RAW_ENV they are comma-separated, so a value containing a comma must come from
+    the file or a flag."""
+
+    # --- server socket --------------------------------------------------------------------
+    bind: Annotated[
+        tuple[BindAddress, ...],
+        Field(min_length=1),
+        Option(
+            "server",
+            ("-b", "--bind"),
+            metavar="ADDRESS",
+            repeatable=True,
+            comma_separated=True,
+            accepts="HOST:PORT, [IPV6]:PORT, HOST (port 8000), unix:PATH, fd://N, systemd:NAME",
+            default_doc="127.0.0.1:8000, or 0.0.0.0:$PORT when PORT is set",
+        ),
+    ] = ("127.0.0.1:8000",)
+    """The sockets to listen on. Repeat the flag to listen on several; in WSGID_BIND they are
+    comma-separated."""
+    backlog: Annotated[Positive, Option("server", metavar="INT")] = 2048
+    """The maximum number of pending connections the kernel queues per socket."""
+
+    # --- worker processes -----------------------------------------------------------------
+    workers: Annotated[
+        Positive,
+        Option("workers", ("-w", "--workers"), metavar="INT", default_doc="$WEB_CONCURRENCY, or 1"),
+    ] = Field(  # a description that names a constant is written out, not as a docstring
+        default=1,
+        le=MAX_WORKERS,
+        description=(
+            "The number of worker processes. A common start is 2-4 per CPU core; measure "
+            f"your own application. At most {MAX_WORKERS}, the most one master supervises "
+            "(TTIN stops there too)."
+        ),
+    )
+    worker_class: Annotated[
+        WorkerClass,
+        Option("workers", ("-k", "--worker-class"), metavar="CLASS", accepts=WORKER_CLASS_ACCEPTED),
+    ] = Field(default="sync", description=WORKER_CLASS_HELP)  # written from the registry
+    threads: Annotated[Positive, Option("workers", metavar="INT")] = 1
+    """The number of threads per worker (gthread worker)."""
+    worker_connections: Annotated[Positive, Option("workers", metavar="INT")] = 1000
+    """The maximum number of simultaneous clients per worker."""
+    timeout: Annotated[Seconds, Option("workers", ("-t", "--timeout"), metavar="SECONDS")] = 30.0
+    """A worker silent for more than this many seconds is killed and restarted; with the sync worker
+    this bounds each request. 0 disables the check."""
+    graceful_timeout: Annotated[Seconds, Option("workers", metavar="SECONDS")] = 30.0
+    """On a graceful stop or restart, how long in-flight requests may take to finish before their
+    workers are killed."""
+    keepalive: Annotated[Seconds, Option("workers", ("--keep-alive",), metavar="SECONDS")] = 2.0
+    """How long an idle keep-alive connection is held open waiting for the next request. 0 closes
+    the connection after each response."""
+    header_timeout: Annotated[float, Option("workers", metavar="SECONDS")] = Field(
+        default=30.0, gt=0
+    )
+    """Seconds a client has to send a complete request head, counted from its first byte, and then a
+    body of up to small_body_size (read before the app is called), counted from the end of the head;
+    a slower client gets 408 and the connection is closed. Idle or slow clients never hold the
+    application."""
+    max_requests: Annotated[Count, Option("workers", metavar="INT")] = 0
+    """Restart a worker after it has served this many requests, a guard against memory leaks. 0
+    disables."""
+    max_requests_jitter: Annotated[Count, Option("workers", metavar="INT")] = 0
+    """Add a random 0..N to max_requests per worker, so that workers do not all restart at once."""
+
+    # --- request limits -------------------------------------------------------------------
+    limit_request_line: Annotated[Count, Option("limits", metavar="BYTES")] = 4094
+    """The maximum size of the request line (method, target and version), in bytes. 0 means
+    unlimited."""
+    limit_request_fields: Annotated[Count, Option("limits", metavar="INT")] = Field(
+        default=100, le=32768
+    )
+    """The maximum number of header fields in a request. 0 means the ceiling, 32768, as in
+    gunicorn."""
+    limit_request_field_size: Annotated[
+        Count,
+        # gunicorn really spells this flag with an underscore; the dashed form is what
+        # everyone types, so both are accepted.
+        Option(
+            "limits",
+            ("--limit-request-field_size", "--limit-request-field-size"),
+            metavar="BYTES",
+        ),
+    ] = 8190
+    """The maximum size of one request header field, in bytes. 0 means unlimited."""
+    limit_request_body: Annotated[Count, Option("limits", metavar="BYTES")] = 0
+    """The largest request body accepted, in bytes; a larger one is refused with 413 before the
+    application runs (or, for a chunked body found too large while the application reads it,
+    wsgi.input raises). 0 means no limit."""
+    small_body_size: Annotated[Count, Option("limits", metavar="BYTES")] = 65536
+    """Request bodies up to this size (chunked ones included) are read completely before the
+    application is called, so a slow client never holds it and a framing error is refused with 400
+    before it runs. Larger bodies stream through wsgi.input."""
+    header_map: Annotated[HeaderMap, Option("limits", metavar="MODE")] = "drop"
+    """What to do with request header names containing an underscore, which would collide with
+    dashed names in the environ (X_Forwarded_For posing as X-Forwarded-For): drop them, refuse the
+    request with 400, or (dangerous) map them like dashed names. gunicorn's setting of the same
+    name."""
+
+    # --- logging --------------------------------------------------------------------------
+    loglevel: Annotated[LogLevel, Option("logging", ("--log-level",), metavar="LEVEL")] = "info"
+    """The least severe level written to the error log."""
+    errorlog: Annotated[
+        NonEmptyStr,
+        AfterValidator(check_log_target),
+        Option(
+            "logging",
+            ("--error-logfile", "--log-file"),
+            metavar="FILE",
+            accepts=LOG_TARGETS_ACCEPTED,
+        ),
+    ] = "-"
+    """Where the error log goes: `-` for standard error, a file path (created mode 0640, reopened on
+    USR1), or syslog: `syslog` (the local /dev/log), `unix://PATH`, `udp://HOST:PORT` or
+    `tcp://HOST:PORT`."""
+    accesslog: Annotated[
+        NonEmptyStr | None,
+        AfterValidator(check_log_target),
+        Option(
+            "logging",
+            ("--access-logfile",),
+            metavar="FILE",
+            accepts=LOG_TARGETS_ACCEPTED,
+        ),
+    ] = None
+    """Where the access log goes: `-` for standard output, a file path, or a syslog address as for
+    errorlog. Unset, there is no access log (and no cost per request)."""
+    log_format: Annotated[LogFormat, Option("logging", metavar="FORMAT")] = "console"
+    """The format of the error log: `console` (`<time> [<level>] <event> key=value`, colour on a
+    terminal), `json` (one object per line) or `logfmt`."""
+    access_log_format: Annotated[
+        NonEmptyStr,
+        AfterValidator(check_access_log_format),
+        Option(
+            "logging",
+            ("--access-logformat",),
+            metavar="FORMAT",
+            accepts=ACCESS_FORMATS_ACCEPTED,
+        ),
+    ] = GUNICORN_FORMAT
+    """The format of the access log: `json`, `logfmt`, `console`, `combined` (Apache/nginx
+    combined), or a gunicorn format string of %(x)s atoms (see docs/logging.md). The default is
+    gunicorn's."""
+    capture_output: Annotated[bool, Option("logging")] = False
+    """Send what the application writes to stdout and stderr to the error log, one event per
+    line."""
+    syslog: Annotated[bool, Option("logging", ("--log-syslog",))] = False
+    """Also send the error log (and the access log, unless disable_redirect_access_to_syslog) to the
+    syslog daemon at syslog_addr."""
+    syslog_addr: Annotated[
+        NonEmptyStr,
+        AfterValidator(check_syslog_addr),
+        Option(
+            "logging",
+            ("--log-syslog-to",),
+            metavar="ADDRESS",
+            accepts="syslog, unix://PATH[#dgram|#stream], udp://HOST[:PORT] or tcp://HOST[:PORT]",
+        ),
+    ] = "unix:///dev/log"
+    """Where --log-syslog sends records. Unlike gunicorn (udp://localhost:514) the default is the
+    local socket, which every syslog daemon and journald listen on."""
+    syslog_prefix: Annotated[
+        NonEmptyStr | None, Option("logging", ("--log-syslog-prefix",), metavar="TAG")
+    ] = None
+    """The syslog tag (APP-NAME) of the error log; the access log uses TAG.access. Default:
+    wsgid."""
+    syslog_facility: Annotated[
+        SyslogFacility, Option("logging", ("--log-syslog-facility",), metavar="FACILITY")
+    ] = "user"
+    """The syslog facility of both logs."""
+    syslog_format: Annotated[
+        SyslogFraming, Option("logging", ("--log-syslog-format",), metavar="FRAMING")
+    ] = "auto"
+    """How syslog records are framed: `rfc5424` (timestamp with microseconds, hostname), `rfc3164`
+    (what syslog(3) sends to /dev/log; journald only reads this one), or `auto`: rfc3164 on unix
+    sockets, rfc5424 over UDP and TCP."""
+    disable_redirect_access_to_syslog: Annotated[bool, Option("logging")] = False
+    """With --log-syslog, keep the access log out of syslog."""
+    logconfig: Annotated[
+        NonEmptyStr | None, Option("logging", ("--log-config",), metavar="FILE")
+    ] = None
+    """A stdlib logging config file (fileConfig format) for the application's `logging` records,
+    applied in the master before the workers start."""
+    logconfig_json: Annotated[
+        NonEmptyStr | None, Option("logging", ("--log-config-json",), metavar="FILE")
+    ] = None
+    """A stdlib logging config as a JSON file (dictConfig form). Beats logconfig."""
+    logconfig_dict: Annotated[
+        dict[str, Any],
+        BeforeValidator(json_table),
+        Option(
+            "logging",
+            ("--log-config-dict",),
+            metavar="JSON",
+            accepts="a table in logging.config.dictConfig form (JSON on the command line)",
+        ),
+    ] = Field(default_factory=dict)
+    """A stdlib logging config as a table (dictConfig form); beats logconfig_json and logconfig. On
+    the command line and in WSGID_LOGCONFIG_DICT, written as JSON."""
+
+    # --- process --------------------------------------------------------------------------
+    proc_name: Annotated[
+        NonEmptyStr | None, Option("process", ("-n", "--name"), metavar="NAME")
+    ] = None
+    """The name shown in process titles (ps, top) instead of the application's, to tell several
+    wsgid instances apart."""
+    user: Annotated[IdName | None, Option("process", ("-u", "--user"), metavar="USER")] = None
+    """Run workers as this user, a name or a numeric uid."""
+    group: Annotated[IdName | None, Option("process", ("-g", "--group"), metavar="GROUP")] = None
+    """Run workers as this group, a name or a numeric gid."""
+    umask: Annotated[
+        int,
+        BeforeValidator(parse_umask),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "integer", "minimum": 0, "maximum": 0o777},
+                    {"type": "string", "pattern": "^(0[oO]?[0-7]{1,3}|0|[1-9][0-9]{0,2})$"},
+                ]
+            }
+        ),
+        Option(
+            "process",
+            ("-m", "--umask"),
+            metavar="MASK",
+            octal=True,
+            accepts="a file mode mask from 0 to 0o777, in octal like 022 or 0o22",
+        ),
+    ] = Field(default=0, ge=0, le=0o777)
+    """The umask of the wsgid processes (applied when daemonizing, as in gunicorn)."""
+    pidfile: Annotated[NonEmptyStr | None, Option("process", ("-p", "--pid"), metavar="FILE")] = (
+        None
+    )
+    """Write the master's process id to this file."""
+    daemon: Annotated[bool, Option("process", ("-D", "--daemon"))] = False
+    """Detach from the terminal and run in the background."""
+
+    # --- hooks ----------------------------------------------------------------------------
+    on_starting: Hook = None
+    """Called with (server) in the master, before the listeners are bound."""
+    on_reload: Hook = None
+    """Called with (server) in the master, on HUP before the new workers start."""
+    when_ready: Hook = None
+    """Called with (server) in the master, once the first generation of workers has booted."""
+    pre_fork: Hook = None
+    """Called with (server, worker) in the master, before each worker is forked."""
+    post_fork: Hook = None
+    """Called with (server, worker) in the worker, just after the fork."""
+    post_worker_init: Hook = None
+    """Called with (worker) in the worker, after the application is loaded."""
+    worker_int: Hook = None
+    """Called with (worker) in the worker, when it gets INT or QUIT."""
+    worker_abort: Hook = None
+    """Called with (worker) in the worker, when the master aborts it after a timeout."""
+    pre_exec: Hook = None
+    """Called with (server) in the master, before the new master is exec'd (USR2)."""
+    pre_request: Hook = None
+    """Called with (worker, req) in the worker, before the application is called."""
+    post_request: Hook = None
+    """Called with (worker, req, environ, resp) in the worker, after the response was sent."""
+    child_exit: Hook = None
+    """Called with (server, worker) in the master, after a worker was reaped."""
+    worker_exit: Hook = None
+    """Called with (server, worker) in the master, after a worker was reaped (after child_exit)."""
+    nworkers_changed: Hook = None
+    """Called with (server, new_value, old_value) in the master, when the worker count changes."""
+    on_exit: Hook = None
+    """Called with (server) in the master, just before it exits."""

@@ -1,0 +1,244 @@
+"""Where settings come from besides the command line: the platform's defaults, the
+`WSGID_*` environment and the TOML file, each read into a `Layer` of `Entry`s.
+
+What this module owns: reading each of those sources into the values it gives (not yet
+validated) and, for each value, what an error message needs to point at it: the source,
+the key and the value as the user wrote them. The unknown keys and variables are reported
+here, with a did-you-mean. `cmdline.py` reads the flags into a `Layer` too; `load.py`
+validates and merges the layers.
+
+Nothing here reads `os.environ`: the environment is passed in, so a HUP reload and the tests
+see exactly what they pass.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from wsgid.runtime import MAX_WORKERS, ConfigError
+from wsgid.settings.fields import ENV_PREFIX, TABLES
+from wsgid.settings.specs import ALIASES, FILE_SPECS, SPECS, SettingSpec, did_you_mean, format_value
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+# Variables starting with WSGID__ (two underscores) are reserved for wsgid's own plumbing
+# (for instance handing state to a re-executed master); they are not settings, so an unknown
+# one must not be reported as a misspelt setting.
+ENV_RESERVED_PREFIX = "WSGID__"
+
+
+@dataclass
+class Entry:
+    """One value from one source, with what an error message needs to point at it."""
+
+    value: Any
+    label: str  # "default" | "file:PATH" | "env:NAME" | "flag:--x" -- the `sources` entry
+    # Names the source, the key and the value as the user wrote them, to open an error
+    # message: 'Environment variable WSGID_WORKERS="four"'.
+    subject: str
+    # How the user chose this entry, for a message about the file it names: "flag -c".
+    given_by: str = ""
+
+
+@dataclass
+class Layer:
+    """What one source gives: its entries by setting name."""
+
+    kind: Literal["default", "file", "env", "flag"]
+    entries: dict[str, Entry]
+
+
+def environment_defaults(environ: Mapping[str, str]) -> Layer:
+    """Defaults that platforms (Heroku, Cloud Run, ...) set through PORT and WEB_CONCURRENCY."""
+    entries: dict[str, Entry] = {}
+    port = environ.get("PORT")
+    if port is not None and port.strip():
+        text = port.strip()
+        if not re.fullmatch(r"[0-9]{1,5}", text) or int(text) > 65535:
+            raise ConfigError(
+                f'Environment variable PORT="{port}" is not valid: it sets the default bind '
+                f"0.0.0.0:$PORT, so it must be a port number from 0 to 65535."
+            )
+        entries["bind"] = Entry(
+            (f"0.0.0.0:{int(text)}",), "default", f'Environment variable PORT="{port}"'
+        )
+    concurrency = environ.get("WEB_CONCURRENCY")
+    if concurrency is not None and concurrency.strip():
+        text = concurrency.strip()
+        if not re.fullmatch(r"[0-9]+", text) or int(text) < 1:
+            raise ConfigError(
+                f'Environment variable WEB_CONCURRENCY="{concurrency}" is not valid: it sets '
+                f"the default number of workers, so it must be an integer from 1 to {MAX_WORKERS}."
+            )
+        entries["workers"] = Entry(
+            int(text), "default", f'Environment variable WEB_CONCURRENCY="{concurrency}"'
+        )
+    return Layer("default", entries)
+
+
+def split_items(spec: SettingSpec, raw: str, *, always: bool) -> tuple[str, ...]:
+    if always or spec.option.comma_separated:
+        return tuple(item.strip() for item in raw.split(",") if item.strip())
+    return (raw,)
+
+
+def read_environment(environ: Mapping[str, str]) -> Layer:
+    entries: dict[str, Entry] = {}
+    for var in sorted(environ):
+        if not var.startswith(ENV_PREFIX) or var.startswith(ENV_RESERVED_PREFIX):
+            continue
+        name = var[len(ENV_PREFIX) :].lower()
+        raw = environ[var]
+        if name not in SPECS:
+            hint = did_you_mean(name, ALIASES)
+            suggestion = f" Did you mean {SPECS[hint].env_var}?" if hint else ""
+            raise ConfigError(
+                f"Environment variable {var} is not a wsgid setting.{suggestion} Settings are "
+                f"read from WSGID_<NAME> variables, one per setting (see `wsgid --help`); "
+                f"unset {var} or correct its name."
+            )
+        spec = SPECS[name]
+        value: Any
+        if spec.is_list:
+            # A list in one variable can only be comma-separated.
+            value = split_items(spec, raw, always=True)
+        elif raw.strip() == "" and spec.is_optional:
+            value = None  # WSGID_ACCESSLOG= unsets, as an empty variable usually does
+        else:
+            value = raw.strip()
+        if name == "config" and value is not None:
+            value = os.path.abspath(value)
+        entries[name] = Entry(
+            value,
+            f"env:{var}",
+            f'Environment variable {var}="{raw}"',
+            f"environment variable {var}",
+        )
+    return Layer("env", entries)
+
+
+def _find_key_line(text: str, key: str, table: str | None) -> int | None:
+    """The 1-based line where `key` is assigned (inside `[table]` if given), for messages."""
+    in_table = table is None
+    key_re = re.compile(rf"""^\s*["']?{re.escape(key)}["']?\s*=""")
+    header_re = re.compile(r"^\s*\[\s*([^\]]+?)\s*\]")
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = header_re.match(line)
+        if header:
+            in_table = table is not None and header.group(1).strip("\"' ") == table
+            continue
+        if in_table and key_re.match(line):
+            return number
+    return None
+
+
+def read_file(path: str, given_by: str) -> Layer:
+    try:
+        with open(path, "rb") as fp:
+            data = fp.read()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"Config file {path} not found (given by {given_by}). Check the path, or drop "
+            f"{given_by} to run with defaults, environment variables and flags only."
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            f"Config file {path} (given by {given_by}) cannot be read: {exc.strerror}."
+        ) from None
+    try:
+        text = data.decode("utf-8")
+        document = tomllib.loads(text)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"Config file {path} is not valid TOML: it is not UTF-8 text (byte {exc.start})."
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        # tomllib's message already ends with "(at line L, column C)".
+        raise ConfigError(f"Config file {path} is not valid TOML: {exc}.") from None
+
+    label = f"file:{path}"
+    entries: dict[str, Entry] = {}
+
+    def where(key: str, table: str | None) -> str:
+        # "Config file /etc/wsgid.toml, line 7" -- the line when it can be found.
+        line = _find_key_line(text, key, table)
+        return f"Config file {path}" + (f", line {line}" if line else "")
+
+    def unknown(key: str, table: str | None) -> ConfigError:
+        candidates = {a: n for a, n in ALIASES.items() if n in FILE_SPECS}
+        hint = did_you_mean(key, candidates)
+        if hint is not None:
+            placed = SPECS[hint].table
+            place = f" (in [{placed}] or at the top level)" if placed else ""
+            suggestion = f' Did you mean "{hint}"{place}?'
+        else:
+            suggestion = ""
+        dotted = f"{table}.{key}" if table else key
+        return ConfigError(
+            f'{where(key, table)}: unknown key "{dotted}".{suggestion} The settings are listed '
+            f"by `wsgid --help` and in docs/configuration.md."
+        )
+
+    def add(key: str, table: str | None, value: Any) -> None:
+        if key == "config":
+            raise ConfigError(
+                f'{where(key, table)}: key "config" cannot be set inside a config file; '
+                f"choose the file with -c/--config or WSGID_CONFIG."
+            )
+        if key not in FILE_SPECS:
+            raise unknown(key, table)
+        spec = FILE_SPECS[key]
+        if table is not None and spec.table != table:
+            home = f"in [{spec.table}]" if spec.table else "at the top level"
+            raise ConfigError(
+                f'{where(key, table)}: key "{key}" does not belong in [{table}]; put it '
+                f"{home} or at the top level of the file."
+            )
+        if key in entries:
+            raise ConfigError(
+                f'Config file {path}: "{key}" is set twice, at the top level and in '
+                f"[{spec.table}]; keep one."
+            )
+        shown = format_value(value)
+        if spec.is_list:
+            if isinstance(value, str):
+                value = split_items(spec, value, always=False)
+            elif isinstance(value, list):
+                value = tuple(value)
+        dotted = f"{table}.{key}" if table else key
+        entries[key] = Entry(value, label, f"{where(key, table)}: {dotted} = {shown}")
+
+    tables_text = ", ".join(f"[{t}]" for t in TABLES)
+    for key, value in document.items():
+        if isinstance(value, dict) and key in TABLES:
+            for inner_key, inner_value in value.items():
+                add(inner_key, key, inner_value)
+        elif isinstance(value, dict) and key in FILE_SPECS and FILE_SPECS[key].is_table:
+            add(key, None, value)  # a setting whose value is a table (logconfig_dict)
+        elif isinstance(value, dict):
+            if key in FILE_SPECS:
+                hint = (
+                    f'"{key}" is a setting, not a table; write {key} = ... in [{SPECS[key].table}].'
+                )
+            else:
+                near = did_you_mean(key, {t: t for t in TABLES})
+                hint = f"unknown table [{key}]" + (f"; did you mean [{near}]?" if near else ".")
+            raise ConfigError(f"Config file {path}: {hint} The tables are {tables_text}.")
+        elif key in SPECS:  # `config` too, to explain why it is refused
+            add(key, None, value)
+        elif key in TABLES:
+            raise ConfigError(
+                f'Config file {path}: "{key}" is a table; write its settings under a [{key}] '
+                f"header, not {key} = {format_value(value)}."
+            )
+        else:
+            raise unknown(key, None)
+    return Layer("file", entries)

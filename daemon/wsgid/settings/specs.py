@@ -1,0 +1,222 @@
+"""The settings as data: one `SettingSpec` per field of the model, read from it once.
+
+What this module owns:
+
+- `SettingSpec` and `SPECS`: for every setting, what the generators (command line, sources,
+  schema, docs, `config show`) need: its name, environment variable, table, flags, default,
+  what it accepts, and whether it is a list, a boolean, a table or optional;
+- `format_value`: a value as TOML would spell it, for messages, docs and `config show`;
+- the did-you-mean of a misspelt setting name (`ALIASES`, `did_you_mean`).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Union, get_args, get_origin
+
+import annotated_types
+from pydantic.fields import FieldInfo
+
+from wsgid.settings.fields import ENV_PREFIX, GROUPS_BY_NAME, Group, Option
+from wsgid.settings.model import Settings
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    """Everything the generators need about one setting, derived from its field."""
+
+    name: str
+    field: FieldInfo
+    option: Option
+
+    @property
+    def env_var(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+    @property
+    def group(self) -> Group:
+        return GROUPS_BY_NAME[self.option.group]
+
+    @property
+    def table(self) -> str | None:
+        return self.option.group if self.group.table else None
+
+    @property
+    def is_list(self) -> bool:
+        return get_origin(_strip_optional(self.field.annotation)) is tuple
+
+    @property
+    def is_bool(self) -> bool:
+        return _strip_optional(self.field.annotation) is bool
+
+    @property
+    def is_table(self) -> bool:
+        return get_origin(_strip_optional(self.field.annotation)) is dict
+
+    @property
+    def is_optional(self) -> bool:
+        return _is_optional(self.field.annotation)
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        """The option strings that set it: its Option's, or else its name dashed."""
+        if self.option.flags is None:
+            return ("--" + self.name.replace("_", "-"),)
+        return self.option.flags
+
+    @property
+    def long_flag(self) -> str | None:
+        return next((f for f in self.flags if f.startswith("--")), None)
+
+    @property
+    def default(self) -> Any:
+        return self.field.get_default(call_default_factory=True)
+
+    @property
+    def description(self) -> str:
+        """The field's docstring as one line (it is wrapped in the source)."""
+        return " ".join((self.field.description or "").split())
+
+    @property
+    def summary(self) -> str:
+        """The first sentence of the description, for `--help`."""
+        text = self.description
+        end = text.find(". ")
+        return text if end < 0 else text[: end + 1]
+
+    @property
+    def accepts(self) -> str:
+        return self.option.accepts or _describe_type(self.field)
+
+    @property
+    def default_text(self) -> str:
+        if self.option.default_doc:
+            return self.option.default_doc
+        return format_value(self.default, octal=self.option.octal)
+
+
+_UnionType = type(int | str)  # `X | None` is a types.UnionType, `Optional[X]` a typing.Union
+
+
+def _is_optional(annotation: Any) -> bool:
+    return get_origin(annotation) in (Union, _UnionType) and type(None) in get_args(annotation)
+
+
+def _strip_optional(annotation: Any) -> Any:
+    if _is_optional(annotation):
+        rest = [a for a in get_args(annotation) if a is not type(None)]
+        return rest[0] if len(rest) == 1 else annotation
+    return annotation
+
+
+def _bounds(metadata: Sequence[Any]) -> tuple[Any, Any]:
+    low = high = None
+    for item in metadata:
+        if isinstance(item, annotated_types.Ge):
+            low = item.ge
+        elif isinstance(item, annotated_types.Le):
+            high = item.le
+    return low, high
+
+
+def _describe_type(field: FieldInfo) -> str:
+    """What a field accepts, in words, from its type and constraints."""
+    annotation = _strip_optional(field.annotation)
+    low, high = _bounds(field.metadata)
+    if annotation is bool:
+        return "true or false (also 1/0, yes/no, on/off)"
+    if get_origin(annotation) is Literal:
+        return "one of " + ", ".join(str(a) for a in get_args(annotation))
+    if annotation in (int, float):
+        noun = "an integer" if annotation is int else "a number"
+        if low is not None and high is not None:
+            return f"{noun} from {low} to {high}"
+        if low is not None:
+            return f"{noun} >= {low}"
+        return noun
+    if get_origin(annotation) is tuple:
+        return "a list of strings"
+    return "a non-empty string"
+
+
+def _collect_specs() -> dict[str, SettingSpec]:
+    specs: dict[str, SettingSpec] = {}
+    for name, info in Settings.model_fields.items():
+        options = [m for m in info.metadata if isinstance(m, Option)]
+        if len(options) != 1:
+            raise TypeError(f"Settings.{name} needs exactly one Option(...) in its metadata")
+        if options[0].group not in GROUPS_BY_NAME:
+            raise TypeError(f"Settings.{name}: unknown group {options[0].group!r}")
+        if not info.description:
+            # pydantic reads the docstrings from model.py's source: without it, every --help
+            # line, docs entry and schema description would silently be empty.
+            raise TypeError(f"Settings.{name} has no description (a docstring under it)")
+        specs[name] = SettingSpec(name, info, options[0])
+    return specs
+
+
+SPECS: Mapping[str, SettingSpec] = _collect_specs()
+# The settings a configuration file may hold (all but `config`, which names the file).
+FILE_SPECS = {n: s for n, s in SPECS.items() if s.option.in_file}
+
+
+def format_value(value: Any, *, octal: bool = False) -> str:
+    """A value as it would be written in TOML (None, which TOML lacks, as `(unset)`)."""
+    if value is None:
+        return "(unset)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int) and octal:
+        return f"0o{value:03o}"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return _toml_string(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(format_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        inner = ", ".join(f"{k} = {format_value(v)}" for k, v in value.items())
+        return "{" + inner + "}"
+    return str(value)
+
+
+def _toml_string(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    escaped = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in escaped)
+    return f'"{escaped}"'
+
+
+# --------------------------------------------------------------------------------------------
+# Did-you-mean
+# --------------------------------------------------------------------------------------------
+
+
+def _aliases() -> dict[str, str]:
+    """Spellings a user may reach for, mapped to the setting's real name.
+
+    Besides the names themselves, each long flag spelled as a key (`--keep-alive` ->
+    `keep_alive`, `--access-logfile` -> `access_logfile`) points back to its setting, so the
+    hint for a gunicorn user's guess is the right setting rather than the nearest string.
+    """
+    aliases: dict[str, str] = {}
+    for name, spec in SPECS.items():
+        for flag in spec.flags:
+            if flag.startswith("--"):
+                aliases.setdefault(flag[2:].replace("-", "_"), name)
+                aliases.setdefault(flag[2:].replace("-", ""), name)
+    aliases.update({name: name for name in SPECS})
+    return aliases
+
+
+ALIASES = _aliases()
+
+
+def did_you_mean(word: str, candidates: Mapping[str, str]) -> str | None:
+    """The candidate value whose key is `word` or closest to it, if any is close enough."""
+    folded = word.lower()
+    if folded in candidates:
+        return candidates[folded]
+    close = difflib.get_close_matches(folded, list(candidates), n=1, cutoff=0.6)
+    return candidates[close[0]] if close else None
