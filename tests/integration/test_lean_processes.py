@@ -36,7 +36,7 @@ def app(environ, start_response):
 """
 # Modules a serving process must not have: what only reading the configuration needs.
 CONFIG_ONLY = (
-    "pydantic", "pydantic_core", "wsgid.settings", "wsgid.runtime_codegen", "tomllib", "argparse",
+    "pydantic", "pydantic_core", "wsgid.settings", "tomllib", "argparse",
 )  # fmt: skip
 # Nor what serving could use but does not need (the Date header is formatted by wsgid itself).
 NOT_NEEDED = ("email.utils",)

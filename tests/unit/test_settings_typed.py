@@ -20,8 +20,8 @@ import pytest
 
 from wsgid import runtime_fields
 from wsgid.runtime import SETTING_NAMES, RuntimeSettings
-from wsgid.runtime_codegen import TARGET, fields_source
 from wsgid.settings import SPECS, Settings, load_settings
+from wsgid.settings.codegen import TARGET, fields_source
 
 REPO = Path(__file__).resolve().parents[2]
 REGENERATE = "run `.venv/bin/python scripts/gen-schema` and commit the result"

@@ -11,6 +11,7 @@ is shown.
 | `load`       | `load_settings`: each layer validated on its own, then merged in order      |
 | `schema`     | the JSON Schema of the TOML file                                            |
 | `render`     | `config show` (secrets masked), `config schema`, the docs reference         |
+| `codegen`    | the source of `wsgid/runtime_fields.py` (`scripts/gen-schema` writes it)    |
 
 Each module imports only those above it in this table.
 
