@@ -34,6 +34,7 @@ HOT = [
     "daemon/wsgid/http/fields.py",
     "daemon/wsgid/http/parser.py",
     "daemon/wsgid/http/policy.py",
+    "daemon/wsgid/http/request.py",
     "daemon/wsgid/http/response.py",
     "daemon/wsgid/workers/base.py",
     "daemon/wsgid/workers/loop.py",

@@ -12,7 +12,8 @@ from wsgid.http import fields
 from wsgid.http.body import EMPTY_INPUT
 from wsgid.http.environ import build
 from wsgid.http.errors import BadRequest
-from wsgid.http.parser import Limits, Request, RequestParser
+from wsgid.http.parser import Limits, RequestParser
+from wsgid.http.request import Request
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from wsgid.http.parser import Limits, Request, RequestParser
+from wsgid.http.parser import Limits, RequestParser
+from wsgid.http.request import Request
 from wsgid.http.response import Response, ResponseError
 
 

@@ -23,7 +23,7 @@ import sys
 from typing import IO, Any
 from urllib.parse import unquote_to_bytes
 
-from wsgid.http.parser import Request
+from wsgid.http.request import Request
 
 
 def connection_base(

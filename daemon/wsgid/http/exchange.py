@@ -24,7 +24,7 @@ from typing import IO, Any, Protocol, cast
 from wsgid.http import environ as environ_mod
 from wsgid.http.body import EMPTY_INPUT, EmptyInput, InputStream
 from wsgid.http.errors import BodyError, error_response
-from wsgid.http.parser import Request
+from wsgid.http.request import Request
 from wsgid.http.response import Response
 from wsgid.logs import request_id
 

@@ -27,13 +27,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Set
-from typing import TYPE_CHECKING
 
 from wsgid.http.errors import BadRequest, ProtocolError
 from wsgid.http.fields import CONTENT_LENGTH, CONTENT_TYPE, EXPECT, HOST, TRANSFER_ENCODING
-
-if TYPE_CHECKING:
-    from wsgid.http.parser import Request
+from wsgid.http.request import Request
 
 _VERSION_SHAPE = re.compile(rb"^[!#$%&'*+.^_`|~0-9A-Za-z-]+ [^ ]+ HTTP/\d\.\d\r\n")
 # RFC 9110 §7.2 / RFC 3986 §3.2.2: Host = uri-host [ ":" port ]

@@ -25,7 +25,7 @@ from typing import Any, cast
 
 from wsgid.http import policy
 from wsgid.http.date import head_end
-from wsgid.http.parser import Request
+from wsgid.http.request import Request
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 

@@ -55,7 +55,8 @@ from mypy_extensions import mypyc_attr
 
 from wsgid import loader
 from wsgid.http.errors import ProtocolError, error_response
-from wsgid.http.parser import Request, RequestParser
+from wsgid.http.parser import RequestParser
+from wsgid.http.request import Request
 from wsgid.runtime import RuntimeSettings
 from wsgid.workers import unpatched
 from wsgid.workers.loop import LINGER_SECONDS, Connection, ConnectionLoop

@@ -49,7 +49,8 @@ from wsgid.http import environ as environ_mod
 from wsgid.http import exchange, fields, policy
 from wsgid.http.errors import BodyError, ProtocolError, error_response
 from wsgid.http.exchange import FileWrapper
-from wsgid.http.parser import Request, RequestParser
+from wsgid.http.parser import RequestParser
+from wsgid.http.request import Request
 from wsgid.listeners import Listener
 from wsgid.workers import unpatched
 from wsgid.workers.base import Worker

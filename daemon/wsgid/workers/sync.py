@@ -15,7 +15,7 @@ from typing import ClassVar
 
 from mypy_extensions import mypyc_attr
 
-from wsgid.http.parser import Request
+from wsgid.http.request import Request
 from wsgid.workers.loop import Connection, ConnectionLoop
 
 
