@@ -27,6 +27,7 @@ from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
 HOT = [
+    "daemon/wsgid/http/abnf.py",
     "daemon/wsgid/http/body.py",
     "daemon/wsgid/http/date.py",
     "daemon/wsgid/http/environ.py",

@@ -34,6 +34,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Set
 from types import MappingProxyType
 
+from wsgid.http.abnf import OWS_BYTES
 from wsgid.http.errors import BadRequest
 
 # The environ keys of the fields the request rules in policy.py look at.
@@ -72,7 +73,7 @@ class _LineCache(dict[bytes, tuple[str, str]]):
         name, _, value = line.partition(b":")
         if b"_" in name:
             raise _Irregular
-        pair = (entry(name)[0], value.strip(b" \t").decode("latin-1"))
+        pair = (entry(name)[0], value.strip(OWS_BYTES).decode("latin-1"))
         if len(line) <= _LINE_MAX:
             if len(self) >= _LINES_MAX:
                 self.clear()
@@ -135,7 +136,7 @@ def _field_by_field(lines: list[bytes], refuse_underscores: bool) -> Section:
     for line in lines:
         name, _, raw_value = line.partition(b":")
         key, frames = entry(name)
-        value = raw_value.strip(b" \t").decode("latin-1")  # RFC 9110 §5.5: OWS is not part of it
+        value = raw_value.strip(OWS_BYTES).decode("latin-1")  # RFC 9110 §5.5: OWS is not part of it
         if frames:
             if key in framing:
                 repeated.add(key)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from wsgid.http import fields
+from wsgid.http.abnf import OWS_BYTES
 
 
 class Request:
@@ -51,4 +52,4 @@ class Request:
     def headers(self) -> list[tuple[bytes, bytes]]:
         """The fields as sent, as (name, value without OWS) pairs (for hooks)."""
         pairs = (line.partition(b":") for line in self.field_lines)
-        return [(name, value.strip(b" \t")) for name, _, value in pairs]
+        return [(name, value.strip(OWS_BYTES)) for name, _, value in pairs]

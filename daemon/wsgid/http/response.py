@@ -4,7 +4,8 @@ Owns: validating what the application hands back (status line, header names
 and values, hop-by-hop headers), choosing how the body is framed
 (Content-Length, chunked, or end-of-connection), which responses may have a
 body (RFC 9110 §6.4.1: none for HEAD, 1xx, 204, 304) and serialising the head.
-It does no I/O; `exchange.py` drives it and the worker sends the bytes.
+It does no I/O; `exchange.py` drives it and the worker sends the bytes. The
+grammar a status and a header are checked against is `abnf.py`'s.
 
 Framing, in order of preference (RFC 9112 §6):
 1. the app's own Content-Length; the body is cut at that length and the
@@ -18,20 +19,16 @@ Framing, in order of preference (RFC 9112 §6):
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, cast
 
-from wsgid.http import policy
+from wsgid.http import abnf, policy
 from wsgid.http.date import head_end
 from wsgid.http.request import Request
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_STATUS = re.compile(r"[1-9][0-9][0-9] [^\r\n\x00]*")
-_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 # RFC 9110 §7.6.1 / PEP 3333 "hop-by-hop" headers an application must not set.
 # `Connection: close` is accepted as the app's wish to end the connection.
 _HOP_BY_HOP = frozenset(
@@ -258,7 +255,7 @@ class Response:
 
 def _status_code(status: object) -> int:
     """The code of a valid status line (remembered), or ResponseError."""
-    if type(status) is not str or not _STATUS.fullmatch(status):
+    if type(status) is not str or not abnf.STATUS.fullmatch(status):
         raise ResponseError(f"invalid status line {status!r}")
     if len(_STATUS_CODES) >= _CACHE_MAX:
         _STATUS_CODES.clear()
@@ -270,9 +267,9 @@ def _check_header(item: object) -> None:
     if type(item) is not tuple or len(item) != 2:
         raise ResponseError(f"response header {item!r} is not a (name, value) tuple")
     name, value = item
-    if type(name) is not str or not _TOKEN.fullmatch(name):
+    if type(name) is not str or not abnf.TOKEN.fullmatch(name):
         raise ResponseError(f"invalid response header name {name!r}")
-    if type(value) is not str or _BAD_VALUE.search(value):
+    if type(value) is not str or abnf.FIELD_VALUE_FORBIDDEN.search(value):
         raise ResponseError(f"invalid value for response header {name}: {value!r}")
     try:
         value.encode("latin-1")
