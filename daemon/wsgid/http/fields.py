@@ -25,14 +25,17 @@ Names containing "_" are left out of the environ: "X_Forwarded_For" and
 "X-Forwarded-For" would both become HTTP_X_FORWARDED_FOR, letting a client
 forge a header a proxy vouches for. `header_map = "dangerous"` maps them
 anyway (gunicorn's opt-in), but never lets them frame the request, since
-llhttp frames the body by the real names only. Heads with such names, or
-with repeated fields, take the field-by-field path.
+llhttp frames the body by the real names only. The mode comes with each
+head (the parser's `Limits.header_map`), so nothing here depends on which
+mode was set. Heads with such names, or with repeated fields, take the
+field-by-field path.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Set
 from types import MappingProxyType
+from typing import Literal
 
 from wsgid.http.abnf import OWS_BYTES
 from wsgid.http.errors import BadRequest
@@ -45,6 +48,9 @@ CONTENT_TYPE = "CONTENT_TYPE"
 EXPECT = "HTTP_EXPECT"
 _FRAMING = frozenset((HOST, CONTENT_LENGTH, TRANSFER_ENCODING, CONTENT_TYPE, EXPECT))
 _UNPREFIXED = frozenset((CONTENT_TYPE, CONTENT_LENGTH))
+
+# The `header_map` setting: what becomes of a name with "_" (see above).
+HeaderMap = Literal["drop", "refuse", "dangerous"]
 
 NO_FIELDS: Mapping[str, str] = MappingProxyType({})
 NOTHING_REPEATED: Set[str] = frozenset()
@@ -59,7 +65,6 @@ CACHE: dict[bytes, Entry] = {}
 _CACHE_MAX = 4096
 _LINE_MAX = 256
 _LINES_MAX = 2048
-_underscores_mapped = False
 
 
 class _Irregular(Exception):
@@ -85,20 +90,16 @@ LINES = _LineCache()
 _line = LINES.__getitem__
 
 
-def map_underscores(enabled: bool) -> None:
-    """header_map = "dangerous": map `_` names onto HTTP_* like `-` ones."""
-    global _underscores_mapped
-    _underscores_mapped = enabled
-    CACHE.clear()
-
-
 def entry(name: bytes) -> Entry:
-    """(environ key or "", whether it frames the request) for a field name; cached."""
+    """(environ key, whether it frames the request) for a field name; cached.
+
+    A name with "_" has none here (""): what it gets depends on `header_map`.
+    """
     found = CACHE.get(name)
     if found is not None:
         return found
     if b"_" in name:
-        found = (_environ_key(name) if _underscores_mapped else "", False)
+        found = ("", False)
     else:
         key = _environ_key(name)
         found = (key, key in _FRAMING)
@@ -113,7 +114,7 @@ def _environ_key(name: bytes) -> str:
     return upper if upper in _UNPREFIXED else "HTTP_" + upper
 
 
-def section(lines: list[bytes], refuse_underscores: bool) -> Section:
+def section(lines: list[bytes], header_map: HeaderMap) -> Section:
     """The environ fields, the framing fields and the repeated framing keys of a head.
 
     `lines` are the head's field lines as sent (without CRLF), which llhttp
@@ -122,14 +123,14 @@ def section(lines: list[bytes], refuse_underscores: bool) -> Section:
     try:
         environ = dict(map(_line, lines))
     except _Irregular:
-        return _field_by_field(lines, refuse_underscores)
+        return _field_by_field(lines, header_map)
     if len(environ) != len(lines):  # a field was repeated
-        return _field_by_field(lines, refuse_underscores)
+        return _field_by_field(lines, header_map)
     # No "_" names and no repeats: the framing fields are the environ's own.
     return environ, environ, NOTHING_REPEATED
 
 
-def _field_by_field(lines: list[bytes], refuse_underscores: bool) -> Section:
+def _field_by_field(lines: list[bytes], header_map: HeaderMap) -> Section:
     environ: dict[str, str] = {}
     framing: dict[str, str] = {}
     repeated: set[str] = set()
@@ -143,11 +144,14 @@ def _field_by_field(lines: list[bytes], refuse_underscores: bool) -> Section:
                 framing[key] += ", " + value
             else:
                 framing[key] = value
-        if key:
-            if key in environ:
-                environ[key] += ("; " if key == "HTTP_COOKIE" else ", ") + value
-            else:
-                environ[key] = value
-        elif refuse_underscores:  # only names with "_" have no key
-            raise BadRequest("header name with an underscore (header_map = refuse)")
+        if not key:  # only names with "_" have none
+            if header_map == "drop":
+                continue
+            if header_map == "refuse":
+                raise BadRequest("header name with an underscore (header_map = refuse)")
+            key = _environ_key(name)  # "dangerous": mapped like a "-" name, never framing
+        if key in environ:
+            environ[key] += ("; " if key == "HTTP_COOKIE" else ", ") + value
+        else:
+            environ[key] = value
     return environ, framing, repeated

@@ -41,6 +41,7 @@ import httptools
 
 from wsgid.http import fields, policy
 from wsgid.http.errors import BadRequest, ProtocolError
+from wsgid.http.fields import HeaderMap
 from wsgid.http.request import Request
 
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
@@ -67,7 +68,7 @@ class Limits:
     fields: int = 100
     field_size: int = 8190
     body: int = 0  # limit_request_body: 0 = no limit
-    refuse_underscores: bool = False  # header_map = "refuse"
+    header_map: HeaderMap = "drop"  # names with "_": fields.py
 
     @property
     def head(self) -> int:
@@ -97,6 +98,7 @@ class RequestParser:
         "_field_size",
         "_fields",
         "_head_limit",
+        "_header_map",
         "_hs",
         "_in_chunk_line",
         "_kept",
@@ -108,7 +110,6 @@ class RequestParser:
         "_pending_reason",
         "_stall",
         "_trailers",
-        "_underscores",
         "_url",
         "closed",
         "in_head",
@@ -125,7 +126,7 @@ class RequestParser:
         self._field_size = limits.field_size or unlimited
         self._head_limit = limits.head
         self._body_limit = limits.body or unlimited
-        self._underscores = limits.refuse_underscores
+        self._header_map = limits.header_map
         # _CLOSED once closed (see close()).
         self._parser = httptools.HttpRequestParser(self)
         self.ready: deque[Request] = deque()
@@ -428,7 +429,7 @@ class RequestParser:
             if end - start > self._field_size and max(map(len, lines)) > self._field_size:
                 raise ProtocolError(431, "header field too large")
             req.field_lines = lines
-            req.environ, framing, repeated = fields.section(lines, self._underscores)
+            req.environ, framing, repeated = fields.section(lines, self._header_map)
         else:
             framing, repeated = fields.NO_FIELDS, fields.NOTHING_REPEATED
         req.target = url

@@ -46,7 +46,7 @@ from typing import IO, Any, ClassVar, NamedTuple
 from mypy_extensions import mypyc_attr
 
 from wsgid.http import environ as environ_mod
-from wsgid.http import exchange, fields, policy
+from wsgid.http import exchange, policy
 from wsgid.http.errors import BodyError, ProtocolError, error_response
 from wsgid.http.exchange import FileWrapper
 from wsgid.http.parser import RequestParser
@@ -287,7 +287,6 @@ class ConnectionLoop(Worker):
     def setup(self) -> None:
         settings = self.settings
         self.limits = settings.limits
-        fields.map_underscores(settings.header_map == "dangerous")
         self.keepalive = settings.keepalive
         self.timeout = settings.timeout
         self.io_timeout = self.timeout or 30.0
