@@ -29,6 +29,7 @@ from setuptools.command.build_ext import build_ext
 HOT = [
     "daemon/wsgid/http/abnf.py",
     "daemon/wsgid/http/body.py",
+    "daemon/wsgid/http/cache.py",
     "daemon/wsgid/http/date.py",
     "daemon/wsgid/http/environ.py",
     "daemon/wsgid/http/exchange.py",

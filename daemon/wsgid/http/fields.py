@@ -16,10 +16,10 @@ This runs for every field of every request, so it is built around two caches:
   session's Cookie, ...), so the usual head becomes its environ fields with
   one C-level pass (`dict(map(...))`) and no Python per field. Only lines up
   to `_LINE_MAX` (256) bytes are kept, at most `_LINES_MAX` (2048) of them,
-  under 2 MiB; the cache empties when full, so a client sending endless
-  distinct lines costs time, not memory. Keys are bytes, so Python's
-  randomized hashing protects it from collision floods.
-- field names -> (environ key, frames the request): for lines not cached.
+  under 2 MiB; the cache empties when full (`cache.py`), so a client sending
+  endless distinct lines costs time, not memory.
+- field names -> (environ key, frames the request): for lines not cached;
+  at most `_CACHE_MAX` (4096), emptied when full too.
 
 Names containing "_" are left out of the environ: "X_Forwarded_For" and
 "X-Forwarded-For" would both become HTTP_X_FORWARDED_FOR, letting a client
@@ -38,6 +38,7 @@ from types import MappingProxyType
 from typing import Literal
 
 from wsgid.http.abnf import OWS_BYTES
+from wsgid.http.cache import remember
 from wsgid.http.errors import BadRequest
 
 # The environ keys of the fields the request rules in policy.py look at.
@@ -58,9 +59,7 @@ NOTHING_REPEATED: Set[str] = frozenset()
 Entry = tuple[str, bool]
 # (environ fields, framing fields by environ key, the framing keys repeated)
 Section = tuple[dict[str, str], Mapping[str, str], Set[str]]
-# Name bytes as sent -> (environ key, whether it frames the request). Bounded,
-# so that a client sending endless distinct names cannot grow it forever:
-# past the bound, new names are answered without being remembered.
+# Name bytes as sent -> (environ key, whether it frames the request); bounded.
 CACHE: dict[bytes, Entry] = {}
 _CACHE_MAX = 4096
 _LINE_MAX = 256
@@ -80,9 +79,7 @@ class _LineCache(dict[bytes, tuple[str, str]]):
             raise _Irregular
         pair = (entry(name)[0], value.strip(OWS_BYTES).decode("latin-1"))
         if len(line) <= _LINE_MAX:
-            if len(self) >= _LINES_MAX:
-                self.clear()
-            self[line] = pair
+            remember(self, line, pair, _LINES_MAX)
         return pair
 
 
@@ -103,9 +100,7 @@ def entry(name: bytes) -> Entry:
     else:
         key = _environ_key(name)
         found = (key, key in _FRAMING)
-    if len(CACHE) < _CACHE_MAX:
-        CACHE[name] = found
-    return found
+    return remember(CACHE, name, found, _CACHE_MAX)
 
 
 def _environ_key(name: bytes) -> str:

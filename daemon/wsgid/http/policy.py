@@ -33,6 +33,7 @@ from collections.abc import Mapping, Set
 
 from wsgid.http import abnf
 from wsgid.http.abnf import members
+from wsgid.http.cache import remember
 from wsgid.http.errors import BadRequest, ProtocolError
 from wsgid.http.fields import CONTENT_LENGTH, CONTENT_TYPE, EXPECT, HOST, TRANSFER_ENCODING
 from wsgid.http.request import Request
@@ -86,13 +87,12 @@ def may_drain(req: Request) -> bool:
 
 
 # Host values already found valid: a server sees the same few over and over.
-# Bounded: a new entry past the bound empties it.
-_GOOD_HOSTS: set[str] = set()
+# Bounded (cache.py).
+_GOOD_HOSTS: dict[str, bool] = {}
 _GOOD_HOSTS_MAX = 256
 _SINGLE = {HOST: "Host", CONTENT_LENGTH: "Content-Length", CONTENT_TYPE: "Content-Type"}
 # Origin-form targets already checked -> (path, query): most requests ask for
-# one of a few URLs. Only short targets are kept; a new entry past the bound
-# empties it.
+# one of a few URLs. Only short targets are kept, in a bounded table (cache.py).
 _ORIGIN_TARGETS: dict[bytes, tuple[bytes, bytes]] = {}
 _TARGETS_MAX = 512
 _TARGET_LEN_MAX = 256
@@ -112,9 +112,7 @@ def check_head(req: Request, framing: Mapping[str, str], repeated: Set[str]) -> 
     else:
         _check_target(req)
         if target[:1] == abnf.ORIGIN_FORM_START and len(target) <= _TARGET_LEN_MAX:  # remember
-            if len(_ORIGIN_TARGETS) >= _TARGETS_MAX:
-                _ORIGIN_TARGETS.clear()
-            _ORIGIN_TARGETS[target] = (req.path, req.query)
+            remember(_ORIGIN_TARGETS, target, (req.path, req.query), _TARGETS_MAX)
     for key in repeated:
         if key in _SINGLE:  # RFC 9110 §7.2, RFC 9112 §6.3, RFC 9110 §8.3
             raise BadRequest(f"more than one {_SINGLE[key]} field")
@@ -125,9 +123,7 @@ def check_head(req: Request, framing: Mapping[str, str], repeated: Set[str]) -> 
     elif host not in _GOOD_HOSTS:
         if not abnf.HOST.fullmatch(host):
             raise BadRequest("invalid Host field")
-        if len(_GOOD_HOSTS) >= _GOOD_HOSTS_MAX:
-            _GOOD_HOSTS.clear()
-        _GOOD_HOSTS.add(host)
+        remember(_GOOD_HOSTS, host, True, _GOOD_HOSTS_MAX)
     expect = framing.get(EXPECT)
     if expect is not None and req.version == "HTTP/1.1":
         # RFC 9110 §10.1.1: only HTTP/1.1 clients wait for 100 Continue.

@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import Any, cast
 
 from wsgid.http import abnf, policy
+from wsgid.http.cache import remember
 from wsgid.http.date import head_end
 from wsgid.http.request import Request
 
@@ -38,9 +39,9 @@ _HOP_BY_HOP = frozenset(
 
 # Header items already found valid, and serialised heads (all but Date) keyed
 # on everything that shapes them: most apps send the same few heads over and
-# over, and building one costs more than the rest of the response. Both are
-# bounded: a new entry past the bound empties the table.
-_VALID_HEADERS: set[tuple[str, str]] = set()
+# over, and building one costs more than the rest of the response. Bounded
+# (cache.py), as is the table of status lines.
+_VALID_HEADERS: dict[tuple[str, str], bool] = {}
 _HEAD_CACHE: dict[tuple[Any, ...], tuple[bytes, bool, int | None, bool, bool, bool]] = {}
 _CACHE_MAX = 1024
 _STATUS_CODES: dict[str, int] = {}  # status lines already found valid -> their code
@@ -108,9 +109,7 @@ class Response:
         for item in headers:
             if type(item) is not tuple or item not in valid:
                 _check_header(item)
-                if len(valid) >= _CACHE_MAX:
-                    valid.clear()
-                valid.add(item)
+                remember(valid, item, True, _CACHE_MAX)
         self.status = cast(str, status)  # _status_code checked it
         self.status_code = code
         self.headers = headers
@@ -145,10 +144,7 @@ class Response:
         )
         shape = _HEAD_CACHE.get(key)
         if shape is None:
-            shape = self._shape(known_length)
-            if len(_HEAD_CACHE) >= _CACHE_MAX:
-                _HEAD_CACHE.clear()
-            _HEAD_CACHE[key] = shape
+            shape = remember(_HEAD_CACHE, key, self._shape(known_length), _CACHE_MAX)
         prefix, self.body_allowed, self.content_length, self.chunked, self.keep_alive, own_id = (
             shape
         )
@@ -257,10 +253,7 @@ def _status_code(status: object) -> int:
     """The code of a valid status line (remembered), or ResponseError."""
     if type(status) is not str or not abnf.STATUS.fullmatch(status):
         raise ResponseError(f"invalid status line {status!r}")
-    if len(_STATUS_CODES) >= _CACHE_MAX:
-        _STATUS_CODES.clear()
-    code = _STATUS_CODES[status] = int(status[:3])
-    return code
+    return remember(_STATUS_CODES, status, int(status[:3]), _CACHE_MAX)
 
 
 def _check_header(item: object) -> None:
