@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from wsgid.http.date import Dates
 from wsgid.http.parser import Limits, RequestParser
 from wsgid.http.request import Request
 from wsgid.http.response import Response, ResponseError
+from wsgid.logs.clock import http_date
+
+DATES = Dates(http_date)
 
 
 def parse(raw: bytes) -> Request:
@@ -16,7 +20,7 @@ def parse(raw: bytes) -> Request:
 
 
 def head_of(req: Request, status: str, headers: list[tuple[str, str]], known: int | None) -> bytes:
-    resp = Response(req, keep_alive=True)
+    resp = Response(req, DATES, keep_alive=True)
     resp.start_response(status, headers)
     return resp.head(known)
 
@@ -31,7 +35,7 @@ def test_known_length_becomes_content_length() -> None:
 
 
 def test_unknown_length_on_http11_is_chunked() -> None:
-    resp = Response(parse(GET11), keep_alive=True)
+    resp = Response(parse(GET11), DATES, keep_alive=True)
     resp.start_response("200 OK", [])
     assert b"Transfer-Encoding: chunked\r\n" in resp.head(None)
     assert resp.frame(b"abc") == b"3\r\nabc\r\n"
@@ -40,7 +44,7 @@ def test_unknown_length_on_http11_is_chunked() -> None:
 
 def test_unknown_length_on_http10_closes() -> None:
     req = parse(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
-    resp = Response(req, keep_alive=True)
+    resp = Response(req, DATES, keep_alive=True)
     resp.start_response("200 OK", [])
     head = resp.head(None)
     assert b"Connection: close\r\n" in head
@@ -54,7 +58,7 @@ def test_http10_keep_alive_is_announced() -> None:
 
 @pytest.mark.parametrize("status", ["204 No Content", "304 Not Modified", "101 Switching"])
 def test_no_body_statuses_send_no_body(status: str) -> None:
-    resp = Response(parse(GET11), keep_alive=True)
+    resp = Response(parse(GET11), DATES, keep_alive=True)
     resp.start_response(status, [])
     head = resp.head(None)
     assert b"Transfer-Encoding" not in head
@@ -62,18 +66,18 @@ def test_no_body_statuses_send_no_body(status: str) -> None:
 
 
 def test_head_request_keeps_length_but_sends_no_body() -> None:
-    resp = Response(parse(b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n"), keep_alive=True)
+    resp = Response(parse(b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n"), DATES, keep_alive=True)
     resp.start_response("200 OK", [])
     assert b"Content-Length: 7\r\n" in resp.head(7)
     assert resp.frame(b"payload") == b""
 
 
 def test_app_content_length_truncates_and_short_body_closes() -> None:
-    resp = Response(parse(GET11), keep_alive=True)
+    resp = Response(parse(GET11), DATES, keep_alive=True)
     resp.start_response("200 OK", [("Content-Length", "4")])
     resp.head(None)
     assert resp.frame(b"abcdef") == b"abcd"
-    short = Response(parse(GET11), keep_alive=True)
+    short = Response(parse(GET11), DATES, keep_alive=True)
     short.start_response("200 OK", [("Content-Length", "10")])
     short.head(None)
     short.frame(b"abc")
@@ -97,13 +101,13 @@ def test_app_content_length_truncates_and_short_body_closes() -> None:
     ],
 )
 def test_invalid_status_or_headers_are_refused(status: str, headers: list) -> None:  # type: ignore[type-arg]
-    resp = Response(parse(GET11), keep_alive=True)
+    resp = Response(parse(GET11), DATES, keep_alive=True)
     with pytest.raises(ResponseError):
         resp.start_response(status, headers)
 
 
 def test_connection_close_from_app_closes() -> None:
-    resp = Response(parse(GET11), keep_alive=True)
+    resp = Response(parse(GET11), DATES, keep_alive=True)
     resp.start_response("200 OK", [("Connection", "close")])
     head = resp.head(0)
     assert head.count(b"Connection: close") == 1
@@ -111,7 +115,7 @@ def test_connection_close_from_app_closes() -> None:
 
 
 def test_second_start_response_needs_exc_info() -> None:
-    resp = Response(parse(GET11), keep_alive=True)
+    resp = Response(parse(GET11), DATES, keep_alive=True)
     resp.start_response("200 OK", [])
     with pytest.raises(ResponseError):
         resp.start_response("500 Oops", [])

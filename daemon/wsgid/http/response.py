@@ -25,7 +25,7 @@ from typing import Any, cast
 
 from wsgid.http import abnf, policy
 from wsgid.http.cache import remember
-from wsgid.http.date import head_end
+from wsgid.http.date import Dates
 from wsgid.http.request import Request
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
@@ -75,11 +75,13 @@ class Response:
     def __init__(
         self,
         req: Request,
+        dates: Dates,
         keep_alive: bool,
         channel: Any = None,
         environ: dict[str, Any] | None = None,
     ) -> None:
         self.req = req
+        self.dates = dates  # the end of the head: Date and Server
         self.channel = channel  # what write() sends through (exchange.Channel)
         self.keep_alive = keep_alive
         self.environ = environ if environ is not None else {}  # what the app was called with
@@ -151,7 +153,7 @@ class Response:
         self.head_sent = True
         # The request id varies per request, so it is not part of the cached prefix;
         # an X-Request-ID the app set itself wins.
-        tail = head_end()
+        tail = self.dates.head_end()
         return prefix + self.request_id + tail if own_id else prefix + tail
 
     def _shape(self, known_length: int | None) -> tuple[bytes, bool, int | None, bool, bool, bool]:

@@ -3,8 +3,8 @@
 Owns: the time formats of every log line: ISO 8601 UTC for structured lines,
 the Common Log Format date of `combined` and gunicorn's `%(t)s`, and the two
 syslog headers (RFC 5424 and the local RFC 3164 convention); and the HTTP
-date of the `Date` response header (RFC 9110 §5.6.7), which the response
-module caches itself. Day and month names come from tables, never from the C
+date of the `Date` response header (RFC 9110 §5.6.7), which the worker hands
+to `http/date.py` (that caches it itself). Day and month names come from tables, never from the C
 locale an application may have changed.
 
 The access log formats a time for every request, and `strftime` costs more
@@ -78,7 +78,10 @@ def rfc3164_local(now: float) -> str:
 
 
 def http_date(second: int) -> str:
-    """`Fri, 27 Nov 2026 07:53:11 GMT`: RFC 9110 §5.6.7 IMF-fixdate."""
+    """`Fri, 27 Nov 2026 07:53:11 GMT`: RFC 9110 §5.6.7 IMF-fixdate.
+
+    Not email.utils.formatdate: importing it costs every process about 1 MiB.
+    """
     tm = time.gmtime(second)
     return (
         f"{WEEKDAYS[tm.tm_wday]}, {tm.tm_mday:02d} {MONTHS[tm.tm_mon - 1]} {tm.tm_year:04d} "

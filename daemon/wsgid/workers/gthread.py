@@ -288,7 +288,7 @@ class ThreadWorker(ConnectionLoop):
         taken.closing = True
         if self.access is not None:
             self.access.rejected(conn.base, 503)
-        taken.send(error_response(503, head=req.method == "HEAD"))
+        taken.send(error_response(503, self.dates, head=req.method == "HEAD"))
         self._after_output(taken)
         return "503"
 

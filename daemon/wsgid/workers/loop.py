@@ -46,12 +46,14 @@ from typing import IO, Any, ClassVar, NamedTuple
 from mypy_extensions import mypyc_attr
 
 from wsgid.http import environ as environ_mod
-from wsgid.http import exchange, policy
+from wsgid.http import policy
+from wsgid.http.date import Dates
 from wsgid.http.errors import BodyError, ProtocolError, error_response
-from wsgid.http.exchange import FileWrapper
+from wsgid.http.exchange import Exchange, FileWrapper
 from wsgid.http.parser import RequestParser
 from wsgid.http.request import Request
 from wsgid.listeners import Listener
+from wsgid.logs import clock, request_id
 from wsgid.workers import unpatched
 from wsgid.workers.base import Worker
 
@@ -306,6 +308,10 @@ class ConnectionLoop(Worker):
         self.post_request_hook = self.hooks.has("post_request")
         self.access = self.ctx.logs.access
         self.errors_stream = self.ctx.logs.error_stream
+        self.dates = Dates(clock.http_date)
+        self.exchange = Exchange(
+            self.app, self.log, request_id.choose, request_id.CURRENT, self.dates
+        )
         self.epoll = unpatched.EPOLL()
         self.conns: dict[int, Connection] = {}
         self.listeners: dict[int, Listener] = {lst.fileno(): lst for lst in self.ctx.listeners}
@@ -659,7 +665,7 @@ class ConnectionLoop(Worker):
         if self.pre_request_hook:
             self.hooks.call("pre_request", self, req)
         try:
-            resp = exchange.run(self.app, conn.base, req, conn, self.log, keep_alive)
+            resp = self.exchange.run(conn.base, req, conn, keep_alive)
         except OSError:
             # The client went away while the response was being written:
             # drop what is queued and let the loop close the connection.
@@ -745,7 +751,7 @@ class ConnectionLoop(Worker):
         conn.parser.ready.clear()
         conn.closing = True
         try:
-            conn.send(error_response(exc.status, head=head))
+            conn.send(error_response(exc.status, self.dates, head=head))
         except OSError:
             self._close(conn)
             return
