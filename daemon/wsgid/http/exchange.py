@@ -106,12 +106,13 @@ class Exchange:
         self.dates = dates
 
     def run(
-        self, base: dict[str, Any], req: Request, channel: Channel, keep_alive: bool
+        self, base: dict[str, Any], req: Request, channel: Channel, worker_keeps: bool
     ) -> Response:
         """Call the app for `req` and send its response through `channel`.
 
-        The returned response also tells the worker what comes next: whether the
-        connection may stay open (`keep_alive`), whether the app failed
+        `worker_keeps`: whether the worker lets the connection stay open. The
+        returned response also tells the worker what comes next: whether the
+        connection may stay open (`keep_alive()`), whether the app failed
         (`app_failed`) and the environ it saw (for hooks and the access log).
         """
         log = self.log
@@ -121,7 +122,7 @@ class Exchange:
             before_read = _continue_sender(channel, req) if req.expect_continue else None
             wsgi_input = InputStream(req, channel.fill, before_read)
         environ = environ_mod.build(base, req, wsgi_input)
-        resp = Response(req, self.dates, keep_alive, channel, environ)
+        resp = Response(req, self.dates, worker_keeps, channel, environ)
         # The request id: in the environ, in the response, and (through the context
         # variable) in every error-log event emitted while the app runs.
         rid = self.new_id(environ.get("HTTP_X_REQUEST_ID"))
@@ -235,26 +236,28 @@ def _fail(exc: Exception, resp: Response, req: Request, channel: Channel, log: E
             _send_quietly(
                 channel, error_response(exc.status, resp.dates, head=req.method == "HEAD")
             )
-        resp.keep_alive = False
+        resp.broken = True
         return
     if isinstance(exc, (BrokenPipeError, ConnectionResetError)):
         log.warning("client.gone", method=req.method, path=_path(req), error=str(exc))
-        resp.keep_alive = False
+        resp.broken = True
         return
     if resp.head_sent:
         log.exception("app.error_after_response_started", method=req.method, path=_path(req))
-        resp.keep_alive = False
+        resp.broken = True
         return
     log.exception("app.error", method=req.method, path=_path(req))
     resp.status = "500 Internal Server Error"
     resp.status_code = 500
     resp.head_sent = True
-    body = error_response(500, resp.dates, keep_alive=resp.keep_alive, head=req.method == "HEAD")
+    keep_alive = resp.keep_alive()
+    resp.said_close = not keep_alive
+    body = error_response(500, resp.dates, keep_alive=keep_alive, head=req.method == "HEAD")
     if resp.request_id:  # the id a user can quote when reporting the error
         body = body.replace(b"\r\n", b"\r\n" + resp.request_id, 1)
     resp.bytes_sent = len(body) - body.index(b"\r\n\r\n") - 4
     if not _send_quietly(channel, body):
-        resp.keep_alive = False
+        resp.broken = True
 
 
 def _length_mismatch(resp: Response, req: Request, log: ErrorLog) -> None:

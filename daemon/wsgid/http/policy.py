@@ -43,9 +43,6 @@ from wsgid.http.request import Request
 _TE_FIELD = re.compile(rb"\ntransfer-encoding:[ \t]*([^\r\n]*)", re.IGNORECASE)
 _KNOWN_CODINGS = frozenset(("chunked", "gzip", "x-gzip", "deflate", "compress", "identity"))
 _MAX_CONTENT_LENGTH_DIGITS = 18  # below 2**63: no overflow anywhere downstream
-# A request body the app left unread is read and dropped up to this size to
-# keep the connection open; a larger remainder closes it instead.
-DRAIN_LIMIT = 1024 * 1024
 
 
 def status_for_bad_method(data: bytes) -> int:
@@ -70,20 +67,6 @@ def protocol_error_from_llhttp(reason: str, head: bytes) -> ProtocolError:
 def request_line_complete(head: bytes | bytearray) -> bool:
     """Whether `head` holds a whole request line, so its error can be judged."""
     return b"\n" in head
-
-
-def may_drain(req: Request) -> bool:
-    """Whether the unread rest of `req`'s body can be skipped to keep the connection.
-
-    RFC 9112 §9.6 lets a server close instead; it must when the client awaits
-    `100 Continue` that was never sent (RFC 9110 §10.1.1), when the remainder
-    is unbounded (chunked) or larger than `DRAIN_LIMIT`.
-    """
-    if req.body_complete:
-        return True
-    if req.chunked or req.expect_continue:
-        return False
-    return (req.content_length or 0) - req.body_received <= DRAIN_LIMIT
 
 
 # Host values already found valid: a server sees the same few over and over.

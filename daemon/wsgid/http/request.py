@@ -24,6 +24,9 @@ class Request:
     path = b""
     query = b""
     version = "HTTP/1.1"
+    # The client's part of the keep-alive rule (response.py): False after
+    # `Connection: close`, for HTTP/1.0 without `Connection: keep-alive`
+    # (llhttp reads both), and for an Upgrade request.
     keep_alive = True
     content_length: int | None = None
     chunked = False

@@ -115,7 +115,7 @@ class ThreadWorker(ConnectionLoop):
         self.taken: set[int] = set()
 
     def handle(self, conn: Connection, req: Request) -> None:
-        keep_alive = self.keep_alive_for(req)
+        worker_keeps = self.allows_keep_alive()
         # Still registered for EPOLLIN: the client usually waits for the
         # answer, so the loop unregisters it only if an event comes meanwhile
         # (saving two epoll calls per request).
@@ -134,11 +134,11 @@ class ThreadWorker(ConnectionLoop):
             # Not one thread to run it: the loop's thread runs it, as the sync
             # worker would (the master's heartbeat timeout bounds it then).
             conn.busy = False
-            self.run_request(conn, req, keep_alive)
+            self.run_request(conn, req, worker_keeps)
             self.heartbeat.beat(self.slot)
             return
         self.in_flight += 1
-        self.jobs.put((conn, req, keep_alive))
+        self.jobs.put((conn, req, worker_keeps))
 
     def _start_thread(self) -> bool:
         """One more pool thread; False if the system has none to give (logged).
@@ -176,11 +176,11 @@ class ThreadWorker(ConnectionLoop):
             job = jobs.get()
             if job is None:
                 return
-            conn, req, keep_alive = job
+            conn, req, worker_keeps = job
             me.started = time.monotonic()
             me.job = job
             try:
-                self.run_request(conn, req, keep_alive)
+                self.run_request(conn, req, worker_keeps)
             except BaseException:
                 self.log.exception("worker.thread_error")
                 conn.closing = True

@@ -46,7 +46,6 @@ from typing import IO, Any, ClassVar, NamedTuple
 from mypy_extensions import mypyc_attr
 
 from wsgid.http import environ as environ_mod
-from wsgid.http import policy
 from wsgid.http.date import Dates
 from wsgid.http.errors import BodyError, ProtocolError, error_response
 from wsgid.http.exchange import Exchange, FileWrapper
@@ -653,11 +652,13 @@ class ConnectionLoop(Worker):
         """Serve one complete request; the kind decides where the app runs."""
         raise NotImplementedError
 
-    def run_request(self, conn: Connection, req: Request, keep_alive: bool) -> None:
+    def run_request(self, conn: Connection, req: Request, worker_keeps: bool) -> None:
         """Call the app for `req` and send the response; then hooks and the access log.
 
-        Runs in the loop's thread (sync) or a pool thread (gthread); it touches
-        only `conn` and `req`, never the loop's tables.
+        `worker_keeps`: whether this worker lets the connection stay open
+        (`allows_keep_alive`). Runs in the loop's thread (sync) or a pool
+        thread (gthread); it touches only `conn` and `req`, never the loop's
+        tables.
         """
         access = self.access
         started = time.perf_counter() if access is not None else 0.0
@@ -665,7 +666,7 @@ class ConnectionLoop(Worker):
         if self.pre_request_hook:
             self.hooks.call("pre_request", self, req)
         try:
-            resp = self.exchange.run(conn.base, req, conn, keep_alive)
+            resp = self.exchange.run(conn.base, req, conn, worker_keeps)
         except OSError:
             # The client went away while the response was being written:
             # drop what is queued and let the loop close the connection.
@@ -675,14 +676,9 @@ class ConnectionLoop(Worker):
             return
         finally:
             self.current = None
-        # The unread rest of the body: dropped as it arrives if that is
-        # cheap (policy.may_drain), else the connection closes.
-        keep_alive = resp.keep_alive
-        if not req.body_complete:
-            if keep_alive and policy.may_drain(req):
-                req.discard_body = True
-            else:
-                keep_alive = False
+        keep_alive = resp.keep_alive()
+        if keep_alive and not req.body_complete:
+            req.discard_body = True  # the rest is dropped as it arrives (the rule found it cheap)
         if req.body:
             req.body = b""  # what the app left unread
         if not keep_alive:
@@ -696,15 +692,18 @@ class ConnectionLoop(Worker):
                 int((time.perf_counter() - started) * 1e6),
             )  # fmt: skip
 
-    def keep_alive_for(self, req: Request) -> bool:
-        """Whether the response to `req` may leave the connection open."""
+    def allows_keep_alive(self) -> bool:
+        """Count a request against max_requests; whether this worker lets its connection stay open.
+
+        The worker's part of the keep-alive rule (`Response.keep_alive`).
+        """
         if self.requests_left:  # every request counts against max_requests
             self.requests_left -= 1
             if self.requests_left == 0:
                 self.log.info("worker.max_requests", action="recycling")
                 self.alive = False
                 return False
-        return req.keep_alive and self.alive and self.keepalive > 0
+        return self.alive and self.keepalive > 0
 
     def _after_output(self, conn: Connection) -> None:
         """Switch between reading and writing, or close, as the queue dictates."""

@@ -25,7 +25,7 @@ class SyncWorker(ConnectionLoop):
     multithread: ClassVar[bool] = False
 
     def handle(self, conn: Connection, req: Request) -> None:
-        self.run_request(conn, req, self.keep_alive_for(req))
+        self.run_request(conn, req, self.allows_keep_alive())
         # Stamped now, not when epoll next returns (up to a second later), so
         # that a request shorter than `timeout` never looks hung, nor does the
         # next request of the same turn inherit this one's time.
