@@ -40,7 +40,7 @@ from wsgid.http.parser import RequestParser  # noqa: E402
 from wsgid.runtime import RuntimeSettings  # noqa: E402
 from wsgid.settings import Settings  # noqa: E402
 from wsgid.workers.base import WorkerContext  # noqa: E402
-from wsgid.workers.loop import Connection  # noqa: E402
+from wsgid.workers.connection import Connection  # noqa: E402
 from wsgid.workers.sync import SyncWorker  # noqa: E402
 
 REQUESTS = {

@@ -59,7 +59,8 @@ from wsgid.http.parser import RequestParser
 from wsgid.http.request import Request
 from wsgid.runtime import RuntimeSettings
 from wsgid.workers import unpatched
-from wsgid.workers.loop import LINGER_SECONDS, Connection, ConnectionLoop
+from wsgid.workers.connection import Connection
+from wsgid.workers.loop import LINGER_SECONDS, ConnectionLoop
 
 Job = tuple[Connection, Request, bool]
 THREAD_LOG_INTERVAL = 5.0  # at most one worker.thread_start_failed line per this many seconds

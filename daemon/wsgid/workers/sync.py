@@ -16,7 +16,8 @@ from typing import ClassVar
 from mypy_extensions import mypyc_attr
 
 from wsgid.http.request import Request
-from wsgid.workers.loop import Connection, ConnectionLoop
+from wsgid.workers.connection import Connection
+from wsgid.workers.loop import ConnectionLoop
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
