@@ -4,7 +4,7 @@
 system call, so a change to the hot path can be judged in seconds and without wrk's noise:
 
 - `parse`: `RequestParser.feed` of one request (llhttp, the field pass, the policy checks);
-- `parse + exchange`: plus `exchange.run` (environ, request id, the app, the response head);
+- `parse + exchange`: plus `Exchange.run` (environ, request id, the app, the response head);
 - `loop path`: the whole of `ConnectionLoop._on_readable` for a connection whose `recv`
   returns the request and whose `send` takes everything (what the epoll loop runs per
   request, minus `epoll_wait` and the two system calls themselves).
@@ -36,12 +36,11 @@ from wsgid import logs as logs_mod  # noqa: E402
 from wsgid.heartbeat import HeartbeatTable  # noqa: E402
 from wsgid.hooks import Hooks  # noqa: E402
 from wsgid.http import environ as environ_mod  # noqa: E402
-from wsgid.http import exchange  # noqa: E402
 from wsgid.http.parser import RequestParser  # noqa: E402
 from wsgid.runtime import RuntimeSettings  # noqa: E402
 from wsgid.settings import Settings  # noqa: E402
 from wsgid.workers.base import WorkerContext  # noqa: E402
-from wsgid.workers.loop import Connection  # noqa: E402
+from wsgid.workers.connection import Connection  # noqa: E402
 from wsgid.workers.sync import SyncWorker  # noqa: E402
 
 REQUESTS = {
@@ -141,7 +140,7 @@ def main() -> int:
         ) -> None:
             req_parser.feed(request)
             req = req_parser.ready.popleft()
-            exchange.run(hello, base, req, channel, worker.log, True)
+            worker.exchange.run(base, req, channel, True)
 
         fake = cast(socket.socket, FakeSocket(request))  # recv and send are all it needs
         conn = Connection(fake, RequestParser(worker.limits), dict(base), 30.0)

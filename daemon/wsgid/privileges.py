@@ -187,19 +187,23 @@ def _check_can_switch(
     same_gid = creds.gid == os.getgid() == os.getegid()
     if os.geteuid() == 0 or (same_uid and same_gid):
         return
-    if not same_uid and not _has_capability(_CAP_SETUID):
-        setting, value = ("user", user) if user is not None else ("group", group)
+    # Each switch: whether it is needed, the capability it takes, the setting
+    # that asks for it (the other one when that one was not given), what to,
+    # and what wsgid runs as.
+    uid, gid = os.geteuid(), os.getegid()
+    switches = (
+        (same_uid, _CAP_SETUID, "user", "group", str(creds), f"uid {uid}"),
+        (same_gid, _CAP_SETGID, "group", "user", f"gid {creds.gid}", f"uid {uid}, gid {gid}"),
+    )
+    given = {"user": user, "group": group}
+    for same, capability, asked, other, target, current in switches:
+        if same or _has_capability(capability):
+            continue
+        setting = asked if given[asked] is not None else other
         raise PrivilegeError(
-            f"{setting} = {value!r}{_from(origin, setting)}: switching the workers to {creds}"
-            f" needs root (wsgid runs as uid {os.geteuid()}); start it as root, or drop the"
+            f"{setting} = {given[setting]!r}{_from(origin, setting)}: switching the workers to"
+            f" {target} needs root (wsgid runs as {current}); start it as root, or drop the"
             " setting"
-        )
-    if not same_gid and not _has_capability(_CAP_SETGID):
-        setting, value = ("group", group) if group is not None else ("user", user)
-        raise PrivilegeError(
-            f"{setting} = {value!r}{_from(origin, setting)}: switching the workers to gid"
-            f" {creds.gid} needs root (wsgid runs as uid {os.geteuid()}, gid {os.getegid()});"
-            " start it as root, or drop the setting"
         )
 
 

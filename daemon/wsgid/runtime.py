@@ -83,7 +83,7 @@ class RuntimeSettings(SettingFields):
             fields=self.limit_request_fields,
             field_size=self.limit_request_field_size,
             body=self.limit_request_body,
-            refuse_underscores=self.header_map == "refuse",
+            header_map=self.header_map,
         )
 
     @property

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections import deque
 
 from wsgid.http.body import InputStream
-from wsgid.http.parser import Limits, Request, RequestParser
+from wsgid.http.parser import Limits, RequestParser
+from wsgid.http.request import Request
 
 HEAD = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n"
 

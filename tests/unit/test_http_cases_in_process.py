@@ -34,8 +34,9 @@ import wsgid
 from conformance.conformance_cases import CASES, Case
 from wsgid.http import environ
 from wsgid.http.errors import ProtocolError
-from wsgid.http.parser import Limits, Request, RequestParser
-from wsgid.workers.loop import RECV_SIZE
+from wsgid.http.parser import Limits, RequestParser
+from wsgid.http.request import Request
+from wsgid.workers.connection import RECV_SIZE
 
 REPO = Path(__file__).resolve().parents[2]
 # The wire suite's server runs with the default settings, whose limits these are.

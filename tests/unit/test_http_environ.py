@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from wsgid.http import environ, policy
 from wsgid.http.body import EMPTY_INPUT
-from wsgid.http.parser import Limits, Request, RequestParser
+from wsgid.http.parser import Limits, RequestParser
+from wsgid.http.request import Request
 
 
 def parse(line: bytes) -> Request:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -12,14 +10,8 @@ from wsgid.http import fields
 from wsgid.http.body import EMPTY_INPUT
 from wsgid.http.environ import build
 from wsgid.http.errors import BadRequest
-from wsgid.http.parser import Limits, Request, RequestParser
-
-
-@pytest.fixture(autouse=True)
-def default_mode() -> Iterator[None]:
-    fields.map_underscores(False)
-    yield
-    fields.map_underscores(False)
+from wsgid.http.parser import Limits, RequestParser
+from wsgid.http.request import Request
 
 
 def parse(head: bytes, limits: Limits | None = None) -> Request:
@@ -51,36 +43,39 @@ def test_a_name_maps_to_its_cgi_key_and_whether_it_frames_the_request(
 def test_underscore_names_are_left_out_unless_dangerous_and_never_frame_the_body() -> None:
     assert fields.entry(b"X_Forwarded_For") == ("", False)
     assert fields.entry(b"Content_Length") == ("", False)
-    fields.map_underscores(True)
-    assert fields.entry(b"X_Forwarded_For") == ("HTTP_X_FORWARDED_FOR", False)
+    lines = [b"Host: a", b"X_Forwarded_For: 1", b"Content_Length: 5"]
+    environ, framing, _ = fields.section(lines, "drop")
+    assert environ == {"HTTP_HOST": "a"}
+    environ, framing, _ = fields.section(lines, "dangerous")
+    assert environ["HTTP_X_FORWARDED_FOR"] == "1"
     # Mapped into the environ, yet never framing: llhttp frames by the real name only.
-    assert fields.entry(b"Content_Length") == ("CONTENT_LENGTH", False)
-    environ, framing, _ = fields.section([b"Host: a", b"Content_Length: 5"], False)
     assert environ["CONTENT_LENGTH"] == "5" and "CONTENT_LENGTH" not in framing
+    # The mode comes with each head: the same lines are still dropped in another.
+    assert fields.section(lines, "drop")[0] == {"HTTP_HOST": "a"}
 
 
-def test_the_cache_stops_growing_at_its_bound() -> None:
+def test_the_name_cache_is_bounded() -> None:
     fields.CACHE.clear()
     for i in range(5000):
         assert fields.entry(b"X-Name-%d" % i) == (f"HTTP_X_NAME_{i}", False)
-    assert len(fields.CACHE) == 4096
+    assert 0 < len(fields.CACHE) <= 4096  # emptied when full, never past the bound
 
 
 def test_short_field_lines_are_remembered_and_the_line_cache_is_bounded() -> None:
     fields.LINES.clear()
     long_line = b"X-Long: " + b"v" * 300
-    environ, _, _ = fields.section([b"Host: a", b"Accept: */*  ", long_line], False)
+    environ, _, _ = fields.section([b"Host: a", b"Accept: */*  ", long_line], "drop")
     assert environ == {"HTTP_HOST": "a", "HTTP_ACCEPT": "*/*", "HTTP_X_LONG": "v" * 300}
     assert fields.LINES[b"Accept: */*  "] == ("HTTP_ACCEPT", "*/*")
     assert long_line not in fields.LINES  # too long to keep
     for i in range(5000):
-        fields.section([b"X-Id: %d" % i], False)
+        fields.section([b"X-Id: %d" % i], "drop")
     assert 0 < len(fields.LINES) <= 2048  # emptied when full, never past the bound
 
 
 def test_repeated_framing_fields_are_reported_and_joined() -> None:
     environ, framing, repeated = fields.section(
-        [b"Host: a", b"Transfer-Encoding: gzip", b"transfer-encoding: chunked", b"Host: b"], False
+        [b"Host: a", b"Transfer-Encoding: gzip", b"transfer-encoding: chunked", b"Host: b"], "drop"
     )
     assert repeated == {"HTTP_HOST", "HTTP_TRANSFER_ENCODING"}
     assert framing["HTTP_TRANSFER_ENCODING"] == "gzip, chunked"
@@ -89,8 +84,8 @@ def test_repeated_framing_fields_are_reported_and_joined() -> None:
 
 def test_refuse_mode_refuses_an_underscore_name() -> None:
     with pytest.raises(BadRequest):
-        fields.section([b"Host: a", b"X_Forged: 1"], True)
-    environ, _, _ = fields.section([b"Host: a", b"X_Forged: 1"], False)
+        fields.section([b"Host: a", b"X_Forged: 1"], "refuse")
+    environ, _, _ = fields.section([b"Host: a", b"X_Forged: 1"], "drop")
     assert environ == {"HTTP_HOST": "a"}
 
 
@@ -110,7 +105,7 @@ def test_the_one_pass_path_agrees_with_the_field_by_field_one(
     """Whichever path a head takes, the environ, framing fields and repeats are the same."""
     lines = [name + b":" + value for name, value in pairs]
     if cached:
-        fields.section(lines, False)  # remember what can be remembered first
+        fields.section(lines, "drop")  # remember what can be remembered first
     else:
         fields.LINES.clear()
     framing_keys = {"HTTP_HOST", "CONTENT_LENGTH", "HTTP_TRANSFER_ENCODING", "CONTENT_TYPE",
@@ -120,7 +115,7 @@ def test_the_one_pass_path_agrees_with_the_field_by_field_one(
         environ, framing, repeated = result  # the framing fields: what policy.py reads
         return environ, {k: v for k, v in framing.items() if k in framing_keys}, set(repeated)
 
-    assert judged(fields.section(lines, False)) == judged(fields._field_by_field(lines, False))
+    assert judged(fields.section(lines, "drop")) == judged(fields._field_by_field(lines, "drop"))
 
 
 def test_the_environ_gets_each_field_once_with_repeats_joined() -> None:
@@ -144,10 +139,8 @@ def test_the_environ_gets_each_field_once_with_repeats_joined() -> None:
 
 
 def test_dangerous_mode_maps_underscore_names_into_the_environ() -> None:
-    fields.map_underscores(True)
-    env = build(
-        {"SCRIPT_NAME": ""}, parse(b"GET / HTTP/1.1\r\nHost: a\r\nX_Forged: 1\r\n\r\n"), EMPTY_INPUT
-    )
+    head = b"GET / HTTP/1.1\r\nHost: a\r\nX_Forged: 1\r\n\r\n"
+    env = build({"SCRIPT_NAME": ""}, parse(head, Limits(header_map="dangerous")), EMPTY_INPUT)
     assert env["HTTP_X_FORGED"] == "1"
 
 

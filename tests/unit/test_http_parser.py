@@ -10,7 +10,8 @@ import httptools
 import pytest
 
 from wsgid.http.errors import ProtocolError
-from wsgid.http.parser import Limits, Request, RequestParser
+from wsgid.http.parser import Limits, RequestParser
+from wsgid.http.request import Request
 
 FIELD_SIZE = 8190  # limit_request_field_size's default
 LINE = 4094  # limit_request_line's default

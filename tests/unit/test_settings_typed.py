@@ -96,7 +96,7 @@ def test_derived_values() -> None:
     assert of("--threads", "4").worker_kind == "gthread"  # gunicorn's rule
     assert of("-k", "pkg.mod.Worker", "--threads", "4").worker_kind == "pkg.mod.Worker"
     limits = of("--limit-request-line", "100", "--header-map", "refuse").limits
-    assert (limits.request_line, limits.refuse_underscores) == (100, True)
+    assert (limits.request_line, limits.header_map) == (100, "refuse")
     where = of("--log-syslog", "--disable-redirect-access-to-syslog").log_targets
     assert (where.error.kind, where.access, where.access_syslog) == ("stream", None, None)
     assert where.error_syslog is not None and where.error_syslog.path == "/dev/log"

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from wsgid.http.errors import BodyError
-from wsgid.http.parser import Request
+from wsgid.http.request import Request
 
 Fill = Callable[[], None]
 

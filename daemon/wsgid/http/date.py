@@ -3,31 +3,41 @@
 Owns: the `Date` header (RFC 9110 §6.6.1: an origin server with a clock sends
 it on every 2xx, 3xx and 4xx response; wsgid sends it on 5xx too), formatted
 at most once a second and shared by the application's responses
-(`response.py`) and wsgid's own (`errors.py`), so both always agree.
+(`response.py`) and wsgid's own (`errors.py`), so both always agree. How a
+second is spelt (RFC 9110 §5.6.7, IMF-fixdate) is handed in by the worker
+with the formatter of its clock (`wsgid.logs.clock.http_date`), which owns
+every time format wsgid writes.
 """
 
 from __future__ import annotations
 
 import time
-
-from wsgid.logs.clock import http_date
+from collections.abc import Callable
 
 SERVER_HEADER = b"Server: wsgid\r\n"
 _HEAD_END = SERVER_HEADER + b"\r\n"
 
 _time = time.time
-# `Date: ...\r\n`, `Server` and the blank line, and when they must be formatted again.
-_tail = b""
-_expires = 0.0
 
 
-def head_end() -> bytes:
-    """`Date: <now>\\r\\nServer: wsgid\\r\\n\\r\\n`, formatted again once a second."""
-    global _tail, _expires
-    now = _time()
-    if now >= _expires:
-        second = int(now)
-        # Not email.utils.formatdate: importing it costs every process about 1 MiB.
-        _tail = b"Date: " + http_date(second).encode("ascii") + b"\r\n" + _HEAD_END
-        _expires = second + 1
-    return _tail
+class Dates:
+    """`Date: <now>\\r\\nServer: wsgid\\r\\n\\r\\n`, formatted again once a second.
+
+    One per worker, shared by its threads: a thread that finds the second
+    over formats it again (the same bytes as any other would), and the end
+    (`_tail`) is always stored before the second it is valid until.
+    """
+
+    def __init__(self, http_date: Callable[[int], str]) -> None:
+        self._format = http_date  # a second since the epoch -> IMF-fixdate
+        self._tail = b""
+        self._expires = 0.0
+
+    def head_end(self) -> bytes:
+        """The end of a head sent now."""
+        now = _time()
+        if now >= self._expires:
+            second = int(now)
+            self._tail = b"Date: " + self._format(second).encode("ascii") + b"\r\n" + _HEAD_END
+            self._expires = second + 1.0
+        return self._tail

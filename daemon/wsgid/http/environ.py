@@ -23,7 +23,8 @@ import sys
 from typing import IO, Any
 from urllib.parse import unquote_to_bytes
 
-from wsgid.http.parser import Request
+from wsgid.http.cache import remember
+from wsgid.http.request import Request
 
 
 def connection_base(
@@ -70,9 +71,7 @@ def build(base: dict[str, Any], req: Request, wsgi_input: object) -> dict[str, A
     if line is None:
         line = _request_line(req, script_name)
         if len(req.target) <= _LINE_TARGET_MAX:
-            if len(_LINES) >= _LINES_MAX:
-                _LINES.clear()
-            _LINES[key] = line
+            remember(_LINES, key, line, _LINES_MAX)
     env.update(line)
     env["wsgi.input"] = wsgi_input
     env.update(req.environ)  # the fields, keyed and joined by the parser (fields.py)
@@ -82,8 +81,8 @@ def build(base: dict[str, Any], req: Request, wsgi_input: object) -> dict[str, A
 
 
 # The keys a request line gives, by (target, method, version, SCRIPT_NAME):
-# most requests repeat a few request lines. Only short targets are kept; a new
-# entry past the bound empties it.
+# most requests repeat a few request lines. Only short targets are kept, in a
+# bounded table (cache.py).
 _LINES: dict[tuple[bytes, str, str, str], dict[str, str]] = {}
 _LINES_MAX = 512
 _LINE_TARGET_MAX = 256

@@ -1,7 +1,7 @@
 """Protocol errors and the status codes they map to.
 
 Owns: the exception type every parsing or policy rule raises, and the canned
-error responses sent for them (with `Date`, from `date.py`). A `ProtocolError`
+error responses sent for them (with `Date`, from the worker's `date.Dates`). A `ProtocolError`
 always ends the connection: after the error response the peer's byte stream
 can no longer be trusted.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from http import HTTPStatus
 
-from wsgid.http.date import head_end
+from wsgid.http.date import Dates
 
 
 class ProtocolError(Exception):
@@ -46,12 +46,14 @@ class BodyError(OSError):
 _PREBUILT: dict[tuple[int, bool, bool], tuple[bytes, bytes]] = {}
 
 
-def error_response(status: int, *, keep_alive: bool = False, head: bool = False) -> bytes:
+def error_response(
+    status: int, dates: Dates, *, keep_alive: bool = False, head: bool = False
+) -> bytes:
     """A complete, small plain-text response for `status`; closes by default.
 
     `head`: the request was HEAD, so the response carries no content
     (RFC 9110 §9.3.2) though its Content-Length says what GET would get.
-    It carries `Date` and `Server` as every response does (`date.py`); the
+    It carries `Date` and `Server` as every response does (`dates`); the
     rest is built once per status, so a flood of bad requests costs a dict
     lookup and a join each.
     """
@@ -68,4 +70,4 @@ def error_response(status: int, *, keep_alive: bool = False, head: bool = False)
         )
         parts = _PREBUILT[key] = (start, b"" if head else body)
     start, body = parts
-    return start + head_end() + body
+    return start + dates.head_end() + body

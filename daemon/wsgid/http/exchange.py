@@ -10,8 +10,12 @@ serving either way. A body that ends short of the app's own Content-Length
 (the connection is closed) or goes past it (the excess is dropped) is logged
 too: `app.response_short`, `app.response_long`.
 
-It knows nothing of sockets or loops: the worker passes a `Channel` that can
-send bytes, pull more body bytes, and send a file.
+It knows nothing of sockets, loops or logs: the worker passes a `Channel`
+that can send bytes, pull more body bytes, and send a file, and builds one
+`Exchange` with what every request shares: the app, the error log, the
+request ids (`wsgid.logs.request_id`: chosen from a request's
+`X-Request-ID`, and carried by a context variable while the app runs, so
+every event logged meanwhile names it) and the `Date` of the heads.
 """
 
 from __future__ import annotations
@@ -19,14 +23,15 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
 from typing import IO, Any, Protocol, cast
 
 from wsgid.http import environ as environ_mod
 from wsgid.http.body import EMPTY_INPUT, EmptyInput, InputStream
+from wsgid.http.date import Dates
 from wsgid.http.errors import BodyError, error_response
-from wsgid.http.parser import Request
+from wsgid.http.request import Request
 from wsgid.http.response import Response
-from wsgid.logs import request_id
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -83,60 +88,74 @@ class FileWrapper:
             return None
 
 
-def run(
-    app: WSGIApp,
-    base: dict[str, Any],
-    req: Request,
-    channel: Channel,
-    log: ErrorLog,
-    keep_alive: bool,
-) -> Response:
-    """Call `app` for `req` and send its response through `channel`.
+class Exchange:
+    """One worker's way of calling its app: what all its requests share."""
 
-    The returned response also tells the worker what comes next: whether the
-    connection may stay open (`keep_alive`), whether the app failed
-    (`app_failed`) and the environ it saw (for hooks and the access log).
-    """
-    if req.body_complete and not req.body:
-        wsgi_input: InputStream | EmptyInput = EMPTY_INPUT  # most requests: no body at all
-    else:
-        before_read = _continue_sender(channel, req) if req.expect_continue else None
-        wsgi_input = InputStream(req, channel.fill, before_read)
-    environ = environ_mod.build(base, req, wsgi_input)
-    resp = Response(req, keep_alive, channel, environ)
-    # The request id: in the environ, in the response, and (through the context
-    # variable) in every error-log event emitted while the app runs.
-    rid = request_id.choose(environ.get("HTTP_X_REQUEST_ID"))
-    environ["HTTP_X_REQUEST_ID"] = environ["wsgid.request_id"] = rid
-    resp.request_id = b"X-Request-ID: %s\r\n" % rid.encode("ascii")
-    token = request_id.CURRENT.set(rid)
+    def __init__(
+        self,
+        app: WSGIApp,
+        log: ErrorLog,
+        new_id: Callable[[str | None], str],
+        current_id: ContextVar[str | None],
+        dates: Dates,
+    ) -> None:
+        self.app = app
+        self.log = log
+        self.new_id = new_id  # a request's id, from its X-Request-ID (None: none sent)
+        self.current_id = current_id  # holds the id while the app runs
+        self.dates = dates
 
-    result: Iterable[bytes] | None = None
-    try:
-        result = app(environ, resp.start_response)
-        _send_result(result, resp, channel)
-        if resp.body_dropped:
-            log.warning(
-                "app.body_ignored",
-                status=resp.status_code,
-                method=req.method,
-                path=_path(req),
-                reason="HEAD, 1xx, 204 and 304 responses have no body",
-            )
-        if resp.length_mismatch:
-            _length_mismatch(resp, req, log)
-    except Exception as exc:
-        _fail(exc, resp, req, channel, log)
-    finally:
-        if type(result) is not list:  # a list has no close(), and most apps return one
-            close = getattr(result, "close", None)
-            if close is not None:
-                try:
-                    close()
-                except Exception:
-                    log.exception("app.close_failed", method=req.method, path=_path(req))
-        request_id.CURRENT.reset(token)
-    return resp
+    def run(
+        self, base: dict[str, Any], req: Request, channel: Channel, worker_keeps: bool
+    ) -> Response:
+        """Call the app for `req` and send its response through `channel`.
+
+        `worker_keeps`: whether the worker lets the connection stay open. The
+        returned response also tells the worker what comes next: whether the
+        connection may stay open (`keep_alive()`), whether the app failed
+        (`app_failed`) and the environ it saw (for hooks and the access log).
+        """
+        log = self.log
+        if req.body_complete and not req.body:
+            wsgi_input: InputStream | EmptyInput = EMPTY_INPUT  # most requests: no body at all
+        else:
+            before_read = _continue_sender(channel, req) if req.expect_continue else None
+            wsgi_input = InputStream(req, channel.fill, before_read)
+        environ = environ_mod.build(base, req, wsgi_input)
+        resp = Response(req, self.dates, worker_keeps, channel, environ)
+        # The request id: in the environ, in the response, and (through the context
+        # variable) in every error-log event emitted while the app runs.
+        rid = self.new_id(environ.get("HTTP_X_REQUEST_ID"))
+        environ["HTTP_X_REQUEST_ID"] = environ["wsgid.request_id"] = rid
+        resp.request_id = b"X-Request-ID: %s\r\n" % rid.encode("ascii")
+        token = self.current_id.set(rid)
+
+        result: Iterable[bytes] | None = None
+        try:
+            result = self.app(environ, resp.start_response)
+            _send_result(result, resp, channel)
+            if resp.body_dropped:
+                log.warning(
+                    "app.body_ignored",
+                    status=resp.status_code,
+                    method=req.method,
+                    path=_path(req),
+                    reason="HEAD, 1xx, 204 and 304 responses have no body",
+                )
+            if resp.length_mismatch:
+                _length_mismatch(resp, req, log)
+        except Exception as exc:
+            _fail(exc, resp, req, channel, log)
+        finally:
+            if type(result) is not list:  # a list has no close(), and most apps return one
+                close = getattr(result, "close", None)
+                if close is not None:
+                    try:
+                        close()
+                    except Exception:
+                        log.exception("app.close_failed", method=req.method, path=_path(req))
+            self.current_id.reset(token)
+        return resp
 
 
 def _send_result(result: Iterable[object], resp: Response, channel: Channel) -> None:
@@ -214,27 +233,31 @@ def _fail(exc: Exception, resp: Response, req: Request, channel: Channel, log: E
         log.warning("request.body_error", method=req.method, path=_path(req), error=str(exc))
         if exc.status and not resp.head_sent:
             resp.status_code = exc.status
-            _send_quietly(channel, error_response(exc.status, head=req.method == "HEAD"))
-        resp.keep_alive = False
+            _send_quietly(
+                channel, error_response(exc.status, resp.dates, head=req.method == "HEAD")
+            )
+        resp.broken = True
         return
     if isinstance(exc, (BrokenPipeError, ConnectionResetError)):
         log.warning("client.gone", method=req.method, path=_path(req), error=str(exc))
-        resp.keep_alive = False
+        resp.broken = True
         return
     if resp.head_sent:
         log.exception("app.error_after_response_started", method=req.method, path=_path(req))
-        resp.keep_alive = False
+        resp.broken = True
         return
     log.exception("app.error", method=req.method, path=_path(req))
     resp.status = "500 Internal Server Error"
     resp.status_code = 500
     resp.head_sent = True
-    body = error_response(500, keep_alive=resp.keep_alive, head=req.method == "HEAD")
+    keep_alive = resp.keep_alive()
+    resp.said_close = not keep_alive
+    body = error_response(500, resp.dates, keep_alive=keep_alive, head=req.method == "HEAD")
     if resp.request_id:  # the id a user can quote when reporting the error
         body = body.replace(b"\r\n", b"\r\n" + resp.request_id, 1)
     resp.bytes_sent = len(body) - body.index(b"\r\n\r\n") - 4
     if not _send_quietly(channel, body):
-        resp.keep_alive = False
+        resp.broken = True
 
 
 def _length_mismatch(resp: Response, req: Request, log: ErrorLog) -> None:

@@ -16,24 +16,29 @@ This runs for every field of every request, so it is built around two caches:
   session's Cookie, ...), so the usual head becomes its environ fields with
   one C-level pass (`dict(map(...))`) and no Python per field. Only lines up
   to `_LINE_MAX` (256) bytes are kept, at most `_LINES_MAX` (2048) of them,
-  under 2 MiB; the cache empties when full, so a client sending endless
-  distinct lines costs time, not memory. Keys are bytes, so Python's
-  randomized hashing protects it from collision floods.
-- field names -> (environ key, frames the request): for lines not cached.
+  under 2 MiB; the cache empties when full (`cache.py`), so a client sending
+  endless distinct lines costs time, not memory.
+- field names -> (environ key, frames the request): for lines not cached;
+  at most `_CACHE_MAX` (4096), emptied when full too.
 
 Names containing "_" are left out of the environ: "X_Forwarded_For" and
 "X-Forwarded-For" would both become HTTP_X_FORWARDED_FOR, letting a client
 forge a header a proxy vouches for. `header_map = "dangerous"` maps them
 anyway (gunicorn's opt-in), but never lets them frame the request, since
-llhttp frames the body by the real names only. Heads with such names, or
-with repeated fields, take the field-by-field path.
+llhttp frames the body by the real names only. The mode comes with each
+head (the parser's `Limits.header_map`), so nothing here depends on which
+mode was set. Heads with such names, or with repeated fields, take the
+field-by-field path.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Set
 from types import MappingProxyType
+from typing import Literal
 
+from wsgid.http.abnf import OWS_BYTES
+from wsgid.http.cache import remember
 from wsgid.http.errors import BadRequest
 
 # The environ keys of the fields the request rules in policy.py look at.
@@ -45,20 +50,20 @@ EXPECT = "HTTP_EXPECT"
 _FRAMING = frozenset((HOST, CONTENT_LENGTH, TRANSFER_ENCODING, CONTENT_TYPE, EXPECT))
 _UNPREFIXED = frozenset((CONTENT_TYPE, CONTENT_LENGTH))
 
+# The `header_map` setting: what becomes of a name with "_" (see above).
+HeaderMap = Literal["drop", "refuse", "dangerous"]
+
 NO_FIELDS: Mapping[str, str] = MappingProxyType({})
 NOTHING_REPEATED: Set[str] = frozenset()
 
 Entry = tuple[str, bool]
 # (environ fields, framing fields by environ key, the framing keys repeated)
 Section = tuple[dict[str, str], Mapping[str, str], Set[str]]
-# Name bytes as sent -> (environ key, whether it frames the request). Bounded,
-# so that a client sending endless distinct names cannot grow it forever:
-# past the bound, new names are answered without being remembered.
+# Name bytes as sent -> (environ key, whether it frames the request); bounded.
 CACHE: dict[bytes, Entry] = {}
 _CACHE_MAX = 4096
 _LINE_MAX = 256
 _LINES_MAX = 2048
-_underscores_mapped = False
 
 
 class _Irregular(Exception):
@@ -72,11 +77,9 @@ class _LineCache(dict[bytes, tuple[str, str]]):
         name, _, value = line.partition(b":")
         if b"_" in name:
             raise _Irregular
-        pair = (entry(name)[0], value.strip(b" \t").decode("latin-1"))
+        pair = (entry(name)[0], value.strip(OWS_BYTES).decode("latin-1"))
         if len(line) <= _LINE_MAX:
-            if len(self) >= _LINES_MAX:
-                self.clear()
-            self[line] = pair
+            remember(self, line, pair, _LINES_MAX)
         return pair
 
 
@@ -84,26 +87,20 @@ LINES = _LineCache()
 _line = LINES.__getitem__
 
 
-def map_underscores(enabled: bool) -> None:
-    """header_map = "dangerous": map `_` names onto HTTP_* like `-` ones."""
-    global _underscores_mapped
-    _underscores_mapped = enabled
-    CACHE.clear()
-
-
 def entry(name: bytes) -> Entry:
-    """(environ key or "", whether it frames the request) for a field name; cached."""
+    """(environ key, whether it frames the request) for a field name; cached.
+
+    A name with "_" has none here (""): what it gets depends on `header_map`.
+    """
     found = CACHE.get(name)
     if found is not None:
         return found
     if b"_" in name:
-        found = (_environ_key(name) if _underscores_mapped else "", False)
+        found = ("", False)
     else:
         key = _environ_key(name)
         found = (key, key in _FRAMING)
-    if len(CACHE) < _CACHE_MAX:
-        CACHE[name] = found
-    return found
+    return remember(CACHE, name, found, _CACHE_MAX)
 
 
 def _environ_key(name: bytes) -> str:
@@ -112,7 +109,7 @@ def _environ_key(name: bytes) -> str:
     return upper if upper in _UNPREFIXED else "HTTP_" + upper
 
 
-def section(lines: list[bytes], refuse_underscores: bool) -> Section:
+def section(lines: list[bytes], header_map: HeaderMap) -> Section:
     """The environ fields, the framing fields and the repeated framing keys of a head.
 
     `lines` are the head's field lines as sent (without CRLF), which llhttp
@@ -121,32 +118,35 @@ def section(lines: list[bytes], refuse_underscores: bool) -> Section:
     try:
         environ = dict(map(_line, lines))
     except _Irregular:
-        return _field_by_field(lines, refuse_underscores)
+        return _field_by_field(lines, header_map)
     if len(environ) != len(lines):  # a field was repeated
-        return _field_by_field(lines, refuse_underscores)
+        return _field_by_field(lines, header_map)
     # No "_" names and no repeats: the framing fields are the environ's own.
     return environ, environ, NOTHING_REPEATED
 
 
-def _field_by_field(lines: list[bytes], refuse_underscores: bool) -> Section:
+def _field_by_field(lines: list[bytes], header_map: HeaderMap) -> Section:
     environ: dict[str, str] = {}
     framing: dict[str, str] = {}
     repeated: set[str] = set()
     for line in lines:
         name, _, raw_value = line.partition(b":")
         key, frames = entry(name)
-        value = raw_value.strip(b" \t").decode("latin-1")  # RFC 9110 §5.5: OWS is not part of it
+        value = raw_value.strip(OWS_BYTES).decode("latin-1")  # RFC 9110 §5.5: OWS is not part of it
         if frames:
             if key in framing:
                 repeated.add(key)
                 framing[key] += ", " + value
             else:
                 framing[key] = value
-        if key:
-            if key in environ:
-                environ[key] += ("; " if key == "HTTP_COOKIE" else ", ") + value
-            else:
-                environ[key] = value
-        elif refuse_underscores:  # only names with "_" have no key
-            raise BadRequest("header name with an underscore (header_map = refuse)")
+        if not key:  # only names with "_" have none
+            if header_map == "drop":
+                continue
+            if header_map == "refuse":
+                raise BadRequest("header name with an underscore (header_map = refuse)")
+            key = _environ_key(name)  # "dangerous": mapped like a "-" name, never framing
+        if key in environ:
+            environ[key] += ("; " if key == "HTTP_COOKIE" else ", ") + value
+        else:
+            environ[key] = value
     return environ, framing, repeated

@@ -1,10 +1,10 @@
 """Bytes to request heads and body bytes, with llhttp (httptools) doing the lexing.
 
-Owns: the per-connection `RequestParser`, the `Request` record it produces and
-the size limits on the head (request line, field count, field size, whole head),
-enforced while the head arrives. Every semantic rule about what a valid request
-is lives in `policy.py`, which this module calls once a head is complete; this
-module only lexes and counts.
+Owns: the per-connection `RequestParser`, which produces `Request` records
+(`request.py`), and the size limits on the head (request line, field count,
+field size, whole head), enforced while the head arrives. Every semantic rule
+about what a valid request is lives in `policy.py`, which this module calls
+once a head is complete; this module only lexes and counts.
 
 Theory of operation: llhttp parses incrementally and calls back per URL piece,
 per body piece and at message boundaries (per field only to bound trailers:
@@ -35,13 +35,14 @@ holds bound methods of the parser, a reference cycle that only the cyclic GC
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import httptools
 
 from wsgid.http import fields, policy
 from wsgid.http.errors import BadRequest, ProtocolError
+from wsgid.http.fields import HeaderMap
+from wsgid.http.request import Request
 
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
 # RFC 9112 §2.3: wsgid speaks HTTP/1.1 and answers HTTP/1.0 clients.
@@ -67,7 +68,7 @@ class Limits:
     fields: int = 100
     field_size: int = 8190
     body: int = 0  # limit_request_body: 0 = no limit
-    refuse_underscores: bool = False  # header_map = "refuse"
+    header_map: HeaderMap = "drop"  # names with "_": fields.py
 
     @property
     def head(self) -> int:
@@ -80,47 +81,6 @@ class Limits:
         fields = min(self.fields or MAX_FIELDS, MAX_FIELDS)
         size = self.field_size or 65536
         return min(line + fields * (size + 4) + 4, 64 * 1024 * 1024)
-
-
-class Request:
-    """One parsed request: its head, and its body bytes as they arrive."""
-
-    # Defaults are class attributes: a request sets only what differs, and
-    # one is built for every request.
-    method = ""
-    target = b""
-    path = b""
-    query = b""
-    version = "HTTP/1.1"
-    keep_alive = True
-    content_length: int | None = None
-    chunked = False
-    expect_continue = False
-    upgrade = False
-    authority = b""  # the host of an absolute-form target (RFC 9112 §3.2.2)
-    body_complete = False
-    body_error: Exception | None = None  # why the body could not be completed
-    body_received = 0
-    # Set once nobody will read the rest of the body (the response was
-    # sent): arriving bytes are then counted and dropped.
-    discard_body = False
-
-    # The head's field lines as sent (set by the parser when there are any).
-    field_lines: Sequence[bytes] = ()
-    # The fields as the environ shows them (`HTTP_*`, CONTENT_*): latin-1
-    # text, repeated fields joined (fields.py).
-    environ: Mapping[str, str] = fields.NO_FIELDS
-
-    # The body bytes received and not yet read by the app. A body arriving in
-    # one piece stays the bytes object llhttp handed over, so the app's read()
-    # gets it without a copy; a second piece makes it a bytearray.
-    body: bytes | bytearray = b""
-
-    @property
-    def headers(self) -> list[tuple[bytes, bytes]]:
-        """The fields as sent, as (name, value without OWS) pairs (for hooks)."""
-        pairs = (line.partition(b":") for line in self.field_lines)
-        return [(name, value.strip(b" \t")) for name, _, value in pairs]
 
 
 class RequestParser:
@@ -138,6 +98,7 @@ class RequestParser:
         "_field_size",
         "_fields",
         "_head_limit",
+        "_header_map",
         "_hs",
         "_in_chunk_line",
         "_kept",
@@ -149,7 +110,6 @@ class RequestParser:
         "_pending_reason",
         "_stall",
         "_trailers",
-        "_underscores",
         "_url",
         "closed",
         "in_head",
@@ -166,7 +126,7 @@ class RequestParser:
         self._field_size = limits.field_size or unlimited
         self._head_limit = limits.head
         self._body_limit = limits.body or unlimited
-        self._underscores = limits.refuse_underscores
+        self._header_map = limits.header_map
         # _CLOSED once closed (see close()).
         self._parser = httptools.HttpRequestParser(self)
         self.ready: deque[Request] = deque()
@@ -469,7 +429,7 @@ class RequestParser:
             if end - start > self._field_size and max(map(len, lines)) > self._field_size:
                 raise ProtocolError(431, "header field too large")
             req.field_lines = lines
-            req.environ, framing, repeated = fields.section(lines, self._underscores)
+            req.environ, framing, repeated = fields.section(lines, self._header_map)
         else:
             framing, repeated = fields.NO_FIELDS, fields.NOTHING_REPEATED
         req.target = url

@@ -21,48 +21,44 @@ Rules kept here:
 - RFC 9110 §8.3: a single Content-Type.
 - Header names containing `_` are not mapped into the environ (they would
   collide with `-` in the CGI-style HTTP_* keys); see `fields.py`.
+
+The grammar these rules test against (token, Host, Content-Length, the
+target's forms) is `abnf.py`'s.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Set
-from typing import TYPE_CHECKING
 
+from wsgid.http import abnf
+from wsgid.http.abnf import members
+from wsgid.http.cache import remember
 from wsgid.http.errors import BadRequest, ProtocolError
 from wsgid.http.fields import CONTENT_LENGTH, CONTENT_TYPE, EXPECT, HOST, TRANSFER_ENCODING
+from wsgid.http.request import Request
 
-if TYPE_CHECKING:
-    from wsgid.http.parser import Request
-
-_VERSION_SHAPE = re.compile(rb"^[!#$%&'*+.^_`|~0-9A-Za-z-]+ [^ ]+ HTTP/\d\.\d\r\n")
-# RFC 9110 §7.2 / RFC 3986 §3.2.2: Host = uri-host [ ":" port ]
-_HOST_VALUE = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(:[0-9]*)?")
-_AUTHORITY_END = re.compile(rb"[/?#]")
+# Where a head's Transfer-Encoding values are (RFC 9112 §5: field-line =
+# field-name ":" OWS field-value OWS), found in its bytes after llhttp refused it.
 _TE_FIELD = re.compile(rb"\ntransfer-encoding:[ \t]*([^\r\n]*)", re.IGNORECASE)
-_TOKEN_METHOD = re.compile(rb"^[!#$%&'*+.^_`|~0-9A-Za-z-]+ ")
-_DIGITS = re.compile(r"[0-9]+")
 _KNOWN_CODINGS = frozenset(("chunked", "gzip", "x-gzip", "deflate", "compress", "identity"))
 _MAX_CONTENT_LENGTH_DIGITS = 18  # below 2**63: no overflow anywhere downstream
-# A request body the app left unread is read and dropped up to this size to
-# keep the connection open; a larger remainder closes it instead.
-DRAIN_LIMIT = 1024 * 1024
 
 
 def status_for_bad_method(data: bytes) -> int:
     """llhttp knows a fixed list of methods: a well-formed unknown one is 501."""
-    return 501 if _TOKEN_METHOD.match(data) else 400
+    return 501 if abnf.METHOD_SP.match(data) else 400
 
 
 def protocol_error_from_llhttp(reason: str, head: bytes) -> ProtocolError:
     """Map an llhttp error on `head` (the request's bytes so far) to its status."""
-    if reason == "Invalid HTTP version" and _VERSION_SHAPE.match(head):
+    if reason == "Invalid HTTP version" and abnf.REQUEST_LINE.match(head):
         return ProtocolError(505, reason)  # RFC 9110 §15.6.6: well-formed, unsupported
     if reason == "Request has invalid `Transfer-Encoding`":
         # The final coding is not chunked: 501 if a coding is unknown to us
         # (RFC 9112 §6.1), else 400 (the body length cannot be determined).
         values = _TE_FIELD.findall(head)
-        codings = [c for value in values for c in _members(value.decode("latin-1"))]
+        codings = [c for value in values for c in members(value.decode("latin-1"))]
         if any(c and c not in _KNOWN_CODINGS for c in codings):
             return ProtocolError(501, reason)
     return BadRequest(reason)
@@ -73,28 +69,13 @@ def request_line_complete(head: bytes | bytearray) -> bool:
     return b"\n" in head
 
 
-def may_drain(req: Request) -> bool:
-    """Whether the unread rest of `req`'s body can be skipped to keep the connection.
-
-    RFC 9112 §9.6 lets a server close instead; it must when the client awaits
-    `100 Continue` that was never sent (RFC 9110 §10.1.1), when the remainder
-    is unbounded (chunked) or larger than `DRAIN_LIMIT`.
-    """
-    if req.body_complete:
-        return True
-    if req.chunked or req.expect_continue:
-        return False
-    return (req.content_length or 0) - req.body_received <= DRAIN_LIMIT
-
-
 # Host values already found valid: a server sees the same few over and over.
-# Bounded: a new entry past the bound empties it.
-_GOOD_HOSTS: set[str] = set()
+# Bounded (cache.py).
+_GOOD_HOSTS: dict[str, bool] = {}
 _GOOD_HOSTS_MAX = 256
 _SINGLE = {HOST: "Host", CONTENT_LENGTH: "Content-Length", CONTENT_TYPE: "Content-Type"}
 # Origin-form targets already checked -> (path, query): most requests ask for
-# one of a few URLs. Only short targets are kept; a new entry past the bound
-# empties it.
+# one of a few URLs. Only short targets are kept, in a bounded table (cache.py).
 _ORIGIN_TARGETS: dict[bytes, tuple[bytes, bytes]] = {}
 _TARGETS_MAX = 512
 _TARGET_LEN_MAX = 256
@@ -113,10 +94,8 @@ def check_head(req: Request, framing: Mapping[str, str], repeated: Set[str]) -> 
         req.path, req.query = known
     else:
         _check_target(req)
-        if target[:1] == b"/" and len(target) <= _TARGET_LEN_MAX:  # origin-form: remember
-            if len(_ORIGIN_TARGETS) >= _TARGETS_MAX:
-                _ORIGIN_TARGETS.clear()
-            _ORIGIN_TARGETS[target] = (req.path, req.query)
+        if target[:1] == abnf.ORIGIN_FORM_START and len(target) <= _TARGET_LEN_MAX:  # remember
+            remember(_ORIGIN_TARGETS, target, (req.path, req.query), _TARGETS_MAX)
     for key in repeated:
         if key in _SINGLE:  # RFC 9110 §7.2, RFC 9112 §6.3, RFC 9110 §8.3
             raise BadRequest(f"more than one {_SINGLE[key]} field")
@@ -125,22 +104,20 @@ def check_head(req: Request, framing: Mapping[str, str], repeated: Set[str]) -> 
         if req.version == "HTTP/1.1":
             raise BadRequest("HTTP/1.1 needs exactly one Host field")
     elif host not in _GOOD_HOSTS:
-        if not _HOST_VALUE.fullmatch(host):
+        if not abnf.HOST.fullmatch(host):
             raise BadRequest("invalid Host field")
-        if len(_GOOD_HOSTS) >= _GOOD_HOSTS_MAX:
-            _GOOD_HOSTS.clear()
-        _GOOD_HOSTS.add(host)
+        remember(_GOOD_HOSTS, host, True, _GOOD_HOSTS_MAX)
     expect = framing.get(EXPECT)
     if expect is not None and req.version == "HTTP/1.1":
         # RFC 9110 §10.1.1: only HTTP/1.1 clients wait for 100 Continue.
-        req.expect_continue = "100-continue" in _members(expect)
+        req.expect_continue = "100-continue" in members(expect)
     transfer_encoding = framing.get(TRANSFER_ENCODING)
     content_length = framing.get(CONTENT_LENGTH)
     if transfer_encoding is not None:
         _check_transfer_encoding(req, transfer_encoding, content_length)
     elif content_length is not None:
         if (
-            not _DIGITS.fullmatch(content_length)
+            not abnf.CONTENT_LENGTH.fullmatch(content_length)
             or len(content_length) > _MAX_CONTENT_LENGTH_DIGITS
         ):
             raise BadRequest("invalid Content-Length")
@@ -152,17 +129,12 @@ def check_head(req: Request, framing: Mapping[str, str], repeated: Set[str]) -> 
         req.expect_continue = False
 
 
-def _members(value: str) -> list[str]:
-    """The lower-cased members of a list-valued field (RFC 9110 §5.6.1)."""
-    return [member.strip(" \t").lower() for member in value.split(",")]
-
-
 def _check_transfer_encoding(req: Request, value: str, content_length: str | None) -> None:
     if req.version != "HTTP/1.1":
         raise BadRequest("Transfer-Encoding on an HTTP/1.0 request")
     if content_length is not None:
         raise BadRequest("Content-Length together with Transfer-Encoding")
-    codings = _members(value)
+    codings = members(value)
     for coding in codings:
         if coding not in _KNOWN_CODINGS:
             raise ProtocolError(501, "unsupported transfer coding")
@@ -177,29 +149,29 @@ def _check_transfer_encoding(req: Request, value: str, content_length: str | Non
 
 def _check_target(req: Request) -> None:
     target = req.target
-    if target[:1] == b"/":
+    if target[:1] == abnf.ORIGIN_FORM_START:
         path, sep, query = target.partition(b"?")
         req.path = path.partition(b"#")[0] if b"#" in path else path
         req.query = query.partition(b"#")[0] if sep and b"#" in query else query
         return
-    if target == b"*":
+    if target == abnf.ASTERISK_FORM:
         if req.method != "OPTIONS":
             raise BadRequest("asterisk-form target only with OPTIONS")
-        req.path = b"*"
+        req.path = target
         return
     if req.method == "CONNECT":
         raise ProtocolError(405, "CONNECT is not served")
-    lowered = target[:8].lower()
-    if lowered.startswith((b"http://", b"https://")):
+    lowered = target[:8].lower()  # as long as the longest scheme prefix
+    if lowered.startswith(abnf.ABSOLUTE_FORM_SCHEMES):
         # RFC 9112 §3.2.2: absolute-form; its authority replaces Host.
         rest = target.split(b"://", 1)[1]
-        match = _AUTHORITY_END.search(rest)
+        match = abnf.AUTHORITY_END.search(rest)
         cut = match.start() if match else len(rest)
         authority, tail = rest[:cut], rest[cut:]
         if (
             not authority
             or b"@" in authority
-            or not _HOST_VALUE.fullmatch(authority.decode("latin-1"))
+            or not abnf.HOST.fullmatch(authority.decode("latin-1"))
         ):
             raise BadRequest("absolute-form target without a valid host")  # RFC 9110 §4.2.4
         tail = tail.partition(b"#")[0]

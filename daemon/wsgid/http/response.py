@@ -4,7 +4,8 @@ Owns: validating what the application hands back (status line, header names
 and values, hop-by-hop headers), choosing how the body is framed
 (Content-Length, chunked, or end-of-connection), which responses may have a
 body (RFC 9110 §6.4.1: none for HEAD, 1xx, 204, 304) and serialising the head.
-It does no I/O; `exchange.py` drives it and the worker sends the bytes.
+It does no I/O; `exchange.py` drives it and the worker sends the bytes. The
+grammar a status and a header are checked against is `abnf.py`'s.
 
 Framing, in order of preference (RFC 9112 §6):
 1. the app's own Content-Length; the body is cut at that length and the
@@ -14,24 +15,28 @@ Framing, in order of preference (RFC 9112 §6):
    never called `write()`), sent as Content-Length;
 3. chunked transfer coding, on HTTP/1.1;
 4. otherwise the end of the connection marks the end of the body.
+
+Keep-alive: whether the connection carries another request after a response
+is decided by one rule, `Response.keep_alive()`. The other places record a
+fact it reads (the parser what the client asked, the worker what it allows,
+the head what the app's headers and the framing imply, the exchange a
+failure) and ask it: the head announces its answer, the worker acts on the
+answer it gives once the response has ended.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, cast
 
-from wsgid.http import policy
-from wsgid.http.date import head_end
-from wsgid.http.parser import Request
+from wsgid.http import abnf
+from wsgid.http.cache import remember
+from wsgid.http.date import Dates
+from wsgid.http.request import Request
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_STATUS = re.compile(r"[1-9][0-9][0-9] [^\r\n\x00]*")
-_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 # RFC 9110 §7.6.1 / PEP 3333 "hop-by-hop" headers an application must not set.
 # `Connection: close` is accepted as the app's wish to end the connection.
 _HOP_BY_HOP = frozenset(
@@ -39,12 +44,19 @@ _HOP_BY_HOP = frozenset(
      "trailers", "transfer-encoding", "upgrade", "proxy-connection")
 )  # fmt: skip
 
+# A request body the app left unread is read and dropped up to this size to
+# keep the connection open; a larger remainder closes it instead.
+DRAIN_LIMIT = 1024 * 1024
+
+# The head cache's values: the head up to Date, then the framing it implies
+# and the facts it adds to the keep-alive rule (see `_shape`).
+Shape = tuple[bytes, bool, int | None, bool, bool, bool, bool, bool]
 # Header items already found valid, and serialised heads (all but Date) keyed
 # on everything that shapes them: most apps send the same few heads over and
-# over, and building one costs more than the rest of the response. Both are
-# bounded: a new entry past the bound empties the table.
-_VALID_HEADERS: set[tuple[str, str]] = set()
-_HEAD_CACHE: dict[tuple[Any, ...], tuple[bytes, bool, int | None, bool, bool, bool]] = {}
+# over, and building one costs more than the rest of the response. Bounded
+# (cache.py), as is the table of status lines.
+_VALID_HEADERS: dict[tuple[str, str], bool] = {}
+_HEAD_CACHE: dict[tuple[Any, ...], Shape] = {}
 _CACHE_MAX = 1024
 _STATUS_CODES: dict[str, int] = {}  # status lines already found valid -> their code
 
@@ -73,17 +85,27 @@ class Response:
     excess = 0
     request_id = b""  # the `X-Request-ID: ...\r\n` line, set by the exchange
     app_failed = False
+    # What ends the connection after this response, each set where it is
+    # found and never unset (read by `keep_alive()`, which says more):
+    app_close = False  # the app's own `Connection: close`
+    close_delimited = False  # only the end of the connection can end the body
+    broken = False  # the exchange failed, or the body ended short of its length
+    said_close = False  # the head announced `Connection: close`
 
     def __init__(
         self,
         req: Request,
-        keep_alive: bool,
+        dates: Dates,
+        worker_keeps: bool,
         channel: Any = None,
         environ: dict[str, Any] | None = None,
     ) -> None:
         self.req = req
+        self.dates = dates  # the end of the head: Date and Server
         self.channel = channel  # what write() sends through (exchange.Channel)
-        self.keep_alive = keep_alive
+        # Whether the worker lets the connection stay open (keepalive > 0,
+        # not stopping, max_requests not reached).
+        self.worker_keeps = worker_keeps
         self.environ = environ if environ is not None else {}  # what the app was called with
 
     # The app's arguments are typed `object` and checked here: the compiled
@@ -111,9 +133,7 @@ class Response:
         for item in headers:
             if type(item) is not tuple or item not in valid:
                 _check_header(item)
-                if len(valid) >= _CACHE_MAX:
-                    valid.clear()
-                valid.add(item)
+                remember(valid, item, True, _CACHE_MAX)
         self.status = cast(str, status)  # _status_code checked it
         self.status_code = code
         self.headers = headers
@@ -130,38 +150,70 @@ class Response:
             channel.send(self.head(None))
         channel.send(self.frame(data))
 
+    def keep_alive(self) -> bool:
+        """Whether the connection may carry another request after this response.
+
+        The keep-alive rule (RFC 9112 §9.3 and §9.6), stated here only. Any
+        party may end the connection, and once one has, it stays ended:
+        - the client (`req.keep_alive`, read by llhttp): `Connection: close`,
+          HTTP/1.0 without `Connection: keep-alive`, or an Upgrade request
+          (wsgid answers it as HTTP/1.1; what follows it is not);
+        - the worker (`worker_keeps`): keepalive = 0, a stop, max_requests;
+        - the application: `Connection: close` among its headers;
+        - the framing: a body only the end of the connection can end
+          (HTTP/1.0 without a length: RFC 9112 §6.3);
+        - the exchange (`broken`): a body that ended short of its
+          Content-Length, a request body that could not be completed, a
+          client that left, an app that failed once the response began;
+        - the head: one that announced `close` binds (§9.6);
+        - the rest of the request body the app did not read (§9.6): read and
+          dropped only while that is cheap (`_drainable`).
+
+        Asked when the head is serialised (the head announces the answer)
+        and once the response has ended (the worker acts on it).
+        """
+        req = self.req
+        return (
+            req.keep_alive
+            and self.worker_keeps
+            and not (self.app_close or self.close_delimited or self.broken or self.said_close)
+            and (req.body_complete or _drainable(req))
+        )
+
     def head(self, known_length: int | None) -> bytes:
         """Decide the framing and serialise the head; call once."""
         assert self.status is not None
         req = self.req
         if req.body_error is not None:
             raise req.body_error  # the request failed: never a success response
-        if self.keep_alive and not req.body_complete and not policy.may_drain(req):
-            self.keep_alive = False
         key = (
             self.status,
             tuple(self.headers),
             known_length,
-            self.keep_alive,
+            self.keep_alive(),  # before the app's headers and the framing add theirs
             req.version,
             req.method,
         )
         shape = _HEAD_CACHE.get(key)
         if shape is None:
-            shape = self._shape(known_length)
-            if len(_HEAD_CACHE) >= _CACHE_MAX:
-                _HEAD_CACHE.clear()
-            _HEAD_CACHE[key] = shape
-        prefix, self.body_allowed, self.content_length, self.chunked, self.keep_alive, own_id = (
-            shape
-        )
+            shape = remember(_HEAD_CACHE, key, self._shape(known_length), _CACHE_MAX)
+        (
+            prefix,
+            self.body_allowed,
+            self.content_length,
+            self.chunked,
+            self.app_close,
+            self.close_delimited,
+            self.said_close,
+            own_id,
+        ) = shape
         self.head_sent = True
         # The request id varies per request, so it is not part of the cached prefix;
         # an X-Request-ID the app set itself wins.
-        tail = head_end()
+        tail = self.dates.head_end()
         return prefix + self.request_id + tail if own_id else prefix + tail
 
-    def _shape(self, known_length: int | None) -> tuple[bytes, bool, int | None, bool, bool, bool]:
+    def _shape(self, known_length: int | None) -> Shape:
         """The head up to Date, and the framing it implies (see the module docstring)."""
         assert self.status is not None
         code = self.status_code
@@ -183,7 +235,7 @@ class Response:
             elif lname == "connection":
                 if value.strip().lower() != "close":
                     raise ResponseError(f"hop-by-hop header {name}: {value!r}")
-                self.keep_alive = False
+                self.app_close = True
                 continue
             lines += (name.encode("latin-1"), b": ", value.encode("latin-1"), b"\r\n")
         if app_length is not None:
@@ -197,8 +249,9 @@ class Response:
                 self.chunked = True
                 lines.append(b"Transfer-Encoding: chunked\r\n")
             else:
-                self.keep_alive = False  # the end of the connection ends the body
-        if not self.keep_alive:
+                self.close_delimited = True
+        said_close = not self.keep_alive()
+        if said_close:
             lines.append(b"Connection: close\r\n")
         elif req.version == "HTTP/1.0":
             lines.append(b"Connection: keep-alive\r\n")
@@ -207,7 +260,9 @@ class Response:
             self.body_allowed,
             self.content_length,
             self.chunked,
-            self.keep_alive,
+            self.app_close,
+            self.close_delimited,
+            said_close,
             own_request_id,
         )
 
@@ -252,27 +307,36 @@ class Response:
             and self.bytes_sent < self.content_length
         ):
             self.length_mismatch = True
-            self.keep_alive = False  # the client would wait for the missing bytes
+            self.broken = True  # the client would wait for the missing bytes
         return b""
+
+
+def _drainable(req: Request) -> bool:
+    """Whether the unread rest of `req`'s body may be read and dropped to keep the connection.
+
+    RFC 9112 §9.6 lets a server close instead; it must when the client awaits
+    `100 Continue` that was never sent (RFC 9110 §10.1.1), when the remainder
+    is unbounded (chunked) or larger than `DRAIN_LIMIT`.
+    """
+    if req.chunked or req.expect_continue:
+        return False
+    return (req.content_length or 0) - req.body_received <= DRAIN_LIMIT
 
 
 def _status_code(status: object) -> int:
     """The code of a valid status line (remembered), or ResponseError."""
-    if type(status) is not str or not _STATUS.fullmatch(status):
+    if type(status) is not str or not abnf.STATUS.fullmatch(status):
         raise ResponseError(f"invalid status line {status!r}")
-    if len(_STATUS_CODES) >= _CACHE_MAX:
-        _STATUS_CODES.clear()
-    code = _STATUS_CODES[status] = int(status[:3])
-    return code
+    return remember(_STATUS_CODES, status, int(status[:3]), _CACHE_MAX)
 
 
 def _check_header(item: object) -> None:
     if type(item) is not tuple or len(item) != 2:
         raise ResponseError(f"response header {item!r} is not a (name, value) tuple")
     name, value = item
-    if type(name) is not str or not _TOKEN.fullmatch(name):
+    if type(name) is not str or not abnf.TOKEN.fullmatch(name):
         raise ResponseError(f"invalid response header name {name!r}")
-    if type(value) is not str or _BAD_VALUE.search(value):
+    if type(value) is not str or abnf.FIELD_VALUE_FORBIDDEN.search(value):
         raise ResponseError(f"invalid value for response header {name}: {value!r}")
     try:
         value.encode("latin-1")

@@ -3,8 +3,8 @@
 Owns: the time formats of every log line: ISO 8601 UTC for structured lines,
 the Common Log Format date of `combined` and gunicorn's `%(t)s`, and the two
 syslog headers (RFC 5424 and the local RFC 3164 convention); and the HTTP
-date of the `Date` response header (RFC 9110 §5.6.7), which the response
-module caches itself. Day and month names come from tables, never from the C
+date of the `Date` response header (RFC 9110 §5.6.7), which the worker hands
+to `http/date.py` (that caches it itself). Day and month names come from tables, never from the C
 locale an application may have changed.
 
 The access log formats a time for every request, and `strftime` costs more
@@ -15,14 +15,13 @@ cached per format (a tuple swap, safe across threads).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")  # tm_wday: Monday is 0
 
 _iso_cache: tuple[int, str] = (-1, "")
 _iso_ms_cache: tuple[int, str] = (-1, "")
-_clf_cache: tuple[int, str] = (-1, "")
-_3164_cache: tuple[int, str] = (-1, "")
 
 
 def iso_utc(now: float) -> str:
@@ -46,39 +45,51 @@ def rfc5424(now: float) -> str:
     return f"{prefix}.{int((now - second) * 1_000_000):06d}Z"
 
 
-def clf_local(now: float) -> str:
-    """`27/Nov/2026:07:53:11 +0000`: Apache's %t (without brackets), local time."""
-    global _clf_cache
-    second = int(now)
-    if _clf_cache[0] != second:
-        tm = time.localtime(second)
-        offset = tm.tm_gmtoff or 0
-        sign = "-" if offset < 0 else "+"
-        hours, minutes = divmod(abs(offset) // 60, 60)
-        text = (
-            f"{tm.tm_mday:02d}/{MONTHS[tm.tm_mon - 1]}/{tm.tm_year:04d}:"
-            f"{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d} {sign}{hours:02d}{minutes:02d}"
-        )
-        _clf_cache = (second, text)
-    return _clf_cache[1]
+class _LocalPerSecond:
+    """A spelling of the local time to the second, computed once a second.
+
+    The cache is one (second, text) tuple, swapped whole: safe across threads.
+    """
+
+    def __init__(self, spell: Callable[[time.struct_time], str]) -> None:
+        self._spell = spell
+        self._cache: tuple[int, str] = (-1, "")
+
+    def at(self, now: float) -> str:
+        second = int(now)
+        cache = self._cache
+        if cache[0] != second:
+            cache = self._cache = (second, self._spell(time.localtime(second)))
+        return cache[1]
 
 
-def rfc3164_local(now: float) -> str:
-    """`Nov 27 07:53:11`: the timestamp syslog(3) writes to the local socket."""
-    global _3164_cache
-    second = int(now)
-    if _3164_cache[0] != second:
-        tm = time.localtime(second)
-        text = (
-            f"{MONTHS[tm.tm_mon - 1]} {tm.tm_mday:2d} "
-            f"{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}"
-        )
-        _3164_cache = (second, text)
-    return _3164_cache[1]
+def _clf(tm: time.struct_time) -> str:
+    offset = tm.tm_gmtoff or 0
+    sign = "-" if offset < 0 else "+"
+    hours, minutes = divmod(abs(offset) // 60, 60)
+    return (
+        f"{tm.tm_mday:02d}/{MONTHS[tm.tm_mon - 1]}/{tm.tm_year:04d}:"
+        f"{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d} {sign}{hours:02d}{minutes:02d}"
+    )
+
+
+def _rfc3164(tm: time.struct_time) -> str:
+    return (
+        f"{MONTHS[tm.tm_mon - 1]} {tm.tm_mday:2d} {tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}"
+    )
+
+
+# `27/Nov/2026:07:53:11 +0000`: Apache's %t (without brackets), local time.
+clf_local = _LocalPerSecond(_clf).at
+# `Nov 27 07:53:11`: the timestamp syslog(3) writes to the local socket.
+rfc3164_local = _LocalPerSecond(_rfc3164).at
 
 
 def http_date(second: int) -> str:
-    """`Fri, 27 Nov 2026 07:53:11 GMT`: RFC 9110 §5.6.7 IMF-fixdate."""
+    """`Fri, 27 Nov 2026 07:53:11 GMT`: RFC 9110 §5.6.7 IMF-fixdate.
+
+    Not email.utils.formatdate: importing it costs every process about 1 MiB.
+    """
     tm = time.gmtime(second)
     return (
         f"{WEEKDAYS[tm.tm_wday]}, {tm.tm_mday:02d} {MONTHS[tm.tm_mon - 1]} {tm.tm_year:04d} "

@@ -45,7 +45,7 @@ from wsgid import loader
 from wsgid.exitcodes import ExitCode
 from wsgid.heartbeat import HeartbeatTable
 from wsgid.hooks import Hooks
-from wsgid.http.parser import Request
+from wsgid.http.request import Request
 from wsgid.listeners import Listener
 from wsgid.logs import Logs
 from wsgid.runtime import RuntimeSettings

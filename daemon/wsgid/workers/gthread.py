@@ -55,10 +55,12 @@ from mypy_extensions import mypyc_attr
 
 from wsgid import loader
 from wsgid.http.errors import ProtocolError, error_response
-from wsgid.http.parser import Request, RequestParser
+from wsgid.http.parser import RequestParser
+from wsgid.http.request import Request
 from wsgid.runtime import RuntimeSettings
 from wsgid.workers import unpatched
-from wsgid.workers.loop import LINGER_SECONDS, Connection, ConnectionLoop
+from wsgid.workers.connection import Connection
+from wsgid.workers.loop import LINGER_SECONDS, ConnectionLoop
 
 Job = tuple[Connection, Request, bool]
 THREAD_LOG_INTERVAL = 5.0  # at most one worker.thread_start_failed line per this many seconds
@@ -114,7 +116,7 @@ class ThreadWorker(ConnectionLoop):
         self.taken: set[int] = set()
 
     def handle(self, conn: Connection, req: Request) -> None:
-        keep_alive = self.keep_alive_for(req)
+        worker_keeps = self.allows_keep_alive()
         # Still registered for EPOLLIN: the client usually waits for the
         # answer, so the loop unregisters it only if an event comes meanwhile
         # (saving two epoll calls per request).
@@ -133,11 +135,11 @@ class ThreadWorker(ConnectionLoop):
             # Not one thread to run it: the loop's thread runs it, as the sync
             # worker would (the master's heartbeat timeout bounds it then).
             conn.busy = False
-            self.run_request(conn, req, keep_alive)
+            self.run_request(conn, req, worker_keeps)
             self.heartbeat.beat(self.slot)
             return
         self.in_flight += 1
-        self.jobs.put((conn, req, keep_alive))
+        self.jobs.put((conn, req, worker_keeps))
 
     def _start_thread(self) -> bool:
         """One more pool thread; False if the system has none to give (logged).
@@ -175,11 +177,11 @@ class ThreadWorker(ConnectionLoop):
             job = jobs.get()
             if job is None:
                 return
-            conn, req, keep_alive = job
+            conn, req, worker_keeps = job
             me.started = time.monotonic()
             me.job = job
             try:
-                self.run_request(conn, req, keep_alive)
+                self.run_request(conn, req, worker_keeps)
             except BaseException:
                 self.log.exception("worker.thread_error")
                 conn.closing = True
@@ -287,7 +289,7 @@ class ThreadWorker(ConnectionLoop):
         taken.closing = True
         if self.access is not None:
             self.access.rejected(conn.base, 503)
-        taken.send(error_response(503, head=req.method == "HEAD"))
+        taken.send(error_response(503, self.dates, head=req.method == "HEAD"))
         self._after_output(taken)
         return "503"
 

@@ -1,10 +1,13 @@
 """The epoll connection loop shared by the sync and gthread workers.
 
-Owns: accepting connections, reading request heads (and small bodies)
-without blocking, parking idle keep-alive connections, writing responses
-without blocking on slow readers, the idle/head/write timeouts, lingering
-close, the heartbeat stamp and the graceful stop of the loop. What happens
-to a complete request is the kind's business: `handle(conn, req)`.
+Owns: the loop itself and what it does with the connections it drives:
+reading request heads (and small bodies) without blocking, parking idle
+keep-alive connections, writing responses without blocking on slow readers,
+the idle/head/body/write deadlines, lingering close, the heartbeat stamp and
+the graceful stop. What happens to a complete request is the kind's
+business: `handle(conn, req)`. A connection's own state and its channel for
+the app are `connection.py`'s; taking new connections from the listeners is
+`admission.py`'s.
 
 Theory of operation. One `select.epoll` (not `selectors`: measurably
 cheaper) watches the listeners (EPOLLEXCLUSIVE, so one worker wakes per new
@@ -14,262 +17,55 @@ connection is read once (`recv` up to 64 KiB) and the bytes are fed to its
 parser; complete requests are handled in order. Output goes straight to
 `send`; what the kernel does not take waits in the connection's queue and the
 connection switches to EPOLLOUT until the queue drains, reading nothing more
-meanwhile (so memory per connection stays bounded). Timeouts are checked once
-a second by a sweep over the connections.
+meanwhile (so memory per connection stays bounded). Deadlines are checked
+once a second by a sweep over the connections.
 
-Admission. Connections a turn finds waiting on a listener are accepted after
-the turn's other events, as many as the connections it served (at least
-`accept_batch`): new clients enter at the rate existing ones are served, so a
-crowd of keep-alive clients cannot hold a new one in the kernel's accept queue.
-An accept that fails for want of a resource (descriptors, memory) stops
-watching the listeners for a back-off instead of failing again at once.
-
-While the application runs (sync: inline), a `Connection` is the
-`exchange.Channel`: `send` queues past a high-water mark only after waiting
-(bounded by `timeout`) for the client to read; `fill` reads more body bytes,
-waiting for them the same way.
+The fairness rule. Connections a turn finds waiting on a listener are
+accepted after the turn's other events, as many as the connections it served
+(at least `accept_batch`): new clients enter at the rate existing ones are
+served, so a crowd of keep-alive clients cannot hold a new one in the
+kernel's accept queue.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 import random
-import resource
 import select
 import socket
 import time
-from collections import deque
 from collections.abc import Callable
-from typing import IO, Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 
 from mypy_extensions import mypyc_attr
 
 from wsgid.http import environ as environ_mod
-from wsgid.http import exchange, fields, policy
-from wsgid.http.errors import BodyError, ProtocolError, error_response
-from wsgid.http.exchange import FileWrapper
-from wsgid.http.parser import Request, RequestParser
+from wsgid.http.date import Dates
+from wsgid.http.errors import ProtocolError, error_response
+from wsgid.http.exchange import Exchange, FileWrapper
+from wsgid.http.parser import RequestParser
+from wsgid.http.request import Request
 from wsgid.listeners import Listener
+from wsgid.logs import clock, request_id
 from wsgid.workers import unpatched
+from wsgid.workers.admission import CONNECTION_ERRORS, Admission
 from wsgid.workers.base import Worker
+from wsgid.workers.connection import RECV_SIZE, Connection, no_deadline
 
 EPOLLIN = select.EPOLLIN
 EPOLLOUT = select.EPOLLOUT
 EPOLLERRHUP = select.EPOLLERR | select.EPOLLHUP
-RECV_SIZE = 65536
-# Past this much queued output, `send` waits for the client instead of
-# buffering more of a streamed response.
-HIGH_WATER = 4 * 1024 * 1024
 LINGER_SECONDS = 2.0
-AF_UNIX = int(socket.AF_UNIX)
 SWEEP_INTERVAL = 1.0
-# accept(2) errors that belong to one connection (Linux reports a pending
-# network error of the new connection through accept; see its man page):
-# the next connection may be fine.
-CONNECTION_ERRORS = frozenset({
-    errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.ENETDOWN, errno.ENOPROTOOPT,
-    errno.EHOSTDOWN, errno.ENONET, errno.EHOSTUNREACH, errno.EOPNOTSUPP, errno.ENETUNREACH,
-    errno.ETIMEDOUT,
-})  # fmt: skip
-# Any other failure (EMFILE, ENFILE, ENOBUFS, ENOMEM, a broken listener) would
-# fail again at once, and the listener stays readable: the listeners are left
-# alone for a back-off, doubling from the first to the last value while it lasts.
-ACCEPT_BACKOFF = (0.05, 1.0)
-ACCEPT_LOG_INTERVAL = 5.0  # at most one accept.failed line per this many seconds
 # A wait for the client ends this long before the request's `timeout` runs
 # out (at most), so that the request ends, and stamps the heartbeat, before
 # the master would take the worker for hung.
 WAIT_MARGIN = 0.5
 
 
-def _no_deadline() -> float:
-    return float("inf")
-
-
 def _blank(data: bytes) -> bool:
     """Whether a read is only CR and LF (its first byte decides most reads)."""
     return data[0] in (13, 10) and not data.strip(b"\r\n")
-
-
-class Connection:
-    """One client connection; also the `exchange.Channel` for its requests."""
-
-    __slots__ = (
-        "awaiting",
-        "base",
-        "body_since",
-        "busy",
-        "client_closed",
-        "closing",
-        "deadline",
-        "error",
-        "events",
-        "fd",
-        "head_started",
-        "io_timeout",
-        "last_active",
-        "linger_until",
-        "out",
-        "out_size",
-        "parser",
-        "peer",
-        "responded",
-        "sock",
-    )
-
-    def __init__(
-        self,
-        sock: socket.socket,
-        parser: RequestParser,
-        base: dict[str, Any],
-        io_timeout: float,
-        deadline: Callable[[], float] = _no_deadline,
-    ) -> None:
-        self.sock = sock
-        self.fd = sock.fileno()
-        self.parser = parser
-        self.base = base
-        self.peer: str = base["REMOTE_ADDR"]
-        self.out: deque[bytes | memoryview] = deque()
-        self.out_size = 0
-        self.events = 0  # what epoll watches for; 0 = not registered (yet, or a thread owns it)
-        self.closing = False  # close once the output queue is empty
-        self.client_closed = False  # the closing request was the client's last (see _close)
-        # A pool thread owns the connection (gthread): the loop neither reads,
-        # writes nor times it out until the thread hands it back.
-        self.busy = False
-        # A protocol error found after complete requests on the same
-        # connection: those are answered first, in order, then this one.
-        self.error: ProtocolError | None = None
-        self.linger_until = 0.0  # >0: write side shut, draining input until then
-        self.last_active = time.monotonic()
-        self.head_started = 0.0
-        # The request whose small body the loop waits for, and since when
-        # (its deadline: header_timeout from the end of its head).
-        self.awaiting: Request | None = None
-        self.body_since = 0.0
-        self.io_timeout = io_timeout
-        # When waits for the client must give up: the current request's
-        # `timeout` budget runs out (the worker kind knows when).
-        self.deadline = deadline
-        # Some of the current response went to the socket or its queue: set
-        # before every send, read by gthread's request timeout (which answers
-        # 503 only while this is False).
-        self.responded = False
-
-    # exchange.Channel
-
-    def send(self, data: bytes) -> None:
-        if not data:
-            return
-        self.responded = True
-        if self.out:
-            self.out.append(data)
-            self.out_size += len(data)
-            if self.out_size > HIGH_WATER:
-                self.flush_blocking()
-            return
-        try:
-            sent = self.sock.send(data)
-        except BlockingIOError:
-            sent = 0
-        if sent < len(data):
-            self.out.append(memoryview(data)[sent:])
-            self.out_size += len(data) - sent
-
-    def fill(self) -> None:
-        if self.error is not None:
-            # The parser already failed on bytes after those the app has:
-            # this body cannot be completed.
-            error, self.error = self.error, None
-            self.closing = True
-            raise BodyError(error.reason, status=error.status)
-        sock = self.sock
-        while True:
-            try:
-                data = sock.recv(RECV_SIZE)
-            except BlockingIOError:
-                if not self._wait(select.POLLIN):
-                    raise BodyError("timed out waiting for the request body", status=408) from None
-                continue
-            except OSError as exc:
-                raise BodyError(f"reading the request body failed: {exc}") from None
-            break
-        if not data:
-            raise BodyError("the client closed the connection before the body ended")
-        self.last_active = time.monotonic()
-        try:
-            self.parser.feed(data)
-        except ProtocolError as exc:
-            self.closing = True
-            raise BodyError(exc.reason, status=exc.status) from None
-
-    def sendfile(self, file: IO[bytes], count: int | None) -> int:
-        self.flush_blocking()
-        offset = file.tell()
-        fd = file.fileno()
-        total = 0
-        while count is None or total < count:
-            want = RECV_SIZE * 16 if count is None else min(count - total, RECV_SIZE * 16)
-            try:
-                sent = os.sendfile(self.fd, fd, offset + total, want)
-            except BlockingIOError:
-                if not self._wait(select.POLLOUT):
-                    raise BrokenPipeError("timed out writing a file to the client") from None
-                continue
-            if sent == 0:
-                break  # the file is shorter than announced
-            total += sent
-        file.seek(offset + total)
-        return total
-
-    # output plumbing
-
-    def flush(self) -> bool:
-        """Send queued output without blocking; True once the queue is empty."""
-        out = self.out
-        sock = self.sock
-        while out:
-            chunk = out[0]
-            try:
-                sent = sock.send(chunk)
-            except BlockingIOError:
-                return False
-            self.out_size -= sent
-            if sent < len(chunk):
-                out[0] = memoryview(chunk)[sent:]
-                return False
-            out.popleft()
-        return True
-
-    def flush_blocking(self) -> None:
-        """Flush the queue, waiting (bounded by the I/O timeout) for the client."""
-        while not self.flush():
-            if not self._wait(select.POLLOUT):
-                raise BrokenPipeError("timed out waiting for the client to read")
-
-    def _wait(self, event: int) -> bool:
-        """Wait for `event`, at most the I/O timeout and never past the request's deadline."""
-        timeout = self.io_timeout
-        left = self.deadline() - time.monotonic()
-        if left < timeout:
-            if left <= 0:
-                return False
-            timeout = left
-        poller = unpatched.POLL()
-        poller.register(self.fd, event)
-        return bool(poller.poll(timeout * 1000))
-
-
-class Acceptor(NamedTuple):
-    """How a listener's connections are accepted, and their environ base."""
-
-    accept: Callable[[], tuple[int, Any]]  # the listener's raw accept: (fd, address)
-    family: int
-    kind: int  # socket type
-    proto: int
-    base: dict[str, Any]
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
@@ -286,14 +82,13 @@ class ConnectionLoop(Worker):
     def setup(self) -> None:
         settings = self.settings
         self.limits = settings.limits
-        fields.map_underscores(settings.header_map == "dangerous")
         self.keepalive = settings.keepalive
         self.timeout = settings.timeout
         self.io_timeout = self.timeout or 30.0
         self.wait_margin = min(WAIT_MARGIN, self.timeout / 4)
         self.heartbeat = self.ctx.heartbeat
         self.slot = self.ctx.slot
-        self.deadline: Callable[[], float] = self.wait_deadline if self.timeout else _no_deadline
+        self.deadline: Callable[[], float] = self.wait_deadline if self.timeout else no_deadline
         self.header_timeout = settings.header_timeout
         # Bodies up to this size are read completely before the app is called,
         # so a slow uploader of a small form never holds the application, and
@@ -306,18 +101,14 @@ class ConnectionLoop(Worker):
         self.post_request_hook = self.hooks.has("post_request")
         self.access = self.ctx.logs.access
         self.errors_stream = self.ctx.logs.error_stream
+        self.dates = Dates(clock.http_date)
+        self.exchange = Exchange(
+            self.app, self.log, request_id.choose, request_id.CURRENT, self.dates
+        )
         self.epoll = unpatched.EPOLL()
         self.conns: dict[int, Connection] = {}
-        self.listeners: dict[int, Listener] = {lst.fileno(): lst for lst in self.ctx.listeners}
-        self.acceptors = {fd: self._acceptor(lst) for fd, lst in self.listeners.items()}
-        for listener in self.listeners.values():
-            if listener.sock.family != socket.AF_UNIX:
-                # Responses go out whole, so Nagle would only delay them. Linux
-                # gives accepted sockets their listener's TCP_NODELAY: one call
-                # here instead of one per connection.
-                listener.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.accepting = False
-        self._accept(True)
+        self.admission = Admission(self.ctx.listeners, self.epoll, self.log, self._environ_base)
+        self.admission.watch(True)
         self.epoll.register(self.wake_r, EPOLLIN)
         self.stop_deadline = 0.0
         self.stop_grace = settings.graceful_timeout
@@ -325,10 +116,6 @@ class ConnectionLoop(Worker):
         self.next_sweep = time.monotonic() + SWEEP_INTERVAL
         self.next_tick = self.next_sweep
         self.poll_timeout = SWEEP_INTERVAL
-        self.accept_backoff = 0.0  # the current back-off; 0 = the last accept worked
-        self.accept_resume_at = 0.0
-        self.accept_log_after = 0.0  # accept.failed is logged again from then on
-        self.accept_suppressed = 0  # accept.failed lines not logged since the last one
 
     def _request_budget(self) -> int:
         """Requests before recycling (max_requests plus jitter); 0 = unlimited."""
@@ -337,9 +124,9 @@ class ConnectionLoop(Worker):
             return 0
         return limit + random.randint(0, self.settings.max_requests_jitter)
 
-    def _acceptor(self, listener: Listener) -> Acceptor:
-        sock = listener.sock
-        base = environ_mod.connection_base(
+    def _environ_base(self, listener: Listener) -> dict[str, Any]:
+        """The environ keys every connection of `listener` starts with (its peer aside)."""
+        return environ_mod.connection_base(
             server=listener.server,
             peer=("", ""),
             url_scheme="http",
@@ -347,30 +134,13 @@ class ConnectionLoop(Worker):
             errors=self.errors_stream,
             file_wrapper=FileWrapper,
         )
-        # socket.accept() is `_accept()` plus a socket object built from the
-        # listener's family, type and proto, each read back through an enum
-        # conversion (measured: about 5 µs a connection with the rest of the
-        # wrapper); these never change, so they are read once here.
-        raw_accept = sock._accept  # type: ignore[attr-defined]  # what accept() wraps
-        return Acceptor(raw_accept, int(sock.family), int(sock.type), sock.proto, base)
-
-    def _accept(self, on: bool) -> None:
-        """Start or stop watching the listeners (at the connection cap, on stop)."""
-        if on == self.accepting:
-            return
-        self.accepting = on
-        for fd in self.listeners:
-            if on:
-                self.epoll.register(fd, EPOLLIN | select.EPOLLEXCLUSIVE)
-            else:
-                self.epoll.unregister(fd)
 
     # the loop
 
     def serve(self) -> None:
         epoll = self.epoll
         conns = self.conns
-        listeners = self.listeners
+        listeners = self.admission.listeners
         heartbeat = self.heartbeat
         slot = self.slot
         wake_r = self.wake_r
@@ -421,14 +191,12 @@ class ConnectionLoop(Worker):
         if now >= self.next_sweep:
             self._sweep(now)
             self.next_sweep = now + SWEEP_INTERVAL
-        if self.accept_resume_at and now >= self.accept_resume_at:
-            self.accept_resume_at = 0.0
-            if self.alive and len(self.conns) < self.max_connections:
-                self._accept(True)
+        if self.admission.resume(now) and self.alive and len(self.conns) < self.max_connections:
+            self.admission.watch(True)
         self._set_timer(now)
 
     def _set_timer(self, now: float) -> None:
-        resume = self.accept_resume_at
+        resume = self.admission.resume_at
         self.next_tick = min(self.next_sweep, resume) if resume else self.next_sweep
         self.poll_timeout = max(0.0, min(SWEEP_INTERVAL, self.next_tick - now))
 
@@ -463,19 +231,13 @@ class ConnectionLoop(Worker):
         now = time.monotonic()
         if not self.stop_deadline:
             self.stop_deadline = now + self.stop_grace
-            self._accept(False)
-            for listener in self.listeners.values():
-                listener.sock.close()
+            self.admission.close()
             self.log.info("worker.stopping", connections=len(self.conns))
             # Idle keep-alive connections stay open: a client may have its
             # next request on the wire already, and closing now would reset
             # it. That request is answered with `Connection: close`; quiet
             # connections go at their keep-alive timeout (the sweep).
         return bool(self.conns) and now < self.stop_deadline
-
-    @staticmethod
-    def _idle(conn: Connection) -> bool:
-        return not (conn.busy or conn.out or conn.parser.in_head or conn.parser.ready)
 
     def _on_listener(self, fd: int, batch: int) -> None:
         """Accept up to `batch` connections and read each at once.
@@ -487,33 +249,25 @@ class ConnectionLoop(Worker):
         """
         if not self.alive:
             return  # stopping or recycling: siblings take new connections
-        accept, family, kind, proto, base = self.acceptors[fd]
+        admission = self.admission
         now = time.monotonic()
         for _ in range(batch):
             if len(self.conns) >= self.max_connections:
-                self._accept(False)
+                admission.watch(False)
                 return
             try:
-                conn_fd, addr = accept()
+                sock, base = admission.accept(fd)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
                 if exc.errno in CONNECTION_ERRORS:
-                    continue
-                self._accept_failed(exc, now)
+                    continue  # that connection's own failure: the next may be fine
+                if admission.failed(exc, now, len(self.conns)):
+                    self.alive = False  # stops gracefully: the master starts a replacement
+                self._set_timer(now)
                 return
-            if self.accept_backoff:
-                self._accept_recovered()
-            sock = unpatched.SOCKET(family, kind, proto, conn_fd)
-            sock.setblocking(False)
-            if family != AF_UNIX:  # TCP_NODELAY: inherited from the listener
-                conn_base = base.copy()
-                conn_base["REMOTE_ADDR"] = addr[0]
-                conn_base["REMOTE_PORT"] = str(addr[1])
-            else:
-                conn_base = base
             conn = Connection(
-                sock, RequestParser(self.limits), conn_base, self.io_timeout, self.deadline
+                sock, RequestParser(self.limits), base, self.io_timeout, self.deadline
             )
             self.conns[conn.fd] = conn
             self._on_readable(conn, now)
@@ -521,63 +275,6 @@ class ConnectionLoop(Worker):
             # connection answered and closed at once never costs an epoll call.
             if not conn.events and not conn.busy and self.conns.get(conn.fd) is conn:
                 self._watch(conn, EPOLLIN)
-
-    def _accept_failed(self, exc: OSError, now: float) -> None:
-        """An accept failed for the listener, not for one connection: back off."""
-        if exc.errno == errno.EINVAL:
-            # The master shut the listener down (a stop began); the TERM
-            # telling us so is on its way. Stop watching it.
-            self._accept(False)
-            return
-        first, last = ACCEPT_BACKOFF
-        repeated = self.accept_backoff > 0
-        self.accept_backoff = min(last, self.accept_backoff * 2) if repeated else first
-        self.accept_resume_at = now + self.accept_backoff
-        self._accept(False)
-        self._set_timer(now)
-        if now >= self.accept_log_after:
-            self.log.warning(
-                "accept.failed",
-                error=str(exc),
-                retry_in=self.accept_backoff,
-                suppressed=self.accept_suppressed,
-            )
-            self.accept_suppressed = 0
-            self.accept_log_after = now + ACCEPT_LOG_INTERVAL
-        else:
-            self.accept_suppressed += 1
-        if exc.errno == errno.EMFILE and repeated:
-            self._check_descriptors()
-
-    def _check_descriptors(self) -> None:
-        """Stop if this worker's descriptors are gone and its connections do not hold them.
-
-        Still out of descriptors after a back-off, with its own connections a
-        small share of the limit: the rest was taken (leaked, most likely) by
-        the application, and only a new process gets it back. The worker
-        stops gracefully, so the master starts its replacement.
-        """
-        limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-        if len(self.conns) * 2 >= limit:
-            return  # its own connections: they free descriptors as they close
-        try:
-            open_fds = len(os.listdir("/proc/self/fd")) - 1  # less the listing's own
-        except OSError:
-            open_fds = limit  # EMFILE: every descriptor below the limit is taken
-        self.log.error(
-            "worker.fd_exhausted",
-            open_fds=open_fds,
-            limit=limit,
-            connections=len(self.conns),
-            action="stopping",
-        )
-        self.alive = False
-
-    def _accept_recovered(self) -> None:
-        self.accept_backoff = 0.0
-        if self.accept_suppressed:
-            self.log.warning("accept.recovered", suppressed=self.accept_suppressed)
-            self.accept_suppressed = 0
 
     def _on_readable(self, conn: Connection, now: float) -> None:
         try:
@@ -647,11 +344,13 @@ class ConnectionLoop(Worker):
         """Serve one complete request; the kind decides where the app runs."""
         raise NotImplementedError
 
-    def run_request(self, conn: Connection, req: Request, keep_alive: bool) -> None:
+    def run_request(self, conn: Connection, req: Request, worker_keeps: bool) -> None:
         """Call the app for `req` and send the response; then hooks and the access log.
 
-        Runs in the loop's thread (sync) or a pool thread (gthread); it touches
-        only `conn` and `req`, never the loop's tables.
+        `worker_keeps`: whether this worker lets the connection stay open
+        (`allows_keep_alive`). Runs in the loop's thread (sync) or a pool
+        thread (gthread); it touches only `conn` and `req`, never the loop's
+        tables.
         """
         access = self.access
         started = time.perf_counter() if access is not None else 0.0
@@ -659,7 +358,7 @@ class ConnectionLoop(Worker):
         if self.pre_request_hook:
             self.hooks.call("pre_request", self, req)
         try:
-            resp = exchange.run(self.app, conn.base, req, conn, self.log, keep_alive)
+            resp = self.exchange.run(conn.base, req, conn, worker_keeps)
         except OSError:
             # The client went away while the response was being written:
             # drop what is queued and let the loop close the connection.
@@ -669,14 +368,9 @@ class ConnectionLoop(Worker):
             return
         finally:
             self.current = None
-        # The unread rest of the body: dropped as it arrives if that is
-        # cheap (policy.may_drain), else the connection closes.
-        keep_alive = resp.keep_alive
-        if not req.body_complete:
-            if keep_alive and policy.may_drain(req):
-                req.discard_body = True
-            else:
-                keep_alive = False
+        keep_alive = resp.keep_alive()
+        if keep_alive and not req.body_complete:
+            req.discard_body = True  # the rest is dropped as it arrives (the rule found it cheap)
         if req.body:
             req.body = b""  # what the app left unread
         if not keep_alive:
@@ -690,15 +384,18 @@ class ConnectionLoop(Worker):
                 int((time.perf_counter() - started) * 1e6),
             )  # fmt: skip
 
-    def keep_alive_for(self, req: Request) -> bool:
-        """Whether the response to `req` may leave the connection open."""
+    def allows_keep_alive(self) -> bool:
+        """Count a request against max_requests; whether this worker lets its connection stay open.
+
+        The worker's part of the keep-alive rule (`Response.keep_alive`).
+        """
         if self.requests_left:  # every request counts against max_requests
             self.requests_left -= 1
             if self.requests_left == 0:
                 self.log.info("worker.max_requests", action="recycling")
                 self.alive = False
                 return False
-        return req.keep_alive and self.alive and self.keepalive > 0
+        return self.alive and self.keepalive > 0
 
     def _after_output(self, conn: Connection) -> None:
         """Switch between reading and writing, or close, as the queue dictates."""
@@ -745,7 +442,7 @@ class ConnectionLoop(Worker):
         conn.parser.ready.clear()
         conn.closing = True
         try:
-            conn.send(error_response(exc.status, head=head))
+            conn.send(error_response(exc.status, self.dates, head=head))
         except OSError:
             self._close(conn)
             return
@@ -773,13 +470,14 @@ class ConnectionLoop(Worker):
         # Also takes it off epoll: no other descriptor shares the socket (a
         # gthread connection taken from its thread is never registered again).
         conn.sock.close()
+        admission = self.admission
         if (
             self.alive
-            and not self.accepting
+            and not admission.watching
             and len(self.conns) < self.max_connections
-            and not self.accept_resume_at
+            and not admission.resume_at
         ):
-            self._accept(True)
+            admission.watch(True)
 
     @staticmethod
     def _nothing_more(conn: Connection) -> bool:

@@ -15,8 +15,9 @@ from typing import ClassVar
 
 from mypy_extensions import mypyc_attr
 
-from wsgid.http.parser import Request
-from wsgid.workers.loop import Connection, ConnectionLoop
+from wsgid.http.request import Request
+from wsgid.workers.connection import Connection
+from wsgid.workers.loop import ConnectionLoop
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
@@ -25,7 +26,7 @@ class SyncWorker(ConnectionLoop):
     multithread: ClassVar[bool] = False
 
     def handle(self, conn: Connection, req: Request) -> None:
-        self.run_request(conn, req, self.keep_alive_for(req))
+        self.run_request(conn, req, self.allows_keep_alive())
         # Stamped now, not when epoll next returns (up to a second later), so
         # that a request shorter than `timeout` never looks hung, nor does the
         # next request of the same turn inherit this one's time.

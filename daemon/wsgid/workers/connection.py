@@ -1,0 +1,209 @@
+"""One client connection of the epoll loop, and the channel its requests' exchanges use.
+
+Owns: what the loop knows of a connection (its socket, its parser, its queue
+of output the kernel did not take yet, and where it stands: reading a head,
+awaiting a small body, busy in a pool thread, closing, lingering) and the
+`exchange.Channel` over it. While the application runs (sync: inline,
+gthread: in a pool thread), `send` queues past a high-water mark only after
+waiting (bounded by `timeout`) for the client to read; `fill` reads more body
+bytes, waiting for them the same way; `sendfile` sends a file body with
+sendfile(2). A wait never outlasts the request's deadline (the kind decides
+when that is), so a slow client fails the request before the master would
+take the worker for hung. Everything else about a connection (registering it
+with epoll, its timeouts, closing it) is the loop's (`loop.py`).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import IO, Any
+
+from wsgid.http.errors import BodyError, ProtocolError
+from wsgid.http.parser import RequestParser
+from wsgid.http.request import Request
+from wsgid.workers import unpatched
+
+RECV_SIZE = 65536
+# Past this much queued output, `send` waits for the client instead of
+# buffering more of a streamed response.
+HIGH_WATER = 4 * 1024 * 1024
+
+
+def no_deadline() -> float:
+    """The deadline of a wait that only the I/O timeout bounds."""
+    return float("inf")
+
+
+class Connection:
+    """One client connection; also the `exchange.Channel` for its requests."""
+
+    __slots__ = (
+        "awaiting",
+        "base",
+        "body_since",
+        "busy",
+        "client_closed",
+        "closing",
+        "deadline",
+        "error",
+        "events",
+        "fd",
+        "head_started",
+        "io_timeout",
+        "last_active",
+        "linger_until",
+        "out",
+        "out_size",
+        "parser",
+        "peer",
+        "responded",
+        "sock",
+    )
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        parser: RequestParser,
+        base: dict[str, Any],
+        io_timeout: float,
+        deadline: Callable[[], float] = no_deadline,
+    ) -> None:
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.parser = parser
+        self.base = base
+        self.peer: str = base["REMOTE_ADDR"]
+        self.out: deque[bytes | memoryview] = deque()
+        self.out_size = 0
+        self.events = 0  # what epoll watches for; 0 = not registered (yet, or a thread owns it)
+        self.closing = False  # close once the output queue is empty
+        self.client_closed = False  # the closing request was the client's last (see _close)
+        # A pool thread owns the connection (gthread): the loop neither reads,
+        # writes nor times it out until the thread hands it back.
+        self.busy = False
+        # A protocol error found after complete requests on the same
+        # connection: those are answered first, in order, then this one.
+        self.error: ProtocolError | None = None
+        self.linger_until = 0.0  # >0: write side shut, draining input until then
+        self.last_active = time.monotonic()
+        self.head_started = 0.0
+        # The request whose small body the loop waits for, and since when
+        # (its deadline: header_timeout from the end of its head).
+        self.awaiting: Request | None = None
+        self.body_since = 0.0
+        self.io_timeout = io_timeout
+        # When waits for the client must give up: the current request's
+        # `timeout` budget runs out (the worker kind knows when).
+        self.deadline = deadline
+        # Some of the current response went to the socket or its queue: set
+        # before every send, read by gthread's request timeout (which answers
+        # 503 only while this is False).
+        self.responded = False
+
+    # exchange.Channel
+
+    def send(self, data: bytes) -> None:
+        if not data:
+            return
+        self.responded = True
+        if self.out:
+            self.out.append(data)
+            self.out_size += len(data)
+            if self.out_size > HIGH_WATER:
+                self.flush_blocking()
+            return
+        try:
+            sent = self.sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        if sent < len(data):
+            self.out.append(memoryview(data)[sent:])
+            self.out_size += len(data) - sent
+
+    def fill(self) -> None:
+        if self.error is not None:
+            # The parser already failed on bytes after those the app has:
+            # this body cannot be completed.
+            error, self.error = self.error, None
+            self.closing = True
+            raise BodyError(error.reason, status=error.status)
+        sock = self.sock
+        while True:
+            try:
+                data = sock.recv(RECV_SIZE)
+            except BlockingIOError:
+                if not self._wait(select.POLLIN):
+                    raise BodyError("timed out waiting for the request body", status=408) from None
+                continue
+            except OSError as exc:
+                raise BodyError(f"reading the request body failed: {exc}") from None
+            break
+        if not data:
+            raise BodyError("the client closed the connection before the body ended")
+        self.last_active = time.monotonic()
+        try:
+            self.parser.feed(data)
+        except ProtocolError as exc:
+            self.closing = True
+            raise BodyError(exc.reason, status=exc.status) from None
+
+    def sendfile(self, file: IO[bytes], count: int | None) -> int:
+        self.flush_blocking()
+        offset = file.tell()
+        fd = file.fileno()
+        total = 0
+        while count is None or total < count:
+            want = RECV_SIZE * 16 if count is None else min(count - total, RECV_SIZE * 16)
+            try:
+                sent = os.sendfile(self.fd, fd, offset + total, want)
+            except BlockingIOError:
+                if not self._wait(select.POLLOUT):
+                    raise BrokenPipeError("timed out writing a file to the client") from None
+                continue
+            if sent == 0:
+                break  # the file is shorter than announced
+            total += sent
+        file.seek(offset + total)
+        return total
+
+    # output plumbing
+
+    def flush(self) -> bool:
+        """Send queued output without blocking; True once the queue is empty."""
+        out = self.out
+        sock = self.sock
+        while out:
+            chunk = out[0]
+            try:
+                sent = sock.send(chunk)
+            except BlockingIOError:
+                return False
+            self.out_size -= sent
+            if sent < len(chunk):
+                out[0] = memoryview(chunk)[sent:]
+                return False
+            out.popleft()
+        return True
+
+    def flush_blocking(self) -> None:
+        """Flush the queue, waiting (bounded by the I/O timeout) for the client."""
+        while not self.flush():
+            if not self._wait(select.POLLOUT):
+                raise BrokenPipeError("timed out waiting for the client to read")
+
+    def _wait(self, event: int) -> bool:
+        """Wait for `event`, at most the I/O timeout and never past the request's deadline."""
+        timeout = self.io_timeout
+        left = self.deadline() - time.monotonic()
+        if left < timeout:
+            if left <= 0:
+                return False
+            timeout = left
+        poller = unpatched.POLL()
+        poller.register(self.fd, event)
+        return bool(poller.poll(timeout * 1000))
