@@ -56,34 +56,12 @@ class Server:
         bind = f"{HOST}:{port}"
         py = str(VENV_PY)
         threads_args = ["--threads", str(threads)] if self.kind == "gthread" else []
+        # wsgid takes gunicorn's flags: the same worker count, kind, threads and bind for both.
+        common = ["-w", "1", "-k", self.kind, *threads_args, "-b", bind]
         if self.family == "wsgid":
-            return [
-                py,
-                "-m",
-                "wsgid",
-                target,
-                "-w",
-                "1",
-                "-k",
-                self.kind,
-                *threads_args,
-                "-b",
-                bind,
-            ]
+            return [py, "-m", "wsgid", target, *common]
         if self.family == "gunicorn":
-            return [
-                py,
-                "-m",
-                "gunicorn",
-                "-w",
-                "1",
-                "-k",
-                self.kind,
-                *threads_args,
-                "-b",
-                bind,
-                target,
-            ]
+            return [py, "-m", "gunicorn", *common, target]
         # granian's WSGI blocking-thread pool grows on demand (default max: backlog // 2).
         return [
             str(VENV / "bin" / "granian"),
