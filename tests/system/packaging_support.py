@@ -223,13 +223,16 @@ class Artifacts:
         def build(work: Path) -> Path:
             ensure_apt("python3-pip", "python3-venv")
             out = work / "wheelhouse"
+            # The build scripts' own functions, on a staged copy of the tree: pip builds a
+            # local project in place, and a checkout's build/ may hold compiled modules of
+            # an earlier module set, built by another Python, which would go into the wheel.
+            script = (
+                'source "$1/lib.sh" && stage_source "$2" "$3/src" && build_wheelhouse "$3/src" "$4"'
+            )
             run(
-                [SYSTEM_PYTHON, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(out),
-                 "--constraint", str(PACKAGING / "constraints.txt"), str(REPO)],
-                env=build_env(
-                    PIP_NO_CACHE_DIR="1", PIP_DISABLE_PIP_VERSION_CHECK="1", WSGID__COMPILE="yes"
-                ),
-            )  # fmt: skip
+                ["bash", "-c", script, "bash", str(PACKAGING), str(REPO), str(work), str(out)],
+                env=build_env(),
+            )
             return out
 
         return self._once("wheelhouse", config, build)  # type: ignore[no-any-return]
