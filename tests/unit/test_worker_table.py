@@ -81,6 +81,16 @@ def make_table() -> Iterator[Callable[[Behaviour], tuple[WorkerTable, RecordingL
         table.heartbeat.close()
 
 
+def boots_then_exits(code: int) -> Behaviour:
+    """A worker that reports its boot to the table, then exits with `code`."""
+
+    def behaviour(table: WorkerTable) -> int:
+        os.write(table.boot_w, BOOTED.pack(os.getpid()))
+        return code
+
+    return behaviour
+
+
 def _one(table: WorkerTable, generation: int = 1) -> WorkerProcess:
     table.scale(generation, len(table.current(generation)) + 1)
     return max(table.workers.values(), key=lambda w: w.age)
@@ -94,11 +104,7 @@ def _ended(table: WorkerTable, worker: WorkerProcess, expected: bool = False) ->
 def test_a_worker_that_reported_its_boot_and_exits_0_just_exited(
     make_table: Callable[[Behaviour], tuple[WorkerTable, RecordingLog]],
 ) -> None:
-    def boot_then_exit(table: WorkerTable) -> int:
-        os.write(table.boot_w, BOOTED.pack(os.getpid()))
-        return 0
-
-    table, log = make_table(boot_then_exit)
+    table, log = make_table(boots_then_exits(0))
     worker = _one(table)
     assert log.named("pre_fork") == [("hook", {"pid": 0})]  # it runs before there is a pid
     _, status = os.waitpid(worker.pid, 0)
@@ -169,11 +175,7 @@ def test_a_worker_the_master_stopped_before_it_booted_did_not_fail(
 def test_a_quick_crash_after_booting_delays_the_next_spawn_by_the_first_step(
     make_table: Callable[[Behaviour], tuple[WorkerTable, RecordingLog]],
 ) -> None:
-    def boot_then_crash(table: WorkerTable) -> int:
-        os.write(table.boot_w, BOOTED.pack(os.getpid()))
-        return 1
-
-    table, log = make_table(boot_then_crash)
+    table, log = make_table(boots_then_exits(1))
     for _ in range(2):
         table.next_spawn = 0.0  # this test checks the backoff; it does not wait it out
         worker = _one(table)
