@@ -28,14 +28,17 @@ from setuptools.command.build_ext import build_ext
 
 HOT = [
     "daemon/wsgid/http/abnf.py",
+    "daemon/wsgid/http/allowlist.py",
     "daemon/wsgid/http/body.py",
     "daemon/wsgid/http/cache.py",
     "daemon/wsgid/http/date.py",
     "daemon/wsgid/http/environ.py",
     "daemon/wsgid/http/exchange.py",
     "daemon/wsgid/http/fields.py",
+    "daemon/wsgid/http/forwarded.py",
     "daemon/wsgid/http/parser.py",
     "daemon/wsgid/http/policy.py",
+    "daemon/wsgid/http/proxy_protocol.py",
     "daemon/wsgid/http/request.py",
     "daemon/wsgid/http/response.py",
     "daemon/wsgid/workers/admission.py",

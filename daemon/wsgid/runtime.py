@@ -5,8 +5,8 @@ What this module owns:
 - `RuntimeSettings`, what every serving process reads: a copy of a validated
   `wsgid.settings.Settings` with one typed, read-only attribute per setting (generated from
   the model into `wsgid.runtime_fields`), and the values derived from several settings,
-  computed here and nowhere else: the worker kind, the HTTP limits, where the logs go, the
-  hooks that are set;
+  computed here and nowhere else: the worker kind, the HTTP limits, whose forwarded headers
+  count and which listeners require a PROXY header, where the logs go, the hooks that are set;
 - `LoadedSettings`: the effective settings, where each value came from, and the command;
 - `ConfigError`, the error of any bad configuration (its text is the message for the user).
 
@@ -27,7 +27,9 @@ from typing import TYPE_CHECKING, Literal
 from wsgid.runtime_fields import HOOK_SETTINGS, SettingFields
 
 if TYPE_CHECKING:
+    from wsgid.http.forwarded import Forwarding
     from wsgid.http.parser import Limits
+    from wsgid.http.proxy_protocol import Mode as ProxyMode
     from wsgid.logs.targets import LogTargets
 
 # Every setting's name, in the model's order.
@@ -76,15 +78,43 @@ class RuntimeSettings(SettingFields):
         """The bounds on a request that the HTTP parser enforces (`limit_*`, `header_map`)."""
         # Imported here: every command imports this module, `--help` too; only a worker
         # parses HTTP (and wsgid.http.parser loads httptools).
+        from wsgid.http import forwarded
         from wsgid.http.parser import Limits
 
+        schemes = {forwarded.environ_key(name) for name in self.secure_scheme_headers}
         return Limits(
             request_line=self.limit_request_line,
             fields=self.limit_request_fields,
             field_size=self.limit_request_field_size,
             body=self.limit_request_body,
             header_map=self.header_map,
+            forwarder=frozenset(self.forwarder_headers),
+            protected=forwarded.REMOVED | schemes,
         )
+
+    @property
+    def forwarding(self) -> Forwarding:
+        """Whose forwarded headers count, and what they may change (`forwarded_allow_ips`, ...)."""
+        from wsgid.http.allowlist import AllowList
+        from wsgid.http.forwarded import Forwarding
+
+        return Forwarding(
+            AllowList(self.forwarded_allow_ips),
+            self.secure_scheme_headers,
+            self.forwarder_headers,
+            self.clear_untrusted_forwarded_headers,
+            self.remote_addr_from,
+            self.request_id_header,
+        )
+
+    def proxy_protocol_of(self, listener: str) -> ProxyMode | None:
+        """The PROXY protocol a listener (its bind entry) requires; None: none."""
+        mode = self.proxy_protocol
+        if mode == "off":
+            return None
+        if self.proxy_protocol_binds and listener not in self.proxy_protocol_binds:
+            return None
+        return mode
 
     @property
     def log_targets(self) -> LogTargets:

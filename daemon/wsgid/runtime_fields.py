@@ -40,6 +40,17 @@ class SettingFields:
     limit_request_body: int
     small_body_size: int
     header_map: Literal["drop", "refuse", "dangerous"]
+    proxy_protocol: Literal["off", "v1", "v2", "auto"]
+    proxy_protocol_binds: tuple[str, ...]
+    proxy_protocol_optional: bool
+    proxy_allow_ips: tuple[str, ...]
+    forwarded_allow_ips: tuple[str, ...]
+    secure_scheme_headers: dict[str, str]
+    forwarder_headers: tuple[Literal["SCRIPT_NAME", "PATH_INFO", "REMOTE_USER"], ...]
+    clear_untrusted_forwarded_headers: bool
+    remote_addr_from: Literal["peer", "x-forwarded-for", "forwarded"]
+    request_id_header: str
+    request_id_response_header: str
     loglevel: Literal["debug", "info", "warning", "error", "critical"]
     errorlog: str
     accesslog: str | None

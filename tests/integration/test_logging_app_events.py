@@ -1,8 +1,10 @@
 """What the application contributes to the logs: request ids, output, stdlib records, levels.
 
-Request ids: an incoming valid `X-Request-ID` is kept, anything else replaced; the id is in
-the environ, in the response, in the access record and in every error event of the request,
-the timeout stack dump included.
+Request ids: a valid `X-Request-ID` from a trusted peer (loopback, the default
+forwarded_allow_ips) is adopted, anything else replaced; the id is in the environ
+(`wsgid.request_id`), in the response when `request_id_response_header` asks for it, in the
+access record and in every error event of the request, the timeout stack dump included. The
+client's own header stays what the client sent.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ def json_server(
     access, error = workdir.logs / "access.log", workdir.logs / "error.log"
     server = wsgid(
         APP, *app_args(), "--access-logfile", str(access), "--access-logformat", "json",
-        "--error-logfile", str(error), "--log-format", "json", *args, workers=workers,
+        "--error-logfile", str(error), "--log-format", "json",
+        "--request-id-response-header", "X-Request-ID", *args, workers=workers,
     )  # fmt: skip
 
     def read(path: Path) -> Callable[[], list[dict[str, object]]]:
@@ -71,7 +74,8 @@ def test_invalid_incoming_request_id_is_replaced(
         rid = r.header("X-Request-ID")
         assert rid and GENERATED.fullmatch(rid), rid
         data = r.json()
-        assert data["environ"] == data["wsgid"] == rid  # type: ignore[index]
+        assert data["wsgid"] == rid  # type: ignore[index]
+        assert data["environ"] == bad, "the client's header is left as it was sent"  # type: ignore[index]
         assert event(access, request_id=rid)["status"] == 200
 
 

@@ -96,7 +96,12 @@ def send_the_four_requests(server: WsgidServer) -> dict[str, int]:
 def start(
     wsgid: Callable[..., WsgidServer], workdir: WorkDir, sink: str, *args: str
 ) -> tuple[WsgidServer, Callable[[], list[str]], Callable[[], list[str]]]:
-    """A 1-worker server with both logs on `sink` ("-" or "file"); readers of each log."""
+    """A 1-worker server with both logs on `sink` ("-" or "file"); readers of each log.
+
+    Responses carry the request id (`--request-id-response-header`), so that a 500's id can
+    be matched with its log records.
+    """
+    args = ("--request-id-response-header", "X-Request-ID", *args)
     if sink == "file":
         access_path, error_path = workdir.logs / "access.log", workdir.logs / "error.log"
         server = wsgid(

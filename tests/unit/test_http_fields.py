@@ -44,9 +44,9 @@ def test_underscore_names_are_left_out_unless_dangerous_and_never_frame_the_body
     assert fields.entry(b"X_Forwarded_For") == ("", False)
     assert fields.entry(b"Content_Length") == ("", False)
     lines = [b"Host: a", b"X_Forwarded_For: 1", b"Content_Length: 5"]
-    environ, framing, _ = fields.section(lines, "drop")
+    environ, framing, _, _ = fields.section(lines, "drop")
     assert environ == {"HTTP_HOST": "a"}
-    environ, framing, _ = fields.section(lines, "dangerous")
+    environ, framing, _, _ = fields.section(lines, "dangerous")
     assert environ["HTTP_X_FORWARDED_FOR"] == "1"
     # Mapped into the environ, yet never framing: llhttp frames by the real name only.
     assert environ["CONTENT_LENGTH"] == "5" and "CONTENT_LENGTH" not in framing
@@ -64,7 +64,7 @@ def test_the_name_cache_is_bounded() -> None:
 def test_short_field_lines_are_remembered_and_the_line_cache_is_bounded() -> None:
     fields.LINES.clear()
     long_line = b"X-Long: " + b"v" * 300
-    environ, _, _ = fields.section([b"Host: a", b"Accept: */*  ", long_line], "drop")
+    environ, _, _, _ = fields.section([b"Host: a", b"Accept: */*  ", long_line], "drop")
     assert environ == {"HTTP_HOST": "a", "HTTP_ACCEPT": "*/*", "HTTP_X_LONG": "v" * 300}
     assert fields.LINES[b"Accept: */*  "] == ("HTTP_ACCEPT", "*/*")
     assert long_line not in fields.LINES  # too long to keep
@@ -74,7 +74,7 @@ def test_short_field_lines_are_remembered_and_the_line_cache_is_bounded() -> Non
 
 
 def test_repeated_framing_fields_are_reported_and_joined() -> None:
-    environ, framing, repeated = fields.section(
+    environ, framing, repeated, _ = fields.section(
         [b"Host: a", b"Transfer-Encoding: gzip", b"transfer-encoding: chunked", b"Host: b"], "drop"
     )
     assert repeated == {"HTTP_HOST", "HTTP_TRANSFER_ENCODING"}
@@ -85,7 +85,7 @@ def test_repeated_framing_fields_are_reported_and_joined() -> None:
 def test_refuse_mode_refuses_an_underscore_name() -> None:
     with pytest.raises(BadRequest):
         fields.section([b"Host: a", b"X_Forged: 1"], "refuse")
-    environ, _, _ = fields.section([b"Host: a", b"X_Forged: 1"], "drop")
+    environ, _, _, _ = fields.section([b"Host: a", b"X_Forged: 1"], "drop")
     assert environ == {"HTTP_HOST": "a"}
 
 
@@ -112,10 +112,12 @@ def test_the_one_pass_path_agrees_with_the_field_by_field_one(
                     "HTTP_EXPECT"}  # fmt: skip
 
     def judged(result: fields.Section) -> fields.Section:
-        environ, framing, repeated = result  # the framing fields: what policy.py reads
-        return environ, {k: v for k, v in framing.items() if k in framing_keys}, set(repeated)
+        environ, framing, repeated, underscored = result  # framing: what policy.py reads
+        framed = {k: v for k, v in framing.items() if k in framing_keys}
+        return environ, framed, set(repeated), underscored
 
-    assert judged(fields.section(lines, "drop")) == judged(fields._field_by_field(lines, "drop"))
+    one_pass = fields.section(lines, "drop")
+    assert judged(one_pass) == judged(fields._field_by_field(lines, "drop", set(), set()))
 
 
 def test_the_environ_gets_each_field_once_with_repeats_joined() -> None:

@@ -1,7 +1,8 @@
 """The PEP 3333 environ for one request.
 
-Owns: turning a parsed `Request` plus what is known about its connection into
-the dict the application receives. Connection-constant keys (server and peer
+Owns: turning a parsed `Request` plus what is known about its connection
+(its peer, or the client its PROXY header names) into the dict the
+application receives. Connection-constant keys (server and peer
 address, wsgi.* flags) are built once per connection; each request copies that
 base and adds only what the request changes, because this is the hot path;
 the keys a request line gives (method, PATH_INFO, QUERY_STRING, protocol,
@@ -11,6 +12,9 @@ Decisions:
 - PATH_INFO is the percent-decoded path as latin-1 text (PEP 3333 "native
   strings"), with SCRIPT_NAME (from the process environment, as gunicorn
   does) removed from its front; RAW_URI keeps the target exactly as sent.
+- What a trusted proxy said of the request (`Request.overrides`: scheme, client
+  address, SCRIPT_NAME, ...) is applied last; when it replaces REMOTE_ADDR, the TCP
+  peer stays in `wsgid.peer_addr` and `wsgid.peer_port`.
 - The header fields arrive already keyed (`fields.py`: names with "_" left
   out) and joined (repeated fields with ", ", RFC 9110 §5.3; Cookie with
   "; ", RFC 6265 §5.4) by the parser, which builds them as it reads them.
@@ -24,6 +28,7 @@ from typing import IO, Any
 from urllib.parse import unquote_to_bytes
 
 from wsgid.http.cache import remember
+from wsgid.http.proxy_protocol import ProxyInfo
 from wsgid.http.request import Request
 
 
@@ -58,6 +63,27 @@ def connection_base(
     return base
 
 
+def proxied(base: dict[str, Any], info: ProxyInfo) -> dict[str, Any]:
+    """The connection base once its PROXY header said `info` (`proxy_protocol.py`).
+
+    The client's address replaces the TCP peer's, which stays in `wsgid.peer_addr` and
+    `wsgid.peer_port`; a header that names no client (v1 UNKNOWN, v2 LOCAL, UNSPEC, or
+    a UNIX socket) keeps the peer, as the protocol asks.
+    """
+    base = base.copy()
+    base["wsgid.proxy_protocol"] = info.version
+    if info.client is not None:
+        base["wsgid.peer_addr"] = base["REMOTE_ADDR"]
+        base["wsgid.peer_port"] = base["REMOTE_PORT"]
+        base["REMOTE_ADDR"], port = info.client
+        base["REMOTE_PORT"] = str(port)
+    if info.tls:
+        base["wsgi.url_scheme"] = "https"
+    if info.tlvs:
+        base["wsgid.proxy_tlvs"] = dict(info.tlvs)
+    return base
+
+
 def _script_name() -> str:
     return os.environ.get("SCRIPT_NAME", "").rstrip("/")
 
@@ -77,7 +103,22 @@ def build(base: dict[str, Any], req: Request, wsgi_input: object) -> dict[str, A
     env.update(req.environ)  # the fields, keyed and joined by the parser (fields.py)
     if req.authority:
         env["HTTP_HOST"] = req.authority.decode("latin-1")  # RFC 9112 §3.2.2
+    if req.overrides is not None:
+        _override(env, req.overrides)
     return env
+
+
+def _override(env: dict[str, Any], overrides: dict[str, str]) -> None:
+    """Apply what a trusted proxy said (`forwarded.py`), keeping the TCP peer if replaced."""
+    if "REMOTE_ADDR" in overrides and "wsgid.peer_addr" not in env:
+        env["wsgid.peer_addr"] = env["REMOTE_ADDR"]
+        env["wsgid.peer_port"] = env["REMOTE_PORT"]
+    env.update(overrides)
+
+
+def decoded_path(path: bytes) -> str:
+    """A request path as PATH_INFO shows it: percent-decoded, as latin-1 text."""
+    return unquote_to_bytes(path).decode("latin-1") if b"%" in path else path.decode("latin-1")
 
 
 # The keys a request line gives, by (target, method, version, SCRIPT_NAME):
@@ -89,8 +130,7 @@ _LINE_TARGET_MAX = 256
 
 
 def _request_line(req: Request, script_name: str) -> dict[str, str]:
-    path = req.path
-    path_info = unquote_to_bytes(path).decode("latin-1") if b"%" in path else path.decode("latin-1")
+    path_info = decoded_path(req.path)
     if script_name and path_info.startswith(script_name):
         path_info = path_info[len(script_name) :]
     return {

@@ -13,9 +13,12 @@ too: `app.response_short`, `app.response_long`.
 It knows nothing of sockets, loops or logs: the worker passes a `Channel`
 that can send bytes, pull more body bytes, and send a file, and builds one
 `Exchange` with what every request shares: the app, the error log, the
-request ids (`wsgid.logs.request_id`: chosen from a request's
-`X-Request-ID`, and carried by a context variable while the app runs, so
-every event logged meanwhile names it) and the `Date` of the heads.
+request ids (`wsgid.logs.request_id`: adopted from a trusted proxy's
+`request_id_header` or made up, put in `environ["wsgid.request_id"]`, and
+carried by a context variable while the app runs, so every event logged
+meanwhile names it; the response carries it only under
+`request_id_response_header`, when that is set), and the `Date` of the heads.
+The environ gets no `HTTP_*` key the client did not send.
 """
 
 from __future__ import annotations
@@ -98,12 +101,16 @@ class Exchange:
         new_id: Callable[[str | None], str],
         current_id: ContextVar[str | None],
         dates: Dates,
+        id_response_header: str = "",
     ) -> None:
         self.app = app
         self.log = log
-        self.new_id = new_id  # a request's id, from its X-Request-ID (None: none sent)
+        self.new_id = new_id  # a request's id, from the one a trusted proxy sent (or None)
         self.current_id = current_id  # holds the id while the app runs
         self.dates = dates
+        # "Name: " of the response header carrying the id; b"": none.
+        self.id_field = id_response_header.encode("latin-1") + b": " if id_response_header else b""
+        self.id_name = id_response_header.lower()
 
     def run(
         self, base: dict[str, Any], req: Request, channel: Channel, worker_keeps: bool
@@ -123,11 +130,12 @@ class Exchange:
             wsgi_input = InputStream(req, channel.fill, before_read)
         environ = environ_mod.build(base, req, wsgi_input)
         resp = Response(req, self.dates, worker_keeps, channel, environ)
-        # The request id: in the environ, in the response, and (through the context
-        # variable) in every error-log event emitted while the app runs.
-        rid = self.new_id(environ.get("HTTP_X_REQUEST_ID"))
-        environ["HTTP_X_REQUEST_ID"] = environ["wsgid.request_id"] = rid
-        resp.request_id = b"X-Request-ID: %s\r\n" % rid.encode("ascii")
+        # The request id: in the environ, in the response if asked, and (through the
+        # context variable) in every error-log event emitted while the app runs.
+        rid = environ["wsgid.request_id"] = self.new_id(req.incoming_id)
+        if self.id_field:
+            resp.request_id = self.id_field + rid.encode("ascii") + b"\r\n"
+            resp.request_id_name = self.id_name
         token = self.current_id.set(rid)
 
         result: Iterable[bytes] | None = None

@@ -25,10 +25,14 @@ Names containing "_" are left out of the environ: "X_Forwarded_For" and
 "X-Forwarded-For" would both become HTTP_X_FORWARDED_FOR, letting a client
 forge a header a proxy vouches for. `header_map = "dangerous"` maps them
 anyway (gunicorn's opt-in), but never lets them frame the request, since
-llhttp frames the body by the real names only. The mode comes with each
-head (the parser's `Limits.header_map`), so nothing here depends on which
-mode was set. Heads with such names, or with repeated fields, take the
-field-by-field path.
+llhttp frames the body by the real names only, and never onto a `protected`
+key (the forwarded headers, `forwarded.py`). The forwarder headers a proxy
+sends under underscore names (SCRIPT_NAME, PATH_INFO, REMOTE_USER, as far as
+`forwarder_headers` names them) are set aside for `forwarded.py`, which
+believes them from a trusted proxy only; `header_map = "refuse"` lets them
+pass, as gunicorn does. What to do comes with each head (the parser's
+`Limits`), so nothing here depends on which settings were made. Heads with
+such names, or with repeated fields, take the field-by-field path.
 """
 
 from __future__ import annotations
@@ -57,8 +61,9 @@ NO_FIELDS: Mapping[str, str] = MappingProxyType({})
 NOTHING_REPEATED: Set[str] = frozenset()
 
 Entry = tuple[str, bool]
-# (environ fields, framing fields by environ key, the framing keys repeated)
-Section = tuple[dict[str, str], Mapping[str, str], Set[str]]
+# (environ fields, framing fields by environ key, the framing keys repeated, the forwarder
+# headers by name, or None when there are none)
+Section = tuple[dict[str, str], Mapping[str, str], Set[str], dict[str, str] | None]
 # Name bytes as sent -> (environ key, whether it frames the request); bounded.
 CACHE: dict[bytes, Entry] = {}
 _CACHE_MAX = 4096
@@ -109,26 +114,36 @@ def _environ_key(name: bytes) -> str:
     return upper if upper in _UNPREFIXED else "HTTP_" + upper
 
 
-def section(lines: list[bytes], header_map: HeaderMap) -> Section:
-    """The environ fields, the framing fields and the repeated framing keys of a head.
+def section(
+    lines: list[bytes],
+    header_map: HeaderMap,
+    forwarder: Set[str] = frozenset(),
+    protected: Set[str] = frozenset(),
+) -> Section:
+    """The environ fields, the framing fields, the repeated framing keys and the forwarder
+    headers (`forwarder`: their names) of a head.
 
     `lines` are the head's field lines as sent (without CRLF), which llhttp
     has already found well-formed: `name ":" OWS value OWS`, no obs-fold.
+    `protected`: environ keys a name with "_" never maps onto.
     """
     try:
         environ = dict(map(_line, lines))
     except _Irregular:
-        return _field_by_field(lines, header_map)
+        return _field_by_field(lines, header_map, forwarder, protected)
     if len(environ) != len(lines):  # a field was repeated
-        return _field_by_field(lines, header_map)
+        return _field_by_field(lines, header_map, forwarder, protected)
     # No "_" names and no repeats: the framing fields are the environ's own.
-    return environ, environ, NOTHING_REPEATED
+    return environ, environ, NOTHING_REPEATED, None
 
 
-def _field_by_field(lines: list[bytes], header_map: HeaderMap) -> Section:
+def _field_by_field(
+    lines: list[bytes], header_map: HeaderMap, forwarder: Set[str], protected: Set[str]
+) -> Section:
     environ: dict[str, str] = {}
     framing: dict[str, str] = {}
     repeated: set[str] = set()
+    underscored: dict[str, str] | None = None
     for line in lines:
         name, _, raw_value = line.partition(b":")
         key, frames = entry(name)
@@ -140,13 +155,24 @@ def _field_by_field(lines: list[bytes], header_map: HeaderMap) -> Section:
             else:
                 framing[key] = value
         if not key:  # only names with "_" have none
+            upper = name.decode("latin-1").upper()
+            if upper in forwarder:
+                if underscored is None:
+                    underscored = {}
+                elif upper in underscored:
+                    # Which one did the proxy send? Guessing would let a client choose.
+                    raise BadRequest(f"repeated {upper} header")
+                underscored[upper] = value
+                continue
             if header_map == "drop":
                 continue
             if header_map == "refuse":
                 raise BadRequest("header name with an underscore (header_map = refuse)")
             key = _environ_key(name)  # "dangerous": mapped like a "-" name, never framing
+            if key in protected:
+                continue
         if key in environ:
             environ[key] += ("; " if key == "HTTP_COOKIE" else ", ") + value
         else:
             environ[key] = value
-    return environ, framing, repeated
+    return environ, framing, repeated, underscored

@@ -4,7 +4,8 @@ Owns: the per-connection `RequestParser`, which produces `Request` records
 (`request.py`), and the size limits on the head (request line, field count,
 field size, whole head), enforced while the head arrives. Every semantic rule
 about what a valid request is lives in `policy.py`, which this module calls
-once a head is complete; this module only lexes and counts.
+once a head is complete, and then the forwarded-header rules of the
+connection's peer (`forwarded.py`); this module only lexes and counts.
 
 Theory of operation: llhttp parses incrementally and calls back per URL piece,
 per body piece and at message boundaries (per field only to bound trailers:
@@ -42,6 +43,7 @@ import httptools
 from wsgid.http import fields, policy
 from wsgid.http.errors import BadRequest, ProtocolError
 from wsgid.http.fields import HeaderMap
+from wsgid.http.forwarded import Rules
 from wsgid.http.request import Request
 
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
@@ -69,6 +71,10 @@ class Limits:
     field_size: int = 8190
     body: int = 0  # limit_request_body: 0 = no limit
     header_map: HeaderMap = "drop"  # names with "_": fields.py
+    # The forwarder headers set aside for forwarded.py, and the keys no "_" name may take
+    # (fields.py).
+    forwarder: frozenset[str] = frozenset()
+    protected: frozenset[str] = frozenset()
 
     @property
     def head(self) -> int:
@@ -97,6 +103,7 @@ class RequestParser:
         "_feeding",
         "_field_size",
         "_fields",
+        "_forwarder",
         "_head_limit",
         "_header_map",
         "_hs",
@@ -108,6 +115,8 @@ class RequestParser:
         "_parser",
         "_pending",
         "_pending_reason",
+        "_protected",
+        "_rules",
         "_stall",
         "_trailers",
         "_url",
@@ -116,7 +125,7 @@ class RequestParser:
         "ready",
     )
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, rules: Rules | None = None) -> None:
         # Limits as plain ints (0 = unlimited becomes "never reached"): the
         # callbacks below run once per header of every request.
         unlimited = 1 << 62
@@ -127,6 +136,10 @@ class RequestParser:
         self._head_limit = limits.head
         self._body_limit = limits.body or unlimited
         self._header_map = limits.header_map
+        self._forwarder = limits.forwarder
+        self._protected = limits.protected
+        # What the connection's peer may say through forwarded headers (forwarded.py).
+        self._rules = rules
         # _CLOSED once closed (see close()).
         self._parser = httptools.HttpRequestParser(self)
         self.ready: deque[Request] = deque()
@@ -429,11 +442,15 @@ class RequestParser:
             if end - start > self._field_size and max(map(len, lines)) > self._field_size:
                 raise ProtocolError(431, "header field too large")
             req.field_lines = lines
-            req.environ, framing, repeated = fields.section(lines, self._header_map)
+            req.environ, framing, repeated, req.underscored = fields.section(
+                lines, self._header_map, self._forwarder, self._protected
+            )
         else:
             framing, repeated = fields.NO_FIELDS, fields.NOTHING_REPEATED
         req.target = url
         policy.check_head(req, framing, repeated)
+        if self._rules is not None:
+            self._rules.apply(req)
         if (req.content_length or 0) > self._body_limit:
             raise ProtocolError(413, "request body larger than limit_request_body")
         self.in_head = False

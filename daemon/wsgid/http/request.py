@@ -1,9 +1,10 @@
 """The record of one request, as the parser fills it in and the exchange reads it.
 
 Owns: `Request`, the head of one request (method, target, version, fields,
-framing) and its body bytes as they arrive. `parser.py` creates and fills it,
-`policy.py` judges and completes it, and `environ.py`, `body.py`,
-`response.py` and the workers read it; it depends on none of them.
+framing, what a trusted proxy said of it) and its body bytes as they arrive.
+`parser.py` creates and fills it, `policy.py` and `forwarded.py` judge and
+complete it, and `environ.py`, `body.py`, `response.py` and the workers read
+it; it depends on none of them.
 """
 
 from __future__ import annotations
@@ -45,6 +46,14 @@ class Request:
     # The fields as the environ shows them (`HTTP_*`, CONTENT_*): latin-1
     # text, repeated fields joined (fields.py).
     environ: Mapping[str, str] = fields.NO_FIELDS
+    # The forwarder headers (SCRIPT_NAME, PATH_INFO, REMOTE_USER) sent under those
+    # underscore names, which the environ never shows as fields; None: none sent.
+    underscored: Mapping[str, str] | None = None
+    # What a trusted proxy's forwarded headers change in the environ (`forwarded.py`):
+    # wsgi.url_scheme, REMOTE_ADDR, SCRIPT_NAME, ...; None: nothing.
+    overrides: dict[str, str] | None = None
+    # The request id a trusted proxy sent (`request_id_header`); None: none to adopt.
+    incoming_id: str | None = None
 
     # The body bytes received and not yet read by the app. A body arriving in
     # one piece stays the bytes object llhttp handed over, so the app's read()

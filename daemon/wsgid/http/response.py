@@ -83,7 +83,8 @@ class Response:
     # connection is closed), or went on past it (`excess` bytes were dropped).
     length_mismatch = False
     excess = 0
-    request_id = b""  # the `X-Request-ID: ...\r\n` line, set by the exchange
+    request_id = b""  # the request id's `Name: ...\r\n` line, set by the exchange if asked
+    request_id_name = ""  # that name in lower case
     app_failed = False
     # What ends the connection after this response, each set where it is
     # found and never unset (read by `keep_alive()`, which says more):
@@ -209,7 +210,7 @@ class Response:
         ) = shape
         self.head_sent = True
         # The request id varies per request, so it is not part of the cached prefix;
-        # an X-Request-ID the app set itself wins.
+        # an id header the app set itself wins.
         tail = self.dates.head_end()
         return prefix + self.request_id + tail if own_id else prefix + tail
 
@@ -224,7 +225,7 @@ class Response:
         own_request_id = True
         for name, value in self.headers:
             lname = name.lower()
-            if lname == "x-request-id":
+            if lname == self.request_id_name:
                 own_request_id = False
             elif lname == "content-length":
                 if not value.isdigit() or not value.isascii():

@@ -3,7 +3,8 @@
 Owns: choosing the id of a request and making it visible to every error-log
 event emitted while the request runs.
 
-- An incoming `X-Request-ID` is kept when it is 1 to 200 characters of
+- An incoming id (a trusted proxy's `request_id_header`, chosen by
+  `wsgid.http.forwarded`) is kept when it is 1 to 200 characters of
   `[A-Za-z0-9._:+=/@-]` (what UUIDs, ULIDs, base64 and Heroku/nginx-style ids
   use); anything else is replaced, so a client cannot smuggle quotes, spaces
   or control characters into the logs through it.
@@ -53,7 +54,7 @@ def generate() -> str:
 
 
 def choose(incoming: str | None) -> str:
-    """The id for a request whose `X-Request-ID` header was `incoming` (or None)."""
+    """The id for a request whose trusted proxy sent the id `incoming` (None: none)."""
     if incoming is None:
         # generate(), inlined: this runs for every request.
         return "%s%08x" % (_prefix, next(_counter))  # noqa: UP031 - as in generate()

@@ -174,6 +174,17 @@ def build_parser() -> argparse.ArgumentParser:
                 default=argparse.SUPPRESS,
                 help=_help_text(spec),
             )
+        elif spec.option.bare is not None:
+            section.add_argument(  # `--proxy-protocol` alone, or with a MODE
+                *spec.flags,
+                dest=spec.name,
+                action=_Record,
+                nargs="?",
+                const=spec.option.bare,
+                metavar=spec.option.metavar,
+                default=argparse.SUPPRESS,
+                help=_help_text(spec),
+            )
         else:
             section.add_argument(
                 *spec.flags,

@@ -60,6 +60,12 @@ GROUPS: tuple[Group, ...] = (
         "How many workers, of which kind, and when they are recycled or killed.",
     ),
     Group("limits", "Request limits", "Bounds on the request head, against abuse."),
+    Group(
+        "proxy",
+        "Behind a proxy",
+        "Whom to believe about the client: PROXY protocol headers, forwarded headers, request"
+        " ids (see docs/behind-a-proxy.md).",
+    ),
     Group("logging", "Logging", "The error log and the access log."),
     Group("process", "Process", "Identity and life of the master process."),
     Group(
@@ -90,6 +96,8 @@ class Option:
     positional:   the value may be given as the positional APP argument.
     in_file:      the setting may appear in the TOML file.
     octal:        shown in octal (umask).
+    bare:         the value a flag given without one means (`--proxy-protocol` alone is
+                  `auto`); None: the flag always takes a value.
     """
 
     group: str
@@ -102,6 +110,7 @@ class Option:
     positional: bool = False
     in_file: bool = True
     octal: bool = False
+    bare: str | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -305,6 +314,66 @@ def check_access_log_format(value: str) -> str:
     from wsgid.logs.atoms import check
 
     check(value)
+    return value
+
+
+def check_allow_entry(value: str) -> str:
+    from wsgid.http.allowlist import ANYONE, parse_entry
+
+    if value.strip() != ANYONE:
+        parse_entry(value)
+    return value.strip()
+
+
+# An entry of proxy_allow_ips or forwarded_allow_ips.
+AllowEntry = Annotated[
+    str,
+    AfterValidator(check_allow_entry),
+    WithJsonSchema({"type": "string", "description": "an IP address, a CIDR network, or *"}),
+]
+ALLOW_ACCEPTED = "a list of IP addresses and CIDR networks (10.0.0.0/8), or *"
+
+
+def upper(value: object) -> object:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+def proxy_mode(value: object) -> object:
+    # gunicorn's spellings: a bare flag or `true` means auto; `false` and `none` mean off.
+    if isinstance(value, bool):
+        return "auto" if value else "off"
+    if isinstance(value, str):
+        text = value.strip().lower()
+        return {"true": "auto", "false": "off", "none": "off"}.get(text, text)
+    return value
+
+
+ProxyProtocol = Annotated[Literal["off", "v1", "v2", "auto"], BeforeValidator(proxy_mode)]
+RemoteAddrFrom = Annotated[Literal["peer", "x-forwarded-for", "forwarded"], BeforeValidator(lower)]
+ForwarderHeader = Annotated[
+    Literal["SCRIPT_NAME", "PATH_INFO", "REMOTE_USER"], BeforeValidator(upper)
+]
+_TOKEN = re.compile(r"[!#$%&'*+.^`|~0-9A-Za-z-]+")
+
+
+def check_header_name(value: str) -> str:
+    if value and not _TOKEN.fullmatch(value):
+        problem = "an underscore" if "_" in value else "a character a header name cannot have"
+        raise ValueError(f"{value!r} is not a header name: it has {problem} (write X-Name)")
+    return value
+
+
+# A request or response header name; "" for none.
+HeaderName = Annotated[str, AfterValidator(check_header_name)]
+
+
+def check_scheme_headers(value: dict[str, str]) -> dict[str, str]:
+    for name, secure in value.items():
+        check_header_name(name)
+        if not name:
+            raise ValueError("a header name is empty")
+        if not secure:
+            raise ValueError(f"the value of {name!r} is empty; write the value that means https")
     return value
 
 

@@ -16,18 +16,30 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
 
 from wsgid.access_formats import GUNICORN_FORMAT
 from wsgid.runtime import MAX_WORKERS
 from wsgid.settings.fields import (
     ACCESS_FORMATS_ACCEPTED,
+    ALLOW_ACCEPTED,
     LOG_TARGETS_ACCEPTED,
     WORKER_CLASS_HELP,
+    AllowEntry,
     BindAddress,
     Count,
     EnvAssignment,
+    ForwarderHeader,
     HeaderMap,
+    HeaderName,
     Hook,
     IdName,
     LogFormat,
@@ -35,12 +47,15 @@ from wsgid.settings.fields import (
     NonEmptyStr,
     Option,
     Positive,
+    ProxyProtocol,
+    RemoteAddrFrom,
     Seconds,
     SyslogFacility,
     SyslogFraming,
     WorkerClass,
     check_access_log_format,
     check_log_target,
+    check_scheme_headers,
     check_syslog_addr,
     json_table,
     parse_umask,
@@ -198,6 +213,105 @@ class Settings(BaseModel):
     dashed names in the environ (X_Forwarded_For posing as X-Forwarded-For): drop them, refuse the
     request with 400, or (dangerous) map them like dashed names. gunicorn's setting of the same
     name."""
+
+    # --- behind a proxy -------------------------------------------------------------------
+    proxy_protocol: Annotated[
+        ProxyProtocol,
+        Option("proxy", metavar="MODE", bare="auto", accepts="off, v1, v2 or auto"),
+    ] = "off"
+    """Require a PROXY protocol header (HAProxy's; nginx stream's `proxy_protocol on`) at the
+    start of each connection, before any HTTP: `v1`, `v2`, or `auto` (either). The client
+    address it carries becomes REMOTE_ADDR for every request of the connection. A connection
+    without one is refused (400), as the protocol requires, unless proxy_protocol_optional.
+    The flag alone means auto, as in gunicorn."""
+    proxy_protocol_binds: Annotated[
+        tuple[BindAddress, ...],
+        Option(
+            "proxy",
+            metavar="ADDRESS",
+            repeatable=True,
+            comma_separated=True,
+            accepts="bind entries, as written in bind",
+        ),
+    ] = ()
+    """The listeners that require the PROXY header, as written in bind; empty means every
+    listener. Lets a PROXY port for the load balancer and a plain port (for health checks, or
+    a sidecar) coexist."""
+    proxy_protocol_optional: Annotated[bool, Option("proxy")] = False
+    """Serve a connection without a PROXY header as plain HTTP, as gunicorn does. Unsafe: a
+    client that can reach the port directly can then send a header of its own choosing unless
+    proxy_allow_ips keeps it out."""
+    proxy_allow_ips: Annotated[
+        tuple[AllowEntry, ...],
+        Option(
+            "proxy",
+            ("--proxy-allow-from",),
+            metavar="ADDRESSES",
+            comma_separated=True,
+            accepts=ALLOW_ACCEPTED,
+        ),
+    ] = ("127.0.0.1", "::1")
+    """The peers allowed to send a PROXY header: IP addresses and CIDR networks, or * for
+    anyone. A connection from any other peer on a PROXY listener is refused (403). UNIX-socket
+    peers are always allowed."""
+    forwarded_allow_ips: Annotated[
+        tuple[AllowEntry, ...],
+        Option(
+            "proxy",
+            metavar="ADDRESSES",
+            comma_separated=True,
+            accepts=ALLOW_ACCEPTED,
+            default_doc="$FORWARDED_ALLOW_IPS, or 127.0.0.1,::1",
+        ),
+    ] = ("127.0.0.1", "::1")
+    """The peers whose forwarded headers are believed (secure_scheme_headers,
+    forwarder_headers, remote_addr_from, request_id_header): IP addresses and CIDR networks,
+    or * for anyone. Judged on the TCP peer, never on an address a header claims. UNIX-socket
+    peers are always trusted."""
+    secure_scheme_headers: Annotated[
+        dict[str, str],
+        BeforeValidator(json_table),
+        AfterValidator(check_scheme_headers),
+        Option(
+            "proxy",
+            metavar="JSON",
+            accepts="a table of header name = the value that means https (JSON on the command"
+            " line and in WSGID_SECURE_SCHEME_HEADERS)",
+        ),
+    ] = Field(
+        default_factory=lambda: {
+            "X-FORWARDED-PROTOCOL": "ssl",
+            "X-FORWARDED-PROTO": "https",
+            "X-FORWARDED-SSL": "on",
+        }
+    )
+    """Headers a trusted proxy sets to say the client used HTTPS, and the value that says so
+    (compared exactly): wsgi.url_scheme is https when a present one has its value, http when
+    it has another; two that disagree are refused with 400. Trailers never count. gunicorn's
+    setting and default."""
+    forwarder_headers: Annotated[
+        tuple[ForwarderHeader, ...],
+        Option("proxy", metavar="NAMES", comma_separated=True),
+    ] = ("SCRIPT_NAME", "PATH_INFO")
+    """Environ keys a trusted proxy may set through a header of the same name (SCRIPT_NAME,
+    PATH_INFO, REMOTE_USER). From any other peer such a header never reaches the environ."""
+    clear_untrusted_forwarded_headers: Annotated[bool, Option("proxy")] = True
+    """Remove the forwarded headers (X-Forwarded-*, Forwarded, X-Real-IP and the
+    secure_scheme_headers) of a peer not on forwarded_allow_ips from the environ, so an
+    application that reads them itself cannot be fooled by a client."""
+    remote_addr_from: Annotated[RemoteAddrFrom, Option("proxy", metavar="SOURCE")] = "peer"
+    """Where REMOTE_ADDR comes from: `peer` (the TCP peer, or the PROXY header's client), or,
+    from a trusted proxy, `x-forwarded-for` or `forwarded` (RFC 7239): the rightmost hop that
+    is not on forwarded_allow_ips, never the client-written leftmost. The TCP peer stays in
+    wsgid.peer_addr."""
+    request_id_header: Annotated[HeaderName, Option("proxy", metavar="NAME")] = "X-Request-ID"
+    """The request header whose value a trusted proxy's request id arrives in; it becomes the
+    request's id (environ wsgid.request_id, the logs). From any other peer it is an ordinary
+    header and a fresh id is made. Empty: always make a fresh id."""
+    request_id_response_header: Annotated[HeaderName, Option("proxy", metavar="NAME")] = ""
+    """A response header to carry the request id in (X-Request-ID, say), unless the
+    application sets it. Empty, the default: wsgid adds nothing to a response the application
+    did not ask for; proxies usually add their own."""
 
     # --- logging --------------------------------------------------------------------------
     loglevel: Annotated[LogLevel, Option("logging", ("--log-level",), metavar="LEVEL")] = "info"
@@ -368,3 +482,21 @@ class Settings(BaseModel):
     """Called with (server, new_value, old_value) in the master, when the worker count changes."""
     on_exit: Hook = None
     """Called with (server) in the master, just before it exits."""
+
+    @model_validator(mode="after")
+    def _proxy_listeners_known(self) -> Settings:
+        """proxy_protocol_binds names listeners of bind, and only with proxy_protocol on."""
+        if not self.proxy_protocol_binds:
+            return self
+        if self.proxy_protocol == "off":
+            raise ValueError(
+                "proxy_protocol_binds is set but proxy_protocol is off; set proxy_protocol"
+                " (v1, v2 or auto) or remove proxy_protocol_binds"
+            )
+        unknown = [b for b in self.proxy_protocol_binds if b not in self.bind]
+        if unknown:
+            raise ValueError(
+                f"proxy_protocol_binds names {', '.join(unknown)}, which bind does not"
+                f" (bind: {', '.join(self.bind)})"
+            )
+        return self

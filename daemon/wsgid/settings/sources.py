@@ -57,7 +57,8 @@ class Layer:
 
 
 def environment_defaults(environ: Mapping[str, str]) -> Layer:
-    """Defaults that platforms (Heroku, Cloud Run, ...) set through PORT and WEB_CONCURRENCY."""
+    """Defaults set through PORT and WEB_CONCURRENCY (platforms: Heroku, Cloud Run, ...) and
+    FORWARDED_ALLOW_IPS (gunicorn's)."""
     entries: dict[str, Entry] = {}
     port = environ.get("PORT")
     if port is not None and port.strip():
@@ -80,6 +81,13 @@ def environment_defaults(environ: Mapping[str, str]) -> Layer:
             )
         entries["workers"] = Entry(
             int(text), "default", f'Environment variable WEB_CONCURRENCY="{concurrency}"'
+        )
+    allowed = environ.get("FORWARDED_ALLOW_IPS")
+    if allowed is not None and allowed.strip():
+        entries["forwarded_allow_ips"] = Entry(
+            tuple(item.strip() for item in allowed.split(",") if item.strip()),
+            "default",
+            f'Environment variable FORWARDED_ALLOW_IPS="{allowed}"',
         )
     return Layer("default", entries)
 

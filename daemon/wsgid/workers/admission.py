@@ -2,9 +2,10 @@
 
 Owns: the listeners as the loop sees them (which epoll watches, with
 EPOLLEXCLUSIVE so that one worker wakes per new connection), accepting one
-connection as a non-blocking socket with its environ base, and what an
-accept that fails means. How many a turn takes (the fairness rule) and what
-becomes of a connection once taken are the loop's (`loop.py`).
+connection as a non-blocking socket with its environ base and the PROXY
+protocol its listener requires, and what an accept that fails means. How
+many a turn takes (the fairness rule) and what becomes of a connection once
+taken are the loop's (`loop.py`).
 
 A failure that belongs to one connection (it was reset before it was taken)
 is skipped: the next may be fine. Any other (EMFILE, ENFILE, ENOBUFS, ENOMEM,
@@ -28,6 +29,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from wsgid.http.exchange import ErrorLog
+from wsgid.http.proxy_protocol import Mode as ProxyMode
 from wsgid.listeners import Listener
 from wsgid.workers import unpatched
 
@@ -44,13 +46,14 @@ ACCEPT_LOG_INTERVAL = 5.0  # at most one accept.failed line per this many second
 
 
 class Acceptor(NamedTuple):
-    """How a listener's connections are accepted, and their environ base."""
+    """How a listener's connections are accepted, their environ base, and their PROXY header."""
 
     accept: Callable[[], tuple[int, Any]]  # the listener's raw accept: (fd, address)
     family: int
     kind: int  # socket type
     proto: int
     base: dict[str, Any]
+    proxy: ProxyMode | None  # the PROXY protocol its connections start with; None: none
 
 
 class Admission:
@@ -62,11 +65,14 @@ class Admission:
         epoll: select.epoll,
         log: ErrorLog,
         base: Callable[[Listener], dict[str, Any]],
+        proxy: Callable[[Listener], ProxyMode | None],
     ) -> None:
         self.epoll = epoll
         self.log = log
         self.listeners: dict[int, Listener] = {lst.fileno(): lst for lst in listeners}
-        self.acceptors = {fd: _acceptor(lst, base(lst)) for fd, lst in self.listeners.items()}
+        self.acceptors = {
+            fd: _acceptor(lst, base(lst), proxy(lst)) for fd, lst in self.listeners.items()
+        }
         for listener in listeners:
             if listener.sock.family != socket.AF_UNIX:
                 # Responses go out whole, so Nagle would only delay them. Linux
@@ -90,24 +96,25 @@ class Admission:
             else:
                 self.epoll.unregister(fd)
 
-    def accept(self, fd: int) -> tuple[socket.socket, dict[str, Any]]:
-        """The next connection waiting on listener `fd`, non-blocking, and its environ base.
+    def accept(self, fd: int) -> tuple[socket.socket, dict[str, Any], ProxyMode | None]:
+        """The next connection waiting on listener `fd`, non-blocking, its environ base and
+        the PROXY protocol it must start with (None: none).
 
         Raises what accept(2) raises: BlockingIOError when none is waiting; an
         errno in CONNECTION_ERRORS for a connection of its own; else see `failed`.
         """
-        accept, family, kind, proto, base = self.acceptors[fd]
+        accept, family, kind, proto, base, proxy = self.acceptors[fd]
         conn_fd, addr = accept()
         if self.backoff:
             self._recovered()
         sock = unpatched.SOCKET(family, kind, proto, conn_fd)
         sock.setblocking(False)
         if family == AF_UNIX:  # TCP_NODELAY: inherited from the listener
-            return sock, base
+            return sock, base, proxy
         conn_base = base.copy()
         conn_base["REMOTE_ADDR"] = addr[0]
         conn_base["REMOTE_PORT"] = str(addr[1])
-        return sock, conn_base
+        return sock, conn_base, proxy
 
     def failed(self, exc: OSError, now: float, connections: int) -> bool:
         """An accept failed for the listener, not for one connection: back off.
@@ -181,11 +188,11 @@ class Admission:
         return True
 
 
-def _acceptor(listener: Listener, base: dict[str, Any]) -> Acceptor:
+def _acceptor(listener: Listener, base: dict[str, Any], proxy: ProxyMode | None) -> Acceptor:
     sock = listener.sock
     # socket.accept() is `_accept()` plus a socket object built from the
     # listener's family, type and proto, each read back through an enum
     # conversion (measured: about 5 µs a connection with the rest of the
     # wrapper); these never change, so they are read once here.
     raw_accept = sock._accept  # type: ignore[attr-defined]  # what accept() wraps
-    return Acceptor(raw_accept, int(sock.family), int(sock.type), sock.proto, base)
+    return Acceptor(raw_accept, int(sock.family), int(sock.type), sock.proto, base, proxy)

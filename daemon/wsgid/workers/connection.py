@@ -1,9 +1,9 @@
 """One client connection of the epoll loop, and the channel its requests' exchanges use.
 
 Owns: what the loop knows of a connection (its socket, its parser, its queue
-of output the kernel did not take yet, and where it stands: reading a head,
-awaiting a small body, busy in a pool thread, closing, lingering) and the
-`exchange.Channel` over it. While the application runs (sync: inline,
+of output the kernel did not take yet, and where it stands: reading its PROXY
+header, reading a head, awaiting a small body, busy in a pool thread,
+closing, lingering) and the `exchange.Channel` over it. While the application runs (sync: inline,
 gthread: in a pool thread), `send` queues past a high-water mark only after
 waiting (bounded by `timeout`) for the client to read; `fill` reads more body
 bytes, waiting for them the same way; `sendfile` sends a file body with
@@ -25,6 +25,7 @@ from typing import IO, Any
 
 from wsgid.http.errors import BodyError, ProtocolError
 from wsgid.http.parser import RequestParser
+from wsgid.http.proxy_protocol import ProxyHeaderReader
 from wsgid.http.request import Request
 from wsgid.workers import unpatched
 
@@ -61,6 +62,8 @@ class Connection:
         "out_size",
         "parser",
         "peer",
+        "proxy",
+        "proxy_allowed",
         "responded",
         "sock",
     )
@@ -100,6 +103,10 @@ class Connection:
         # When waits for the client must give up: the current request's
         # `timeout` budget runs out (the worker kind knows when).
         self.deadline = deadline
+        # The PROXY header still to read before any HTTP (None: none, or read), and
+        # whether the peer may send one (proxy_allow_ips).
+        self.proxy: ProxyHeaderReader | None = None
+        self.proxy_allowed = False
         # Some of the current response went to the socket or its queue: set
         # before every send, read by gthread's request timeout (which answers
         # 503 only while this is False).

@@ -1,7 +1,9 @@
 """The epoll connection loop shared by the sync and gthread workers.
 
 Owns: the loop itself and what it does with the connections it drives:
-reading request heads (and small bodies) without blocking, parking idle
+reading a PROXY header first where the listener requires one (refused with
+403 from a peer off proxy_allow_ips, 400 when missing or malformed, 408 past
+header_timeout), reading request heads (and small bodies) without blocking, parking idle
 keep-alive connections, writing responses without blocking on slow readers,
 the idle/head/body/write deadlines, lingering close, the heartbeat stamp and
 the graceful stop. What happens to a complete request is the kind's
@@ -40,10 +42,12 @@ from typing import Any, ClassVar
 from mypy_extensions import mypyc_attr
 
 from wsgid.http import environ as environ_mod
+from wsgid.http.allowlist import AllowList
 from wsgid.http.date import Dates
 from wsgid.http.errors import ProtocolError, error_response
 from wsgid.http.exchange import Exchange, FileWrapper
 from wsgid.http.parser import RequestParser
+from wsgid.http.proxy_protocol import ProxyHeaderReader
 from wsgid.http.request import Request
 from wsgid.listeners import Listener
 from wsgid.logs import clock, request_id
@@ -103,11 +107,25 @@ class ConnectionLoop(Worker):
         self.errors_stream = self.ctx.logs.error_stream
         self.dates = Dates(clock.http_date)
         self.exchange = Exchange(
-            self.app, self.log, request_id.choose, request_id.CURRENT, self.dates
+            self.app,
+            self.log,
+            request_id.choose,
+            request_id.CURRENT,
+            self.dates,
+            settings.request_id_response_header,
         )
+        self.forwarding = settings.forwarding
+        self.proxy_allow = AllowList(settings.proxy_allow_ips)
+        self.proxy_optional = settings.proxy_protocol_optional
         self.epoll = unpatched.EPOLL()
         self.conns: dict[int, Connection] = {}
-        self.admission = Admission(self.ctx.listeners, self.epoll, self.log, self._environ_base)
+        self.admission = Admission(
+            self.ctx.listeners,
+            self.epoll,
+            self.log,
+            self._environ_base,
+            lambda listener: settings.proxy_protocol_of(listener.spec.text),
+        )
         self.admission.watch(True)
         self.epoll.register(self.wake_r, EPOLLIN)
         self.stop_deadline = 0.0
@@ -256,7 +274,7 @@ class ConnectionLoop(Worker):
                 admission.watch(False)
                 return
             try:
-                sock, base = admission.accept(fd)
+                sock, base, proxy = admission.accept(fd)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -266,10 +284,17 @@ class ConnectionLoop(Worker):
                     self.alive = False  # stops gracefully: the master starts a replacement
                 self._set_timer(now)
                 return
-            conn = Connection(
-                sock, RequestParser(self.limits), base, self.io_timeout, self.deadline
-            )
+            peer = base["REMOTE_ADDR"]
+            parser = RequestParser(self.limits, self.forwarding.rules(peer))
+            conn = Connection(sock, parser, base, self.io_timeout, self.deadline)
             self.conns[conn.fd] = conn
+            if proxy is not None:
+                conn.proxy_allowed = self.proxy_allow.allows(peer)
+                if not (conn.proxy_allowed or self.proxy_optional):
+                    self._reject(conn, ProtocolError(403, "PROXY header from a peer not allowed"))
+                    continue
+                conn.proxy = ProxyHeaderReader(proxy, self.proxy_optional)
+                conn.head_started = now
             self._on_readable(conn, now)
             # Registered only now, and only if still open and waiting: a
             # connection answered and closed at once never costs an epoll call.
@@ -289,6 +314,10 @@ class ConnectionLoop(Worker):
             return
         if conn.linger_until or conn.error is not None:
             return  # draining what the client still sends after our close
+        if conn.proxy is not None:
+            data = self._proxy_header(conn, data, now)
+            if not data:
+                return
         parser = conn.parser
         was_in_head = parser.in_head
         if was_in_head or parser.ready or not _blank(data):
@@ -309,6 +338,32 @@ class ConnectionLoop(Worker):
             conn.head_started = now
         if parser.ready:
             self._process(conn)
+
+    def _proxy_header(self, conn: Connection, data: bytes, now: float) -> bytes:
+        """Read `conn`'s PROXY header from `data`; the bytes after it (b"": none yet, or refused).
+
+        Its client address, and the rest of what it says, become the connection's own:
+        every request on it is the client's (`environ.proxied`).
+        """
+        reader = conn.proxy
+        assert reader is not None
+        try:
+            found = reader.feed(data)
+        except ProtocolError as exc:
+            self._reject(conn, exc)
+            return b""
+        if found is None:
+            return b""
+        info, rest = found
+        conn.proxy = None
+        conn.last_active = now
+        if info is not None:
+            if not conn.proxy_allowed:
+                self._reject(conn, ProtocolError(403, "PROXY header from a peer not allowed"))
+                return b""
+            conn.base = environ_mod.proxied(conn.base, info)
+            conn.peer = conn.base["REMOTE_ADDR"]
+        return rest
 
     def _process(self, conn: Connection) -> None:
         """Handle the complete requests queued on `conn`, in order."""
@@ -495,7 +550,7 @@ class ConnectionLoop(Worker):
         return conn.client_closed and not conn.parser.closed
 
     def _sweep(self, now: float) -> None:
-        """Close connections past their idle, head, body, write or linger deadlines."""
+        """Close connections past their deadlines: idle, PROXY header, head, body, write, linger."""
         self.check_master()
         keepalive = self.keepalive
         for conn in list(self.conns.values()):
@@ -507,6 +562,9 @@ class ConnectionLoop(Worker):
             elif conn.out:
                 if now - conn.last_active > self.io_timeout:
                     self._close(conn)
+            elif conn.proxy is not None:
+                if now - conn.head_started > self.header_timeout:
+                    self._reject(conn, ProtocolError(408, "PROXY header not received in time"))
             elif conn.parser.in_head:
                 if now - conn.head_started > self.header_timeout:
                     self._reject(conn, ProtocolError(408, "request head not received in time"))
