@@ -114,13 +114,13 @@ class ProxyHeaderReader:
         return info, rest
 
     def _signature(self) -> str | None:
-        """The version whose signature the bytes so far start with; "" while they may still
-        become one (as no bytes may), None once they cannot."""
+        """The version whose signature the bytes so far start with; "" while they are the
+        start of one (as no bytes at all are), None once they cannot be."""
         buffer = self._buffer
-        version: str | None = "" if not buffer else None
+        version: str | None = None
         for candidate, signature in self._signatures:
             size = min(len(buffer), len(signature))
-            if size and buffer[:size] == signature[:size]:
+            if buffer[:size] == signature[:size]:
                 if size == len(signature):
                     return candidate
                 version = ""
@@ -131,6 +131,9 @@ class ProxyHeaderReader:
         buffer = self._buffer
         # The CR must come early enough for its LF to be byte V1_MAX at the latest.
         cr = buffer.find(b"\r", 0, V1_MAX - 1)
+        # A bare LF ends no v1 line: refused when it arrives, not once V1_MAX bytes did.
+        if buffer.find(b"\n", 0, V1_MAX - 1 if cr == -1 else cr) != -1:
+            raise BadRequest("malformed PROXY v1 header: LF without CR")
         if cr == -1:
             if len(buffer) >= V1_MAX - 1:
                 raise BadRequest(f"malformed PROXY v1 header: no CRLF within {V1_MAX} bytes")
@@ -139,10 +142,10 @@ class ProxyHeaderReader:
             return None
         if buffer[cr + 1] != 0x0A:
             raise BadRequest("malformed PROXY v1 header: CR not followed by LF")
-        try:
-            line = buffer[len(V1_SIGNATURE) : cr].decode("ascii")
-        except UnicodeDecodeError:
-            raise BadRequest("malformed PROXY v1 header: not ASCII") from None
+        line = buffer[len(V1_SIGNATURE) : cr].decode("latin-1")
+        # Printable ASCII only: UNKNOWN takes any text, but not a control byte.
+        if not (line.isascii() and line.isprintable()):
+            raise BadRequest("malformed PROXY v1 header: a byte that is not printable ASCII")
         return _parse_v1(line), cr + 2
 
     def _read_v2(self) -> tuple[ProxyInfo, int] | None:
@@ -232,14 +235,8 @@ def _v1_address(proto: str, text: str) -> str:
 
 
 def _v1_port(text: str) -> int:
-    # Decimal digits only, no sign, no leading zero but for "0" itself.
-    if (
-        text.isascii()
-        and text.isdigit()
-        and len(text) <= 5
-        and (text == "0" or text[0] != "0")
-        and int(text) <= 65535
-    ):
+    # Decimal digits only (the line is ASCII already), no sign, no leading zero but for "0".
+    if text.isdigit() and (text == "0" or text[0] != "0") and int(text) <= 65535:
         return int(text)
     raise BadRequest(f"malformed PROXY v1 header: bad port {text[:8]!r}")
 
@@ -257,7 +254,7 @@ def _parse_tlvs(buffer: bytearray, start: int, end: int) -> tuple[Mapping[int, b
     pos = start
     while pos < end:
         if pos + 3 > end:
-            raise BadRequest(f"PROXY v2: truncated TLV ({end - pos} bytes left, a TLV takes 3)")
+            raise BadRequest(f"PROXY v2: truncated TLV header ({end - pos} of its 3 bytes)")
         kind = buffer[pos]
         size = buffer[pos + 1] << 8 | buffer[pos + 2]
         pos += 3
