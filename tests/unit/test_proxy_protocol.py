@@ -179,6 +179,11 @@ V2_VALID = [
         id="v2_local_tlvs_after_the_block",
     ),
     pytest.param(
+        v2(bytes(8), ver_cmd=LOCAL, family=TCP4),
+        info("v2"),
+        id="v2_local_block_shorter_than_its_family_accepted",
+    ),
+    pytest.param(
         v2(b"\x07" * 20, ver_cmd=LOCAL, family=0x45),
         info("v2"),
         id="v2_local_unknown_family_payload_skipped",
@@ -654,9 +659,8 @@ def test_proxy_v2_unknown_family_byte_refused_at_byte_14(family: int) -> None:
         (PROXY, UDP6, 35, "UDP6", 36),
         (PROXY, UNIX_STREAM, 215, "UNIX stream", 216),
         (PROXY, UNIX_DGRAM, 36, "UNIX datagram", 216),
-        (LOCAL, TCP4, 8, "TCP4", 12),
     ],
-    ids=["tcp4", "tcp4_empty", "udp4", "tcp6", "udp6", "unix", "unix_dgram", "local_tcp4"],
+    ids=["tcp4", "tcp4_empty", "udp4", "tcp6", "udp6", "unix", "unix_dgram"],
 )
 def test_proxy_v2_length_shorter_than_family_block_refused_at_byte_16(
     ver_cmd: int, family: int, length: int, name: str, block: int

@@ -173,10 +173,13 @@ class ProxyHeaderReader:
             return None
         length = buffer[14] << 8 | buffer[15]
         if known is not None and length < known[1]:
-            name, block = known
-            raise BadRequest(
-                f"PROXY v2: address length {length} too short for {name} (needs {block})"
-            )
+            if command == V2_LOCAL:
+                known = None  # LOCAL is accepted whatever its address block holds: skipped
+            else:
+                name, block = known
+                raise BadRequest(
+                    f"PROXY v2: address length {length} too short for {name} (needs {block})"
+                )
         end = V2_FIXED + length
         if size < end:
             return None
@@ -191,7 +194,8 @@ class ProxyHeaderReader:
                 buffer[ports + 2] << 8 | buffer[ports + 3],
             )
         if known is None:
-            # LOCAL with a family of unknown layout: where its TLVs start is unknown too.
+            # LOCAL with a family of unknown layout, or a block too short for its family:
+            # where its TLVs start is unknown too.
             return ProxyInfo("v2", None, None, False, _NO_TLVS), end
         tlvs, tls = _parse_tlvs(buffer, V2_FIXED + known[1], end)
         return ProxyInfo("v2", client, destination, tls, tlvs), end
