@@ -297,3 +297,28 @@ def test_the_environ_holds_exactly_the_client_s_headers(peer: str) -> None:
         "HTTP_ACCEPT": "*/*, text/html",
         "HTTP_USER_AGENT": "t",
     }
+
+
+# --- repeated lines and a second say on the scheme ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "scheme"),
+    [
+        (b"X-Forwarded-Proto: https\r\nX-Forwarded-Proto: https\r\n", "https"),
+        # one line with a comma is one value, as gunicorn reads it
+        (b"X-Forwarded-Proto: https, http\r\n", "http"),
+    ],
+)
+def test_scheme_header_lines_are_judged_one_by_one(fields: bytes, scheme: str) -> None:
+    env, _ = environ_of(fields)
+    assert env["wsgi.url_scheme"] == scheme
+
+
+def test_repeated_scheme_header_lines_that_disagree_are_refused() -> None:
+    assert refused(b"X-Forwarded-Proto: https\r\nX-Forwarded-Proto: http\r\n").status == 400
+
+
+def test_a_forwarded_proto_that_contradicts_a_scheme_header_is_refused() -> None:
+    fields = b"Forwarded: for=198.51.100.3;proto=https\r\nX-Forwarded-Proto: http\r\n"
+    assert refused(fields, rules=forwarding(remote_addr_from="forwarded")).status == 400

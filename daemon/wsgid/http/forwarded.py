@@ -3,11 +3,16 @@
 Owns: the rules applied to each request head according to the connection's TCP peer, once
 the head is complete and before the application runs:
 
+The peer is the one that sent the request's bytes: the TCP peer, or on a PROXY
+connection the client its header names (an L4 proxy passes the client's bytes through
+untouched, so judging its own address would let every client behind it speak for a
+trusted proxy). gunicorn judges the TCP peer; this is the difference.
+
 - From a peer on `forwarded_allow_ips` (`Trusted`):
   - `secure_scheme_headers` set `wsgi.url_scheme` (gunicorn 26's semantics): a present
-    header whose value is exactly the one configured says `https`, any other value `http`;
-    two present headers that disagree are refused with 400. Trailers never count (the
-    parser keeps none).
+    header line whose value is exactly the one configured says `https`, any other value
+    `http`; two lines (of one header or of two) that disagree are refused with 400.
+    Trailers never count (the parser keeps none).
   - `forwarder_headers` (SCRIPT_NAME, PATH_INFO, REMOTE_USER), which a proxy sends under
     those underscore names: SCRIPT_NAME is taken off the front of PATH_INFO (a path
     outside it is refused with 400); PATH_INFO and REMOTE_USER are taken as they are.
@@ -17,7 +22,8 @@ the head is complete and before the application runs:
     the client. If every hop is on the list, the leftmost is. A hop that is not an IP
     address (`unknown`, an obfuscated name, garbage) ends the walk and the TCP peer stays,
     since nothing reliable can be said. The leftmost entry is never taken on its own: the
-    client writes it. With `Forwarded`, the chosen hop's `proto` also sets the scheme.
+    client writes it. With `Forwarded`, the chosen hop's `proto` also sets the scheme
+    (400 if a scheme header said otherwise).
   - the request id header (`request_id_header`) is adopted as the request's id.
 - From anyone else (`Untrusted`), with `clear_untrusted_forwarded_headers` (the default),
   the forwarded headers (`REMOVED`, and the `secure_scheme_headers` names) are taken out
@@ -40,9 +46,11 @@ import re
 from collections.abc import Iterable, Mapping, Set
 from typing import Literal
 
+from wsgid.http.abnf import OWS_BYTES
 from wsgid.http.allowlist import AllowList
 from wsgid.http.environ import decoded_path
 from wsgid.http.errors import BadRequest
+from wsgid.http.fields import entry
 from wsgid.http.request import Request
 
 RemoteAddrFrom = Literal["peer", "x-forwarded-for", "forwarded"]
@@ -156,7 +164,7 @@ class Trusted(Rules):
         if self.keys.isdisjoint(fields) and underscored is None:
             return
         overrides: dict[str, str] = {}
-        scheme = self._scheme(fields)
+        scheme = self._scheme(req, fields)
         if scheme:
             overrides["wsgi.url_scheme"] = scheme
         if self.addr_key:
@@ -170,16 +178,18 @@ class Trusted(Rules):
         if overrides:
             req.overrides = overrides
 
-    def _scheme(self, fields: Mapping[str, str]) -> str:
+    def _scheme(self, req: Request, fields: Mapping[str, str]) -> str:
         scheme = ""
         for key, secure in self.schemes:
             value = fields.get(key)
             if value is None:
                 continue
-            said = "https" if value == secure else "http"
-            if scheme and said != scheme:
-                raise BadRequest("contradictory scheme headers")
-            scheme = said
+            # Each field line says a scheme of its own; the environ joins repeated ones.
+            for said in _lines_of(req, key) if "," in value else (value,):
+                said = "https" if said == secure else "http"
+                if scheme and said != scheme:
+                    raise BadRequest("contradictory scheme headers")
+                scheme = said
         return scheme
 
     def _client(self, value: str, overrides: dict[str, str]) -> None:
@@ -193,8 +203,10 @@ class Trusted(Rules):
         (address, port), proto = chosen
         overrides["REMOTE_ADDR"] = address
         overrides["REMOTE_PORT"] = port
-        if proto in ("http", "https"):
-            overrides["wsgi.url_scheme"] = proto
+        if proto not in ("http", "https"):
+            return
+        if overrides.setdefault("wsgi.url_scheme", proto) != proto:
+            raise BadRequest("contradictory scheme headers")
 
     def _forwarder(
         self, req: Request, underscored: Mapping[str, str], overrides: dict[str, str]
@@ -212,6 +224,16 @@ class Trusted(Rules):
             value = underscored.get(name) if name in forwarder else None
             if value is not None:
                 overrides[name] = value
+
+
+def _lines_of(req: Request, key: str) -> list[str]:
+    """The values of `req`'s field lines whose environ key is `key`, one per line."""
+    values = []
+    for line in req.field_lines:
+        name, _, value = line.partition(b":")
+        if entry(name)[0] == key:
+            values.append(value.strip(OWS_BYTES).decode("latin-1"))
+    return values
 
 
 Node = tuple[str, str] | None  # (address, port or ""), None: not an IP address

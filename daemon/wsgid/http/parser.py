@@ -116,13 +116,13 @@ class RequestParser:
         "_pending",
         "_pending_reason",
         "_protected",
-        "_rules",
         "_stall",
         "_trailers",
         "_url",
         "closed",
         "in_head",
         "ready",
+        "rules",
     )
 
     def __init__(self, limits: Limits, rules: Rules | None = None) -> None:
@@ -138,8 +138,9 @@ class RequestParser:
         self._header_map = limits.header_map
         self._forwarder = limits.forwarder
         self._protected = limits.protected
-        # What the connection's peer may say through forwarded headers (forwarded.py).
-        self._rules = rules
+        # What the connection's peer may say through forwarded headers (forwarded.py);
+        # the loop replaces them once a PROXY header names the client, before any head.
+        self.rules = rules
         # _CLOSED once closed (see close()).
         self._parser = httptools.HttpRequestParser(self)
         self.ready: deque[Request] = deque()
@@ -449,8 +450,8 @@ class RequestParser:
             framing, repeated = fields.NO_FIELDS, fields.NOTHING_REPEATED
         req.target = url
         policy.check_head(req, framing, repeated)
-        if self._rules is not None:
-            self._rules.apply(req)
+        if self.rules is not None:
+            self.rules.apply(req)
         if (req.content_length or 0) > self._body_limit:
             raise ProtocolError(413, "request body larger than limit_request_body")
         self.in_head = False

@@ -363,6 +363,10 @@ class ConnectionLoop(Worker):
                 return b""
             conn.base = environ_mod.proxied(conn.base, info)
             conn.peer = conn.base["REMOTE_ADDR"]
+            if info.client is not None:
+                # The HTTP bytes are the client's from here on (an L4 proxy does not touch
+                # them): its forwarded headers count only if it is trusted itself.
+                conn.parser.rules = self.forwarding.rules(conn.peer)
         return rest
 
     def _process(self, conn: Connection) -> None:
