@@ -3,8 +3,8 @@
 What it guarantees, so the tests need not:
 - the master runs `python -m wsgid APP --bind 127.0.0.1:<free port> ...` from the interpreter
   running the tests (the repo's .venv), in its own session and process group, with an empty
-  working directory, its own TMPDIR and an environment cleared of `WSGID_*`, `PORT` and
-  `WEB_CONCURRENCY` (which would change wsgid's defaults);
+  working directory, its own TMPDIR and an environment cleared of `WSGID_*`, `PORT`,
+  `WEB_CONCURRENCY` and `FORWARDED_ALLOW_IPS` (which would change wsgid's defaults);
 - its stdout and stderr go to files in the test's work directory (`.outlog()`, `.errlog()`);
 - `wait_ready()` polls until the port answers an HTTP request, and fails with the captured
   stderr if the master died first;
@@ -41,6 +41,7 @@ _SCRUBBED_PREFIXES = ("WSGID_", "TESTAPP_")
 _SCRUBBED_NAMES = {
     "PORT",
     "WEB_CONCURRENCY",
+    "FORWARDED_ALLOW_IPS",
     "PYTHONPATH",
     "DJANGO_SETTINGS_MODULE",
     "PYTHONSTARTUP",
@@ -329,13 +330,18 @@ class WsgidServer:
     def connection(self, timeout: float = 10.0) -> http.client.HTTPConnection:
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
 
-    def connect(self, timeout: float = 10.0) -> socket.socket:
-        """A raw TCP connection to the server."""
-        return socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+    def connect(self, timeout: float = 10.0, source: str | None = None) -> socket.socket:
+        """A raw TCP connection to the server; from the loopback address `source`, if given
+        (127.0.0.2, say: a second client address, all of 127.0.0.0/8 being loopback)."""
+        address = None if source is None else (source, 0)
+        return socket.create_connection(
+            ("127.0.0.1", self.port), timeout=timeout, source_address=address
+        )
 
-    def raw(self, timeout: float = 10.0) -> RawConnection:
-        """A raw HTTP connection (bytes in, parsed responses out; pipelining-safe)."""
-        return RawConnection(self.connect(timeout))
+    def raw(self, timeout: float = 10.0, source: str | None = None) -> RawConnection:
+        """A raw HTTP connection (bytes in, parsed responses out; pipelining-safe); `source`
+        as in `connect`."""
+        return RawConnection(self.connect(timeout, source))
 
     def request(
         self,
