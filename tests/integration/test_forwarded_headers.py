@@ -2,11 +2,12 @@
 
 Raw requests over loopback to `proxy_echo_app`, which answers with what the environ says:
 - which peers are believed (`forwarded_allow_ips`: the default loopback addresses, an IPv6
-  listener's ::1, `*`, a CIDR network, $FORWARDED_ALLOW_IPS), judged on the TCP peer; a second
+  listener's ::1, `*`, a CIDR network, $FORWARDED_ALLOW_IPS), judged on the TCP peer (on a
+  PROXY connection, on the client its header names: test_proxy_protocol_wire.py); a second
   client address is had by binding the client's socket to 127.0.0.2;
 - what a trusted peer may say: the scheme (`secure_scheme_headers`; contradictions refused,
-  trailers and underscore twins never counted; repeated lines judged each, as gunicorn does:
-  marked xfail, wsgid judges them joined), SCRIPT_NAME / REMOTE_USER
+  trailers and underscore twins never counted; repeated lines judged each, as gunicorn
+  does), SCRIPT_NAME / REMOTE_USER
   (`forwarder_headers`), the client's address (`remote_addr_from`: X-Forwarded-For and
   RFC 7239 Forwarded, walked from the right);
 - what becomes of an untrusted peer's forwarded headers (removed, or kept but not believed);
@@ -58,16 +59,7 @@ def test_contradictory_secure_scheme_headers_from_trusted_peer_400_and_close(
         refused(conn, contradiction + head("/after"), 400)
 
 
-# gunicorn judges each field line of a scheme header on its own (message.py: a second line
-# saying the other scheme raises InvalidSchemeHeaders); wsgid judges the lines joined into
-# one value ("https, https"), which is never exactly "https".
-JOINED_LINES = pytest.mark.xfail(
-    strict=True, reason="forwarded.py judges repeated scheme header lines joined, not each"
-)
-
-
 @kinds
-@JOINED_LINES
 def test_repeated_secure_scheme_header_lines_that_agree_say_https(
     wsgid: Callable[..., WsgidServer], kind: str
 ) -> None:
@@ -78,7 +70,6 @@ def test_repeated_secure_scheme_header_lines_that_agree_say_https(
 
 
 @kinds
-@JOINED_LINES
 def test_repeated_secure_scheme_header_lines_that_disagree_400_and_close(
     wsgid: Callable[..., WsgidServer], kind: str
 ) -> None:

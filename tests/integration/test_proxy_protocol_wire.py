@@ -3,7 +3,8 @@
 Headers are built by hand (HAProxy's proxy-protocol.txt) and written on raw sockets to
 `proxy_echo_app`, which answers with what the environ says. Covered: what the header does to
 the environ (v2 LOCAL keeps the peer, a TCP6 client, the SSL TLV's client bit, v1 and v2 over
-keep-alive), how it may arrive (a byte per send; with the first request in one send), what is
+keep-alive, whose forwarded headers count behind it: the client's, judged on its own address),
+how it may arrive (a byte per send; with the first request in one send), what is
 refused (no header: 400; a peer off proxy_allow_ips: 403 before a byte is read; a stalled
 header: 408), and which listeners require it (proxy_protocol_binds, proxy_protocol_optional,
 a UNIX socket, whose peers are always allowed).
@@ -174,6 +175,40 @@ def test_proxy_keepalive_three_requests_each_see_client(
         for n, env in enumerate(answers):
             assert_client(env, version, local_port(conn))
             assert env["PATH_INFO"] == f"/{n}", env
+
+
+@kinds
+def test_proxy_client_behind_an_l4_proxy_cannot_speak_for_the_trusted_proxy(
+    wsgid: Callable[..., WsgidServer], kind: str
+) -> None:
+    """HAProxy on loopback (trusted) passes an internet client's bytes through untouched: that
+    client's X-Forwarded-* and X-Request-ID are judged on its own address, so not believed."""
+    server = serve(wsgid, kind, "--proxy-protocol", "v1", "--remote-addr-from", "x-forwarded-for")
+    spoofed = head(
+        "/", "X-Forwarded-For: 6.6.6.6", "X-Forwarded-Proto: https", "X-Request-ID: evil"
+    )
+    with server.raw() as conn:
+        conn.send(v1_proxy())
+        env = seen(conn, spoofed)
+        assert_client(env, "v1", local_port(conn))
+    assert env["wsgi.url_scheme"] == "http", env
+    assert "HTTP_X_FORWARDED_FOR" not in env and "HTTP_X_FORWARDED_PROTO" not in env, env
+    assert env["wsgid.request_id"] != "evil" and env["HTTP_X_REQUEST_ID"] == "evil", env
+
+
+@kinds
+def test_proxy_client_on_forwarded_allow_ips_is_believed(
+    wsgid: Callable[..., WsgidServer], kind: str
+) -> None:
+    """An L7 proxy (say a cloud load balancer at 203.0.113.7) behind an L4 one: its headers
+    count when its address, the one the PROXY header names, is trusted."""
+    server = serve(wsgid, kind, "--proxy-protocol", "v2", "--remote-addr-from", "x-forwarded-for",
+                   "--forwarded-allow-ips", f"127.0.0.1,{CLIENT[0]}")  # fmt: skip
+    with server.raw() as conn:
+        conn.send(v2_proxy())
+        env = seen(conn, head("/", "X-Forwarded-For: 198.51.100.4", "X-Forwarded-Proto: https"))
+    assert (env["REMOTE_ADDR"], env["wsgi.url_scheme"]) == ("198.51.100.4", "https"), env
+    assert env["wsgid.peer_addr"] == "127.0.0.1", env
 
 
 # --------------------------------------------------------------------------- what is refused
