@@ -16,11 +16,14 @@ set -euo pipefail
 # - jq, goaccess, rsyslog, logrotate: the logging tests parse and rotate real output;
 # - systemd, util-linux, python3: a real systemd booted in a namespace (tests/system);
 # - dpkg-dev debhelper help2man lintian python3-pip python3-venv: the Debian package;
-# - rpm rpmlint: the RPM; podman runc mmdebstrap uidmap shellcheck: the container image.
+# - rpm rpmlint: the RPM; podman runc mmdebstrap uidmap shellcheck: the container image;
+# - haproxy, nginx, libnginx-mod-stream: the real proxies in front of wsgid (PROXY protocol
+#   v1/v2, forwarded headers) in tests/integration/test_behind_proxy*.py.
 default_packages=(
     gcc libc6-dev python3-dev curl wrk jq goaccess rsyslog logrotate systemd util-linux python3
     dpkg-dev debhelper help2man lintian python3-pip python3-venv
     rpm rpmlint podman runc mmdebstrap uidmap shellcheck
+    haproxy nginx libnginx-mod-stream
 )
 
 if [ "$#" -gt 0 ]; then

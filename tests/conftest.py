@@ -11,6 +11,8 @@
   in it at the end, and removes it.
 - `pure_wsgid`: a directory holding a pure-Python copy of the package (support/builds.py), to
   put first on a server's PYTHONPATH.
+- `proxies`: real HAProxy and nginx processes for one test (support/proxies.py), stopped
+  before the test's wsgid servers; the test errors if one of their processes is left.
 
 A session refuses to start if a compiled module is older than its source: it would test the
 old code.
@@ -33,6 +35,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from support import builds, procs
+from support.proxies import Proxies
 from support.server import WorkDir, WsgidServer
 
 TEMP_PREFIX = "wsgid-test-"
@@ -148,6 +151,20 @@ def wsgid(workdir: WorkDir) -> Iterator[Callable[..., WsgidServer]]:
     problems = []
     for server in servers:
         problems += server.close()
+    assert not problems, "\n".join(problems)
+
+
+@pytest.fixture
+def proxies(workdir: WorkDir, wsgid: Callable[..., WsgidServer]) -> Iterator[Proxies]:
+    """The proxies of one test, in its work directory.
+
+    It asks for `wsgid` only to be torn down first: a proxy still running when the servers
+    are stopped would hold connections open, and HAProxy's stats socket would count as a
+    socket file wsgid left behind.
+    """
+    site = Proxies(workdir.root)
+    yield site
+    problems = site.close()
     assert not problems, "\n".join(problems)
 
 
