@@ -26,8 +26,8 @@ PROXY_TEXT = (
     "Behind HAProxy (`tcp` mode, pinned with wrk, one thread), wsgid is run both plain and with "
     "`--proxy-protocol v2` (HAProxy's `send-proxy-v2`); the notes of the PROXY v2 row give its "
     "req/s and CPU µs/req over the plain row's: the cost of the PROXY protocol. HAProxy and wrk "
-    "share their CPU, which is then the limit: the CPU ratio shows a cost that the req/s ratio "
-    "shows only once it makes wsgid the bottleneck."
+    "share their CPU, which is then the limit: the req/s ratio follows the client side's noise "
+    "more than wsgid's cost, which the CPU ratio shows (see docs/performance.md)."
 )
 
 
