@@ -34,11 +34,12 @@ image:
 	@scripts/apt-deps.sh podman mmdebstrap
 	packaging/build-image.sh $(IMAGE)
 
-# wrk against wsgid, gunicorn and granian in one run; prints the ratios and writes
-# bench/RESULTS.md (docs/performance.md). BENCH_ARGS e.g. "--smoke" or "--runs 5".
+# wrk against wsgid, gunicorn and granian in one run (and wsgid behind HAProxy, with and without
+# PROXY v2); prints the ratios and writes bench/RESULTS.md (docs/performance.md).
+# BENCH_ARGS e.g. "--smoke" or "--runs 5".
 .PHONY: bench
 bench:
-	@scripts/apt-deps.sh wrk
+	@scripts/apt-deps.sh wrk haproxy
 	bench/run $(BENCH_ARGS)
 
 # The hardening soak (tests/hardening/README.md): good traffic mixed with rounds of attacks,

@@ -58,10 +58,14 @@ class StartupResult:
 
 
 def measure_startup(opts: Options, workdir: Path) -> dict[str, StartupResult]:
-    """Start each server ``runs`` times (round-robin): time to first answer, then idle PSS."""
-    res = {s.name: StartupResult() for s in opts.servers}
+    """Start each server ``runs`` times (round-robin): time to first answer, then idle PSS.
+
+    Servers that require the PROXY protocol are left out: they are the plain ones with a flag.
+    """
+    servers = direct_servers(opts.servers)
+    res = {s.name: StartupResult() for s in servers}
     for run in range(opts.runs):
-        for server in rotate(opts.servers, run):
+        for server in rotate(servers, run):
             r = res[server.name]
             if r.failed:
                 continue
@@ -82,6 +86,11 @@ def measure_startup(opts: Options, workdir: Path) -> dict[str, StartupResult]:
     return res
 
 
+def direct_servers(servers: Sequence[Server]) -> list[Server]:
+    """The servers that clients can reach without a proxy (those with a start-up row)."""
+    return [s for s in servers if not s.proxy]
+
+
 def rotate(seq: Sequence[Server], n: int) -> list[Server]:
     """``seq`` rotated by ``n`` places: each run starts with another server."""
     if not seq:
@@ -94,14 +103,14 @@ def run_group(
     opts: Options, scenarios: list[Scenario], workdir: Path, cells: dict[tuple[str, str], Cell]
 ) -> None:
     """Start the servers for one group of scenarios, check, warm up, then run round-robin."""
-    app, threads = scenarios[0].group
+    app, threads, haproxy = scenarios[0].group
     servers = [s for s in opts.servers if any(applicable(sc, s) for sc in scenarios)]
     running: dict[str, Running] = {}
     try:
         for server in servers:
             try:
                 running[server.name] = start_server(
-                    server, app, threads, workdir, opts.start_timeout
+                    server, app, threads, workdir, opts.start_timeout, haproxy
                 )
             except ServerFailed as e:
                 log(f"{server.label} ({app}): failed: {e}")
@@ -140,14 +149,15 @@ def measure_cell(opts: Options, sc: Scenario, r: Running, cell: Cell, run: int) 
         cell.failed = f"server died: {r.why_dead()}"
         return
     log(f"run {run + 1}/{opts.runs}: {sc.name} / {r.server.label}")
-    before = cpu_snapshot(r.proc.pid)
+    helpers = [r.haproxy.proc.pid] if r.haproxy else []
+    before = cpu_snapshot(r.proc.pid, helpers)
     try:
         with trickling(r.port, sc.slowloris) as stats:
             res = run_wrk(sc, r.port, opts.duration)
     except (RuntimeError, ValueError) as e:
         cell.failed = str(e)
         return
-    after = cpu_snapshot(r.proc.pid)
+    after = cpu_snapshot(r.proc.pid, helpers)
     res.foreign_cpu = foreign_share(before, after)
     if res.requests:
         per_request = 1e6 / os.sysconf("SC_CLK_TCK") / res.requests

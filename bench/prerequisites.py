@@ -1,4 +1,4 @@
-"""Installation of the prerequisites: wrk (apt) and ``bench/.venv`` (the baselines and wsgid)."""
+"""Installation of the prerequisites: wrk and HAProxy (apt), ``bench/.venv`` (baselines, wsgid)."""
 
 from __future__ import annotations
 
@@ -11,33 +11,37 @@ import sys
 
 from bench.layout import BENCH_DIR, REPO, REQUIREMENTS, VENV, VENV_PY, log
 
-EXIT_PREREQUISITE = 3  # wrk or the bench venv could not be installed (the smoke test skips)
+# A tool missing, or the bench venv, could not be installed (the smoke test skips).
+EXIT_PREREQUISITE = 3
 
 
 class PrerequisiteError(Exception):
-    """wrk or the bench venv could not be installed."""
+    """A tool (wrk, HAProxy) or the bench venv could not be installed."""
 
 
-def ensure_wrk() -> str:
-    """Return wrk's path, installing it with apt-get (apt-get update only if needed)."""
-    found = shutil.which("wrk")
+def ensure_tool(name: str) -> str:
+    """Return the path of ``name`` (wrk, haproxy), installing it if missing.
+
+    The Debian package of that name, with apt-get (apt-get update only if needed).
+    """
+    found = shutil.which(name)
     if found:
         return found
     if os.geteuid() != 0 or not shutil.which("apt-get"):
-        raise PrerequisiteError("wrk is not installed and apt-get cannot be used (not root?)")
+        raise PrerequisiteError(f"{name} is not installed and apt-get cannot be used (not root?)")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-q", "wrk"]
-    log("installing wrk with apt-get")
+    install = ["apt-get", "install", "-y", "-q", name]
+    log(f"installing {name} with apt-get")
     if subprocess.run(install, env=env, capture_output=True).returncode != 0:
         log("apt-get update")
         subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
         r = subprocess.run(install, env=env, capture_output=True, text=True)
         if r.returncode != 0:
             tail = (r.stderr or r.stdout).strip().splitlines()[-1:] or ["?"]
-            raise PrerequisiteError(f"apt-get install wrk failed: {tail[0]}")
-    found = shutil.which("wrk")
+            raise PrerequisiteError(f"apt-get install {name} failed: {tail[0]}")
+    found = shutil.which(name)
     if not found:
-        raise PrerequisiteError("wrk not found on PATH after apt-get install")
+        raise PrerequisiteError(f"{name} not found on PATH after apt-get install")
     return found
 
 

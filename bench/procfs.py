@@ -7,6 +7,7 @@ import dataclasses
 import os
 import resource
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -47,19 +48,15 @@ class CpuSnapshot:
     server_user: int  # the server's process group: utime of its live processes
     server_sys: int  # ... and their stime
     children: float  # our reaped children (wrk, trickler), ticks
+    helpers: int = 0  # our children that outlive a run (HAProxy): utime + stime, ticks
 
     @property
     def server(self) -> int:
         return self.server_user + self.server_sys
 
 
-def cpu_snapshot(pgid: int) -> CpuSnapshot:
-    """Counters now; ``pgid`` is the server's process group."""
-    tck = os.sysconf("SC_CLK_TCK")
-    busy = 0
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        busy = sum(fields[:8]) - fields[3] - fields[4]  # all but idle and iowait
+def group_cpu(pgid: int) -> tuple[int, int]:
+    """(utime, stime) in ticks of the live processes of a process group, all threads."""
     user = system = 0
     for pid in group_pids(pgid):
         with contextlib.suppress(OSError, ValueError, IndexError):
@@ -67,8 +64,22 @@ def cpu_snapshot(pgid: int) -> CpuSnapshot:
             f = stat[stat.rindex(")") + 2 :].split()
             user += int(f[11])  # utime, all threads
             system += int(f[12])  # stime
+    return user, system
+
+
+def cpu_snapshot(pgid: int, helpers: Sequence[int] = ()) -> CpuSnapshot:
+    """Counters now; ``pgid`` is the server's process group, ``helpers`` those of our helpers."""
+    tck = os.sysconf("SC_CLK_TCK")
+    busy = 0
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        busy = sum(fields[:8]) - fields[3] - fields[4]  # all but idle and iowait
+    user, system = group_cpu(pgid)
+    helper = sum(sum(group_cpu(h)) for h in helpers)
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return CpuSnapshot(time.monotonic(), busy, user, system, (ru.ru_utime + ru.ru_stime) * tck)
+    return CpuSnapshot(
+        time.monotonic(), busy, user, system, (ru.ru_utime + ru.ru_stime) * tck, helper
+    )
 
 
 def foreign_share(a: CpuSnapshot, b: CpuSnapshot) -> float:
@@ -76,7 +87,7 @@ def foreign_share(a: CpuSnapshot, b: CpuSnapshot) -> float:
     capacity = (b.wall - a.wall) * os.sysconf("SC_CLK_TCK") * (os.cpu_count() or 1)
     if capacity <= 0:
         return 0.0
-    ours = (b.server - a.server) + (b.children - a.children)
+    ours = (b.server - a.server) + (b.children - a.children) + (b.helpers - a.helpers)
     return max(0.0, min(1.0, ((b.busy - a.busy) - ours) / capacity))
 
 

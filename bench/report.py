@@ -13,14 +13,22 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from bench import haproxy
 from bench.layout import CLIENT_CPU, HOST, REPO, SERVER_CPU, VENV_PY
-from bench.measure import Cell, StartupResult
+from bench.measure import Cell, StartupResult, direct_servers
 from bench.options import Options
-from bench.scenarios import Server, applicable
+from bench.scenarios import Server, applicable, plain_twin
 
 TIMES = "\u00d7"  # the multiplication sign of ratios
 FOREIGN_CPU = 0.05  # other processes' share of the CPUs during a run above which it is noted
 NOISY_RUNS = 0.10  # the report warns when more than this share of the runs were noted so
+PROXY_TEXT = (
+    "Behind HAProxy (`tcp` mode, pinned with wrk, one thread), wsgid is run both plain and with "
+    "`--proxy-protocol v2` (HAProxy's `send-proxy-v2`); the notes of the PROXY v2 row give its "
+    "req/s and CPU µs/req over the plain row's: the cost of the PROXY protocol. HAProxy and wrk "
+    "share their CPU, which is then the limit: the req/s ratio follows the client side's noise "
+    "more than wsgid's cost, which the CPU ratio shows (see docs/performance.md)."
+)
 
 
 def one_line(text: str) -> str:
@@ -40,6 +48,11 @@ def fmt_ms(v: float | None) -> str:
     if v is None:
         return "—"
     return f"{v:.2f} ms" if v < 100 else f"{v:,.0f} ms"
+
+
+def cpu_total(cell: Cell) -> float | None:
+    """The median user + system CPU µs per request of a cell."""
+    return None if cell.cpu_us is None else sum(cell.cpu_us)
 
 
 def fmt_ratio(a: float | None, b: float | None) -> str:
@@ -120,6 +133,7 @@ def render(
         "per completed request, user + system: what a request costs even when the server is not "
         "the bottleneck.",
         "",
+        *([PROXY_TEXT, ""] if any(sc.haproxy for sc in opts.scenarios) else []),
         "## Throughput and latency",
         "",
         "| scenario | server | req/s | p99 | CPU µs/req | wsgid / gunicorn (same kind) "
@@ -142,6 +156,16 @@ def render(
                 vs_gunicorn = fmt_ratio(cell.rps, pc.rps if pc else None)
                 vs_granian = fmt_ratio(cell.rps, gc.rps if gc else None)
             notes = cell_notes(cell)
+            twin = plain_twin(server)
+            if twin is not None and cell.rps is not None:
+                plain = cells.get((sc.name, twin.name))
+                if plain is not None and plain.rps:
+                    notes = (
+                        f"PROXY {server.proxy} / plain (through HAProxy): "
+                        f"{fmt_ratio(cell.rps, plain.rps)} req/s, "
+                        f"{fmt_ratio(cpu_total(cell), cpu_total(plain))} CPU µs/req"
+                        + (f"; {notes}" if notes else "")
+                    )
             if sc.slowloris and cell.rps is not None:
                 clean = cells.get(("hello", server.name))
                 if clean is not None and clean.rps:
@@ -171,7 +195,7 @@ def render(
         "| server | idle PSS | processes | wsgid / gunicorn PSS | start-up | notes |",
         "| --- | ---: | ---: | ---: | ---: | --- |",
     ]
-    for server in opts.servers:
+    for server in direct_servers(opts.servers):
         r = startup[server.name]
         if r.failed and not r.pss_kib:
             lines.append(f"| {server.label} | failed | — | — | — | {one_line(r.failed)} |")
@@ -192,7 +216,7 @@ def render(
         f"- machine: {meta['nproc']} CPUs, {meta['cpu']}; Linux {meta['kernel']}",
         f"- Python {meta['python']} (servers, bench/.venv)",
         f"- wsgid {meta['wsgid']}; gunicorn {meta['gunicorn']}; granian {meta['granian']}; "
-        f"{meta['wrk']}",
+        f"{meta['wrk']}" + (f"; {meta['haproxy']}" if "haproxy" in meta else ""),
         f"- command: `{meta['argv']}`",
         f"- other processes' share of the CPUs during the runs: {foreign_text}; CPUs busy "
         f"(1 s sample) before the run: {meta['busy_before']}, after it: {meta['busy_after']}",
@@ -227,6 +251,24 @@ def render(
             )
         lines.append(wrk)
     lines += ["```", ""]
+    proxied = {
+        s.proxy for sc in opts.scenarios if sc.haproxy for s in opts.servers if applicable(sc, s)
+    }
+    if proxied:
+        lines += [
+            f"HAProxy in front of each server of the scenarios behind it (`taskset -c "
+            f"{CLIENT_CPU} {' '.join(haproxy.command('CFG'))}`), CFG:",
+            "",
+            "```",
+            haproxy.config("PORT", "SERVER_PORT", "").rstrip("\n"),
+            "```",
+            "",
+        ]
+        if "v2" in proxied:
+            lines += [
+                "with `send-proxy-v2` at the end of its `server` line for the PROXY v2 servers.",
+                "",
+            ]
     return "\n".join(lines)
 
 
@@ -234,8 +276,8 @@ def _quote(arg: str) -> str:
     return f"'{arg}'" if re.search(r"[\s;*?()<>&|\"]", arg) else arg
 
 
-def versions() -> dict[str, str]:
-    """Versions of the servers (from bench/.venv), wrk, and the machine."""
+def versions(with_haproxy: bool) -> dict[str, str]:
+    """Versions of the servers (from bench/.venv), wrk (and HAProxy), and the machine."""
     meta: dict[str, str] = {}
     code = (
         "import importlib.metadata as m, platform, json\n"
@@ -274,6 +316,8 @@ def versions() -> dict[str, str]:
         meta["wsgid"] += f" (commit {git.stdout.strip()}{', modified' if dirty else ''})"
     w = subprocess.run(["wrk", "-v"], capture_output=True, text=True)
     meta["wrk"] = ((w.stdout or w.stderr).strip().splitlines() or ["wrk ?"])[0].split(" [")[0]
+    if with_haproxy:
+        meta["haproxy"] = haproxy.version()
     cpu = "unknown CPU"
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -1,11 +1,12 @@
 """wsgid's benchmark driver, run as `bench/run` (or `make bench`); see docs/performance.md.
 
 It installs its baselines (pinned gunicorn and granian, plus wsgid from this repo) into
-``bench/.venv`` and wrk through apt, then runs every server with one worker pinned to CPU 1 while
-wrk (and the slowloris trickler) runs pinned to CPU 0, over loopback only. Each server's answer is
-checked (status and body) before it is loaded. Runs are interleaved round-robin across servers so
-that drift hits all of them alike; medians are reported. It also measures idle memory (PSS of the
-server's whole process group: master + 1 worker) and start-up time to the first response.
+``bench/.venv`` and wrk (and HAProxy, for the scenarios behind it) through apt, then runs every
+server with one worker pinned to CPU 1 while wrk (and the slowloris trickler, and HAProxy) runs
+pinned to CPU 0, over loopback only. Each server's answer is checked (status and body) before it
+is loaded. Runs are interleaved round-robin across servers so that drift hits all of them alike;
+medians are reported. It also measures idle memory (PSS of the server's whole process group:
+master + 1 worker) and start-up time to the first response.
 
 The result is a markdown table printed on stdout and written to ``bench/RESULTS.md`` (or
 ``--out``), with versions, the machine and the command lines. A server that fails to start or to
@@ -14,9 +15,10 @@ killed at the end, also on error or Ctrl-C.
 
 Standard library only: it runs under any Python >= 3.10; the servers run in ``bench/.venv``.
 This module is the run from start to end; the parts it calls each have a module of ``bench``:
-``layout`` (files, CPUs, progress), ``options`` (command line), ``prerequisites`` (wrk and the
-venv), ``scenarios`` (servers and load patterns), ``processes`` (process groups and signals),
-``server`` (start and check one server), ``wrk`` (the load and the trickler), ``procfs``
+``layout`` (files, CPUs, progress), ``options`` (command line), ``prerequisites`` (wrk, HAProxy
+and the venv), ``scenarios`` (servers and load patterns), ``processes`` (process groups and
+signals), ``server`` (start and check one server), ``haproxy`` (the proxy in front of a server
+for the scenarios behind one), ``wrk`` (the load and the trickler), ``procfs``
 (memory and CPU counters), ``measure`` (the runs) and ``report`` (markdown and JSON).
 """
 
@@ -34,9 +36,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.layout import REPO, VENV_PY, WORK, log
-from bench.measure import Cell, measure_startup, run_group
+from bench.measure import Cell, direct_servers, measure_startup, run_group
 from bench.options import parse_args
-from bench.prerequisites import EXIT_PREREQUISITE, PrerequisiteError, ensure_venv, ensure_wrk
+from bench.prerequisites import EXIT_PREREQUISITE, PrerequisiteError, ensure_tool, ensure_venv
 from bench.processes import Interrupted, install_signal_handlers, kill_all
 from bench.procfs import cpu_busy
 from bench.report import render, to_json, versions
@@ -51,14 +53,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     install_signal_handlers()
     WORK.mkdir(exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=WORK))
+    tools = ["wrk", *(["haproxy"] if any(sc.haproxy for sc in opts.scenarios) else [])]
     try:
         if opts.install:
-            ensure_wrk()
+            for tool in tools:
+                ensure_tool(tool)
             ensure_venv()
-        elif not (shutil.which("wrk") and VENV_PY.exists()):
-            raise PrerequisiteError("--no-install: wrk or bench/.venv is missing")
+        elif not (all(shutil.which(t) for t in tools) and VENV_PY.exists()):
+            raise PrerequisiteError(f"--no-install: {', '.join(tools)} or bench/.venv is missing")
         t0 = time.monotonic()
-        meta = versions()
+        meta = versions("haproxy" in tools)
         before = cpu_busy()
         meta["busy_before"] = f"{before:.0%}"
         if before > BUSY_CPU:
@@ -66,7 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         meta["date"] = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
         meta["mode"] = "smoke mode" if opts.smoke else "full mode"
         meta["argv"] = " ".join(["bench/run", *(sys.argv[1:] if argv is None else argv)])
-        log(f"idle memory and start-up ({len(opts.servers)} servers, {opts.runs} runs each)")
+        log(
+            f"idle memory and start-up ({len(direct_servers(opts.servers))} servers, "
+            f"{opts.runs} runs each)"
+        )
         startup = measure_startup(opts, workdir)
         cells = {
             (sc.name, sv.name): Cell()
@@ -74,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for sv in opts.servers
             if applicable(sc, sv)
         }
-        groups: dict[tuple[str, int], list[Scenario]] = {}
+        groups: dict[tuple[str, int, bool], list[Scenario]] = {}
         for sc in opts.scenarios:
             groups.setdefault(sc.group, []).append(sc)
         for group in groups.values():

@@ -49,6 +49,9 @@ class Server:
     label: str  # table label, e.g. "wsgid sync"
     family: str  # "wsgid", "gunicorn" or "granian"
     kind: str  # "sync", "gthread" or "granian"
+    # The PROXY protocol version its listener requires ("" for none): it serves only the
+    # scenarios behind HAProxy, which sends it.
+    proxy: str = ""
 
     def command(self, app: str, port: int, threads: int) -> list[str]:
         """The command line serving ``bench.apps:<app>`` on 127.0.0.1:<port> (unpinned)."""
@@ -59,7 +62,8 @@ class Server:
         # wsgid takes gunicorn's flags: the same worker count, kind, threads and bind for both.
         common = ["-w", "1", "-k", self.kind, *threads_args, "-b", bind]
         if self.family == "wsgid":
-            return [py, "-m", "wsgid", target, *common]
+            proxy = ["--proxy-protocol", self.proxy] if self.proxy else []
+            return [py, "-m", "wsgid", target, *common, *proxy]
         if self.family == "gunicorn":
             return [py, "-m", "gunicorn", *common, target]
         # granian's WSGI blocking-thread pool grows on demand (default max: backlog // 2).
@@ -84,7 +88,9 @@ class Server:
 
 SERVERS: tuple[Server, ...] = (
     Server("wsgid-sync", "wsgid sync", "wsgid", "sync"),
+    Server("wsgid-sync-proxy-v2", "wsgid sync + PROXY v2", "wsgid", "sync", proxy="v2"),
     Server("wsgid-gthread", "wsgid gthread", "wsgid", "gthread"),
+    Server("wsgid-gthread-proxy-v2", "wsgid gthread + PROXY v2", "wsgid", "gthread", proxy="v2"),
     Server("gunicorn-sync", "gunicorn sync", "gunicorn", "sync"),
     Server("gunicorn-gthread", "gunicorn gthread", "gunicorn", "gthread"),
     Server("granian", "granian", "granian", "granian"),
@@ -106,7 +112,9 @@ class Scenario:
     body: bytes = b""
     expect: bytes = HELLO_BODY
     kinds: tuple[str, ...] = ("sync", "gthread", "granian")
+    families: tuple[str, ...] = ("wsgid", "gunicorn", "granian")
     slowloris: int = 0  # trickling connections held open during the run
+    haproxy: bool = False  # wrk connects to an HAProxy (bench.haproxy) in front of each server
 
     def wrk_command(self, port: int, duration: int) -> list[str]:
         """The wrk command line (unpinned) for this scenario against 127.0.0.1:<port>."""
@@ -118,9 +126,9 @@ class Scenario:
         return [*cmd, f"http://{HOST}:{port}/"]
 
     @property
-    def group(self) -> tuple[str, int]:
-        """Scenarios of one group share running servers (same app, same thread count)."""
-        return (self.app, self.threads)
+    def group(self) -> tuple[str, int, bool]:
+        """Scenarios of one group share running servers (same app, thread count and front)."""
+        return (self.app, self.threads, self.haproxy)
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -155,10 +163,31 @@ SCENARIOS: tuple[Scenario, ...] = (
         kinds=("gthread", "granian"),
     ),
     Scenario("slowloris", "hello keep-alive, 50 conns + 500 trickling", "hello", 50, slowloris=500),
+    # The cost of the PROXY protocol: wsgid with and without it, both behind the same HAProxy.
+    Scenario(
+        "proxy",
+        "hello keep-alive through HAProxy (tcp mode), 50 conns",
+        "hello",
+        50,
+        kinds=("sync", "gthread"),
+        families=("wsgid",),
+        haproxy=True,
+    ),
 )
-SMOKE_SCENARIOS = ("hello", "post", "slowloris")
+SMOKE_SCENARIOS = ("hello", "post", "slowloris", "proxy")
 
 
 def applicable(sc: Scenario, server: Server) -> bool:
-    """Whether ``sc`` is run against ``server`` (by its worker kind)."""
-    return server.kind in sc.kinds
+    """Whether ``sc`` is run against ``server`` (by its worker kind, family and listener)."""
+    if server.proxy and not sc.haproxy:
+        return False  # its listener wants a PROXY header, which only HAProxy sends
+    return server.kind in sc.kinds and server.family in sc.families
+
+
+def plain_twin(server: Server) -> Server | None:
+    """The server without PROXY protocol of a server that requires it (None for the others)."""
+    if not server.proxy:
+        return None
+    return next(
+        s for s in SERVERS if (s.family, s.kind, s.proxy) == (server.family, server.kind, "")
+    )

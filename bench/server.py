@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.haproxy import Haproxy, start_haproxy
 from bench.layout import HOST, REPO, SERVER_CPU
 from bench.processes import free_port, kill_group, pinned, spawn
 from bench.scenarios import BIG_BODY, HELLO_BODY, Scenario, Server
@@ -26,60 +27,81 @@ _LOG_STAMP = re.compile(
 )  # log lines' timestamps
 
 
+def log_tail(logfile: Path) -> str:
+    """The last meaningful line of a process's output (for failure reasons)."""
+    try:
+        text = logfile.read_text(errors="replace")
+    except OSError:
+        return ""
+    lines = [_LOG_STAMP.sub("", ln.strip()) for ln in text.splitlines()]
+    lines = [ln for ln in lines if ln]
+    return lines[-1][:200] if lines else ""
+
+
+def exit_reason(proc: subprocess.Popen[Any], logfile: Path) -> str:
+    """Why a process that ended did: its exit code and the last line of its output."""
+    tail = log_tail(logfile)
+    return f"exited with code {proc.returncode}" + (f": {tail}" if tail else "")
+
+
 @dataclasses.dataclass
 class Running:
-    """A server started by us, in its own process group."""
+    """A server started by us, in its own process group, and the HAProxy in front of it if any."""
 
     server: Server
     cmd: list[str]
-    port: int
+    port: int  # where clients connect: the server's port, or its HAProxy's
     proc: subprocess.Popen[Any]
     logfile: Path
     startup: float = 0.0  # seconds from spawn to the first good response
+    haproxy: Haproxy | None = None
 
     def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def log_tail(self) -> str:
-        """The last meaningful line of the server's output (for failure reasons)."""
-        try:
-            text = self.logfile.read_text(errors="replace")
-        except OSError:
-            return ""
-        lines = [_LOG_STAMP.sub("", ln.strip()) for ln in text.splitlines()]
-        lines = [ln for ln in lines if ln]
-        return lines[-1][:200] if lines else ""
+        return self.proc.poll() is None and (self.haproxy is None or self.haproxy.alive())
 
     def why_dead(self) -> str:
-        tail = self.log_tail()
-        return f"exited with code {self.proc.returncode}" + (f": {tail}" if tail else "")
+        if self.proc.poll() is None and self.haproxy is not None:
+            return "HAProxy " + exit_reason(self.haproxy.proc, self.haproxy.logfile)
+        return exit_reason(self.proc, self.logfile)
 
     def stop(self) -> None:
         kill_group(self.proc)
+        if self.haproxy is not None:
+            self.haproxy.stop()
 
 
-def start_server(server: Server, app: str, threads: int, workdir: Path, timeout: float) -> Running:
-    """Start ``server`` pinned to the server CPU and wait for a good answer to ``GET /``."""
+def start_server(
+    server: Server, app: str, threads: int, workdir: Path, timeout: float, haproxy: bool = False
+) -> Running:
+    """Start ``server`` pinned to the server CPU and wait for a good answer to ``GET /``.
+
+    With ``haproxy``, an HAProxy is started in front of it (sending the PROXY header the server
+    requires): the answer is asked for through it, and ``Running.port`` is its port.
+    """
     port = free_port()
     cmd = server.command(app, port, threads)
-    logfile = workdir / f"{server.name}-{app}-{threads}-{port}.log"
+    name = f"{server.name}-{app}-{threads}-{port}"
+    logfile = workdir / f"{name}.log"
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
     env.pop("WSGID_CONFIG", None)
     with open(logfile, "wb") as out:
         t0 = time.perf_counter()
         proc = spawn(pinned(SERVER_CPU, cmd), out, env=env)
-    running = Running(server, cmd, port, proc, logfile)
+    front = start_haproxy(port, server.proxy, workdir, name) if haproxy else None
+    running = Running(server, cmd, front.port if front else port, proc, logfile, haproxy=front)
     expect = {"hello": HELLO_BODY, "sleep": HELLO_BODY, "big": BIG_BODY}.get(app)
     deadline = t0 + timeout
     last_error = "no answer"
     while True:
         if not running.alive():
-            raise ServerFailed(running.why_dead())
+            reason = running.why_dead()
+            running.stop()  # the HAProxy, or the server, that is left
+            raise ServerFailed(reason)
         if time.perf_counter() > deadline:
             running.stop()
             raise ServerFailed(f"no good answer within {timeout:g} s ({last_error})")
         try:
-            status, body = http_request(port, "GET", (), b"", timeout=2.0)
+            status, body = http_request(running.port, "GET", (), b"", timeout=2.0)
         except OSError as e:
             last_error = str(e) or type(e).__name__
             time.sleep(0.005)

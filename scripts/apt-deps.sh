@@ -18,7 +18,8 @@ set -euo pipefail
 # - dpkg-dev debhelper help2man lintian python3-pip python3-venv: the Debian package;
 # - rpm rpmlint: the RPM; podman runc mmdebstrap uidmap shellcheck: the container image;
 # - haproxy, nginx, libnginx-mod-stream: the real proxies in front of wsgid (PROXY protocol
-#   v1/v2, forwarded headers) in tests/integration/test_behind_proxy*.py.
+#   v1/v2, forwarded headers) in tests/integration/test_behind_proxy*.py; haproxy also in the
+#   benchmark's proxy scenario (bench/run) and its smoke test.
 default_packages=(
     gcc libc6-dev python3-dev curl wrk jq goaccess rsyslog logrotate systemd util-linux python3
     dpkg-dev debhelper help2man lintian python3-pip python3-venv

@@ -1,29 +1,45 @@
 """Smoke test of the benchmark (`bench/run --smoke`), so that it cannot rot.
 
-It checks that the bench runs end to end and produces its table: a row per server, and an answer
-from wsgid. It asserts no timing: numbers from a shared CI machine mean nothing here. Skipped, with
-the reason, when wrk cannot be installed.
+It checks that the bench runs end to end and produces its table: a row per server, an answer from
+wsgid, and the `proxy` scenario: each wsgid worker through HAProxy, plain and with a PROXY v2
+listener, and the ratio of the two in the report. It asserts no timing: numbers from a shared CI
+machine mean nothing here. Skipped, with the reason, when wrk or HAProxy cannot be installed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 RUN = REPO / "bench" / "run"
-EXIT_PREREQUISITE = 3  # bench/run: wrk or bench/.venv could not be installed
+EXIT_PREREQUISITE = 3  # bench/run: wrk, HAProxy or bench/.venv could not be installed
 SERVER_LABELS = ("wsgid sync", "wsgid gthread", "gunicorn sync", "gunicorn gthread", "granian")
+# The wsgid servers with a PROXY v2 listener (the `proxy` scenario alone), and their plain twins.
+PROXY_V2_TWINS = {"wsgid-sync-proxy-v2": "wsgid-sync", "wsgid-gthread-proxy-v2": "wsgid-gthread"}
 
 
-@pytest.mark.timeout(900)  # the first run installs bench/.venv (gunicorn, granian, wsgid)
-def test_bench_smoke(tmp_path: Path) -> None:
-    out = tmp_path / "RESULTS.md"
-    raw = tmp_path / "results.json"
+@dataclasses.dataclass(frozen=True)
+class Smoke:
+    """One `bench/run --smoke`: its markdown report, its JSON cells, the files it wrote."""
+
+    report: str
+    cells: dict[tuple[str, str], dict[str, Any]]
+    startup: dict[str, dict[str, Any]]
+    written: list[str]
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> Smoke:
+    out_dir = tmp_path_factory.mktemp("bench")
+    out = out_dir / "RESULTS.md"
+    raw = out_dir / "results.json"
     proc = subprocess.run(
         [sys.executable, str(RUN), "--smoke", "--out", str(out), "--json", str(raw)],
         cwd=REPO,
@@ -31,15 +47,25 @@ def test_bench_smoke(tmp_path: Path) -> None:
         text=True,
         timeout=840,
     )
-    if proc.returncode == EXIT_PREREQUISITE and "wrk" in proc.stderr:
-        pytest.skip(f"wrk cannot be installed here: {proc.stderr.strip().splitlines()[-1]}")
+    if proc.returncode == EXIT_PREREQUISITE and ("wrk" in proc.stderr or "haproxy" in proc.stderr):
+        pytest.skip(f"cannot be installed here: {proc.stderr.strip().splitlines()[-1]}")
     assert proc.returncode == 0, f"bench/run failed:\n{proc.stdout}\n{proc.stderr}"
-
     report = out.read_text()
     assert report.strip() == proc.stdout.strip(), "the table printed is the one written"
-    assert "## Throughput and latency" in report
-    assert "## Idle memory and start-up" in report
-    rows = [ln for ln in report.splitlines() if ln.startswith("| ")]
+    results = json.loads(raw.read_text())
+    return Smoke(
+        report,
+        {(c["scenario"], c["server"]): c for c in results["scenarios"]},
+        results["startup"],
+        sorted(p.name for p in out_dir.iterdir()),
+    )
+
+
+@pytest.mark.timeout(900)  # the first run installs bench/.venv (gunicorn, granian, wsgid)
+def test_bench_smoke(smoke: Smoke) -> None:
+    assert "## Throughput and latency" in smoke.report
+    assert "## Idle memory and start-up" in smoke.report
+    rows = [ln for ln in smoke.report.splitlines() if ln.startswith("| ")]
     for label in SERVER_LABELS:
         # one row per server in the memory/start-up table, and rows in the throughput table
         assert any(ln.startswith(f"| {label} |") for ln in rows), f"no row for {label}"
@@ -47,13 +73,29 @@ def test_bench_smoke(tmp_path: Path) -> None:
             f"no throughput row for {label}"
         )
 
-    results = json.loads(raw.read_text())
-    cells = {(c["scenario"], c["server"]): c for c in results["scenarios"]}
-    hello = cells[("hello", "wsgid-sync")]
+    hello = smoke.cells[("hello", "wsgid-sync")]
     assert hello["failed"] is None, f"wsgid sync did not answer: {hello['failed']}"
     assert hello["samples"] and hello["samples"][0]["requests"] > 0
-    assert results["startup"]["wsgid-sync"]["failed"] is None
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["RESULTS.md", "results.json"]
+    assert smoke.startup["wsgid-sync"]["failed"] is None
+    assert smoke.written == ["RESULTS.md", "results.json"]
+
+
+@pytest.mark.timeout(900)  # the first test of the module may run the bench
+def test_bench_smoke_proxy_v2_vs_plain_through_haproxy(smoke: Smoke) -> None:
+    """Each wsgid worker answers through HAProxy with a plain and with a PROXY v2 listener, and
+    the PROXY v2 row prints its ratio to the plain one (the acceptance item's measurement)."""
+    for v2, plain in PROXY_V2_TWINS.items():
+        for name in (plain, v2):
+            cell = smoke.cells[("proxy", name)]
+            assert cell["failed"] is None, f"{name} through HAProxy failed: {cell['failed']}"
+            assert cell["samples"] and cell["samples"][0]["requests"] > 0, name
+        assert v2 not in smoke.startup, "a PROXY listener has no start-up row (a plain GET)"
+    rows = [ln for ln in smoke.report.splitlines() if ln.startswith("| hello keep-alive through")]
+    v2_rows = [ln for ln in rows if "+ PROXY v2" in ln]
+    assert len(rows) == 2 * len(v2_rows) == 2 * len(PROXY_V2_TWINS), rows
+    for row in v2_rows:
+        assert "PROXY v2 / plain (through HAProxy): " in row, row
+    assert "send-proxy-v2" in smoke.report, "the report shows HAProxy's configuration"
 
 
 def test_breakdown_smoke() -> None:
