@@ -34,6 +34,8 @@ class SettingFields:
     header_timeout: float
     max_requests: int
     max_requests_jitter: int
+    worker_tmp_dir: str | None
+    tmp_upload_dir: str | None
     limit_request_line: int
     limit_request_fields: int
     limit_request_field_size: int
@@ -84,6 +86,7 @@ class SettingFields:
     ]
     syslog_format: Literal["auto", "rfc5424", "rfc3164"]
     disable_redirect_access_to_syslog: bool
+    logger_class: str | None
     logconfig: str | None
     logconfig_json: str | None
     logconfig_dict: dict[str, Any]
@@ -143,6 +146,7 @@ LOGGING_SETTINGS: tuple[str, ...] = (
     "syslog_facility",
     "syslog_format",
     "disable_redirect_access_to_syslog",
+    "logger_class",
     "logconfig",
     "logconfig_json",
     "logconfig_dict",

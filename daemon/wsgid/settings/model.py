@@ -32,6 +32,7 @@ from wsgid.settings.fields import (
     ACCESS_FORMATS_ACCEPTED,
     ALLOW_ACCEPTED,
     LOG_TARGETS_ACCEPTED,
+    LOGGER_CLASS_ACCEPTED,
     WORKER_CLASS_HELP,
     AllowEntry,
     BindAddress,
@@ -55,8 +56,10 @@ from wsgid.settings.fields import (
     WorkerClass,
     check_access_log_format,
     check_log_target,
+    check_logger_class,
     check_scheme_headers,
     check_syslog_addr,
+    class_path,
     json_table,
     parse_umask,
     strip,
@@ -179,6 +182,14 @@ class Settings(BaseModel):
     disables."""
     max_requests_jitter: Annotated[Count, Option("workers", metavar="INT")] = 0
     """Add a random 0..N to max_requests per worker, so that workers do not all restart at once."""
+    worker_tmp_dir: Annotated[NonEmptyStr | None, Option("workers", metavar="DIR")] = None
+    """Accepted for gunicorn compatibility; it has no effect. gunicorn's workers signal that
+    they are alive through a temporary file in this directory; wsgid's heartbeat is a table
+    in shared memory, which needs no file."""
+    tmp_upload_dir: Annotated[NonEmptyStr | None, Option("workers", metavar="DIR")] = None
+    """Accepted for gunicorn compatibility; it has no effect. gunicorn never reads it either;
+    wsgid writes no temporary files for request bodies: up to small_body_size they are held
+    in memory, larger ones stream through wsgi.input."""
 
     # --- request limits -------------------------------------------------------------------
     limit_request_line: Annotated[Count, Option("limits", metavar="BYTES")] = 4094
@@ -392,6 +403,16 @@ class Settings(BaseModel):
     sockets, rfc5424 over UDP and TCP."""
     disable_redirect_access_to_syslog: Annotated[bool, Option("logging")] = False
     """With --log-syslog, keep the access log out of syslog."""
+    logger_class: Annotated[
+        NonEmptyStr | None,
+        BeforeValidator(class_path),
+        AfterValidator(check_logger_class),
+        Option("logging", metavar="CLASS", accepts=LOGGER_CLASS_ACCEPTED),
+    ] = None
+    """gunicorn's logger class. wsgid's logs are its own structlog pipelines, so only
+    gunicorn's default (`gunicorn.glogging.Logger`, or `simple`) is accepted, and means them;
+    a custom class is refused, with what does its job here (log_format, access_log_format,
+    a logconfig_dict handler or filter on the gunicorn.access logger; docs/gunicorn.md)."""
     logconfig: Annotated[
         NonEmptyStr | None, Option("logging", ("--log-config",), metavar="FILE")
     ] = None
