@@ -2,7 +2,10 @@
 
 `wsgi_app` is `app` under gunicorn's name; `strip_header_spaces` is refused by name with its
 reason; `logger_class` accepts gunicorn's default only; `worker_tmp_dir` and
-`tmp_upload_dir` are accepted and change nothing.
+`tmp_upload_dir` are accepted and change nothing; the flags of `sendfile`, `reuse_port`,
+`spew`, `initgroups` and `enable_stdio_inheritance` are gunicorn's. What each does in a
+running server is tested with real processes (tests/integration/test_gunicorn_settings.py,
+tests/system/test_privileges.py, tests/system/test_daemon.py).
 """
 
 from __future__ import annotations
@@ -137,7 +140,7 @@ def test_gunicorns_statsd_logger_class_is_refused_as_planned() -> None:
     assert "statsd is planned" in message
 
 
-# --- accepted without effect ---------------------------------------------------------------------
+# --- accepted without effect, and the flags ------------------------------------------------------
 
 
 def test_worker_tmp_dir_and_tmp_upload_dir_are_accepted(tmp_path: Path) -> None:
@@ -146,3 +149,21 @@ def test_worker_tmp_dir_and_tmp_upload_dir_are_accepted(tmp_path: Path) -> None:
     assert (settings.worker_tmp_dir, settings.tmp_upload_dir) == ("/dev/shm", "/tmp")
     assert load([APP, "--worker-tmp-dir", "/dev/shm"]).settings.worker_tmp_dir == "/dev/shm"
     assert load([APP, "--tmp-upload-dir", "/tmp"]).settings.tmp_upload_dir == "/tmp"
+
+
+def test_gunicorns_flags_of_the_remaining_settings() -> None:
+    defaults = load().settings
+    assert (defaults.sendfile, defaults.reuse_port, defaults.spew) == (True, False, False)
+    assert (defaults.initgroups, defaults.enable_stdio_inheritance) == (False, False)
+    assert defaults.default_proc_name is None
+    argv = [APP, "--no-sendfile", "--reuse-port", "--spew", "--initgroups", "-R"]
+    settings = load(argv).settings
+    assert (settings.sendfile, settings.reuse_port, settings.spew) == (False, True, True)
+    assert (settings.initgroups, settings.enable_stdio_inheritance) == (True, True)
+    assert load([APP, "--enable-stdio-inheritance"]).settings.enable_stdio_inheritance
+
+
+def test_default_proc_name_comes_from_the_file_or_its_flag(tmp_path: Path) -> None:
+    path = config(tmp_path, 'default_proc_name = "shop"\n')
+    assert load(["-c", path, APP]).settings.default_proc_name == "shop"
+    assert load([APP, "--default-proc-name", "shop"]).settings.default_proc_name == "shop"
