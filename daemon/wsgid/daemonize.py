@@ -30,7 +30,9 @@ The daemon's standard streams: stdin is /dev/null; stdout and stderr are
 kept when they are files, sockets or /dev/null (so `wsgid -D ... 2>>log`
 keeps working), and replaced by /dev/null when they are a terminal or a pipe
 (a pipe kept open would make `$(wsgid -D ...)` or a test harness reading it
-wait forever).
+wait forever). `enable_stdio_inheritance` (`-R`, gunicorn's) keeps a pipe
+too, for `wsgid -D -R 2>&1 | logger`: whoever reads it then waits as long as
+the daemon runs. A terminal is never kept: the daemon has left it.
 
 What daemonizing keeps, unlike a textbook daemon: the working directory (the
 `chdir` setting and relative paths in the configuration mean the same as in
@@ -217,8 +219,8 @@ def _enter_daemon_context(settings: RuntimeSettings, write_fd: int, starter: int
         detach_process=False,  # done by detach(), so that the starter can wait
         files_preserve=preserve,
         stdin=None,
-        stdout=_kept(sys.stdout),
-        stderr=_kept(sys.stderr),
+        stdout=_kept(sys.stdout, settings.enable_stdio_inheritance),
+        stderr=_kept(sys.stderr, settings.enable_stdio_inheritance),
         signal_map={},
     )
     context.open()
@@ -239,13 +241,16 @@ def _inherited_fds(settings: RuntimeSettings, starter: int) -> list[int]:
     return fds
 
 
-def _kept(stream: IO[str]) -> IO[str] | None:
-    """`stream` if the daemon may keep writing to it, else None (/dev/null)."""
+def _kept(stream: IO[str], pipes: bool) -> IO[str] | None:
+    """`stream` if the daemon may keep writing to it, else None (/dev/null).
+
+    `pipes`: a pipe is kept too (`enable_stdio_inheritance`).
+    """
     try:
         mode = os.fstat(stream.fileno()).st_mode
     except (OSError, ValueError, io.UnsupportedOperation):
         return None
-    if stat.S_ISREG(mode) or stat.S_ISSOCK(mode):
+    if stat.S_ISREG(mode) or stat.S_ISSOCK(mode) or (pipes and stat.S_ISFIFO(mode)):
         return stream
     if stat.S_ISCHR(mode) and not os.isatty(stream.fileno()):
         return stream  # /dev/null and friends

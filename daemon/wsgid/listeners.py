@@ -2,8 +2,9 @@
 
 Owns: turning `bind` entries (`HOST:PORT`, `[V6]:PORT`, `unix:PATH`, `fd://N`,
 `systemd:NAME`) into non-blocking listening sockets before any worker is
-forked, the retry policy when an address is busy, stale unix socket files,
-and closing (and unlinking) what wsgid itself created.
+forked, the socket options of the ones it binds (SO_REUSEPORT with
+`reuse_port`), the retry policy when an address is busy, stale unix socket
+files, and closing (and unlinking) what wsgid itself created.
 
 Inherited sockets (systemd socket activation, or the old master during a USR2
 upgrade) are offered as a pool: a bind entry whose address matches an
@@ -127,12 +128,14 @@ def bind_all(
     backlog: int,
     on_retry: Callable[[str, OSError], None] | None = None,
     inherited: Sequence[Inherited] = (),
+    reuse_port: bool = False,
 ) -> list[Listener]:
     """Open every bind entry, adopting matching inherited sockets.
 
     With no entries, every inherited socket is served. Inherited sockets no
     entry asked for are closed. On failure everything opened here is closed
-    and ListenerError raised.
+    and ListenerError raised. `reuse_port`: the TCP sockets bound here get
+    SO_REUSEPORT (inherited ones keep the options they came with).
     """
     pool = list(inherited)
     listeners: list[Listener] = []
@@ -148,7 +151,7 @@ def bind_all(
             ]
             return listeners
         for text in binds:
-            listeners.append(_open(parse_bind(text), backlog, on_retry, pool))
+            listeners.append(_open(parse_bind(text), backlog, on_retry, pool, reuse_port))
     except BaseException:
         close_all(listeners)
         raise
@@ -162,6 +165,7 @@ def rebind(
     binds: Sequence[str],
     backlog: int,
     on_retry: Callable[[str, OSError], None] | None = None,
+    reuse_port: bool = False,
 ) -> list[Listener]:
     """The listeners for `binds` after a reload: `current` ones kept, added ones bound.
 
@@ -169,7 +173,7 @@ def rebind(
     ListenerError nothing has changed.
     """
     keep = {lst.spec.text: lst for lst in current}
-    opened = bind_all([b for b in binds if b not in keep], backlog, on_retry)
+    opened = bind_all([b for b in binds if b not in keep], backlog, on_retry, (), reuse_port)
     by_text = {lst.spec.text: lst for lst in opened}
     close_all([lst for text, lst in keep.items() if text not in binds])
     return [keep.get(b) or by_text[b] for b in binds]
@@ -230,6 +234,7 @@ def _open(
     backlog: int,
     on_retry: Callable[[str, OSError], None] | None,
     pool: list[Inherited],
+    reuse_port: bool,
 ) -> Listener:
     item = _take_inherited(spec, pool) if pool or spec.name else None
     if item is not None:
@@ -238,7 +243,7 @@ def _open(
         return Listener(adopt_fd(spec.fd, f"bind {spec.text}"), spec, created=False)
     for attempt in range(BIND_RETRIES):
         try:
-            return Listener(_bind(spec, backlog), spec, created=True)
+            return Listener(_bind(spec, backlog, reuse_port), spec, created=True)
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE or attempt == BIND_RETRIES - 1:
                 raise ListenerError(f"cannot bind {spec.text}: {_reason(spec, exc)}") from None
@@ -263,7 +268,7 @@ def _reason(spec: BindSpec, exc: OSError) -> str:
     return f"{exc.strerror} (errno {exc.errno} {name})"
 
 
-def _bind(spec: BindSpec, backlog: int) -> socket.socket:
+def _bind(spec: BindSpec, backlog: int, reuse_port: bool) -> socket.socket:
     sock = socket.socket(spec.family, socket.SOCK_STREAM)
     try:
         if spec.family == socket.AF_UNIX:
@@ -271,6 +276,10 @@ def _bind(spec: BindSpec, backlog: int) -> socket.socket:
             _remove_stale_socket(spec.address)
         else:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                # Another process may bind the same address (a second wsgid taking over);
+                # the kernel spreads new connections across all the sockets bound to it.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             # Wake a worker only once the request's first bytes are there, so
             # the worker that accepts can serve at once (see workers/loop.py).
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 1)

@@ -43,7 +43,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from wsgid import build, handoff, loader, privileges, processes
+from wsgid import build, handoff, loader, privileges, processes, spew
 from wsgid import listeners as listeners_mod
 from wsgid import logs as logs_mod
 from wsgid.exitcodes import ExitCode
@@ -85,7 +85,12 @@ class Master:
             self.log = readiness.tee(self.log)  # start-up errors also reach the launcher
         self.pid = os.getpid()
         self.cwd = os.getcwd()
-        self.app_label = self.settings.proc_name or self.settings.app or "wsgid"
+        self.app_label = (
+            self.settings.proc_name
+            or self.settings.default_proc_name
+            or self.settings.app
+            or "wsgid"
+        )
         self.listeners: list[listeners_mod.Listener] = []
         self.signals: deque[int] = deque()
         self.generation = 1
@@ -142,7 +147,11 @@ class Master:
         try:
             try:
                 self.listeners = listeners_mod.bind_all(
-                    self._binds(), self.settings.backlog, self._on_bind_retry, self._inherited()
+                    self._binds(),
+                    self.settings.backlog,
+                    self._on_bind_retry,
+                    self._inherited(),
+                    reuse_port=self.settings.reuse_port,
                 )
             except listeners_mod.ListenerError as exc:
                 return self._fail_start(str(exc), ExitCode.LISTEN_FAILED)
@@ -163,6 +172,8 @@ class Master:
                 workers=self.target,
                 worker_class=self.worker_class.kind,
             )
+            if self.settings.spew:
+                spew.announce(self.log, self.settings.loglevel)
             self.notifier.status(f"booting {self.target} workers")
             self._manage_workers()
             return self._loop()
@@ -345,7 +356,7 @@ class Master:
         if new.bind != self.settings.bind:
             try:
                 self.listeners = listeners_mod.rebind(
-                    self.listeners, new.bind, new.backlog, self._on_bind_retry
+                    self.listeners, new.bind, new.backlog, self._on_bind_retry, new.reuse_port
                 )
             except listeners_mod.ListenerError as exc:
                 self.log.error(
@@ -498,7 +509,10 @@ class Master:
         # because a HUP may have changed them; an error fails this boot, not the master.
         try:
             credentials = privileges.resolve(
-                self.settings.user, self.settings.group, self.loaded.sources
+                self.settings.user,
+                self.settings.group,
+                self.loaded.sources,
+                initgroups=self.settings.initgroups,
             )
             if credentials is not None:
                 privileges.drop(credentials)

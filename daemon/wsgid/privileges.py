@@ -1,7 +1,7 @@
 """Who the workers run as: the `user` and `group` settings, and the `umask`.
 
 Owns: turning `user`/`group` (names or numeric ids) into a uid, a gid and the
-supplementary groups; checking at start-up that the switch is possible, so a
+supplementary groups (`initgroups`); checking at start-up that the switch is possible, so a
 typo is a configuration error (exit 2) naming the setting, its value and where
 it came from, rather than a worker that cannot boot; and the switch itself,
 done in each worker right after the fork and before the application is
@@ -11,12 +11,14 @@ Theory of operation. The master keeps the identity it was started with: it
 binds the listeners (a port below 1024 needs root), opens the log files and
 writes the pidfile, exactly as nginx and gunicorn do. Only the workers, which
 run the application and so parse untrusted input, become the configured user.
-The order of the switch is the only safe one: supplementary groups first
-(`initgroups`, or just the primary group when the uid has no passwd entry),
+The order of the switch is the only safe one: supplementary groups first,
 then the gid, then the uid; once the uid is gone the process can no longer
-change its groups. Root's supplementary groups are always replaced, never
-kept: a worker running as `nobody` but still in group `root` or `shadow` would
-defeat the point.
+change its groups. The supplementary groups are the primary group alone, or
+with the `initgroups` setting every group the group database lists the user
+in (what initgroups(3) sets; just the primary group when the uid has no passwd
+entry). Root's supplementary groups are always replaced, never kept, even
+where gunicorn keeps them (its `initgroups` off): a worker running as `nobody`
+but still in group `root` or `shadow` would defeat the point.
 
 What it does not do: chown files (the master opened them; the workers inherit
 the descriptors), or set a mode/owner on unix socket files per bind (see
@@ -61,9 +63,14 @@ class Credentials:
 
 
 def resolve(
-    user: str | None, group: str | None, sources: Mapping[str, str] | None = None
+    user: str | None,
+    group: str | None,
+    sources: Mapping[str, str] | None = None,
+    initgroups: bool = False,
 ) -> Credentials | None:
     """The credentials `user`/`group` name, or None when neither is set.
+
+    `initgroups`: the supplementary groups are all of the user's, not just the primary one.
 
     Raises PrivilegeError naming the setting, its value and its source when a
     name is unknown, or when this process could not switch to that identity.
@@ -96,7 +103,7 @@ def resolve(
             f"user = {user!r}{_from(origin, 'user')}: uid {uid} has no entry in the password"
             " database, so it has no primary group; set `group` as well"
         )
-    groups = _supplementary(name, gid) if name is not None else (gid,)
+    groups = _supplementary(name, gid) if initgroups and name is not None else (gid,)
     creds = Credentials(uid=uid, gid=gid, groups=groups, user=name)
     _check_can_switch(creds, user, group, origin)
     return creds

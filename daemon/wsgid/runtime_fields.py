@@ -24,6 +24,7 @@ class SettingFields:
     raw_env: tuple[str, ...]
     bind: tuple[str, ...]
     backlog: int
+    reuse_port: bool
     workers: int
     worker_class: str
     threads: int
@@ -34,6 +35,9 @@ class SettingFields:
     header_timeout: float
     max_requests: int
     max_requests_jitter: int
+    sendfile: bool
+    worker_tmp_dir: str | None
+    tmp_upload_dir: str | None
     limit_request_line: int
     limit_request_fields: int
     limit_request_field_size: int
@@ -84,15 +88,20 @@ class SettingFields:
     ]
     syslog_format: Literal["auto", "rfc5424", "rfc3164"]
     disable_redirect_access_to_syslog: bool
+    spew: bool
+    logger_class: str | None
     logconfig: str | None
     logconfig_json: str | None
     logconfig_dict: dict[str, Any]
     proc_name: str | None
+    default_proc_name: str | None
     user: str | None
     group: str | None
+    initgroups: bool
     umask: int
     pidfile: str | None
     daemon: bool
+    enable_stdio_inheritance: bool
     on_starting: str | None
     on_reload: str | None
     when_ready: str | None
@@ -143,6 +152,8 @@ LOGGING_SETTINGS: tuple[str, ...] = (
     "syslog_facility",
     "syslog_format",
     "disable_redirect_access_to_syslog",
+    "spew",
+    "logger_class",
     "logconfig",
     "logconfig_json",
     "logconfig_dict",

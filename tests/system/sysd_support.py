@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
 import shutil
 
 import pytest
@@ -29,3 +31,17 @@ def need_tool(name: str) -> str:
 def need_root() -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root (CI runs the tests as root)")
+
+
+def need_supplementary_member() -> tuple[str, int]:
+    """A user the group database lists in a group besides its primary one, and that group's
+    gid; or skip. Found among the machine's own users: no account is created for a test."""
+    for entry in grp.getgrall():
+        for name in entry.gr_mem:
+            try:
+                primary = pwd.getpwnam(name).pw_gid
+            except KeyError:
+                continue
+            if entry.gr_gid != primary:
+                return name, entry.gr_gid
+    pytest.skip("no user here is a member of a group besides its primary one")

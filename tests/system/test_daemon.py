@@ -159,6 +159,48 @@ def test_daemon_keeps_stderr_redirected_to_a_file(workdir: WorkDir, daemon_name:
     assert not procs.wait_gone(masters, timeout=15)
 
 
+def test_enable_stdio_inheritance_keeps_a_pipe_as_the_daemons_stderr(
+    workdir: WorkDir, daemon_name: str
+) -> None:
+    """`wsgid -D -R 2>&1 | reader`: the daemon's log reaches the pipe after the detach.
+
+    Without -R the daemon drops a pipe (the other tests here read theirs to the end).
+    """
+    port = free_port()
+    environ = WsgidServer(None, workdir=workdir).environ()
+    argv = [sys.executable, "-m", "wsgid", "sleep_app:app", "-D", "-R", "-n", daemon_name]
+    argv += ["-b", f"127.0.0.1:{port}", "--access-logfile", "-"]
+    launcher = subprocess.Popen(
+        argv,
+        cwd=workdir.cwd,
+        env=environ,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    assert launcher.stdout is not None
+    try:
+        assert launcher.wait(timeout=60) == 0, "the launcher did not report the daemon ready"
+        assert get(port, "/pid?through-the-pipe") == 200
+        os.set_blocking(launcher.stdout.fileno(), False)
+        text = b""
+        deadline = time.monotonic() + 5
+        while b"GET /pid?through-the-pipe" not in text and time.monotonic() < deadline:
+            text += launcher.stdout.read() or b""
+            time.sleep(0.05)
+        assert b"master.ready" in text and b"GET /pid?through-the-pipe" in text, text
+    finally:
+        masters = [
+            st.pid
+            for st in procs.all_stats()
+            if daemon_name in procs.cmdline(st.pid) and "master" in procs.cmdline(st.pid)
+        ]
+        for pid in masters:
+            os.kill(pid, signal.SIGTERM)
+        assert not procs.wait_gone(masters, timeout=15)
+        launcher.stdout.close()
+
+
 def test_upgrade_of_a_daemon_keeps_one_daemon_and_hands_over_the_pidfile(
     workdir: WorkDir, daemon_name: str
 ) -> None:

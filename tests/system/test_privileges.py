@@ -1,4 +1,5 @@
-"""`user`, `group` and `umask`: the master keeps root for ports below 1024, workers drop it."""
+"""`user`, `group`, `initgroups` and `umask`: the master keeps root for ports below 1024, workers
+drop it."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from support.server import WorkDir, WsgidServer
-from system.sysd_support import need_root
+from system.sysd_support import need_root, need_supplementary_member
 from wsgid.exitcodes import ExitCode
 
 SYSTEM_APPS = Path(__file__).resolve().parent / "apps"
@@ -82,6 +83,26 @@ def test_root_master_binds_a_low_port_and_workers_run_as_nobody(
     answer = json.loads(server.get("/").body)
     assert (answer["uid"], answer["gid"]) == (nobody.pw_uid, nobody.pw_gid)
     assert answer["pid"] in workers
+    assert server.stop() == 0
+
+
+@pytest.mark.parametrize("initgroups", [True, False], ids=["initgroups", "primary-group-only"])
+def test_initgroups_gives_workers_every_group_of_the_user_and_only_with_it(
+    wsgid: Callable[..., WsgidServer], readable_by_all: Callable[..., Path], initgroups: bool
+) -> None:
+    need_root()
+    user, extra = need_supplementary_member()
+    entry = pwd.getpwnam(user)
+    apps = readable_by_all(SYSTEM_APPS / "breakable_app.py")
+    args = ["--user", user, *(["--initgroups"] if initgroups else [])]
+    server = wsgid("breakable_app:app", *args, env={"PYTHONPATH": str(apps)}, workers=1)
+    answer = json.loads(server.get("/").body)
+    assert (answer["uid"], answer["gid"]) == (entry.pw_uid, entry.pw_gid)
+    if initgroups:
+        assert entry.pw_gid in answer["groups"] and extra in answer["groups"], answer
+    else:
+        assert answer["groups"] == [entry.pw_gid], "the primary group only"
+    assert 0 not in answer["groups"], "root's supplementary groups must be dropped"
     assert server.stop() == 0
 
 

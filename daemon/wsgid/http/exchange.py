@@ -2,7 +2,8 @@
 
 Owns: calling the app for a parsed request, PEP 3333's rules about the
 returned iterable (iterate it, always call its `close()`), the `write()`
-callable, `100 Continue`, `wsgi.file_wrapper`, and what happens when the app
+callable, `100 Continue`, `wsgi.file_wrapper` (sent with sendfile(2), or
+iterated when the `sendfile` setting is off), and what happens when the app
 fails: an exception before the response started becomes a 500 with the
 traceback in the error log; after it started, the connection is cut (the
 client must not take a truncated body for a whole one). The worker keeps
@@ -60,8 +61,12 @@ class ErrorLog(Protocol):
     def warning(self, event: str, **kw: Any) -> Any: ...
 
 
-class FileWrapper:
-    """`wsgi.file_wrapper`: lets the worker use sendfile(2) for file bodies."""
+class FileIterator:
+    """`wsgi.file_wrapper` with `sendfile` off: the file is read and sent in blocks.
+
+    Not a `FileWrapper`, so the exchange never takes it for one: the worker chooses the
+    class once, and nothing is decided per response.
+    """
 
     __slots__ = ("blksize", "filelike")
 
@@ -81,6 +86,12 @@ class FileWrapper:
         close = getattr(self.filelike, "close", None)
         if close is not None:
             close()
+
+
+class FileWrapper(FileIterator):
+    """`wsgi.file_wrapper`: lets the worker use sendfile(2) for file bodies."""
+
+    __slots__ = ()
 
     def fileno(self) -> int | None:
         """The OS file descriptor if this wraps a regular file, else None."""

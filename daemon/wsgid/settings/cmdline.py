@@ -8,7 +8,8 @@ What this module owns:
 - `parse_command_line`: argv -> the command (`serve`, `check`, `config show`, `config
   schema`), its own options (`--json`, `--show-secrets`) and the settings given as flags,
   still as the strings typed (they are converted with the other sources, in `load.py`);
-- the did-you-mean of a misspelt flag.
+- the did-you-mean of a misspelt flag, and the reason a refused gunicorn flag
+  (`--strip-header-spaces`) is refused.
 
 Every error is a `ConfigError`; argparse's own `--help` and `--version` are the one
 exception: they print and raise `SystemExit(0)`.
@@ -26,7 +27,7 @@ from wsgid import __version__, build
 from wsgid.runtime import Command, ConfigError
 from wsgid.settings.fields import GROUPS
 from wsgid.settings.sources import Entry, Layer, split_items
-from wsgid.settings.specs import ALIASES, SPECS, SettingSpec, did_you_mean
+from wsgid.settings.specs import ALIASES, SPECS, SettingSpec, did_you_mean, refused
 
 USAGE = """\
 wsgid [OPTIONS] [APP]              serve APP (MODULE:CALLABLE)
@@ -226,6 +227,10 @@ def parse_command_line(argv: Sequence[str]) -> CommandLine:
     namespace, extras = parser.parse_known_intermixed_args(list(argv))
     for extra in extras:
         if extra.startswith("-"):
+            flag = extra.partition("=")[0]
+            message = refused(flag.lstrip("-").replace("-", "_"), f"Command-line flag {flag}")
+            if message is not None:
+                raise ConfigError(message)
             hint = _flag_suggestion(parser, extra)
             suggestion = f" Did you mean {hint}?" if hint else ""
             raise ConfigError(

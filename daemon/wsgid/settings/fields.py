@@ -317,6 +317,36 @@ def check_access_log_format(value: str) -> str:
     return value
 
 
+# gunicorn's spellings of its own default logger class, the one logger_class wsgid accepts:
+# wsgid's logs do its job (`simple` is gunicorn's short name for it).
+GUNICORN_LOGGER_CLASSES = ("gunicorn.glogging.Logger", "simple")
+LOGGER_CLASS_ACCEPTED = "gunicorn.glogging.Logger or simple (gunicorn's default)"
+
+
+def class_path(value: object) -> object:
+    # A gunicorn Python configuration file may give the class itself (`logger_class = MyLogger`).
+    if isinstance(value, type):
+        return f"{value.__module__}.{value.__qualname__}"
+    return value
+
+
+def check_logger_class(value: str | None) -> str | None:
+    if value is None or value.strip() in GUNICORN_LOGGER_CLASSES:
+        return value
+    if value.strip() == "gunicorn.instrument.statsd.Statsd":
+        raise ValueError(
+            "gunicorn's statsd logger is not in wsgid yet (statsd is planned); remove the setting"
+        )
+    # A gunicorn Logger subclass is called with gunicorn's own objects (its Response, its
+    # stdlib loggers), which a wsgid process does not have: it cannot be run, only refused.
+    raise ValueError(
+        f"wsgid cannot use a gunicorn logger class ({value}): its logs are structlog"
+        " pipelines. For JSON or logfmt records set log_format and access_log_format; to"
+        " route or filter records, give the gunicorn.access or gunicorn.error logger a"
+        " handler or filter in logconfig_dict (docs/logging.md); then remove logger_class"
+    )
+
+
 def check_allow_entry(value: str) -> str:
     from wsgid.http.allowlist import ANYONE, parse_entry
 

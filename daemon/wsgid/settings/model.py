@@ -32,6 +32,7 @@ from wsgid.settings.fields import (
     ACCESS_FORMATS_ACCEPTED,
     ALLOW_ACCEPTED,
     LOG_TARGETS_ACCEPTED,
+    LOGGER_CLASS_ACCEPTED,
     WORKER_CLASS_HELP,
     AllowEntry,
     BindAddress,
@@ -55,8 +56,10 @@ from wsgid.settings.fields import (
     WorkerClass,
     check_access_log_format,
     check_log_target,
+    check_logger_class,
     check_scheme_headers,
     check_syslog_addr,
+    class_path,
     json_table,
     parse_umask,
     strip,
@@ -136,6 +139,11 @@ class Settings(BaseModel):
     comma-separated."""
     backlog: Annotated[Positive, Option("server", metavar="INT")] = 2048
     """The maximum number of pending connections the kernel queues per socket."""
+    reuse_port: Annotated[bool, Option("server")] = False
+    """Set SO_REUSEPORT on the TCP listeners wsgid binds, so that another process (a second
+    wsgid, say, started before this one is stopped) can bind the same address and the kernel
+    shares the connections between them. Both must set it and run as the same user. Sockets
+    passed in (fd://N, systemd) keep the options they were created with."""
 
     # --- worker processes -----------------------------------------------------------------
     workers: Annotated[
@@ -179,6 +187,18 @@ class Settings(BaseModel):
     disables."""
     max_requests_jitter: Annotated[Count, Option("workers", metavar="INT")] = 0
     """Add a random 0..N to max_requests per worker, so that workers do not all restart at once."""
+    sendfile: Annotated[bool, Option("workers")] = True
+    """Send wsgi.file_wrapper bodies of regular files with sendfile(2), without copying them
+    through Python. --no-sendfile reads and sends them in blocks instead: for files on a
+    filesystem where sendfile misbehaves (some network and virtual-machine shared folders)."""
+    worker_tmp_dir: Annotated[NonEmptyStr | None, Option("workers", metavar="DIR")] = None
+    """Accepted for gunicorn compatibility; it has no effect. gunicorn's workers signal that
+    they are alive through a temporary file in this directory; wsgid's heartbeat is a table
+    in shared memory, which needs no file."""
+    tmp_upload_dir: Annotated[NonEmptyStr | None, Option("workers", metavar="DIR")] = None
+    """Accepted for gunicorn compatibility; it has no effect. gunicorn never reads it either;
+    wsgid writes no temporary files for request bodies: up to small_body_size they are held
+    in memory, larger ones stream through wsgi.input."""
 
     # --- request limits -------------------------------------------------------------------
     limit_request_line: Annotated[Count, Option("limits", metavar="BYTES")] = 4094
@@ -392,6 +412,22 @@ class Settings(BaseModel):
     sockets, rfc5424 over UDP and TCP."""
     disable_redirect_access_to_syslog: Annotated[bool, Option("logging")] = False
     """With --log-syslog, keep the access log out of syslog."""
+    spew: Annotated[bool, Option("logging")] = False
+    """Trace every line of Python each worker runs, its pool threads included, and write it
+    (`module:line: source`) to the error log at debug level; only with loglevel debug.
+    Compiled wsgid code runs no Python lines, so only the application's and wsgid's
+    interpreted code shows. Very slow: for a one-off look; py-spy and hunter
+    (docs/running.md) are better tools."""
+    logger_class: Annotated[
+        NonEmptyStr | None,
+        BeforeValidator(class_path),
+        AfterValidator(check_logger_class),
+        Option("logging", metavar="CLASS", accepts=LOGGER_CLASS_ACCEPTED),
+    ] = None
+    """gunicorn's logger class. wsgid's logs are its own structlog pipelines, so only
+    gunicorn's default (`gunicorn.glogging.Logger`, or `simple`) is accepted, and means them;
+    a custom class is refused, with what does its job here (log_format, access_log_format,
+    a logconfig_dict handler or filter on the gunicorn.access logger; docs/gunicorn.md)."""
     logconfig: Annotated[
         NonEmptyStr | None, Option("logging", ("--log-config",), metavar="FILE")
     ] = None
@@ -420,10 +456,19 @@ class Settings(BaseModel):
     ] = None
     """The name shown in process titles (ps, top) instead of the application's, to tell several
     wsgid instances apart."""
+    default_proc_name: Annotated[
+        NonEmptyStr | None, Option("process", metavar="NAME", default_doc="the app")
+    ] = None
+    """The name in process titles when proc_name is not set. gunicorn sets it to the
+    application's import string, which is what wsgid shows when it is unset."""
     user: Annotated[IdName | None, Option("process", ("-u", "--user"), metavar="USER")] = None
     """Run workers as this user, a name or a numeric uid."""
     group: Annotated[IdName | None, Option("process", ("-g", "--group"), metavar="GROUP")] = None
     """Run workers as this group, a name or a numeric gid."""
+    initgroups: Annotated[bool, Option("process")] = False
+    """With user: give the workers every group the user is a member of (the group database,
+    as initgroups(3)), besides the primary one. Without it, a worker's only group is its
+    primary group (or group); the master's supplementary groups are never kept."""
     umask: Annotated[
         int,
         BeforeValidator(parse_umask),
@@ -450,6 +495,12 @@ class Settings(BaseModel):
     """Write the master's process id to this file."""
     daemon: Annotated[bool, Option("process", ("-D", "--daemon"))] = False
     """Detach from the terminal and run in the background."""
+    enable_stdio_inheritance: Annotated[
+        bool, Option("process", ("-R", "--enable-stdio-inheritance"))
+    ] = False
+    """With daemon: keep standard output and error also when they are a pipe (`wsgid -D -R
+    2>&1 | logger`). Without it a daemon keeps them only when they are a file or a socket;
+    a terminal is always replaced by /dev/null."""
 
     # --- hooks ----------------------------------------------------------------------------
     on_starting: Hook = None

@@ -3,7 +3,8 @@
 What this module owns: `file_json_schema`, which `wsgid config schema` prints and
 config/wsgid.schema.json holds (a test keeps the file in step with the model). pydantic's
 schema of each field is reshaped for the file: TOML has no null, a list may also be written
-as one string, and every setting may stand at the top level or in its table.
+as one string, every setting may stand at the top level or in its table, and gunicorn's
+other name of a setting (`wsgi_app`) is accepted as that setting.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from wsgid.settings.fields import GROUPS
 from wsgid.settings.model import Settings
-from wsgid.settings.specs import FILE_SPECS, SettingSpec
+from wsgid.settings.specs import FILE_SPECS, RENAMED, SettingSpec
 
 
 def _file_property(spec: SettingSpec, flat: Mapping[str, Any]) -> dict[str, Any]:
@@ -46,15 +47,18 @@ def file_json_schema() -> dict[str, Any]:
     """
     flat = Settings.model_json_schema()["properties"]
     definitions = {name: _file_property(spec, flat[name]) for name, spec in FILE_SPECS.items()}
-    properties: dict[str, Any] = {name: {"$ref": f"#/$defs/{name}"} for name in definitions}
+    # gunicorn's other names (wsgi_app) are described as the setting they name.
+    refs = {name: {"$ref": f"#/$defs/{name}"} for name in definitions}
+    refs.update({old: {"$ref": f"#/$defs/{new}"} for old, new in RENAMED.items()})
+    properties: dict[str, Any] = dict(refs)
     for group in GROUPS:
-        members = [n for n, spec in FILE_SPECS.items() if spec.table == group.name]
+        members = [n for n in refs if FILE_SPECS[RENAMED.get(n, n)].table == group.name]
         if not group.table or not members:
             continue
         table = {
             "type": "object",
             "description": f"{group.title}: {group.description}",
-            "properties": {name: {"$ref": f"#/$defs/{name}"} for name in members},
+            "properties": {name: refs[name] for name in members},
             "additionalProperties": False,
         }
         # `workers` is both a setting and a table: either `workers = 4` or `[workers]`.

@@ -4,8 +4,9 @@
 What this module owns: reading each of those sources into the values it gives (not yet
 validated) and, for each value, what an error message needs to point at it: the source,
 the key and the value as the user wrote them. The unknown keys and variables are reported
-here, with a did-you-mean. `cmdline.py` reads the flags into a `Layer` too; `load.py`
-validates and merges the layers.
+here, with a did-you-mean; gunicorn's other name of a setting (`wsgi_app`) is read as that
+setting, and a setting wsgid refuses (`strip_header_spaces`) is reported with its reason.
+`cmdline.py` reads the flags into a `Layer` too; `load.py` validates and merges the layers.
 
 Nothing here reads `os.environ`: the environment is passed in, so a HUP reload and the tests
 see exactly what they pass.
@@ -22,7 +23,17 @@ from typing import Any, Literal
 
 from wsgid.runtime import MAX_WORKERS, ConfigError
 from wsgid.settings.fields import ENV_PREFIX, TABLES
-from wsgid.settings.specs import ALIASES, FILE_SPECS, SPECS, SettingSpec, did_you_mean, format_value
+from wsgid.settings.specs import (
+    ALIASES,
+    FILE_SPECS,
+    REFUSED,
+    RENAMED,
+    SPECS,
+    SettingSpec,
+    did_you_mean,
+    format_value,
+    refused,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -105,6 +116,16 @@ def read_environment(environ: Mapping[str, str]) -> Layer:
             continue
         name = var[len(ENV_PREFIX) :].lower()
         raw = environ[var]
+        message = refused(name, f"Environment variable {var}")
+        if message is not None:
+            raise ConfigError(message)
+        if name in RENAMED:
+            name = RENAMED[name]
+            if SPECS[name].env_var in environ:
+                raise ConfigError(
+                    f"Environment variables {var} and {SPECS[name].env_var} are both set; they"
+                    f" set the same setting, {name}: unset one."
+                )
         if name not in SPECS:
             hint = did_you_mean(name, ALIASES)
             suggestion = f" Did you mean {SPECS[hint].env_var}?" if hint else ""
@@ -195,20 +216,33 @@ def read_file(path: str, given_by: str) -> Layer:
             f"by `wsgid --help` and in docs/configuration.md."
         )
 
-    def add(key: str, table: str | None, value: Any) -> None:
+    written_as: dict[str, str] = {}  # setting -> the name the file gave it (wsgi_app: app)
+
+    def add(written: str, table: str | None, value: Any) -> None:
+        dotted = f"{table}.{written}" if table else written
+        message = refused(written, f'{where(written, table)}: "{dotted}"')
+        if message is not None:
+            raise ConfigError(message)
+        key = RENAMED.get(written, written)
         if key == "config":
             raise ConfigError(
                 f'{where(key, table)}: key "config" cannot be set inside a config file; '
                 f"choose the file with -c/--config or WSGID_CONFIG."
             )
         if key not in FILE_SPECS:
-            raise unknown(key, table)
+            raise unknown(written, table)
         spec = FILE_SPECS[key]
         if table is not None and spec.table != table:
             home = f"in [{spec.table}]" if spec.table else "at the top level"
             raise ConfigError(
-                f'{where(key, table)}: key "{key}" does not belong in [{table}]; put it '
+                f'{where(written, table)}: key "{written}" does not belong in [{table}]; put it '
                 f"{home} or at the top level of the file."
+            )
+        if key in entries and written_as[key] != written:
+            alias = written if written != key else written_as[key]
+            raise ConfigError(
+                f'Config file {path}: "{written_as[key]}" and "{written}" are both set; they are'
+                f" one setting ({alias} is gunicorn's name for {key}): keep one."
             )
         if key in entries:
             raise ConfigError(
@@ -221,8 +255,8 @@ def read_file(path: str, given_by: str) -> Layer:
                 value = split_items(spec, value, always=False)
             elif isinstance(value, list):
                 value = tuple(value)
-        dotted = f"{table}.{key}" if table else key
-        entries[key] = Entry(value, label, f"{where(key, table)}: {dotted} = {shown}")
+        written_as[key] = written
+        entries[key] = Entry(value, label, f"{where(written, table)}: {dotted} = {shown}")
 
     tables_text = ", ".join(f"[{t}]" for t in TABLES)
     for key, value in document.items():
@@ -240,7 +274,7 @@ def read_file(path: str, given_by: str) -> Layer:
                 near = did_you_mean(key, {t: t for t in TABLES})
                 hint = f"unknown table [{key}]" + (f"; did you mean [{near}]?" if near else ".")
             raise ConfigError(f"Config file {path}: {hint} The tables are {tables_text}.")
-        elif key in SPECS:  # `config` too, to explain why it is refused
+        elif key in SPECS or key in RENAMED or key in REFUSED:  # `config` too, to say why not
             add(key, None, value)
         elif key in TABLES:
             raise ConfigError(

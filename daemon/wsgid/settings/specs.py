@@ -6,7 +6,9 @@ What this module owns:
   schema, docs, `config show`) need: its name, environment variable, table, flags, default,
   what it accepts, and whether it is a list, a boolean, a table or optional;
 - `format_value`: a value as TOML would spell it, for messages, docs and `config show`;
-- the did-you-mean of a misspelt setting name (`ALIASES`, `did_you_mean`).
+- the did-you-mean of a misspelt setting name (`ALIASES`, `did_you_mean`);
+- gunicorn's names that are not wsgid settings: another name of one (`RENAMED`), and the
+  settings refused by name, with the reason (`REFUSED`, `refused`).
 """
 
 from __future__ import annotations
@@ -211,6 +213,27 @@ def _aliases() -> dict[str, str]:
 
 
 ALIASES = _aliases()
+
+# gunicorn's other names of a wsgid setting, accepted wherever the setting is: the file
+# (and the environment, `WSGID_WSGI_APP`). The two names are one setting; a source that
+# gives both is refused, since neither would be a sure guess.
+RENAMED: Mapping[str, str] = {"wsgi_app": "app"}
+
+# gunicorn settings wsgid refuses by name, whatever the value, and why (the message says it).
+REFUSED: Mapping[str, str] = {
+    "strip_header_spaces": (
+        "wsgid never accepts whitespace between a header name and its colon (RFC 9112"
+        " §5.1: 400), because stripping it lets a request smuggle a header past a proxy"
+        ' that reads "Host : x" differently (gunicorn deprecates the setting for that'
+        " reason); remove the setting"
+    ),
+}
+
+
+def refused(name: str, subject: str) -> str | None:
+    """The message refusing the gunicorn setting `name` (given as `subject`), if it is one."""
+    reason = REFUSED.get(name)
+    return None if reason is None else f"{subject} is refused: {reason}."
 
 
 def did_you_mean(word: str, candidates: Mapping[str, str]) -> str | None:

@@ -1,10 +1,10 @@
 """What every worker kind shares: boot, signals, heartbeat, graceful stop.
 
 Owns: the life of a worker process between the master's fork and its exit:
-resetting the signal handlers inherited from the master, loading the app
-(unless the master preloaded it), telling the master it has booted, and the
-exit codes the master reads. A kind subclasses `Worker` and implements
-`serve()`.
+resetting the signal handlers inherited from the master, installing the
+`spew` tracer when asked, loading the app (unless the master preloaded it),
+telling the master it has booted, and the exit codes the master reads. A
+kind subclasses `Worker` and implements `serve()`.
 
 Worker signals: TERM = graceful (finish in-flight requests, then exit),
 INT and QUIT = fast (exit now), USR1 = reopen log files, ABRT = the master
@@ -41,7 +41,7 @@ from typing import Any, ClassVar
 
 from mypy_extensions import mypyc_attr
 
-from wsgid import loader
+from wsgid import loader, spew
 from wsgid.exitcodes import ExitCode
 from wsgid.heartbeat import HeartbeatTable
 from wsgid.hooks import Hooks
@@ -120,6 +120,9 @@ class Worker:
     def run(self) -> int:
         """Boot, serve until told to stop, and return the process exit code."""
         self.ctx.logs.enter_worker()  # capture_output: this worker's own stdout/stderr
+        if self.settings.spew:
+            # Here, after the fork: a tracer in the master would trace the master too.
+            spew.install(self.log, self.settings.loglevel)
         # Armed after the switch to `user` (a change of identity disarms it) and before the
         # signals are unblocked, so a TERM it sends meanwhile waits for the handler.
         _set_parent_death_signal(signal.SIGTERM)

@@ -45,7 +45,7 @@ from wsgid.http import environ as environ_mod
 from wsgid.http.allowlist import AllowList
 from wsgid.http.date import Dates
 from wsgid.http.errors import ProtocolError, error_response
-from wsgid.http.exchange import Exchange, FileWrapper
+from wsgid.http.exchange import Exchange, FileIterator, FileWrapper
 from wsgid.http.parser import RequestParser
 from wsgid.http.proxy_protocol import ProxyHeaderReader
 from wsgid.http.request import Request
@@ -150,7 +150,9 @@ class ConnectionLoop(Worker):
             url_scheme="http",
             multithread=self.multithread,
             errors=self.errors_stream,
-            file_wrapper=FileWrapper,
+            # Chosen once per worker: with sendfile off, file bodies are read and sent
+            # in blocks, and the response path never asks.
+            file_wrapper=FileWrapper if self.settings.sendfile else FileIterator,
         )
 
     # the loop

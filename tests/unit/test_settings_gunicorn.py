@@ -1,0 +1,169 @@
+"""gunicorn 20.1's remaining settings as wsgid reads them (issue 18, "The remaining settings").
+
+`wsgi_app` is `app` under gunicorn's name; `strip_header_spaces` is refused by name with its
+reason; `logger_class` accepts gunicorn's default only; `worker_tmp_dir` and
+`tmp_upload_dir` are accepted and change nothing; the flags of `sendfile`, `reuse_port`,
+`spew`, `initgroups` and `enable_stdio_inheritance` are gunicorn's. What each does in a
+running server is tested with real processes (tests/integration/test_gunicorn_settings.py,
+tests/system/test_privileges.py, tests/system/test_daemon.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from wsgid.settings import (
+    ConfigError,
+    LoadedSettings,
+    Settings,
+    file_json_schema,
+    load_settings,
+)
+
+APP = "pkg.mod:app"
+
+
+def load(argv: Sequence[str] = (APP,), env: Mapping[str, str] | None = None) -> LoadedSettings:
+    return load_settings(list(argv), env or {})
+
+
+def error_of(argv: Sequence[str] = (APP,), env: Mapping[str, str] | None = None) -> str:
+    with pytest.raises(ConfigError) as info:
+        load(argv, env)
+    return str(info.value)
+
+
+def config(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "app.toml"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+# --- wsgi_app ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ['wsgi_app = "a.b:c"\n', '[application]\nwsgi_app = "a.b:c"\n'])
+def test_wsgi_app_in_the_file_is_the_app(tmp_path: Path, text: str) -> None:
+    path = config(tmp_path, text)
+    loaded = load(["-c", path])
+    assert loaded.settings.app == "a.b:c"
+    assert loaded.sources["app"] == f"file:{path}"
+
+
+def test_wsgi_app_in_the_environment_is_the_app() -> None:
+    loaded = load([], {"WSGID_WSGI_APP": "a.b:c"})
+    assert (loaded.settings.app, loaded.sources["app"]) == ("a.b:c", "env:WSGID_WSGI_APP")
+
+
+def test_the_app_argument_wins_over_wsgi_app_in_the_file_as_in_gunicorn(tmp_path: Path) -> None:
+    path = config(tmp_path, 'wsgi_app = "from.file:app"\n')
+    loaded = load(["-c", path, "from.argv:app"])
+    assert (loaded.settings.app, loaded.sources["app"]) == ("from.argv:app", "flag:APP")
+
+
+def test_wsgi_app_and_app_in_one_file_are_refused(tmp_path: Path) -> None:
+    path = config(tmp_path, 'app = "a:b"\n[application]\nwsgi_app = "c:d"\n')
+    message = error_of(["-c", path])
+    assert '"app" and "wsgi_app" are both set' in message
+    assert "wsgi_app is gunicorn's name for app" in message
+
+
+def test_wsgi_app_and_app_in_the_environment_are_refused() -> None:
+    message = error_of([], {"WSGID_APP": "a:b", "WSGID_WSGI_APP": "c:d"})
+    assert "WSGID_WSGI_APP and WSGID_APP are both set" in message
+
+
+def test_a_bad_wsgi_app_is_reported_under_the_name_the_file_gave(tmp_path: Path) -> None:
+    path = config(tmp_path, "\n\nwsgi_app = 3\n")
+    message = error_of(["-c", path])
+    assert f"Config file {path}, line 3: wsgi_app = 3 is not valid" in message
+
+
+def test_the_schema_accepts_wsgi_app_as_the_app() -> None:
+    schema = file_json_schema()
+    assert schema["properties"]["wsgi_app"] == {"$ref": "#/$defs/app"}
+    table = schema["properties"]["application"]["properties"]
+    assert table["wsgi_app"] == {"$ref": "#/$defs/app"}
+
+
+# --- strip_header_spaces -------------------------------------------------------------------------
+
+
+def test_strip_header_spaces_in_the_file_is_refused_with_its_reason(tmp_path: Path) -> None:
+    path = config(tmp_path, "workers = 2\nstrip_header_spaces = false\n")
+    message = error_of(["-c", path])
+    assert message.startswith(f'Config file {path}, line 2: "strip_header_spaces" is refused')
+    assert "smuggle" in message and "Host : x" in message and "remove the setting" in message
+
+
+def test_strip_header_spaces_flag_is_refused_with_its_reason() -> None:
+    message = error_of([APP, "--strip-header-spaces"])
+    assert message.startswith("Command-line flag --strip-header-spaces is refused")
+    assert "smuggle" in message
+
+
+def test_strip_header_spaces_variable_is_refused_with_its_reason() -> None:
+    message = error_of([APP], {"WSGID_STRIP_HEADER_SPACES": "true"})
+    assert message.startswith("Environment variable WSGID_STRIP_HEADER_SPACES is refused")
+
+
+# --- logger_class --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["gunicorn.glogging.Logger", "simple"])
+def test_logger_class_accepts_gunicorns_default(value: str) -> None:
+    assert load([APP, "--logger-class", value]).settings.logger_class == value
+
+
+def test_a_custom_logger_class_is_refused_naming_what_does_its_job() -> None:
+    message = error_of([APP, "--logger-class", "myapp.logging.JsonLogger"])
+    assert "myapp.logging.JsonLogger" in message
+    assert "log_format" in message and "logconfig_dict" in message and "gunicorn.access" in message
+
+
+def test_a_logger_class_given_as_a_class_is_judged_by_its_path() -> None:
+    """A gunicorn Python configuration file may name the class object itself."""
+
+    class JsonLogger:
+        pass
+
+    with pytest.raises(ValidationError, match=r"test_settings_gunicorn\..*JsonLogger"):
+        Settings.model_validate({"logger_class": JsonLogger})
+
+
+def test_gunicorns_statsd_logger_class_is_refused_as_planned() -> None:
+    message = error_of([APP, "--logger-class", "gunicorn.instrument.statsd.Statsd"])
+    assert "statsd is planned" in message
+
+
+# --- accepted without effect, and the flags ------------------------------------------------------
+
+
+def test_worker_tmp_dir_and_tmp_upload_dir_are_accepted(tmp_path: Path) -> None:
+    path = config(tmp_path, 'worker_tmp_dir = "/dev/shm"\ntmp_upload_dir = "/tmp"\n')
+    settings = load(["-c", path, APP]).settings
+    assert (settings.worker_tmp_dir, settings.tmp_upload_dir) == ("/dev/shm", "/tmp")
+    assert load([APP, "--worker-tmp-dir", "/dev/shm"]).settings.worker_tmp_dir == "/dev/shm"
+    assert load([APP, "--tmp-upload-dir", "/tmp"]).settings.tmp_upload_dir == "/tmp"
+
+
+def test_gunicorns_flags_of_the_remaining_settings() -> None:
+    defaults = load().settings
+    assert (defaults.sendfile, defaults.reuse_port, defaults.spew) == (True, False, False)
+    assert (defaults.initgroups, defaults.enable_stdio_inheritance) == (False, False)
+    assert defaults.default_proc_name is None
+    argv = [APP, "--no-sendfile", "--reuse-port", "--spew", "--initgroups", "-R"]
+    settings = load(argv).settings
+    assert (settings.sendfile, settings.reuse_port, settings.spew) == (False, True, True)
+    assert (settings.initgroups, settings.enable_stdio_inheritance) == (True, True)
+    assert load([APP, "--enable-stdio-inheritance"]).settings.enable_stdio_inheritance
+
+
+def test_default_proc_name_comes_from_the_file_or_its_flag(tmp_path: Path) -> None:
+    path = config(tmp_path, 'default_proc_name = "shop"\n')
+    assert load(["-c", path, APP]).settings.default_proc_name == "shop"
+    assert load([APP, "--default-proc-name", "shop"]).settings.default_proc_name == "shop"
