@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 # Every setting's name, in the model's order.
 SETTING_NAMES = tuple(field.name for field in fields(SettingFields))
 
-Command = Literal["serve", "check", "config-show", "config-schema"]
+Command = Literal["serve", "check", "config-show", "config-schema", "config-import"]
 
 # The most workers one master supervises: the bound of the `workers` setting and of TTIN.
 # Here because both the settings model and the master need it, and the master must not
@@ -149,3 +149,6 @@ class LoadedSettings:
     command: Command
     json_output: bool = False  # `config show --json`
     show_secrets: bool = False  # `config show --show-secrets`
+    # What the user should know but that does not stop wsgid (a gunicorn setting wsgid lacks
+    # in a Python config), one line each; `wsgid.cli` prints them.
+    warnings: tuple[str, ...] = ()

@@ -213,10 +213,11 @@ def _aliases() -> dict[str, str]:
 ALIASES = _aliases()
 
 
-def did_you_mean(word: str, candidates: Mapping[str, str]) -> str | None:
-    """The candidate value whose key is `word` or closest to it, if any is close enough."""
+def did_you_mean(word: str, candidates: Mapping[str, str], cutoff: float = 0.6) -> str | None:
+    """The candidate value whose key is `word` or closest to it, if any is close enough
+    (`cutoff`: difflib's similarity ratio, from 0 to 1)."""
     folded = word.lower()
     if folded in candidates:
         return candidates[folded]
-    close = difflib.get_close_matches(folded, list(candidates), n=1, cutoff=0.6)
+    close = difflib.get_close_matches(folded, list(candidates), n=1, cutoff=cutoff)
     return candidates[close[0]] if close else None
