@@ -234,6 +234,24 @@ def test_python_module_config_is_imported_from_the_working_directory(tmp_path: P
     assert loaded.sources["timeout"] == f"file:{conf}, line 2"
 
 
+def test_python_module_config_hooks_resolve_from_the_module(tmp_path: Path) -> None:
+    write(tmp_path / "deploy_hooks_conf.py", "def on_exit(server):\n    return server * 2\n")
+    settings = load([APP, "-c", "python:deploy_hooks_conf"]).settings
+    assert settings.on_exit == "python-config:python:deploy_hooks_conf:on_exit"
+    assert HookResolver().resolve(settings.on_exit)(21) == 42
+
+
+def test_worker_class_given_as_a_class_becomes_its_dotted_path(tmp_path: Path) -> None:
+    write(
+        tmp_path / "myworkers.py",
+        "from wsgid.workers.base import Worker\nclass Mine(Worker):\n    pass\n",
+    )
+    conf = write(tmp_path / "gunicorn.conf.py", "from myworkers import Mine\nworker_class = Mine\n")
+    assert load([APP, "-c", conf]).settings.worker_class == "myworkers.Mine"
+    local = write(tmp_path / "local.py", "class Mine:\n    pass\nworker_class = Mine\n")
+    assert "worker_class is a class defined in the config itself" in error_of([APP, "-c", local])
+
+
 def test_missing_python_module_config_names_the_module() -> None:
     message = error_of([APP, "-c", "python:no_such_config_module"])
     assert "names module 'no_such_config_module', which cannot be found" in message
