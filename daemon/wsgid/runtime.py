@@ -140,8 +140,9 @@ class RuntimeSettings(SettingFields):
 class LoadedSettings:
     """The effective settings, where each value came from, and what the user asked to do.
 
-    sources maps every field name to "default", "file:PATH", "env:NAME" or "flag:OPTION"
-    ("flag:APP" for the positional application argument).
+    sources maps every field name to "default", "file:PATH" ("file:PATH, line N" from a Python
+    config file), "env:NAME" or "flag:OPTION" ("flag:APP" for the positional application
+    argument).
     """
 
     settings: RuntimeSettings
