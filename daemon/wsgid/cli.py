@@ -4,8 +4,8 @@ What this module owns:
 
 - `main`, the entry point of the `wsgid` console script and of `python -m wsgid`: it loads the
   settings, then serves (`wsgid.master.run`), checks (`wsgid check`), shows the effective
-  configuration (`wsgid config show`) or prints the JSON Schema of the file
-  (`wsgid config schema`).
+  configuration (`wsgid config show`), prints the JSON Schema of the file
+  (`wsgid config schema`) or a gunicorn Python config as TOML (`wsgid config import`).
 - `load`, which reads the settings in a short-lived child process (below).
 
 How the settings are shown (`config show`, `config schema`) is `wsgid.settings.render`'s.
@@ -48,6 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _config_error(exc)
     except SystemExit as exc:  # argparse's --help and --version
         return exc.code if isinstance(exc.code, int) else ExitCode.OK
+    for warning in loaded.warnings:
+        _print_error(warning, "warning")
 
     if loaded.command == "config-schema":
         from wsgid.settings import schema_text
@@ -59,6 +61,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         sys.stdout.write(show_json(loaded) if loaded.json_output else show_table(loaded))
         return ExitCode.OK
+    if loaded.command == "config-import":
+        from wsgid.settings import import_python_config
+
+        assert loaded.settings.config is not None
+        try:
+            text = import_python_config(loaded.settings.config, "the command line")
+        except ConfigError as exc:
+            return _config_error(exc)
+        sys.stdout.write(text)
+        return ExitCode.OK
     if loaded.command == "check":
         return _check(loaded)
     return _serve(loaded, args)
@@ -69,15 +81,15 @@ def _config_error(exc: ConfigError) -> int:
     return ExitCode.CONFIG
 
 
-def _print_error(message: str) -> None:
-    """`wsgid: error: MESSAGE` on stderr, control characters escaped.
+def _print_error(message: str, kind: str = "error") -> None:
+    """`wsgid: error: MESSAGE` (or `warning`) on stderr, control characters escaped.
 
     Messages quote values from the environment and files; an ESC or BEL in
     one must not reach the terminal (the logs escape the same way).
     """
     from wsgid.logs.escape import printable
 
-    print(f"wsgid: error: {printable(message)}", file=sys.stderr)
+    print(f"wsgid: {kind}: {printable(message)}", file=sys.stderr)
 
 
 def _serve(loaded: LoadedSettings, args: list[str]) -> int:
@@ -116,13 +128,15 @@ def load(args: list[str]) -> LoadedSettings:
         return load_settings(args, os.environ)
     if isinstance(answer, str):
         raise ConfigError(answer)
-    values, sources, command, json_output, show_secrets = answer
-    return LoadedSettings(RuntimeSettings(**values), sources, command, json_output, show_secrets)
+    values, sources, command, json_output, show_secrets, warnings = answer
+    return LoadedSettings(
+        RuntimeSettings(**values), sources, command, json_output, show_secrets, warnings
+    )
 
 
-# What the child sends: (values, sources, command, json_output, show_secrets), or a
+# What the child sends: (values, sources, command, json_output, show_secrets, warnings), or a
 # ConfigError's message.
-_Answer = tuple[dict[str, Any], dict[str, str], Command, bool, bool] | str
+_Answer = tuple[dict[str, Any], dict[str, str], Command, bool, bool, tuple[str, ...]] | str
 
 # Reading the settings takes a tenth of a second. A child forked on HUP from a master where
 # another thread (of a preloaded app) held a lock, an import lock say, can wait on it forever:
@@ -178,8 +192,8 @@ def _receive(fd: int, pid: int) -> bytes:
 def _read_settings(pipe_fd: int, args: list[str]) -> NoReturn:
     """The child of `_load_in_child`: load the settings, send the outcome, exit at once.
 
-    It sends (values, sources, command, json_output, show_secrets), or a `ConfigError`'s
-    message, pickled.
+    It sends (values, sources, command, json_output, show_secrets, warnings), or a
+    `ConfigError`'s message, pickled.
     On anything else it sends nothing. Its stdout goes nowhere (what `--help` and `--version`
     print is printed by the in-process retry), and it leaves by `os._exit`, so no buffer or
     exit handler inherited from the parent runs twice.
@@ -207,6 +221,7 @@ def _read_settings(pipe_fd: int, args: list[str]) -> NoReturn:
                 loaded.command,
                 loaded.json_output,
                 loaded.show_secrets,
+                loaded.warnings,
             )
         with open(pipe_fd, "wb") as pipe:
             pickle.dump(answer, pipe)

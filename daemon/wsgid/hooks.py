@@ -1,8 +1,10 @@
 """Server hooks: user functions called at points of the server's life.
 
-Owns: importing the `"module:function"` strings of the `[hooks]` settings,
-calling them with gunicorn's arguments, and making sure a hook that raises is
-logged with its name and never takes the master (or a worker) down.
+Owns: importing the `"module:function"` strings of the `[hooks]` settings (and
+finding the functions of a gunicorn Python config, `python-config:FILE:NAME`, by
+running the file in the master: see `wsgid.pyconfig`), calling them with
+gunicorn's arguments, and making sure a hook that raises is logged with its name
+and never takes the master (or a worker) down.
 
 | hook | called in | arguments |
 | --- | --- | --- |
@@ -32,6 +34,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from wsgid.loader import AppLoadError, import_app
+from wsgid.pyconfig import HookResolver, PythonConfigError, is_hook_reference
 
 if TYPE_CHECKING:
     from wsgid.runtime import RuntimeSettings
@@ -47,11 +50,19 @@ class Hooks:
     def __init__(self, settings: RuntimeSettings, log: Any) -> None:
         self._log = log
         self._funcs: dict[str, Callable[..., Any]] = {}
+        # One per set of hooks: a Python config is run once for all the hooks it defines, and
+        # again on each reload (HUP), which builds a new set, as gunicorn re-reads it.
+        configs = HookResolver()
         for name, spec in settings.hook_imports:
             try:
-                self._funcs[name] = import_app(spec)
+                if is_hook_reference(spec):
+                    self._funcs[name] = configs.resolve(spec)
+                else:
+                    self._funcs[name] = import_app(spec)
             except AppLoadError as exc:
                 raise HookError(f"hook {name}: {exc}".replace("app ", "", 1)) from None
+            except PythonConfigError as exc:
+                raise HookError(f"hook {name}: {exc}") from None
 
     def has(self, name: str) -> bool:
         return name in self._funcs

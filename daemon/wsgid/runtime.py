@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 # Every setting's name, in the model's order.
 SETTING_NAMES = tuple(field.name for field in fields(SettingFields))
 
-Command = Literal["serve", "check", "config-show", "config-schema"]
+Command = Literal["serve", "check", "config-show", "config-schema", "config-import"]
 
 # The most workers one master supervises: the bound of the `workers` setting and of TTIN.
 # Here because both the settings model and the master need it, and the master must not
@@ -140,8 +140,9 @@ class RuntimeSettings(SettingFields):
 class LoadedSettings:
     """The effective settings, where each value came from, and what the user asked to do.
 
-    sources maps every field name to "default", "file:PATH", "env:NAME" or "flag:OPTION"
-    ("flag:APP" for the positional application argument).
+    sources maps every field name to "default", "file:PATH" ("file:PATH, line N" from a Python
+    config file), "env:NAME" or "flag:OPTION" ("flag:APP" for the positional application
+    argument).
     """
 
     settings: RuntimeSettings
@@ -149,3 +150,6 @@ class LoadedSettings:
     command: Command
     json_output: bool = False  # `config show --json`
     show_secrets: bool = False  # `config show --show-secrets`
+    # What the user should know but that does not stop wsgid (a gunicorn setting wsgid lacks
+    # in a Python config), one line each; `wsgid.cli` prints them.
+    warnings: tuple[str, ...] = ()

@@ -28,7 +28,8 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith("WSGID_") and k not in ("PORT", "WEB_CONCURRENCY", "PYTHONPATH")
+        if not k.startswith("WSGID_")
+        and k not in ("PORT", "WEB_CONCURRENCY", "PYTHONPATH", "GUNICORN_CMD_ARGS")
     }
     env.update(extra or {})
     return env

@@ -25,7 +25,8 @@ def utc() -> Iterator[None]:
 
 @pytest.fixture
 def no_wsgid_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The settings variables of the caller's shell (WSGID_*, PORT, WEB_CONCURRENCY) are unset."""
+    """The settings variables of the caller's shell (WSGID_*, PORT, WEB_CONCURRENCY,
+    GUNICORN_CMD_ARGS) are unset."""
     for name in list(os.environ):
-        if name.startswith("WSGID_") or name in ("PORT", "WEB_CONCURRENCY"):
+        if name.startswith("WSGID_") or name in ("PORT", "WEB_CONCURRENCY", "GUNICORN_CMD_ARGS"):
             monkeypatch.delenv(name)

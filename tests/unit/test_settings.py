@@ -536,7 +536,7 @@ def test_config_show_json_option() -> None:
 
 @pytest.mark.parametrize("argv", [["config"], ["config", "list"]])
 def test_config_without_a_known_subcommand_is_a_usage_error(argv: list[str]) -> None:
-    assert "use `config show` or `config schema`" in error_of(argv)
+    assert "use `config show`, `config schema` or `config import`" in error_of(argv)
 
 
 def test_two_apps_are_a_usage_error() -> None:

@@ -7,8 +7,11 @@ is shown.
 | `model`      | `Settings`, the pydantic model: every setting's type, default, help text    |
 | `specs`      | `SettingSpec` and `SPECS`, the model as data; `format_value`; did-you-mean  |
 | `sources`    | the platform defaults, `WSGID_*` environment and TOML file, read as layers  |
-| `cmdline`    | the argparse parser generated from the model; argv -> command and a layer   |
+| `pyfile`     | a gunicorn Python config file (`-c FILE.py`), run and read as a layer       |
+| `cmdline`    | the argparse parser generated from the model; argv -> command and a layer;  |
+|              | `GUNICORN_CMD_ARGS` read by the same parser                                 |
 | `load`       | `load_settings`: each layer validated on its own, then merged in order      |
+| `convert`    | `wsgid config import`: a gunicorn Python config file printed as TOML        |
 | `schema`     | the JSON Schema of the TOML file                                            |
 | `render`     | `config show` (secrets masked), `config schema`, the docs reference         |
 | `codegen`    | the source of `wsgid/runtime_fields.py` (`scripts/gen-schema` writes it)    |
@@ -32,6 +35,7 @@ The names below are the package's interface; import them from `wsgid.settings`.
 
 from wsgid.runtime import ConfigError, LoadedSettings
 from wsgid.settings.cmdline import EPILOG, USAGE, build_parser
+from wsgid.settings.convert import import_python_config
 from wsgid.settings.fields import ENV_PREFIX, GROUPS, TABLES, Group, Option
 from wsgid.settings.load import load_settings
 from wsgid.settings.model import Settings
@@ -68,6 +72,7 @@ __all__ = [
     "build_parser",
     "file_json_schema",
     "format_value",
+    "import_python_config",
     "load_settings",
     "masked",
     "render_reference",

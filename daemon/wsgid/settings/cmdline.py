@@ -6,8 +6,11 @@ What this module owns:
 - `build_parser`: one flag (or two, `--x`/`--no-x` for booleans) per setting, grouped as in
   the docs, each with its one-line help; `USAGE` and `EPILOG`, the rest of `--help`;
 - `parse_command_line`: argv -> the command (`serve`, `check`, `config show`, `config
-  schema`), its own options (`--json`, `--show-secrets`) and the settings given as flags,
-  still as the strings typed (they are converted with the other sources, in `load.py`);
+  schema`, `config import`), its own options (`--json`, `--show-secrets`) and the settings
+  given as flags, still as the strings typed (they are converted with the other sources, in
+  `load.py`);
+- `read_gunicorn_cmd_args`: gunicorn's `GUNICORN_CMD_ARGS`, flags in one environment
+  variable, split as a shell would and read by the same parser into a `Layer` of its own;
 - the did-you-mean of a misspelt flag, and the reason a refused gunicorn flag
   (`--strip-header-spaces`) is refused.
 
@@ -18,15 +21,15 @@ exception: they print and raise `SystemExit(0)`.
 from __future__ import annotations
 
 import argparse
-import os
-from collections.abc import Sequence
+import shlex
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from wsgid import __version__, build
 from wsgid.runtime import Command, ConfigError
 from wsgid.settings.fields import GROUPS
-from wsgid.settings.sources import Entry, Layer, split_items
+from wsgid.settings.sources import Entry, Layer, config_location, split_items
 from wsgid.settings.specs import ALIASES, SPECS, SettingSpec, did_you_mean, refused
 
 USAGE = """\
@@ -34,12 +37,14 @@ wsgid [OPTIONS] [APP]              serve APP (MODULE:CALLABLE)
        wsgid check [OPTIONS] [APP]        validate the configuration and import the app
        wsgid config show [--json] [--show-secrets] [OPTIONS] [APP]
                                           print every effective setting and its source
-       wsgid config schema                print the JSON Schema of the config file"""
+       wsgid config schema                print the JSON Schema of the config file
+       wsgid config import FILE.py        print a gunicorn Python config file as TOML"""
 
 EPILOG = """\
-Every setting comes from, in increasing order of precedence: its built-in default, the TOML
-file (-c/--config PATH, or WSGID_CONFIG), the environment variable WSGID_<NAME> (booleans
-true/false/1/0/yes/no/on/off; lists comma-separated), then these flags.
+Every setting comes from, in increasing order of precedence: its built-in default, the config
+file (-c/--config PATH, or WSGID_CONFIG: TOML, or a gunicorn Python file, *.py or
+python:MODULE), GUNICORN_CMD_ARGS (flags, as gunicorn reads them), the environment variable
+WSGID_<NAME> (booleans true/false/1/0/yes/no/on/off; lists comma-separated), then these flags.
 
 exit status: 0 clean stop, 1 unexpected runtime error, 2 configuration or usage error,
 3 a worker failed to boot, 4 the application could not be loaded, 5 a listener could not be
@@ -94,8 +99,11 @@ class _RecordBool(_Record):
 class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors become ConfigError, so they reach the user like the rest."""
 
+    # What the arguments are, to open an error message.
+    where = "Command line"
+
     def error(self, message: str) -> Any:  # argparse declares NoReturn; we raise instead
-        raise ConfigError(f"Command line: {message}. See `wsgid --help`.")
+        raise ConfigError(f"{self.where}: {message}. See `wsgid --help`.")
 
 
 def _help_text(spec: SettingSpec) -> str:
@@ -221,21 +229,26 @@ class CommandLine:
     layer: Layer
 
 
-def parse_command_line(argv: Sequence[str]) -> CommandLine:
-    """Read `argv` (without the program name); a bad one is a ConfigError naming the flag."""
+def parse_command_line(argv: Sequence[str], where: str = "Command line") -> CommandLine:
+    """Read `argv` (without the program name); a bad one is a ConfigError naming the flag.
+
+    `where` names the arguments in messages: the command line, or the environment variable
+    that held them (GUNICORN_CMD_ARGS).
+    """
     parser = build_parser()
+    assert isinstance(parser, _Parser)
+    parser.where = where
     namespace, extras = parser.parse_known_intermixed_args(list(argv))
     for extra in extras:
         if extra.startswith("-"):
             flag = extra.partition("=")[0]
-            message = refused(flag.lstrip("-").replace("-", "_"), f"Command-line flag {flag}")
+            subject = f"Command-line flag {flag}" if where == "Command line" else f"{where}: {flag}"
+            message = refused(flag.lstrip("-").replace("-", "_"), subject)
             if message is not None:
                 raise ConfigError(message)
             hint = _flag_suggestion(parser, extra)
             suggestion = f" Did you mean {hint}?" if hint else ""
-            raise ConfigError(
-                f"Command line: unknown flag {extra}.{suggestion} See `wsgid --help`."
-            )
+            raise ConfigError(f"{where}: unknown flag {extra}.{suggestion} See `wsgid --help`.")
     words: list[str] = list(namespace.words) + [e for e in extras if not e.startswith("-")]
 
     command: Command = "serve"
@@ -247,11 +260,13 @@ def parse_command_line(argv: Sequence[str]) -> CommandLine:
             command = "config-show"
         elif sub == "schema":
             command = "config-schema"
+        elif sub == "import":
+            command = "config-import"
         else:
             problem = f'has no subcommand "{sub}"' if sub else "needs a subcommand"
             raise ConfigError(
-                f"Command line: `wsgid config` {problem}; use `config show` or `config schema`. "
-                f"(To serve a module named config, write config:app.)"
+                f"Command line: `wsgid config` {problem}; use `config show`, `config schema` "
+                f"or `config import`. (To serve a module named config, write config:app.)"
             )
         words = words[2:]
     implied_by: tuple[tuple[str, Command], ...] = (
@@ -262,22 +277,31 @@ def parse_command_line(argv: Sequence[str]) -> CommandLine:
         if getattr(namespace, flag):
             if command not in ("serve", implied):
                 raise ConfigError(
-                    f"Command line: --{flag.replace('_', '-')} cannot be combined with the "
+                    f"{where}: --{flag.replace('_', '-')} cannot be combined with the "
                     f"{command.replace('-', ' ')} subcommand."
                 )
             command = implied
     for flag in ("json", "show_secrets"):
         if getattr(namespace, flag) and command != "config-show":
             raise ConfigError(
-                f"Command line: --{flag.replace('_', '-')} only applies to `wsgid config show`."
+                f"{where}: --{flag.replace('_', '-')} only applies to `wsgid config show`."
             )
-    if len(words) > 1:
-        raise ConfigError(
-            f"Command line: unexpected argument {words[1]!r}; only one APP may be given "
-            f"(after {words[0]!r})."
-        )
 
     entries: dict[str, Entry] = {}
+    if command == "config-import" and words:
+        # `config import FILE.py`: the word is the file to convert, not an APP.
+        entries["config"] = Entry(
+            config_location(words[0]),
+            "flag:FILE",
+            f'Command-line argument FILE "{words[0]}"',
+            "the command line",
+        )
+        words = words[1:]
+    if len(words) > 1:
+        raise ConfigError(
+            f"{where}: unexpected argument {words[1]!r}; only one APP may be given "
+            f"(after {words[0]!r})."
+        )
     if words:
         app_spec = next(s for s in SPECS.values() if s.option.positional)
         entries[app_spec.name] = Entry(
@@ -295,10 +319,51 @@ def parse_command_line(argv: Sequence[str]) -> CommandLine:
             value = given.raw[-1]
             shown = given.option if spec.is_bool else f'{given.option} "{value}"'
         if name == "config":
-            value = os.path.abspath(value)
+            value = config_location(value)
         entries[name] = Entry(
             value, f"flag:{given.option}", f"Command-line flag {shown}", f"flag {given.option}"
         )
     return CommandLine(
         command, bool(namespace.json), bool(namespace.show_secrets), Layer("flag", entries)
     )
+
+
+# gunicorn's environment variable of extra command-line flags (Docker images and buildpacks
+# set it).
+GUNICORN_CMD_ARGS = "GUNICORN_CMD_ARGS"
+
+
+def read_gunicorn_cmd_args(environ: Mapping[str, str]) -> Layer:
+    """The settings `GUNICORN_CMD_ARGS` gives: its flags, read as gunicorn reads them.
+
+    It is split as a shell would (shlex) and parsed by the command-line parser, so it takes
+    every flag the command line does. It holds settings only: an APP or a subcommand there
+    is an error (gunicorn ignores an APP in it, which would hide the mistake).
+    """
+    raw = environ.get(GUNICORN_CMD_ARGS)
+    if raw is None or not raw.strip():
+        return Layer("env", {})
+    where = f"Environment variable {GUNICORN_CMD_ARGS}"
+    try:
+        argv = shlex.split(raw)
+    except ValueError as exc:
+        raise ConfigError(
+            f'{where}="{raw}" cannot be split into arguments as a shell would: {exc}.'
+        ) from None
+    parsed = parse_command_line(argv, where=where)
+    extra = next((e for e in parsed.layer.entries.values() if e.label == "flag:APP"), None)
+    if extra is not None or parsed.command != "serve":
+        raise ConfigError(
+            f'{where}="{raw}" holds more than flags of settings; it may only hold flags like '
+            f"--workers 3 (give the application and the command on the command line)."
+        )
+    entries = {
+        name: Entry(
+            entry.value,
+            f"env:{GUNICORN_CMD_ARGS}",
+            entry.subject.replace("Command-line flag", f"{where}: flag", 1),
+            f"environment variable {GUNICORN_CMD_ARGS}",
+        )
+        for name, entry in parsed.layer.entries.items()
+    }
+    return Layer("env", entries)

@@ -72,7 +72,8 @@ GROUPS: tuple[Group, ...] = (
         "hooks",
         "Server hooks",
         "Functions called at points of the server's life, as MODULE:FUNCTION import strings"
-        " (gunicorn's hook names and arguments; see docs/signals.md).",
+        " (gunicorn's hook names and arguments; see docs/signals.md), or defined in a gunicorn"
+        " Python config file.",
     ),
 )
 GROUPS_BY_NAME = {g.name: g for g in GROUPS}

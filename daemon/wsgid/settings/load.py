@@ -1,10 +1,11 @@
 """`load_settings`: every source read, validated on its own, then merged in order.
 
-What this module owns: the order of the sources -- built-in defaults < TOML file
-(`-c`/`--config` or `WSGID_CONFIG`) < `WSGID_<NAME>` environment < command line --, where each
-effective value came from, and the message of a value the model refuses: it names the
-source (file path and line, environment variable or flag), the key, the bad value and what
-is accepted.
+What this module owns: the order of the sources -- built-in defaults < config file
+(`-c`/`--config`, `WSGID_CONFIG` or a `-c` in `GUNICORN_CMD_ARGS`; TOML, or a gunicorn Python
+file) < `GUNICORN_CMD_ARGS` < `WSGID_<NAME>` environment < command line: gunicorn's order, with
+wsgid's variables above gunicorn's --, where each effective value came from, and the message
+of a value the model refuses: it names the source (file path and line, environment variable
+or flag), the key, the bad value and what is accepted.
 
 Each source is validated on its own before the merge, so a bad value is reported with the
 source it came from even when a higher-precedence source would have overridden it: a typo in
@@ -18,9 +19,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from wsgid.pyconfig import is_python
 from wsgid.runtime import ConfigError, LoadedSettings, RuntimeSettings
-from wsgid.settings.cmdline import parse_command_line
+from wsgid.settings.cmdline import parse_command_line, read_gunicorn_cmd_args
 from wsgid.settings.model import Settings
+from wsgid.settings.pyfile import read_python_file
 from wsgid.settings.sources import Entry, Layer, environment_defaults, read_environment, read_file
 from wsgid.settings.specs import SPECS, format_value
 
@@ -32,14 +35,16 @@ def _reason(error: Mapping[str, Any]) -> str:
     return message[:1].lower() + message[1:]
 
 
-def _validate_layer(layer: Layer) -> None:
+def validate_layer(layer: Layer) -> None:
     """Check every value of one source on its own; report the first bad one against its source."""
     if not layer.entries:
         return
     values = {name: entry.value for name, entry in layer.entries.items()}
     try:
         # TOML values carry real types, so the file is checked strictly (`workers = "4"` is a
-        # mistake worth reporting); environment variables and flags are strings by nature.
+        # mistake worth reporting); environment variables and flags are strings by nature,
+        # and a Python config is converted as gunicorn converts it (its values are often
+        # read from the environment: `workers = os.environ.get("WORKERS", 4)`).
         Settings.model_validate(values, strict=layer.kind == "file")
     except ValidationError as exc:
         for error in exc.errors():
@@ -76,14 +81,36 @@ def load_settings(argv: Sequence[str], environ: Mapping[str, str]) -> LoadedSett
         defaults = RuntimeSettings.copy_of(Settings())
         return LoadedSettings(defaults, dict.fromkeys(SPECS, "default"), "config-schema")
 
-    layers = [environment_defaults(environ), read_environment(environ)]
-    config = command_line.layer.entries.get("config") or layers[1].entries.get("config")
+    if command_line.command == "config-import":
+        # What it converts is the file alone; `wsgid.settings.convert` reads it.
+        given = command_line.layer.entries.get("config")
+        if given is None or given.value is None or not is_python(str(given.value)):
+            raise ConfigError(
+                "Command line: `wsgid config import` needs a gunicorn Python config file: "
+                "wsgid config import gunicorn.conf.py (or python:MODULE)."
+            )
+        imported = RuntimeSettings.copy_of(Settings(config=given.value))
+        sources = dict.fromkeys(SPECS, "default") | {"config": given.label}
+        return LoadedSettings(imported, sources, "config-import")
+
+    gunicorn_args = read_gunicorn_cmd_args(environ)
+    wsgid_env = read_environment(environ)
+    layers = [environment_defaults(environ), gunicorn_args, wsgid_env, command_line.layer]
+    config = next(
+        (c for layer in reversed(layers[1:]) if (c := layer.entries.get("config")) is not None),
+        None,
+    )
+    warnings: tuple[str, ...] = ()
     if config is not None and config.value is not None:
-        layers.insert(1, read_file(str(config.value), config.given_by))
-    layers.append(command_line.layer)
+        location = str(config.value)
+        if is_python(location):
+            file_layer, warnings = read_python_file(location, config.given_by)
+        else:
+            file_layer = read_file(location, config.given_by)
+        layers.insert(1, file_layer)
 
     for layer in layers:
-        _validate_layer(layer)
+        validate_layer(layer)
 
     merged: dict[str, Entry] = {}
     for layer in layers:  # lowest precedence first; later layers overwrite
@@ -112,4 +139,5 @@ def load_settings(argv: Sequence[str], environ: Mapping[str, str]) -> LoadedSett
         command_line.command,
         command_line.json_output,
         command_line.show_secrets,
+        warnings,
     )

@@ -85,11 +85,18 @@ class Settings(BaseModel):
     alone, which looks for `application`, then `app`."""
     config: Annotated[
         NonEmptyStr | None,
-        Option("general", ("-c", "--config"), metavar="PATH", in_file=False, accepts="a file path"),
+        Option(
+            "general",
+            ("-c", "--config"),
+            metavar="PATH",
+            in_file=False,
+            accepts="a file path, or python:MODULE",
+        ),
     ] = None
-    """The TOML configuration file to read. Relative paths are resolved against the working
+    """The configuration file to read: TOML, or a gunicorn Python file (a path ending in .py, or
+    python:MODULE), run as gunicorn runs it. Relative paths are resolved against the working
     directory at startup, so a reload (HUP) re-reads the same file. Can only be given on the command
-    line or as WSGID_CONFIG."""
+    line, as WSGID_CONFIG or in GUNICORN_CMD_ARGS."""
     preload_app: Annotated[bool, Option("application", ("--preload",))] = False
     """Load the application in the master before forking workers. Saves memory and start-up time;
     the application is then not reloaded on HUP."""

@@ -1,5 +1,6 @@
 """Where settings come from besides the command line: the platform's defaults, the
-`WSGID_*` environment and the TOML file, each read into a `Layer` of `Entry`s.
+`WSGID_*` environment and the TOML file, each read into a `Layer` of `Entry`s. (A gunicorn
+Python config file is read by `pyfile.py`, into a `Layer` too.)
 
 What this module owns: reading each of those sources into the values it gives (not yet
 validated) and, for each value, what an error message needs to point at it: the source,
@@ -21,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from wsgid.pyconfig import MODULE_PREFIX, strip_file_prefix
 from wsgid.runtime import MAX_WORKERS, ConfigError
 from wsgid.settings.fields import ENV_PREFIX, TABLES
 from wsgid.settings.specs import (
@@ -63,8 +65,25 @@ class Entry:
 class Layer:
     """What one source gives: its entries by setting name."""
 
-    kind: Literal["default", "file", "env", "flag"]
+    # "python": a gunicorn Python config (`pyfile.py`); its values are Python's, converted
+    # like the environment's (`workers = os.environ.get("WORKERS", "4")` is usual there).
+    kind: Literal["default", "file", "python", "env", "flag"]
     entries: dict[str, Entry]
+
+
+def config_location(value: str) -> str:
+    """The `config` setting as given, made independent of a later chdir: a path is made
+    absolute; gunicorn's `python:MODULE` is a module name, kept as it is."""
+    if value.startswith(MODULE_PREFIX):
+        return value
+    return os.path.abspath(strip_file_prefix(value))
+
+
+def config_not_found(path: str, given_by: str) -> ConfigError:
+    return ConfigError(
+        f"Config file {path} not found (given by {given_by}). Check the path, or drop "
+        f"{given_by} to run with defaults, environment variables and flags only."
+    )
 
 
 def environment_defaults(environ: Mapping[str, str]) -> Layer:
@@ -144,7 +163,7 @@ def read_environment(environ: Mapping[str, str]) -> Layer:
         else:
             value = raw.strip()
         if name == "config" and value is not None:
-            value = os.path.abspath(value)
+            value = config_location(value)
         entries[name] = Entry(
             value,
             f"env:{var}",
@@ -174,10 +193,7 @@ def read_file(path: str, given_by: str) -> Layer:
         with open(path, "rb") as fp:
             data = fp.read()
     except FileNotFoundError:
-        raise ConfigError(
-            f"Config file {path} not found (given by {given_by}). Check the path, or drop "
-            f"{given_by} to run with defaults, environment variables and flags only."
-        ) from None
+        raise config_not_found(path, given_by) from None
     except OSError as exc:
         raise ConfigError(
             f"Config file {path} (given by {given_by}) cannot be read: {exc.strerror}."

@@ -236,10 +236,11 @@ def refused(name: str, subject: str) -> str | None:
     return None if reason is None else f"{subject} is refused: {reason}."
 
 
-def did_you_mean(word: str, candidates: Mapping[str, str]) -> str | None:
-    """The candidate value whose key is `word` or closest to it, if any is close enough."""
+def did_you_mean(word: str, candidates: Mapping[str, str], cutoff: float = 0.6) -> str | None:
+    """The candidate value whose key is `word` or closest to it, if any is close enough
+    (`cutoff`: difflib's similarity ratio, from 0 to 1)."""
     folded = word.lower()
     if folded in candidates:
         return candidates[folded]
-    close = difflib.get_close_matches(folded, list(candidates), n=1, cutoff=0.6)
+    close = difflib.get_close_matches(folded, list(candidates), n=1, cutoff=cutoff)
     return candidates[close[0]] if close else None

@@ -1,0 +1,188 @@
+"""`wsgid config import`: a gunicorn Python config file printed as the equivalent TOML.
+
+What this module owns: turning what a Python config gives (`pyfile.scan`) into a TOML file
+wsgid reads the same way, grouped in the tables of config/app.toml, and saying in comments
+what could not be carried over:
+
+- a value the file computed (`workers = multiprocessing.cpu_count() * 2 + 1`) is written as the
+  number it gave here, with the expression in a comment;
+- a hook function becomes an import string, MODULE:FUNCTION, when it can be imported: when it
+  was imported into the file from a module, or when the file itself can be imported as a
+  module from the working directory (`conf/wsgid_hooks.py` as `conf.wsgid_hooks`; not
+  `gunicorn.conf.py`, whose name is not a module's). Otherwise a comment says why and what to do;
+- a gunicorn setting wsgid lacks, and the file's own helper names, are listed in comments.
+
+The values go through the settings model first, so what is printed is what wsgid would use,
+in its normal spelling, and a bad value is refused here with the same message as when serving.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import sys
+import textwrap
+from typing import Any
+
+from pydantic import ValidationError
+
+from wsgid import pyconfig
+from wsgid.runtime import ConfigError
+from wsgid.settings.fields import GROUPS
+from wsgid.settings.load import validate_layer
+from wsgid.settings.model import Settings
+from wsgid.settings.pyfile import GUNICORN_TABLE, Found, Scan, scan, setting_value, shown
+from wsgid.settings.sources import Entry, Layer
+from wsgid.settings.specs import SPECS, format_value
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _toml(value: Any, octal: bool = False) -> str:
+    """`value` as a TOML value; ValueError for what TOML cannot hold (None)."""
+    if value is None:
+        raise ValueError("None")
+    if isinstance(value, dict):
+        items = ", ".join(f"{_key(str(k))} = {_toml(v)}" for k, v in value.items())
+        return "{" + items + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return format_value(value, octal=octal)
+
+
+def _key(key: str) -> str:
+    return key if _BARE_KEY.fullmatch(key) else format_value(key)
+
+
+def _config_module(result: Scan) -> tuple[str | None, str]:
+    """The module name the config can be imported under from the working directory, or why
+    it cannot be."""
+    if result.location.startswith(pyconfig.MODULE_PREFIX):
+        return result.location[len(pyconfig.MODULE_PREFIX) :], ""
+    path = result.path or result.location
+    cwd = os.getcwd()
+    relative = os.path.relpath(path, cwd)
+    if relative.startswith(os.pardir + os.sep):
+        return None, f"it is outside the working directory ({cwd})"
+    parts = relative[: -len(".py")].split(os.sep)
+    dotted = ".".join(parts)
+    if not all(part.isidentifier() for part in parts):
+        return None, f"its name, {dotted}, is not a module name"
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        spec = importlib.util.find_spec(dotted)
+    except (ImportError, ValueError) as exc:
+        return None, f"importing it as {dotted} fails ({exc})"
+    origin = spec.origin if spec is not None else None
+    if origin is None or os.path.realpath(origin) != os.path.realpath(path):
+        found = f"finds {origin}" if origin else "finds nothing"
+        return None, f"the module name {dotted} {found} instead"
+    return dotted, ""
+
+
+def _importable(func: Any) -> str | None:
+    """MODULE:FUNCTION for a function the config imported from a module, if it resolves."""
+    module_name = getattr(func, "__module__", None)
+    qualname = getattr(func, "__qualname__", None)
+    if not module_name or not qualname or module_name == pyconfig.CONFIG_MODULE:
+        return None
+    obj: Any = sys.modules.get(module_name)
+    for part in qualname.split("."):
+        obj = getattr(obj, part, None)
+    return f"{module_name}:{qualname}" if obj is func else None
+
+
+def _hook_import(found: Found, module: tuple[str | None, str]) -> str | None:
+    """The import string of a hook given as a function, if it has one."""
+    spec = _importable(found.value)
+    if spec is None and module[0] is not None:
+        spec = f"{module[0]}:{found.name}"
+    return spec
+
+
+def _comment(text: str) -> list[str]:
+    return textwrap.wrap(text, width=95, initial_indent="# ", subsequent_indent="# ")
+
+
+def _hooks_note(result: Scan, names: list[str], reason: str) -> list[str]:
+    """The comment saying why hook functions could not be written as import strings."""
+    file = os.path.basename(result.path or result.location)
+    example = "; ".join(f'{name} = "hooks:{name}"' for name in names)
+    return _comment(
+        f"Hook functions of {file} left out: {', '.join(names)}. A hook in TOML is an import "
+        f"string, MODULE:FUNCTION, and {file} cannot be imported as a module: {reason}. Move "
+        f"them to a module (hooks.py beside it, say) and write {example}; or keep running "
+        f"wsgid -c {file}, which runs them."
+    )
+
+
+def import_python_config(location: str, given_by: str) -> str:
+    """The TOML equivalent of the Python config at `location`; ConfigError for a bad one."""
+    result = scan(location, given_by)
+    entries: dict[str, Entry] = {}
+    hook_lines: dict[str, str] = {}
+    unwritable: list[str] = []  # hook functions without an import string
+    module: tuple[str | None, str] | None = None  # found when a hook function needs it
+    for found in result.settings:
+        if SPECS[found.name].option.group == "hooks" and callable(found.value):
+            module = module or _config_module(result)
+            reference = _hook_import(found, module)
+            if reference is None:
+                unwritable.append(found.name)
+            else:
+                hook_lines[found.name] = f"{found.name} = {format_value(reference)}"
+            continue
+        entries[found.name] = Entry(
+            setting_value(result, found),
+            result.label(found),
+            f"{result.where(found)}: {found.name} = {shown(found.value)}",
+        )
+    layer = Layer("python", entries)
+    validate_layer(layer)
+    try:
+        model = Settings.model_validate({name: e.value for name, e in entries.items()})
+    except ValidationError as exc:
+        raise ConfigError(
+            f"{result.heading}: the settings are not valid together: {exc.errors()[0]['msg']}."
+        ) from None
+    computed = {f.name: f.computed for f in result.settings if f.computed}
+
+    out = [
+        f"# Converted by `wsgid config import` from {result.shown}.",
+        "# Check it with `wsgid check -c FILE APP`; `wsgid config show -c FILE` prints each",
+        "# setting and where it came from. Hook import strings are found from the working",
+        "# directory wsgid runs in (or PYTHONPATH).",
+    ]
+    for group in GROUPS:
+        if not group.table:
+            continue
+        lines: list[str] = []
+        for name, spec in SPECS.items():
+            if spec.option.group != group.name:
+                continue
+            if name in hook_lines:
+                lines.append(hook_lines[name])
+                continue
+            if name not in entries:
+                continue
+            value = getattr(model, name)
+            if name in computed:
+                lines += _comment(f"computed by the file when converted: {computed[name]}")
+            try:
+                lines.append(f"{name} = {_toml(value, octal=spec.option.octal)}")
+            except ValueError:
+                if value is not None:  # None is every optional setting's default: nothing lost
+                    lines.append(f"# {name} = {value!r}: TOML cannot hold None; left out.")
+        if group.name == "hooks" and unwritable and module is not None:
+            lines += _hooks_note(result, unwritable, module[1])
+        if lines:
+            out += ["", f"[{group.name}]", *lines]
+    if result.gunicorn_only:
+        out += ["", f"# gunicorn settings wsgid does not have, left out ({GUNICORN_TABLE}):"]
+        out += [f"# {found.name} = {shown(found.value)}" for found in result.gunicorn_only]
+    if result.helpers:
+        names = ", ".join(found.name for found in result.helpers)
+        out += ["", f"# Names of the file that are not settings, left out: {names}."]
+    return "\n".join(out) + "\n"

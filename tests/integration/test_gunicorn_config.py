@@ -1,0 +1,342 @@
+"""gunicorn users switching with their configuration as it is: real wsgid processes on gunicorn's
+Python config files, GUNICORN_CMD_ARGS, and `wsgid config import`.
+
+The config files are in tests/data: gunicorn's sample configuration (its
+examples/example_config.py), the one of its documentation (workers from the CPU count), and a
+realistic one (computed and bounded workers, a bind list with a TCP and a UNIX socket,
+accesslog, raw_env, and post_fork / worker_exit hooks defined as functions that record their
+arguments). Each runs unchanged; its settings and hooks are checked on the running server.
+A reload (HUP) runs the file again, for its settings and its hooks. GUNICORN_CMD_ARGS is
+checked by counting worker processes, in its place among the other sources.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from support.client import poll
+from support.server import APPS_DIR, REPO_ROOT, WorkDir, WsgidServer, free_port
+from wsgid.exitcodes import ExitCode
+
+DATA = REPO_ROOT / "tests" / "data"
+EXAMPLE = DATA / "gunicorn_example_config.py"
+DOCS = DATA / "gunicorn_docs_config.py"
+REALISTIC = DATA / "gunicorn_realistic.conf.py"
+APP = "lifecycle_app:app"
+
+# The app of the realistic config: it answers with its worker's pid and what raw_env set.
+MYAPP = """\
+import json
+import os
+
+
+def app(environ, start_response):
+    body = json.dumps({"pid": os.getpid(), "greeting": os.environ.get("MYAPP_GREETING")})
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [body.encode()]
+"""
+
+
+def run(
+    cwd: Path, *args: str, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python -m wsgid ARGS` that does not serve (check, config ...), with the test apps'
+    directory on the Python path and no inherited configuration."""
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("WSGID_")
+        and k not in ("PORT", "WEB_CONCURRENCY", "PYTHONPATH", "GUNICORN_CMD_ARGS")
+    }
+    clean["PYTHONPATH"] = str(APPS_DIR)
+    clean.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "wsgid", *args],
+        cwd=cwd,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def show(cwd: Path, *args: str) -> dict[str, Any]:
+    result = run(cwd, "config", "show", "--json", *args)
+    assert result.returncode == 0, result.stderr
+    document: dict[str, Any] = json.loads(result.stdout)
+    return document
+
+
+def line_of(path: Path, start: str) -> int:
+    """The 1-based line of `path` that starts with `start`."""
+    lines = path.read_text().splitlines()
+    return next(n for n, text in enumerate(lines, start=1) if text.startswith(start))
+
+
+def unix_get(path: Path) -> bytes:
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(10)
+        sock.connect(str(path))
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def read_hooks(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+# --- gunicorn's sample configuration -----------------------------------------------------------
+
+
+def test_gunicorn_example_config_runs_unchanged_and_its_hooks_log(
+    wsgid: Callable[..., WsgidServer],
+) -> None:
+    # The harness's --bind flag replaces the file's 127.0.0.1:8000, as a flag does in gunicorn.
+    server = wsgid(APP, "-c", str(EXAMPLE))
+    (worker,) = server.wait_workers(1)
+    server.wait_log("Server is ready. Spawning workers")  # when_ready(server)
+    server.wait_log(f"Worker spawned (pid: {worker})")  # post_fork(server, worker)
+    assert server.get("/pid").status == 200
+    server.wait_log('"GET /pid HTTP/1.1" 200', stream="stdout")  # accesslog = '-', its format
+    os.kill(worker, signal.SIGQUIT)  # worker_int(worker)
+    server.wait_log("worker received INT or QUIT signal")
+    assert "hook.failed" not in server.errlog()
+    assert server.stop(signal.SIGTERM, timeout=30) == 0, server.errlog()
+
+
+def test_gunicorn_docs_config_computes_workers_from_the_cpus(workdir: WorkDir) -> None:
+    shown = show(workdir.cwd, "-c", str(DOCS), APP)
+    assert shown["workers"]["value"] == multiprocessing.cpu_count() * 2 + 1
+    assert shown["workers"]["source"] == f"file:{DOCS}, line {line_of(DOCS, 'workers =')}"
+    assert shown["bind"]["value"] == ["127.0.0.1:8000"]
+
+
+# --- a realistic gunicorn.conf.py --------------------------------------------------------------
+
+
+def test_realistic_config_runs_unchanged_and_its_hooks_get_gunicorn_arguments(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    (workdir.cwd / "myapp.py").write_text(MYAPP)
+    port = free_port()
+    record = workdir.root / "hooks.jsonl"
+    access = workdir.root / "access.log"
+    env = {
+        "MYAPP_PORT": str(port),
+        "MYAPP_HOOK_LOG": str(record),
+        "MYAPP_ACCESSLOG": str(access),
+        "MYAPP_MAX_WORKERS": "3",
+    }
+    expected = min(multiprocessing.cpu_count() * 2 + 1, 3)
+    server = wsgid("myapp:app", "-c", str(REALISTIC), env=env, bind_tcp=False, start=False)
+    server.port = port  # the file's bind list names it, through MYAPP_PORT
+
+    def answers() -> bool:
+        server.check_running()
+        try:
+            return server.get("/").status == 200
+        except OSError:
+            return False
+
+    poll(answers, 30, what="the TCP listener of the file's bind list")
+    workers = set(server.wait_workers(expected, timeout=30))
+    master = server.pid
+
+    # bind: both listeners of the list; raw_env: in the app's environment.
+    body = server.get("/").json()
+    assert isinstance(body, dict) and body["greeting"] == "hello, world"
+    assert b"200 OK" in unix_get(workdir.cwd / "myapp.sock")
+    # accesslog: the file the config computed.
+    poll(lambda: access.exists() and "GET /" in access.read_text(), 10, what="access log")
+
+    # post_fork(server, worker): in each worker, the Master and the Worker itself.
+    def all_forked() -> list[dict[str, Any]]:
+        calls = read_hooks(record)
+        return calls if len(calls) >= expected else []
+
+    forks = poll(all_forked, 10, what="post_fork in every worker")
+    assert {c["worker_pid"] for c in forks} == workers
+    for call in forks:
+        assert call["hook"] == "post_fork"
+        assert call["pid"] == call["worker_pid"] and call["ppid"] == master
+        assert call["server"] == "Master" and call["server_pid"] == master
+
+    # worker_exit(server, worker): in the master, with the record of the worker that exited.
+    gone = min(workers)
+    os.kill(gone, signal.SIGTERM)
+
+    def exited() -> list[dict[str, Any]]:
+        calls = read_hooks(record)
+        return [c for c in calls if c["hook"] == "worker_exit" and c["worker_pid"] == gone]
+
+    (call,) = poll(exited, 20, what="worker_exit")
+    assert call["pid"] == master and call["server"] == "Master" and call["server_pid"] == master
+    assert call["worker"] == "WorkerProcess"
+    assert server.stop(signal.SIGTERM, timeout=30) == 0, server.errlog()
+    assert "hook.failed" not in server.errlog()
+
+
+RELOADED = """\
+import os
+workers = {workers}
+
+
+def post_fork(server, worker):
+    with open(os.environ["MYAPP_HOOK_LOG"], "a") as log:
+        log.write('{{"hook": "post_fork", "version": {workers}, "pid": %d}}\\n' % os.getpid())
+"""
+
+
+def test_reload_runs_the_python_config_again_for_its_settings_and_hooks(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    conf = workdir.cwd / "gunicorn.conf.py"
+    conf.write_text(RELOADED.format(workers=1))
+    record = workdir.root / "hooks.jsonl"
+    server = wsgid(APP, "-c", str(conf), env={"MYAPP_HOOK_LOG": str(record)})
+    (old,) = server.wait_workers(1)
+    conf.write_text(RELOADED.format(workers=2))
+    server.send_signal(signal.SIGHUP)
+    server.wait_log("reload.done", timeout=30)
+
+    def new_generation() -> list[int]:
+        pids = server.worker_pids()
+        return pids if len(pids) == 2 and old not in pids else []
+
+    new = set(poll(new_generation, 30, what="the two workers of the edited file"))
+
+    def forked_again() -> list[dict[str, Any]]:
+        calls = [c for c in read_hooks(record) if c["version"] == 2]
+        return calls if len(calls) >= 2 else []
+
+    calls = poll(forked_again, 10, what="post_fork of the edited file")
+    assert {c["pid"] for c in calls} == new  # the edited file's post_fork, in the new workers
+    assert [c["pid"] for c in read_hooks(record) if c["version"] == 1] == [old]
+    assert server.stop(signal.SIGTERM, timeout=30) == 0, server.errlog()
+
+
+def test_config_show_names_the_python_file_and_line_as_the_source(workdir: WorkDir) -> None:
+    shown = show(workdir.cwd, "-c", str(REALISTIC), APP)
+    for name, start in (
+        ("bind", "bind ="),
+        ("workers", "workers ="),
+        ("accesslog", "accesslog ="),
+        ("raw_env", "raw_env ="),
+        ("post_fork", "def post_fork"),
+        ("worker_exit", "def worker_exit"),
+    ):
+        assert shown[name]["source"] == f"file:{REALISTIC}, line {line_of(REALISTIC, start)}"
+    assert shown["post_fork"]["value"] == f"python-config:{REALISTIC}:post_fork"
+    assert shown["timeout"]["source"] == f"file:{REALISTIC}, line {line_of(REALISTIC, 'timeout')}"
+    assert shown["backlog"]["source"] == "default"
+
+
+def test_python_config_typo_is_refused_with_a_did_you_mean(workdir: WorkDir) -> None:
+    conf = workdir.cwd / "gunicorn.conf.py"
+    conf.write_text("workers = 2\ntimout = 30\n")
+    result = run(workdir.cwd, "check", "-c", str(conf), APP)
+    assert result.returncode == ExitCode.CONFIG
+    assert f'Config file {conf}, line 2: "timout" is not a setting.' in result.stderr
+    assert 'Did you mean "timeout"?' in result.stderr
+
+
+def test_gunicorn_setting_wsgid_lacks_is_warned_about_and_the_file_still_runs(
+    workdir: WorkDir,
+) -> None:
+    conf = workdir.cwd / "gunicorn.conf.py"
+    conf.write_text("workers = 2\nhttp_protocols = 'h1'\n")
+    result = run(workdir.cwd, "check", "-c", str(conf), APP)
+    assert result.returncode == 0, result.stderr
+    assert (
+        f"wsgid: warning: Config file {conf}, line 2: http_protocols is a gunicorn setting"
+        in result.stderr
+    )
+
+
+# --- wsgid config import -----------------------------------------------------------------------
+
+
+def test_config_import_output_passes_wsgid_check(workdir: WorkDir) -> None:
+    for source in (EXAMPLE, DOCS, REALISTIC):
+        result = run(workdir.cwd, "config", "import", str(source))
+        assert result.returncode == 0, result.stderr
+        toml = workdir.cwd / f"{source.stem}.toml"
+        toml.write_text(result.stdout)
+        checked = run(workdir.cwd, "check", "-c", str(toml), APP)
+        assert checked.returncode == 0, f"{source.name}:\n{result.stdout}\n{checked.stderr}"
+    # The realistic file's hooks cannot be imported under its name: a note says so.
+    assert "# Hook functions of gunicorn_realistic.conf.py left out: post_fork," in result.stdout
+
+
+def test_config_import_hooks_of_an_importable_file_fire_from_the_toml(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    # The same file under a module's name, in the directory wsgid runs in: its hooks become
+    # import strings, and the TOML alone runs them.
+    (workdir.cwd / "myapp_gunicorn.py").write_text(REALISTIC.read_text())
+    (workdir.cwd / "myapp.py").write_text(MYAPP)
+    result = run(workdir.cwd, "config", "import", "myapp_gunicorn.py")
+    assert result.returncode == 0, result.stderr
+    assert 'post_fork = "myapp_gunicorn:post_fork"' in result.stdout
+    toml = workdir.cwd / "wsgid.toml"
+    toml.write_text(result.stdout)
+    record = workdir.root / "hooks.jsonl"
+    # The flags replace the bind list and worker count the file computed when converted.
+    server = wsgid("myapp:app", "-c", str(toml), workers=1, env={"MYAPP_HOOK_LOG": str(record)})
+    (worker,) = server.wait_workers(1)
+    (call,) = poll(lambda: read_hooks(record), 10, what="post_fork")
+    assert call["hook"] == "post_fork" and call["pid"] == worker and call["ppid"] == server.pid
+    assert server.stop(signal.SIGTERM, timeout=30) == 0, server.errlog()
+    assert [c["worker_pid"] for c in read_hooks(record) if c["hook"] == "worker_exit"] == [worker]
+
+
+# --- GUNICORN_CMD_ARGS -------------------------------------------------------------------------
+
+
+def steady_workers(server: WsgidServer, n: int) -> list[int]:
+    """The worker pids once exactly `n` run and have booted (the count then stays)."""
+    server.wait_workers(n, timeout=30)
+    server.wait_log("master.ready", timeout=30)
+    pids = server.worker_pids()
+    assert len(pids) == n, pids
+    return pids
+
+
+def test_gunicorn_cmd_args_workers_3_gives_3_workers(
+    wsgid: Callable[..., WsgidServer],
+) -> None:
+    server = wsgid(APP, env={"GUNICORN_CMD_ARGS": "--workers 3"})
+    assert len(steady_workers(server, 3)) == 3
+
+
+def test_wsgid_variables_and_flags_beat_gunicorn_cmd_args_which_beats_the_file(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    conf = workdir.cwd / "gunicorn.conf.py"
+    conf.write_text("workers = 1\n")
+    over_file = wsgid(APP, "-c", str(conf), env={"GUNICORN_CMD_ARGS": "--workers 2"})
+    steady_workers(over_file, 2)
+    env = {"GUNICORN_CMD_ARGS": "--workers 3", "WSGID_WORKERS": "2"}
+    under_wsgid = wsgid(APP, env=env)
+    steady_workers(under_wsgid, 2)
+    shown = show(workdir.cwd, "-w", "1", APP)
+    assert shown["workers"] == {"value": 1, "source": "flag:-w"}
+
+
+def test_gunicorn_cmd_args_error_names_the_variable(workdir: WorkDir) -> None:
+    result = run(workdir.cwd, "check", APP, env={"GUNICORN_CMD_ARGS": "--workres 3"})
+    assert result.returncode == ExitCode.CONFIG
+    assert "Environment variable GUNICORN_CMD_ARGS: unknown flag --workres." in result.stderr
