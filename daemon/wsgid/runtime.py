@@ -141,7 +141,8 @@ class LoadedSettings:
     """The effective settings, where each value came from, and what the user asked to do.
 
     sources maps every field name to "default", "file:PATH", "env:NAME" or "flag:OPTION"
-    ("flag:APP" for the positional application argument).
+    ("flag:APP" for the positional application argument), or "paste:PATH [SECTION]" (a
+    pserve server section; a paste file's [loggers] for logconfig).
     """
 
     settings: RuntimeSettings
