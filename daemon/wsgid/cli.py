@@ -7,6 +7,8 @@ What this module owns:
   configuration (`wsgid config show`), prints the JSON Schema of the file
   (`wsgid config schema`) or a gunicorn Python config as TOML (`wsgid config import`).
 - `load`, which reads the settings in a short-lived child process (below).
+- `serve_app`, which serves an application built elsewhere (`pserve`, through
+  `wsgid.paste.serve`) the way `main` serves one it loads.
 
 How the settings are shown (`config show`, `config schema`) is `wsgid.settings.render`'s.
 
@@ -32,11 +34,15 @@ import select
 import signal
 import sys
 import time
-from collections.abc import Sequence
-from typing import Any, NoReturn
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from wsgid.exitcodes import ExitCode
 from wsgid.runtime import Command, ConfigError, LoadedSettings, RuntimeSettings
+
+if TYPE_CHECKING:
+    from wsgid.loader import WSGIApp
+    from wsgid.paste import ServerSection
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -73,7 +79,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.OK
     if loaded.command == "check":
         return _check(loaded)
-    return _serve(loaded, args)
+    # On HUP the master re-reads the configuration from the same argv and the environment of
+    # that moment, through the same code path as at startup.
+    return _serve(loaded, lambda: load(args))
+
+
+def serve_app(app: WSGIApp, server: ServerSection) -> int:
+    """Serve an application the caller built, with the settings of a paste server section.
+
+    `wsgid.paste.serve` (pserve) comes here: the settings are read as for the command line,
+    with the section's keys as one more source, and the master serves `app` as if preloaded.
+    Returns the exit status, as `main` does.
+    """
+    try:
+        loaded = load([], server)
+    except ConfigError as exc:
+        return _config_error(exc)
+    return _serve(loaded, lambda: load([], server), app)
 
 
 def _config_error(exc: ConfigError) -> int:
@@ -92,13 +114,13 @@ def _print_error(message: str, kind: str = "error") -> None:
     print(f"wsgid: {kind}: {printable(message)}", file=sys.stderr)
 
 
-def _serve(loaded: LoadedSettings, args: list[str]) -> int:
+def _serve(
+    loaded: LoadedSettings, reload: Callable[[], LoadedSettings], app: WSGIApp | None = None
+) -> int:
     from wsgid.master import run
 
-    # On HUP the master re-reads the configuration from the same argv and the environment of
-    # that moment, through the same code path as at startup.
     try:
-        return run(loaded, reload=lambda: load(args))
+        return run(loaded, reload=reload, app=app)
     except ConfigError as exc:  # e.g. a log file that cannot be opened
         return _config_error(exc)
 
@@ -108,8 +130,9 @@ def _serve(loaded: LoadedSettings, args: list[str]) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-def load(args: list[str]) -> LoadedSettings:
-    """`wsgid.settings.load_settings(args, os.environ)`, in a child process when it can be.
+def load(args: list[str], server: ServerSection | None = None) -> LoadedSettings:
+    """`wsgid.settings.load_settings(args, os.environ, server)`, in a child process when it
+    can be.
 
     Why a child: pydantic and the model are needed only to read the configuration, yet
     importing them would stay in the serving master and, by fork, in every worker (about
@@ -121,11 +144,11 @@ def load(args: list[str]) -> LoadedSettings:
     error; no fork possible; no answer within CHILD_TIMEOUT) is done again here, in-process,
     where it behaves as it always did, and returns the same `RuntimeSettings`.
     """
-    answer = _load_in_child(args)
+    answer = _load_in_child(args, server)
     if answer is None:
         from wsgid.settings import load_settings
 
-        return load_settings(args, os.environ)
+        return load_settings(args, os.environ, server)
     if isinstance(answer, str):
         raise ConfigError(answer)
     values, sources, command, json_output, show_secrets, warnings = answer
@@ -144,7 +167,7 @@ _Answer = tuple[dict[str, Any], dict[str, str], Command, bool, bool, tuple[str, 
 CHILD_TIMEOUT = 10.0
 
 
-def _load_in_child(args: list[str]) -> _Answer | None:
+def _load_in_child(args: list[str], server: ServerSection | None) -> _Answer | None:
     """What `_read_settings` sent from a forked child, or None when it sent nothing."""
     try:
         read_fd, write_fd = os.pipe()
@@ -158,7 +181,7 @@ def _load_in_child(args: list[str]) -> _Answer | None:
         return None
     if pid == 0:
         os.close(read_fd)
-        _read_settings(write_fd, args)
+        _read_settings(write_fd, args, server)
     os.close(write_fd)
     try:
         data = _receive(read_fd, pid)
@@ -189,7 +212,7 @@ def _receive(fd: int, pid: int) -> bytes:
         chunks.append(chunk)
 
 
-def _read_settings(pipe_fd: int, args: list[str]) -> NoReturn:
+def _read_settings(pipe_fd: int, args: list[str], server: ServerSection | None) -> NoReturn:
     """The child of `_load_in_child`: load the settings, send the outcome, exit at once.
 
     It sends (values, sources, command, json_output, show_secrets, warnings), or a
@@ -210,7 +233,7 @@ def _read_settings(pipe_fd: int, args: list[str]) -> NoReturn:
 
         answer: _Answer
         try:
-            loaded = load_settings(args, os.environ)
+            loaded = load_settings(args, os.environ, server)
         except ConfigError as exc:
             answer = str(exc)
         else:
@@ -246,5 +269,6 @@ def _check(loaded: LoadedSettings) -> int:
     except AppLoadError as exc:
         _print_error(str(exc))
         return ExitCode.APP_LOAD_FAILED
-    print(f"wsgid: configuration OK; application {loaded.settings.app} loaded.")
+    settings = loaded.settings
+    print(f"wsgid: configuration OK; application {settings.app or settings.paste} loaded.")
     return ExitCode.OK

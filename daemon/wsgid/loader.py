@@ -1,7 +1,9 @@
-"""Find and import the WSGI application named by `app`.
+"""Find and import the WSGI application named by `app`, or load the one of the Paste
+Deploy file named by `paste`.
 
-Owns: the `module:attr` syntax and its variants, the import path (`chdir`,
-`pythonpath`) and the messages a user sees when the app cannot be loaded.
+Owns: the `module:attr` syntax and its variants, loading a paste file's application
+(PasteDeploy is imported only then), the import path (`chdir`, `pythonpath`) and the
+messages a user sees when the app cannot be loaded.
 
 Accepted forms (gunicorn's, plus a default attribute):
 - `module:attr` and `module:attr.sub` (dotted attribute lookup);
@@ -17,7 +19,7 @@ import importlib
 import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -47,28 +49,68 @@ def prepare_import_path(chdir: str | None, pythonpath: tuple[str, ...] | list[st
 
 
 def load_app(settings: RuntimeSettings) -> WSGIApp:
-    """Import the app `settings.app`, after applying chdir and pythonpath."""
-    spec = settings.app
-    if not spec:
+    """Load the app `settings.app`, or the one of the paste file `settings.paste`, after
+    applying chdir and pythonpath."""
+    load: Callable[[], WSGIApp]
+    if settings.paste:
+        paste, global_conf = settings.paste, settings.raw_paste_global_conf
+        named, load = f"paste {paste!r}", lambda: load_paste(paste, global_conf)
+    elif settings.app:
+        spec = settings.app
+        named, load = f"app {spec!r}", lambda: import_app(spec)
+    else:
         raise AppLoadError(
             "no application given: pass it as the first argument (e.g. "
             "`wsgid myproject.wsgi:application`) or set `app` in the config file"
         )
     prepare_import_path(settings.chdir, settings.pythonpath)
     try:
-        return import_app(spec)
+        return load()
     except SystemExit as exc:
         # sys.exit() in the app's module (or factory) is a failure to load it, not a
         # request to stop wsgid. sys.exit("message") means status 1 and that message.
         code = exc.code
         status = f"{code or 0}" if code is None or isinstance(code, int) else f"1 ({code})"
         raise AppLoadError(
-            f"app {spec!r}: the application exited with status {status} while being imported"
+            f"{named}: the application exited with status {status} while being imported"
         ) from None
     except KeyboardInterrupt:
         raise AppLoadError(
-            f"app {spec!r}: the application raised KeyboardInterrupt while being imported"
+            f"{named}: the application raised KeyboardInterrupt while being imported"
         ) from None
+
+
+def load_paste(spec: str, global_conf: Mapping[str, str]) -> WSGIApp:
+    """The application of the paste file `spec` (FILE or FILE#NAME), built by Paste Deploy as
+    gunicorn has it built: with the global variables `global_conf` (`raw_paste_global_conf`),
+    and relative paths in the file resolved against the working directory."""
+    path, _, name = spec.partition("#")
+    try:
+        from paste.deploy import loadapp
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("paste", "paste.deploy"):
+            raise
+        raise AppLoadError(
+            f"paste {spec!r}: serving a Paste Deploy file needs the PasteDeploy package,"
+            " which is not installed; install it (pip install PasteDeploy) where wsgid runs"
+        ) from None
+    try:
+        app = loadapp(
+            f"config:{path}",
+            name=name or None,
+            relative_to=os.getcwd(),
+            global_conf=dict(global_conf),
+        )
+    except Exception as exc:
+        if type(exc) is LookupError:  # Paste Deploy's own: no such section, no entry point
+            raise AppLoadError(f"paste {spec!r}: {exc}") from None
+        raise AppLoadError(
+            f"paste {spec!r}: loading the application failed:\n"
+            + _format_tail(exc, ("wsgid.", "importlib", "paste.deploy."))
+        ) from None
+    if not callable(app):
+        raise AppLoadError(f"paste {spec!r}: {type(app).__name__} object is not callable")
+    return app  # type: ignore[no-any-return]
 
 
 def import_app(spec: str) -> WSGIApp:
@@ -123,12 +165,11 @@ def _import_module(spec: str, module_name: str) -> Any:
         ) from None
 
 
-def _format_tail(exc: BaseException) -> str:
-    """The traceback from the user's code, without wsgid's own frames."""
+def _format_tail(exc: BaseException, skipped: tuple[str, ...] = ("wsgid.", "importlib")) -> str:
+    """The traceback from the user's code, without the first frames of the `skipped` modules
+    (wsgid's own, by default)."""
     tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_globals.get("__name__", "").startswith(
-        ("wsgid.", "importlib")
-    ):
+    while tb is not None and tb.tb_frame.f_globals.get("__name__", "").startswith(skipped):
         tb = tb.tb_next
     lines = traceback.format_exception(type(exc), exc, tb)
     return "".join(line for line in lines if "<frozen importlib" not in line).rstrip()

@@ -74,6 +74,7 @@ class Master:
         loaded: LoadedSettings,
         reload: Callable[[], LoadedSettings] | None = None,
         readiness: Readiness | None = None,
+        app: Any = None,
     ) -> None:
         self.loaded = loaded
         self.readiness = readiness  # --daemon: the launching command waits on it
@@ -89,6 +90,7 @@ class Master:
             self.settings.proc_name
             or self.settings.default_proc_name
             or self.settings.app
+            or self.settings.paste
             or "wsgid"
         )
         self.listeners: list[listeners_mod.Listener] = []
@@ -101,7 +103,8 @@ class Master:
         self.stopping = False
         self.stop_deadline = 0.0
         self.exit_code = int(ExitCode.OK)
-        self.app: Any = None
+        # The app the workers serve, if built here: preloaded, or built by the caller (pserve).
+        self.app: Any = app
         self.pidfile: Pidfile | None = None
         self.handoff: handoff.Handoff | None = None  # what the old master passed (USR2)
         self.upgrade_pid = 0  # the new master we exec'd on USR2, while it runs
@@ -155,7 +158,7 @@ class Master:
                 )
             except listeners_mod.ListenerError as exc:
                 return self._fail_start(str(exc), ExitCode.LISTEN_FAILED)
-            if self.settings.preload_app:
+            if self.settings.preload_app and self.app is None:
                 try:
                     self.app = loader.load_app(self.settings)
                 except loader.AppLoadError as exc:
@@ -604,8 +607,16 @@ def apply_raw_env(raw_env: tuple[str, ...] | list[str]) -> None:
         os.environ[key] = value
 
 
-def run(loaded: LoadedSettings, reload: Callable[[], LoadedSettings] | None = None) -> int:
-    """Serve until stopped; the exit status for `wsgid`."""
+def run(
+    loaded: LoadedSettings,
+    reload: Callable[[], LoadedSettings] | None = None,
+    app: Any = None,
+) -> int:
+    """Serve until stopped; the exit status for `wsgid`.
+
+    `app`: an application already built (pserve's), served as if preloaded; None: the one
+    the settings name, loaded in each worker or, with preload_app, here.
+    """
     apply_raw_env(loaded.settings.raw_env)
     readiness: Readiness | None = None
     # A master exec'd by USR2 is already detached: daemonizing again would fork it away
@@ -617,7 +628,7 @@ def run(loaded: LoadedSettings, reload: Callable[[], LoadedSettings] | None = No
     else:
         privileges.apply_umask(loaded.settings, loaded.sources)
     try:
-        code = Master(loaded, reload, readiness).run()
+        code = Master(loaded, reload, readiness, app).run()
     except BaseException as exc:
         if readiness is not None:
             if isinstance(exc, ConfigError):  # e.g. a log file that cannot be opened

@@ -142,7 +142,8 @@ class LoadedSettings:
 
     sources maps every field name to "default", "file:PATH" ("file:PATH, line N" from a Python
     config file), "env:NAME" or "flag:OPTION" ("flag:APP" for the positional application
-    argument).
+    argument), or "paste:PATH [SECTION]" (a pserve server section; a paste file's [loggers]
+    for logconfig).
     """
 
     settings: RuntimeSettings

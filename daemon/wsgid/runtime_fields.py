@@ -17,6 +17,8 @@ class SettingFields:
     """One read-only attribute per setting, in the model's order."""
 
     app: str | None
+    paste: str | None
+    raw_paste_global_conf: dict[str, str]
     config: str | None
     preload_app: bool
     chdir: str | None

@@ -59,7 +59,7 @@ def test_serve_hands_the_settings_and_a_rereading_reload_to_the_master(
     cfg.write_text("workers = 2\n")
     calls: list[Any] = []
 
-    def fake_run(loaded: LoadedSettings, reload: Any = None) -> int:
+    def fake_run(loaded: LoadedSettings, reload: Any = None, app: Any = None) -> int:
         calls.append((loaded, reload))
         return 0
 

@@ -36,8 +36,8 @@ def answers(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     seen: list[Any] = []
     real = cli._load_in_child
 
-    def spy(args: list[str]) -> Any:
-        seen.append(real(args))
+    def spy(args: list[str], server: Any) -> Any:
+        seen.append(real(args, server))
         return seen[-1]
 
     monkeypatch.setattr(cli, "_load_in_child", spy)

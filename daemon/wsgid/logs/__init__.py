@@ -151,8 +151,8 @@ class Logs:
 
         self._errors = ErrorsStream(self._wsgi_errors)
         stdlib.set_error_log(self.error)
-        if not user_config:
-            stdlib.route_unhandled()
+        # Also after a user config: records no handler of it takes still reach the error log.
+        stdlib.route_unhandled()
         self._capture = OutputCapture(self.error) if settings.capture_output else None
         if self._capture is not None:
             self._capture.start()

@@ -8,16 +8,19 @@ Owns: what happens to the application's `logging` records, and the
   sink): `event` is the formatted message, `logger` the logger name, and the
   record's `extra` fields become event keys. Use it in a logging config to
   route everything there (see docs/logging.md).
-- Without a user config, records that find no handler at all (the ones
-  Python would print through `logging.lastResort`, WARNING and above) are
-  routed to the error log instead of appearing raw on stderr. An app that
-  configures logging itself (`basicConfig`, `dictConfig`) is left alone.
+- Records that find no handler at all (the ones Python would print through
+  `logging.lastResort`, WARNING and above) are routed to the error log
+  instead of appearing raw on stderr. An app that configures logging itself
+  (`basicConfig`, `dictConfig`) is left alone.
 - With a user config (gunicorn precedence: `logconfig_dict`, then
-  `logconfig_json`, then `logconfig`) it is applied in the master before the
-  workers fork, so it holds for the whole process tree. If that config gives
-  handlers to the loggers `wsgid.error` / `wsgid.access` (or gunicorn's
-  `gunicorn.error` / `gunicorn.access`), wsgid's rendered records are also
-  passed to them (`StdlibSink`).
+  `logconfig_json`, then `logconfig`, which may be a paste file's [loggers])
+  it is applied in the master before the workers fork, so it holds for the
+  whole process tree. It replaces the root logger's handlers, not wsgid's
+  logs, and the route of unhandled records is set again after it. A
+  `logconfig` file may use `%(here)s` and `%(__file__)s`, as in gunicorn. If
+  that config gives handlers to the loggers `wsgid.error` / `wsgid.access`
+  (or gunicorn's `gunicorn.error` / `gunicorn.access`), wsgid's rendered
+  records are also passed to them (`StdlibSink`).
 """
 
 from __future__ import annotations
@@ -110,7 +113,11 @@ def apply_user_config(
             with open(logconfig_json, encoding="utf-8") as fp:
                 logging.config.dictConfig(json.load(fp))
         elif logconfig:
-            logging.config.fileConfig(logconfig, disable_existing_loggers=False)
+            # What Paste Deploy files rely on, and gunicorn passes to any logconfig file:
+            # %(here)s, the file's directory, and %(__file__)s, the file itself.
+            path = os.path.abspath(logconfig)
+            here = {"here": os.path.dirname(path), "__file__": path}
+            logging.config.fileConfig(logconfig, defaults=here, disable_existing_loggers=False)
     except (OSError, ValueError, TypeError, KeyError, AttributeError, ImportError) as exc:
         which = (
             "logconfig_dict" if logconfig_dict else

@@ -312,7 +312,7 @@ def parse_command_line(argv: Sequence[str], where: str = "Command line") -> Comm
         if not isinstance(given, _Given):
             continue
         value: Any
-        if spec.is_list:
+        if spec.is_list or spec.option.repeatable:  # a repeatable table: KEY=VALUE items
             value = tuple(i for raw in given.raw for i in split_items(spec, raw, always=False))
             shown = " ".join(f'{given.option} "{raw}"' for raw in given.raw)
         else:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import json
+import os
 import re
 from dataclasses import dataclass
 from typing import Annotated, Literal
@@ -417,6 +418,57 @@ def json_table(value: object) -> object:
             return json.loads(value)
         except json.JSONDecodeError as exc:
             raise ValueError(f"not a JSON object ({exc})") from None
+    return value
+
+
+def paste_uri(value: str | None) -> str | None:
+    """`FILE[#NAME]` of a Paste Deploy file, with FILE made absolute.
+
+    Resolved when the settings are read (against the directory wsgid was started in, as
+    gunicorn does), so `chdir` and a reload (HUP) do not change which file it means.
+    """
+    if value is None:
+        return None
+    path, hash_sign, name = value.partition("#")
+    if not path.strip():
+        raise ValueError(f"{value!r} names no file; write FILE.ini or FILE.ini#NAME")
+    if hash_sign and not name.strip():
+        raise ValueError(f"{value!r}: the section name after # is empty; write FILE.ini#NAME")
+    return os.path.abspath(path.strip()) + (f"#{name.strip()}" if hash_sign else "")
+
+
+def paste_globals(value: object) -> object:
+    """The Paste Deploy global variables as a table, from any of the forms they are written in.
+
+    A table (TOML), a JSON object (WSGID_RAW_PASTE_GLOBAL_CONF), or gunicorn's list of
+    KEY=VALUE strings (`--paste-global` repeated, a gunicorn config file); a later KEY wins.
+    TOML numbers and booleans become the strings an ini file would hold: Paste Deploy hands
+    every value to the application as text.
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("{"):
+            value = json_table(text)
+        else:
+            value = [item for item in text.split(",") if item.strip()]
+    if isinstance(value, (list, tuple)):
+        table: dict[object, object] = {}
+        for item in value:
+            if not isinstance(item, str):
+                return value  # the type check names what is wrong
+            key, _, text = check_env_assignment(item.strip()).partition("=")
+            table[key.strip()] = text
+        return table
+    if isinstance(value, dict):
+        return {key: _ini_text(item) for key, item in value.items()}
+    return value
+
+
+def _ini_text(value: object) -> object:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
     return value
 
 

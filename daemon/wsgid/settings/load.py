@@ -2,10 +2,11 @@
 
 What this module owns: the order of the sources -- built-in defaults < config file
 (`-c`/`--config`, `WSGID_CONFIG` or a `-c` in `GUNICORN_CMD_ARGS`; TOML, or a gunicorn Python
-file) < `GUNICORN_CMD_ARGS` < `WSGID_<NAME>` environment < command line: gunicorn's order, with
-wsgid's variables above gunicorn's --, where each effective value came from, and the message
-of a value the model refuses: it names the source (file path and line, environment variable
-or flag), the key, the bad value and what is accepted.
+file) < the server section of a paste file (under pserve) < `GUNICORN_CMD_ARGS` <
+`WSGID_<NAME>` environment < command line: gunicorn's order, with wsgid's variables above
+gunicorn's --, where each effective value came from (a paste file's [loggers] included), and
+the message of a value the model refuses: it names the source (file path and line,
+environment variable or flag), the key, the bad value and what is accepted.
 
 Each source is validated on its own before the merge, so a bad value is reported with the
 source it came from even when a higher-precedence source would have overridden it: a typo in
@@ -14,17 +15,27 @@ the file should not lie in wait until the day the overriding flag is dropped.
 
 from __future__ import annotations
 
+import configparser
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
 
+from wsgid.paste import ServerSection, has_loggers
 from wsgid.pyconfig import is_python
 from wsgid.runtime import ConfigError, LoadedSettings, RuntimeSettings
 from wsgid.settings.cmdline import parse_command_line, read_gunicorn_cmd_args
 from wsgid.settings.model import Settings
 from wsgid.settings.pyfile import read_python_file
-from wsgid.settings.sources import Entry, Layer, environment_defaults, read_environment, read_file
+from wsgid.settings.sources import (
+    Entry,
+    Layer,
+    environment_defaults,
+    read_environment,
+    read_file,
+    read_paste_server,
+)
 from wsgid.settings.specs import SPECS, format_value
 
 
@@ -68,9 +79,50 @@ def _bad_value_message(entry: Entry, name: str, error: Mapping[str, Any]) -> str
     )
 
 
-def load_settings(argv: Sequence[str], environ: Mapping[str, str]) -> LoadedSettings:
+def _pserve_serves_its_app(server: ServerSection, merged: Mapping[str, Entry]) -> None:
+    """Under pserve no source may name another application than the one pserve loaded."""
+    for name in ("app", "paste"):
+        entry = merged.get(name)
+        if entry is not None and entry.value is not None:
+            raise ConfigError(
+                f"{entry.subject} names an application, but wsgid runs under pserve here and"
+                f" serves the one of {server.ini}; remove {name}."
+            )
+
+
+def _logging_of_paste_file(
+    settings: Settings, merged: Mapping[str, Entry], sources: dict[str, str]
+) -> Settings:
+    """The settings with `logconfig` the paste file, if it has a [loggers] section.
+
+    As gunicorn does: a [loggers] section configures stdlib logging unless the logging config
+    is chosen elsewhere (logconfig; logconfig_json and logconfig_dict beat it anyway). Reading
+    the file here also reports a missing or broken one before anything starts.
+    """
+    assert settings.paste is not None
+    paste = merged["paste"]
+    path = settings.paste.partition("#")[0]
+    try:
+        if not has_loggers(path) or "logconfig" in merged:
+            return settings
+    except FileNotFoundError:
+        raise ConfigError(f"{paste.subject}: the file {path} does not exist.") from None
+    except (configparser.Error, UnicodeDecodeError) as exc:
+        reason = " ".join(str(exc).split())
+        raise ConfigError(f"{paste.subject}: {path} is not an ini file: {reason}.") from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        raise ConfigError(f"{paste.subject}: the file {path} cannot be read: {exc}.") from None
+    sources["logconfig"] = f"paste:{path} [loggers]"
+    return settings.model_copy(update={"logconfig": path})
+
+
+def load_settings(
+    argv: Sequence[str], environ: Mapping[str, str], server: ServerSection | None = None
+) -> LoadedSettings:
     """Build the effective settings from defaults, file, environment and `argv` (no program name).
 
+    `server`: the server section of a paste file that runs wsgid under pserve, a source
+    between the TOML file and the environment; the application is then pserve's.
     The model validates them; the result holds its `RuntimeSettings` copy, what the rest of
     wsgid reads. Raises ConfigError for any bad configuration; argparse's --help and
     --version print and raise SystemExit(0).
@@ -96,6 +148,9 @@ def load_settings(argv: Sequence[str], environ: Mapping[str, str]) -> LoadedSett
     gunicorn_args = read_gunicorn_cmd_args(environ)
     wsgid_env = read_environment(environ)
     layers = [environment_defaults(environ), gunicorn_args, wsgid_env, command_line.layer]
+    if server is not None:
+        layers.insert(1, read_paste_server(server))
+    # The file named by the highest-precedence source that names one.
     config = next(
         (c for layer in reversed(layers[1:]) if (c := layer.entries.get("config")) is not None),
         None,
@@ -122,17 +177,24 @@ def load_settings(argv: Sequence[str], environ: Mapping[str, str]) -> LoadedSett
         loc = error["loc"]
         if loc and loc[0] in merged:
             raise ConfigError(_bad_value_message(merged[str(loc[0])], str(loc[0]), error)) from None
-        involved = ", ".join(f"{n} from {e.label}" for n, e in merged.items())
+        # The settings the message names, or all of them if it names none.
+        named = [n for n in merged if re.search(rf"\b{n}\b", _reason(error))] or list(merged)
+        involved = ", ".join(f"{n} from {merged[n].label}" for n in named)
         raise ConfigError(
             f"The combined configuration is not valid: {_reason(error)} ({involved})."
         ) from None
 
     sources = {name: merged[name].label if name in merged else "default" for name in SPECS}
-    if command_line.command in ("serve", "check") and settings.app is None:
+    if server is not None:
+        _pserve_serves_its_app(server, merged)
+    elif command_line.command in ("serve", "check") and not (settings.app or settings.paste):
         raise ConfigError(
             "No application given. Name it as MODULE:CALLABLE: as the APP argument "
-            "(wsgid myproject.wsgi:application), as app in the config file, or in WSGID_APP."
+            "(wsgid myproject.wsgi:application), as app in the config file, or in WSGID_APP;"
+            " or name a Paste Deploy file with --paste FILE.ini."
         )
+    if settings.paste:
+        settings = _logging_of_paste_file(settings, merged, sources)
     return LoadedSettings(
         RuntimeSettings.copy_of(settings),
         sources,

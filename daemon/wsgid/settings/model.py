@@ -62,6 +62,8 @@ from wsgid.settings.fields import (
     class_path,
     json_table,
     parse_umask,
+    paste_globals,
+    paste_uri,
     strip,
 )
 from wsgid.workers import ACCEPTED as WORKER_CLASS_ACCEPTED
@@ -83,6 +85,35 @@ class Settings(BaseModel):
     """The WSGI application to serve, as an import string MODULE:CALLABLE. Also accepted:
     MODULE:ATTR.SUB, MODULE:factory() or MODULE:factory(ARGS) with literal arguments, and MODULE
     alone, which looks for `application`, then `app`."""
+    paste: Annotated[
+        NonEmptyStr | None,
+        AfterValidator(paste_uri),
+        Option(
+            "application",
+            ("--paste", "--paster"),
+            metavar="FILE[#NAME]",
+            accepts="a Paste Deploy ini file, as FILE.ini or FILE.ini#NAME",
+        ),
+    ] = None
+    """Serve the application of a Paste Deploy ini file (Pyramid, TurboGears) instead of app:
+    FILE.ini loads its main application, FILE.ini#NAME the section NAME. Needs the PasteDeploy
+    package. A [loggers] section in the file configures stdlib logging unless logconfig is set.
+    A relative path is resolved against the directory wsgid is started in."""
+    raw_paste_global_conf: Annotated[
+        dict[str, str],
+        BeforeValidator(paste_globals),
+        Option(
+            "application",
+            ("--paste-global",),
+            metavar="KEY=VALUE",
+            repeatable=True,
+            accepts="a table of name = value (KEY=VALUE on the command line; a JSON object or"
+            " comma-separated KEY=VALUE in WSGID_RAW_PASTE_GLOBAL_CONF)",
+        ),
+    ] = Field(default_factory=dict)
+    """Global variables for the paste file: usable as %(KEY)s in it, and handed to the
+    application factory as its global_config. A table in the file; on the command line
+    `--paste-global KEY=VALUE`, repeated (gunicorn's flag)."""
     config: Annotated[
         NonEmptyStr | None,
         Option(
@@ -540,6 +571,16 @@ class Settings(BaseModel):
     """Called with (server, new_value, old_value) in the master, when the worker count changes."""
     on_exit: Hook = None
     """Called with (server) in the master, just before it exits."""
+
+    @model_validator(mode="after")
+    def _one_application(self) -> Settings:
+        """app and paste both name the application to serve: one of them, not both."""
+        if self.app is not None and self.paste is not None:
+            raise ValueError(
+                "app and paste are both set, and each names the application to serve; keep"
+                " app for a MODULE:CALLABLE, or paste for a Paste Deploy file"
+            )
+        return self
 
     @model_validator(mode="after")
     def _proxy_listeners_known(self) -> Settings:

@@ -1,6 +1,7 @@
 """Where settings come from besides the command line: the platform's defaults, the
-`WSGID_*` environment and the TOML file, each read into a `Layer` of `Entry`s. (A gunicorn
-Python config file is read by `pyfile.py`, into a `Layer` too.)
+`WSGID_*` environment, the TOML file and the server section of a paste file (`pserve`), each
+read into a `Layer` of `Entry`s. (A gunicorn Python config file is read by `pyfile.py`, into a
+`Layer` too.)
 
 What this module owns: reading each of those sources into the values it gives (not yet
 validated) and, for each value, what an error message needs to point at it: the source,
@@ -20,7 +21,7 @@ import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from wsgid.pyconfig import MODULE_PREFIX, strip_file_prefix
 from wsgid.runtime import MAX_WORKERS, ConfigError
@@ -36,6 +37,9 @@ from wsgid.settings.specs import (
     format_value,
     refused,
 )
+
+if TYPE_CHECKING:
+    from wsgid.paste import ServerSection
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -53,7 +57,9 @@ class Entry:
     """One value from one source, with what an error message needs to point at it."""
 
     value: Any
-    label: str  # "default" | "file:PATH" | "env:NAME" | "flag:--x" -- the `sources` entry
+    # The `sources` entry: "default", "file:PATH", "paste:PATH [SECTION]", "env:NAME" or
+    # "flag:--x".
+    label: str
     # Names the source, the key and the value as the user wrote them, to open an error
     # message: 'Environment variable WSGID_WORKERS="four"'.
     subject: str
@@ -67,7 +73,8 @@ class Layer:
 
     # "python": a gunicorn Python config (`pyfile.py`); its values are Python's, converted
     # like the environment's (`workers = os.environ.get("WORKERS", "4")` is usual there).
-    kind: Literal["default", "file", "python", "env", "flag"]
+    # "paste": the server section of a paste file run by pserve.
+    kind: Literal["default", "file", "python", "paste", "env", "flag"]
     entries: dict[str, Entry]
 
 
@@ -128,6 +135,17 @@ def split_items(spec: SettingSpec, raw: str, *, always: bool) -> tuple[str, ...]
     return (raw,)
 
 
+def text_value(spec: SettingSpec, raw: str) -> Any:
+    """A setting's value from a source that can only give text: an environment variable, a
+    key of a paste server section."""
+    if spec.is_list:
+        # A list in one string can only be comma-separated.
+        return split_items(spec, raw, always=True)
+    if raw.strip() == "" and spec.is_optional:
+        return None  # WSGID_ACCESSLOG= unsets, as an empty variable usually does
+    return raw.strip()
+
+
 def read_environment(environ: Mapping[str, str]) -> Layer:
     entries: dict[str, Entry] = {}
     for var in sorted(environ):
@@ -153,15 +171,7 @@ def read_environment(environ: Mapping[str, str]) -> Layer:
                 f"read from WSGID_<NAME> variables, one per setting (see `wsgid --help`); "
                 f"unset {var} or correct its name."
             )
-        spec = SPECS[name]
-        value: Any
-        if spec.is_list:
-            # A list in one variable can only be comma-separated.
-            value = split_items(spec, raw, always=True)
-        elif raw.strip() == "" and spec.is_optional:
-            value = None  # WSGID_ACCESSLOG= unsets, as an empty variable usually does
-        else:
-            value = raw.strip()
+        value = text_value(SPECS[name], raw)
         if name == "config" and value is not None:
             value = config_location(value)
         entries[name] = Entry(
@@ -300,3 +310,71 @@ def read_file(path: str, given_by: str) -> Layer:
         else:
             raise unknown(key, None)
     return Layer("file", entries)
+
+
+# The keys of a paste server section that are not settings, as in gunicorn: where to listen,
+# and the TOML file with the rest of the settings.
+PASTE_SERVER_KEYS = ("host", "port", "config")
+
+
+def read_paste_server(server: ServerSection) -> Layer:
+    """The settings in the server section of a paste file that runs wsgid (`pserve`).
+
+    Every key is a setting's name and its value is text, as in an environment variable;
+    `host` and `port` make `bind` (`host` may be a comma-separated list), `config` names a
+    TOML file. `app` and `paste` are refused: the application is the one pserve loaded.
+    """
+    where = f"{server.ini}: paste {server.section}"
+    label = f"paste:{server.ini} {server.section}"
+    conf = {key.lower(): value for key, value in server.conf.items()}
+    entries: dict[str, Entry] = {}
+    host, port = conf.pop("host", None), conf.pop("port", None)
+    if host is not None or port is not None:
+        if "bind" in conf:
+            raise ConfigError(f"{where} sets both bind and host/port; keep bind, or host and port.")
+        given = ", ".join(f'{k} = "{v}"' for k, v in (("host", host), ("port", port)) if v)
+        entries["bind"] = Entry(_paste_binds(host, port), label, f"{where} keys {given}")
+    for key, raw in conf.items():
+        subject = f'{where} key "{key}" = "{raw}"'
+        if key in ("app", "paste"):
+            raise ConfigError(
+                f"{subject}: the application served is the one pserve loaded from the file's"
+                f" [app] section; remove {key} from the server section."
+            )
+        if key == "config":
+            entries[key] = Entry(
+                os.path.abspath(raw.strip()), label, subject, f'{where} key "config"'
+            )
+            continue
+        if key not in FILE_SPECS:
+            candidates = {a: n for a, n in ALIASES.items() if n in FILE_SPECS}
+            candidates.update((k, k) for k in PASTE_SERVER_KEYS)
+            hint = did_you_mean(key, candidates)
+            suggestion = f' Did you mean "{hint}"?' if hint else ""
+            raise ConfigError(
+                f'{where}: key "{key}" is not a wsgid setting.{suggestion} The keys of the'
+                f" section are host, port, config (a wsgid TOML file) and wsgid's settings,"
+                f" listed by `wsgid --help` and in docs/configuration.md."
+            )
+        entries[key] = Entry(text_value(FILE_SPECS[key], raw), label, subject)
+    return Layer("paste", entries)
+
+
+def _paste_binds(host: str | None, port: str | None) -> tuple[str, ...]:
+    """`bind` from a paste server section's host and port, as gunicorn maps them.
+
+    Each host of the list gets the port; without a port each is a bind entry as written
+    (a bare HOST means port 8000). A port alone listens on the default host, 127.0.0.1.
+    """
+    hosts = [h.strip() for h in (host or "").split(",") if h.strip()] or ["127.0.0.1"]
+    if port is None or not port.strip():
+        return tuple(hosts)
+    binds = []
+    for name in hosts:
+        if name.startswith(("unix:", "fd://", "systemd:")):
+            binds.append(name)  # not an address a port applies to
+        elif name.count(":") > 1 and not name.startswith("["):
+            binds.append(f"[{name}]:{port.strip()}")  # a bare IPv6 address
+        else:
+            binds.append(f"{name}:{port.strip()}")
+    return tuple(binds)
