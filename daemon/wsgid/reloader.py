@@ -9,8 +9,8 @@ Owns: what is watched, how, and when a change is ripe.
   count (gunicorn#2509: a log file in the project restarted it on every line).
 - How: an inotify instance over ctypes (`inotify` engine), watching the directories of those
   files, so that an atomic save (a temp file renamed over the module) and a file created
-  later are seen; or `os.stat` of every file once a second (`poll` engine). `auto` is inotify
-  where the kernel has it, else poll.
+  later are seen; or `os.stat` of every file and directory once a second (`poll` engine).
+  `auto` is inotify where the kernel has it, else poll.
 - When: a burst of events (an editor writes, renames, touches) is one change once it has
   been quiet for DEBOUNCE seconds.
 
@@ -222,12 +222,17 @@ class Inotify:
 
 
 class Poll:
-    """`os.stat` of every watched file once a second: no kernel facility needed."""
+    """`os.stat` of every watched file and directory once a second: no kernel facility needed.
+
+    A directory whose mtime moved is listed again, so that a file created in it (a new
+    module beside the others) is seen as inotify would see it.
+    """
 
     name = "poll"
 
     def __init__(self) -> None:
         self._stats: dict[str, tuple[int, int, int] | None] = {}
+        self._dirs: dict[str, tuple[tuple[int, int, int] | None, frozenset[str]]] = {}
 
     def fileno(self) -> None:
         return None
@@ -235,6 +240,8 @@ class Poll:
     def watch(self, files: set[str], dirs: set[str]) -> list[tuple[str, str]]:
         for path in files - self._stats.keys():
             self._stats[path] = _stat(path)  # the baseline: what the workers imported
+        for directory in dirs - self._dirs.keys():
+            self._dirs[directory] = (_stat(directory), _names(directory))
         return []
 
     def changed(self) -> set[str]:
@@ -244,10 +251,24 @@ class Poll:
             if now != before:
                 self._stats[path] = now
                 paths.add(path)
+        for directory, (before, names) in self._dirs.items():
+            now = _stat(directory)
+            if now != before:
+                listed = _names(directory)
+                self._dirs[directory] = (now, listed)
+                paths.update(os.path.join(directory, name) for name in listed ^ names)
         return paths
 
     def close(self) -> None:
         self._stats.clear()
+        self._dirs.clear()
+
+
+def _names(directory: str) -> frozenset[str]:
+    try:
+        return frozenset(os.listdir(directory))
+    except OSError:
+        return frozenset()
 
 
 def _stat(path: str) -> tuple[int, int, int] | None:

@@ -156,6 +156,17 @@ def test_engine_sees_a_file_created_later_that_matches_a_glob(engine: str, tmp_p
         watcher.close()
 
 
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_engine_sees_a_new_module_beside_the_others(engine: str, tmp_path: Path) -> None:
+    watcher = _watching(engine, tmp_path)
+    try:
+        (tmp_path / "notes.txt").write_text("not a module\n")
+        (tmp_path / "helper.py").write_text("VERSION = 2\n")  # fixes a ModuleNotFoundError
+        assert _ripe(watcher) == [str(tmp_path / "helper.py")]
+    finally:
+        watcher.close()
+
+
 def test_inotify_ignores_a_log_file_beside_the_modules(tmp_path: Path) -> None:
     watcher = _watching("inotify", tmp_path)
     try:
