@@ -90,11 +90,13 @@ def start(
     return server
 
 
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(
+    ("engine", "kind"), [("inotify", "sync"), ("poll", "sync"), ("inotify", "gthread")]
+)
 def test_reload_edit_under_load_serves_new_code_in_budget_with_new_workers_no_failure(
-    wsgid: Callable[..., WsgidServer], workdir: WorkDir, engine: str
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir, engine: str, kind: str
 ) -> None:
-    server = start(wsgid, workdir, "--reload-engine", engine)
+    server = start(wsgid, workdir, "--reload-engine", engine, "--worker-class", kind)
     old = set(server.wait_workers(2))
     with LoadLoop(server.port, keepalive=3, fresh=1) as load:
         load.wait_served(50)
