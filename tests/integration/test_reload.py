@@ -23,6 +23,7 @@ does).
 from __future__ import annotations
 
 import os
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -263,3 +264,27 @@ def test_reload_with_preload_app_is_refused_at_validation(
     server = wsgid(APP, "--reload", "--preload", start=False, env=ENV)
     assert server.wait_exit(30) == 2
     assert "reload and preload_app cannot be combined" in server.errlog(), server.errlog()
+
+
+def test_reload_turned_off_and_on_by_hup_closes_and_reopens_the_watcher(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    config = workdir.root / "wsgid.toml"
+    config.write_text("[application]\nreload = true\n")
+    app_path(workdir).write_text(source("v1"))
+    server = wsgid(APP, "--config", str(config), workers=2, env=ENV)
+    poll(lambda: inotify_instances(server.pid) == 1, timeout=10, what="the watcher")
+
+    config.write_text("[application]\nreload = false\n")
+    server.send_signal(signal.SIGHUP)
+    wait_event(server.errlog, "reload.done", generation=2, timeout=30, check=server.check_running)
+    poll(lambda: inotify_instances(server.pid) == 0, timeout=10, what="no watcher")
+
+    config.write_text("[application]\nreload = true\n")
+    server.send_signal(signal.SIGHUP)
+    wait_event(server.errlog, "reload.done", generation=3, timeout=30, check=server.check_running)
+    with LoadLoop(server.port, keepalive=1, fresh=1):
+        app_path(workdir).write_text(source("v2"))
+        poll(serves(server, "v2"), timeout=30, what="v2 once reload is on again")
+    assert len(events(server.errlog(), "reload.code_changed")) == 1
+    assert server.stop(timeout=30) == 0
