@@ -17,6 +17,10 @@ a reload never leaves the server without workers, and a reload whose
 configuration or application is broken is abandoned with the old generation
 still serving.
 
+Reload on a code change (`reload`): the watcher (reloader.py) runs here, in the loop, and a
+change it reports takes the HUP path, so a new generation that cannot import the changed code
+is abandoned like any failed reload and the next change tries again.
+
 Boot failures: a worker that exits before it has booted failed to boot,
 however it ended (the boot-failure or app-load-failure code, any other code,
 0 included, or a signal). If the first generation has not booted yet, the
@@ -58,6 +62,7 @@ from wsgid.workers.base import Worker, WorkerContext
 
 if TYPE_CHECKING:
     from wsgid.daemonize import Readiness
+    from wsgid.reloader import Reloader
 
 
 TICK = 1.0
@@ -110,6 +115,8 @@ class Master:
         self.upgrade_pid = 0  # the new master we exec'd on USR2, while it runs
         self.old_master = 0  # the master that exec'd us on USR2, while it runs
         self.notifier = Notifier(os.environ)
+        self.reloader: Reloader | None = None  # `reload`: the code watcher
+        self.reloader_engine = ""  # the reload_engine it was made for
         self.hooks: Hooks
         self.table = WorkerTable(self.log, self._pre_fork, self._worker_main)
 
@@ -165,6 +172,7 @@ class Master:
                     return self._fail_start(str(exc), ExitCode.APP_LOAD_FAILED)
             self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
             self._init_signals()
+            self._watch_code()
             if self.old_master:
                 self.notifier.main_pid(self.pid)
             self.log.info(
@@ -182,6 +190,8 @@ class Master:
             return self._loop()
         finally:
             listeners_mod.close_all(self.listeners)
+            if self.reloader is not None:
+                self.reloader.close()
             if self.pidfile is not None:
                 self.pidfile.remove()
             self.hooks.call("on_exit", self)
@@ -225,8 +235,12 @@ class Master:
                 # start timeout ahead of it (workers that hang are killed by
                 # `timeout` anyway).
                 self.notifier.extend_timeout(max(self.settings.timeout, 30.0) + TICK)
+            fds = [self.wake_r, self.table.boot_r]
+            if self.reloader is not None:
+                fds += self.reloader.fds()
+                timeout = min(timeout, self.reloader.wait(now, self._may_reload()))
             try:
-                readable, _, _ = select.select([self.wake_r, self.table.boot_r], [], [], timeout)
+                readable, _, _ = select.select(fds, [], [], timeout)
             except InterruptedError:
                 readable = []
             now = time.monotonic()
@@ -247,6 +261,7 @@ class Master:
                 continue
             self._check_old_master()
             self.table.check_timeouts(self.settings.timeout)
+            self._check_code(readable, now)
             self._manage_workers()
         self.log.info("master.stopped", exit_code=self.exit_code)
         return self.exit_code
@@ -378,6 +393,7 @@ class Master:
             old_logs, self.logs = self.logs, new_logs
             self.log = self.table.log = self.logs.error.bind(pid=self.pid)
             old_logs.close()  # the old workers keep their own descriptors
+        self._watch_code()  # before the new workers fork: they report to the watcher it makes
         self.generation += 1
         self._set_target(new.workers, "SIGHUP")
         self.log.info("reload.started", generation=self.generation, workers=self.target)
@@ -400,11 +416,62 @@ class Master:
         self.target = old_settings.workers
         self.hooks = Hooks(old_settings, self.log)
         self.worker_class = resolve(old_settings.worker_kind)
+        self._watch_code()
         self.log.error("reload.failed", error=reason, action="keeping the running workers")
         self._announce_ready()
 
     def _announce_ready(self) -> None:
         self.notifier.ready(f"serving with {self._current_count()} workers")
+
+    # reload on a code change (`reload`)
+
+    def _watch_code(self) -> None:
+        """Start, reconfigure or stop the code watcher as the settings now say."""
+        settings, watcher = self.settings, self.reloader
+        if watcher is not None and (
+            not settings.reload or settings.reload_engine != self.reloader_engine
+        ):
+            watcher.close()
+            self.reloader = watcher = None
+        if not settings.reload:
+            return
+        if watcher is not None:
+            watcher.log = self.log  # a reload may have replaced the log
+            watcher.set_globs(settings.reload_extra_files, self.cwd)
+            return
+        from wsgid import reloader  # only with `reload` on: a development setting
+
+        engine, why = reloader.make_engine(settings.reload_engine)
+        if why is not None:
+            self.log.warning(
+                "reload.engine_unavailable", wanted=settings.reload_engine, engine=engine.name,
+                reason=why,
+            )  # fmt: skip
+        self.reloader = reloader.Reloader(engine, settings.reload_extra_files, self.cwd, self.log)
+        self.reloader_engine = settings.reload_engine
+        self.log.info(
+            "reload.watching", engine=engine.name, extra_files=",".join(settings.reload_extra_files)
+        )
+
+    def _may_reload(self) -> bool:
+        """A code change may start a reload now (else it waits for the one under way)."""
+        return self.ready and not self.stopping and self.reload_from is None
+
+    def _check_code(self, readable: list[int], now: float) -> None:
+        """Feed the watcher what is ready; a change that has settled reloads, as HUP does."""
+        if self.reloader is None:
+            return
+        self.reloader.handle(readable, now)
+        if not self._may_reload():
+            return
+        paths = self.reloader.ripe(now)
+        if paths:
+            more = f" (+{len(paths) - 5} more)" if len(paths) > 5 else ""
+            self.log.info(
+                "reload.code_changed", files=" ".join(paths[:5]) + more,
+                engine=self.reloader.engine.name,
+            )  # fmt: skip
+            self._reload("code change")
 
     # upgrade (USR2)
 
@@ -505,6 +572,8 @@ class Master:
             signal.signal(sig, signal.SIG_DFL)
         for fd in (self.wake_r, self.wake_w):
             os.close(fd)
+        if self.reloader is not None:
+            self.reloader.close_in_child()  # one watcher, the master's: never in a worker
         if self.pidfile is not None:
             # A worker (the app) must not be able to write the master's pidfile.
             self.pidfile.close_copy()
@@ -540,6 +609,7 @@ class Master:
                 age=record.age,
                 hooks=self.hooks,
                 master_pid=self.pid,
+                modules_fd=-1 if self.reloader is None else self.reloader.report_w,
             )
         )
         self.hooks.call("post_fork", self, worker)

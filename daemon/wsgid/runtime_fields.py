@@ -24,6 +24,9 @@ class SettingFields:
     chdir: str | None
     pythonpath: tuple[str, ...]
     raw_env: tuple[str, ...]
+    reload: bool
+    reload_engine: Literal["auto", "inotify", "poll"]
+    reload_extra_files: tuple[str, ...]
     bind: tuple[str, ...]
     backlog: int
     reuse_port: bool

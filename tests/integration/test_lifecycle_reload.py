@@ -21,7 +21,7 @@ import pytest
 
 from support import procs
 from support.client import poll
-from support.load import LoadLoop, events, wait_event
+from support.load import LoadLoop, events, new_generation, wait_event
 from support.server import WorkDir, WsgidServer
 
 APP = "lifecycle_app:app"
@@ -40,17 +40,6 @@ def write_app(workdir: WorkDir, version: str | None) -> None:
         else "import wsgid_test_missing_dependency  # noqa: F401\n\napp = None\n"
     )
     (workdir.cwd / f"{EDITABLE}.py").write_text(source)
-
-
-def new_generation(server: WsgidServer, old: set[int], count: int) -> Callable[[], list[int]]:
-    """A poll condition: exactly `count` workers run, none of them from `old`."""
-
-    def check() -> list[int]:
-        server.check_running()
-        pids = server.worker_pids()
-        return pids if len(pids) == count and not old & set(pids) else []
-
-    return check
 
 
 def version_served(server: WsgidServer) -> str:

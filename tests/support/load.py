@@ -7,6 +7,7 @@
   for a server to end a keep-alive connection and is counted, not failed.
 - `events(text)`: the error log parsed into `LogEvent`s (`<time> [<level>] <event> k=v ...`,
   with any traceback lines attached to the event before them).
+- `new_generation`: a poll condition for a reload's new workers, and only them.
 - `/proc` facts: the inode of the socket listening on a TCP port, which processes hold it,
   the pid a pidfile names, the pids of a process in its pid namespaces; `stop_process` for a
   master that is not the test's child (the new master of a USR2 upgrade).
@@ -26,8 +27,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from support import procs
+
+if TYPE_CHECKING:
+    from support.server import WsgidServer
 
 # ----------------------------------------------------------------------------------- load
 
@@ -371,6 +376,17 @@ def exactly_children(pid: int, n: int) -> Callable[[], list[int]]:
     def check() -> list[int]:
         pids = procs.children(pid)
         return pids if len(pids) == n else []
+
+    return check
+
+
+def new_generation(server: WsgidServer, old: set[int], count: int) -> Callable[[], list[int]]:
+    """A poll condition: exactly `count` workers run, none of them from `old`."""
+
+    def check() -> list[int]:
+        server.check_running()
+        pids = server.worker_pids()
+        return pids if len(pids) == count and not old & set(pids) else []
 
     return check
 

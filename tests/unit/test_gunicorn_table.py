@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from wsgid.settings import SPECS
+from wsgid.settings.pyfile import GUNICORN_SETTINGS
 
 REPO = Path(__file__).resolve().parents[2]
 PAGE = REPO / "docs" / "gunicorn.md"
@@ -21,12 +22,6 @@ LISTS = {
     "20.1": REPO / "tests" / "data" / "gunicorn-20.1-settings.txt",
     "26": REPO / "tests" / "data" / "gunicorn-26-settings.txt",
 }
-# Settings the other parts of issue 18 add in the same round (reload, Paste Deploy); their
-# rows name them already. Remove this once they are merged: then they must exist like the rest.
-ARRIVING = frozenset(
-    {"reload", "reload_engine", "reload_extra_files", "paste", "raw_paste_global_conf"}
-)
-
 _SETTING = re.compile(r"^`([a-z0-9_]+)`$")
 
 
@@ -64,7 +59,7 @@ def test_the_table_names_only_wsgid_settings_that_exist() -> None:
         match = _SETTING.match(wsgid)
         if match is not None:
             named[gunicorn] = match.group(1)
-    unknown = {g: w for g, w in named.items() if w not in SPECS and w not in ARRIVING}
+    unknown = {g: w for g, w in named.items() if w not in SPECS}
     assert not unknown, f"docs/gunicorn.md names settings wsgid does not have: {unknown}"
     assert len(named) > 60, "the table lost its wsgid column"
 
@@ -86,3 +81,10 @@ def test_a_wsgid_setting_of_a_gunicorn_name_has_a_row_under_that_name() -> None:
         name: rows[name][0] for name in SPECS if name in names and rows[name][0] != f"`{name}`"
     }
     assert not wrong, f"rows that do not map a setting to itself: {wrong}"
+
+
+def test_the_python_config_reader_knows_every_gunicorn_setting_of_the_lists() -> None:
+    """A gunicorn config file's setting wsgid lacks is warned about, not taken for a typo:
+    the reader's own list (it cannot read tests/data) holds every name of both lists."""
+    listed = {name for version in LISTS for name in gunicorn_names(version)}
+    assert not listed - GUNICORN_SETTINGS, sorted(listed - GUNICORN_SETTINGS)

@@ -269,6 +269,7 @@ LogLevel = Annotated[
     Literal["debug", "info", "warning", "error", "critical"], BeforeValidator(lower)
 ]
 LogFormat = Annotated[Literal["console", "json", "logfmt"], BeforeValidator(lower)]
+ReloadEngine = Annotated[Literal["auto", "inotify", "poll"], BeforeValidator(lower)]
 SyslogFacility = Annotated[
     Literal[
         "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",

@@ -49,6 +49,7 @@ from wsgid.settings.fields import (
     Option,
     Positive,
     ProxyProtocol,
+    ReloadEngine,
     RemoteAddrFrom,
     Seconds,
     SyslogFacility,
@@ -158,6 +159,29 @@ class Settings(BaseModel):
     """Environment variables to set in the server's environment, as KEY=VALUE. Repeat the flag for
     several; in WSGID_RAW_ENV they are comma-separated, so a value containing a comma must come from
     the file or a flag."""
+    reload: Annotated[bool, Option("application", ("--reload",))] = False
+    """Development: when the application's code changes, reload as on HUP (new workers, the old
+    ones finish their requests). The master watches the module files the workers imported and
+    reload_extra_files; a change that does not import keeps the old workers serving. Not with
+    preload_app (see docs/running.md)."""
+    reload_engine: Annotated[
+        ReloadEngine, Option("application", metavar="ENGINE", accepts="auto, inotify or poll")
+    ] = "auto"
+    """How reload watches: `inotify` (the kernel tells, at once), `poll` (every watched file is
+    looked at once a second), or `auto`: inotify where the kernel has it, else poll."""
+    reload_extra_files: Annotated[
+        tuple[NonEmptyStr, ...],
+        Option(
+            "application",
+            ("--reload-extra-file",),
+            metavar="PATH",
+            repeatable=True,
+            accepts="a list of file paths or globs (** for any depth)",
+        ),
+    ] = ()
+    """More files whose change reloads, besides the application's modules (templates, data):
+    paths or globs, expanded again on every check so that a file created later counts; relative
+    ones are taken from the directory wsgid started in. Repeat the flag for several."""
 
     # --- server socket --------------------------------------------------------------------
     bind: Annotated[
@@ -579,6 +603,17 @@ class Settings(BaseModel):
             raise ValueError(
                 "app and paste are both set, and each names the application to serve; keep"
                 " app for a MODULE:CALLABLE, or paste for a Paste Deploy file"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _reload_without_preload(self) -> Settings:
+        """reload needs the workers to import the app: preload_app imports it in the master."""
+        if self.reload and self.preload_app:
+            raise ValueError(
+                "reload and preload_app cannot be combined: with preload_app the application"
+                " is imported once, in the master, so reloaded workers would still run the old"
+                " code; drop preload_app (--preload) while developing"
             )
         return self
 

@@ -92,6 +92,7 @@ class WorkerContext:
     age: int  # spawn counter, for logs
     hooks: Hooks
     master_pid: int  # the parent it serves under; another parent means the master is gone
+    modules_fd: int = -1  # `reload`: where to report the app's module files once booted
 
 
 # A custom `worker_class` may subclass any worker class, also in the compiled build.
@@ -149,6 +150,10 @@ class Worker:
             self.log.exception("worker.boot_failed")
             return ExitCode.BOOT_FAILED
         self.hooks.call("post_worker_init", self)
+        if self.ctx.modules_fd >= 0:  # before the boot report: the master watches them first
+            from wsgid.reloader import report_modules
+
+            report_modules(self.ctx.modules_fd)
         self.ctx.heartbeat.beat(self.ctx.slot)
         os.write(self.ctx.boot_fd, BOOTED.pack(os.getpid()))
         os.close(self.ctx.boot_fd)
