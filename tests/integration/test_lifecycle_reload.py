@@ -156,3 +156,26 @@ def test_hup_with_preload_restarts_workers_without_reimporting_the_app(
     wait_event(server.errlog, "reload.done", timeout=30, check=server.check_running)
     poll(new_generation(server, old, 2), timeout=30, what="2 new workers only")
     assert version_served(server) == "v1", "preload_app: a HUP keeps the master's imported app"
+
+
+def test_hup_never_strands_a_lone_clients_new_connection(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    """One client, one new connection at a time, across many reloads: none waits unanswered.
+
+    A worker told to stop may be the one the kernel woke for a new connection (the listeners
+    wake one worker per connection, EPOLLEXCLUSIVE). If it left that connection alone, no
+    sibling would be woken for it, and it would wait in the accept queue until another
+    connection came: with a lone client, until that client's own timeout.
+    """
+    server = wsgid(APP, "-w", "2")
+    server.wait_workers(2)
+    for _ in range(12):
+        server.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            started = time.monotonic()
+            resp = server.get("/pid", timeout=5)  # a new connection each time
+            assert resp.status == 200, resp.text
+            assert time.monotonic() - started < 2.0, "a new connection waited for a reload"
+            time.sleep(0.01)  # a client's pace, not a wait for a condition

@@ -60,6 +60,8 @@ EPOLLIN = select.EPOLLIN
 EPOLLOUT = select.EPOLLOUT
 EPOLLERRHUP = select.EPOLLERR | select.EPOLLHUP
 LINGER_SECONDS = 2.0
+# Connections a stopping worker takes from each listener before it leaves them (`_stopping`).
+STOP_DRAIN = 16
 SWEEP_INTERVAL = 1.0
 # A wait for the client ends this long before the request's `timeout` runs
 # out (at most), so that the request ends, and stamps the heartbeat, before
@@ -251,6 +253,12 @@ class ConnectionLoop(Worker):
         now = time.monotonic()
         if not self.stop_deadline:
             self.stop_deadline = now + self.stop_grace
+            if self.admission.watching:
+                # A connection that came since the last turn may have woken this worker
+                # alone (see `_on_listener`): its wake-up goes with the listeners, so take
+                # what is waiting now. Others' wake-ups were their own.
+                for fd in list(self.admission.listeners):
+                    self._on_listener(fd, STOP_DRAIN)
             self.admission.close()
             self.log.info("worker.stopping", connections=len(self.conns))
             # Idle keep-alive connections stay open: a client may have its
@@ -267,8 +275,10 @@ class ConnectionLoop(Worker):
         connections that an idle sibling, woken by the same listener, could
         serve sooner.
         """
-        if not self.alive:
-            return  # stopping or recycling: siblings take new connections
+        # Even when stopping or recycling: the kernel woke this worker, and no other, for
+        # these connections (EPOLLEXCLUSIVE), so leaving them would strand them in the accept
+        # queue until another one arrives. They are served with `Connection: close`; the
+        # listeners are left at the next turn (`_stopping`).
         admission = self.admission
         now = time.monotonic()
         for _ in range(batch):
