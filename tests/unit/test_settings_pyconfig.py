@@ -412,3 +412,27 @@ def test_config_import_is_a_command_taking_the_file(tmp_path: Path) -> None:
     assert loaded.command == "config-import"
     assert loaded.settings.config == conf
     assert "needs a gunicorn Python config file" in error_of(["config", "import"])
+
+
+# --- ./gunicorn.conf.py, gunicorn's default -----------------------------------------------------
+
+
+def test_gunicorn_conf_py_in_the_working_directory_is_read_by_default(tmp_path: Path) -> None:
+    write(tmp_path / "gunicorn.conf.py", "workers = 3\n")
+    loaded = load(["pkg:app"])
+    assert loaded.settings.workers == 3
+    assert loaded.sources["workers"] == f"file:{tmp_path / 'gunicorn.conf.py'}, line 1"
+    assert loaded.settings.config == str(tmp_path / "gunicorn.conf.py")
+    assert loaded.sources["config"] == "default"
+
+
+def test_a_named_config_file_replaces_the_default_one(tmp_path: Path) -> None:
+    write(tmp_path / "gunicorn.conf.py", "workers = 3\n")
+    other = write(tmp_path / "other.toml", "[workers]\nworkers = 5\n")
+    assert load(["pkg:app", "-c", other]).settings.workers == 5
+    assert load(["pkg:app"], {"WSGID_CONFIG": other}).settings.workers == 5
+
+
+def test_an_error_in_the_default_config_file_says_it_was_read_by_default(tmp_path: Path) -> None:
+    write(tmp_path / "gunicorn.conf.py", "workres = 3\n")
+    assert "gunicorn.conf.py" in error_of(["pkg:app"])

@@ -1,12 +1,13 @@
 """`load_settings`: every source read, validated on its own, then merged in order.
 
 What this module owns: the order of the sources -- built-in defaults < config file
-(`-c`/`--config`, `WSGID_CONFIG` or a `-c` in `GUNICORN_CMD_ARGS`; TOML, or a gunicorn Python
-file) < the server section of a paste file (under pserve) < `GUNICORN_CMD_ARGS` <
-`WSGID_<NAME>` environment < command line: gunicorn's order, with wsgid's variables above
-gunicorn's --, where each effective value came from (a paste file's [loggers] included), and
-the message of a value the model refuses: it names the source (file path and line,
-environment variable or flag), the key, the bad value and what is accepted.
+(`-c`/`--config`, `WSGID_CONFIG` or a `-c` in `GUNICORN_CMD_ARGS`, else ./gunicorn.conf.py
+if there is one, as in gunicorn; TOML, or a gunicorn Python file) < the server section of a
+paste file (under pserve) < `GUNICORN_CMD_ARGS` < `WSGID_<NAME>` environment < command line:
+gunicorn's order, with wsgid's variables above gunicorn's --, where each effective value came
+from (a paste file's [loggers] included), and the message of a value the model refuses: it
+names the source (file path and line, environment variable or flag), the key, the bad value
+and what is accepted.
 
 Each source is validated on its own before the merge, so a bad value is reported with the
 source it came from even when a higher-precedence source would have overridden it: a typo in
@@ -16,6 +17,7 @@ the file should not lie in wait until the day the overriding flag is dropped.
 from __future__ import annotations
 
 import configparser
+import os
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -37,6 +39,9 @@ from wsgid.settings.sources import (
     read_paste_server,
 )
 from wsgid.settings.specs import SPECS, format_value
+
+# The config file read when no source names one, as gunicorn does (in the working directory).
+DEFAULT_CONFIG = "gunicorn.conf.py"
 
 
 def _reason(error: Mapping[str, Any]) -> str:
@@ -155,6 +160,15 @@ def load_settings(
         (c for layer in reversed(layers[1:]) if (c := layer.entries.get("config")) is not None),
         None,
     )
+    if config is None and os.path.isfile(DEFAULT_CONFIG):
+        # gunicorn reads ./gunicorn.conf.py when no source names a config file; a project
+        # that relies on that must not lose its settings by switching.
+        config = layers[0].entries["config"] = Entry(
+            os.path.abspath(DEFAULT_CONFIG),
+            "default",
+            f"The default config file ./{DEFAULT_CONFIG}",
+            f"gunicorn's default: ./{DEFAULT_CONFIG} in the working directory",
+        )
     warnings: tuple[str, ...] = ()
     if config is not None and config.value is not None:
         location = str(config.value)
