@@ -336,6 +336,17 @@ def test_wsgid_variables_and_flags_beat_gunicorn_cmd_args_which_beats_the_file(
     assert shown["workers"] == {"value": 1, "source": "flag:-w"}
 
 
+def test_gunicorn_conf_py_in_the_working_directory_is_read_without_c(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    """gunicorn reads ./gunicorn.conf.py when no -c is given; so does wsgid."""
+    (workdir.cwd / "gunicorn.conf.py").write_text("workers = 2\n")
+    steady_workers(wsgid(APP), 2)
+    shown = show(workdir.cwd, APP)
+    assert shown["workers"]["source"].startswith("file:")
+    assert shown["config"]["source"] == "default"
+
+
 def test_gunicorn_cmd_args_error_names_the_variable(workdir: WorkDir) -> None:
     result = run(workdir.cwd, "check", APP, env={"GUNICORN_CMD_ARGS": "--workres 3"})
     assert result.returncode == ExitCode.CONFIG
