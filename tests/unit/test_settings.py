@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shlex
-from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,19 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from wsgid.settings import SPECS, TABLES, ConfigError, LoadedSettings, Settings, load_settings
-
-APP = "pkg.mod:app"
-
-
-def load(argv: Sequence[str] = (APP,), env: Mapping[str, str] | None = None) -> LoadedSettings:
-    return load_settings(list(argv), env or {})
-
-
-def error_of(argv: Sequence[str] = (APP,), env: Mapping[str, str] | None = None) -> str:
-    with pytest.raises(ConfigError) as info:
-        load(argv, env)
-    return str(info.value)
+from support.settings import APP, error_of, load
+from wsgid.settings import SPECS, TABLES, ConfigError, Settings, load_settings
 
 
 def write(path: Path, text: str) -> str:

@@ -10,31 +10,16 @@ tests/system/test_privileges.py, tests/system/test_daemon.py).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
+from support.settings import APP, error_of, load
 from wsgid.settings import (
-    ConfigError,
-    LoadedSettings,
     Settings,
     file_json_schema,
-    load_settings,
 )
-
-APP = "pkg.mod:app"
-
-
-def load(argv: Sequence[str] = (APP,), env: Mapping[str, str] | None = None) -> LoadedSettings:
-    return load_settings(list(argv), env or {})
-
-
-def error_of(argv: Sequence[str] = (APP,), env: Mapping[str, str] | None = None) -> str:
-    with pytest.raises(ConfigError) as info:
-        load(argv, env)
-    return str(info.value)
 
 
 def config(tmp_path: Path, text: str) -> str:

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from support.settings import error_of, load
 from wsgid import logs
 from wsgid.loader import AppLoadError, load_app
 from wsgid.logs import stdlib
@@ -82,16 +83,6 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     for name in set(sys.modules) - before:
         if name == "paste_unit_app":
             del sys.modules[name]
-
-
-def load(argv: Sequence[str], env: Mapping[str, str] | None = None) -> LoadedSettings:
-    return load_settings(list(argv), env or {})
-
-
-def error_of(argv: Sequence[str], env: Mapping[str, str] | None = None) -> str:
-    with pytest.raises(ConfigError) as info:
-        load(argv, env)
-    return str(info.value)
 
 
 # --- paste ------------------------------------------------------------------------------

@@ -12,46 +12,39 @@ from __future__ import annotations
 import multiprocessing
 import sys
 import textwrap
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from support.settings import APP, error_of, load
 from wsgid.pyconfig import HookResolver, hook_reference
-from wsgid.settings import ConfigError, LoadedSettings, import_python_config, load_settings
+from wsgid.settings import ConfigError, import_python_config
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:
     import tomli as tomllib
 
-APP = "pkg.mod:app"
-
 
 @pytest.fixture(autouse=True)
 def isolated_imports(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """Each test runs in its own directory; what it puts on sys.path or imports is undone."""
+    """Each test runs in its own directory; what it puts on sys.path, and the modules of that
+    directory it imports, are undone. (Only those: forgetting a compiled wsgid module that was
+    first imported during a test breaks the next one to use it.)"""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", list(sys.path))
     before = set(sys.modules)
     yield
     for name in set(sys.modules) - before:
-        del sys.modules[name]
+        where = getattr(sys.modules[name], "__file__", None) or ""
+        if where.startswith(str(tmp_path)):
+            del sys.modules[name]
 
 
 def write(path: Path, text: str) -> str:
     path.write_text(textwrap.dedent(text), encoding="utf-8")
     return str(path)
-
-
-def load(argv: Sequence[str], env: Mapping[str, str] | None = None) -> LoadedSettings:
-    return load_settings(list(argv), env or {})
-
-
-def error_of(argv: Sequence[str], env: Mapping[str, str] | None = None) -> str:
-    with pytest.raises(ConfigError) as info:
-        load(argv, env)
-    return str(info.value)
 
 
 REALISTIC = """\
