@@ -247,6 +247,10 @@ class Master:
             self.notifier.watchdog(now)
             if self.wake_r in readable:
                 _drain(self.wake_r)
+            if self.reloader is not None:
+                # Before the boot reports: a worker reports its module files first, so they
+                # are watched by the time its generation is declared booted (reload.done).
+                self.reloader.handle(readable, now)
             if self.table.boot_r in readable:
                 self._read_boots()
             while self.signals:
@@ -261,7 +265,7 @@ class Master:
                 continue
             self._check_old_master()
             self.table.check_timeouts(self.settings.timeout)
-            self._check_code(readable, now)
+            self._check_code(now)
             self._manage_workers()
         self.log.info("master.stopped", exit_code=self.exit_code)
         return self.exit_code
@@ -457,11 +461,10 @@ class Master:
         """A code change may start a reload now (else it waits for the one under way)."""
         return self.ready and not self.stopping and self.reload_from is None
 
-    def _check_code(self, readable: list[int], now: float) -> None:
-        """Feed the watcher what is ready; a change that has settled reloads, as HUP does."""
+    def _check_code(self, now: float) -> None:
+        """A change the watcher saw that has settled reloads, as HUP does."""
         if self.reloader is None:
             return
-        self.reloader.handle(readable, now)
         if not self._may_reload():
             return
         paths = self.reloader.ripe(now)

@@ -60,8 +60,6 @@ EPOLLIN = select.EPOLLIN
 EPOLLOUT = select.EPOLLOUT
 EPOLLERRHUP = select.EPOLLERR | select.EPOLLHUP
 LINGER_SECONDS = 2.0
-# Connections a stopping worker takes from each listener before it leaves them (`_stopping`).
-STOP_DRAIN = 16
 SWEEP_INTERVAL = 1.0
 # A wait for the client ends this long before the request's `timeout` runs
 # out (at most), so that the request ends, and stamps the heartbeat, before
@@ -256,9 +254,10 @@ class ConnectionLoop(Worker):
             if self.admission.watching:
                 # A connection that came since the last turn may have woken this worker
                 # alone (see `_on_listener`): its wake-up goes with the listeners, so take
-                # what is waiting now. Others' wake-ups were their own.
+                # what one wake-up takes. (No more: a worker recycled by max_requests would
+                # serve well past its budget.)
                 for fd in list(self.admission.listeners):
-                    self._on_listener(fd, STOP_DRAIN)
+                    self._on_listener(fd, self.accept_batch)
             self.admission.close()
             self.log.info("worker.stopping", connections=len(self.conns))
             # Idle keep-alive connections stay open: a client may have its
