@@ -87,8 +87,9 @@ def measure_startup(opts: Options, workdir: Path) -> dict[str, StartupResult]:
 
 
 def direct_servers(servers: Sequence[Server]) -> list[Server]:
-    """The servers that clients can reach without a proxy (those with a start-up row)."""
-    return [s for s in servers if not s.proxy]
+    """The servers with a start-up row: those clients reach without a proxy, and without the
+    access log (its cost is a throughput figure)."""
+    return [s for s in servers if not s.proxy and not s.access_log]
 
 
 def rotate(seq: Sequence[Server], n: int) -> list[Server]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from bench.layout import HOST, POST_LUA, REPO, VENV, VENV_PY
+from bench.layout import HOST, POST_LUA, REPO, VENV, VENV_PY, WORK
 
 HELLO_BODY = b"Hello, World!"
 BIG_BODY = bytes(range(256)) * 4096  # the same 1 MiB as bench.apps.BIG_BODY
@@ -52,9 +52,13 @@ class Server:
     # The PROXY protocol version its listener requires ("" for none): it serves only the
     # scenarios behind HAProxy, which sends it.
     proxy: str = ""
+    # The access-log format it writes to a file in bench/.work ("" for no access log): it
+    # serves only the hello scenario, next to its plain twin, to show what the log costs.
+    access_log: str = ""
 
-    def command(self, app: str, port: int, threads: int) -> list[str]:
-        """The command line serving ``bench.apps:<app>`` on 127.0.0.1:<port> (unpinned)."""
+    def command(self, app: str, port: int, threads: int, workdir: Path = WORK) -> list[str]:
+        """The command line serving ``bench.apps:<app>`` on 127.0.0.1:<port> (unpinned); an
+        access log goes to a file in ``workdir``."""
         target = f"bench.apps:{app}"
         bind = f"{HOST}:{port}"
         py = str(VENV_PY)
@@ -63,7 +67,13 @@ class Server:
         common = ["-w", "1", "-k", self.kind, *threads_args, "-b", bind]
         if self.family == "wsgid":
             proxy = ["--proxy-protocol", self.proxy] if self.proxy else []
-            return [py, "-m", "wsgid", target, *common, *proxy]
+            logfile = workdir / f"access-{self.name}-{port}.log"
+            log = (
+                ["--access-logfile", str(logfile), "--access-logformat", self.access_log]
+                if self.access_log
+                else []
+            )
+            return [py, "-m", "wsgid", target, *common, *proxy, *log]
         if self.family == "gunicorn":
             return [py, "-m", "gunicorn", *common, target]
         # granian's WSGI blocking-thread pool grows on demand (default max: backlog // 2).
@@ -89,6 +99,23 @@ class Server:
 SERVERS: tuple[Server, ...] = (
     Server("wsgid-sync", "wsgid sync", "wsgid", "sync"),
     Server("wsgid-sync-proxy-v2", "wsgid sync + PROXY v2", "wsgid", "sync", proxy="v2"),
+    Server(
+        "wsgid-sync-log-json", "wsgid sync + JSON access log", "wsgid", "sync", access_log="json"
+    ),
+    Server(
+        "wsgid-sync-log-logfmt",
+        "wsgid sync + logfmt access log",
+        "wsgid",
+        "sync",
+        access_log="logfmt",
+    ),
+    Server(
+        "wsgid-sync-log-combined",
+        "wsgid sync + combined access log",
+        "wsgid",
+        "sync",
+        access_log="combined",
+    ),
     Server("wsgid-gthread", "wsgid gthread", "wsgid", "gthread"),
     Server("wsgid-gthread-proxy-v2", "wsgid gthread + PROXY v2", "wsgid", "gthread", proxy="v2"),
     Server("gunicorn-sync", "gunicorn sync", "gunicorn", "sync"),
@@ -181,13 +208,18 @@ def applicable(sc: Scenario, server: Server) -> bool:
     """Whether ``sc`` is run against ``server`` (by its worker kind, family and listener)."""
     if server.proxy and not sc.haproxy:
         return False  # its listener wants a PROXY header, which only HAProxy sends
+    if server.access_log and sc.name != "hello":
+        return False  # the cost of the log is read off one scenario
     return server.kind in sc.kinds and server.family in sc.families
 
 
 def plain_twin(server: Server) -> Server | None:
-    """The server without PROXY protocol of a server that requires it (None for the others)."""
-    if not server.proxy:
+    """The server without the PROXY protocol or the access log of a server that has one (None
+    for the plain ones)."""
+    if not server.proxy and not server.access_log:
         return None
     return next(
-        s for s in SERVERS if (s.family, s.kind, s.proxy) == (server.family, server.kind, "")
+        s
+        for s in SERVERS
+        if (s.family, s.kind, s.proxy, s.access_log) == (server.family, server.kind, "", "")
     )

@@ -79,7 +79,7 @@ def start_server(
     requires): the answer is asked for through it, and ``Running.port`` is its port.
     """
     port = free_port()
-    cmd = server.command(app, port, threads)
+    cmd = server.command(app, port, threads, workdir)
     name = f"{server.name}-{app}-{threads}-{port}"
     logfile = workdir / f"{name}.log"
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}

@@ -271,3 +271,24 @@ def test_remote_user() -> None:
     assert access.remote_user({"HTTP_AUTHORIZATION": "Basic YWxpY2U6cHc="}) == "alice"
     assert access.remote_user({"HTTP_AUTHORIZATION": "Basic !!!"}) is None
     assert access.remote_user({"HTTP_AUTHORIZATION": "Bearer x"}) is None
+
+
+@pytest.mark.parametrize("fmt", ["json", "logfmt", "combined"])
+@pytest.mark.parametrize("text", [*NASTY, "", "0"])
+def test_access_captured_path_writes_what_the_event_path_writes(fmt: str, text: str) -> None:
+    """The named formats render a served request straight from what was captured, without its
+    event dict: the record must be the one the generic path (event → processors) writes."""
+    log = access.AccessLog(Capture(), fmt)
+    raw = text.encode("latin-1")
+    environs: list[dict[str, str]] = [
+        {"REMOTE_ADDR": "10.0.0.1", "REMOTE_PORT": "5555", "wsgid.request_id": "rid1"},
+        {"REMOTE_ADDR": text, "REMOTE_PORT": "0042", "HTTP_USER_AGENT": text},
+        {"REMOTE_ADDR": "::1", "REMOTE_PORT": text, "HTTP_REFERER": text, "REMOTE_USER": text},
+        {"REMOTE_ADDR": "", "HTTP_AUTHORIZATION": "Basic Ym9iOng=", "wsgid.request_id": text},
+    ]
+    for environ in environs:
+        for req in (Req(), Req(path=b"/" + raw, query=raw)):
+            captured: access.Captured = (1_796_000_000.5, req, 404, 0, environ, [], 17)
+            fast = access._CAPTURED[fmt](*captured)
+            assert fast is not None, (environ, req.path)
+            assert fast == log._render(log.event(*captured)), (environ, req.path)
