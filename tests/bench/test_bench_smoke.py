@@ -117,3 +117,17 @@ def test_breakdown_smoke() -> None:
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")[1:]]
         assert len(cells) == 3 and all(float(c) > 0 for c in cells), row
+
+
+@pytest.mark.timeout(900)  # the first test of the module may run the bench
+def test_bench_smoke_access_log_rows_against_no_log(smoke: Smoke) -> None:
+    """The sync worker writing each named access format to a file answers the hello scenario,
+    and its row prints its ratio to the row without a log (the access log's cost)."""
+    for fmt in ("json", "logfmt", "combined"):
+        name = f"wsgid-sync-log-{fmt}"
+        cell = smoke.cells[("hello", name)]
+        assert cell["failed"] is None, f"{name} failed: {cell['failed']}"
+        assert cell["samples"] and cell["samples"][0]["requests"] > 0, name
+        assert name not in smoke.startup, "an access-log variant has no start-up row"
+        rows = [ln for ln in smoke.report.splitlines() if f"{fmt} access log / none: " in ln]
+        assert len(rows) == 1, smoke.report
