@@ -120,9 +120,11 @@ def run_group(
                         cells[(sc.name, server.name)].failed = str(e)
         for sc in scenarios:  # check every answer, then warm up
             for server in servers:
-                cell = cells[(sc.name, server.name)]
                 r = running.get(server.name)
-                if r is None or not applicable(sc, server) or cell.failed:
+                if r is None or not applicable(sc, server):
+                    continue  # a group's servers need not serve each of its scenarios
+                cell = cells[(sc.name, server.name)]
+                if cell.failed:
                     continue
                 try:
                     check_answer(r, sc)
@@ -134,11 +136,12 @@ def run_group(
         for run in range(opts.runs):
             for sc in scenarios:
                 for server in rotate(servers, run):
-                    cell = cells[(sc.name, server.name)]
                     r = running.get(server.name)
-                    if r is None or not applicable(sc, server) or cell.failed:
+                    if r is None or not applicable(sc, server):
                         continue
-                    measure_cell(opts, sc, r, cell, run)
+                    cell = cells[(sc.name, server.name)]
+                    if not cell.failed:
+                        measure_cell(opts, sc, r, cell, run)
     finally:
         for r in running.values():
             r.stop()
