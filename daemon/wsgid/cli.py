@@ -183,6 +183,8 @@ def _load_in_child(args: list[str], server: ServerSection | None) -> _Answer | N
         os.close(read_fd)
         _read_settings(write_fd, args, server)
     os.close(write_fd)
+    if len(os.sched_getaffinity(0)) > 1:
+        _import_serving_modules()
     try:
         data = _receive(read_fd, pid)
     finally:
@@ -195,6 +197,21 @@ def _load_in_child(args: list[str], server: ServerSection | None) -> _Answer | N
         return None
     answer: _Answer = pickle.loads(data)
     return answer
+
+
+def _import_serving_modules() -> None:
+    """Import what serving needs while the child reads the settings.
+
+    With a second CPU the two overlap, which takes the master's own imports (about a third of
+    a start: the logs, structlog, the worker table) off the time to the first answer: measured
+    315 → 263 ms (median of 8 starts, 2 CPUs). On a single CPU the two only contend (306 →
+    351 ms), so the caller does this only when more than one CPU is ours. The child was forked
+    first, so it never holds these modules. Other commands pay the imports in CPU, not in
+    time; on HUP they are imported already. A failure is left for the place that needs the
+    module to report.
+    """
+    with contextlib.suppress(ImportError):
+        import wsgid.master  # noqa: F401
 
 
 def _receive(fd: int, pid: int) -> bytes:
