@@ -285,6 +285,7 @@ def test_access_captured_path_writes_what_the_event_path_writes(fmt: str, text: 
         {"REMOTE_ADDR": text, "REMOTE_PORT": "0042", "HTTP_USER_AGENT": text},
         {"REMOTE_ADDR": "::1", "REMOTE_PORT": text, "HTTP_REFERER": text, "REMOTE_USER": text},
         {"REMOTE_ADDR": "", "HTTP_AUTHORIZATION": "Basic Ym9iOng=", "wsgid.request_id": text},
+        {"REMOTE_PORT": "1"},  # an app that deleted REMOTE_ADDR
     ]
     for environ in environs:
         for req in (Req(), Req(path=b"/" + raw, query=raw)):

@@ -197,7 +197,8 @@ def render_logfmt(_: Any, __: str, e: EventDict) -> str:
 # and any captured request these do not take (they return None).
 #
 # Fields wsgid itself wrote (the time, the method token, the protocol) need no escaping in
-# any format; what a client or the app chose is escaped as in the generic path.
+# any of these formats (a method is a token: no space, `=`, quote or backslash); what a
+# client or the app chose is escaped as in the generic path.
 _JSON_PLAIN = frozenset(("timestamp", "method", "protocol"))
 _JSON_CAPTURED = "{" + ",".join(
     f'"{k}":' + ('"%s"' if k in _JSON_PLAIN else "%d" if k in _INT_KEYS else "%s")
@@ -223,37 +224,37 @@ def _target_text(raw: bytes) -> str:
     return raw.decode("latin-1")
 
 
+def _captured_fields(
+    template: str, quote: Callable[[str | None], str], now: float, req: Any, status: int,
+    sent: int, environ: Mapping[str, Any], dur: int,
+) -> str:  # fmt: skip
+    """`template` (json's or logfmt's) filled from a captured request, each field a client or
+    the app chose passed through `quote`."""
+    get = environ.get
+    return template % (
+        iso_utc(now), quote(get("REMOTE_ADDR")), _port(environ), quote(_user(environ)),
+        req.method, quote(_target_text(req.path)), quote(_target_text(req.query)), req.version,
+        status, sent, req.body_received, dur, quote(get("HTTP_USER_AGENT")),
+        quote(get("HTTP_REFERER")), quote(get("wsgid.request_id")), _pid,
+    )  # fmt: skip
+
+
 def captured_json(
     now: float, req: Any, status: int, sent: int, environ: Mapping[str, Any], _: Any, dur: int
 ) -> str | None:
     """`render_json` of the event of a captured request, or None for the generic path."""
-    get = environ.get
-    addr = get("REMOTE_ADDR")
-    method = req.method
-    if addr is None or not method:
+    if not req.method:
         return None
-    return _JSON_CAPTURED % (
-        iso_utc(now), _js(addr), _port(environ), _js(_user(environ)), method,
-        _js(_target_text(req.path)), _js(_target_text(req.query)), req.version,
-        status, sent, req.body_received, dur, _js(get("HTTP_USER_AGENT")),
-        _js(get("HTTP_REFERER")), _js(get("wsgid.request_id")), _pid,
-    )  # fmt: skip
+    return _captured_fields(_JSON_CAPTURED, _js, now, req, status, sent, environ, dur)
 
 
 def captured_logfmt(
     now: float, req: Any, status: int, sent: int, environ: Mapping[str, Any], _: Any, dur: int
 ) -> str | None:
     """`render_logfmt` of the event of a captured request, or None for the generic path."""
-    get = environ.get
-    method = req.method
-    if not method:
+    if not req.method:
         return None
-    return _LOGFMT_FAST % (
-        iso_utc(now), _lf(get("REMOTE_ADDR")), _port(environ), _lf(_user(environ)),
-        _lf(method), _lf(_target_text(req.path)), _lf(_target_text(req.query)),
-        _lf(req.version), status, sent, req.body_received, dur, _lf(get("HTTP_USER_AGENT")),
-        _lf(get("HTTP_REFERER")), _lf(get("wsgid.request_id")), _pid,
-    )  # fmt: skip
+    return _captured_fields(_LOGFMT_FAST, _lf, now, req, status, sent, environ, dur)
 
 
 def captured_combined(
