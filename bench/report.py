@@ -159,16 +159,14 @@ def render(
             twin = plain_twin(server)
             if twin is not None and cell.rps is not None:
                 plain = cells.get((sc.name, twin.name))
-                if plain is not None and plain.rps and server.access_log:
-                    notes = (
-                        f"{server.access_log} access log / none: "
-                        f"{fmt_ratio(cell.rps, plain.rps)} req/s, "
-                        f"{fmt_ratio(cpu_total(cell), cpu_total(plain))} CPU µs/req"
-                        + (f"; {notes}" if notes else "")
+                if plain is not None and plain.rps:
+                    what = (
+                        f"{server.access_log} access log / none"
+                        if server.access_log
+                        else f"PROXY {server.proxy} / plain (through HAProxy)"
                     )
-                elif plain is not None and plain.rps:
                     notes = (
-                        f"PROXY {server.proxy} / plain (through HAProxy): "
+                        f"{what}: "
                         f"{fmt_ratio(cell.rps, plain.rps)} req/s, "
                         f"{fmt_ratio(cpu_total(cell), cpu_total(plain))} CPU µs/req"
                         + (f"; {notes}" if notes else "")

@@ -124,38 +124,12 @@ def _lf(value: str | None) -> str:
     return escape.logfmt(value if value.isascii() else _client_text(value))
 
 
-# The fast-path templates: %d where a served request always has an int (a None
-# there raises TypeError and sends the event down the generic path).
-_INT_KEYS = frozenset(("status", "bytes_sent", "request_bytes", "duration_us", "pid"))
-_JSON_FAST = "{" + ",".join(f'"{k}":%{"d" if k in _INT_KEYS else "s"}' for k in ACCESS_KEYS) + "}"
-_LOGFMT_FAST = " ".join(f"{k}=%{'d' if k in _INT_KEYS else 's'}" for k in ACCESS_KEYS)
-
-
 def render_json(_: Any, __: str, e: EventDict) -> str:
-    """The access event as one JSON object, keys in event order.
+    """The access event as one JSON object, keys in event order, request text decoded.
 
-    The access schema is fixed, so the common case fills a template field by
-    field (about a third of json.dumps's cost, which matters once per request);
-    any other shape takes the generic path. Request text is decoded here rather
-    than in a separate processor, for the same reason.
+    A served request in the json format is rendered by `captured_json` instead; this
+    renders the rest (refused requests).
     """
-    if tuple(e) == ACCESS_KEYS:
-        port = e["remote_port"]
-        addr, path, query = e["remote_addr"], e["path"], e["query"]
-        esc = _json_str
-        try:
-            # Fields a served request always has are escaped inline (isascii: nothing
-            # to decode); a None among them raises TypeError: the generic path.
-            return _JSON_FAST % (
-                esc(e["timestamp"]), esc(addr) if addr.isascii() else _js(addr),
-                "null" if port is None else str(port), _js(e["remote_user"]),
-                esc(e["method"]), esc(path) if path.isascii() else _js(path),
-                esc(query) if query.isascii() else _js(query), esc(e["protocol"]),
-                e["status"], e["bytes_sent"], e["request_bytes"], e["duration_us"],
-                _js(e["user_agent"]), _js(e["referer"]), _js(e["request_id"]), e["pid"],
-            )  # fmt: skip
-        except (TypeError, AttributeError):
-            pass  # a None where a served request has a value (a refused request)
     parts = []
     for key, value in e.items():
         if value is None or type(value) is str:
@@ -170,18 +144,6 @@ def render_json(_: Any, __: str, e: EventDict) -> str:
 
 def render_logfmt(_: Any, __: str, e: EventDict) -> str:
     """`key=value ...` in event order, values escaped (see `escape.logfmt`)."""
-    if tuple(e) == ACCESS_KEYS:
-        port = e["remote_port"]
-        try:
-            return _LOGFMT_FAST % (
-                e["timestamp"], _lf(e["remote_addr"]), "null" if port is None else str(port),
-                _lf(e["remote_user"]), _lf(e["method"]), _lf(e["path"]), _lf(e["query"]),
-                _lf(e["protocol"]), e["status"], e["bytes_sent"], e["request_bytes"],
-                e["duration_us"], _lf(e["user_agent"]), _lf(e["referer"]), _lf(e["request_id"]),
-                e["pid"],
-            )  # fmt: skip
-        except TypeError:
-            pass
     return " ".join(
         f"{escape.key(str(k))}={_lf(v) if v is None or type(v) is str else render.logfmt_value(v)}"
         for k, v in e.items()
@@ -200,6 +162,8 @@ def render_logfmt(_: Any, __: str, e: EventDict) -> str:
 # any of these formats (a method is a token: no space, `=`, quote or backslash); what a
 # client or the app chose is escaped as in the generic path.
 _JSON_PLAIN = frozenset(("timestamp", "method", "protocol"))
+_INT_KEYS = frozenset(("status", "bytes_sent", "request_bytes", "duration_us", "pid"))
+_LOGFMT_CAPTURED = " ".join(f"{k}=%{'d' if k in _INT_KEYS else 's'}" for k in ACCESS_KEYS)
 _JSON_CAPTURED = "{" + ",".join(
     f'"{k}":' + ('"%s"' if k in _JSON_PLAIN else "%d" if k in _INT_KEYS else "%s")
     for k in ACCESS_KEYS
@@ -254,29 +218,24 @@ def captured_logfmt(
     """`render_logfmt` of the event of a captured request, or None for the generic path."""
     if not req.method:
         return None
-    return _captured_fields(_LOGFMT_FAST, _lf, now, req, status, sent, environ, dur)
+    return _captured_fields(_LOGFMT_CAPTURED, _lf, now, req, status, sent, environ, dur)
 
 
 def captured_combined(
     now: float, req: Any, status: int, sent: int, environ: Mapping[str, Any], _: Any, dur: int
 ) -> str | None:
     """`render_combined` of the event of a captured request, or None for the generic path."""
-    get = environ.get
     method = req.method
     if not method:
         return None
-    clf = escape.clf
-    addr = get("REMOTE_ADDR")
-    user = _user(environ)
-    referer = get("HTTP_REFERER")
-    agent = get("HTTP_USER_AGENT")
+    get = environ.get
     query = req.query
     target = f"{_target_text(req.path)}?{_target_text(query)}" if query else _target_text(req.path)
-    return (
-        f"{clf(addr or '-')} - {clf(user) if user else '-'} [{clf_local(now)}] "
-        f'"{clf(method)} {clf(target)} {req.version}" {status} {sent if sent else "-"} '
-        f'"{clf(referer) if referer else "-"}" "{clf(agent) if agent else "-"}"'
-    )
+    request = f"{escape.clf(method)} {escape.clf(target)} {req.version}"
+    return _combined_line(
+        get("REMOTE_ADDR"), _user(environ), now, request, status, sent,
+        get("HTTP_REFERER"), get("HTTP_USER_AGENT"),
+    )  # fmt: skip
 
 
 # What `request()` keeps of a request until the flush: (time, req, status, bytes sent,
@@ -291,19 +250,28 @@ _CAPTURED: dict[str, Callable[..., str | None]] = {
 
 def render_combined(_: Any, __: str, event: EventDict) -> str:
     """`host - user [time] "request" status bytes "referer" "agent"` (Apache combined)."""
-    clf = escape.clf
-    user = event["remote_user"]
-    referer = event["referer"]
-    agent = event["user_agent"]
-    sent = event["bytes_sent"]
     method = event["method"]
     # A request refused before its request line was understood logs as "-", as in nginx.
-    request = f"{clf(method)} {clf(request_target(event))} {event['protocol']}" if method else "-"
+    request = (
+        f"{escape.clf(method)} {escape.clf(request_target(event))} {event['protocol']}"
+        if method
+        else "-"
+    )
+    return _combined_line(
+        event["remote_addr"], event["remote_user"], event["timestamp"], request,
+        event["status"], event["bytes_sent"], event["referer"], event["user_agent"],
+    )  # fmt: skip
+
+
+def _combined_line(
+    addr: str | None, user: str | None, now: float, request: str, status: int, sent: int,
+    referer: str | None, agent: str | None,
+) -> str:  # fmt: skip
+    """The combined line of these fields (`request` escaped already)."""
+    clf = escape.clf
     return (
-        f"{clf(event['remote_addr'] or '-')} - {clf(user) if user else '-'} "
-        f"[{clf_local(event['timestamp'])}] "
-        f'"{request}" '
-        f"{event['status']} {sent if sent else '-'} "
+        f"{clf(addr or '-')} - {clf(user) if user else '-'} [{clf_local(now)}] "
+        f'"{request}" {status} {sent if sent else "-"} '
         f'"{clf(referer) if referer else "-"}" "{clf(agent) if agent else "-"}"'
     )
 
@@ -422,9 +390,7 @@ class AccessLog:
             "timestamp": now,
             "remote_addr": get("REMOTE_ADDR"),
             "remote_port": int(port) if port and port.isdigit() else None,
-            "remote_user": remote_user(environ) if (
-                "REMOTE_USER" in environ or "HTTP_AUTHORIZATION" in environ
-            ) else None,
+            "remote_user": _user(environ),
             "method": req.method,
             "path": req.path.decode("latin-1"),
             "query": req.query.decode("latin-1"),
