@@ -1,4 +1,5 @@
-"""Installation of the prerequisites: wrk and HAProxy (apt), ``bench/.venv`` (baselines, wsgid)."""
+"""Installation of the prerequisites: wrk and HAProxy (apt), ``bench/.venv`` (baselines, wsgid),
+and the optional bjoern."""
 
 from __future__ import annotations
 
@@ -8,11 +9,15 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 from bench.layout import BENCH_DIR, REPO, REQUIREMENTS, VENV, VENV_PY, log
 
 # A tool missing, or the bench venv, could not be installed (the smoke test skips).
 EXIT_PREREQUISITE = 3
+
+# Pinned like the baselines of requirements.txt; not among them: it is optional (ensure_bjoern).
+BJOERN = "bjoern==3.2.2"
 
 
 class PrerequisiteError(Exception):
@@ -27,22 +32,29 @@ def ensure_tool(name: str) -> str:
     found = shutil.which(name)
     if found:
         return found
+    apt_install(name)
+    found = shutil.which(name)
+    if not found:
+        raise PrerequisiteError(f"{name} not found on PATH after apt-get install")
+    return found
+
+
+def apt_install(package: str) -> None:
+    """Install the Debian package ``package`` (apt-get update only if the first try fails)."""
     if os.geteuid() != 0 or not shutil.which("apt-get"):
-        raise PrerequisiteError(f"{name} is not installed and apt-get cannot be used (not root?)")
+        raise PrerequisiteError(
+            f"{package} is not installed and apt-get cannot be used (not root?)"
+        )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-q", name]
-    log(f"installing {name} with apt-get")
+    install = ["apt-get", "install", "-y", "-q", package]
+    log(f"installing {package} with apt-get")
     if subprocess.run(install, env=env, capture_output=True).returncode != 0:
         log("apt-get update")
         subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
         r = subprocess.run(install, env=env, capture_output=True, text=True)
         if r.returncode != 0:
             tail = (r.stderr or r.stdout).strip().splitlines()[-1:] or ["?"]
-            raise PrerequisiteError(f"apt-get install {name} failed: {tail[0]}")
-    found = shutil.which(name)
-    if not found:
-        raise PrerequisiteError(f"{name} not found on PATH after apt-get install")
-    return found
+            raise PrerequisiteError(f"apt-get install {package} failed: {tail[0]}")
 
 
 def ensure_venv() -> None:
@@ -79,3 +91,30 @@ def ensure_venv() -> None:
         if r.returncode != 0:
             raise PrerequisiteError(f"pip install into bench/.venv failed: {r.stderr[-500:]}")
         stamp.write_text(want)
+
+
+def ensure_bjoern() -> str | None:
+    """Install bjoern into bench/.venv if it is not there; None, or why it could not be.
+
+    bjoern (a WSGI server in C on libev, one process, one thread) is the reference for what a
+    request costs without Python in the server: its row is optional, so that a machine where
+    its C extension cannot be built still gets the rest of the report (the row says why).
+    Building it needs libev's headers (Debian's libev-dev), installed with apt-get if missing.
+    """
+    with open(BENCH_DIR / ".venv.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # concurrent bench runs install once
+        check = [str(VENV_PY), "-c", "import bjoern"]
+        if subprocess.run(check, capture_output=True).returncode == 0:
+            return None
+        try:
+            if not Path("/usr/include/ev.h").exists():
+                apt_install("libev-dev")
+        except PrerequisiteError as e:
+            return str(e)
+        log(f"installing {BJOERN} into {VENV.relative_to(REPO)}")
+        pip = [str(VENV_PY), "-m", "pip", "-q", "--disable-pip-version-check", "install", BJOERN]
+        r = subprocess.run(pip, capture_output=True, text=True)
+        if r.returncode != 0:
+            tail = (r.stderr or r.stdout).strip().splitlines()[-1:] or ["?"]
+            return f"pip install {BJOERN} failed: {tail[0]}"
+        return None

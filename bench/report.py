@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import statistics
 import subprocess
 from pathlib import Path
@@ -94,6 +95,14 @@ def peer_name(server: Server) -> str | None:
     return f"gunicorn-{server.kind}" if server.family == "wsgid" else None
 
 
+def _rps(
+    cells: dict[tuple[str, str], Cell], scenario: str, server: str, chosen: dict[str, Server]
+) -> float | None:
+    """The req/s of ``server`` in ``scenario``, if it was chosen and ran it."""
+    cell = cells.get((scenario, server)) if server in chosen else None
+    return cell.rps if cell else None
+
+
 def render(
     opts: Options,
     cells: dict[tuple[str, str], Cell],
@@ -128,7 +137,9 @@ def render(
         f"pinned to CPU {CLIENT_CPU}, loopback.",
         "",
         "Ratios are req/s of the wsgid row over req/s of its peer: gunicorn with the same worker "
-        "kind and thread count, and granian (one worker, its default growing WSGI thread pool). "
+        "kind and thread count, granian (one worker, its default growing WSGI thread pool), and "
+        "bjoern (C on libev, one process and thread: what a request costs without Python in the "
+        "server). "
         "CPU µs/req is the server's CPU time (its whole process group, all threads, from /proc) "
         "per completed request, user + system: what a request costs even when the server is not "
         "the bottleneck.",
@@ -137,8 +148,8 @@ def render(
         "## Throughput and latency",
         "",
         "| scenario | server | req/s | p99 | CPU µs/req | wsgid / gunicorn (same kind) "
-        "| wsgid / granian | notes |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| wsgid / granian | wsgid / bjoern | notes |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for sc in opts.scenarios:
         for server in opts.servers:
@@ -148,13 +159,13 @@ def render(
             label = server.label
             if server.kind == "gthread":
                 label += f" ({sc.threads} threads)"
-            vs_gunicorn = vs_granian = ""
+            vs_gunicorn = vs_granian = vs_bjoern = ""
             if server.family == "wsgid":
                 peer = peer_name(server)
                 pc = cells.get((sc.name, peer)) if peer in by_name else None
-                gc = cells.get((sc.name, "granian")) if "granian" in by_name else None
                 vs_gunicorn = fmt_ratio(cell.rps, pc.rps if pc else None)
-                vs_granian = fmt_ratio(cell.rps, gc.rps if gc else None)
+                vs_granian = fmt_ratio(cell.rps, _rps(cells, sc.name, "granian", by_name))
+                vs_bjoern = fmt_ratio(cell.rps, _rps(cells, sc.name, "bjoern", by_name))
             notes = cell_notes(cell)
             twin = plain_twin(server)
             if twin is not None and cell.rps is not None:
@@ -187,7 +198,7 @@ def render(
             notes = one_line(notes)
             lines.append(
                 f"| {sc.title} | {label} | {rps} | {p99} | {cpu} | {vs_gunicorn} | {vs_granian} "
-                f"| {notes} |"
+                f"| {vs_bjoern} | {notes} |"
             )
     lines += [
         "",
@@ -218,9 +229,11 @@ def render(
         "",
         "## Environment",
         "",
-        f"- machine: {meta['nproc']} CPUs, {meta['cpu']}; Linux {meta['kernel']}",
+        f"- machine: {meta['nproc']} CPUs, {meta['cpu']}; Linux {meta['kernel']}; "
+        f"virtualisation: {meta['virt']}",
         f"- Python {meta['python']} (servers, bench/.venv)",
         f"- wsgid {meta['wsgid']}; gunicorn {meta['gunicorn']}; granian {meta['granian']}; "
+        f"bjoern {meta['bjoern']}; "
         f"{meta['wrk']}" + (f"; {meta['haproxy']}" if "haproxy" in meta else ""),
         f"- command: `{meta['argv']}`",
         f"- other processes' share of the CPUs during the runs: {foreign_text}; CPUs busy "
@@ -287,7 +300,7 @@ def versions(with_haproxy: bool) -> dict[str, str]:
     code = (
         "import importlib.metadata as m, platform, json\n"
         "v = {}\n"
-        "for p in ('wsgid', 'gunicorn', 'granian'):\n"
+        "for p in ('wsgid', 'gunicorn', 'granian', 'bjoern'):\n"
         "    try: v[p] = m.version(p)\n"
         "    except Exception: v[p] = 'not installed'\n"
         "import wsgid\n"
@@ -297,7 +310,7 @@ def versions(with_haproxy: bool) -> dict[str, str]:
     )
     r = subprocess.run([str(VENV_PY), "-c", code], capture_output=True, text=True)
     meta.update(json.loads(r.stdout) if r.returncode == 0 else {})
-    for k in ("wsgid", "gunicorn", "granian", "python"):
+    for k in ("wsgid", "gunicorn", "granian", "bjoern", "python"):
         meta.setdefault(k, "?")
     git = subprocess.run(
         ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
@@ -332,7 +345,24 @@ def versions(with_haproxy: bool) -> dict[str, str]:
     meta["cpu"] = cpu
     meta["nproc"] = str(os.cpu_count())
     meta["kernel"] = platform.release()
+    meta["virt"] = virtualisation()
     return meta
+
+
+def virtualisation() -> str:
+    """What the machine runs in: the hypervisor and the container, as systemd-detect-virt names
+    them, or what /proc/cpuinfo tells without it. Timings on a VM differ from bare metal's."""
+    found: list[str] = []
+    if shutil.which("systemd-detect-virt"):
+        for scope, what in (("--vm", "VM"), ("--container", "container")):
+            r = subprocess.run(["systemd-detect-virt", scope], capture_output=True, text=True)
+            if r.returncode == 0 and r.stdout.strip():
+                found.append(f"{what} {r.stdout.strip()}")
+        return ", ".join(found) or "none detected"
+    with contextlib.suppress(OSError):
+        if " hypervisor" in Path("/proc/cpuinfo").read_text():
+            return "VM (hypervisor flag in /proc/cpuinfo)"
+    return "unknown"
 
 
 def to_json(

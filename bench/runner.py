@@ -1,12 +1,13 @@
 """wsgid's benchmark driver, run as `bench/run` (or `make bench`); see docs/performance.md.
 
-It installs its baselines (pinned gunicorn and granian, plus wsgid from this repo) into
-``bench/.venv`` and wrk (and HAProxy, for the scenarios behind it) through apt, then runs every
-server with one worker pinned to CPU 1 while wrk (and the slowloris trickler, and HAProxy) runs
-pinned to CPU 0, over loopback only. Each server's answer is checked (status and body) before it
-is loaded. Runs are interleaved round-robin across servers so that drift hits all of them alike;
-medians are reported. It also measures idle memory (PSS of the server's whole process group:
-master + 1 worker) and start-up time to the first response.
+It installs its baselines (pinned gunicorn and granian, plus wsgid from this repo, and bjoern when
+its C extension can be built) into ``bench/.venv`` and wrk (and HAProxy, for the scenarios behind
+it) through apt, then runs every server with one worker pinned to CPU 1 while wrk (and the
+slowloris trickler, and HAProxy) runs pinned to CPU 0, over loopback only. Each server's answer
+is checked (status and body) before it is loaded. Runs are interleaved round-robin across
+servers so that drift hits all of them alike; medians are reported. It also measures idle memory
+(PSS of the server's whole process group: master + 1 worker) and start-up time to the first
+response.
 
 The result is a markdown table printed on stdout and written to ``bench/RESULTS.md`` (or
 ``--out``), with versions, the machine and the command lines. A server that fails to start or to
@@ -38,7 +39,13 @@ from pathlib import Path
 from bench.layout import REPO, VENV_PY, WORK, log
 from bench.measure import Cell, direct_servers, measure_startup, run_group
 from bench.options import parse_args
-from bench.prerequisites import EXIT_PREREQUISITE, PrerequisiteError, ensure_tool, ensure_venv
+from bench.prerequisites import (
+    EXIT_PREREQUISITE,
+    PrerequisiteError,
+    ensure_bjoern,
+    ensure_tool,
+    ensure_venv,
+)
 from bench.processes import Interrupted, install_signal_handlers, kill_all
 from bench.procfs import cpu_busy
 from bench.report import render, to_json, versions
@@ -59,6 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             for tool in tools:
                 ensure_tool(tool)
             ensure_venv()
+            if any(s.family == "bjoern" for s in opts.servers):
+                why = ensure_bjoern()
+                if why:  # its row says "failed", with the import error
+                    log(f"bjoern cannot be installed, its row will fail: {why}")
         elif not (all(shutil.which(t) for t in tools) and VENV_PY.exists()):
             raise PrerequisiteError(f"--no-install: {', '.join(tools)} or bench/.venv is missing")
         t0 = time.monotonic()

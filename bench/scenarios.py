@@ -47,8 +47,8 @@ class Server:
 
     name: str  # CLI name, e.g. "wsgid-sync"
     label: str  # table label, e.g. "wsgid sync"
-    family: str  # "wsgid", "gunicorn" or "granian"
-    kind: str  # "sync", "gthread" or "granian"
+    family: str  # "wsgid", "gunicorn", "granian" or "bjoern"
+    kind: str  # "sync", "gthread", "granian" or "bjoern"
     # The PROXY protocol version its listener requires ("" for none): it serves only the
     # scenarios behind HAProxy, which sends it.
     proxy: str = ""
@@ -76,6 +76,8 @@ class Server:
             return [py, "-m", "wsgid", target, *common, *proxy, *log]
         if self.family == "gunicorn":
             return [py, "-m", "gunicorn", *common, target]
+        if self.family == "bjoern":
+            return [py, "-m", "bench.bjoern_serve", app, bind]
         # granian's WSGI blocking-thread pool grows on demand (default max: backlog // 2).
         return [
             str(VENV / "bin" / "granian"),
@@ -121,6 +123,8 @@ SERVERS: tuple[Server, ...] = (
     Server("gunicorn-sync", "gunicorn sync", "gunicorn", "sync"),
     Server("gunicorn-gthread", "gunicorn gthread", "gunicorn", "gthread"),
     Server("granian", "granian", "granian", "granian"),
+    # What a request costs with no Python in the server: the distance left to close.
+    Server("bjoern", "bjoern", "bjoern", "bjoern"),
 )
 
 
@@ -138,8 +142,8 @@ class Scenario:
     method: str = "GET"
     body: bytes = b""
     expect: bytes = HELLO_BODY
-    kinds: tuple[str, ...] = ("sync", "gthread", "granian")
-    families: tuple[str, ...] = ("wsgid", "gunicorn", "granian")
+    kinds: tuple[str, ...] = ("sync", "gthread", "granian", "bjoern")
+    families: tuple[str, ...] = ("wsgid", "gunicorn", "granian", "bjoern")
     slowloris: int = 0  # trickling connections held open during the run
     haproxy: bool = False  # wrk connects to an HAProxy (bench.haproxy) in front of each server
 

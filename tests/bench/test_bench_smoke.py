@@ -20,7 +20,14 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 RUN = REPO / "bench" / "run"
 EXIT_PREREQUISITE = 3  # bench/run: wrk, HAProxy or bench/.venv could not be installed
-SERVER_LABELS = ("wsgid sync", "wsgid gthread", "gunicorn sync", "gunicorn gthread", "granian")
+SERVER_LABELS = (
+    "wsgid sync",
+    "wsgid gthread",
+    "gunicorn sync",
+    "gunicorn gthread",
+    "granian",
+    "bjoern",
+)
 # The wsgid servers with a PROXY v2 listener (the `proxy` scenario alone), and their plain twins.
 PROXY_V2_TWINS = {"wsgid-sync-proxy-v2": "wsgid-sync", "wsgid-gthread-proxy-v2": "wsgid-gthread"}
 
@@ -131,3 +138,26 @@ def test_bench_smoke_access_log_rows_against_no_log(smoke: Smoke) -> None:
         assert name not in smoke.startup, "an access-log variant has no start-up row"
         rows = [ln for ln in smoke.report.splitlines() if f"{fmt} access log / none: " in ln]
         assert len(rows) == 1, smoke.report
+
+
+@pytest.mark.timeout(900)  # the first test of the module may run the bench
+def test_bench_smoke_bjoern_row_and_wsgid_over_bjoern_ratio(smoke: Smoke) -> None:
+    """bjoern, the C baseline, is benchmarked beside the others and each wsgid row prints its
+    ratio to it; on a machine where bjoern cannot be built, its row says why instead."""
+    cell = smoke.cells[("hello", "bjoern")]
+    header = next(ln for ln in smoke.report.splitlines() if ln.startswith("| scenario |"))
+    column = [c.strip() for c in header.strip("|").split("|")].index("wsgid / bjoern")
+    row = next(
+        ln
+        for ln in smoke.report.splitlines()
+        if ln.startswith("| hello keep-alive, 50 conns | wsgid sync |")
+    )
+    ratio = [c.strip() for c in row.strip("|").split("|")][column]
+    if cell["failed"] is not None:
+        bjoern_row = next(ln for ln in smoke.report.splitlines() if "| bjoern | failed |" in ln)
+        assert "bjoern" in bjoern_row.split("| failed |", 1)[1], bjoern_row  # the reason
+        assert ratio == "—", row
+        return
+    assert cell["samples"] and cell["samples"][0]["requests"] > 0
+    assert smoke.startup["bjoern"]["failed"] is None
+    assert ratio.endswith("\N{MULTIPLICATION SIGN}") and float(ratio[:-1]) > 0, row
