@@ -66,6 +66,7 @@ if TYPE_CHECKING:
 
 
 TICK = 1.0
+MEMORY_CHECK_INTERVAL = 1.0  # seconds between two measures of the workers (max_worker_memory)
 FAST_STOP_GRACE = 2.0  # seconds workers get to exit after a fast-stop signal
 
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGQUIT, signal.SIGINT)
@@ -107,6 +108,7 @@ class Master:
         self.reload_from: tuple[int, RuntimeSettings] | None = None
         self.stopping = False
         self.stop_deadline = 0.0
+        self.next_memory_check = 0.0  # monotonic time of the next max_worker_memory check
         self.exit_code = int(ExitCode.OK)
         # The app the workers serve, if built here: preloaded, or built by the caller (pserve).
         self.app: Any = app
@@ -265,6 +267,7 @@ class Master:
                 continue
             self._check_old_master()
             self.table.check_timeouts(self.settings.timeout)
+            self._check_memory(now)
             self._check_code(now)
             self._manage_workers()
         self.log.info("master.stopped", exit_code=self.exit_code)
@@ -520,8 +523,17 @@ class Master:
         return len(self.table.current(self.generation))
 
     def _read_boots(self) -> None:
-        self.table.read_boots()
+        limited = self.settings.max_worker_memory > 0
+        self.table.read_boots(self.settings.max_worker_memory_metric if limited else None)
         self._check_generation_booted()
+
+    def _check_memory(self, now: float) -> None:
+        """max_worker_memory: once every MEMORY_CHECK_INTERVAL, retire the workers over it."""
+        limit = self.settings.max_worker_memory
+        if not limit or now < self.next_memory_check:
+            return
+        self.next_memory_check = now + MEMORY_CHECK_INTERVAL
+        self.table.check_memory(self.generation, limit, self.settings.max_worker_memory_metric)
 
     def _check_generation_booted(self) -> None:
         current = self.table.current(self.generation)

@@ -4,7 +4,7 @@ Owns: the one liveness check of the master (is the old master of an upgrade gone
 systemd notifier (did the new master take over?): an exited child that is not reaped yet (a
 zombie) counts as gone, which `kill(pid, 0)` alone would not tell. Also the reaping of the
 master's children (workers, and the new master of an upgrade) and the words its log uses for
-how one ended.
+how one ended, and how much memory a worker holds (`memory`, for max_worker_memory).
 """
 
 from __future__ import annotations
@@ -47,3 +47,27 @@ def describe(status: int) -> str:
     if os.WIFSIGNALED(status):
         return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
     return f"exit {os.WEXITSTATUS(status)}"
+
+
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+def memory(pid: int, metric: str) -> int | None:
+    """The memory of `pid` in bytes: its resident set (`rss`) or proportional share (`pss`).
+
+    None when it cannot be read: the process is gone, or /proc is not there (not Linux) or
+    not readable. RSS is the second field of /proc/PID/statm, in pages. PSS is the `Pss:`
+    line of /proc/PID/smaps_rollup (Linux 4.14+), in kB; reading it makes the kernel walk the
+    process's page tables, which is why rss is the default.
+    """
+    try:
+        if metric == "pss":
+            with open(f"/proc/{pid}/smaps_rollup", "rb") as rollup:
+                for line in rollup:
+                    if line.startswith(b"Pss:"):
+                        return int(line.split()[1]) * 1024
+            return None
+        with open(f"/proc/{pid}/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * _PAGE_SIZE
+    except (OSError, ValueError, IndexError):
+        return None

@@ -40,6 +40,8 @@ class SettingFields:
     header_timeout: float
     max_requests: int
     max_requests_jitter: int
+    max_worker_memory: int
+    max_worker_memory_metric: Literal["rss", "pss"]
     sendfile: bool
     worker_tmp_dir: str | None
     tmp_upload_dir: str | None

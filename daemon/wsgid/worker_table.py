@@ -4,8 +4,9 @@ Owns: one record per forked worker (`WorkerProcess`) and what concerns workers a
 forking one into a free heartbeat slot, reading the boot reports they write to the boot pipe,
 classifying how each one ended once the master has reaped it, the backoff before the next
 spawn after quick crashes and failed forks, the heartbeat timeout (SIGABRT, so that the worker
-logs its stacks, then SIGKILL ABORT_GRACE later), and retiring workers (TERM: they finish the
-requests in flight, then exit).
+logs its stacks, then SIGKILL ABORT_GRACE later), the memory limit (a worker grown past
+max_worker_memory is retired), and retiring workers (TERM: they finish the requests in flight,
+then exit).
 
 The generations are the master's: it decides how many workers each one has, which ones to
 retire, and what a boot failure means (a failed reload, the stop of a first generation that
@@ -29,7 +30,7 @@ from typing import Any, NoReturn
 
 from wsgid.exitcodes import ExitCode
 from wsgid.heartbeat import HeartbeatTable
-from wsgid.processes import describe
+from wsgid.processes import describe, memory
 from wsgid.runtime import MAX_WORKERS
 from wsgid.workers.base import BOOTED, WORKER_SIGNALS
 
@@ -52,6 +53,8 @@ class WorkerProcess:
     booted: bool = False
     retiring: bool = False  # sent TERM: finishing its requests
     aborted_at: float = 0.0  # sent SIGABRT for a missed heartbeat
+    boot_memory: int | None = None  # bytes when it booted, with max_worker_memory on
+    memory_reported: bool = False  # over max_worker_memory from its boot: said once
     extra: dict[str, Any] = field(default_factory=dict)  # free for hooks
 
 
@@ -180,8 +183,12 @@ class WorkerTable:
 
     # booting and ending
 
-    def read_boots(self) -> None:
-        """Mark the workers whose boot report is in the pipe as booted."""
+    def read_boots(self, memory_metric: str | None = None) -> None:
+        """Mark the workers whose boot report is in the pipe as booted.
+
+        With `memory_metric` (max_worker_memory on), each one's memory is measured now, before
+        it has served a request: what `check_memory` compares with the limit.
+        """
         try:
             data = os.read(self.boot_r, 4096)
         except BlockingIOError:
@@ -193,6 +200,8 @@ class WorkerTable:
                 continue
             worker.booted = True
             self._crash_streak = 0
+            if memory_metric is not None:
+                worker.boot_memory = memory(pid, memory_metric)
             self.log.info("worker.booted", worker=pid, generation=worker.generation)
 
     def remove(
@@ -253,6 +262,37 @@ class WorkerTable:
                 worker.aborted_at = now
                 _kill(worker.pid, signal.SIGABRT)
 
+    def check_memory(self, generation: int, limit_mib: int, metric: str) -> None:
+        """Retire the booted workers of `generation` whose memory has grown past `limit_mib`.
+
+        The master spawns their replacements as for any retired worker. A worker that was
+        over the limit when it booted is not retired, only reported once: its replacement
+        would be too, and the workers would restart in a loop. Workers of an older generation
+        are being replaced anyway.
+        """
+        limit = limit_mib * 1024 * 1024
+        for worker in self.current(generation):
+            if not worker.booted:
+                continue
+            used = memory(worker.pid, metric)
+            if used is None or used <= limit:
+                continue
+            fields = {
+                "worker": worker.pid, "metric": metric, "memory_mib": _mib(used),
+                "limit_mib": limit_mib,
+            }  # fmt: skip
+            if worker.boot_memory is not None and worker.boot_memory > limit:
+                if not worker.memory_reported:
+                    worker.memory_reported = True
+                    self.log.error(
+                        "worker.memory_limit_below_boot", boot_memory_mib=_mib(worker.boot_memory),
+                        action="kept; raise max_worker_memory above what a booted worker uses",
+                        **fields,
+                    )  # fmt: skip
+                continue
+            self.log.warning("worker.memory_limit", action="recycling", **fields)
+            self.retire(worker)
+
     def retire(self, worker: WorkerProcess) -> None:
         """TERM: the worker finishes its requests in flight, then exits."""
         worker.retiring = True
@@ -274,6 +314,10 @@ class WorkerTable:
         for pid in list(self.workers):
             self.log.warning("worker.killed", worker=pid, reason="graceful_timeout")
             _kill(pid, signal.SIGKILL)
+
+
+def _mib(size: int) -> float:
+    return round(size / (1024 * 1024), 1)
 
 
 def _kill(pid: int, sig: int) -> None:

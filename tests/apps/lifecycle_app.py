@@ -9,6 +9,8 @@ Routes (every answer is JSON `{"pid", "version", "path"}` unless said otherwise)
 - `/stuck?tag=T`: never returns: `stuck_view` sleeps forever, so the master's timeout has to
   abort the worker and its stack dump must name `stuck_view` (marker as for `/sleep`).
 - `/log?msg=M`: writes `lifecycle-log M pid=<pid>` to `wsgi.errors` (the error log) first.
+- `/leak?mib=N&s=S`: keeps N MiB (default 1) more for good, every page written (resident),
+  then sleeps S seconds (default 0.01): a leaking app at a bounded pace, for max_worker_memory.
 
 `make_app(version)` builds the same app answering another `version`, so a test can write a
 module of its own (`app = lifecycle_app.make_app("v2")`) and see which code a worker runs.
@@ -24,6 +26,8 @@ from typing import Any
 from urllib.parse import parse_qs
 
 WSGIApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
+
+_leaked: list[bytes] = []  # what /leak keeps: never freed while the worker lives
 
 
 def _mark_started(query: dict[str, list[str]]) -> None:
@@ -60,6 +64,9 @@ def make_app(version: str) -> WSGIApp:
                 _log(environ, query["log"][0])
         elif path == "/log":
             _log(environ, query.get("msg", ["-"])[0])
+        elif path == "/leak":
+            _leaked.append(b"\xa5" * (int(query.get("mib", ["1"])[0]) << 20))
+            time.sleep(float(query.get("s", ["0.01"])[0]))
         body = json.dumps({"pid": os.getpid(), "version": version, "path": path}).encode()
         start_response(
             "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]

@@ -260,6 +260,35 @@ def test_log_level_is_case_insensitive() -> None:
     assert load(env={"WSGID_LOGLEVEL": "WARNING"}).settings.loglevel == "warning"
 
 
+def test_max_worker_memory_is_off_by_default_and_read_from_every_source(tmp_path: Path) -> None:
+    s = load().settings
+    assert (s.max_worker_memory, s.max_worker_memory_metric) == (0, "rss")
+    cfg = write(tmp_path / "c.toml", "[workers]\nmax_worker_memory = 512\n")
+    loaded = load([APP, "-c", cfg], {"WSGID_MAX_WORKER_MEMORY_METRIC": "PSS"})
+    assert (loaded.settings.max_worker_memory, loaded.settings.max_worker_memory_metric) == (
+        512,
+        "pss",
+    )
+    flagged = load([APP, "--max-worker-memory", "256", "--max-worker-memory-metric", "rss"])
+    assert flagged.sources["max_worker_memory"] == "flag:--max-worker-memory"
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["--max-worker-memory", "-1"], ("--max-worker-memory", "-1", ">= 0")),
+        (["--max-worker-memory", "1G"], ("--max-worker-memory", "1G", "integer")),
+        (["--max-worker-memory-metric", "vss"], ("--max-worker-memory-metric", "vss", "rss, pss")),
+    ],
+)
+def test_bad_max_worker_memory_names_the_flag_value_and_what_is_accepted(
+    argv: list[str], named: tuple[str, ...]
+) -> None:
+    message = error_of([APP, *argv])
+    for part in named:
+        assert part in message, message
+
+
 # --- bind addresses ------------------------------------------------------------------------------
 
 

@@ -279,6 +279,7 @@ SyslogFacility = Annotated[
     BeforeValidator(lower),
 ]  # fmt: skip
 SyslogFraming = Annotated[Literal["auto", "rfc5424", "rfc3164"], BeforeValidator(lower)]
+MemoryMetric = Annotated[Literal["rss", "pss"], BeforeValidator(lower)]
 
 
 # What errorlog and accesslog accept, in words.

@@ -45,6 +45,7 @@ from wsgid.settings.fields import (
     IdName,
     LogFormat,
     LogLevel,
+    MemoryMetric,
     NonEmptyStr,
     Option,
     Positive,
@@ -249,6 +250,20 @@ class Settings(BaseModel):
     disables."""
     max_requests_jitter: Annotated[Count, Option("workers", metavar="INT")] = 0
     """Add a random 0..N to max_requests per worker, so that workers do not all restart at once."""
+    max_worker_memory: Annotated[Count, Option("workers", metavar="MIB")] = 0
+    """Recycle a worker whose memory has grown past this many MiB: the master measures each
+    worker once a second (see max_worker_memory_metric) and retires one over the limit
+    gracefully, as on HUP: it stops accepting, finishes the requests in flight and exits,
+    while a new worker takes its place. A worker already over the limit when it booted is
+    reported once and kept, so that a limit set too low cannot make workers restart in a
+    loop. 0 disables. Unlike max_requests, it recycles only the workers that leak, when they
+    leak (see docs/signals.md)."""
+    max_worker_memory_metric: Annotated[MemoryMetric, Option("workers")] = "rss"
+    """What max_worker_memory measures: rss, the worker's resident memory, shared pages counted
+    in full (what ps and top show); or pss, its proportional share, each shared page divided
+    among the processes that map it. With preload_app the workers share the application's
+    pages with the master, which rss counts in every worker and pss does not. Reading pss
+    costs the master more (the kernel walks the worker's page tables)."""
     sendfile: Annotated[bool, Option("workers")] = True
     """Send wsgi.file_wrapper bodies of regular files with sendfile(2), without copying them
     through Python. --no-sendfile reads and sends them in blocks instead: for files on a
