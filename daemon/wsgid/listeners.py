@@ -160,6 +160,17 @@ def bind_all(
     return listeners
 
 
+def bind_one(
+    text: str,
+    backlog: int,
+    pool: list[Inherited],
+    on_retry: Callable[[str, OSError], None] | None = None,
+) -> Listener:
+    """Open one bind entry apart from the others (the side listener), taking the socket it
+    names or binds out of `pool` when one was passed in; ListenerError if it cannot."""
+    return _open(parse_bind(text), backlog, on_retry, pool, False)
+
+
 def rebind(
     current: Sequence[Listener],
     binds: Sequence[str],

@@ -5,7 +5,12 @@ before forking, keeps `workers` workers running, replaces the ones that die,
 and turns signals into actions. The workers as processes (forking, boot
 reports, exits, heartbeat timeouts) are its worker table's (worker_table.py);
 what an upgrade passes to the new master is handoff.py's. It knows nothing
-of HTTP.
+of HTTP: the health probes of `metrics_bind` are side_listener.py's, which
+its loop drives, and which says /readyz from `_not_ready`.
+
+Draining (`shutdown_delay`): a graceful stop first keeps serving that long with
+/readyz at 503 (`drain_until`), so that load balancers stop sending before the
+listeners close.
 
 Signals are only recorded by their handlers (a queue plus the wake-up fd);
 the main loop acts on them, so no real work ever runs inside a handler.
@@ -63,9 +68,11 @@ from wsgid.workers.base import Worker, WorkerContext
 if TYPE_CHECKING:
     from wsgid.daemonize import Readiness
     from wsgid.reloader import Reloader
+    from wsgid.side_listener import SideListener
 
 
 TICK = 1.0
+SIDE_BACKLOG = 64  # pending probe connections the kernel queues on the side listener
 MEMORY_CHECK_INTERVAL = 1.0  # seconds between two measures of the workers (max_worker_memory)
 FAST_STOP_GRACE = 2.0  # seconds workers get to exit after a fast-stop signal
 
@@ -109,6 +116,9 @@ class Master:
         self.stopping = False
         self.stop_deadline = 0.0
         self.next_memory_check = 0.0  # monotonic time of the next max_worker_memory check
+        self.side: SideListener | None = None  # metrics_bind: health probes
+        self.drain_until = 0.0  # shutdown_delay: serving on, /readyz 503, until then
+        self.drain_signal = ""  # the stop signal the drain delays
         self.exit_code = int(ExitCode.OK)
         # The app the workers serve, if built here: preloaded, or built by the caller (pserve).
         self.app: Any = app
@@ -158,11 +168,14 @@ class Master:
             self.pidfile = pidfile
         try:
             try:
+                inherited = self._inherited()
+                # First: a side listener passed in must not be taken for an app listener.
+                self._open_side(self.settings.metrics_bind, inherited)
                 self.listeners = listeners_mod.bind_all(
                     self._binds(),
                     self.settings.backlog,
                     self._on_bind_retry,
-                    self._inherited(),
+                    inherited,
                     reuse_port=self.settings.reuse_port,
                 )
             except listeners_mod.ListenerError as exc:
@@ -184,6 +197,7 @@ class Master:
                 listening=",".join(str(lst) for lst in self.listeners),
                 workers=self.target,
                 worker_class=self.worker_class.kind,
+                **({"health": str(self.side)} if self.side is not None else {}),
             )
             if self.settings.spew:
                 spew.announce(self.log, self.settings.loglevel)
@@ -192,6 +206,8 @@ class Master:
             return self._loop()
         finally:
             listeners_mod.close_all(self.listeners)
+            if self.side is not None:
+                self.side.close(unlink=not self.upgrade_pid)
             if self.reloader is not None:
                 self.reloader.close()
             if self.pidfile is not None:
@@ -208,6 +224,32 @@ class Master:
         if self.loaded.sources.get("bind") == "default" and passed:
             return ()
         return self.settings.bind
+
+    def _open_side(self, bind: str | None, pool: list[listeners_mod.Inherited]) -> None:
+        """Open the side listener of `bind` (metrics_bind) in place of the current one, taking
+        its socket from `pool` if it was passed in. ListenerError leaves the current one."""
+        from wsgid.side_listener import SideListener
+
+        side = None
+        if bind is not None:
+            listener = listeners_mod.bind_one(bind, SIDE_BACKLOG, pool, self._on_bind_retry)
+            side = SideListener(listener, self._not_ready)
+        if self.side is not None:
+            self.side.close()
+        self.side = side
+
+    def _not_ready(self) -> str | None:
+        """Why /readyz answers 503 now (None: ready for traffic)."""
+        if self.stopping:
+            return "stopping"
+        if self.drain_until:
+            return "draining before a stop (shutdown_delay)"
+        if not self.ready:
+            return "the first workers are booting"
+        booted = sum(1 for w in self.workers.values() if w.booted and not w.retiring)
+        if self.target == 0 or booted < self.target:
+            return f"{booted} of {self.target} workers booted"
+        return None
 
     def _inherited(self) -> list[listeners_mod.Inherited]:
         """Sockets from the previous master (USR2) or from systemd."""
@@ -241,12 +283,23 @@ class Master:
             if self.reloader is not None:
                 fds += self.reloader.fds()
                 timeout = min(timeout, self.reloader.wait(now, self._may_reload()))
+            wfds: list[int] = []
+            if self.side is not None:
+                fds += self.side.readable()
+                wfds = self.side.writable()
+                due = self.side.next_deadline()
+                if due is not None:
+                    timeout = min(timeout, max(0.0, due - now))
+            if self.drain_until:
+                timeout = min(timeout, max(0.0, self.drain_until - now))
             try:
-                readable, _, _ = select.select(fds, [], [], timeout)
+                readable, writable, _ = select.select(fds, wfds, [], timeout)
             except InterruptedError:
-                readable = []
+                readable, writable = [], []
             now = time.monotonic()
             self.notifier.watchdog(now)
+            if self.side is not None:
+                self.side.handle(readable, writable, now)
             if self.wake_r in readable:
                 _drain(self.wake_r)
             if self.reloader is not None:
@@ -258,6 +311,9 @@ class Master:
             while self.signals:
                 self._handle_signal(self.signals.popleft())
             self._reap()
+            if self.drain_until and now >= self.drain_until:
+                self.drain_until = 0.0
+                self._stop(fast=False, reason=self.drain_signal)
             if self.stopping:
                 if not self.workers:
                     break
@@ -287,12 +343,26 @@ class Master:
         sig = signal.Signals(signum)
         if self.stopping and sig not in _STOP_SIGNALS:
             return  # only another stop signal means something now: it makes the stop fast
+        if self.drain_until and sig in (signal.SIGHUP, signal.SIGUSR2):
+            self.log.info("master.signal_ignored", signal=sig.name, reason="draining to stop")
+            return
         self._ACTIONS[sig](self, sig.name)
 
     def _graceful_stop(self, name: str) -> None:
-        self._stop(fast=self.stopping, reason=name)
+        delay = self.settings.shutdown_delay
+        if self.stopping or self.drain_until or not delay or self.upgrade_pid:
+            # Again while draining: stop now. After an upgrade the new master serves on the
+            # same sockets, so there is nothing for a load balancer to drain.
+            self.drain_until = 0.0
+            self._stop(fast=self.stopping, reason=name)
+            return
+        self.drain_until = time.monotonic() + delay
+        self.drain_signal = name
+        self.log.info("master.draining", signal=name, seconds=delay, workers=len(self.workers))
+        self.notifier.stopping()
 
     def _fast_stop(self, name: str) -> None:
+        self.drain_until = 0.0
         self._stop(fast=True, reason=name)
 
     def _one_more_worker(self, name: str) -> None:
@@ -393,6 +463,18 @@ class Master:
                 return
             listening = ",".join(str(lst) for lst in self.listeners)
             self.log.info("listeners.changed", listening=listening)
+        if new.metrics_bind != self.settings.metrics_bind:
+            try:
+                self._open_side(new.metrics_bind, [])
+            except listeners_mod.ListenerError as exc:
+                self.log.error(
+                    "reload.failed", error=str(exc), action="keeping the running workers"
+                )
+                if new_logs is not None:
+                    new_logs.close()
+                self._announce_ready()
+                return
+            self.log.info("health.changed", health=str(self.side) if self.side else "off")
         self.hooks.call("on_reload", self)
         self.reload_from = (self.generation, self.settings)
         self.loaded, self.settings, self.hooks, self.worker_class = loaded, new, hooks, worker_class
@@ -498,7 +580,8 @@ class Master:
             return
         try:
             signal.set_wakeup_fd(-1)
-            handoff.exec_new_master(self.listeners, self.pid, self.cwd)
+            side = [self.side.listener] if self.side is not None else []
+            handoff.exec_new_master([*self.listeners, *side], self.pid, self.cwd)
         finally:
             os._exit(ExitCode.ERROR)
 
@@ -589,6 +672,8 @@ class Master:
             os.close(fd)
         if self.reloader is not None:
             self.reloader.close_in_child()  # one watcher, the master's: never in a worker
+        if self.side is not None:
+            self.side.close_in_child()  # probes are the master's to answer
         if self.pidfile is not None:
             # A worker (the app) must not be able to write the master's pidfile.
             self.pidfile.close_copy()

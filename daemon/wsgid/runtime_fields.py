@@ -109,6 +109,8 @@ class SettingFields:
     pidfile: str | None
     daemon: bool
     enable_stdio_inheritance: bool
+    metrics_bind: str | None
+    shutdown_delay: float
     on_starting: str | None
     on_reload: str | None
     when_ready: str | None

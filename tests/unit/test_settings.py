@@ -585,3 +585,26 @@ def test_any_env_value_gives_settings_or_a_config_error(name: str, value: str) -
         load_settings([APP], env)
     except ConfigError as exc:
         assert SPECS[name].env_var in str(exc)
+
+
+def test_metrics_bind_and_shutdown_delay_are_off_by_default_and_read_from_the_file(
+    tmp_path: Path,
+) -> None:
+    s = load().settings
+    assert (s.metrics_bind, s.shutdown_delay) == (None, 0)
+    cfg = write(
+        tmp_path / "c.toml", '[monitoring]\nmetrics_bind = "127.0.0.1:9101"\nshutdown_delay = 5\n'
+    )
+    loaded = load([APP, "-c", cfg])
+    assert (loaded.settings.metrics_bind, loaded.settings.shutdown_delay) == ("127.0.0.1:9101", 5)
+    assert loaded.sources["metrics_bind"] == f"file:{cfg}"
+
+
+def test_metrics_bind_must_differ_from_every_bind() -> None:
+    message = error_of([APP, "-b", "127.0.0.1:9000", "--metrics-bind", "127.0.0.1:9000"])
+    assert "metrics_bind 127.0.0.1:9000 is also in bind" in message
+
+
+def test_a_negative_shutdown_delay_names_the_flag_and_the_bound() -> None:
+    message = error_of([APP, "--shutdown-delay", "-1"])
+    assert "--shutdown-delay" in message and "-1" in message and ">= 0" in message, message

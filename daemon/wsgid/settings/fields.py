@@ -68,6 +68,12 @@ GROUPS: tuple[Group, ...] = (
         " ids (see docs/behind-a-proxy.md).",
     ),
     Group("logging", "Logging", "The error log and the access log."),
+    Group(
+        "monitoring",
+        "Health and draining",
+        "A side listener for health probes, and a delay at stop for load balancers to drain"
+        " (see docs/health.md).",
+    ),
     Group("process", "Process", "Identity and life of the master process."),
     Group(
         "hooks",

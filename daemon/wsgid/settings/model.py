@@ -579,6 +579,20 @@ class Settings(BaseModel):
     2>&1 | logger`). Without it a daemon keeps them only when they are a file or a socket;
     a terminal is always replaced by /dev/null."""
 
+    # --- health and draining --------------------------------------------------------------
+    metrics_bind: Annotated[BindAddress | None, Option("monitoring", metavar="ADDRESS")] = None
+    """An address of its own (HOST:PORT, unix:PATH, fd://N or systemd:NAME) where the master
+    answers health probes over HTTP: /livez is 200 while the master runs; /readyz is 200 when
+    the configured workers are booted and the server is not draining or stopping, 503
+    otherwise. Keep it off the public network. Off by default; changed on HUP."""
+    shutdown_delay: Annotated[Seconds, Option("monitoring", metavar="SECONDS")] = 0.0
+    """On a graceful stop (TERM or QUIT), first keep serving this long with /readyz answering
+    503, so that load balancers stop sending new requests before the listeners close; then
+    stop gracefully. Kubernetes takes a pod out of its endpoints while it sends TERM: a few
+    seconds here avoid refused requests on every rollout. A second TERM or QUIT, or INT,
+    cuts the delay short; an upgrade (USR2) has none. Make the time a supervisor waits for
+    the stop cover it: shutdown_delay + graceful_timeout."""
+
     # --- hooks ----------------------------------------------------------------------------
     on_starting: Hook = None
     """Called with (server) in the master, before the listeners are bound."""
@@ -629,6 +643,16 @@ class Settings(BaseModel):
                 "reload and preload_app cannot be combined: with preload_app the application"
                 " is imported once, in the master, so reloaded workers would still run the old"
                 " code; drop preload_app (--preload) while developing"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _metrics_bind_apart(self) -> Settings:
+        """The side listener cannot share an address with the app's listeners."""
+        if self.metrics_bind is not None and self.metrics_bind in self.bind:
+            raise ValueError(
+                f"metrics_bind {self.metrics_bind} is also in bind: health probes need an"
+                " address of their own, apart from the application's"
             )
         return self
 

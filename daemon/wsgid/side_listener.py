@@ -1,0 +1,205 @@
+"""The master's side listener (`metrics_bind`): health probes over HTTP, apart from the app.
+
+Owns: the listening socket of `metrics_bind`, the probe connections it accepts, and what each
+path answers:
+
+- `GET /livez`: 200 while the master's loop runs (it is that loop that answers).
+- `GET /readyz`: 200 when the configured workers are booted and the server neither drains
+  (`shutdown_delay`) nor stops; 503 otherwise, with the reason in the body.
+- any other path 404; a method other than GET or HEAD 405; a request that breaks HTTP/1.1 the
+  4xx of wsgid's parser (the same parser and limits as the app's traffic, `wsgid.http`).
+
+Every answer closes its connection, and `Cache-Control: no-store` keeps a cache in between
+from answering for the server. The master never blocks on a probe: the sockets are
+non-blocking, at most MAX_CONNECTIONS are open at once (more are closed as they are
+accepted), and a connection that has not sent its head and taken its answer within
+DEADLINE seconds is closed. A probe costs the master one short turn of its loop; when
+`metrics_bind` is not set this module is not even imported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Callable, Sequence
+
+from wsgid.http.date import Dates
+from wsgid.http.errors import ProtocolError, error_response
+from wsgid.http.parser import Limits, RequestParser
+from wsgid.http.request import Request
+from wsgid.http.response import Response
+from wsgid.listeners import Listener, close_all
+from wsgid.logs import clock
+
+MAX_CONNECTIONS = 64
+DEADLINE = 5.0  # seconds a probe has to send its request and read the answer
+READ_SIZE = 8192
+# A probe's head is a request line and a few fields: nothing near the app's limits.
+LIMITS = Limits(request_line=1024, fields=32, field_size=1024)
+_TEXT = ("Content-Type", "text/plain; charset=utf-8")
+_NO_STORE = ("Cache-Control", "no-store")
+
+
+class _Probe:
+    """One accepted connection: its parser until the head is in, then the answer to send."""
+
+    def __init__(self, sock: socket.socket, now: float) -> None:
+        self.sock = sock
+        self.deadline = now + DEADLINE
+        self.parser: RequestParser | None = RequestParser(LIMITS)
+        self.out = b""  # the answer not yet sent
+
+    def close(self) -> None:
+        if self.parser is not None:
+            self.parser.close()
+            self.parser = None
+        self.sock.close()
+
+
+class SideListener:
+    """The side listener and its open probes, driven by the master's loop.
+
+    `not_ready()` is the master's: None when it is ready for traffic, else why not
+    (booting, draining, stopping...).
+    """
+
+    def __init__(self, listener: Listener, not_ready: Callable[[], str | None]) -> None:
+        self.listener = listener
+        self.not_ready = not_ready
+        self._dates = Dates(clock.http_date)
+        self._probes: dict[int, _Probe] = {}
+
+    def __str__(self) -> str:
+        return str(self.listener)
+
+    # what the loop waits on
+
+    def readable(self) -> list[int]:
+        """Descriptors to wait on for reading: the listener, and the probes still sending."""
+        fds = [self.listener.fileno()]
+        fds += [fd for fd, probe in self._probes.items() if not probe.out]
+        return fds
+
+    def writable(self) -> list[int]:
+        """Probes whose answer the kernel did not take at once."""
+        return [fd for fd, probe in self._probes.items() if probe.out]
+
+    def next_deadline(self) -> float | None:
+        """When the oldest open probe runs out of time (None with none open)."""
+        return min((p.deadline for p in self._probes.values()), default=None)
+
+    # serving
+
+    def handle(self, readable: Sequence[int], writable: Sequence[int], now: float) -> None:
+        """Accept, read and answer whatever `select` found ready; close expired probes."""
+        for fd in readable:
+            if fd == self.listener.fileno():
+                self._accept(now)
+            elif fd in self._probes:
+                self._read(self._probes[fd])
+        for fd in writable:
+            probe = self._probes.get(fd)
+            if probe is not None and probe.out:  # (not a probe accepted since, on the same fd)
+                self._send(probe)
+        for fd, probe in list(self._probes.items()):
+            if now >= probe.deadline:
+                self._drop(fd, probe)
+
+    def _accept(self, now: float) -> None:
+        for _ in range(MAX_CONNECTIONS):
+            try:
+                sock, _ = self.listener.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # ECONNABORTED, EMFILE...: the next probe will try again
+                return
+            if len(self._probes) >= MAX_CONNECTIONS:
+                sock.close()
+                continue
+            sock.setblocking(False)
+            probe = _Probe(sock, now)
+            self._probes[sock.fileno()] = probe
+            self._read(probe)  # the request usually came with the connection
+
+    def _read(self, probe: _Probe) -> None:
+        try:
+            data = probe.sock.recv(READ_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        parser = probe.parser
+        if not data or parser is None:  # gone before its answer, or sending more after it
+            self._drop(probe.sock.fileno(), probe)
+            return
+        try:
+            parser.feed(data)
+        except ProtocolError as exc:
+            self._answer(probe, error_response(exc.status, self._dates))
+            return
+        if parser.ready:
+            self._answer(probe, self._respond(parser.ready[0]))
+
+    def _respond(self, req: Request) -> bytes:
+        """The whole answer to `req`."""
+        headers = [_TEXT, _NO_STORE]
+        if req.method not in ("GET", "HEAD"):
+            # RFC 9110 §15.5.6: a 405 says which methods the resource has.
+            status, body = "405 Method Not Allowed", "405 Method Not Allowed\n"
+            headers.append(("Allow", "GET, HEAD"))
+        elif req.path == b"/livez":
+            status, body = "200 OK", "ok\n"
+        elif req.path == b"/readyz":
+            reason = self.not_ready()
+            status, body = ("200 OK", "ready\n") if reason is None else (
+                "503 Service Unavailable", f"not ready: {reason}\n"
+            )  # fmt: skip
+        else:
+            status, body = "404 Not Found", "404 Not Found\n"
+        data = body.encode()
+        headers.append(("Content-Length", str(len(data))))
+        response = Response(req, self._dates, worker_keeps=False)
+        response.start_response(status, headers)
+        return response.whole(data)
+
+    def _answer(self, probe: _Probe, data: bytes) -> None:
+        if probe.parser is not None:
+            probe.parser.close()
+            probe.parser = None
+        probe.out = data
+        self._send(probe)
+
+    def _send(self, probe: _Probe) -> None:
+        try:
+            sent = probe.sock.send(probe.out)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            sent = len(probe.out)  # the client left: nothing more to send
+        probe.out = probe.out[sent:]
+        if not probe.out:
+            with contextlib.suppress(OSError):
+                probe.sock.shutdown(socket.SHUT_WR)
+            self._drop(probe.sock.fileno(), probe)
+
+    def _drop(self, fd: int, probe: _Probe) -> None:
+        del self._probes[fd]
+        probe.close()
+
+    # ending
+
+    def close(self, unlink: bool = True) -> None:
+        """Close the probes and the listener (unlinking a unix socket file it created)."""
+        for fd, probe in list(self._probes.items()):
+            self._drop(fd, probe)
+        close_all([self.listener], unlink=unlink)
+
+    def close_in_child(self) -> None:
+        """In a forked worker: close the copies of the master's sockets, touching nothing else.
+
+        A probe's connection held open by a worker would outlive the master's close of it,
+        and a worker has no business accepting probes.
+        """
+        for probe in self._probes.values():
+            probe.sock.close()
+        self.listener.sock.close()
