@@ -170,7 +170,7 @@ class Master:
             try:
                 inherited = self._inherited()
                 # First: a side listener passed in must not be taken for an app listener.
-                self._open_side(self.settings.metrics_bind, inherited)
+                self.side = self._side_for(self.settings.metrics_bind, inherited)
                 self.listeners = listeners_mod.bind_all(
                     self._binds(),
                     self.settings.backlog,
@@ -225,18 +225,17 @@ class Master:
             return ()
         return self.settings.bind
 
-    def _open_side(self, bind: str | None, pool: list[listeners_mod.Inherited]) -> None:
-        """Open the side listener of `bind` (metrics_bind) in place of the current one, taking
-        its socket from `pool` if it was passed in. ListenerError leaves the current one."""
+    def _side_for(
+        self, bind: str | None, pool: list[listeners_mod.Inherited]
+    ) -> SideListener | None:
+        """The side listener of `bind` (metrics_bind), its socket taken from `pool` if it was
+        passed in; None when `bind` is. ListenerError if it cannot be opened."""
+        if bind is None:
+            return None
         from wsgid.side_listener import SideListener
 
-        side = None
-        if bind is not None:
-            listener = listeners_mod.bind_one(bind, SIDE_BACKLOG, pool, self._on_bind_retry)
-            side = SideListener(listener, self._not_ready)
-        if self.side is not None:
-            self.side.close()
-        self.side = side
+        listener = listeners_mod.bind_one(bind, SIDE_BACKLOG, pool, self._on_bind_retry)
+        return SideListener(listener, self._not_ready)
 
     def _not_ready(self) -> str | None:
         """Why /readyz answers 503 now (None: ready for traffic)."""
@@ -448,33 +447,14 @@ class Master:
             self.log.error("reload.failed", error=str(exc), action="keeping the running workers")
             self._announce_ready()
             return
-        if new.bind != self.settings.bind:
-            try:
-                self.listeners = listeners_mod.rebind(
-                    self.listeners, new.bind, new.backlog, self._on_bind_retry, new.reuse_port
-                )
-            except listeners_mod.ListenerError as exc:
-                self.log.error(
-                    "reload.failed", error=str(exc), action="keeping the running workers"
-                )
-                if new_logs is not None:
-                    new_logs.close()
-                self._announce_ready()
-                return
-            listening = ",".join(str(lst) for lst in self.listeners)
-            self.log.info("listeners.changed", listening=listening)
-        if new.metrics_bind != self.settings.metrics_bind:
-            try:
-                self._open_side(new.metrics_bind, [])
-            except listeners_mod.ListenerError as exc:
-                self.log.error(
-                    "reload.failed", error=str(exc), action="keeping the running workers"
-                )
-                if new_logs is not None:
-                    new_logs.close()
-                self._announce_ready()
-                return
-            self.log.info("health.changed", health=str(self.side) if self.side else "off")
+        try:
+            self._move_listeners(new)
+        except listeners_mod.ListenerError as exc:
+            self.log.error("reload.failed", error=str(exc), action="keeping the running workers")
+            if new_logs is not None:
+                new_logs.close()
+            self._announce_ready()
+            return
         self.hooks.call("on_reload", self)
         self.reload_from = (self.generation, self.settings)
         self.loaded, self.settings, self.hooks, self.worker_class = loaded, new, hooks, worker_class
@@ -486,6 +466,28 @@ class Master:
         self.generation += 1
         self._set_target(new.workers, "SIGHUP")
         self.log.info("reload.started", generation=self.generation, workers=self.target)
+
+    def _move_listeners(self, new: RuntimeSettings) -> None:
+        """Bind what a reload's settings add, the application's listeners and the side
+        listener, then close what they drop. On ListenerError nothing has changed."""
+        side_moves = new.metrics_bind != self.settings.metrics_bind
+        side = self._side_for(new.metrics_bind, []) if side_moves else self.side
+        if new.bind != self.settings.bind:
+            try:
+                self.listeners = listeners_mod.rebind(
+                    self.listeners, new.bind, new.backlog, self._on_bind_retry, new.reuse_port
+                )
+            except listeners_mod.ListenerError:
+                if side_moves and side is not None:
+                    side.close()
+                raise
+            listening = ",".join(str(lst) for lst in self.listeners)
+            self.log.info("listeners.changed", listening=listening)
+        if side_moves:
+            if self.side is not None:
+                self.side.close()
+            self.side = side
+            self.log.info("health.changed", health=str(side) if side is not None else "off")
 
     def _reload_done(self) -> None:
         """The new generation has booted: stop the old one gracefully."""

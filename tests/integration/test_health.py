@@ -285,3 +285,24 @@ def test_usr2_hands_the_side_listener_over_and_the_old_master_skips_the_delay(
         if procs.is_alive(new_master):
             os.kill(new_master, signal.SIGINT)
             assert procs.wait_gone([new_master], timeout=20) == []
+
+
+def test_a_hup_whose_side_address_cannot_be_bound_fails_and_keeps_the_old_one(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    first = free_port()
+    config = workdir.root / "wsgid.toml"
+    config.write_text(f'[monitoring]\nmetrics_bind = "127.0.0.1:{first}"\n')
+    server = wsgid(APP, "-c", str(config), workers=1)
+    server.wait_workers(1)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        busy = taken.getsockname()[1]
+        config.write_text(f'[monitoring]\nmetrics_bind = "127.0.0.1:{busy}"\n')
+        server.send_signal(signal.SIGHUP)
+        (failed,) = wait_event(server.errlog, "reload.failed", timeout=30)
+    assert f"127.0.0.1:{busy}" in failed.fields["error"], failed.text
+    assert probe(first, "/livez")[0] == 200
+    assert not events(server.errlog(), "health.changed")
+    assert not events(server.errlog(), "reload.started")
