@@ -55,6 +55,15 @@ class Server:
     # The access-log format it writes to a file in bench/.work ("" for no access log): it
     # serves only the hello scenario, next to its plain twin, to show what the log costs.
     access_log: str = ""
+    # With the health side listener (`metrics_bind`) and `max_worker_memory` on: the master's
+    # work for operators, which the serving path must not feel. Also hello only, beside its
+    # plain twin.
+    operated: bool = False
+
+    @property
+    def variant(self) -> bool:
+        """A plain server with one feature on, measured against its plain twin."""
+        return bool(self.proxy or self.access_log or self.operated)
 
     def command(self, app: str, port: int, threads: int, workdir: Path = WORK) -> list[str]:
         """The command line serving ``bench.apps:<app>`` on 127.0.0.1:<port> (unpinned); an
@@ -73,7 +82,12 @@ class Server:
                 if self.access_log
                 else []
             )
-            return [py, "-m", "wsgid", target, *common, *proxy, *log]
+            ops = (
+                ["--metrics-bind", f"{HOST}:0", "--max-worker-memory", "4096"]
+                if self.operated
+                else []
+            )
+            return [py, "-m", "wsgid", target, *common, *proxy, *log, *ops]
         if self.family == "gunicorn":
             return [py, "-m", "gunicorn", *common, target]
         if self.family == "bjoern":
@@ -117,6 +131,13 @@ SERVERS: tuple[Server, ...] = (
         "wsgid",
         "sync",
         access_log="combined",
+    ),
+    Server(
+        "wsgid-sync-operated",
+        "wsgid sync + health listener and memory limit",
+        "wsgid",
+        "sync",
+        operated=True,
     ),
     Server("wsgid-gthread", "wsgid gthread", "wsgid", "gthread"),
     Server("wsgid-gthread-proxy-v2", "wsgid gthread + PROXY v2", "wsgid", "gthread", proxy="v2"),
@@ -212,18 +233,16 @@ def applicable(sc: Scenario, server: Server) -> bool:
     """Whether ``sc`` is run against ``server`` (by its worker kind, family and listener)."""
     if server.proxy and not sc.haproxy:
         return False  # its listener wants a PROXY header, which only HAProxy sends
-    if server.access_log and sc.name != "hello":
-        return False  # the cost of the log is read off one scenario
+    if (server.access_log or server.operated) and sc.name != "hello":
+        return False  # the cost of the feature is read off one scenario
     return server.kind in sc.kinds and server.family in sc.families
 
 
 def plain_twin(server: Server) -> Server | None:
     """The server without the PROXY protocol or the access log of a server that has one (None
     for the plain ones)."""
-    if not server.proxy and not server.access_log:
+    if not server.variant:
         return None
     return next(
-        s
-        for s in SERVERS
-        if (s.family, s.kind, s.proxy, s.access_log) == (server.family, server.kind, "", "")
+        s for s in SERVERS if (s.family, s.kind) == (server.family, server.kind) and not s.variant
     )
