@@ -99,8 +99,8 @@ def decode_client_fields(_: Any, __: str, event: EventDict) -> EventDict:
 
 
 # Access events always have these keys in this order (`AccessLog.request` and
-# `rejected` build them so), which lets json and logfmt fill a prebuilt template
-# instead of formatting key by key: a third of the cost of json.dumps.
+# `rejected` build them so); `captured_json` and `captured_logfmt` write a served
+# request's line in the same order, straight from what was captured.
 ACCESS_KEYS = (
     "timestamp", "remote_addr", "remote_port", "remote_user", "method", "path", "query",
     "protocol", "status", "bytes_sent", "request_bytes", "duration_us", "user_agent",
@@ -152,6 +152,7 @@ def render_logfmt(_: Any, __: str, e: EventDict) -> str:
 
 # ------------------------------------------------------------- straight from a captured request
 
+
 # The named formats render a served request straight from what `request()` captured,
 # without building its event dict and running the processors over it: together those
 # cost as much as the rendering itself. The output is the same, byte for byte, as the
@@ -161,15 +162,6 @@ def render_logfmt(_: Any, __: str, e: EventDict) -> str:
 # Fields wsgid itself wrote (the time, the method token, the protocol) need no escaping in
 # any of these formats (a method is a token: no space, `=`, quote or backslash); what a
 # client or the app chose is escaped as in the generic path.
-_JSON_PLAIN = frozenset(("timestamp", "method", "protocol"))
-_INT_KEYS = frozenset(("status", "bytes_sent", "request_bytes", "duration_us", "pid"))
-_LOGFMT_CAPTURED = " ".join(f"{k}=%{'d' if k in _INT_KEYS else 's'}" for k in ACCESS_KEYS)
-_JSON_CAPTURED = "{" + ",".join(
-    f'"{k}":' + ('"%s"' if k in _JSON_PLAIN else "%d" if k in _INT_KEYS else "%s")
-    for k in ACCESS_KEYS
-) + "}"  # fmt: skip
-
-
 def _port(environ: Mapping[str, Any]) -> str:
     port = environ.get("REMOTE_PORT")
     if not port or not port.isdigit():
@@ -188,28 +180,25 @@ def _target_text(raw: bytes) -> str:
     return raw.decode("latin-1")
 
 
-def _captured_fields(
-    template: str, quote: Callable[[str | None], str], now: float, req: Any, status: int,
-    sent: int, environ: Mapping[str, Any], dur: int,
-) -> str:  # fmt: skip
-    """`template` (json's or logfmt's) filled from a captured request, each field a client or
-    the app chose passed through `quote`."""
-    get = environ.get
-    return template % (
-        iso_utc(now), quote(get("REMOTE_ADDR")), _port(environ), quote(_user(environ)),
-        req.method, quote(_target_text(req.path)), quote(_target_text(req.query)), req.version,
-        status, sent, req.body_received, dur, quote(get("HTTP_USER_AGENT")),
-        quote(get("HTTP_REFERER")), quote(get("wsgid.request_id")), _pid,
-    )  # fmt: skip
-
-
 def captured_json(
     now: float, req: Any, status: int, sent: int, environ: Mapping[str, Any], _: Any, dur: int
 ) -> str | None:
     """`render_json` of the event of a captured request, or None for the generic path."""
     if not req.method:
         return None
-    return _captured_fields(_JSON_CAPTURED, _js, now, req, status, sent, environ, dur)
+    get = environ.get
+    # One f-string, keys in ACCESS_KEYS order: compiled, it is a single join of the pieces,
+    # half the cost of a %-template of the same line.
+    return (
+        f'{{"timestamp":"{iso_utc(now)}","remote_addr":{_js(get("REMOTE_ADDR"))},'
+        f'"remote_port":{_port(environ)},"remote_user":{_js(_user(environ))},'
+        f'"method":"{req.method}","path":{_js(_target_text(req.path))},'
+        f'"query":{_js(_target_text(req.query))},"protocol":"{req.version}",'
+        f'"status":{status},"bytes_sent":{sent},"request_bytes":{req.body_received},'
+        f'"duration_us":{dur},"user_agent":{_js(get("HTTP_USER_AGENT"))},'
+        f'"referer":{_js(get("HTTP_REFERER"))},"request_id":{_js(get("wsgid.request_id"))},'
+        f'"pid":{_pid}}}'
+    )
 
 
 def captured_logfmt(
@@ -218,7 +207,16 @@ def captured_logfmt(
     """`render_logfmt` of the event of a captured request, or None for the generic path."""
     if not req.method:
         return None
-    return _captured_fields(_LOGFMT_CAPTURED, _lf, now, req, status, sent, environ, dur)
+    get = environ.get
+    return (
+        f"timestamp={iso_utc(now)} remote_addr={_lf(get('REMOTE_ADDR'))} "
+        f"remote_port={_port(environ)} remote_user={_lf(_user(environ))} "
+        f"method={req.method} path={_lf(_target_text(req.path))} "
+        f"query={_lf(_target_text(req.query))} protocol={req.version} status={status} "
+        f"bytes_sent={sent} request_bytes={req.body_received} duration_us={dur} "
+        f"user_agent={_lf(get('HTTP_USER_AGENT'))} referer={_lf(get('HTTP_REFERER'))} "
+        f"request_id={_lf(get('wsgid.request_id'))} pid={_pid}"
+    )
 
 
 def captured_combined(
