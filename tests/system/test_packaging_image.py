@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from support.server import APPS_DIR, free_port
 from system.packaging_support import (
@@ -209,3 +210,48 @@ def test_entrypoint_runs_other_commands_as_given() -> None:
     with pid1_entrypoint(env, ["--version"]) as proc:
         out, _ = proc.communicate(timeout=30)
     assert out.decode().strip() == f"wsgid {VERSION} (compiled)"
+
+
+def test_image_with_the_kubernetes_manifest_settings_probes_and_drains(
+    podman: Podman, image: str
+) -> None:
+    """The container of packaging/kubernetes/wsgid.yaml, as the kubelet would run it: its
+    environment, a read-only root filesystem, the probes on the side listener. On stop
+    (`podman stop`: TERM, as the kubelet sends) /readyz turns 503 while the app still serves
+    for WSGID_SHUTDOWN_DELAY, then the container exits 0. Addresses are moved to free
+    loopback ports: containers here share the host's network."""
+    env = manifest_env()
+    port, side = free_port(), free_port()
+    env |= {"WSGID_BIND": f"127.0.0.1:{port}", "WSGID_METRICS_BIND": f"127.0.0.1:{side}"}
+    delay = float(env["WSGID_SHUTDOWN_DELAY"])
+    container = start(podman, image, "--read-only", env=env)
+    try:
+        wait_for(lambda: answers(side, "/readyz") == (200, b"ready\n"), 30, "/readyz 200")
+        assert answers(side, "/livez") == (200, b"ok\n")
+        health = podman("healthcheck", "run", container, check=False)
+        assert health.returncode == 0, health.stdout + health.stderr
+        stopper = threading.Thread(
+            target=podman, args=("stop", "--time", str(int(delay) + 30), container)
+        )
+        begin = time.monotonic()
+        stopper.start()
+        wait_for(lambda: (answers(side, "/readyz") or (0,))[0] == 503, 10, "/readyz 503")
+        status, body = get(port, "/demo")
+        assert status == 200 and body.startswith(b"Hello from wsgid"), "serves while draining"
+        stopper.join(delay + 40)
+        assert time.monotonic() - begin >= delay
+        exit_code = podman("inspect", "--format", "{{.State.ExitCode}}", container).stdout
+        logs = podman("logs", container, check=False)
+        assert exit_code.strip() == "0", logs.stderr
+        assert "master.draining" in logs.stdout + logs.stderr
+    finally:
+        podman("rm", "--force", "--time", "0", container, check=False)
+
+
+def manifest_env() -> dict[str, str]:
+    """The environment of the wsgid container in packaging/kubernetes/wsgid.yaml."""
+    root = Path(__file__).resolve().parents[2]
+    documents = yaml.safe_load_all((root / "packaging/kubernetes/wsgid.yaml").read_text())
+    (deployment,) = [d for d in documents if d["kind"] == "Deployment"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return {item["name"]: item["value"] for item in container["env"]}
