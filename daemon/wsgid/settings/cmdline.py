@@ -120,6 +120,21 @@ def _help_text(spec: SettingSpec) -> str:
     return text.replace("%", "%%")  # argparse %-formats help strings
 
 
+# A setting's help is written only when `--help` is printed (`_HelpFormatter`): its text comes
+# from the setting's docstring, which no start needs to read. Its place in the parser holds
+# this prefix and the setting's name.
+_SETTING_HELP = "\0setting:"
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        # The hook argparse's own ArgumentDefaultsHelpFormatter overrides.
+        text = action.help
+        if text is not None and text.startswith(_SETTING_HELP):
+            return _help_text(SPECS[text[len(_SETTING_HELP) :]])
+        return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser, generated from the model: one group per settings group."""
     parser = _Parser(
@@ -127,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         usage=USAGE,
         description="wsgid: a pre-fork WSGI HTTP/1.1 server daemon for UNIX.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_HelpFormatter,
         add_help=False,
     )
     sections = {g.name: parser.add_argument_group(g.title, g.description) for g in GROUPS}
@@ -166,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
         if spec.option.positional:
             # The positional also carries the subcommand words, so it is parsed as a list.
             section.add_argument(
-                "words", nargs="*", metavar=spec.option.metavar, help=_help_text(spec)
+                "words", nargs="*", metavar=spec.option.metavar, help=_SETTING_HELP + spec.name
             )
         if not spec.flags:
             continue
@@ -181,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
                 action=_RecordBool,
                 nargs=0,
                 default=argparse.SUPPRESS,
-                help=_help_text(spec),
+                help=_SETTING_HELP + spec.name,
             )
         elif spec.option.bare is not None:
             section.add_argument(  # `--proxy-protocol` alone, or with a MODE
@@ -192,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
                 const=spec.option.bare,
                 metavar=spec.option.metavar,
                 default=argparse.SUPPRESS,
-                help=_help_text(spec),
+                help=_SETTING_HELP + spec.name,
             )
         else:
             section.add_argument(
@@ -201,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
                 action=_RecordAppend if spec.option.repeatable else _Record,
                 metavar=spec.option.metavar,
                 default=argparse.SUPPRESS,
-                help=_help_text(spec),
+                help=_SETTING_HELP + spec.name,
             )
     return parser
 

