@@ -11,10 +11,10 @@ path answers:
 
 Every answer closes its connection, and `Cache-Control: no-store` keeps a cache in between
 from answering for the server. The master never blocks on a probe: the sockets are
-non-blocking, at most MAX_CONNECTIONS are open at once (more are closed as they are
-accepted), and a connection that has not sent its head and taken its answer within
-DEADLINE seconds is closed. A probe costs the master one short turn of its loop; when
-`metrics_bind` is not set this module is not even imported.
+non-blocking, at most MAX_CONNECTIONS are open at once (a new one closes the oldest, so
+that idle connections cannot crowd out a probe), and a connection that has not sent its head
+and taken its answer within DEADLINE seconds is closed. A probe costs the master one short
+turn of its loop; when `metrics_bind` is not set this module is not even imported.
 """
 
 from __future__ import annotations
@@ -114,8 +114,10 @@ class SideListener:
             except OSError:  # ECONNABORTED, EMFILE...: the next probe will try again
                 return
             if len(self._probes) >= MAX_CONNECTIONS:
-                sock.close()
-                continue
+                # Make room by closing the oldest: a flood of connections that send nothing
+                # then cannot keep a real probe out, which is answered as it arrives.
+                oldest = min(self._probes.items(), key=lambda item: item[1].deadline)
+                self._drop(*oldest)
             sock.setblocking(False)
             probe = _Probe(sock, now)
             self._probes[sock.fileno()] = probe

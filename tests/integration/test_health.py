@@ -306,3 +306,24 @@ def test_a_hup_whose_side_address_cannot_be_bound_fails_and_keeps_the_old_one(
     assert probe(first, "/livez")[0] == 200
     assert not events(server.errlog(), "health.changed")
     assert not events(server.errlog(), "reload.started")
+
+
+def test_a_flood_of_idle_connections_cannot_keep_a_probe_out(
+    wsgid: Callable[..., WsgidServer],
+) -> None:
+    """200 connections to the side listener that never send a byte (more than it holds at
+    once): each new connection closes the oldest, so probes are still answered, at once."""
+    side = free_port()
+    server = wsgid(APP, "--metrics-bind", f"127.0.0.1:{side}", workers=1)
+    server.wait_workers(1)
+    flood = [socket.create_connection(("127.0.0.1", side), timeout=5) for _ in range(200)]
+    try:
+        for _ in range(5):
+            started = time.monotonic()
+            assert probe(side, "/livez")[0] == 200
+            assert time.monotonic() - started < 2.0
+        assert server.get("/pid").status == 200
+        server.check_running()
+    finally:
+        for sock in flood:
+            sock.close()
