@@ -168,11 +168,14 @@ class Master:
             self.pidfile = pidfile
         try:
             try:
+                # Before the sockets are taken: that takes their variables out of the
+                # environment, by which _binds knows that sockets were passed.
+                binds = self._binds()
                 inherited = self._inherited()
                 # First: a side listener passed in must not be taken for an app listener.
                 self.side = self._side_for(self.settings.metrics_bind, inherited)
                 self.listeners = listeners_mod.bind_all(
-                    self._binds(),
+                    binds,
                     self.settings.backlog,
                     self._on_bind_retry,
                     inherited,
