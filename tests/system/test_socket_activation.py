@@ -136,6 +136,35 @@ def test_bind_systemd_names_in_any_order_serve_both(
     assert server.stop() == 0
 
 
+def test_metrics_bind_systemd_name_takes_that_socket_for_the_health_probes(
+    wsgid: Callable[..., WsgidServer], sockdir: Path
+) -> None:
+    """`metrics_bind = systemd:ctl`: the passed socket named `ctl` answers /livez (the
+    master's), the one named `web` the application."""
+    unix_path = sockdir / "ctl.sock"
+    server = activated(wsgid, unix_path, "--bind", "systemd:web", "--metrics-bind", "systemd:ctl")
+    assert server.get("/pid").status == 200
+    assert unix_get(unix_path, "/livez") == (200, b"ok\n")
+    assert "health=systemd:ctl" in server.errlog() or "health=unix:" in server.errlog()
+    assert server.stop() == 0
+    assert unix_path.exists(), "wsgid unlinked a socket file it did not create"
+
+
+def test_bare_activation_with_a_side_listener_of_its_own_serves_what_was_passed(
+    wsgid: Callable[..., WsgidServer], sockdir: Path
+) -> None:
+    """Bare activation (no bind) serves every passed socket; a metrics_bind address that was
+    not passed is bound by wsgid itself beside them."""
+    unix_path = sockdir / "web.sock"
+    health = sockdir / "health.sock"
+    server = activated(wsgid, unix_path, "--metrics-bind", f"unix:{health}")
+    assert server.get("/pid").status == 200
+    assert unix_get(unix_path)[0] == 200
+    assert unix_get(health, "/livez") == (200, b"ok\n")
+    assert server.stop() == 0
+    assert not health.exists(), "wsgid removes the socket file it bound"
+
+
 def test_bind_fd_number_adopts_that_descriptor(
     wsgid: Callable[..., WsgidServer], sockdir: Path
 ) -> None:
