@@ -327,3 +327,35 @@ def test_a_flood_of_idle_connections_cannot_keep_a_probe_out(
     finally:
         for sock in flood:
             sock.close()
+
+
+def test_readyz_stays_200_through_a_reload_and_is_503_while_a_lost_worker_is_replaced(
+    wsgid: Callable[..., WsgidServer],
+) -> None:
+    """During a HUP the old workers serve until the new ones have booted: ready throughout.
+    A worker that dies leaves fewer booted workers than configured until its replacement has
+    booted: not ready meanwhile. The app takes a second to import, so both are observable."""
+    side = free_port()
+    server = wsgid(
+        "slow_import_app:app",
+        "--metrics-bind", f"127.0.0.1:{side}",
+        workers=1,
+        env={"SLOW_IMPORT_SECONDS": "1"},
+    )  # fmt: skip
+    (first,) = server.wait_workers(1)
+    poll(lambda: readyz(side) == 200, timeout=10, what="/readyz 200")
+    server.send_signal(signal.SIGHUP)
+    seen = []
+    deadline = time.monotonic() + 30
+    while not events(server.errlog(), "reload.done"):
+        assert time.monotonic() < deadline, server.errlog()
+        seen.append(readyz(side))
+    assert seen and set(seen) == {200}, seen
+    (second,) = poll(lambda: [p for p in server.worker_pids() if p != first] or None, 10)
+    os.kill(second, signal.SIGKILL)
+    _, _, body = poll(
+        lambda: (answer := probe(side, "/readyz"))[0] == 503 and answer, timeout=10,
+        what="/readyz 503 while the worker is replaced",
+    )  # fmt: skip
+    assert body == b"not ready: 0 of 1 workers booted\n", body
+    poll(lambda: readyz(side) == 200, timeout=15, what="/readyz 200 once replaced")
