@@ -15,8 +15,12 @@ writer wrote.
   format before names were carried) reads as `FD::1`.
 - `_WSGID_OLD_MASTER`: the old master's pid. Until that process exits the new master's
   pidfile is `PIDFILE.2`; and the new master does not daemonize again.
+- `_WSGID_SIDE_FD`: the side listener of `metrics_bind` (health probes), one `FD:NAME:OWNED`
+  entry; absent when there is none. Apart from the application's sockets, so that a new
+  master serving every passed socket (bare socket activation) never takes it for one. A
+  master older than it leaves it unread in its environment, and binds its own.
 
-Not `WSGID_*`: those are settings. Both are taken out of the environment as they are read, so
+Not `WSGID_*`: those are settings. They are taken out of the environment as they are read, so
 no worker, nor a later upgrade, sees them. A hand-off that does not parse is refused with a
 message naming the variable: the new master exits and the old one keeps serving.
 """
@@ -33,6 +37,7 @@ from wsgid.listeners import Inherited, Listener, adopt_fd
 
 ENV_INHERIT_FDS = "_WSGID_INHERIT_FDS"
 ENV_OLD_MASTER = "_WSGID_OLD_MASTER"
+ENV_SIDE_FD = "_WSGID_SIDE_FD"
 
 
 class HandoffError(Exception):
@@ -54,19 +59,34 @@ class Handoff:
 
     old_master: int
     sockets: tuple[PassedSocket, ...]
+    side: PassedSocket | None = None  # the side listener (metrics_bind)
 
     def adopt(self) -> list[Inherited]:
         """The passed descriptors as sockets for `listeners.bind_all` (ListenerError if one
         is not a listening socket)."""
         return [Inherited(adopt_fd(s.fd, ENV_INHERIT_FDS), s.name, s.owned) for s in self.sockets]
 
+    def adopt_side(self) -> list[Inherited]:
+        """The passed side listener as a pool of one for `listeners.bind_one`, or none."""
+        side = self.side
+        if side is None:
+            return []
+        return [Inherited(adopt_fd(side.fd, ENV_SIDE_FD), side.name, side.owned)]
+
 
 def encode(handoff: Handoff) -> dict[str, str]:
     """The environment variables that carry `handoff`."""
-    return {
-        ENV_INHERIT_FDS: ",".join(f"{s.fd}:{s.name or ''}:{int(s.owned)}" for s in handoff.sockets),
+    env = {
+        ENV_INHERIT_FDS: ",".join(_entry(s) for s in handoff.sockets),
         ENV_OLD_MASTER: str(handoff.old_master),
     }
+    if handoff.side is not None:
+        env[ENV_SIDE_FD] = _entry(handoff.side)
+    return env
+
+
+def _entry(passed: PassedSocket) -> str:
+    return f"{passed.fd}:{passed.name or ''}:{int(passed.owned)}"
 
 
 def decode(environ: Mapping[str, str]) -> Handoff | None:
@@ -82,16 +102,19 @@ def decode(environ: Mapping[str, str]) -> Handoff | None:
     if not _is_number(old_master) or int(old_master) <= 0:
         raise HandoffError(f"upgrade hand-off: {ENV_OLD_MASTER}={old_master!r} is not a pid")
     entries = fds.split(",") if fds else []
-    return Handoff(int(old_master), tuple(_passed_socket(entry) for entry in entries))
+    side = environ.get(ENV_SIDE_FD)
+    return Handoff(
+        int(old_master),
+        tuple(_passed_socket(entry, ENV_INHERIT_FDS) for entry in entries),
+        _passed_socket(side, ENV_SIDE_FD) if side is not None else None,
+    )
 
 
-def _passed_socket(entry: str) -> PassedSocket:
+def _passed_socket(entry: str, variable: str) -> PassedSocket:
     fd, _, rest = entry.partition(":")
     name, _, owned = rest.partition(":")
     if not _is_number(fd) or owned not in ("", "0", "1"):
-        raise HandoffError(
-            f"upgrade hand-off: {ENV_INHERIT_FDS} entry {entry!r} is not FD:NAME:OWNED"
-        )
+        raise HandoffError(f"upgrade hand-off: {variable} entry {entry!r} is not FD:NAME:OWNED")
     return PassedSocket(int(fd), name or None, owned != "0")
 
 
@@ -101,7 +124,8 @@ def _is_number(text: str) -> bool:
 
 def take(environ: MutableMapping[str, str]) -> Handoff | None:
     """`decode(environ)`, removing the variables from `environ` (even when they do not parse)."""
-    found = {key: environ.pop(key) for key in (ENV_INHERIT_FDS, ENV_OLD_MASTER) if key in environ}
+    names = (ENV_INHERIT_FDS, ENV_OLD_MASTER, ENV_SIDE_FD)
+    found = {key: environ.pop(key) for key in names if key in environ}
     return decode(found)
 
 
@@ -110,14 +134,22 @@ def from_upgrade(environ: Mapping[str, str]) -> bool:
     return bool(environ.get(ENV_OLD_MASTER))
 
 
-def exec_new_master(listeners: Sequence[Listener], old_master: int, cwd: str) -> NoReturn:
-    """Exec a new master that inherits `listeners`: in a child forked by the old master."""
+def exec_new_master(
+    listeners: Sequence[Listener], old_master: int, cwd: str, side: Listener | None = None
+) -> NoReturn:
+    """Exec a new master that inherits `listeners` and the side listener `side`: in a child
+    forked by the old master."""
     handoff = Handoff(
         old_master,
-        tuple(PassedSocket(lst.fileno(), lst.spec.name, lst.created) for lst in listeners),
+        tuple(_passed(lst) for lst in listeners),
+        _passed(side) if side is not None else None,
     )
-    for passed in handoff.sockets:
+    for passed in (*handoff.sockets, *([handoff.side] if handoff.side else [])):
         os.set_inheritable(passed.fd, True)
     os.chdir(cwd)
     # The interpreter's own argv, so a wrapper script or `-I` comes back too.
     os.execve(sys.executable, list(sys.orig_argv), {**os.environ, **encode(handoff)})
+
+
+def _passed(listener: Listener) -> PassedSocket:
+    return PassedSocket(listener.fileno(), listener.spec.name, listener.created)

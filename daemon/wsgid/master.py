@@ -172,8 +172,14 @@ class Master:
                 # environment, by which _binds knows that sockets were passed.
                 binds = self._binds()
                 inherited = self._inherited()
-                # First: a side listener passed in must not be taken for an app listener.
-                self.side = self._side_for(self.settings.metrics_bind, inherited)
+                # An upgrade passes the side listener apart; systemd passes it among the
+                # others, so it is taken from them first, never to be served as the app's.
+                passed_side = self.handoff.adopt_side() if self.handoff is not None else []
+                self.side = self._side_for(
+                    self.settings.metrics_bind, passed_side if passed_side else inherited
+                )
+                for unused in passed_side:  # metrics_bind off, or moved
+                    unused.sock.close()
                 self.listeners = listeners_mod.bind_all(
                     binds,
                     self.settings.backlog,
@@ -585,8 +591,8 @@ class Master:
             return
         try:
             signal.set_wakeup_fd(-1)
-            side = [self.side.listener] if self.side is not None else []
-            handoff.exec_new_master([*self.listeners, *side], self.pid, self.cwd)
+            side = self.side.listener if self.side is not None else None
+            handoff.exec_new_master(self.listeners, self.pid, self.cwd, side)
         finally:
             os._exit(ExitCode.ERROR)
 

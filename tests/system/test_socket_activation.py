@@ -8,6 +8,7 @@ sockets on fds 3 and up, exactly as a `.socket` unit does.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import signal
 import socket
@@ -17,8 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from support import procs
 from support.client import poll
-from support.server import WsgidServer
+from support.load import wait_event, wait_pidfile
+from support.server import WsgidServer, free_port
 from system.sysd_support import need_tool
 from wsgid.exitcodes import ExitCode
 
@@ -203,3 +206,42 @@ def _environ(pid: int) -> dict[str, str]:
     with open(f"/proc/{pid}/environ", "rb") as f:
         items = f.read().split(b"\0")
     return dict(i.decode().split("=", 1) for i in items if b"=" in i)
+
+
+def test_usr2_under_bare_activation_never_serves_the_side_listener_as_the_app(
+    wsgid: Callable[..., WsgidServer], sockdir: Path
+) -> None:
+    """Bare activation serves every passed socket. After a USR2 whose new configuration drops
+    metrics_bind, the side listener the old master hands over must be closed, not served as
+    one of the application's sockets (it travels apart: `_WSGID_SIDE_FD`)."""
+    config = sockdir / "wsgid.toml"
+    side = free_port()
+    config.write_text(f'[monitoring]\nmetrics_bind = "127.0.0.1:{side}"\n')
+    pidfile = sockdir / "wsgid.pid"
+    unix_path = sockdir / "web.sock"
+    server = activated(wsgid, unix_path, "-c", str(config), "--pid", str(pidfile))
+    assert _get(side, "/livez") == (200, b"ok\n")
+    config.write_text("")
+    server.send_signal(signal.SIGUSR2)
+    new_master = wait_pidfile(Path(f"{pidfile}.2"), timeout=30)
+    try:
+        wait_event(server.errlog, "master.ready", pid=new_master, timeout=30)
+        assert server.stop(signal.SIGTERM, timeout=20) == 0
+        assert unix_get(unix_path)[0] == 200, "the new master serves what was passed"
+        assert _get(server.port, "/pid")[0] == 200
+        with pytest.raises(ConnectionRefusedError):
+            _get(side, "/livez")
+    finally:
+        if procs.is_alive(new_master):
+            os.kill(new_master, signal.SIGINT)
+            assert procs.wait_gone([new_master], timeout=20) == []
+
+
+def _get(port: int, path: str) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()

@@ -19,6 +19,7 @@ from wsgid import handoff
 from wsgid.handoff import (
     ENV_INHERIT_FDS,
     ENV_OLD_MASTER,
+    ENV_SIDE_FD,
     Handoff,
     HandoffError,
     PassedSocket,
@@ -43,6 +44,22 @@ def test_what_the_old_master_writes_the_new_master_reads_back(
 ) -> None:
     written = Handoff(old_master=4242, sockets=sockets)
     assert decode(encode(written)) == written
+
+
+@pytest.mark.parametrize("side", [PassedSocket(9), PassedSocket(6, "health", owned=False)])
+def test_the_side_listener_travels_apart_and_reads_back(side: PassedSocket) -> None:
+    written = Handoff(4242, (PassedSocket(3),), side)
+    env = encode(written)
+    assert env[ENV_SIDE_FD] == f"{side.fd}:{side.name or ''}:{int(side.owned)}"
+    assert env[ENV_INHERIT_FDS] == "3::1", "never among the application's sockets"
+    assert decode(env) == written
+    assert ENV_SIDE_FD not in encode(Handoff(4242, (PassedSocket(3),)))
+
+
+def test_a_malformed_side_entry_is_refused_naming_its_variable() -> None:
+    env = {ENV_INHERIT_FDS: "3", ENV_OLD_MASTER: "17", ENV_SIDE_FD: "x:y"}
+    with pytest.raises(HandoffError, match=f"{ENV_SIDE_FD} entry 'x:y' is not FD:NAME:OWNED"):
+        decode(env)
 
 
 def test_the_variables_are_the_documented_ones_and_not_settings() -> None:
@@ -89,10 +106,13 @@ def test_a_malformed_handoff_is_refused_naming_the_variable_and_the_value(
         assert name in message, message
 
 
-def test_take_removes_both_variables_even_when_they_do_not_parse() -> None:
+def test_take_removes_the_variables_even_when_they_do_not_parse() -> None:
     environ = {ENV_INHERIT_FDS: "3:web:0", ENV_OLD_MASTER: "17", "HOME": "/root"}
     assert take(environ) == Handoff(17, (PassedSocket(3, "web", owned=False),))
     assert environ == {"HOME": "/root"}
+    environ = {ENV_INHERIT_FDS: "3", ENV_OLD_MASTER: "17", ENV_SIDE_FD: "5::1", "HOME": "/"}
+    assert take(environ) == Handoff(17, (PassedSocket(3),), PassedSocket(5))
+    assert environ == {"HOME": "/"}
     environ = {ENV_INHERIT_FDS: "junk", ENV_OLD_MASTER: "17", "HOME": "/root"}
     with pytest.raises(HandoffError):
         take(environ)
@@ -143,9 +163,11 @@ import json, os, sys
 from wsgid import handoff
 passed = handoff.take(os.environ)
 adopted = passed.adopt()
+side = passed.adopt_side()
 json.dump({
     "old_master": passed.old_master,
     "sockets": [[s.name, s.owned, s.sock.getsockname()] for s in adopted],
+    "side": [[s.name, s.owned, s.sock.getsockname()] for s in side],
     "left": sorted(k for k in os.environ if k.startswith("_WSGID_")),
     "cwd": os.getcwd(),
 }, sys.stdout)
@@ -170,7 +192,9 @@ def test_exec_new_master_hands_real_sockets_to_the_program_it_execs(
             os.dup2(write_fd, 1)
             # The new master is run as the old one was started: here, by this program.
             sys.orig_argv = [sys.executable, "-c", _NEW_MASTER]
-            handoff.exec_new_master(listeners, old_master=os.getppid(), cwd=str(tmp_path))
+            handoff.exec_new_master(
+                listeners[:1], old_master=os.getppid(), cwd=str(tmp_path), side=listeners[1]
+            )
         finally:
             os._exit(1)
     os.close(write_fd)
@@ -181,10 +205,8 @@ def test_exec_new_master_hands_real_sockets_to_the_program_it_execs(
     assert os.waitstatus_to_exitcode(status) == 0
     assert report == {
         "old_master": os.getpid(),
-        "sockets": [
-            [None, True, list(listening.getsockname())],
-            ["api", False, unix_path],
-        ],
+        "sockets": [[None, True, list(listening.getsockname())]],
+        "side": [["api", False, unix_path]],
         "left": [],
         "cwd": str(tmp_path),
     }
