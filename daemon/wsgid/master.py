@@ -367,7 +367,7 @@ class Master:
         self.drain_until = time.monotonic() + delay
         self.drain_signal = name
         self.log.info("master.draining", signal=name, seconds=delay, workers=len(self.workers))
-        self.notifier.stopping()
+        self.notifier.stopping(f"draining for {delay:g} s before stopping (shutdown_delay)")
 
     def _fast_stop(self, name: str) -> None:
         self.drain_until = 0.0
@@ -415,7 +415,10 @@ class Master:
         self.log.info(
             "master.stopping", signal=reason, graceful=not fast, workers=len(self.workers)
         )
-        self.notifier.stopping()
+        if self.drain_signal:  # STOPPING=1 went at the start of the drain
+            self.notifier.status("stopping")
+        else:
+            self.notifier.stopping()
         self.stopping = True
         self.stop_deadline = min(self.stop_deadline, deadline) if self.stop_deadline else deadline
         # Stop accepting at once. Workers close their copies on TERM, but a

@@ -113,14 +113,15 @@ class Notifier:
         usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
         self.send("RELOADING=1", f"MONOTONIC_USEC={usec}", "STATUS=reloading")
 
-    def stopping(self) -> None:
+    def stopping(self, status: str = "stopping") -> None:
+        """STOPPING=1 with `status` (said once per stop: a drain says it at its start)."""
         if self._replaced():
             return  # the new master is (or is about to be) the service: let it run
         if self._predecessor and processes.running(self._predecessor):
             if self._main:  # roll-back: the old master is the service again
                 self.send(f"MAINPID={self._predecessor}", "STATUS=upgrade rolled back")
             return
-        self.send("STOPPING=1", "STATUS=stopping")
+        self.send("STOPPING=1", f"STATUS={status}")
 
     def status(self, text: str) -> None:
         if not self._replaced():

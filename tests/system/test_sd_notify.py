@@ -84,6 +84,31 @@ def test_start_hup_term_send_ready_after_boot_reloading_ready_stopping(
     assert {m.pid for m in recv.messages()} == {server.pid}, "only the master notifies"
 
 
+def test_a_drain_says_stopping_once_at_its_start_then_stopping_when_the_listeners_close(
+    wsgid: Callable[..., WsgidServer], notify: Callable[[str], NotifyReceiver]
+) -> None:
+    """With shutdown_delay, systemd hears STOPPING=1 when TERM arrives (the service is going
+    away: a dependent unit may act now), with a STATUS saying it drains; when the delay is
+    over and the listeners close, only the STATUS changes."""
+    recv = notify("path")
+    delay = 3.0
+    server = wsgid("sleep_app:app", "--shutdown-delay", str(delay), workers=1, env=recv.env)
+    recv.wait_key("READY", timeout=30)
+    mark = len(recv.messages())
+    term_at = time.monotonic()
+    server.send_signal(signal.SIGTERM)
+    stopping = recv.wait_key("STOPPING", timeout=5, start=mark)
+    assert stopping.at - term_at < delay - 1, "STOPPING=1 waited for the delay"
+    assert server.get("/pid").status == 200, "the app serves during the delay"
+    assert server.wait_exit(timeout=30) == 0
+    assert fields(recv.since(mark)) == [
+        {"STOPPING": "1", "STATUS": "draining for 3 s before stopping (shutdown_delay)"},
+        {"STATUS": "stopping"},
+    ]
+    last = recv.since(mark)[-1]
+    assert last.at - term_at >= delay - 0.05, "the listeners closed before the delay was over"
+
+
 def test_watchdog_pings_at_half_the_interval_and_stop_while_the_master_is_frozen(
     wsgid: Callable[..., WsgidServer], notify: Callable[[str], NotifyReceiver]
 ) -> None:
