@@ -1,4 +1,4 @@
-"""Client-side helpers: multipart bodies, raw-socket requests, concurrent requests."""
+"""Client-side helpers: multipart bodies, raw-socket requests, concurrent requests, one GET."""
 
 from __future__ import annotations
 
@@ -39,6 +39,17 @@ def multipart(
         )
     parts.append(f"--{boundary}--\r\n".encode())
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+def get(port: int, path: str = "/", timeout: float = 30) -> tuple[int, bytes]:
+    """(status, body) of one GET to 127.0.0.1:`port` over a new connection."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
 
 
 def random_bytes(n: int) -> bytes:

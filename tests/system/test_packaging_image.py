@@ -13,7 +13,6 @@ would run it.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import signal
@@ -26,6 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from support.client import get
 from support.server import APPS_DIR, free_port
 from system.packaging_support import (
     ARTIFACTS,
@@ -52,16 +52,6 @@ def podman(request: pytest.FixtureRequest) -> Podman:
 @pytest.fixture(scope="module")
 def image(request: pytest.FixtureRequest, podman: Podman) -> str:
     return ARTIFACTS.image(request.config)
-
-
-def get(port: int, path: str = "/", timeout: float = 10) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        return resp.status, resp.read()
-    finally:
-        conn.close()
 
 
 def answers(port: int, path: str = "/") -> tuple[int, bytes] | None:

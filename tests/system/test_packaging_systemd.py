@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from support.client import get
 from support.server import free_port
 from system.packaging_support import ARTIFACTS, VERSION, ensure_apt, host_lock, need_root, wait_for
 
@@ -96,16 +97,6 @@ def _boot(package: Path) -> Iterator[SystemdBox]:
     finally:
         box.stop()
         assert not box.leftovers(), f"the box left {box.leftovers()}"
-
-
-def get(port: int, path: str = "/") -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        return resp.status, resp.read()
-    finally:
-        conn.close()
 
 
 def wsgid_processes(box: SystemdBox) -> list[str]:

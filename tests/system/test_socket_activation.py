@@ -8,7 +8,6 @@ sockets on fds 3 and up, exactly as a `.socket` unit does.
 from __future__ import annotations
 
 import contextlib
-import http.client
 import os
 import signal
 import socket
@@ -19,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from support import procs
-from support.client import poll
+from support.client import get, poll
 from support.load import wait_event, wait_pidfile
 from support.server import WsgidServer, free_port
 from system.sysd_support import need_tool
@@ -54,7 +53,7 @@ def activated(
     return server
 
 
-def unix_get(path: Path, target: str = "/pid") -> tuple[int, bytes]:
+def unixget(path: Path, target: str = "/pid") -> tuple[int, bytes]:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(10)
         sock.connect(str(path))
@@ -103,7 +102,7 @@ def test_bare_activation_serves_tcp_and_unix_and_binds_nothing_itself(
     unix_path = sockdir / "web.sock"
     server = activated(wsgid, unix_path, "--workers", "2")
     assert server.get("/pid").status == 200
-    status, body = unix_get(unix_path)
+    status, body = unixget(unix_path)
     assert status == 200 and b'"pid"' in body
     # Every listening socket the master holds is one systemd-socket-activate passed (fds 3, 4).
     held = socket_inodes(server.pid)
@@ -124,7 +123,7 @@ def test_bind_systemd_name_picks_the_named_socket_and_closes_the_rest(
     server = activated(wsgid, unix_path, "--bind", "systemd:web")
     assert server.get("/pid").status == 200
     with pytest.raises(ConnectionRefusedError):
-        unix_get(unix_path)  # `ctl` was not asked for: not served
+        unixget(unix_path)  # `ctl` was not asked for: not served
     assert "systemd:web" in server.errlog()
     assert server.stop() == 0
 
@@ -135,7 +134,7 @@ def test_bind_systemd_names_in_any_order_serve_both(
     unix_path = sockdir / "ctl.sock"
     server = activated(wsgid, unix_path, "--bind", "systemd:ctl", "--bind", "systemd:web")
     assert server.get("/pid").status == 200
-    assert unix_get(unix_path)[0] == 200
+    assert unixget(unix_path)[0] == 200
     assert server.stop() == 0
 
 
@@ -147,7 +146,7 @@ def test_metrics_bind_systemd_name_takes_that_socket_for_the_health_probes(
     unix_path = sockdir / "ctl.sock"
     server = activated(wsgid, unix_path, "--bind", "systemd:web", "--metrics-bind", "systemd:ctl")
     assert server.get("/pid").status == 200
-    assert unix_get(unix_path, "/livez") == (200, b"ok\n")
+    assert unixget(unix_path, "/livez") == (200, b"ok\n")
     assert "health=systemd:ctl" in server.errlog() or "health=unix:" in server.errlog()
     assert server.stop() == 0
     assert unix_path.exists(), "wsgid unlinked a socket file it did not create"
@@ -162,8 +161,8 @@ def test_bare_activation_with_a_side_listener_of_its_own_serves_what_was_passed(
     health = sockdir / "health.sock"
     server = activated(wsgid, unix_path, "--metrics-bind", f"unix:{health}")
     assert server.get("/pid").status == 200
-    assert unix_get(unix_path)[0] == 200
-    assert unix_get(health, "/livez") == (200, b"ok\n")
+    assert unixget(unix_path)[0] == 200
+    assert unixget(health, "/livez") == (200, b"ok\n")
     assert server.stop() == 0
     assert not health.exists(), "wsgid removes the socket file it bound"
 
@@ -174,7 +173,7 @@ def test_bind_fd_number_adopts_that_descriptor(
     unix_path = sockdir / "s.sock"
     server = activated(wsgid, unix_path, "--bind", "fd://4", "--bind", "fd://3", names=None)
     assert server.get("/pid").status == 200
-    assert unix_get(unix_path)[0] == 200
+    assert unixget(unix_path)[0] == 200
     assert server.stop() == 0
 
 
@@ -220,28 +219,18 @@ def test_usr2_under_bare_activation_never_serves_the_side_listener_as_the_app(
     pidfile = sockdir / "wsgid.pid"
     unix_path = sockdir / "web.sock"
     server = activated(wsgid, unix_path, "-c", str(config), "--pid", str(pidfile))
-    assert _get(side, "/livez") == (200, b"ok\n")
+    assert get(side, "/livez") == (200, b"ok\n")
     config.write_text("")
     server.send_signal(signal.SIGUSR2)
     new_master = wait_pidfile(Path(f"{pidfile}.2"), timeout=30)
     try:
         wait_event(server.errlog, "master.ready", pid=new_master, timeout=30)
         assert server.stop(signal.SIGTERM, timeout=20) == 0
-        assert unix_get(unix_path)[0] == 200, "the new master serves what was passed"
-        assert _get(server.port, "/pid")[0] == 200
+        assert unixget(unix_path)[0] == 200, "the new master serves what was passed"
+        assert get(server.port, "/pid")[0] == 200
         with pytest.raises(ConnectionRefusedError):
-            _get(side, "/livez")
+            get(side, "/livez")
     finally:
         if procs.is_alive(new_master):
             os.kill(new_master, signal.SIGINT)
             assert procs.wait_gone([new_master], timeout=20) == []
-
-
-def _get(port: int, path: str) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        return resp.status, resp.read()
-    finally:
-        conn.close()
