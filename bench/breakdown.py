@@ -33,11 +33,11 @@ sys.path[:0] = [str(ROOT)]  # bench.apps
 
 from bench.apps import hello  # noqa: E402
 from wsgid import logs as logs_mod  # noqa: E402
-from wsgid.heartbeat import HeartbeatTable  # noqa: E402
 from wsgid.hooks import Hooks  # noqa: E402
 from wsgid.http import environ as environ_mod  # noqa: E402
 from wsgid.http.parser import RequestParser  # noqa: E402
 from wsgid.runtime import RuntimeSettings  # noqa: E402
+from wsgid.scoreboard import Scoreboard  # noqa: E402
 from wsgid.settings import Settings  # noqa: E402
 from wsgid.workers.base import WorkerContext  # noqa: E402
 from wsgid.workers.connection import Connection  # noqa: E402
@@ -109,7 +109,7 @@ def main() -> int:
             settings=settings,
             listeners=[],
             logs=logs,
-            heartbeat=HeartbeatTable(1),
+            scoreboard=Scoreboard(1),
             slot=0,
             boot_fd=-1,
             app=hello,
@@ -140,7 +140,7 @@ def main() -> int:
         ) -> None:
             req_parser.feed(request)
             req = req_parser.ready.popleft()
-            worker.exchange.run(base, req, channel, True)
+            worker.exchange.run(base, req, channel, True, "bench")
 
         fake = cast(socket.socket, FakeSocket(request))  # recv and send are all it needs
         conn = Connection(fake, RequestParser(worker.limits), dict(base), 30.0)

@@ -4,7 +4,8 @@ Owns: turning `bind` entries (`HOST:PORT`, `[V6]:PORT`, `unix:PATH`, `fd://N`,
 `systemd:NAME`) into non-blocking listening sockets before any worker is
 forked, the socket options of the ones it binds (SO_REUSEPORT with
 `reuse_port`), the retry policy when an address is busy, stale unix socket
-files, and closing (and unlinking) what wsgid itself created.
+files, closing (and unlinking) what wsgid itself created, and how many
+connections wait in their queues (`queued`, the backlog metric).
 
 Inherited sockets (systemd socket activation, or the old master during a USR2
 upgrade) are offered as a pool: a bind entry whose address matches an
@@ -20,6 +21,7 @@ import errno
 import os
 import socket
 import stat
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -79,6 +81,24 @@ class Listener:
             host = f"[{name[0]}]" if self.sock.family == socket.AF_INET6 else name[0]
             return f"http://{host}:{name[1]}"
         return f"unix:{name}"
+
+
+def queued(listeners: Sequence[Listener]) -> int | None:
+    """Connections waiting in the accept queues of the TCP `listeners` (None: none can say).
+
+    Linux reports a listening socket's queue length in TCP_INFO's `tcpi_unacked` (after
+    eight one-byte fields and four 32-bit ones); UNIX listeners have no such report.
+    """
+    total: int | None = None
+    for listener in listeners:
+        if listener.sock.family not in (socket.AF_INET, socket.AF_INET6):
+            continue
+        try:
+            info = listener.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 32)
+        except (OSError, AttributeError):  # not Linux
+            continue
+        total = (total or 0) + int.from_bytes(info[24:28], sys.byteorder)
+    return total
 
 
 def parse_bind(text: str) -> BindSpec:

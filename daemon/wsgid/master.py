@@ -57,7 +57,7 @@ from wsgid import listeners as listeners_mod
 from wsgid import logs as logs_mod
 from wsgid.exitcodes import ExitCode
 from wsgid.hooks import HookError, Hooks
-from wsgid.logs import escape
+from wsgid.logs import escape, pipelines
 from wsgid.pidfile import Pidfile, PidfileError
 from wsgid.runtime import MAX_WORKERS, ConfigError, LoadedSettings, RuntimeSettings
 from wsgid.systemd import Notifier, inherited_sockets
@@ -69,12 +69,17 @@ if TYPE_CHECKING:
     from wsgid.daemonize import Readiness
     from wsgid.reloader import Reloader
     from wsgid.side_listener import SideListener
+    from wsgid.stats import Snapshot
+    from wsgid.statsd import Statsd
 
 
 TICK = 1.0
 SIDE_BACKLOG = 64  # pending probe connections the kernel queues on the side listener
 MEMORY_CHECK_INTERVAL = 1.0  # seconds between two measures of the workers (max_worker_memory)
 FAST_STOP_GRACE = 2.0  # seconds workers get to exit after a fast-stop signal
+# Requests shown per worker while they run (a gthread worker's threads beyond it are counted,
+# not shown). Fixed at start: the scoreboard is made before the first fork.
+MAX_RECORDS = 64
 
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGQUIT, signal.SIGINT)
 
@@ -116,6 +121,9 @@ class Master:
         self.stopping = False
         self.stop_deadline = 0.0
         self.next_memory_check = 0.0  # monotonic time of the next max_worker_memory check
+        self.next_status = 0.0  # monotonic time of the next STATUS update (under systemd)
+        self.status_text = ""  # the last STATUS sent while serving
+        self.statsd: Statsd | None = None  # statsd_host: the metrics sender
         self.side: SideListener | None = None  # metrics_bind: health probes
         self.drain_until = 0.0  # shutdown_delay: serving on, /readyz 503, until then
         self.drain_signal = ""  # the stop signal the drain delays
@@ -130,7 +138,13 @@ class Master:
         self.reloader: Reloader | None = None  # `reload`: the code watcher
         self.reloader_engine = ""  # the reload_engine it was made for
         self.hooks: Hooks
-        self.table = WorkerTable(self.log, self._pre_fork, self._worker_main)
+        self.table = WorkerTable(
+            self.log,
+            self._pre_fork,
+            self._worker_main,
+            records=min(self.settings.threads, MAX_RECORDS),
+        )
+        pipelines.LEVEL_COUNT.count = self.table.scoreboard.logged
 
     @property
     def workers(self) -> dict[int, WorkerProcess]:
@@ -211,12 +225,15 @@ class Master:
             if self.settings.spew:
                 spew.announce(self.log, self.settings.loglevel)
             self.notifier.status(f"booting {self.target} workers")
+            self._configure_statsd()
             self._manage_workers()
             return self._loop()
         finally:
             listeners_mod.close_all(self.listeners)
             if self.side is not None:
                 self.side.close(unlink=not self.upgrade_pid)
+            if self.statsd is not None:
+                self.statsd.close()
             if self.reloader is not None:
                 self.reloader.close()
             if self.pidfile is not None:
@@ -300,6 +317,8 @@ class Master:
                     timeout = min(timeout, max(0.0, due - now))
             if self.drain_until:
                 timeout = min(timeout, max(0.0, self.drain_until - now))
+            if self.statsd is not None:
+                timeout = min(timeout, self.statsd.due_in(now))
             try:
                 readable, writable, _ = select.select(fds, wfds, [], timeout)
             except InterruptedError:
@@ -319,6 +338,8 @@ class Master:
             while self.signals:
                 self._handle_signal(self.signals.popleft())
             self._reap()
+            if self.statsd is not None and now >= self.statsd.next_due:
+                self._send_statsd(now)
             if self.drain_until and now >= self.drain_until:
                 self.drain_until = 0.0
                 self._stop(fast=False, reason=self.drain_signal)
@@ -329,11 +350,14 @@ class Master:
                     self.table.kill_all()
                     self.stop_deadline = time.monotonic() + FAST_STOP_GRACE
                 continue
+            self._report_status(now)
             self._check_old_master()
             self.table.check_timeouts(self.settings.timeout)
             self._check_memory(now)
             self._check_code(now)
             self._manage_workers()
+        if self.statsd is not None:
+            self._send_statsd(time.monotonic())  # what the last workers did before they exited
         self.log.info("master.stopped", exit_code=self.exit_code)
         return self.exit_code
 
@@ -475,6 +499,7 @@ class Master:
             self.log = self.table.log = self.logs.error.bind(pid=self.pid)
             old_logs.close()  # the old workers keep their own descriptors
         self._watch_code()  # before the new workers fork: they report to the watcher it makes
+        self._configure_statsd()
         self.generation += 1
         self._set_target(new.workers, "SIGHUP")
         self.log.info("reload.started", generation=self.generation, workers=self.target)
@@ -520,11 +545,81 @@ class Master:
         self.hooks = Hooks(old_settings, self.log)
         self.worker_class = resolve(old_settings.worker_kind)
         self._watch_code()
+        self._configure_statsd()
         self.log.error("reload.failed", error=reason, action="keeping the running workers")
         self._announce_ready()
 
     def _announce_ready(self) -> None:
-        self.notifier.ready(f"serving with {self._current_count()} workers")
+        self.status_text = self._serving_status()
+        self.notifier.ready(self.status_text)
+
+    def _serving_status(self) -> str:
+        """What STATUS says while serving: the workers, and how many have a request in the app."""
+        current = self.table.current(self.generation)
+        active = self.table.scoreboard.active
+        booted = [w for w in current if w.booted]
+        busy = sum(1 for w in booted if active(w.slot) > 0)
+        return f"serving with {len(current)} workers: {busy} busy, {len(booted) - busy} idle"
+
+    def _report_status(self, now: float) -> None:
+        """Under systemd, keep STATUS up to date with the busy and idle workers (once a TICK)."""
+        if (
+            not self.notifier.enabled
+            or not self.ready
+            or self.stopping
+            or self.drain_until
+            or self.reload_from is not None
+            or now < self.next_status
+        ):
+            return
+        self.next_status = now + TICK
+        text = self._serving_status()
+        if text != self.status_text:
+            self.status_text = text
+            self.notifier.status(text)
+
+    # metrics
+
+    def _snapshot(self) -> Snapshot:
+        """The totals over every worker now, the reaped ones' included."""
+        return self.table.totals.snapshot((w.slot, w.booted) for w in self.workers.values())
+
+    def _configure_statsd(self) -> None:
+        """Start, change or stop sending to statsd as the settings now say (start, HUP)."""
+        settings, old = self.settings, self.statsd
+        if settings.statsd_host is None:
+            if old is not None:
+                old.close()
+                self.statsd = None
+                self.log.info("statsd.stopped")
+            return
+        from wsgid import statsd
+
+        if old is not None and old.key == statsd.settings_key(settings):
+            old.log = self.log  # a reload may have replaced the log
+            return
+        if old is not None:
+            old.close()
+            baseline = old.previous  # what the old settings sent: counted once
+        else:
+            baseline = self._snapshot()  # counted from now on
+            self.table.totals.durations(w.slot for w in self.workers.values())
+        backlog = None
+        if settings.enable_backlog_metric:
+            backlog = lambda: listeners_mod.queued(self.listeners)  # noqa: E731 - one expression
+        self.statsd = statsd.Statsd(settings, self.log, baseline, backlog)
+        self.log.info(
+            "statsd.sending", target=str(self.statsd.target), interval=settings.statsd_interval,
+            naming=settings.statsd_naming,
+        )  # fmt: skip
+
+    def _send_statsd(self, now: float) -> None:
+        """One interval of statsd metrics: what changed since the last, and the gauges."""
+        statsd = self.statsd
+        assert statsd is not None
+        statsd.next_due = now + statsd.interval
+        durations, timed = self.table.totals.durations(w.slot for w in self.workers.values())
+        statsd.send(statsd.lines(self._snapshot(), durations, timed))
 
     # reload on a code change (`reload`)
 
@@ -716,7 +811,7 @@ class Master:
                     if self.readiness is not None and self.readiness.pending
                     else self.logs
                 ),
-                heartbeat=self.table.heartbeat,
+                scoreboard=self.table.scoreboard,
                 slot=record.slot,
                 boot_fd=self.table.boot_w,
                 app=self.app,

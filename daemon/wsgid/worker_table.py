@@ -1,12 +1,13 @@
 """The master's table of its worker processes.
 
 Owns: one record per forked worker (`WorkerProcess`) and what concerns workers as processes:
-forking one into a free heartbeat slot, reading the boot reports they write to the boot pipe,
+forking one into a free scoreboard slot, reading the boot reports they write to the boot pipe,
 classifying how each one ended once the master has reaped it, the backoff before the next
 spawn after quick crashes and failed forks, the heartbeat timeout (SIGABRT, so that the worker
 logs its stacks, then SIGKILL ABORT_GRACE later), the memory limit (a worker grown past
-max_worker_memory is retired), and retiring workers (TERM: they finish the requests in flight,
-then exit).
+max_worker_memory is retired), retiring workers (TERM: they finish the requests in flight,
+then exit), and why each one ended: its counters go to the totals (stats.py) with the cause
+of its restart (exit, timeout, max_requests, memory) when it was one.
 
 The generations are the master's: it decides how many workers each one has, which ones to
 retire, and what a boot failure means (a failed reload, the stop of a first generation that
@@ -28,10 +29,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
+from wsgid import scoreboard as sb
 from wsgid.exitcodes import ExitCode
-from wsgid.heartbeat import HeartbeatTable
 from wsgid.processes import describe, memory
 from wsgid.runtime import MAX_WORKERS
+from wsgid.scoreboard import Scoreboard
+from wsgid.stats import Totals
 from wsgid.workers.base import BOOTED, WORKER_SIGNALS
 
 # A reload runs two generations side by side, each of up to MAX_WORKERS. Workers retired
@@ -52,6 +55,7 @@ class WorkerProcess:
     spawned: float
     booted: bool = False
     retiring: bool = False  # sent TERM: finishing its requests
+    retired_for: str | None = None  # the restart cause it was retired for (memory), if any
     aborted_at: float = 0.0  # sent SIGABRT for a missed heartbeat
     boot_memory: int | None = None  # bytes when it booted, with max_worker_memory on
     memory_reported: bool = False  # over max_worker_memory from its boot: said once
@@ -75,12 +79,15 @@ class WorkerTable:
         log: Any,
         pre_fork: Callable[[WorkerProcess], None],
         child_main: Callable[[WorkerProcess], int],
+        records: int = 1,
     ) -> None:
         self.log = log  # the master's error log; the master replaces it when a reload does
         self._pre_fork = pre_fork  # runs in the master just before each fork
         self._child_main = child_main  # runs in each forked child; returns its exit status
         self.workers: dict[int, WorkerProcess] = {}
-        self.heartbeat = HeartbeatTable(HEARTBEAT_SLOTS)
+        # `records`: requests shown per worker while they run (the gthread threads).
+        self.scoreboard = Scoreboard(HEARTBEAT_SLOTS, records)
+        self.totals = Totals(self.scoreboard)
         self.boot_r, self.boot_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.next_spawn = 0.0  # monotonic time before which no worker is spawned (backoff)
         self._free_slots = deque(range(HEARTBEAT_SLOTS))
@@ -120,9 +127,9 @@ class WorkerTable:
             return False
         self._spawn_deferred = False
         slot = self._free_slots.popleft()
-        self.heartbeat.beat(slot)
         self._age += 1
         record = WorkerProcess(0, slot, generation, self._age, time.monotonic())
+        self.scoreboard.take(slot, 0, generation, record.spawned)
         self._pre_fork(record)
         # Until the child has its own handlers, a signal the master forwards
         # to it (a stop right after a spawn) would meet the master's handlers
@@ -150,6 +157,7 @@ class WorkerTable:
             gc.unfreeze()
             signal.pthread_sigmask(signal.SIG_UNBLOCK, WORKER_SIGNALS)
             record.pid = pid
+            self.scoreboard.set_pid(slot, pid)
             self.workers[pid] = record
             return True
         self._child(record)
@@ -213,6 +221,8 @@ class WorkerTable:
         when a worker was aborted before it booted.
         """
         del self.workers[worker.pid]
+        self.totals.retire(worker.slot, self._restart_cause(worker, expected))
+        self.scoreboard.set_state(worker.slot, sb.FREE)
         self._free_slots.append(worker.slot)
         code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
         if not worker.booted and not expected:
@@ -223,6 +233,16 @@ class WorkerTable:
         if not expected and code != 0 and quick:  # a crash, not a recycled worker
             self.backoff()
         return None
+
+    def _restart_cause(self, worker: WorkerProcess, expected: bool) -> str | None:
+        """Why a reaped worker is replaced; None: it is not (a stop, a reload, fewer workers)."""
+        if worker.aborted_at:
+            return "timeout"
+        if worker.retired_for is not None:
+            return worker.retired_for
+        if self.scoreboard.read(worker.slot).exit_reason == sb.EXIT_MAX_REQUESTS:
+            return "max_requests"
+        return None if expected else "exit"
 
     def _boot_failed(
         self, worker: WorkerProcess, status: int, code: int, timeout: float
@@ -255,7 +275,7 @@ class WorkerTable:
             if worker.aborted_at:
                 if now - worker.aborted_at > ABORT_GRACE:
                     _kill(worker.pid, signal.SIGKILL)
-            elif now - self.heartbeat.last(worker.slot) > timeout:
+            elif now - self.scoreboard.last(worker.slot) > timeout:
                 self.log.error(
                     "worker.timeout", worker=worker.pid, timeout=timeout, action="aborting"
                 )
@@ -275,6 +295,8 @@ class WorkerTable:
             if not worker.booted:
                 continue
             used = memory(worker.pid, metric)
+            if used is not None:
+                self.scoreboard.set_memory(worker.slot, used)
             if used is None or used <= limit:
                 continue
             fields = {
@@ -291,11 +313,13 @@ class WorkerTable:
                     )  # fmt: skip
                 continue
             self.log.warning("worker.memory_limit", action="recycling", **fields)
-            self.retire(worker)
+            self.retire(worker, "memory")
 
-    def retire(self, worker: WorkerProcess) -> None:
-        """TERM: the worker finishes its requests in flight, then exits."""
+    def retire(self, worker: WorkerProcess, cause: str | None = None) -> None:
+        """TERM: the worker finishes its requests in flight, then exits; `cause`: the
+        restart cause it counts as (None: it is not replaced, or not for a fault of its own)."""
         worker.retiring = True
+        worker.retired_for = cause
         _kill(worker.pid, signal.SIGTERM)
 
     def retire_other_generations(self, keep: int) -> None:

@@ -11,6 +11,7 @@ Routes (every answer is JSON `{"pid", "version", "path"}` unless said otherwise)
 - `/log?msg=M`: writes `lifecycle-log M pid=<pid>` to `wsgi.errors` (the error log) first.
 - `/leak?mib=N&s=S`: keeps N MiB (default 1) more for good, every page written (resident),
   then sleeps S seconds (default 0.01): a leaking app at a bounded pace, for max_worker_memory.
+- `/status?code=N`: answers with status N (the metrics tests count responses by code).
 
 `make_app(version)` builds the same app answering another `version`, so a test can write a
 module of its own (`app = lifecycle_app.make_app("v2")`) and see which code a worker runs.
@@ -68,8 +69,9 @@ def make_app(version: str) -> WSGIApp:
             _leaked.append(b"\xa5" * (int(query.get("mib", ["1"])[0]) << 20))
             time.sleep(float(query.get("s", ["0.01"])[0]))
         body = json.dumps({"pid": os.getpid(), "version": version, "path": path}).encode()
+        status = f"{query['code'][0]} Status" if path == "/status" else "200 OK"
         start_response(
-            "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+            status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
         )
         return [body]
 

@@ -78,3 +78,21 @@ def test_term_with_three_slow_requests_finishes_them_refuses_new_and_exits_0(
     assert rc == 0, log
     assert took <= GRACEFUL, f"exit {took:.2f}s after TERM, graceful_timeout is {GRACEFUL}s"
     assert events(log, "master.stopping", signal="SIGTERM", graceful=True), log
+
+
+def test_an_idle_worker_stops_at_once_on_term_though_its_loop_is_compiled(
+    wsgid: Callable[..., WsgidServer],
+) -> None:
+    """The master's TERM reaches a worker while its loop works (the closed listener wakes it
+    too): with nothing interpreted on the compiled loop's path, the Python handler must
+    still run, at the wake-up the signal wrote (workers/interpreted.py), not seconds later
+    at the master's kill."""
+    server = wsgid(APP, workers=2)
+    for _ in range(5):
+        assert server.get("/pid").status == 200
+    stopped_at = time.monotonic()
+    assert server.stop(signal.SIGTERM, timeout=GRACEFUL) == 0
+    assert time.monotonic() - stopped_at < 3.0
+    log = server.errlog()
+    assert len(events(log, "worker.stopping")) == 2, log
+    assert not events(log, "worker.killed"), log

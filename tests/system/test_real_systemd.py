@@ -97,7 +97,7 @@ def test_start_socket_then_first_request_activates_the_service(box: SystemdBox) 
     )
     master = main_pid(box)
     assert "wsgid: master" in box.run("cat", f"/proc/{master}/cmdline").stdout
-    assert box.show("wsgid.service", "StatusText") == "serving with 2 workers"
+    assert box.show("wsgid.service", "StatusText") == "serving with 2 workers: 0 busy, 2 idle"
     assert box.show("wsgid.service", "NRestarts") == "0"
     # Served on systemd's socket: wsgid bound nothing itself.
     assert "listening=http://127.0.0.1:" in box.journal("wsgid.service")
@@ -159,7 +159,7 @@ def test_reload_under_load_fails_no_request_and_leaves_the_unit_active(box: Syst
     assert load.pids - before, "no request was served by the new generation"
     assert box.systemctl("is-active", "wsgid.service") == "active", box.diagnose("wsgid.service")
     assert main_pid(box) == master
-    assert box.show("wsgid.service", "StatusText") == "serving with 2 workers"
+    assert box.show("wsgid.service", "StatusText") == "serving with 2 workers: 0 busy, 2 idle"
 
 
 def test_binary_upgrade_leaves_the_unit_active_with_the_new_mainpid(box: SystemdBox) -> None:

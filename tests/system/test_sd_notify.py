@@ -56,7 +56,7 @@ def test_start_hup_term_send_ready_after_boot_reloading_ready_stopping(
     assert len(server.worker_pids()) == 2
     assert fields(recv.messages()) == [
         {"STATUS": "booting 2 workers"},
-        {"READY": "1", "STATUS": "serving with 2 workers"},
+        {"READY": "1", "STATUS": "serving with 2 workers: 0 busy, 2 idle"},
     ]
     # while the slow import ran, systemd's start timeout was kept ahead of it
     extends = [m for m in recv.messages() if "EXTEND_TIMEOUT_USEC" in m.fields]
@@ -74,7 +74,7 @@ def test_start_hup_term_send_ready_after_boot_reloading_ready_stopping(
     assert again.at - reloading.at >= SLOW, "READY=1 before the new generation had booted"
     assert fields(recv.since(mark)) == [
         {"RELOADING": "1", "STATUS": "reloading"},
-        {"READY": "1", "STATUS": "serving with 2 workers"},
+        {"READY": "1", "STATUS": "serving with 2 workers: 0 busy, 2 idle"},
     ]
 
     # TERM: STOPPING=1 at the start of the stop, then nothing more

@@ -99,8 +99,10 @@ def test_strip_header_spaces_variable_is_refused_with_its_reason() -> None:
 # --- logger_class --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("value", ["gunicorn.glogging.Logger", "simple"])
-def test_logger_class_accepts_gunicorns_default(value: str) -> None:
+@pytest.mark.parametrize(
+    "value", ["gunicorn.glogging.Logger", "simple", "gunicorn.instrument.statsd.Statsd"]
+)
+def test_logger_class_accepts_gunicorns_default_and_its_statsd_logger(value: str) -> None:
     assert load([APP, "--logger-class", value]).settings.logger_class == value
 
 
@@ -120,9 +122,16 @@ def test_a_logger_class_given_as_a_class_is_judged_by_its_path() -> None:
         Settings.model_validate({"logger_class": JsonLogger})
 
 
-def test_gunicorns_statsd_logger_class_is_refused_as_planned() -> None:
-    message = error_of([APP, "--logger-class", "gunicorn.instrument.statsd.Statsd"])
-    assert "statsd is planned" in message
+def test_gunicorns_statsd_settings_are_read_under_their_names_and_flags() -> None:
+    settings = load(
+        [APP, "--statsd-host", "localhost", "--statsd-prefix", "web", "--dogstatsd-tags",
+         "env:prod", "--enable-backlog-metric"]
+    ).settings  # fmt: skip
+    assert settings.statsd_host == "localhost:8125"
+    assert (settings.statsd_prefix, settings.dogstatsd_tags) == ("web", "env:prod")
+    assert settings.enable_backlog_metric and settings.statsd_naming == "gunicorn"
+    message = error_of([APP, "--statsd-host", "localhost:http"])
+    assert "statsd_host" in message and "unix:PATH" in message
 
 
 # --- accepted without effect, and the flags ------------------------------------------------------

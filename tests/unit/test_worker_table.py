@@ -78,7 +78,7 @@ def make_table() -> Iterator[Callable[[Behaviour], tuple[WorkerTable, RecordingL
                 os.waitpid(pid, 0)
         os.close(table.boot_r)
         os.close(table.boot_w)
-        table.heartbeat.close()
+        table.scoreboard.close()
 
 
 def boots_then_exits(code: int) -> Behaviour:
@@ -241,7 +241,7 @@ def test_a_silent_heartbeat_aborts_the_worker_then_kills_it_after_the_grace(
     worker = _one(table)
     table.check_timeouts(TIMEOUT)
     assert not worker.aborted_at  # stamped at spawn
-    table.heartbeat.beat(worker.slot, time.monotonic() - TIMEOUT - 1)
+    table.scoreboard.beat(worker.slot, time.monotonic() - TIMEOUT - 1)
     table.check_timeouts(TIMEOUT)
     assert worker.aborted_at
     assert log.named("worker.timeout") == [
@@ -259,7 +259,7 @@ def test_a_timeout_of_zero_never_aborts(
 ) -> None:
     table, log = make_table(lambda table: _until_stopped())
     worker = _one(table)
-    table.heartbeat.beat(worker.slot, 0.0)
+    table.scoreboard.beat(worker.slot, 0.0)
     table.check_timeouts(0)
     assert not worker.aborted_at
     assert log.named("worker.timeout") == []

@@ -14,11 +14,12 @@ too: `app.response_short`, `app.response_long`.
 It knows nothing of sockets, loops or logs: the worker passes a `Channel`
 that can send bytes, pull more body bytes, and send a file, and builds one
 `Exchange` with what every request shares: the app, the error log, the
-request ids (`wsgid.logs.request_id`: adopted from a trusted proxy's
-`request_id_header` or made up, put in `environ["wsgid.request_id"]`, and
-carried by a context variable while the app runs, so every event logged
-meanwhile names it; the response carries it only under
-`request_id_response_header`, when that is set), and the `Date` of the heads.
+context variable of request ids (the worker chooses a request's id with
+`wsgid.logs.request_id`: adopted from a trusted proxy's `request_id_header` or
+made up; the exchange puts it in `environ["wsgid.request_id"]` and in the
+variable while the app runs, so every event logged meanwhile names it; the
+response carries it only under `request_id_response_header`, when that is
+set), and the `Date` of the heads.
 The environ gets no `HTTP_*` key the client did not send.
 """
 
@@ -109,14 +110,12 @@ class Exchange:
         self,
         app: WSGIApp,
         log: ErrorLog,
-        new_id: Callable[[str | None], str],
         current_id: ContextVar[str | None],
         dates: Dates,
         id_response_header: str = "",
     ) -> None:
         self.app = app
         self.log = log
-        self.new_id = new_id  # a request's id, from the one a trusted proxy sent (or None)
         self.current_id = current_id  # holds the id while the app runs
         self.dates = dates
         # "Name: " of the response header carrying the id; b"": none.
@@ -124,11 +123,12 @@ class Exchange:
         self.id_name = id_response_header.lower()
 
     def run(
-        self, base: dict[str, Any], req: Request, channel: Channel, worker_keeps: bool
+        self, base: dict[str, Any], req: Request, channel: Channel, worker_keeps: bool, rid: str
     ) -> Response:
         """Call the app for `req` and send its response through `channel`.
 
-        `worker_keeps`: whether the worker lets the connection stay open. The
+        `worker_keeps`: whether the worker lets the connection stay open; `rid`:
+        the request's id (`wsgid.logs.request_id.choose`). The
         returned response also tells the worker what comes next: whether the
         connection may stay open (`keep_alive()`), whether the app failed
         (`app_failed`) and the environ it saw (for hooks and the access log).
@@ -143,7 +143,7 @@ class Exchange:
         resp = Response(req, self.dates, worker_keeps, channel, environ)
         # The request id: in the environ, in the response if asked, and (through the
         # context variable) in every error-log event emitted while the app runs.
-        rid = environ["wsgid.request_id"] = self.new_id(req.incoming_id)
+        environ["wsgid.request_id"] = rid
         if self.id_field:
             resp.request_id = self.id_field + rid.encode("ascii") + b"\r\n"
             resp.request_id_name = self.id_name

@@ -4,14 +4,18 @@ Owns: the processor list of the error log for each format, and
 `SinkLogger`, the structlog "logger" that hands the rendered record to a
 sink together with the event's syslog severity.
 
-    add_log_level -> add_request_id -> add_timestamp -> format_exc_info -> render
+    count_level -> add_log_level -> add_request_id -> add_timestamp -> format_exc_info -> render
 
-`add_request_id` binds the id of the request being served into every event
-(app tracebacks, the timeout stack dump, stdlib records of the app).
+`count_level` counts the event by its level for the metrics (gunicorn's
+`gunicorn.log.<level>`), once the master has said where (`LEVEL_COUNT.count`:
+the scoreboard's counters of the process's slot). `add_request_id` binds the
+id of the request being served into every event (app tracebacks, the timeout
+stack dump, stdlib records of the app).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 import structlog
@@ -21,11 +25,30 @@ from wsgid.logs.request_id import add_request_id
 from wsgid.logs.sinks import SEVERITY, Sink
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+_SYNONYMS = {"warn": "warning", "fatal": "critical"}
+
+
+class LevelCount:
+    """Processor: count each event under the logging method called (exception apart)."""
+
+    def __init__(self) -> None:
+        self.count: Callable[[str], None] | None = None
+
+    def __call__(self, _: Any, method: str, event: MutableMapping[str, Any]) -> Any:
+        if self.count is not None:
+            # structlog's exception() is error() with exc_info: gunicorn counts it apart.
+            exception = method == "error" and event.get("exc_info")
+            self.count("exception" if exception else _SYNONYMS.get(method, method))
+        return event
+
+
+LEVEL_COUNT = LevelCount()  # one per process: the master's scoreboard, inherited by workers
 
 
 def error_processors(fmt: str, colours: bool = False) -> list[render.Processor]:
     """The error log's pipeline for format `fmt` (console, json or logfmt)."""
     return [
+        LEVEL_COUNT,
         structlog.processors.add_log_level,
         add_request_id,
         render.add_timestamp,

@@ -286,6 +286,17 @@ SyslogFacility = Annotated[
 ]  # fmt: skip
 SyslogFraming = Annotated[Literal["auto", "rfc5424", "rfc3164"], BeforeValidator(lower)]
 MemoryMetric = Annotated[Literal["rss", "pss"], BeforeValidator(lower)]
+StatsdNaming = Annotated[Literal["gunicorn", "wsgid"], BeforeValidator(lower)]
+STATSD_ACCEPTED = "HOST:PORT, [IPV6]:PORT, HOST (port 8125), unix:PATH or unix://PATH"
+
+
+def check_statsd_host(value: str | None) -> str | None:
+    """A statsd address as gunicorn reads it, written one way (`statsd.parse_target`)."""
+    if value is None:
+        return None
+    from wsgid.statsd import parse_target
+
+    return str(parse_target(value))
 
 
 # What errorlog and accesslog accept, in words.
@@ -329,8 +340,17 @@ def check_access_log_format(value: str) -> str:
 
 # gunicorn's spellings of its own default logger class, the one logger_class wsgid accepts:
 # wsgid's logs do its job (`simple` is gunicorn's short name for it).
-GUNICORN_LOGGER_CLASSES = ("gunicorn.glogging.Logger", "simple")
-LOGGER_CLASS_ACCEPTED = "gunicorn.glogging.Logger or simple (gunicorn's default)"
+# gunicorn's statsd logger class is its default plus statsd, which wsgid sends when
+# statsd_host is set, whatever the logger class.
+GUNICORN_LOGGER_CLASSES = (
+    "gunicorn.glogging.Logger",
+    "simple",
+    "gunicorn.instrument.statsd.Statsd",
+)
+LOGGER_CLASS_ACCEPTED = (
+    "gunicorn.glogging.Logger or simple (gunicorn's default), or"
+    " gunicorn.instrument.statsd.Statsd (statsd is on when statsd_host is set)"
+)
 
 
 def class_path(value: object) -> object:
@@ -343,10 +363,6 @@ def class_path(value: object) -> object:
 def check_logger_class(value: str | None) -> str | None:
     if value is None or value.strip() in GUNICORN_LOGGER_CLASSES:
         return value
-    if value.strip() == "gunicorn.instrument.statsd.Statsd":
-        raise ValueError(
-            "gunicorn's statsd logger is not in wsgid yet (statsd is planned); remove the setting"
-        )
     # A gunicorn Logger subclass is called with gunicorn's own objects (its Response, its
     # stdlib loggers), which a wsgid process does not have: it cannot be run, only refused.
     raise ValueError(

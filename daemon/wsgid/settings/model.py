@@ -33,6 +33,7 @@ from wsgid.settings.fields import (
     ALLOW_ACCEPTED,
     LOG_TARGETS_ACCEPTED,
     LOGGER_CLASS_ACCEPTED,
+    STATSD_ACCEPTED,
     WORKER_CLASS_HELP,
     AllowEntry,
     BindAddress,
@@ -53,6 +54,7 @@ from wsgid.settings.fields import (
     ReloadEngine,
     RemoteAddrFrom,
     Seconds,
+    StatsdNaming,
     SyslogFacility,
     SyslogFraming,
     WorkerClass,
@@ -60,6 +62,7 @@ from wsgid.settings.fields import (
     check_log_target,
     check_logger_class,
     check_scheme_headers,
+    check_statsd_host,
     check_syslog_addr,
     class_path,
     json_table,
@@ -593,6 +596,35 @@ class Settings(BaseModel):
     seconds here avoid refused requests on every rollout. A second TERM or QUIT, or INT,
     cuts the delay short; an upgrade (USR2) has none. Make the time a supervisor waits for
     the stop cover it: shutdown_delay + graceful_timeout."""
+
+    # --- metrics --------------------------------------------------------------------------
+    statsd_host: Annotated[
+        NonEmptyStr | None,
+        AfterValidator(check_statsd_host),
+        Option("monitoring", metavar="STATSD_ADDR", accepts=STATSD_ACCEPTED),
+    ] = None
+    """Send metrics to this statsd server (HOST:PORT, HOST for port 8125, or unix:PATH), under
+    gunicorn's names: requests, request durations, responses by status code, workers (busy
+    and idle too) and error-log events. The master sends them every statsd_interval; the
+    workers only count, so serving never waits on statsd. Off by default."""
+    statsd_prefix: Annotated[str, Option("monitoring", metavar="STATSD_PREFIX")] = ""
+    """Put this before every statsd metric name (a `.` is added if it does not end with one)."""
+    dogstatsd_tags: Annotated[str, Option("monitoring", metavar="DOGSTATSD_TAGS")] = ""
+    """Datadog tags added to every statsd metric, as `tag1:value1,tag2:value2`."""
+    statsd_interval: Annotated[
+        float, Field(gt=0, le=3600, allow_inf_nan=False), Option("monitoring", metavar="SECONDS")
+    ] = 1.0
+    """How often the master sends the statsd metrics: counts are what changed since the last
+    time, gauges the values of the moment."""
+    statsd_naming: Annotated[
+        StatsdNaming, Option("monitoring", metavar="NAMES", accepts="gunicorn or wsgid")
+    ] = "gunicorn"
+    """The statsd metric names: gunicorn's (`gunicorn.requests`, ...), which its dashboards
+    expect, or wsgid's (`wsgid.requests`, ...; also in-flight requests and worker restarts by
+    cause)."""
+    enable_backlog_metric: Annotated[bool, Option("monitoring")] = False
+    """Also send to statsd how many connections wait in the listeners' accept queues (TCP
+    listeners on Linux), as gunicorn's `gunicorn.backlog`."""
 
     # --- hooks ----------------------------------------------------------------------------
     on_starting: Hook = None

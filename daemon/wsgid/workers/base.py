@@ -41,14 +41,14 @@ from typing import Any, ClassVar
 
 from mypy_extensions import mypyc_attr
 
-from wsgid import loader, spew
+from wsgid import loader, scoreboard, spew
 from wsgid.exitcodes import ExitCode
-from wsgid.heartbeat import HeartbeatTable
 from wsgid.hooks import Hooks
 from wsgid.http.request import Request
 from wsgid.listeners import Listener
 from wsgid.logs import Logs
 from wsgid.runtime import RuntimeSettings
+from wsgid.scoreboard import Scoreboard
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
@@ -85,7 +85,7 @@ class WorkerContext:
     settings: RuntimeSettings
     listeners: list[Listener]
     logs: Logs
-    heartbeat: HeartbeatTable
+    scoreboard: Scoreboard
     slot: int
     boot_fd: int  # write end of the master's boot pipe
     app: Any  # the preloaded app, or None to load it in the worker
@@ -121,6 +121,7 @@ class Worker:
     def run(self) -> int:
         """Boot, serve until told to stop, and return the process exit code."""
         self.ctx.logs.enter_worker()  # capture_output: this worker's own stdout/stderr
+        self.ctx.scoreboard.mine = self.ctx.slot  # its log events count in its own slot
         if self.settings.spew:
             # Here, after the fork: a tracer in the master would trace the master too.
             spew.install(self.log, self.settings.loglevel)
@@ -154,7 +155,8 @@ class Worker:
             from wsgid.reloader import report_modules
 
             report_modules(self.ctx.modules_fd)
-        self.ctx.heartbeat.beat(self.ctx.slot)
+        self.ctx.scoreboard.beat(self.ctx.slot)
+        self.ctx.scoreboard.set_state(self.ctx.slot, scoreboard.READY)
         os.write(self.ctx.boot_fd, BOOTED.pack(os.getpid()))
         os.close(self.ctx.boot_fd)
         try:

@@ -69,10 +69,11 @@ THREAD_LOG_INTERVAL = 5.0  # at most one worker.thread_start_failed line per thi
 class PoolThread:
     """What one pool thread runs, and since when; read by the loop's sweep."""
 
-    __slots__ = ("ident", "job", "name", "reported", "started")
+    __slots__ = ("ident", "index", "job", "name", "reported", "started")
 
-    def __init__(self, name: str) -> None:
-        self.name = name
+    def __init__(self, index: int) -> None:
+        self.index = index  # also its record on the scoreboard
+        self.name = f"wsgid-{index}"
         self.ident = 0
         self.job: Job | None = None  # set after `started`, cleared when the request ends
         self.started = 0.0
@@ -136,7 +137,7 @@ class ThreadWorker(ConnectionLoop):
             # worker would (the master's heartbeat timeout bounds it then).
             conn.busy = False
             self.run_request(conn, req, worker_keeps)
-            self.heartbeat.beat(self.slot)
+            self.scoreboard.beat(self.slot)
             return
         self.in_flight += 1
         self.jobs.put((conn, req, worker_keeps))
@@ -149,7 +150,7 @@ class ThreadWorker(ConnectionLoop):
         are (or run in the loop's thread if there is none), and a later request
         tries again.
         """
-        pool_thread = PoolThread(f"wsgid-{len(self.threads)}")
+        pool_thread = PoolThread(len(self.threads))
         thread = threading.Thread(
             target=self._thread_main, args=(pool_thread,), name=pool_thread.name
         )
@@ -181,7 +182,7 @@ class ThreadWorker(ConnectionLoop):
             me.started = time.monotonic()
             me.job = job
             try:
-                self.run_request(conn, req, worker_keeps)
+                self.run_request(conn, req, worker_keeps, me.index)
             except BaseException:
                 self.log.exception("worker.thread_error")
                 conn.closing = True

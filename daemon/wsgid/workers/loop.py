@@ -5,8 +5,9 @@ reading a PROXY header first where the listener requires one (refused with
 403 from a peer off proxy_allow_ips, 400 when missing or malformed, 408 past
 header_timeout), reading request heads (and small bodies) without blocking, parking idle
 keep-alive connections, writing responses without blocking on slow readers,
-the idle/head/body/write deadlines, lingering close, the heartbeat stamp and
-the graceful stop. What happens to a complete request is the kind's
+the idle/head/body/write deadlines, lingering close, the heartbeat stamp, the
+scoreboard (each request shown while it runs, the counts published a few times
+a second) and the graceful stop. What happens to a complete request is the kind's
 business: `handle(conn, req)`. A connection's own state and its channel for
 the app are `connection.py`'s; taking new connections from the listeners is
 `admission.py`'s.
@@ -41,6 +42,7 @@ from typing import Any, ClassVar
 
 from mypy_extensions import mypyc_attr
 
+from wsgid import scoreboard as scoreboard_mod
 from wsgid.http import environ as environ_mod
 from wsgid.http.allowlist import AllowList
 from wsgid.http.date import Dates
@@ -55,12 +57,14 @@ from wsgid.workers import unpatched
 from wsgid.workers.admission import CONNECTION_ERRORS, Admission
 from wsgid.workers.base import Worker
 from wsgid.workers.connection import RECV_SIZE, Connection, no_deadline
+from wsgid.workers.interpreted import run_signal_handlers
 
 EPOLLIN = select.EPOLLIN
 EPOLLOUT = select.EPOLLOUT
 EPOLLERRHUP = select.EPOLLERR | select.EPOLLHUP
 LINGER_SECONDS = 2.0
 SWEEP_INTERVAL = 1.0
+PUBLISH_INTERVAL = 0.2  # seconds between two updates of the scoreboard's counters (busy)
 # A wait for the client ends this long before the request's `timeout` runs
 # out (at most), so that the request ends, and stamps the heartbeat, before
 # the master would take the worker for hung.
@@ -90,8 +94,13 @@ class ConnectionLoop(Worker):
         self.timeout = settings.timeout
         self.io_timeout = self.timeout or 30.0
         self.wait_margin = min(WAIT_MARGIN, self.timeout / 4)
-        self.heartbeat = self.ctx.heartbeat
+        self.scoreboard = self.ctx.scoreboard
         self.slot = self.ctx.slot
+        # What the scoreboard's counters have not been told yet (`_publish`): the status of
+        # each response, the duration of each request that reached the app.
+        self.statuses: list[int] = []
+        self.durations: list[int] = []
+        self.next_publish = 0.0
         self.deadline: Callable[[], float] = self.wait_deadline if self.timeout else no_deadline
         self.header_timeout = settings.header_timeout
         # Bodies up to this size are read completely before the app is called,
@@ -109,7 +118,6 @@ class ConnectionLoop(Worker):
         self.exchange = Exchange(
             self.app,
             self.log,
-            request_id.choose,
             request_id.CURRENT,
             self.dates,
             settings.request_id_response_header,
@@ -161,7 +169,7 @@ class ConnectionLoop(Worker):
         epoll = self.epoll
         conns = self.conns
         listeners = self.admission.listeners
-        heartbeat = self.heartbeat
+        scoreboard = self.scoreboard
         slot = self.slot
         wake_r = self.wake_r
         access = self.access
@@ -173,7 +181,7 @@ class ConnectionLoop(Worker):
             if self.reopen_requested:
                 # Before this turn's requests, so none is logged to the old file.
                 self._on_wake()
-            heartbeat.beat(slot, now)
+            scoreboard.beat(slot, now)
             listening: list[int] | None = None
             for fd, ev in events:
                 conn = conns.get(fd)
@@ -202,14 +210,28 @@ class ConnectionLoop(Worker):
                     self._on_listener(fd, batch)
             if access is not None:
                 access.flush()  # the access records of this turn, in one write
+            if now >= self.next_publish:
+                self._publish(now)
             if now >= self.next_tick:
                 self._tick(now)
         self._close_all()
+        self._publish(time.monotonic())  # before the master reaps it and reads its slot
+
+    def _publish(self, now: float) -> None:
+        """Hand the counts kept since the last time to the scoreboard (a few times a second
+        when busy; an idle worker's last ones go at the next sweep)."""
+        self.next_publish = now + PUBLISH_INTERVAL
+        if self.statuses or self.durations:
+            # Swapped, not cleared: a gthread thread appends to whichever list it finds.
+            statuses, self.statuses = self.statuses, []
+            durations, self.durations = self.durations, []
+            self.scoreboard.publish(self.slot, statuses, durations)
 
     def _tick(self, now: float) -> None:
         """Run the timers that are due: the sweep, the end of an accept back-off."""
         if now >= self.next_sweep:
             self._sweep(now)
+            self._publish(now)
             self.next_sweep = now + SWEEP_INTERVAL
         if self.admission.resume(now) and self.alive and len(self.conns) < self.max_connections:
             self.admission.watch(True)
@@ -228,7 +250,7 @@ class ConnectionLoop(Worker):
         master would take the worker for hung; the app sees a failed read or
         write (a slow client), not a killed worker.
         """
-        return self.heartbeat.last(self.slot) + self.timeout - self.wait_margin
+        return self.scoreboard.last(self.slot) + self.timeout - self.wait_margin
 
     def _on_wake(self) -> None:
         # One read: what it leaves (rare) makes epoll report the pipe again.
@@ -237,6 +259,7 @@ class ConnectionLoop(Worker):
             os.read(self.wake_r, 4096)
         except BlockingIOError:
             pass
+        run_signal_handlers()  # a signal's byte: its Python handler may not have run yet
         if self.reopen_requested:
             self.reopen_requested = False
             self.ctx.logs.reopen()
@@ -251,6 +274,7 @@ class ConnectionLoop(Worker):
         now = time.monotonic()
         if not self.stop_deadline:
             self.stop_deadline = now + self.stop_grace
+            self.scoreboard.set_state(self.slot, scoreboard_mod.STOPPING)
             if self.admission.watching:
                 # A connection that came since the last turn may have woken this worker
                 # alone (see `_on_listener`): its wake-up goes with the listeners, so take
@@ -414,30 +438,45 @@ class ConnectionLoop(Worker):
         """Serve one complete request; the kind decides where the app runs."""
         raise NotImplementedError
 
-    def run_request(self, conn: Connection, req: Request, worker_keeps: bool) -> None:
+    def run_request(
+        self, conn: Connection, req: Request, worker_keeps: bool, record: int = 0
+    ) -> None:
         """Call the app for `req` and send the response; then hooks and the access log.
 
         `worker_keeps`: whether this worker lets the connection stay open
-        (`allows_keep_alive`). Runs in the loop's thread (sync) or a pool
-        thread (gthread); it touches only `conn` and `req`, never the loop's
-        tables.
+        (`allows_keep_alive`). `record`: the scoreboard record that shows the
+        request while it runs (< 0: none). Runs in the loop's thread (sync) or
+        a pool thread (gthread); it touches only `conn` and `req`, never the
+        loop's tables.
         """
         access = self.access
-        started = time.perf_counter() if access is not None else 0.0
+        scoreboard = self.scoreboard
+        slot = self.slot
+        rid = request_id.choose(req.incoming_id)
+        started = time.monotonic()
+        scoreboard.begin(slot, record, req.method, req.path, rid, started)
         self.current = (req, conn.peer, conn.last_active)
-        if self.pre_request_hook:
-            self.hooks.call("pre_request", self, req)
+        status = 0  # no response: the client left
         try:
-            resp = self.exchange.run(conn.base, req, conn, worker_keeps)
-        except OSError:
-            # The client went away while the response was being written:
-            # drop what is queued and let the loop close the connection.
-            conn.out.clear()
-            conn.out_size = 0
-            conn.closing = True
-            return
+            if self.pre_request_hook:
+                self.hooks.call("pre_request", self, req)
+            try:
+                resp = self.exchange.run(conn.base, req, conn, worker_keeps, rid)
+            except OSError:
+                # The client went away while the response was being written:
+                # drop what is queued and let the loop close the connection.
+                conn.out.clear()
+                conn.out_size = 0
+                conn.closing = True
+                return
+            status = resp.status_code
         finally:
             self.current = None
+            elapsed_us = int((time.monotonic() - started) * 1e6)
+            scoreboard.finish(slot, record)
+            self.durations.append(elapsed_us)
+            if status:
+                self.statuses.append(status)
         keep_alive = resp.keep_alive()
         if keep_alive and not req.body_complete:
             req.discard_body = True  # the rest is dropped as it arrives (the rule found it cheap)
@@ -450,8 +489,7 @@ class ConnectionLoop(Worker):
             self.hooks.call("post_request", self, req, resp.environ, resp)
         if access is not None:
             access.request(
-                req, resp.status_code, resp.bytes_sent, resp.environ, resp.headers,
-                int((time.perf_counter() - started) * 1e6),
+                req, status, resp.bytes_sent, resp.environ, resp.headers, elapsed_us
             )  # fmt: skip
 
     def allows_keep_alive(self) -> bool:
@@ -463,6 +501,7 @@ class ConnectionLoop(Worker):
             self.requests_left -= 1
             if self.requests_left == 0:
                 self.log.info("worker.max_requests", action="recycling")
+                self.scoreboard.set_exit_reason(self.slot, scoreboard_mod.EXIT_MAX_REQUESTS)
                 self.alive = False
                 return False
         return self.alive and self.keepalive > 0
@@ -505,6 +544,7 @@ class ConnectionLoop(Worker):
     def _reject(self, conn: Connection, exc: ProtocolError) -> None:
         """Answer a protocol error and close (the byte stream is untrusted now)."""
         self.log.info("request.rejected", status=exc.status, reason=exc.reason, peer=conn.peer)
+        self.statuses.append(exc.status)
         if self.access is not None:
             self.access.rejected(conn.base, exc.status)
         current = conn.parser.current

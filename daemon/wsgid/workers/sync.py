@@ -30,4 +30,4 @@ class SyncWorker(ConnectionLoop):
         # Stamped now, not when epoll next returns (up to a second later), so
         # that a request shorter than `timeout` never looks hung, nor does the
         # next request of the same turn inherit this one's time.
-        self.heartbeat.beat(self.slot)
+        self.scoreboard.beat(self.slot)

@@ -1,0 +1,290 @@
+"""The scoreboard: what every worker is doing, in memory the master reads without a syscall.
+
+Owns: one slot per worker in anonymous shared memory, created by the master before it forks
+and inherited by every worker, and the layout of a slot:
+
+- the heartbeat (the worker's "last seen alive" stamp, compared with `timeout`);
+- who holds it (pid, generation), its state (booting, ready, stopping) and why it ended
+  (max_requests), written by the master and the worker off the request path;
+- the requests running now, and for each running request a record: its method, path,
+  request id and start time (`wsgid status`);
+- counters: requests answered, by status code; app requests timed, their total duration and
+  a histogram of durations; a ring of the latest durations (statsd's timer samples); log
+  events by level; the last measured memory.
+
+The request path only stamps: `begin` and `finish` are a few aligned 8-byte stores and
+three short byte copies, no syscall. The counters are the worker's own lists until it
+`publish`es them, a few times a second, off the request path. Every field is
+an 8-byte word at an aligned offset, read and written through memoryviews of C doubles
+("d") and 64-bit integers ("q") over the same memory: each access is one aligned 8-byte
+copy, atomic on every platform wsgid runs on, so no lock is needed. (Not
+`struct.pack_into`: it zeroes a field before writing it, so a reader could see 0.) The
+gthread worker's threads add to the count of requests in the app together; the compiled
+build runs each addition without letting go of the GIL, so none is lost (the pure-Python
+build may, rarely, miscount one until the worker is replaced).
+
+CLOCK_MONOTONIC is system-wide, so stamps from different processes compare directly, and
+wall-clock jumps cannot kill workers.
+
+The master has one slot of its own, the last, for the log events it emits itself.
+"""
+
+from __future__ import annotations
+
+import mmap
+import time
+
+# Slot states.
+FREE = 0
+BOOTING = 1
+READY = 2
+STOPPING = 3
+STATE_NAMES = ("free", "booting", "ready", "stopping")
+
+# Why a worker ended, as the worker says it (the master knows the other causes).
+EXIT_MAX_REQUESTS = 1
+
+# Log levels counted (gunicorn's statsd counts these four: `gunicorn.log.<level>`).
+LOG_LEVELS = ("critical", "error", "warning", "exception")
+
+# Upper bounds, in seconds, of the request duration histogram (the last bucket is +Inf).
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_BUCKET_US = tuple(int(bound * 1e6) for bound in DURATION_BUCKETS)
+
+RING = 64  # latest durations kept per worker: statsd's timer samples of an interval
+CODES = 500  # status codes 100 to 599
+
+# Word offsets in a slot.
+HEARTBEAT = 0  # "d"
+SPAWNED = 1  # "d": when the master forked it
+PID = 2
+GENERATION = 3
+STATE = 4
+EXIT_REASON = 5
+ACTIVE = 6  # requests in the app now
+ANSWERED = 7  # responses, the app's and the refusals of malformed requests
+TIMED = 8  # app requests ended (the histogram's count)
+DURATION_US = 9  # their total duration, in microseconds
+MEMORY = 10  # bytes, as last measured by the master (0: not measured)
+LOGS = 11  # LOG_LEVELS counters
+BUCKETS = LOGS + len(LOG_LEVELS)  # len(DURATION_BUCKETS) + 1 counters (not cumulative)
+STATUS = BUCKETS + len(DURATION_BUCKETS) + 1  # CODES counters, status 100 at index 0
+DURATIONS = STATUS + CODES  # RING durations in microseconds, at TIMED % RING
+RECORDS = DURATIONS + RING
+
+# A record: one running request.
+REC_STARTED = 0  # "d"; 0.0: no request
+REC_LENGTHS = 1  # method length | path length << 8 | id length << 24
+REC_METHOD = 2  # METHOD_BYTES
+METHOD_BYTES = 16
+PATH_BYTES = 224
+ID_BYTES = 48
+REC_PATH = REC_METHOD + METHOD_BYTES // 8
+REC_ID = REC_PATH + PATH_BYTES // 8
+REC_WORDS = REC_ID + ID_BYTES // 8
+
+
+class Scoreboard:
+    """`slots` worker slots (plus the master's), each with `records` request records."""
+
+    def __init__(self, slots: int, records: int = 1) -> None:
+        self.slots = slots
+        self.records = max(1, records)
+        self.slot_words = RECORDS + self.records * REC_WORDS
+        self.master_slot = slots
+        # mmap(-1) is MAP_SHARED | MAP_ANONYMOUS: shared with forked children. Pages are
+        # given memory only when first written: unused slots cost address space only.
+        self._mem = mmap.mmap(-1, (slots + 1) * self.slot_words * 8)
+        self._raw = memoryview(self._mem)
+        self._d = self._raw.cast("d")
+        self._q = self._raw.cast("q")
+        self.mine = slots  # the slot this process counts its log events in
+
+    def close(self) -> None:
+        # mmap refuses to close while a view exists
+        self._d.release()
+        self._q.release()
+        self._raw.release()
+        self._mem.close()
+
+    # the heartbeat
+
+    def beat(self, slot: int, now: float | None = None) -> None:
+        self._d[slot * self.slot_words] = time.monotonic() if now is None else now
+
+    def last(self, slot: int) -> float:
+        value: float = self._d[slot * self.slot_words]
+        return value
+
+    # the request path (the worker)
+
+    def begin(self, slot: int, record: int, method: str, path: bytes, rid: str, now: float) -> None:
+        """A request of the worker in `slot` enters the app at `now`; `record` < 0: not shown."""
+        base = slot * self.slot_words
+        self._q[base + ACTIVE] += 1
+        if record < 0 or record >= self.records:
+            return
+        at = base + RECORDS + record * REC_WORDS
+        mem = self._mem
+        start = (at + REC_METHOD) * 8
+        name = method.encode()[:METHOD_BYTES]
+        mem[start : start + len(name)] = name
+        start = (at + REC_PATH) * 8
+        if len(path) > PATH_BYTES:
+            path = path[:PATH_BYTES]
+        mem[start : start + len(path)] = path
+        ident = rid.encode()[:ID_BYTES]
+        start = (at + REC_ID) * 8
+        mem[start : start + len(ident)] = ident
+        self._q[at + REC_LENGTHS] = len(name) | len(path) << 8 | len(ident) << 24
+        self._d[at + REC_STARTED] = now  # last: a reader trusts a record by its stamp
+
+    def finish(self, slot: int, record: int) -> None:
+        """The request `begin` recorded left the app."""
+        base = slot * self.slot_words
+        if 0 <= record < self.records:
+            self._d[base + RECORDS + record * REC_WORDS + REC_STARTED] = 0.0
+        self._q[base + ACTIVE] -= 1
+
+    def publish(self, slot: int, statuses: list[int], durations: list[int]) -> None:
+        """Add what the worker in `slot` counted since it last published: the status of each
+        response it sent, and the duration (microseconds) of each request that left the app.
+
+        Workers count into their own lists and publish a few times a second, off the
+        request path: the counters are seconds fresh, never wrong.
+        """
+        base = slot * self.slot_words
+        q = self._q
+        q[base + ANSWERED] += len(statuses)
+        for status in statuses:
+            if 100 <= status < 100 + CODES:
+                q[base + STATUS + status - 100] += 1
+        timed: int = q[base + TIMED]
+        total = 0
+        for duration in durations:
+            bucket = 0
+            for bound in _BUCKET_US:
+                if duration <= bound:
+                    break
+                bucket += 1
+            q[base + BUCKETS + bucket] += 1
+            q[base + DURATIONS + timed % RING] = duration
+            timed += 1
+            total += duration
+        q[base + DURATION_US] += total
+        q[base + TIMED] = timed
+
+    # off the request path
+
+    def logged(self, level: str) -> None:
+        """Count a log event of `level` in this process's slot (uncounted levels ignored)."""
+        if level in LOG_LEVELS:
+            self._q[self.mine * self.slot_words + LOGS + LOG_LEVELS.index(level)] += 1
+
+    def set_state(self, slot: int, state: int) -> None:
+        self._q[slot * self.slot_words + STATE] = state
+
+    def set_exit_reason(self, slot: int, reason: int) -> None:
+        self._q[slot * self.slot_words + EXIT_REASON] = reason
+
+    def set_memory(self, slot: int, size: int) -> None:
+        self._q[slot * self.slot_words + MEMORY] = size
+
+    def take(self, slot: int, pid: int, generation: int, now: float) -> None:
+        """The master gives `slot` to a worker about to be forked: zeroed, then stamped."""
+        base = slot * self.slot_words
+        self._raw[base * 8 : (base + self.slot_words) * 8] = bytes(self.slot_words * 8)
+        q = self._q
+        q[base + PID] = pid
+        q[base + GENERATION] = generation
+        q[base + STATE] = BOOTING
+        self._d[base + SPAWNED] = now
+        self._d[base + HEARTBEAT] = now
+
+    def set_pid(self, slot: int, pid: int) -> None:
+        self._q[slot * self.slot_words + PID] = pid
+
+    # reading (the master)
+
+    def active(self, slot: int) -> int:
+        """Requests of the worker in `slot` in the app now."""
+        value: int = self._q[slot * self.slot_words + ACTIVE]
+        return value
+
+    def read(self, slot: int) -> SlotReading:
+        """A copy of `slot` as it is now (each field as one atomic read)."""
+        base = slot * self.slot_words
+        q = self._q
+        d = self._d
+        reading = SlotReading()
+        reading.heartbeat = d[base + HEARTBEAT]
+        reading.spawned = d[base + SPAWNED]
+        reading.pid = q[base + PID]
+        reading.generation = q[base + GENERATION]
+        reading.state = q[base + STATE]
+        reading.exit_reason = q[base + EXIT_REASON]
+        reading.active = q[base + ACTIVE]
+        reading.answered = q[base + ANSWERED]
+        reading.timed = q[base + TIMED]
+        reading.duration_us = q[base + DURATION_US]
+        reading.memory = q[base + MEMORY]
+        reading.logs = q[base + LOGS : base + BUCKETS].tolist()
+        reading.buckets = q[base + BUCKETS : base + STATUS].tolist()
+        reading.codes = q[base + STATUS : base + DURATIONS].tolist()
+        reading.durations = q[base + DURATIONS : base + RECORDS].tolist()
+        for record in range(self.records):
+            at = base + RECORDS + record * REC_WORDS
+            started: float = d[at + REC_STARTED]
+            if not started:
+                continue
+            lengths: int = q[at + REC_LENGTHS]
+            raw = self._raw
+            method = bytes(raw[(at + REC_METHOD) * 8 : (at + REC_METHOD) * 8 + (lengths & 0xFF)])
+            path = bytes(raw[(at + REC_PATH) * 8 : (at + REC_PATH) * 8 + (lengths >> 8 & 0xFFFF)])
+            rid = bytes(raw[(at + REC_ID) * 8 : (at + REC_ID) * 8 + (lengths >> 24 & 0xFF)])
+            # A request that began meanwhile may mix with the one read: keep a record only
+            # if its stamp did not change while it was copied.
+            if d[at + REC_STARTED] == started:
+                reading.running.append(
+                    Running(
+                        started,
+                        method.decode("latin-1"),
+                        path.decode("latin-1"),
+                        rid.decode("latin-1"),
+                    )
+                )
+        return reading
+
+
+class Running:
+    """A request in the app, as a slot's record shows it."""
+
+    __slots__ = ("method", "path", "request_id", "started")
+
+    def __init__(self, started: float, method: str, path: str, request_id: str) -> None:
+        self.started = started
+        self.method = method
+        self.path = path
+        self.request_id = request_id
+
+
+class SlotReading:
+    """One slot, copied out of the scoreboard."""
+
+    def __init__(self) -> None:
+        self.heartbeat = 0.0
+        self.spawned = 0.0
+        self.pid = 0
+        self.generation = 0
+        self.state = FREE
+        self.exit_reason = 0
+        self.active = 0
+        self.answered = 0
+        self.timed = 0
+        self.duration_us = 0
+        self.memory = 0
+        self.logs: list[int] = []
+        self.buckets: list[int] = []
+        self.codes: list[int] = []
+        self.durations: list[int] = []
+        self.running: list[Running] = []
