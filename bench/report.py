@@ -174,7 +174,7 @@ def render(
                     what = (
                         f"{server.access_log} access log / none"
                         if server.access_log
-                        else "health listener and memory limit / none"
+                        else "metrics listener, statsd and memory limit / none"
                         if server.operated
                         else f"PROXY {server.proxy} / plain (through HAProxy)"
                     )

@@ -55,9 +55,9 @@ class Server:
     # The access-log format it writes to a file in bench/.work ("" for no access log): it
     # serves only the hello scenario, next to its plain twin, to show what the log costs.
     access_log: str = ""
-    # With the health side listener (`metrics_bind`) and `max_worker_memory` on: the master's
-    # work for operators, which the serving path must not feel. Also hello only, beside its
-    # plain twin.
+    # With what operators turn on: the side listener of health probes and /metrics
+    # (`metrics_bind`), statsd, `max_worker_memory`: the master's work, which the serving path
+    # must not feel. Also hello only, beside its plain twin.
     operated: bool = False
 
     @property
@@ -82,11 +82,14 @@ class Server:
                 if self.access_log
                 else []
             )
+            # statsd to the discard port: the master builds and sends every interval's
+            # datagrams as it would to a real statsd.
             ops = (
-                ["--metrics-bind", f"{HOST}:0", "--max-worker-memory", "4096"]
+                ["--metrics-bind", f"{HOST}:0", "--max-worker-memory", "4096",
+                 "--statsd-host", f"{HOST}:9"]
                 if self.operated
                 else []
-            )
+            )  # fmt: skip
             return [py, "-m", "wsgid", target, *common, *proxy, *log, *ops]
         if self.family == "gunicorn":
             return [py, "-m", "gunicorn", *common, target]
@@ -134,7 +137,7 @@ SERVERS: tuple[Server, ...] = (
     ),
     Server(
         "wsgid-sync-operated",
-        "wsgid sync + health listener and memory limit",
+        "wsgid sync + metrics listener, statsd and memory limit",
         "wsgid",
         "sync",
         operated=True,

@@ -5,7 +5,8 @@ What this module owns:
 - `main`, the entry point of the `wsgid` console script and of `python -m wsgid`: it loads the
   settings, then serves (`wsgid.master.run`), checks (`wsgid check`), shows the effective
   configuration (`wsgid config show`), prints the JSON Schema of the file
-  (`wsgid config schema`) or a gunicorn Python config as TOML (`wsgid config import`).
+  (`wsgid config schema`) or a gunicorn Python config as TOML (`wsgid config import`), or
+  reads the workers' state from a running master (`wsgid status`).
 - `load`, which reads the settings in a short-lived child process (below).
 - `serve_app`, which serves an application built elsewhere (`pserve`, through
   `wsgid.paste.serve`) the way `main` serves one it loads.
@@ -79,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.OK
     if loaded.command == "check":
         return _check(loaded)
+    if loaded.command == "status":
+        return _status(loaded)
     # On HUP the master re-reads the configuration from the same argv and the environment of
     # that moment, through the same code path as at startup.
     return _serve(loaded, lambda: load(args))
@@ -268,6 +271,31 @@ def _read_settings(pipe_fd: int, args: list[str], server: ServerSection | None) 
         status = 0
     finally:
         os._exit(status)
+
+
+def _status(loaded: LoadedSettings) -> int:
+    """`wsgid status`: what the master of these settings says through its control socket."""
+    import json
+
+    from wsgid import control
+
+    settings = loaded.settings
+    path = control.socket_path(settings.control_socket, settings.control_socket_disable, os.environ)
+    if path is None:
+        _print_error(
+            "no control socket: set control_socket to an absolute path (or run under systemd"
+            " with RuntimeDirectory=, where it is on by default), as the server has it"
+        )
+        return ExitCode.CONFIG
+    try:
+        document = control.fetch(path)
+    except control.StatusError as exc:
+        _print_error(str(exc))
+        return ExitCode.ERROR
+    sys.stdout.write(
+        json.dumps(document, indent=2) + "\n" if loaded.json_output else control.render(document)
+    )
+    return ExitCode.OK
 
 
 def _check(loaded: LoadedSettings) -> int:

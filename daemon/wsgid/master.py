@@ -66,9 +66,10 @@ from wsgid.workers import UnknownWorkerClass, resolve
 from wsgid.workers.base import Worker, WorkerContext
 
 if TYPE_CHECKING:
+    from wsgid.app_metrics import AppMetrics
     from wsgid.daemonize import Readiness
     from wsgid.reloader import Reloader
-    from wsgid.side_listener import SideListener
+    from wsgid.side_listener import Page, SideListener
     from wsgid.stats import Snapshot
     from wsgid.statsd import Statsd
 
@@ -124,7 +125,10 @@ class Master:
         self.next_status = 0.0  # monotonic time of the next STATUS update (under systemd)
         self.status_text = ""  # the last STATUS sent while serving
         self.statsd: Statsd | None = None  # statsd_host: the metrics sender
-        self.side: SideListener | None = None  # metrics_bind: health probes
+        self.side: SideListener | None = None  # metrics_bind: health probes and /metrics
+        self.control: SideListener | None = None  # control_socket: `wsgid status`
+        self.app_metrics: AppMetrics | None = None  # the app's PROMETHEUS_MULTIPROC_DIR
+        self.started_at = time.time()
         self.drain_until = 0.0  # shutdown_delay: serving on, /readyz 503, until then
         self.drain_signal = ""  # the stop signal the drain delays
         self.exit_code = int(ExitCode.OK)
@@ -203,6 +207,13 @@ class Master:
                 )
             except listeners_mod.ListenerError as exc:
                 return self._fail_start(str(exc), ExitCode.LISTEN_FAILED)
+            try:
+                self.app_metrics = self._prepare_app_metrics()
+                self.control = self._control_for(self.settings)
+            except ConfigError as exc:
+                return self._fail_start(str(exc), ExitCode.CONFIG)
+            except listeners_mod.ListenerError as exc:
+                return self._fail_start(str(exc), ExitCode.LISTEN_FAILED)
             if self.settings.preload_app and self.app is None:
                 try:
                     self.app = loader.load_app(self.settings)
@@ -221,6 +232,7 @@ class Master:
                 workers=self.target,
                 worker_class=self.worker_class.kind,
                 **({"health": str(self.side)} if self.side is not None else {}),
+                **({"control": str(self.control)} if self.control is not None else {}),
             )
             if self.settings.spew:
                 spew.announce(self.log, self.settings.loglevel)
@@ -232,6 +244,10 @@ class Master:
             listeners_mod.close_all(self.listeners)
             if self.side is not None:
                 self.side.close(unlink=not self.upgrade_pid)
+            if self.control is not None:
+                self.control.close(unlink=not self.upgrade_pid)
+            if self.app_metrics is not None:
+                self.app_metrics.close(handed_over=bool(self.upgrade_pid))
             if self.statsd is not None:
                 self.statsd.close()
             if self.reloader is not None:
@@ -261,7 +277,133 @@ class Master:
         from wsgid.side_listener import SideListener
 
         listener = listeners_mod.bind_one(bind, SIDE_BACKLOG, pool, self._on_bind_retry)
-        return SideListener(listener, self._not_ready)
+        return SideListener(
+            listener,
+            {b"/livez": _livez, b"/readyz": self._readyz, b"/metrics": self._metrics},
+        )
+
+    def _readyz(self) -> Page:
+        from wsgid.side_listener import TEXT
+
+        reason = self._not_ready()
+        if reason is None:
+            return "200 OK", TEXT, b"ready\n"
+        return "503 Service Unavailable", TEXT, f"not ready: {reason}\n".encode()
+
+    def _metrics(self) -> Page:
+        from wsgid import prometheus
+
+        body = prometheus.exposition(
+            self._snapshot(),
+            listeners_mod.queued(self.listeners),
+            self.app_metrics.path if self.app_metrics is not None else None,
+        )
+        return "200 OK", prometheus.CONTENT_TYPE, body
+
+    def _prepare_app_metrics(self) -> AppMetrics | None:
+        """prometheus_multiproc_dir: the app's multiprocess directory, ready before the app
+        is imported (None: not managed). ConfigError if it cannot be made ready."""
+        settings = self.settings
+        if settings.prometheus_multiproc_dir == "off":
+            return None
+        from wsgid import app_metrics
+
+        path, owned = app_metrics.choose(
+            settings.prometheus_multiproc_dir, settings.metrics_bind is not None, os.environ
+        )
+        if path is None:
+            return None
+        credentials = privileges.resolve(settings.user, settings.group, self.loaded.sources)
+        owner = (credentials.uid, credentials.gid) if credentials is not None else None
+        try:
+            return app_metrics.prepare(
+                path, owned, owner, upgrade=self.handoff is not None, environ=os.environ
+            )
+        except app_metrics.AppMetricsError as exc:
+            raise ConfigError(str(exc)) from exc
+
+    def _control_for(self, settings: RuntimeSettings) -> SideListener | None:
+        """The control socket the settings ask for (None: none). ListenerError if it
+        cannot be bound."""
+        from wsgid import control
+
+        path = control.socket_path(
+            settings.control_socket, settings.control_socket_disable, os.environ
+        )
+        if path is None:
+            return None
+        from wsgid.side_listener import SideListener
+
+        if self.handoff is not None:
+            # Started by USR2: the old master's socket has the path; this one takes it over
+            # (the old master leaves the file alone when it exits).
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        listener = listeners_mod.bind_one(f"unix:{path}", SIDE_BACKLOG, [], self._on_bind_retry)
+        os.chmod(path, settings.control_socket_mode)
+        return SideListener(listener, {b"/status": self._status}, admit=self._admit_control)
+
+    def _admit_control(self, sock: socket.socket) -> bool:
+        from wsgid import control
+
+        pid, uid = control.peer(sock)
+        if control.allowed(uid):
+            return True
+        self.log.warning(
+            "control.refused", peer_pid=pid, peer_uid=uid, reason="not root nor the server's user"
+        )
+        return False
+
+    def _status(self) -> Page:
+        """`wsgid status`: the status document (control.py)."""
+        import json
+
+        return "200 OK", "application/json", json.dumps(self._status_document()).encode()
+
+    def _status_document(self) -> dict[str, Any]:
+        now = time.monotonic()
+        scoreboard = self.table.scoreboard
+        totals = self._snapshot()
+        workers = []
+        for worker in sorted(self.workers.values(), key=lambda w: w.age):
+            reading = scoreboard.read(worker.slot)
+            memory = processes.memory(worker.pid, "rss") or 0
+            workers.append(
+                {
+                    "pid": worker.pid, "slot": worker.slot, "generation": worker.generation,
+                    "state": _state(worker.booted, worker.retiring, reading.active),
+                    "age": round(now - worker.spawned, 3), "requests": reading.answered,
+                    "active": reading.active, "memory": memory,
+                    "running": [
+                        {
+                            "method": r.method, "path": r.path, "request_id": r.request_id,
+                            "age": round(now - r.started, 3),
+                        }
+                        for r in sorted(reading.running, key=lambda r: r.started)
+                    ],
+                }
+            )  # fmt: skip
+        if self.stopping:
+            state = "stopping"
+        elif self.drain_until:
+            state = "draining"
+        elif not self.ready:
+            state = "booting"
+        elif self.reload_from is not None:
+            state = "reloading"
+        else:
+            state = "serving"
+        return {
+            "master": {
+                "pid": self.pid, "app": self.app_label, "version": _version(), "state": state,
+                "generation": self.generation, "workers_wanted": self.target,
+                "started": self.started_at,
+            },
+            "listeners": [str(listener) for listener in self.listeners],
+            "side": str(self.side) if self.side is not None else None,
+            "totals": {"requests": totals.answered, "restarts": totals.restarts},
+            "workers": workers,
+        }  # fmt: skip
 
     def _not_ready(self) -> str | None:
         """Why /readyz answers 503 now (None: ready for traffic)."""
@@ -309,10 +451,11 @@ class Master:
                 fds += self.reloader.fds()
                 timeout = min(timeout, self.reloader.wait(now, self._may_reload()))
             wfds: list[int] = []
-            if self.side is not None:
-                fds += self.side.readable()
-                wfds = self.side.writable()
-                due = self.side.next_deadline()
+            sides = [s for s in (self.side, self.control) if s is not None]
+            for side in sides:
+                fds += side.readable()
+                wfds += side.writable()
+                due = side.next_deadline()
                 if due is not None:
                     timeout = min(timeout, max(0.0, due - now))
             if self.drain_until:
@@ -325,8 +468,8 @@ class Master:
                 readable, writable = [], []
             now = time.monotonic()
             self.notifier.watchdog(now)
-            if self.side is not None:
-                self.side.handle(readable, writable, now)
+            for side in sides:
+                side.handle(readable, writable, now)
             if self.wake_r in readable:
                 _drain(self.wake_r)
             if self.reloader is not None:
@@ -582,7 +725,9 @@ class Master:
 
     def _snapshot(self) -> Snapshot:
         """The totals over every worker now, the reaped ones' included."""
-        return self.table.totals.snapshot((w.slot, w.booted) for w in self.workers.values())
+        return self.table.totals.snapshot(
+            (w.slot, w.booted, w.retiring) for w in self.workers.values()
+        )
 
     def _configure_statsd(self) -> None:
         """Start, change or stop sending to statsd as the settings now say (start, HUP)."""
@@ -754,6 +899,8 @@ class Master:
                 self._read_boots()  # it may have booted just before it exited
             expected = worker.retiring or self.stopping
             failure = self.table.remove(worker, status, expected, self.settings.timeout)
+            if self.app_metrics is not None:
+                self.app_metrics.worker_gone(worker.slot)  # before its slot is given again
             if failure is not None:
                 self._boot_failed(failure)
             self.hooks.call("child_exit", self, worker)
@@ -783,6 +930,10 @@ class Master:
             self.reloader.close_in_child()  # one watcher, the master's: never in a worker
         if self.side is not None:
             self.side.close_in_child()  # probes are the master's to answer
+        if self.control is not None:
+            self.control.close_in_child()
+        if self.app_metrics is not None:
+            self.app_metrics.enter_worker(record.slot)  # before the app is imported
         if self.pidfile is not None:
             # A worker (the app) must not be able to write the master's pidfile.
             self.pidfile.close_copy()
@@ -854,6 +1005,21 @@ def scaled(target: int, step: int) -> tuple[int, str | None]:
     if wanted > MAX_WORKERS:
         return target, f"never more than {MAX_WORKERS} workers"
     return wanted, None
+
+
+def _livez() -> Page:
+    from wsgid.side_listener import TEXT
+
+    return "200 OK", TEXT, b"ok\n"
+
+
+def _state(booted: bool, retiring: bool, active: int) -> str:
+    """A worker's state as status and metrics name it."""
+    if retiring:
+        return "stopping"
+    if not booted:
+        return "booting"
+    return "busy" if active > 0 else "idle"
 
 
 def _drain(fd: int) -> None:

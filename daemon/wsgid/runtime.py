@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 # Every setting's name, in the model's order.
 SETTING_NAMES = tuple(field.name for field in fields(SettingFields))
 
-Command = Literal["serve", "check", "config-show", "config-schema", "config-import"]
+Command = Literal["serve", "check", "config-show", "config-schema", "config-import", "status"]
 
 # The most workers one master supervises: the bound of the `workers` setting and of TTIN.
 # Here because both the settings model and the master need it, and the master must not

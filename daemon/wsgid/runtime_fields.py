@@ -111,12 +111,16 @@ class SettingFields:
     enable_stdio_inheritance: bool
     metrics_bind: str | None
     shutdown_delay: float
+    prometheus_multiproc_dir: str
     statsd_host: str | None
     statsd_prefix: str
     dogstatsd_tags: str
     statsd_interval: float
     statsd_naming: Literal["gunicorn", "wsgid"]
     enable_backlog_metric: bool
+    control_socket: str
+    control_socket_mode: int
+    control_socket_disable: bool
     on_starting: str | None
     on_reload: str | None
     when_ready: str | None

@@ -1,27 +1,26 @@
-"""The master's side listener (`metrics_bind`): health probes over HTTP, apart from the app.
+"""The master's side listeners: small HTTP answers from the master, apart from the app.
 
-Owns: the listening socket of `metrics_bind`, the probe connections it accepts, and what each
-path answers:
-
-- `GET /livez`: 200 while the master's loop runs (it is that loop that answers).
-- `GET /readyz`: 200 when the configured workers are booted and the server neither drains
-  (`shutdown_delay`) nor stops; 503 otherwise, with the reason in the body.
-- any other path 404; a method other than GET or HEAD 405; a request that breaks HTTP/1.1 the
-  4xx of wsgid's parser (the same parser and limits as the app's traffic, `wsgid.http`).
+Owns: a listening socket the master serves itself, the connections it accepts, and turning
+each request into the answer of its path. Two are made of it: `metrics_bind` (the health
+probes and `/metrics`) and `control_socket` (`wsgid status`, which also checks who
+connects). What a path answers is the master's (`Page`s it gives); this module answers
+a path it was not given with 404, a method other than GET or HEAD with 405, and a request
+that breaks HTTP/1.1 with the 4xx of wsgid's parser (the same parser as the app's traffic,
+`wsgid.http`).
 
 Every answer closes its connection, and `Cache-Control: no-store` keeps a cache in between
 from answering for the server. The master never blocks on a probe: the sockets are
 non-blocking, at most MAX_CONNECTIONS are open at once (a new one closes the oldest, so
 that idle connections cannot crowd out a probe), and a connection that has not sent its head
 and taken its answer within DEADLINE seconds is closed. A probe costs the master one short
-turn of its loop; when `metrics_bind` is not set this module is not even imported.
+turn of its loop; when neither is set this module is not even imported.
 """
 
 from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from wsgid.http.date import Dates
 from wsgid.http.errors import ProtocolError, error_response
@@ -36,8 +35,11 @@ DEADLINE = 5.0  # seconds a probe has to send its request and read the answer
 READ_SIZE = 8192
 # A probe's head is a request line and a few fields: nothing near the app's limits.
 LIMITS = Limits(request_line=1024, fields=32, field_size=1024)
-_TEXT = ("Content-Type", "text/plain; charset=utf-8")
+TEXT = "text/plain; charset=utf-8"
 _NO_STORE = ("Cache-Control", "no-store")
+
+# What a path answers: its status line, Content-Type and body, made when it is asked for.
+Page = tuple[str, str, bytes]
 
 
 class _Probe:
@@ -57,15 +59,21 @@ class _Probe:
 
 
 class SideListener:
-    """The side listener and its open probes, driven by the master's loop.
+    """A side listener and its open connections, driven by the master's loop.
 
-    `not_ready()` is the master's: None when it is ready for traffic, else why not
-    (booting, draining, stopping...).
+    `pages`: what each path answers. `admit(sock)`, if given, is asked about each accepted
+    connection; one it refuses is closed unanswered.
     """
 
-    def __init__(self, listener: Listener, not_ready: Callable[[], str | None]) -> None:
+    def __init__(
+        self,
+        listener: Listener,
+        pages: Mapping[bytes, Callable[[], Page]],
+        admit: Callable[[socket.socket], bool] | None = None,
+    ) -> None:
         self.listener = listener
-        self.not_ready = not_ready
+        self.pages = pages
+        self.admit = admit
         self._dates = Dates(clock.http_date)
         self._probes: dict[int, _Probe] = {}
 
@@ -118,6 +126,9 @@ class SideListener:
                 # then cannot keep a real probe out, which is answered as it arrives.
                 oldest = min(self._probes.items(), key=lambda item: item[1].deadline)
                 self._drop(*oldest)
+            if self.admit is not None and not self.admit(sock):
+                sock.close()
+                continue
             sock.setblocking(False)
             probe = _Probe(sock, now)
             self._probes[sock.fileno()] = probe
@@ -144,22 +155,17 @@ class SideListener:
 
     def _respond(self, req: Request) -> bytes:
         """The whole answer to `req`."""
-        headers = [_TEXT, _NO_STORE]
+        page = self.pages.get(req.path)
+        extra = []
         if req.method not in ("GET", "HEAD"):
             # RFC 9110 §15.5.6: a 405 says which methods the resource has.
-            status, body = "405 Method Not Allowed", "405 Method Not Allowed\n"
-            headers.append(("Allow", "GET, HEAD"))
-        elif req.path == b"/livez":
-            status, body = "200 OK", "ok\n"
-        elif req.path == b"/readyz":
-            reason = self.not_ready()
-            status, body = ("200 OK", "ready\n") if reason is None else (
-                "503 Service Unavailable", f"not ready: {reason}\n"
-            )  # fmt: skip
+            status, kind, data = "405 Method Not Allowed", TEXT, b"405 Method Not Allowed\n"
+            extra.append(("Allow", "GET, HEAD"))
+        elif page is None:
+            status, kind, data = "404 Not Found", TEXT, b"404 Not Found\n"
         else:
-            status, body = "404 Not Found", "404 Not Found\n"
-        data = body.encode()
-        headers.append(("Content-Length", str(len(data))))
+            status, kind, data = page()
+        headers = [("Content-Type", kind), _NO_STORE, *extra, ("Content-Length", str(len(data)))]
         response = Response(req, self._dates, worker_keeps=False)
         response.start_response(status, headers)
         return response.whole(data)

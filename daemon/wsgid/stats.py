@@ -33,6 +33,7 @@ class Snapshot:
         self.booting = 0
         self.busy = 0  # booted, with a request in the app
         self.idle = 0  # booted, none in the app
+        self.stopping = 0  # told to stop, finishing its requests
         self.active = 0  # requests in the app now
         self.restarts: dict[str, int] = dict.fromkeys(RESTART_CAUSES, 0)
 
@@ -72,18 +73,20 @@ class Totals:
         self.unsampled_count += count
         self.sampled.pop(slot, None)
 
-    def snapshot(self, workers: Iterable[tuple[int, bool]]) -> Snapshot:
-        """The totals now; `workers`: (slot, booted) of every live worker."""
+    def snapshot(self, workers: Iterable[tuple[int, bool, bool]]) -> Snapshot:
+        """The totals now; `workers`: (slot, booted, retiring) of every live worker."""
         total = Snapshot()
         total.add(self.retired)
         total.restarts = dict(self.retired.restarts)
         read = self.scoreboard.read
-        for slot, booted in workers:
+        for slot, booted, retiring in workers:
             reading = read(slot)
             total.add(reading)
             total.workers += 1
             total.active += max(0, reading.active)
-            if not booted:
+            if retiring:
+                total.stopping += 1
+            elif not booted:
                 total.booting += 1
             elif reading.active > 0:
                 total.busy += 1

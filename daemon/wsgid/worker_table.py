@@ -223,7 +223,9 @@ class WorkerTable:
         del self.workers[worker.pid]
         self.totals.retire(worker.slot, self._restart_cause(worker, expected))
         self.scoreboard.set_state(worker.slot, sb.FREE)
-        self._free_slots.append(worker.slot)
+        # Given again first: a recycled worker's successor takes its slot, so per-slot
+        # resources (the app's prometheus_client files) stay as many as the workers.
+        self._free_slots.appendleft(worker.slot)
         code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
         if not worker.booted and not expected:
             return self._boot_failed(worker, status, code, timeout)

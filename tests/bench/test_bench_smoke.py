@@ -165,13 +165,12 @@ def test_bench_smoke_bjoern_row_and_wsgid_over_bjoern_ratio(smoke: Smoke) -> Non
 
 @pytest.mark.timeout(900)  # the first test of the module may run the bench
 def test_bench_smoke_operated_row_against_plain(smoke: Smoke) -> None:
-    """The sync worker with the health side listener and max_worker_memory on answers the
-    hello scenario, and its row prints its ratio to the plain row (what they cost)."""
+    """The sync worker with the metrics side listener, statsd and max_worker_memory on answers
+    the hello scenario, and its row prints its ratio to the plain row (what they cost)."""
     cell = smoke.cells[("hello", "wsgid-sync-operated")]
     assert cell["failed"] is None, f"wsgid-sync-operated failed: {cell['failed']}"
     assert cell["samples"] and cell["samples"][0]["requests"] > 0
     assert "wsgid-sync-operated" not in smoke.startup
-    rows = [
-        ln for ln in smoke.report.splitlines() if "health listener and memory limit / none: " in ln
-    ]
+    what = "metrics listener, statsd and memory limit / none: "
+    rows = [ln for ln in smoke.report.splitlines() if what in ln]
     assert len(rows) == 1, smoke.report

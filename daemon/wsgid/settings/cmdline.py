@@ -38,7 +38,8 @@ wsgid [OPTIONS] [APP]              serve APP (MODULE:CALLABLE)
        wsgid config show [--json] [--show-secrets] [OPTIONS] [APP]
                                           print every effective setting and its source
        wsgid config schema                print the JSON Schema of the config file
-       wsgid config import FILE.py        print a gunicorn Python config file as TOML"""
+       wsgid config import FILE.py        print a gunicorn Python config file as TOML
+       wsgid status [--json] [OPTIONS]    show what each worker is doing (control_socket)"""
 
 EPILOG = """\
 Every setting comes from, in increasing order of precedence: its built-in default, the config
@@ -166,7 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="Same as `wsgid config show`: print the effective settings and exit.",
     )
     general.add_argument(
-        "--json", action="store_true", help="With `config show`: print JSON instead of a table."
+        "--json",
+        action="store_true",
+        help="With `config show` and `status`: print JSON instead of a table.",
     )
     general.add_argument(
         "--show-secrets",
@@ -269,6 +272,8 @@ def parse_command_line(argv: Sequence[str], where: str = "Command line") -> Comm
     command: Command = "serve"
     if words[:1] == ["check"]:
         command, words = "check", words[1:]
+    elif words[:1] == ["status"]:
+        command, words = "status", words[1:]
     elif words[:1] == ["config"]:
         sub = words[1] if len(words) > 1 else None
         if sub == "show":
@@ -296,11 +301,12 @@ def parse_command_line(argv: Sequence[str], where: str = "Command line") -> Comm
                     f"{command.replace('-', ' ')} subcommand."
                 )
             command = implied
-    for flag in ("json", "show_secrets"):
-        if getattr(namespace, flag) and command != "config-show":
-            raise ConfigError(
-                f"{where}: --{flag.replace('_', '-')} only applies to `wsgid config show`."
-            )
+    if namespace.json and command not in ("config-show", "status"):
+        raise ConfigError(
+            f"{where}: --json only applies to `wsgid config show` and `wsgid status`."
+        )
+    if namespace.show_secrets and command != "config-show":
+        raise ConfigError(f"{where}: --show-secrets only applies to `wsgid config show`.")
 
     entries: dict[str, Entry] = {}
     if command == "config-import" and words:

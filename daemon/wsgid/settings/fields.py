@@ -234,15 +234,25 @@ def int_to_str(value: object) -> object:
 
 def parse_umask(value: object) -> object:
     """Read a umask the way gunicorn does: "022" is octal, as are 0o22 and 18 (decimal)."""
+    return _number(value, r"0[0-7]+", "a umask in octal, like 022")
+
+
+def parse_mode(value: object) -> object:
+    """Read a file mode as chmod does: digits are octal ("600", "0600"), as is 0o600."""
+    return _number(value, r"[0-7]{1,4}", "a file mode in octal, like 600")
+
+
+def _number(value: object, octal: str, write: str) -> object:
+    """A string matching `octal` read in octal, any other as Python reads an integer."""
     if not isinstance(value, str):
         return value
     text = value.strip()
-    if re.fullmatch(r"0[0-7]+", text):
+    if re.fullmatch(octal, text):
         return int(text, 8)
     try:
         return int(text, 0)
     except ValueError:
-        raise ValueError(f"{value!r} is not a number; write a umask in octal, like 022") from None
+        raise ValueError(f"{value!r} is not a number; write {write}") from None
 
 
 def strip(value: object) -> object:
@@ -287,6 +297,18 @@ SyslogFacility = Annotated[
 SyslogFraming = Annotated[Literal["auto", "rfc5424", "rfc3164"], BeforeValidator(lower)]
 MemoryMetric = Annotated[Literal["rss", "pss"], BeforeValidator(lower)]
 StatsdNaming = Annotated[Literal["gunicorn", "wsgid"], BeforeValidator(lower)]
+MANAGED_DIR_ACCEPTED = "auto, off, or an absolute path"
+CONTROL_SOCKET_ACCEPTED = "auto (systemd's RuntimeDirectory only), off, or an absolute path"
+
+
+def check_managed_dir(value: str) -> str:
+    """auto, off, or an absolute path: wsgid never makes such a file relative to wherever
+    it was started."""
+    if value in ("auto", "off") or os.path.isabs(value):
+        return value
+    raise ValueError(f"{value!r} is a relative path; give an absolute one")
+
+
 STATSD_ACCEPTED = "HOST:PORT, [IPV6]:PORT, HOST (port 8125), unix:PATH or unix://PATH"
 
 

@@ -31,8 +31,10 @@ from wsgid.runtime import MAX_WORKERS
 from wsgid.settings.fields import (
     ACCESS_FORMATS_ACCEPTED,
     ALLOW_ACCEPTED,
+    CONTROL_SOCKET_ACCEPTED,
     LOG_TARGETS_ACCEPTED,
     LOGGER_CLASS_ACCEPTED,
+    MANAGED_DIR_ACCEPTED,
     STATSD_ACCEPTED,
     WORKER_CLASS_HELP,
     AllowEntry,
@@ -61,11 +63,13 @@ from wsgid.settings.fields import (
     check_access_log_format,
     check_log_target,
     check_logger_class,
+    check_managed_dir,
     check_scheme_headers,
     check_statsd_host,
     check_syslog_addr,
     class_path,
     json_table,
+    parse_mode,
     parse_umask,
     paste_globals,
     paste_uri,
@@ -598,6 +602,17 @@ class Settings(BaseModel):
     the stop cover it: shutdown_delay + graceful_timeout."""
 
     # --- metrics --------------------------------------------------------------------------
+    prometheus_multiproc_dir: Annotated[
+        NonEmptyStr,
+        AfterValidator(check_managed_dir),
+        Option("monitoring", metavar="DIR", accepts=MANAGED_DIR_ACCEPTED),
+    ] = "auto"
+    """Where the application's own prometheus_client metrics are shared between workers
+    (PROMETHEUS_MULTIPROC_DIR), which wsgid makes ready before the app is imported, and whose
+    metrics /metrics merges: auto manages one when metrics_bind is set (the one
+    PROMETHEUS_MULTIPROC_DIR names, else $RUNTIME_DIRECTORY/prometheus under systemd, else a
+    private temporary directory); a path manages that one; off leaves it to you. Read at
+    start."""
     statsd_host: Annotated[
         NonEmptyStr | None,
         AfterValidator(check_statsd_host),
@@ -625,6 +640,30 @@ class Settings(BaseModel):
     enable_backlog_metric: Annotated[bool, Option("monitoring")] = False
     """Also send to statsd how many connections wait in the listeners' accept queues (TCP
     listeners on Linux), as gunicorn's `gunicorn.backlog`."""
+
+    # --- control socket -------------------------------------------------------------------
+    control_socket: Annotated[
+        NonEmptyStr,
+        AfterValidator(check_managed_dir),
+        Option("monitoring", metavar="PATH", accepts=CONTROL_SOCKET_ACCEPTED),
+    ] = "auto"
+    """The UNIX socket `wsgid status` reads the workers' state from: auto puts it in
+    systemd's RuntimeDirectory ($RUNTIME_DIRECTORY/control.sock) and nowhere else (so it is
+    off outside systemd); an absolute path puts it there; off: none. Read-only; answered
+    only to root and the server's own user. Read at start."""
+    control_socket_mode: Annotated[
+        int,
+        BeforeValidator(parse_mode),
+        Option(
+            "monitoring",
+            metavar="MODE",
+            octal=True,
+            accepts="a file mode from 0 to 0o777, in octal like 600 or 0o600",
+        ),
+    ] = Field(default=0o600, ge=0, le=0o777)
+    """The file mode of the control socket (the peer's user is checked as well)."""
+    control_socket_disable: Annotated[bool, Option("monitoring")] = False
+    """No control socket, whatever control_socket says (gunicorn's name)."""
 
     # --- hooks ----------------------------------------------------------------------------
     on_starting: Hook = None
