@@ -19,12 +19,14 @@ set -euo pipefail
 # - rpm rpmlint: the RPM; podman runc mmdebstrap uidmap shellcheck: the container image;
 # - haproxy, nginx, libnginx-mod-stream: the real proxies in front of wsgid (PROXY protocol
 #   v1/v2, forwarded headers) in tests/integration/test_behind_proxy*.py; haproxy also in the
-#   benchmark's proxy scenario (bench/run) and its smoke test.
+#   benchmark's proxy scenario (bench/run) and its smoke test;
+# - prometheus: promtool checks every /metrics scrape, and a real Prometheus server scrapes
+#   wsgid (tests/integration/test_prometheus.py).
 default_packages=(
     gcc libc6-dev python3-dev curl wrk jq goaccess rsyslog logrotate systemd util-linux python3
     dpkg-dev debhelper help2man lintian python3-pip python3-venv
     rpm rpmlint podman runc mmdebstrap uidmap shellcheck
-    haproxy nginx libnginx-mod-stream
+    haproxy nginx libnginx-mod-stream prometheus
 )
 
 if [ "$#" -gt 0 ]; then

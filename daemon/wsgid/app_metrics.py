@@ -79,15 +79,11 @@ class AppMetrics:
             shutil.rmtree(self.path, ignore_errors=True)
 
 
-def choose(setting: str, metrics_on: bool, environ: Mapping[str, str]) -> tuple[str | None, bool]:
-    """The directory to manage for `prometheus_multiproc_dir` = `setting`, and whether wsgid
-    makes it (so removes it); (None, False): not managed."""
-    if setting == "off":
-        return None, False
+def choose(setting: str, environ: Mapping[str, str]) -> tuple[str, bool]:
+    """The directory to manage for `prometheus_multiproc_dir` = `setting` (a path, or "auto"
+    with metrics_bind set), and whether wsgid makes it (so removes it)."""
     if setting != "auto":
         return setting, False
-    if not metrics_on:
-        return None, False
     given = environ.get(VARIABLE)
     if given:
         return given, environ.get(OWNED_VARIABLE) == given

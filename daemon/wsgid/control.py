@@ -20,7 +20,6 @@ requests it has in the app with their method, path, request id and age.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import socket
@@ -54,29 +53,27 @@ def allowed(uid: int) -> bool:
     return uid in (0, os.geteuid())
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str) -> None:
-        super().__init__("localhost", timeout=TIMEOUT)
-        self.path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(TIMEOUT)
-        try:
-            sock.connect(self.path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
-
-
 class StatusError(Exception):
     """The status could not be read (the message says why, and what to do)."""
 
 
 def fetch(path: str) -> dict[str, Any]:
-    """The status document of the master listening on `path`."""
-    conn = _UnixConnection(path)
+    """The status document of the master listening on `path` (the `wsgid status` side: the
+    master never imports http.client for it)."""
+    import http.client
+
+    class UnixConnection(http.client.HTTPConnection):
+        def connect(self) -> None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(TIMEOUT)
+            try:
+                sock.connect(path)
+            except OSError:
+                sock.close()
+                raise
+            self.sock = sock
+
+    conn = UnixConnection("localhost", timeout=TIMEOUT)
     try:
         conn.request("GET", "/status")
         resp = conn.getresponse()

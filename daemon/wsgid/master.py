@@ -303,16 +303,13 @@ class Master:
     def _prepare_app_metrics(self) -> AppMetrics | None:
         """prometheus_multiproc_dir: the app's multiprocess directory, ready before the app
         is imported (None: not managed). ConfigError if it cannot be made ready."""
-        settings = self.settings
-        if settings.prometheus_multiproc_dir == "off":
-            return None
+        setting = self.settings.prometheus_multiproc_dir
+        if setting == "off" or (setting == "auto" and self.settings.metrics_bind is None):
+            return None  # nothing of it loaded: "auto" manages one for /metrics only
         from wsgid import app_metrics
 
-        path, owned = app_metrics.choose(
-            settings.prometheus_multiproc_dir, settings.metrics_bind is not None, os.environ
-        )
-        if path is None:
-            return None
+        settings = self.settings
+        path, owned = app_metrics.choose(setting, os.environ)
         credentials = privileges.resolve(settings.user, settings.group, self.loaded.sources)
         owner = (credentials.uid, credentials.gid) if credentials is not None else None
         try:

@@ -23,6 +23,7 @@ APP = "modules_app:app"
 APP_SOURCE = """\
 import gc
 import json
+import os
 import sys
 
 
@@ -30,6 +31,7 @@ def app(environ, start_response):
     body = json.dumps({
         "modules": sorted(sys.modules),
         "frozen": gc.get_freeze_count(),
+        "environ": sorted(os.environ),
     }).encode()
     start_response("200 OK", [("Content-Type", "application/json")])
     return [body]
@@ -40,6 +42,13 @@ CONFIG_ONLY = (
 )  # fmt: skip
 # Nor what serving could use but does not need (the Date header is formatted by wsgid itself).
 NOT_NEEDED = ("email.utils",)
+# Nor what only metrics, statsd and the side listeners need, when none of them is on (the
+# control socket's default, "auto", looks for systemd's RuntimeDirectory: wsgid.control, small,
+# is loaded to look).
+OPERATIONS = (
+    "prometheus_client", "wsgid.prometheus", "wsgid.app_metrics", "wsgid.statsd",
+    "wsgid.side_listener", "http.client",
+)  # fmt: skip
 
 
 def start(wsgid: Callable[..., WsgidServer], workdir: WorkDir, *args: str) -> WsgidServer:
@@ -70,6 +79,8 @@ def test_master_and_worker_serve_without_pydantic(
     modules = set(report["modules"])  # type: ignore[call-overload]
     assert not modules & set(CONFIG_ONLY), sorted(modules & set(CONFIG_ONLY))
     assert not modules & set(NOT_NEEDED), sorted(modules & set(NOT_NEEDED))
+    assert not modules & set(OPERATIONS), sorted(modules & set(OPERATIONS))
+    assert "PROMETHEUS_MULTIPROC_DIR" not in report["environ"]  # type: ignore[operator]
     assert not maps_pydantic(server.pid)
     (worker,) = server.worker_pids()
     assert not maps_pydantic(worker)

@@ -97,3 +97,19 @@ def test_log_events_count_in_the_slot_of_the_process() -> None:
         assert board.read(0).logs == [0, 0, 1, 0]
     finally:
         board.close()
+
+
+def test_the_ring_keeps_the_latest_durations_and_the_histogram_counts_them_all() -> None:
+    board = Scoreboard(1)
+    try:
+        board.publish(0, [200] * 30, list(range(1, 31)))
+        board.publish(0, [200] * 70, [1000 * n for n in range(31, 101)])
+        reading = board.read(0)
+        assert (reading.answered, reading.timed) == (100, 100)
+        kept = {reading.durations[n % scoreboard.RING] for n in range(100 - scoreboard.RING, 100)}
+        assert kept == {1000 * n for n in range(101 - scoreboard.RING, 101)}
+        assert sum(reading.buckets) == 100
+        # 1 to 30 µs are under 5 ms; 31 to 100 ms fill the 50, 100 ms buckets (and none above)
+        assert reading.buckets[:6] == [30, 0, 0, 20, 50, 0]
+    finally:
+        board.close()
