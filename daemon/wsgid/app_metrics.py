@@ -21,7 +21,7 @@ Where the directory is, with "auto" and `metrics_bind` set: `PROMETHEUS_MULTIPRO
 environment already names one (emptied of `*.db` files at start); else
 `$RUNTIME_DIRECTORY/prometheus` under systemd; else a new private directory in the temporary
 directory. A master started by USR2 takes the directory over as it is (the old workers still
-write to it) and removes it at exit if its predecessor made it.
+write to it) and removes it at exit if its predecessor made it (`handoff.py` says so).
 """
 
 from __future__ import annotations
@@ -39,8 +39,6 @@ from types import ModuleType
 from typing import Any
 
 VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
-# Set by a master that made the directory, for the master a USR2 execs: it owns it then.
-OWNED_VARIABLE = "_WSGID_PROMETHEUS_DIR_OWNED"
 
 _identity = "master"  # whose files this process writes: "master", or "slot<N>" in a worker
 
@@ -57,9 +55,11 @@ class AppMetricsError(Exception):
 class AppMetrics:
     """The managed directory of one master."""
 
-    def __init__(self, path: str, owned: bool) -> None:
+    def __init__(self, path: str, owned: bool, managed: bool = True) -> None:
         self.path = path
         self.owned = owned  # made by wsgid: removed at exit
+        # False: only the directory an old master made, kept to be removed (metrics are off)
+        self.managed = managed
 
     def enter_worker(self, slot: int) -> None:
         """In a worker, after the fork and before the app is imported: name its files."""
@@ -79,14 +79,15 @@ class AppMetrics:
             shutil.rmtree(self.path, ignore_errors=True)
 
 
-def choose(setting: str, environ: Mapping[str, str]) -> tuple[str, bool]:
+def choose(setting: str, environ: Mapping[str, str], handed: str | None) -> tuple[str, bool]:
     """The directory to manage for `prometheus_multiproc_dir` = `setting` (a path, or "auto"
-    with metrics_bind set), and whether wsgid makes it (so removes it)."""
+    with metrics_bind set), and whether wsgid makes it (so removes it). `handed`: the one an
+    old master made and handed over (USR2), which this master owns now."""
     if setting != "auto":
-        return setting, False
+        return setting, False  # the user's: never removed
     given = environ.get(VARIABLE)
     if given:
-        return given, environ.get(OWNED_VARIABLE) == given
+        return given, given == handed
     runtime = environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
     if runtime:
         return os.path.join(runtime, "prometheus"), False
@@ -116,10 +117,6 @@ def prepare(
             " the master can create and give to the workers' user, or to off"
         ) from exc
     environ[VARIABLE] = path
-    if owned:
-        environ[OWNED_VARIABLE] = path
-    else:
-        environ.pop(OWNED_VARIABLE, None)
     _install_value_class()
     return AppMetrics(path, owned)
 

@@ -1,6 +1,6 @@
 """The USR2 hand-off: what an old master passes to the new master it execs.
 
-Owns: the two environment variables of an upgrade, written by the old master in the child it
+Owns: the environment variables of an upgrade, written by the old master in the child it
 forks to exec the new one (`exec_new_master`) and read by the new master as it starts
 (`take`). Writer and reader sit side by side because the format is a contract between two
 versions of wsgid: the running one and the one installed to replace it (or to go back to).
@@ -19,6 +19,10 @@ writer wrote.
   entry; absent when there is none. Apart from the application's sockets, so that a new
   master serving every passed socket (bare socket activation) never takes it for one. A
   master older than it leaves it unread in its environment, and binds its own.
+- `_WSGID_PROMETHEUS_DIR`: the directory of the app's prometheus_client files that the old
+  master made (`app_metrics.py`): the new master removes it when it exits (the directory
+  itself is named in `PROMETHEUS_MULTIPROC_DIR`, which the new master inherits). Absent when
+  the old master made none.
 
 Not `WSGID_*`: those are settings. They are taken out of the environment as they are read, so
 no worker, nor a later upgrade, sees them. A hand-off that does not parse is refused with a
@@ -38,6 +42,7 @@ from wsgid.listeners import Inherited, Listener, adopt_fd
 ENV_INHERIT_FDS = "_WSGID_INHERIT_FDS"
 ENV_OLD_MASTER = "_WSGID_OLD_MASTER"
 ENV_SIDE_FD = "_WSGID_SIDE_FD"
+ENV_PROMETHEUS_DIR = "_WSGID_PROMETHEUS_DIR"
 
 
 class HandoffError(Exception):
@@ -60,6 +65,7 @@ class Handoff:
     old_master: int
     sockets: tuple[PassedSocket, ...]
     side: PassedSocket | None = None  # the side listener (metrics_bind)
+    metrics_dir: str | None = None  # the app metrics directory the old master made
 
     def adopt(self) -> list[Inherited]:
         """The passed descriptors as sockets for `listeners.bind_all` (ListenerError if one
@@ -82,6 +88,8 @@ def encode(handoff: Handoff) -> dict[str, str]:
     }
     if handoff.side is not None:
         env[ENV_SIDE_FD] = _entry(handoff.side)
+    if handoff.metrics_dir is not None:
+        env[ENV_PROMETHEUS_DIR] = handoff.metrics_dir
     return env
 
 
@@ -107,6 +115,7 @@ def decode(environ: Mapping[str, str]) -> Handoff | None:
         int(old_master),
         tuple(_passed_socket(entry, ENV_INHERIT_FDS) for entry in entries),
         _passed_socket(side, ENV_SIDE_FD) if side is not None else None,
+        environ.get(ENV_PROMETHEUS_DIR) or None,
     )
 
 
@@ -124,7 +133,7 @@ def _is_number(text: str) -> bool:
 
 def take(environ: MutableMapping[str, str]) -> Handoff | None:
     """`decode(environ)`, removing the variables from `environ` (even when they do not parse)."""
-    names = (ENV_INHERIT_FDS, ENV_OLD_MASTER, ENV_SIDE_FD)
+    names = (ENV_INHERIT_FDS, ENV_OLD_MASTER, ENV_SIDE_FD, ENV_PROMETHEUS_DIR)
     found = {key: environ.pop(key) for key in names if key in environ}
     return decode(found)
 
@@ -135,14 +144,19 @@ def from_upgrade(environ: Mapping[str, str]) -> bool:
 
 
 def exec_new_master(
-    listeners: Sequence[Listener], old_master: int, cwd: str, side: Listener | None = None
+    listeners: Sequence[Listener],
+    old_master: int,
+    cwd: str,
+    side: Listener | None = None,
+    metrics_dir: str | None = None,
 ) -> NoReturn:
-    """Exec a new master that inherits `listeners` and the side listener `side`: in a child
-    forked by the old master."""
+    """Exec a new master that inherits `listeners`, the side listener `side` and the app
+    metrics directory `metrics_dir` to remove: in a child forked by the old master."""
     handoff = Handoff(
         old_master,
         tuple(_passed(lst) for lst in listeners),
         _passed(side) if side is not None else None,
+        metrics_dir,
     )
     for passed in (*handoff.sockets, *([handoff.side] if handoff.side else [])):
         os.set_inheritable(passed.fd, True)

@@ -296,7 +296,9 @@ class Master:
         body = prometheus.exposition(
             self._snapshot(),
             listeners_mod.queued(self.listeners),
-            self.app_metrics.path if self.app_metrics is not None else None,
+            self.app_metrics.path
+            if self.app_metrics is not None and self.app_metrics.managed
+            else None,
         )
         return "200 OK", prometheus.CONTENT_TYPE, body
 
@@ -304,12 +306,19 @@ class Master:
         """prometheus_multiproc_dir: the app's multiprocess directory, ready before the app
         is imported (None: not managed). ConfigError if it cannot be made ready."""
         setting = self.settings.prometheus_multiproc_dir
-        if setting == "off" or (setting == "auto" and self.settings.metrics_bind is None):
+        handed = self.handoff.metrics_dir if self.handoff is not None else None
+        managed = setting != "off" and (setting != "auto" or self.settings.metrics_bind is not None)
+        if not managed and handed is None:
             return None  # nothing of it loaded: "auto" manages one for /metrics only
         from wsgid import app_metrics
 
+        if not managed:
+            # The old master's directory, which this master does not serve: the old workers
+            # may still write to it; it goes when this master exits, and no new worker gets it.
+            os.environ.pop(app_metrics.VARIABLE, None)
+            return app_metrics.AppMetrics(handed or "", owned=True, managed=False)
         settings = self.settings
-        path, owned = app_metrics.choose(setting, os.environ)
+        path, owned = app_metrics.choose(setting, os.environ, handed)
         credentials = privileges.resolve(settings.user, settings.group, self.loaded.sources)
         owner = (credentials.uid, credentials.gid) if credentials is not None else None
         try:
@@ -832,7 +841,9 @@ class Master:
         try:
             signal.set_wakeup_fd(-1)
             side = self.side.listener if self.side is not None else None
-            handoff.exec_new_master(self.listeners, self.pid, self.cwd, side)
+            metrics = self.app_metrics
+            owned_dir = metrics.path if metrics is not None and metrics.owned else None
+            handoff.exec_new_master(self.listeners, self.pid, self.cwd, side, owned_dir)
         finally:
             os._exit(ExitCode.ERROR)
 
@@ -896,7 +907,7 @@ class Master:
                 self._read_boots()  # it may have booted just before it exited
             expected = worker.retiring or self.stopping
             failure = self.table.remove(worker, status, expected, self.settings.timeout)
-            if self.app_metrics is not None:
+            if self.app_metrics is not None and self.app_metrics.managed:
                 self.app_metrics.worker_gone(worker.slot)  # before its slot is given again
             if failure is not None:
                 self._boot_failed(failure)
@@ -929,7 +940,7 @@ class Master:
             self.side.close_in_child()  # probes are the master's to answer
         if self.control is not None:
             self.control.close_in_child()
-        if self.app_metrics is not None:
+        if self.app_metrics is not None and self.app_metrics.managed:
             self.app_metrics.enter_worker(record.slot)  # before the app is imported
         if self.pidfile is not None:
             # A worker (the app) must not be able to write the master's pidfile.

@@ -22,7 +22,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from support.client import poll
 from support.kinds import WORKER_KINDS, kind_args
-from support.server import WsgidServer, free_port
+from support.load import exactly_children, stop_process, wait_event, wait_pidfile
+from support.server import WorkDir, WsgidServer, free_port
 
 APP = "lifecycle_app:app"
 PROM_APP = "prom_app:app"
@@ -227,3 +228,31 @@ def test_a_sigkilled_workers_live_gauge_is_not_summed(wsgid: Callable[..., Wsgid
     text = scrape_until(port, "wsgid_workers", 2, state="idle")
     assert value(text, "app_workers_live") == len(seen) - 1, text
     assert value(text, "wsgid_worker_restarts_total", cause="exit") == 1
+
+
+def test_usr2_hands_the_apps_metrics_directory_over_and_the_last_master_removes_it(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    """The old master made the directory; after USR2 the new master's workers count on in it,
+    the old master leaves it when it exits, and the new master removes it when it stops."""
+    pid2 = workdir.root / "wsgid.pid.2"
+    server, port = metrics_server(
+        wsgid, PROM_APP, "--pid", str(workdir.root / "wsgid.pid"), workers=1
+    )
+    directory = Path(server.get("/dir").text)
+    for _ in range(3):
+        assert server.get("/hit").status == 200
+    server.send_signal(signal.SIGUSR2)
+    new_master = wait_pidfile(pid2, timeout=30)
+    new_workers: list[int] = []
+    try:
+        wait_event(server.errlog, "master.ready", pid=new_master, timeout=30)
+        new_workers = poll(exactly_children(new_master, 1), 30, what="the new master's worker")
+        assert server.stop(signal.SIGTERM, timeout=30) == 0  # the old master goes
+        assert directory.is_dir(), "the old master removed what the new one uses"
+        for _ in range(4):
+            assert server.get("/hit").status == 200
+        scrape_until(port, "app_hits_total", 7)  # the old workers' 3 and the new one's 4
+    finally:
+        stop_process(new_master, signal.SIGTERM, 30, also=new_workers)
+    assert not directory.exists(), "the new master removes the directory it was handed"

@@ -212,3 +212,13 @@ def test_exec_new_master_hands_real_sockets_to_the_program_it_execs(
     }
     # The sockets stay inheritable only in the child that exec'd: not in this process.
     assert not os.get_inheritable(listening.fileno())
+
+
+def test_the_app_metrics_directory_the_old_master_made_travels_and_is_taken_out() -> None:
+    written = Handoff(4242, (PassedSocket(3),), None, "/tmp/wsgid-prometheus-x")
+    env = encode(written)
+    assert env["_WSGID_PROMETHEUS_DIR"] == "/tmp/wsgid-prometheus-x"
+    assert decode(env) == written
+    taken = handoff.take(env)
+    assert taken == written and "_WSGID_PROMETHEUS_DIR" not in env
+    assert "_WSGID_PROMETHEUS_DIR" not in encode(Handoff(4242, (PassedSocket(3),)))
