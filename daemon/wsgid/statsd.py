@@ -25,7 +25,8 @@ carry the sample rate (`|@0.25`) and statsd scales them back up.
 
 Never in the way of serving: the socket is non-blocking and a datagram that does not fit is
 dropped. A name is resolved once, and again after any failure (not on every interval: the
-master loop must not wait on DNS); a target that cannot be reached is logged once
+master loop must not wait on DNS; a name that did not resolve is tried again after 1, 2, 4 ...
+up to 60 seconds); a target that cannot be reached is logged once
 (`statsd.unreachable`), and once more when it can be again (`statsd.reachable`).
 """
 
@@ -35,6 +36,7 @@ import errno
 import os
 import re
 import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -45,6 +47,7 @@ DEFAULT_PORT = 8125
 # A UDP datagram this size crosses any Ethernet path unfragmented; a UNIX one can be larger.
 UDP_DATAGRAM = 1432
 UNIX_DATAGRAM = 8192
+RESOLVE_BACKOFF_MAX = 60.0  # seconds between two tries of a name that did not resolve
 
 
 class Target:
@@ -120,6 +123,11 @@ class Statsd:
         self.size = UNIX_DATAGRAM if self.target.path else UDP_DATAGRAM
         self.failing = ""  # why the target is unreachable ("": it is not, as far as known)
         self.delivered = False  # the socket's last datagrams went out without an error
+        # A name that does not resolve is asked again after a delay that doubles up to
+        # RESOLVE_BACKOFF_MAX: a resolver that does not answer blocks the master's loop for
+        # its own timeout, which must not happen every interval.
+        self.resolve_delay = 0.0
+        self.resolve_after = 0.0
 
     def due_in(self, now: float) -> float:
         if not self.next_due:
@@ -202,6 +210,8 @@ class Statsd:
 
     def _connect(self) -> socket.socket | None:
         target = self.target
+        if self.resolve_after and time.monotonic() < self.resolve_after:
+            return None  # this interval's lines are dropped, as while unreachable
         try:
             if target.path:
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
@@ -217,9 +227,15 @@ class Statsd:
             except OSError:
                 sock.close()
                 raise
-        except OSError as exc:  # socket.gaierror included: the name does not resolve
+        except socket.gaierror as exc:  # the name does not resolve (or the resolver failed)
+            self.resolve_delay = min(max(1.0, self.resolve_delay * 2), RESOLVE_BACKOFF_MAX)
+            self.resolve_after = time.monotonic() + self.resolve_delay
             self._failed(exc.strerror or str(exc))
             return None
+        except OSError as exc:
+            self._failed(exc.strerror or str(exc))
+            return None
+        self.resolve_delay = self.resolve_after = 0.0
         self.sock = sock
         return sock
 

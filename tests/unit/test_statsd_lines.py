@@ -96,3 +96,46 @@ def test_lines_are_packed_into_datagrams_no_larger_than_asked() -> None:
     assert b"\n".join(datagrams).decode().split("\n") == lines
     assert len(datagrams) < len(lines) / 10
     assert statsd.pack(["x" * 2000], 100) == [b"x" * 2000]  # a long line goes alone
+
+
+class _Log:
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def warning(self, event: str, **_: object) -> None:
+        self.events.append(event)
+
+    def info(self, event: str, **_: object) -> None:
+        self.events.append(event)
+
+
+def test_a_name_that_does_not_resolve_is_asked_again_after_a_growing_delay(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The master's loop must not wait on a dead resolver every interval: after a failure the
+    name is not looked up again before the delay (1 s, doubling up to 60 s); one warning."""
+    calls: list[str] = []
+
+    def getaddrinfo(host: str, *args: object, **kw: object) -> object:
+        calls.append(host)
+        raise statsd.socket.gaierror(-3, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(statsd.socket, "getaddrinfo", getaddrinfo)
+    clock = [1000.0]
+    monkeypatch.setattr(statsd.time, "monotonic", lambda: clock[0])
+    log = _Log()
+    sender = statsd.Statsd(
+        SimpleNamespace(
+            statsd_host="statsd.example:8125", statsd_prefix="", dogstatsd_tags="",
+            statsd_naming="gunicorn", statsd_interval=1.0, enable_backlog_metric=False,
+        ),
+        log, Snapshot(),
+    )  # fmt: skip
+    sender.send(["gunicorn.requests:0|c|@1.0"])
+    sender.send(["gunicorn.requests:0|c|@1.0"])  # within the first second: not asked again
+    assert len(calls) == 1
+    for delay in (1.0, 2.0, 4.0, 8.0):
+        clock[0] += delay
+        sender.send(["gunicorn.requests:0|c|@1.0"])
+    assert len(calls) == 5 and sender.resolve_delay == 16.0
+    assert log.events == ["statsd.unreachable"]
