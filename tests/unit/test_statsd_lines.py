@@ -3,6 +3,8 @@ how they are packed into datagrams."""
 
 from __future__ import annotations
 
+import socket
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -118,11 +120,11 @@ def test_a_name_that_does_not_resolve_is_asked_again_after_a_growing_delay(
 
     def getaddrinfo(host: str, *args: object, **kw: object) -> object:
         calls.append(host)
-        raise statsd.socket.gaierror(-3, "Temporary failure in name resolution")
+        raise socket.gaierror(-3, "Temporary failure in name resolution")
 
-    monkeypatch.setattr(statsd.socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     clock = [1000.0]
-    monkeypatch.setattr(statsd.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
     log = _Log()
     sender = statsd.Statsd(
         SimpleNamespace(
