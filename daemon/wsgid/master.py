@@ -5,8 +5,14 @@ before forking, keeps `workers` workers running, replaces the ones that die,
 and turns signals into actions. The workers as processes (forking, boot
 reports, exits, heartbeat timeouts) are its worker table's (worker_table.py);
 what an upgrade passes to the new master is handoff.py's. It knows nothing
-of HTTP: the health probes of `metrics_bind` are side_listener.py's, which
-its loop drives, and which says /readyz from `_not_ready`.
+of HTTP: the side listeners (`metrics_bind`, `control_socket`) are
+side_listener.py's, which its loop drives; the master gives them their pages
+(/livez, /readyz from `_not_ready`, /metrics from the totals, /status).
+
+Operating it: the loop sends statsd's interval (statsd.py), keeps systemd's
+STATUS showing the busy and idle workers, and makes the app's prometheus_client
+directory ready before the app is imported (app_metrics.py). What it reports it
+reads from the scoreboard through the totals (stats.py), never from a worker.
 
 Draining (`shutdown_delay`): a graceful stop first keeps serving that long with
 /readyz at 503 (`drain_until`), so that load balancers stop sending before the
@@ -374,6 +380,7 @@ class Master:
         for worker in sorted(self.workers.values(), key=lambda w: w.age):
             reading = scoreboard.read(worker.slot)
             memory = processes.memory(worker.pid, "rss") or 0
+            scoreboard.set_memory(worker.slot, memory)  # the slot's "last measured"
             workers.append(
                 {
                     "pid": worker.pid, "slot": worker.slot, "generation": worker.generation,
