@@ -66,6 +66,7 @@ from wsgid.hooks import HookError, Hooks
 from wsgid.logs import escape, pipelines
 from wsgid.pidfile import Pidfile, PidfileError
 from wsgid.runtime import MAX_WORKERS, ConfigError, LoadedSettings, RuntimeSettings
+from wsgid.stats import worker_state
 from wsgid.systemd import Notifier, inherited_sockets
 from wsgid.worker_table import BootFailure, WorkerProcess, WorkerTable
 from wsgid.workers import UnknownWorkerClass, resolve
@@ -384,7 +385,7 @@ class Master:
             workers.append(
                 {
                     "pid": worker.pid, "slot": worker.slot, "generation": worker.generation,
-                    "state": _state(worker.booted, worker.retiring, reading.active),
+                    "state": worker_state(worker.booted, worker.retiring, reading.active),
                     "age": round(now - worker.spawned, 3), "requests": reading.answered,
                     "active": reading.active, "memory": memory,
                     "running": [
@@ -738,9 +739,11 @@ class Master:
 
     def _snapshot(self) -> Snapshot:
         """The totals over every worker now, the reaped ones' included."""
-        return self.table.totals.snapshot(
-            (w.slot, w.booted, w.retiring) for w in self.workers.values()
-        )
+        return self.table.totals.snapshot(self._live())
+
+    def _live(self) -> list[tuple[int, bool, bool]]:
+        """(slot, booted, retiring) of every live worker, as the totals read them."""
+        return [(w.slot, w.booted, w.retiring) for w in self.workers.values()]
 
     def _configure_statsd(self) -> None:
         """Start, change or stop sending to statsd as the settings now say (start, HUP)."""
@@ -760,8 +763,8 @@ class Master:
             old.close()
             baseline = old.previous  # what the old settings sent: counted once
         else:
-            baseline = self._snapshot()  # counted from now on
-            self.table.totals.durations(w.slot for w in self.workers.values())
+            # Counted from now on: the durations so far are not sent either.
+            baseline, _, _ = self.table.totals.interval(self._live())
         backlog = None
         if settings.enable_backlog_metric:
             backlog = lambda: listeners_mod.queued(self.listeners)  # noqa: E731 - one expression
@@ -776,8 +779,8 @@ class Master:
         statsd = self.statsd
         assert statsd is not None
         statsd.next_due = now + statsd.interval
-        durations, timed = self.table.totals.durations(w.slot for w in self.workers.values())
-        statsd.send(statsd.lines(self._snapshot(), durations, timed))
+        totals, durations, timed = self.table.totals.interval(self._live())
+        statsd.send(statsd.lines(totals, durations, timed))
 
     # reload on a code change (`reload`)
 
@@ -1026,15 +1029,6 @@ def _livez() -> Page:
     from wsgid.side_listener import TEXT
 
     return "200 OK", TEXT, b"ok\n"
-
-
-def _state(booted: bool, retiring: bool, active: int) -> str:
-    """A worker's state as status and metrics name it."""
-    if retiring:
-        return "stopping"
-    if not booted:
-        return "booting"
-    return "busy" if active > 0 else "idle"
 
 
 def _drain(fd: int) -> None:

@@ -53,10 +53,7 @@ class _Wsgid:
             "Worker processes by state: booting, idle, busy (a request in the app), stopping.",
             labels=["state"],
         )
-        for state, count in (
-            ("booting", now.booting), ("idle", now.idle), ("busy", now.busy),
-            ("stopping", now.stopping),
-        ):  # fmt: skip
+        for state, count in now.states.items():
             workers.add_metric([state], count)
         yield workers
         yield GaugeMetricFamily(

@@ -17,6 +17,16 @@ from collections.abc import Iterable
 from wsgid import scoreboard as sb
 
 RESTART_CAUSES = ("exit", "timeout", "max_requests", "memory")
+STATES = ("booting", "idle", "busy", "stopping")
+
+
+def worker_state(booted: bool, retiring: bool, active: int) -> str:
+    """A worker's state, as metrics and `wsgid status` name it (one of STATES)."""
+    if retiring:
+        return "stopping"  # told to stop, finishing its requests
+    if not booted:
+        return "booting"
+    return "busy" if active > 0 else "idle"  # busy: a request in the app
 
 
 class Snapshot:
@@ -30,10 +40,7 @@ class Snapshot:
         self.buckets = [0] * (len(sb.DURATION_BUCKETS) + 1)
         self.codes = [0] * sb.CODES
         self.workers = 0  # live workers, booted or not
-        self.booting = 0
-        self.busy = 0  # booted, with a request in the app
-        self.idle = 0  # booted, none in the app
-        self.stopping = 0  # told to stop, finishing its requests
+        self.states = dict.fromkeys(STATES, 0)  # live workers by `worker_state`
         self.active = 0  # requests in the app now
         self.restarts: dict[str, int] = dict.fromkeys(RESTART_CAUSES, 0)
 
@@ -45,10 +52,6 @@ class Snapshot:
         _add(self.logs, reading.logs)
         _add(self.buckets, reading.buckets)
         _add(self.codes, reading.codes)
-
-    def status_codes(self) -> dict[int, int]:
-        """Answered requests by status code, the codes seen so far."""
-        return {code + 100: count for code, count in enumerate(self.codes) if count}
 
 
 class Totals:
@@ -62,9 +65,9 @@ class Totals:
         self.unsampled: list[int] = []  # durations of reaped workers not yet sampled
         self.unsampled_count = 0
 
-    def retire(self, slot: int, cause: str | None) -> None:
-        """A worker in `slot` was reaped: fold its counters in, count its restart `cause`."""
-        reading = self.scoreboard.read(slot)
+    def retire(self, slot: int, reading: sb.SlotReading, cause: str | None) -> None:
+        """A worker in `slot`, last `reading`, was reaped: fold its counters in, count its
+        restart `cause`."""
         self.retired.add(reading)
         if cause is not None:
             self.retired.restarts[cause] += 1
@@ -75,38 +78,42 @@ class Totals:
 
     def snapshot(self, workers: Iterable[tuple[int, bool, bool]]) -> Snapshot:
         """The totals now; `workers`: (slot, booted, retiring) of every live worker."""
+        total, _, _ = self._collect(workers, sample=False)
+        return total
+
+    def interval(
+        self, workers: Iterable[tuple[int, bool, bool]]
+    ) -> tuple[Snapshot, list[int], int]:
+        """The totals now (as `snapshot`), with the request durations (µs) no interval has
+        had yet and how many requests they stand for: each slot's ring holds the latest
+        RING, so more than that is sampled. One read of each slot for both."""
+        return self._collect(workers, sample=True)
+
+    def _collect(
+        self, workers: Iterable[tuple[int, bool, bool]], sample: bool
+    ) -> tuple[Snapshot, list[int], int]:
         total = Snapshot()
         total.add(self.retired)
         total.restarts = dict(self.retired.restarts)
+        samples: list[int] = []
+        count = 0
+        if sample:
+            samples, count = self.unsampled, self.unsampled_count
+            self.unsampled, self.unsampled_count = [], 0
         read = self.scoreboard.read
         for slot, booted, retiring in workers:
             reading = read(slot)
             total.add(reading)
             total.workers += 1
             total.active += max(0, reading.active)
-            if retiring:
-                total.stopping += 1
-            elif not booted:
-                total.booting += 1
-            elif reading.active > 0:
-                total.busy += 1
-            else:
-                total.idle += 1
+            total.states[worker_state(booted, retiring, reading.active)] += 1
+            if sample:
+                durations, new = self._new_durations(slot, reading)
+                samples += durations
+                count += new
         master = read(self.scoreboard.master_slot)
         _add(total.logs, master.logs)
-        return total
-
-    def durations(self, slots: Iterable[int]) -> tuple[list[int], int]:
-        """The request durations (µs) no call has returned yet, and how many requests they
-        stand for: each slot's ring holds the latest RING, so more than that is sampled."""
-        samples, count = self.unsampled, self.unsampled_count
-        self.unsampled, self.unsampled_count = [], 0
-        read = self.scoreboard.read
-        for slot in slots:
-            durations, new = self._new_durations(slot, read(slot))
-            samples += durations
-            count += new
-        return samples, count
+        return total, samples, count
 
     def _new_durations(self, slot: int, reading: sb.SlotReading) -> tuple[list[int], int]:
         pid, seen = self.sampled.get(slot, (reading.pid, 0))

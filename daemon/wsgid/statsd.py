@@ -155,8 +155,8 @@ class Statsd:
             sampled = f"|@{rate:.4g}" if rate < 1.0 else ""
             out.extend(f"{root}request.duration:{us / 1000:.3f}|ms{sampled}" for us in durations)
         out.append(f"{root}workers:{now.workers}|g")
-        out.append(f"{root}workers.busy:{now.busy}|g")
-        out.append(f"{root}workers.idle:{now.idle}|g")
+        out.append(f"{root}workers.busy:{now.states['busy']}|g")
+        out.append(f"{root}workers.idle:{now.states['idle']}|g")
         for index, level in enumerate(sb.LOG_LEVELS):
             delta = now.logs[index] - before.logs[index]
             if delta > 0:

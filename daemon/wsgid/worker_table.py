@@ -221,7 +221,8 @@ class WorkerTable:
         when a worker was aborted before it booted.
         """
         del self.workers[worker.pid]
-        self.totals.retire(worker.slot, self._restart_cause(worker, expected))
+        reading = self.scoreboard.read(worker.slot)  # its last counts, before the slot goes
+        self.totals.retire(worker.slot, reading, self._restart_cause(worker, expected, reading))
         self.scoreboard.set_state(worker.slot, sb.FREE)
         # Given again first: a recycled worker's successor takes its slot, so per-slot
         # resources (the app's prometheus_client files) stay as many as the workers.
@@ -236,13 +237,15 @@ class WorkerTable:
             self.backoff()
         return None
 
-    def _restart_cause(self, worker: WorkerProcess, expected: bool) -> str | None:
+    def _restart_cause(
+        self, worker: WorkerProcess, expected: bool, reading: sb.SlotReading
+    ) -> str | None:
         """Why a reaped worker is replaced; None: it is not (a stop, a reload, fewer workers)."""
         if worker.aborted_at:
             return "timeout"
         if worker.retired_for is not None:
             return worker.retired_for
-        if self.scoreboard.read(worker.slot).exit_reason == sb.EXIT_MAX_REQUESTS:
+        if reading.exit_reason == sb.EXIT_MAX_REQUESTS:
             return "max_requests"
         return None if expected else "exit"
 

@@ -52,7 +52,8 @@ def test_an_interval_sends_what_changed_and_samples_timers_past_the_ring() -> No
     now.answered = 300
     now.codes[200 - 100] = 299
     now.codes[503 - 100] = 1
-    now.workers, now.busy, now.idle = 3, 1, 2
+    now.workers = 3
+    now.states.update(busy=1, idle=2)
     lines = sender.lines(now, [1500, 250], timed=8)
     assert lines[:3] == [
         "app.gunicorn.requests:300|c|@1.0|#env:x",
