@@ -25,7 +25,10 @@ import os
 import socket
 import struct
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import http.client
 
 SOCKET_NAME = "control.sock"
 TIMEOUT = 5.0
@@ -57,15 +60,14 @@ class StatusError(Exception):
     """The status could not be read (the message says why, and what to do)."""
 
 
-def fetch(path: str) -> dict[str, Any]:
-    """The status document of the master listening on `path` (the `wsgid status` side: the
-    master never imports http.client for it)."""
+def unix_http(path: str, timeout: float = TIMEOUT) -> http.client.HTTPConnection:
+    """An HTTP connection to the UNIX socket `path`, connected when the first request goes."""
     import http.client
 
     class UnixConnection(http.client.HTTPConnection):
         def connect(self) -> None:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(TIMEOUT)
+            sock.settimeout(timeout)
             try:
                 sock.connect(path)
             except OSError:
@@ -73,7 +75,15 @@ def fetch(path: str) -> dict[str, Any]:
                 raise
             self.sock = sock
 
-    conn = UnixConnection("localhost", timeout=TIMEOUT)
+    return UnixConnection("localhost", timeout=timeout)
+
+
+def fetch(path: str) -> dict[str, Any]:
+    """The status document of the master listening on `path` (the `wsgid status` side: the
+    master never imports http.client for it)."""
+    import http.client
+
+    conn = unix_http(path)
     try:
         conn.request("GET", "/status")
         resp = conn.getresponse()

@@ -12,6 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
+from wsgid.control import unix_http
+
 T = TypeVar("T")
 
 
@@ -43,7 +45,15 @@ def multipart(
 
 def get(port: int, path: str = "/", timeout: float = 30) -> tuple[int, bytes]:
     """(status, body) of one GET to 127.0.0.1:`port` over a new connection."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    return _get(http.client.HTTPConnection("127.0.0.1", port, timeout=timeout), path)
+
+
+def get_unix(socket_path: str, path: str = "/", timeout: float = 30) -> tuple[int, bytes]:
+    """(status, body) of one GET over a new connection to the UNIX socket `socket_path`."""
+    return _get(unix_http(socket_path, timeout), path)
+
+
+def _get(conn: http.client.HTTPConnection, path: str) -> tuple[int, bytes]:
     try:
         conn.request("GET", path)
         resp = conn.getresponse()

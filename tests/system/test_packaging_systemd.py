@@ -15,16 +15,14 @@ where presets leave it off.
 
 from __future__ import annotations
 
-import http.client
 import os
 import shutil
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from support.client import get
+from support.client import get, get_unix
 from support.server import free_port
 from system.packaging_support import ARTIFACTS, VERSION, ensure_apt, host_lock, need_root, wait_for
 
@@ -174,20 +172,6 @@ def test_systemctl_reload_replaces_the_workers_under_the_same_master(
     assert get(box.port, "/after-reload")[0] == 200
 
 
-def get_unix(path: Path, target: str = "/") -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("localhost", timeout=30)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(30)
-    sock.connect(str(path))
-    conn.sock = sock
-    try:
-        conn.request("GET", target)
-        resp = conn.getresponse()
-        return resp.status, resp.read()
-    finally:
-        conn.close()
-
-
 def test_a_template_instance_serves_its_own_config_on_its_unix_socket(
     deb_box: SystemdBox,
 ) -> None:
@@ -198,7 +182,7 @@ def test_a_template_instance_serves_its_own_config_on_its_unix_socket(
     box = deb_box
     box.write("/etc/wsgid/demo.toml", 'app = "wsgid.demo:app"\nworkers = 1\n')
     box.systemctl("start", "wsgid@demo.socket")
-    status, body = get_unix(box.path("/run/wsgid/demo.sock"), "/instance")
+    status, body = get_unix(str(box.path("/run/wsgid/demo.sock")), "/instance")
     assert status == 200, box.diagnose("wsgid@demo.service")
     assert b"GET /instance" in body
     assert box.systemctl("is-active", "wsgid@demo.service", check=False) == "active"
