@@ -51,6 +51,7 @@ HOT = [
     "daemon/wsgid/workers/loop.py",
     "daemon/wsgid/workers/sync.py",
     "daemon/wsgid/workers/gthread.py",
+    "daemon/wsgid/workers/tls_connection.py",
     "daemon/wsgid/workers/unpatched.py",
 ]  # not workers/interpreted.py: it must stay interpreted (its docstring says why)
 MYPY_FLAGS = [

@@ -21,12 +21,15 @@ set -euo pipefail
 #   v1/v2, forwarded headers) in tests/integration/test_behind_proxy*.py; haproxy also in the
 #   benchmark's proxy scenario (bench/run) and its smoke test;
 # - prometheus: promtool checks every /metrics scrape, and a real Prometheus server scrapes
-#   wsgid (tests/integration/test_prometheus.py).
+#   wsgid (tests/integration/test_prometheus.py);
+# - openssl, sslscan: the TLS tests make their certificates and connect with the openssl CLI
+#   (s_client), and scan wsgid's TLS listener for old protocols and weak ciphers
+#   (tests/integration/test_tls.py); the benchmark's TLS scenarios make their certificate.
 default_packages=(
     gcc libc6-dev python3-dev curl wrk jq goaccess rsyslog logrotate systemd util-linux python3
     dpkg-dev debhelper help2man lintian python3-pip python3-venv
     rpm rpmlint podman runc mmdebstrap uidmap shellcheck
-    haproxy nginx libnginx-mod-stream prometheus
+    haproxy nginx libnginx-mod-stream prometheus openssl sslscan
 )
 
 if [ "$#" -gt 0 ]; then

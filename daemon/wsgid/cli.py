@@ -309,6 +309,16 @@ def _check(loaded: LoadedSettings) -> int:
     except UnknownWorkerClass as exc:
         _print_error(str(exc))
         return ExitCode.CONFIG
+    if loaded.settings.certfile is not None:
+        from wsgid import tls
+
+        try:
+            # The files as the master will load them (the ssl_context hook is not run: it
+            # belongs to a serving master).
+            tls.build(loaded.settings, loaded.sources)
+        except ConfigError as exc:
+            _print_error(str(exc))
+            return ExitCode.CONFIG
     try:
         load_app(loaded.settings)
     except AppLoadError as exc:

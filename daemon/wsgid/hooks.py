@@ -23,6 +23,7 @@ and never takes the master (or a worker) down.
 | worker_exit | master, after reaping a worker (after child_exit) | (server, worker) |
 | nworkers_changed | master, when the worker count changes | (server, new_value, old_value) |
 | on_exit | master, before it exits | (server) |
+| ssl_context | master, building the TLS context | (settings, default_factory) → SSLContext |
 
 `server` is the `Master`; in the master `worker` is its `WorkerProcess`
 record (pid, age), in a worker the `Worker` object itself.
@@ -66,6 +67,10 @@ class Hooks:
 
     def has(self, name: str) -> bool:
         return name in self._funcs
+
+    def function(self, name: str) -> Callable[..., Any] | None:
+        """The hook's function, for a hook whose result counts (ssl_context); None if unset."""
+        return self._funcs.get(name)
 
     def call(self, name: str, *args: Any) -> None:
         func = self._funcs.get(name)

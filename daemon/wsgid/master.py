@@ -54,7 +54,7 @@ import socket
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -73,6 +73,8 @@ from wsgid.workers import UnknownWorkerClass, resolve
 from wsgid.workers.base import Worker, WorkerContext
 
 if TYPE_CHECKING:
+    from ssl import SSLContext
+
     from wsgid.app_metrics import AppMetrics
     from wsgid.daemonize import Readiness
     from wsgid.reloader import Reloader
@@ -125,7 +127,9 @@ class Master:
         self.target = self.settings.workers
         self.ready = False  # the first generation has booted
         # (old generation, old settings) while a reload runs
-        self.reload_from: tuple[int, RuntimeSettings] | None = None
+        self.reload_from: tuple[int, RuntimeSettings, SSLContext | None] | None = None
+        # The TLS context new workers inherit (tls.py); None: no listener serves HTTPS.
+        self.tls: SSLContext | None = None
         self.stopping = False
         self.stop_deadline = 0.0
         self.next_memory_check = 0.0  # monotonic time of the next max_worker_memory check
@@ -179,7 +183,8 @@ class Master:
         try:
             # Checked now so that a misspelt user is exit 2 here, not a worker boot failure.
             privileges.resolve(self.settings.user, self.settings.group, self.loaded.sources)
-        except privileges.PrivilegeError as exc:
+            self.tls = self._tls_context(self.settings, self.loaded.sources, self.hooks)
+        except (privileges.PrivilegeError, ConfigError) as exc:
             return self._fail_start(str(exc), ExitCode.CONFIG)
         self.hooks.call("on_starting", self)
         if self.settings.pidfile:
@@ -235,7 +240,7 @@ class Master:
                 "master.started",
                 version=_version(),
                 build=build(),
-                listening=",".join(str(lst) for lst in self.listeners),
+                listening=",".join(self._urls()),
                 workers=self.target,
                 worker_class=self.worker_class.kind,
                 **({"health": str(self.side)} if self.side is not None else {}),
@@ -413,7 +418,7 @@ class Master:
                 "generation": self.generation, "workers_wanted": self.target,
                 "started": self.started_at,
             },
-            "listeners": [str(listener) for listener in self.listeners],
+            "listeners": self._urls(),
             "side": str(self.side) if self.side is not None else None,
             "totals": {"requests": totals.answered, "restarts": totals.restarts},
             "workers": workers,
@@ -633,6 +638,7 @@ class Master:
             new = loaded.settings
             hooks = Hooks(new, self.log)
             worker_class = resolve(new.worker_kind)
+            tls_context = self._tls_context(new, loaded.sources, hooks)
             # Opened now, so that a log file that cannot be opened fails the
             # reload, not the master.
             new_logs = logs_mod.setup(new) if logs_mod.changed(self.settings, new) else None
@@ -649,8 +655,9 @@ class Master:
             self._announce_ready()
             return
         self.hooks.call("on_reload", self)
-        self.reload_from = (self.generation, self.settings)
+        self.reload_from = (self.generation, self.settings, self.tls)
         self.loaded, self.settings, self.hooks, self.worker_class = loaded, new, hooks, worker_class
+        self.tls = tls_context
         if new_logs is not None:
             old_logs, self.logs = self.logs, new_logs
             self.log = self.table.log = self.logs.error.bind(pid=self.pid)
@@ -660,6 +667,30 @@ class Master:
         self.generation += 1
         self._set_target(new.workers, "SIGHUP")
         self.log.info("reload.started", generation=self.generation, workers=self.target)
+
+    def _urls(self, settings: RuntimeSettings | None = None) -> list[str]:
+        """The listeners as the log and `wsgid status` show them: https on a TLS one."""
+        settings = settings or self.settings
+        shown = []
+        for listener in self.listeners:
+            text = str(listener)
+            if settings.tls_of(listener.spec.text) and text.startswith("http://"):
+                text = "https://" + text.removeprefix("http://")
+            shown.append(text)
+        return shown
+
+    def _tls_context(
+        self, settings: RuntimeSettings, sources: Mapping[str, str], hooks: Hooks
+    ) -> SSLContext | None:
+        """The TLS context of a generation (start, HUP), its certificate logged; None without
+        TLS. ConfigError if the files or the ssl_context hook cannot give one."""
+        if settings.certfile is None:
+            return None
+        from wsgid import tls
+
+        context = tls.build(settings, sources, hooks.function("ssl_context"))
+        tls.log_certificate(self.log, settings)
+        return context
 
     def _move_listeners(self, new: RuntimeSettings) -> None:
         """Bind what a reload's settings add, the application's listeners and the side
@@ -675,8 +706,7 @@ class Master:
                 if side_moves and side is not None:
                     side.close()
                 raise
-            listening = ",".join(str(lst) for lst in self.listeners)
-            self.log.info("listeners.changed", listening=listening)
+            self.log.info("listeners.changed", listening=",".join(self._urls(new)))
         if side_moves:
             if self.side is not None:
                 self.side.close()
@@ -694,7 +724,7 @@ class Master:
     def _reload_failed(self, reason: str) -> None:
         """A worker of the new generation could not boot: go back to the old one."""
         assert self.reload_from is not None
-        old_generation, old_settings = self.reload_from
+        old_generation, old_settings, self.tls = self.reload_from
         self.reload_from = None
         self.table.retire_other_generations(keep=old_generation)
         self.generation, self.settings = old_generation, old_settings
@@ -988,6 +1018,7 @@ class Master:
                 hooks=self.hooks,
                 master_pid=self.pid,
                 modules_fd=-1 if self.reloader is None else self.reloader.report_w,
+                tls=self.tls,
             )
         )
         self.hooks.call("post_fork", self, worker)

@@ -116,6 +116,12 @@ class RuntimeSettings(SettingFields):
             return None
         return mode
 
+    def tls_of(self, listener: str) -> bool:
+        """Whether a listener (its bind entry) serves HTTPS."""
+        if self.certfile is None:
+            return False
+        return not self.tls_binds or listener in self.tls_binds
+
     @property
     def log_targets(self) -> LogTargets:
         """Where each log goes: `errorlog`, `accesslog`, and their copies at `syslog_addr`."""

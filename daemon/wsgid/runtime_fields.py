@@ -62,6 +62,19 @@ class SettingFields:
     remote_addr_from: Literal["peer", "x-forwarded-for", "forwarded"]
     request_id_header: str
     request_id_response_header: str
+    certfile: str | None
+    keyfile: str | None
+    keyfile_password_file: str | None
+    keyfile_password_env: str | None
+    ca_certs: str | None
+    cert_reqs: Literal["none", "optional", "required"]
+    ciphers: str | None
+    suppress_ragged_eofs: bool
+    ssl_version: str | None
+    do_handshake_on_connect: bool
+    tls_minimum_version: Literal["1.2", "1.3"]
+    tls_binds: tuple[str, ...]
+    tls_keylog_file: str | None
     loglevel: Literal["debug", "info", "warning", "error", "critical"]
     errorlog: str
     accesslog: str | None
@@ -136,6 +149,7 @@ class SettingFields:
     worker_exit: str | None
     nworkers_changed: str | None
     on_exit: str | None
+    ssl_context: str | None
 
 
 # The server hooks (the [hooks] table), in the model's order.
@@ -155,6 +169,7 @@ HOOK_SETTINGS: tuple[str, ...] = (
     "worker_exit",
     "nworkers_changed",
     "on_exit",
+    "ssl_context",
 )
 
 # The settings of the error and access logs ([logging]).

@@ -92,6 +92,20 @@ def test_haproxy_send_proxy_v2_ssl_sets_https(
 
 
 @kinds
+def test_haproxy_tls_passthrough_send_proxy_v2_to_wsgid_tls(
+    wsgid: Callable[..., WsgidServer], proxies: Proxies, kind: str
+) -> None:
+    """HAProxy relays TLS untouched after a v2 header: wsgid reads the header, then does
+    the handshake itself (the header is read raw, the ClientHello left to OpenSSL)."""
+    cert, key, _ = proxies.certificate()
+    server = serve(wsgid, proxies, "wsgid-proxy-protocol", kind,
+                   "--certfile", str(cert), "--keyfile", str(key))  # fmt: skip
+    haproxy = proxies.haproxy(snippet("haproxy-tls-passthrough"), wsgid_port=server.port)
+    assert_client_seen(spoofing_curl(proxies.url("https") + "/passthrough"), "v2", "https")
+    assert_check_passed(haproxy, "wsgid_https/app1")  # LOCAL, then TLS, then its GET
+
+
+@kinds
 def test_haproxy_check_send_proxy_passes_and_local_keeps_peer(
     wsgid: Callable[..., WsgidServer], proxies: Proxies, kind: str
 ) -> None:

@@ -49,6 +49,8 @@ OPERATIONS = (
     "prometheus_client", "wsgid.prometheus", "wsgid.app_metrics", "wsgid.statsd",
     "wsgid.side_listener", "http.client",
 )  # fmt: skip
+# Nor what only HTTPS listeners need, without one (`ssl` itself may come with a library).
+TLS = ("wsgid.tls", "wsgid.workers.tls_connection")
 
 
 def start(wsgid: Callable[..., WsgidServer], workdir: WorkDir, *args: str) -> WsgidServer:
@@ -80,6 +82,7 @@ def test_master_and_worker_serve_without_pydantic(
     assert not modules & set(CONFIG_ONLY), sorted(modules & set(CONFIG_ONLY))
     assert not modules & set(NOT_NEEDED), sorted(modules & set(NOT_NEEDED))
     assert not modules & set(OPERATIONS), sorted(modules & set(OPERATIONS))
+    assert not modules & set(TLS), sorted(modules & set(TLS))
     assert "PROMETHEUS_MULTIPROC_DIR" not in report["environ"]  # type: ignore[operator]
     assert not maps_pydantic(server.pid)
     (worker,) = server.worker_pids()

@@ -67,6 +67,12 @@ GROUPS: tuple[Group, ...] = (
         "Whom to believe about the client: PROXY protocol headers, forwarded headers, request"
         " ids (see docs/behind-a-proxy.md).",
     ),
+    Group(
+        "tls",
+        "TLS",
+        "HTTPS on wsgid's own listeners: the certificate, client certificates, protocol versions"
+        " (see docs/tls.md).",
+    ),
     Group("logging", "Logging", "The error log and the access log."),
     Group(
         "monitoring",
@@ -427,6 +433,31 @@ def proxy_mode(value: object) -> object:
 
 
 ProxyProtocol = Annotated[Literal["off", "v1", "v2", "auto"], BeforeValidator(proxy_mode)]
+
+
+def cert_reqs(value: object) -> object:
+    # gunicorn's values are ssl.CERT_NONE/OPTIONAL/REQUIRED, 0, 1 and 2 (also as text).
+    names = {"0": "none", "1": "optional", "2": "required"}
+    if isinstance(value, int) and not isinstance(value, bool):
+        return names.get(str(value), value)
+    if isinstance(value, str):
+        text = value.strip().lower().removeprefix("cert_")
+        return names.get(text, text)
+    return value
+
+
+def tls_version(value: object) -> object:
+    # "1.2", and OpenSSL's and Python's spellings: TLSv1.2, TLSv1_2.
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str):
+        text = value.strip().lower().removeprefix("tlsv").replace("_", ".")
+        return text
+    return value
+
+
+CertReqs = Annotated[Literal["none", "optional", "required"], BeforeValidator(cert_reqs)]
+TlsVersion = Annotated[Literal["1.2", "1.3"], BeforeValidator(tls_version)]
 RemoteAddrFrom = Annotated[Literal["peer", "x-forwarded-for", "forwarded"], BeforeValidator(lower)]
 ForwarderHeader = Annotated[
     Literal["SCRIPT_NAME", "PATH_INFO", "REMOTE_USER"], BeforeValidator(upper)

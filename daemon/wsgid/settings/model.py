@@ -39,6 +39,7 @@ from wsgid.settings.fields import (
     WORKER_CLASS_HELP,
     AllowEntry,
     BindAddress,
+    CertReqs,
     Count,
     EnvAssignment,
     ForwarderHeader,
@@ -59,6 +60,7 @@ from wsgid.settings.fields import (
     StatsdNaming,
     SyslogFacility,
     SyslogFraming,
+    TlsVersion,
     WorkerClass,
     check_access_log_format,
     check_log_target,
@@ -68,6 +70,7 @@ from wsgid.settings.fields import (
     check_statsd_host,
     check_syslog_addr,
     class_path,
+    int_to_str,
     json_table,
     parse_mode,
     parse_umask,
@@ -418,6 +421,69 @@ class Settings(BaseModel):
     application sets it. Empty, the default: wsgid adds nothing to a response the application
     did not ask for; proxies usually add their own."""
 
+    # --- TLS ------------------------------------------------------------------------------
+    certfile: Annotated[NonEmptyStr | None, Option("tls", metavar="FILE")] = None
+    """The server's certificate in PEM, followed by its chain if any. Setting it serves HTTPS
+    on the listeners of tls_binds (every listener when that is empty). The master reads the
+    files, at start and on every HUP, before workers drop to user: the key may stay readable
+    by root alone."""
+    keyfile: Annotated[NonEmptyStr | None, Option("tls", metavar="FILE")] = None
+    """The certificate's private key in PEM; unset when certfile holds the key too."""
+    keyfile_password_file: Annotated[NonEmptyStr | None, Option("tls", metavar="FILE")] = None
+    """A file whose first line is the password of an encrypted keyfile (systemd's
+    LoadCredential= gives one: see docs/tls.md). The password itself is never a setting, so
+    it is never on a command line or in `wsgid config show`."""
+    keyfile_password_env: Annotated[NonEmptyStr | None, Option("tls", metavar="NAME")] = None
+    """The name of an environment variable holding the password of an encrypted keyfile.
+    Without a password an encrypted key is refused at start, never asked for on a
+    terminal."""
+    ca_certs: Annotated[NonEmptyStr | None, Option("tls", metavar="FILE")] = None
+    """The CA certificates (PEM) that client certificates are verified against."""
+    cert_reqs: Annotated[
+        CertReqs,
+        Option("tls", metavar="MODE", accepts="none, optional or required (gunicorn's 0, 1, 2)"),
+    ] = "none"
+    """Client certificates: `none` (not asked for), `optional` (verified against ca_certs when
+    sent) or `required` (a client without a valid one is refused during the handshake).
+    Needs ca_certs."""
+    ciphers: Annotated[NonEmptyStr | None, Option("tls", metavar="LIST")] = None
+    """The OpenSSL cipher list for TLS 1.2 (TLS 1.3's suites are all strong and not affected).
+    Unset: forward-secret AEAD ciphers only (ECDHE with AES-GCM or ChaCha20-Poly1305)."""
+    suppress_ragged_eofs: Annotated[bool, Option("tls")] = True
+    """Treat a client that closes without TLS's close_notify like one that closed cleanly; off,
+    such a close while a request body is read is reported as a protocol error."""
+    ssl_version: Annotated[
+        NonEmptyStr | None,
+        BeforeValidator(int_to_str),
+        Option("tls", metavar="VERSION", accepts="any value (it has no effect)"),
+    ] = None
+    """Accepted for gunicorn compatibility (which ignores it since 21.0); it has no effect and
+    is reported at start. Set tls_minimum_version instead."""
+    do_handshake_on_connect: Annotated[bool, Option("tls")] = False
+    """Accepted for gunicorn compatibility; it has no effect: the handshake always runs in the
+    worker's event loop as the client's bytes arrive, bounded by header_timeout, and never
+    blocks a worker or a thread."""
+    tls_minimum_version: Annotated[
+        TlsVersion, Option("tls", metavar="VERSION", accepts="1.2 or 1.3 (TLSv1.2, TLSv1_3)")
+    ] = "1.2"
+    """The oldest TLS version accepted. Older clients fail the handshake."""
+    tls_binds: Annotated[
+        tuple[BindAddress, ...],
+        Option(
+            "tls",
+            metavar="ADDRESS",
+            repeatable=True,
+            comma_separated=True,
+            accepts="bind entries, as written in bind",
+        ),
+    ] = ()
+    """The listeners that serve HTTPS, as written in bind; empty means every listener. Lets
+    one server listen on plain HTTP (say 8080, for a sidecar or a redirect) and HTTPS (8443)."""
+    tls_keylog_file: Annotated[NonEmptyStr | None, Option("tls", metavar="FILE")] = None
+    """Debugging only: append every TLS session's secrets to this file (NSS key log format,
+    for Wireshark). SSLKEYLOGFILE in the environment is ignored, so that a stray variable
+    never makes the server write them."""
+
     # --- logging --------------------------------------------------------------------------
     loglevel: Annotated[LogLevel, Option("logging", ("--log-level",), metavar="LEVEL")] = "info"
     """The least severe level written to the error log."""
@@ -696,6 +762,11 @@ class Settings(BaseModel):
     """Called with (server, new_value, old_value) in the master, when the worker count changes."""
     on_exit: Hook = None
     """Called with (server) in the master, just before it exits."""
+    ssl_context: Hook = None
+    """Called with (settings, default_factory) in the master whenever the TLS context is built
+    (at start and on HUP); returns the ssl.SSLContext to serve with. default_factory() builds
+    wsgid's own from the TLS settings, for the hook to adjust (an SNI callback, a
+    certificate of its own)."""
 
     @model_validator(mode="after")
     def _one_application(self) -> Settings:
@@ -725,6 +796,44 @@ class Settings(BaseModel):
             raise ValueError(
                 f"metrics_bind {self.metrics_bind} is also in bind: health probes need an"
                 " address of their own, apart from the application's"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _tls_complete(self) -> Settings:
+        """The TLS settings need certfile; client certificates need a CA to verify them."""
+        if self.certfile is None:
+            needing = [
+                name
+                for name in (
+                    "keyfile",
+                    "keyfile_password_file",
+                    "keyfile_password_env",
+                    "ca_certs",
+                    "tls_binds",
+                    "tls_keylog_file",
+                )
+                if getattr(self, name)
+            ]
+            if self.cert_reqs != "none":
+                needing.append("cert_reqs")
+            if needing:
+                raise ValueError(
+                    f"{', '.join(needing)} {'is' if len(needing) == 1 else 'are'} set but"
+                    " certfile is not: TLS is served with the certificate certfile names"
+                )
+            return self
+        if self.cert_reqs != "none" and self.ca_certs is None:
+            raise ValueError(
+                f"cert_reqs is {self.cert_reqs} but ca_certs is not set: no client certificate"
+                " could be verified, so every client would be refused; set ca_certs to the CA"
+                " file that signs your clients' certificates"
+            )
+        unknown = [b for b in self.tls_binds if b not in self.bind]
+        if unknown:
+            raise ValueError(
+                f"tls_binds names {', '.join(unknown)}, which bind does not"
+                f" (bind: {', '.join(self.bind)})"
             )
         return self
 

@@ -54,6 +54,7 @@ class Acceptor(NamedTuple):
     proto: int
     base: dict[str, Any]
     proxy: ProxyMode | None  # the PROXY protocol its connections start with; None: none
+    tls: bool  # its connections are HTTPS
 
 
 class Admission:
@@ -66,12 +67,14 @@ class Admission:
         log: ErrorLog,
         base: Callable[[Listener], dict[str, Any]],
         proxy: Callable[[Listener], ProxyMode | None],
+        tls: Callable[[Listener], bool],
     ) -> None:
         self.epoll = epoll
         self.log = log
         self.listeners: dict[int, Listener] = {lst.fileno(): lst for lst in listeners}
         self.acceptors = {
-            fd: _acceptor(lst, base(lst), proxy(lst)) for fd, lst in self.listeners.items()
+            fd: _acceptor(lst, base(lst), proxy(lst), tls(lst))
+            for fd, lst in self.listeners.items()
         }
         for listener in listeners:
             if listener.sock.family != socket.AF_UNIX:
@@ -96,25 +99,25 @@ class Admission:
             else:
                 self.epoll.unregister(fd)
 
-    def accept(self, fd: int) -> tuple[socket.socket, dict[str, Any], ProxyMode | None]:
-        """The next connection waiting on listener `fd`, non-blocking, its environ base and
-        the PROXY protocol it must start with (None: none).
+    def accept(self, fd: int) -> tuple[socket.socket, dict[str, Any], ProxyMode | None, bool]:
+        """The next connection waiting on listener `fd`, non-blocking, its environ base,
+        the PROXY protocol it must start with (None: none) and whether it is HTTPS.
 
         Raises what accept(2) raises: BlockingIOError when none is waiting; an
         errno in CONNECTION_ERRORS for a connection of its own; else see `failed`.
         """
-        accept, family, kind, proto, base, proxy = self.acceptors[fd]
+        accept, family, kind, proto, base, proxy, tls = self.acceptors[fd]
         conn_fd, addr = accept()
         if self.backoff:
             self._recovered()
         sock = unpatched.SOCKET(family, kind, proto, conn_fd)
         sock.setblocking(False)
         if family == AF_UNIX:  # TCP_NODELAY: inherited from the listener
-            return sock, base, proxy
+            return sock, base, proxy, tls
         conn_base = base.copy()
         conn_base["REMOTE_ADDR"] = addr[0]
         conn_base["REMOTE_PORT"] = str(addr[1])
-        return sock, conn_base, proxy
+        return sock, conn_base, proxy, tls
 
     def failed(self, exc: OSError, now: float, connections: int) -> bool:
         """An accept failed for the listener, not for one connection: back off.
@@ -188,11 +191,13 @@ class Admission:
         return True
 
 
-def _acceptor(listener: Listener, base: dict[str, Any], proxy: ProxyMode | None) -> Acceptor:
+def _acceptor(
+    listener: Listener, base: dict[str, Any], proxy: ProxyMode | None, tls: bool
+) -> Acceptor:
     sock = listener.sock
     # socket.accept() is `_accept()` plus a socket object built from the
     # listener's family, type and proto, each read back through an enum
     # conversion (measured: about 5 µs a connection with the rest of the
     # wrapper); these never change, so they are read once here.
     raw_accept = sock._accept  # type: ignore[attr-defined]  # what accept() wraps
-    return Acceptor(raw_accept, int(sock.family), int(sock.type), sock.proto, base, proxy)
+    return Acceptor(raw_accept, int(sock.family), int(sock.type), sock.proto, base, proxy, tls)

@@ -37,7 +37,7 @@ import time
 import traceback
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from mypy_extensions import mypyc_attr
 
@@ -49,6 +49,9 @@ from wsgid.listeners import Listener
 from wsgid.logs import Logs
 from wsgid.runtime import RuntimeSettings
 from wsgid.scoreboard import Scoreboard
+
+if TYPE_CHECKING:
+    from ssl import SSLContext
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
@@ -93,6 +96,7 @@ class WorkerContext:
     hooks: Hooks
     master_pid: int  # the parent it serves under; another parent means the master is gone
     modules_fd: int = -1  # `reload`: where to report the app's module files once booted
+    tls: SSLContext | None = None  # what the HTTPS listeners serve with (tls.py); None: none
 
 
 # A custom `worker_class` may subclass any worker class, also in the compiled build.

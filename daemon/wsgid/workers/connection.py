@@ -21,7 +21,7 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import IO, Any
+from typing import IO, Any, ClassVar
 
 from wsgid.http.errors import BodyError, ProtocolError
 from wsgid.http.parser import RequestParser
@@ -33,6 +33,10 @@ RECV_SIZE = 65536
 # Past this much queued output, `send` waits for the client instead of
 # buffering more of a streamed response.
 HIGH_WATER = 4 * 1024 * 1024
+# What `handshake` says (TLS): done, or waiting for the socket to be readable or writable.
+DONE = 0
+WANT_READ = 1
+WANT_WRITE = 2
 
 
 def no_deadline() -> float:
@@ -41,7 +45,15 @@ def no_deadline() -> float:
 
 
 class Connection:
-    """One client connection; also the `exchange.Channel` for its requests."""
+    """One client connection; also the `exchange.Channel` for its requests.
+
+    A plain TCP or UNIX connection; `tls_connection.TLSConnection` is the HTTPS one.
+    """
+
+    tls: ClassVar[bool] = False
+    # What a non-blocking socket call raises when the socket cannot go on yet (evaluated
+    # only when one raises; TLS adds OpenSSL's wants).
+    WOULD_BLOCK: ClassVar[tuple[type[OSError], ...]] = (BlockingIOError, InterruptedError)
 
     __slots__ = (
         "awaiting",
@@ -54,6 +66,7 @@ class Connection:
         "error",
         "events",
         "fd",
+        "handshaking",
         "head_started",
         "io_timeout",
         "last_active",
@@ -64,6 +77,7 @@ class Connection:
         "peer",
         "proxy",
         "proxy_allowed",
+        "read_wants_write",
         "responded",
         "sock",
     )
@@ -111,6 +125,35 @@ class Connection:
         # before every send, read by gthread's request timeout (which answers
         # 503 only while this is False).
         self.responded = False
+        # TLS: the handshake is not over yet; a read found OpenSSL must write first.
+        self.handshaking = False
+        self.read_wants_write = False
+
+    def receive(self) -> bytes | None:
+        """What the client sent (b"": it closed), or None if nothing came yet. Raises
+        OSError when the connection failed."""
+        try:
+            return self.sock.recv(RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return None
+
+    def start_tls(self) -> None:
+        """TLS: wrap the socket, after its PROXY header if any (plain: nothing to do)."""
+
+    def handshake(self) -> int:
+        """Go on with the TLS handshake: DONE, WANT_READ or WANT_WRITE (plain: DONE)."""
+        return DONE
+
+    def waits_for(self, exc: OSError, event: int) -> int:
+        """The poll event a call that raised `exc` (one of WOULD_BLOCK) waits for."""
+        return event
+
+    def shutdown_write(self) -> None:
+        """Half-close: the client reads our end of the stream, and we may still read."""
+        self.sock.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self.sock.close()
 
     # exchange.Channel
 
@@ -126,7 +169,7 @@ class Connection:
             return
         try:
             sent = self.sock.send(data)
-        except BlockingIOError:
+        except self.WOULD_BLOCK:
             sent = 0
         if sent < len(data):
             self.out.append(memoryview(data)[sent:])
@@ -143,8 +186,8 @@ class Connection:
         while True:
             try:
                 data = sock.recv(RECV_SIZE)
-            except BlockingIOError:
-                if not self._wait(select.POLLIN):
+            except self.WOULD_BLOCK as exc:
+                if not self._wait(self.waits_for(exc, select.POLLIN)):
                     raise BodyError("timed out waiting for the request body", status=408) from None
                 continue
             except OSError as exc:
@@ -188,7 +231,7 @@ class Connection:
             chunk = out[0]
             try:
                 sent = sock.send(chunk)
-            except BlockingIOError:
+            except self.WOULD_BLOCK:
                 return False
             self.out_size -= sent
             if sent < len(chunk):
@@ -200,6 +243,8 @@ class Connection:
     def flush_blocking(self) -> None:
         """Flush the queue, waiting (bounded by the I/O timeout) for the client."""
         while not self.flush():
+            # (After OpenSSL wanted to read during a write, a POLLOUT wait returns at once
+            # and the write is tried again: the renegotiation that would need it is off.)
             if not self._wait(select.POLLOUT):
                 raise BrokenPipeError("timed out waiting for the client to read")
 

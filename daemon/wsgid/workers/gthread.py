@@ -33,7 +33,8 @@ sends from then on fails (EPIPE) and never reaches the client. The loop then
 reads `Connection.responded`, which the thread sets before each send: False
 means nothing of the response left before the swap, so the client gets a
 503; True, and the connection is cut. The thread's descriptor is closed when
-the thread hands the connection back. When every thread is stuck, the worker
+the thread hands the connection back (an HTTPS one is always cut: its TLS session
+belongs to the thread). When every thread is stuck, the worker
 cannot serve any more: it answers the requests still queued with 503 and
 exits, and the master starts a replacement.
 """
@@ -277,9 +278,10 @@ class ThreadWorker(ConnectionLoop):
             return "cut"
         os.dup2(self.dead_fd, conn.fd)
         self.taken.add(conn.fd)
-        if conn.responded:
+        if conn.responded or conn.tls:
             # Part of the response may have reached the client: a 503 after
-            # it would be read as the next response. Cut the connection.
+            # it would be read as the next response. Cut the connection. (Over
+            # TLS, the session's state is the thread's: a 503 cannot be sent.)
             with contextlib.suppress(OSError):
                 os.close(client)
             return "cut"

@@ -56,7 +56,7 @@ from wsgid.logs import clock, request_id
 from wsgid.workers import unpatched
 from wsgid.workers.admission import CONNECTION_ERRORS, Admission
 from wsgid.workers.base import Worker
-from wsgid.workers.connection import RECV_SIZE, Connection, no_deadline
+from wsgid.workers.connection import DONE, RECV_SIZE, WANT_WRITE, Connection, no_deadline
 from wsgid.workers.interpreted import run_signal_handlers
 
 EPOLLIN = select.EPOLLIN
@@ -123,6 +123,8 @@ class ConnectionLoop(Worker):
             settings.request_id_response_header,
         )
         self.forwarding = settings.forwarding
+        # What HTTPS listeners serve with (the master's, inherited); None: none does.
+        self.tls = self.ctx.tls
         self.proxy_allow = AllowList(settings.proxy_allow_ips)
         self.proxy_optional = settings.proxy_protocol_optional
         self.epoll = unpatched.EPOLL()
@@ -133,6 +135,7 @@ class ConnectionLoop(Worker):
             self.log,
             self._environ_base,
             lambda listener: settings.proxy_protocol_of(listener.spec.text),
+            self._serves_tls,
         )
         self.admission.watch(True)
         self.epoll.register(self.wake_r, EPOLLIN)
@@ -150,18 +153,26 @@ class ConnectionLoop(Worker):
             return 0
         return limit + random.randint(0, self.settings.max_requests_jitter)
 
+    def _serves_tls(self, listener: Listener) -> bool:
+        return self.tls is not None and self.settings.tls_of(listener.spec.text)
+
     def _environ_base(self, listener: Listener) -> dict[str, Any]:
         """The environ keys every connection of `listener` starts with (its peer aside)."""
-        return environ_mod.connection_base(
+        secure = self._serves_tls(listener)
+        base = environ_mod.connection_base(
             server=listener.server,
             peer=("", ""),
-            url_scheme="http",
+            url_scheme="https" if secure else "http",
             multithread=self.multithread,
             errors=self.errors_stream,
-            # Chosen once per worker: with sendfile off, file bodies are read and sent
-            # in blocks, and the response path never asks.
-            file_wrapper=FileWrapper if self.settings.sendfile else FileIterator,
+            # Chosen once per worker and listener: with sendfile off, or over TLS (the
+            # kernel would send the file unencrypted), file bodies are read and sent in
+            # blocks, and the response path never asks.
+            file_wrapper=FileWrapper if self.settings.sendfile and not secure else FileIterator,
         )
+        if secure:
+            base["HTTPS"] = "on"
+        return base
 
     # the loop
 
@@ -309,7 +320,7 @@ class ConnectionLoop(Worker):
                 admission.watch(False)
                 return
             try:
-                sock, base, proxy = admission.accept(fd)
+                sock, base, proxy, secure = admission.accept(fd)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -321,7 +332,11 @@ class ConnectionLoop(Worker):
                 return
             peer = base["REMOTE_ADDR"]
             parser = RequestParser(self.limits, self.forwarding.rules(peer))
-            conn = Connection(sock, parser, base, self.io_timeout, self.deadline)
+            if secure:
+                conn = self._tls_connection(sock, parser, base, proxy is None)
+                conn.head_started = now  # the handshake has header_timeout, as a head
+            else:
+                conn = Connection(sock, parser, base, self.io_timeout, self.deadline)
             self.conns[conn.fd] = conn
             if proxy is not None:
                 conn.proxy_allowed = self.proxy_allow.allows(peer)
@@ -336,13 +351,37 @@ class ConnectionLoop(Worker):
             if not conn.events and not conn.busy and self.conns.get(conn.fd) is conn:
                 self._watch(conn, EPOLLIN)
 
+    def _tls_connection(
+        self, sock: socket.socket, parser: RequestParser, base: dict[str, Any], start: bool
+    ) -> Connection:
+        """An HTTPS connection; its handshake begins now, or after its PROXY header."""
+        from wsgid.workers.tls_connection import TLSConnection
+
+        assert self.tls is not None
+        conn = TLSConnection(
+            sock,
+            parser,
+            base,
+            self.io_timeout,
+            self.deadline,
+            self.tls,
+            self.settings.suppress_ragged_eofs,
+        )
+        if start:
+            conn.start_tls()
+        return conn
+
     def _on_readable(self, conn: Connection, now: float) -> None:
-        try:
-            data = conn.sock.recv(RECV_SIZE)
-        except (BlockingIOError, InterruptedError):
+        if conn.handshaking and not conn.linger_until and not self._handshake(conn, now):
             return
+        try:
+            data = conn.receive()
         except OSError:
             self._close(conn)
+            return
+        if data is None:
+            if conn.read_wants_write:  # TLS: OpenSSL must write before it reads on
+                self._watch(conn, EPOLLOUT)
             return
         if not data:
             self._close(conn)
@@ -373,6 +412,77 @@ class ConnectionLoop(Worker):
             conn.head_started = now
         if parser.ready:
             self._process(conn)
+
+    def _handshake(self, conn: Connection, now: float) -> bool:
+        """Go on with `conn`'s TLS handshake (after its PROXY header); True once it is done."""
+        if conn.proxy is not None and not self._tls_proxy_header(conn, now):
+            return False
+        try:
+            state = conn.handshake()
+        except OSError as exc:
+            self._handshake_failed(conn, exc)
+            return False
+        if state == DONE:
+            conn.last_active = now
+            if conn.events == EPOLLOUT:
+                self._watch(conn, EPOLLIN)
+            return True
+        self._watch(conn, EPOLLOUT if state == WANT_WRITE else EPOLLIN)
+        return False
+
+    def _tls_proxy_header(self, conn: Connection, now: float) -> bool:
+        """Read the PROXY header that precedes a TLS handshake; True once it is read.
+
+        The bytes are peeked and only the header's are taken from the socket: what
+        follows it is the ClientHello, which OpenSSL reads from the socket itself.
+        """
+        try:
+            data = conn.sock.recv(RECV_SIZE, socket.MSG_PEEK)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            self._close(conn)
+            return False
+        if not data:
+            self._close(conn)
+            return False
+        rest = self._proxy_header(conn, data, now)
+        if self.conns.get(conn.fd) is not conn or conn.closing:
+            return False  # refused
+        try:
+            conn.sock.recv(len(data) - len(rest))  # the header's bytes, peeked above
+        except OSError:
+            self._close(conn)
+            return False
+        if conn.proxy is not None:
+            return False  # the header goes on in bytes still to come
+        conn.start_tls()
+        return True
+
+    def _handshake_failed(self, conn: Connection, exc: OSError) -> None:
+        reason = getattr(exc, "reason", None) or exc.strerror or str(exc)
+        if reason in ("HTTP_REQUEST", "HTTPS_PROXY_REQUEST"):
+            # Plain HTTP on an HTTPS listener: say so in plain HTTP (as nginx does), not
+            # with a TLS alert the client cannot read.
+            conn.handshaking = False
+            self.log.info(
+                "request.rejected",
+                status=400,
+                reason="plain HTTP sent to an HTTPS listener",
+                peer=conn.peer,
+            )
+            self.statuses.append(400)
+            if self.access is not None:
+                self.access.rejected(conn.base, 400)
+            try:  # noqa: SIM105 - one write, raw: the client speaks no TLS
+                os.write(conn.fd, error_response(400, self.dates))
+            except OSError:
+                pass
+            conn.closing = True
+            self._close(conn, linger=True)
+            return
+        self.log.debug("tls.handshake_failed", peer=conn.peer, reason=reason)
+        self._close(conn)
 
     def _proxy_header(self, conn: Connection, data: bytes, now: float) -> bytes:
         """Read `conn`'s PROXY header from `data`; the bytes after it (b"": none yet, or refused).
@@ -531,6 +641,17 @@ class ConnectionLoop(Worker):
         conn.events = events
 
     def _on_writable(self, conn: Connection) -> None:
+        if conn.handshaking:
+            self._on_readable(conn, time.monotonic())  # the handshake goes on
+            return
+        if conn.read_wants_write:
+            # OpenSSL could not write what a read needed (TLS 1.3's key update): the socket
+            # takes it now, so read again.
+            conn.read_wants_write = False
+            if not conn.out:
+                self._watch(conn, EPOLLIN)
+                self._on_readable(conn, time.monotonic())
+                return
         try:
             done = conn.flush()
         except OSError:
@@ -567,7 +688,7 @@ class ConnectionLoop(Worker):
         conn.parser.close()  # nothing more is parsed: its memory goes now, not at a GC
         if linger and not conn.linger_until and not self._nothing_more(conn):
             try:
-                conn.sock.shutdown(socket.SHUT_WR)
+                conn.shutdown_write()
             except OSError:
                 pass
             else:
@@ -579,7 +700,7 @@ class ConnectionLoop(Worker):
         conn.error = None  # its traceback may hold frames that refer to `conn`
         # Also takes it off epoll: no other descriptor shares the socket (a
         # gthread connection taken from its thread is never registered again).
-        conn.sock.close()
+        conn.close()
         admission = self.admission
         if (
             self.alive
@@ -613,6 +734,12 @@ class ConnectionLoop(Worker):
                 continue  # its thread is bounded by the I/O timeout itself
             if conn.linger_until:
                 if now > conn.linger_until:
+                    self._close(conn)
+            elif conn.handshaking:
+                # A TLS handshake (and the PROXY header before it) has header_timeout, as a
+                # head: a client that stalls it costs this connection, nothing more.
+                if now - conn.head_started > self.header_timeout:
+                    self.log.debug("tls.handshake_timeout", peer=conn.peer)
                     self._close(conn)
             elif conn.out:
                 if now - conn.last_active > self.io_timeout:
