@@ -84,6 +84,7 @@ if TYPE_CHECKING:
 
 
 TICK = 1.0
+TLS_CHECK_INTERVAL = 2.0  # seconds between two looks at the TLS files (tls_reload_on_change)
 SIDE_BACKLOG = 64  # pending probe connections the kernel queues on the side listener
 MEMORY_CHECK_INTERVAL = 1.0  # seconds between two measures of the workers (max_worker_memory)
 FAST_STOP_GRACE = 2.0  # seconds workers get to exit after a fast-stop signal
@@ -130,6 +131,11 @@ class Master:
         self.reload_from: tuple[int, RuntimeSettings, SSLContext | None] | None = None
         # The TLS context new workers inherit (tls.py); None: no listener serves HTTPS.
         self.tls: SSLContext | None = None
+        # tls_reload_on_change: the files as the context was built from them (None: not
+        # watched), a change seen once and waiting to settle, and the next look.
+        self.tls_files: tuple[tuple[str, int, int, int], ...] | None = None
+        self.tls_changed: tuple[tuple[str, int, int, int], ...] | None = None
+        self.tls_next_check = 0.0
         self.stopping = False
         self.stop_deadline = 0.0
         self.next_memory_check = 0.0  # monotonic time of the next max_worker_memory check
@@ -517,6 +523,7 @@ class Master:
             self.table.check_timeouts(self.settings.timeout)
             self._check_memory(now)
             self._check_code(now)
+            self._check_tls_files(now)
             self._manage_workers()
         if self.statsd is not None:
             self._send_statsd(time.monotonic())  # what the last workers did before they exited
@@ -688,9 +695,32 @@ class Master:
             return None
         from wsgid import tls
 
+        files = tls.files_state(settings) if settings.tls_reload_on_change else None
         context = tls.build(settings, sources, hooks.function("ssl_context"))
         tls.log_certificate(self.log, settings)
+        self.tls_files = files  # what the workers serve from now on (or after the reload)
         return context
+
+    def _check_tls_files(self, now: float) -> None:
+        """tls_reload_on_change: TLS files that changed, and then stayed alike for one more
+        look, reload as HUP does (a certificate renewed in place)."""
+        if self.tls_files is None or now < self.tls_next_check or not self._may_reload():
+            return
+        from wsgid import tls
+
+        self.tls_next_check = now + TLS_CHECK_INTERVAL
+        seen = tls.files_state(self.settings)
+        if seen == self.tls_files:
+            self.tls_changed = None
+        elif seen != self.tls_changed:
+            self.tls_changed = seen  # still being written, maybe: look again next time
+        else:
+            # Taken as the current state whatever the reload does: files that cannot be
+            # loaded fail it once (reload.failed), and the next change tries again.
+            self.tls_files, self.tls_changed = seen, None
+            changed = [path for path, *_ in seen]
+            self.log.info("tls.files_changed", files=" ".join(changed), action="reloading")
+            self._reload("tls_reload_on_change")
 
     def _move_listeners(self, new: RuntimeSettings) -> None:
         """Bind what a reload's settings add, the application's listeners and the side

@@ -74,6 +74,7 @@ class SettingFields:
     do_handshake_on_connect: bool
     tls_minimum_version: Literal["1.2", "1.3"]
     tls_binds: tuple[str, ...]
+    tls_reload_on_change: bool
     tls_keylog_file: str | None
     loglevel: Literal["debug", "info", "warning", "error", "critical"]
     errorlog: str

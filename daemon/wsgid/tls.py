@@ -203,6 +203,22 @@ def _source(sources: Mapping[str, str], name: str) -> str:
     return f"from {source}" if source != "default" else "the default"
 
 
+def files_state(settings: RuntimeSettings) -> tuple[tuple[str, int, int, int], ...]:
+    """What tells a change of the TLS files: each one's inode, size and mtime (following
+    symbolic links, as a Kubernetes secret volume swaps them)."""
+    state = []
+    for path in (settings.certfile, settings.keyfile, settings.ca_certs):
+        if path is None:
+            continue
+        try:
+            st = os.stat(path)
+        except OSError:
+            state.append((path, -1, -1, -1))  # gone for now: a change, once it settles
+            continue
+        state.append((path, st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(state)
+
+
 # the certificate, for the log
 
 

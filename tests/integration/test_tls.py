@@ -604,6 +604,26 @@ def test_tls_rotation_on_hup_new_fingerprint_old_keepalive_connection_works(
     assert "reload.failed" not in server.errlog(), server.errlog()
 
 
+def test_tls_reload_on_change_serves_a_certificate_renewed_in_place(
+    wsgid: Callable[..., WsgidServer], certs: Certs, workdir: WorkDir
+) -> None:
+    """tls_reload_on_change: files replaced on disk (no HUP) are served once they settle,
+    as a mounted Kubernetes secret or a certbot renewal replaces them."""
+    live_cert, live_key = workdir.root / "live-cert.pem", workdir.root / "live-key.pem"
+    install(certs.server, live_cert)
+    install(certs.server_key, live_key)
+    new = fingerprint(certs.server2)
+    server = serve(wsgid, certs, None, "--tls-reload-on-change",
+                   tls=cert_args(live_cert, live_key))  # fmt: skip
+    assert served_fingerprint(certs, server.port)[0] == fingerprint(certs.server)
+    install(certs.server2, live_cert)
+    install(certs.server2_key, live_key)
+    poll(lambda: served_fingerprint(certs, server.port)[0] == new, timeout=30, interval=0.2,
+         what="the renewed certificate, without a HUP")  # fmt: skip
+    log = server.wait_log("tls.files_changed", timeout=10)
+    assert "reload.failed" not in server.errlog(), log
+
+
 # ------------------------------------------------------------------ scanner
 
 

@@ -479,6 +479,11 @@ class Settings(BaseModel):
     ] = ()
     """The listeners that serve HTTPS, as written in bind; empty means every listener. Lets
     one server listen on plain HTTP (say 8080, for a sidecar or a redirect) and HTTPS (8443)."""
+    tls_reload_on_change: Annotated[bool, Option("tls")] = False
+    """Also reload, as on HUP, when certfile, keyfile or ca_certs change on disk: the master
+    looks every few seconds and reloads once a change has settled. For certificates renewed
+    in place (cert-manager or another mounted Kubernetes secret, certbot without a deploy
+    hook). Off by default: a reload starts new workers."""
     tls_keylog_file: Annotated[NonEmptyStr | None, Option("tls", metavar="FILE")] = None
     """Debugging only: append every TLS session's secrets to this file (NSS key log format,
     for Wireshark). SSLKEYLOGFILE in the environment is ignored, so that a stray variable
@@ -812,6 +817,7 @@ class Settings(BaseModel):
                     "ca_certs",
                     "tls_binds",
                     "tls_keylog_file",
+                    "tls_reload_on_change",
                 )
                 if getattr(self, name)
             ]
