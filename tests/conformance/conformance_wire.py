@@ -6,6 +6,12 @@ wire rather than what a forgiving client library makes of it. Response framing f
 RFC 9112 §6.3 from the client's side: no content for HEAD, 1xx, 204 and 304; chunked; a
 Content-Length; else up to the end of the connection.
 
+The transport is plain TCP, or TLS when `connect` is given an `ssl.SSLContext` (the socket
+is wrapped, the handshake done, the server verified as 127.0.0.1). Over TLS each `sendall()`
+is one TLS record (OpenSSL writes a record per SSL_write of up to 16 KiB), so one byte per
+`send()` is one byte per record, and a whole case of under 16 KiB is one record; the client's
+end of data is TLS's close_notify instead of a TCP half-close (`shut_write`).
+
 Every wait is bounded by the socket timeout: a server that stalls makes `Stalled` raise
 instead of hanging the suite.
 """
@@ -15,11 +21,13 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import ssl
 import struct
 from dataclasses import dataclass, field
 from typing import Any
 
 DEFAULT_TIMEOUT = 5.0
+TLS_SERVER_NAME = "127.0.0.1"  # what the test certificate names (support/tls.py); no SNI
 
 
 class Stalled(AssertionError):
@@ -75,10 +83,23 @@ class Wire:
         sock.settimeout(timeout)
 
     @classmethod
-    def connect(cls, port: int, timeout: float = DEFAULT_TIMEOUT) -> Wire:
+    def connect(
+        cls, port: int, timeout: float = DEFAULT_TIMEOUT, tls: ssl.SSLContext | None = None
+    ) -> Wire:
+        """A connection to 127.0.0.1:`port`: plain TCP, or TLS through `tls` (handshake done)."""
         sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls is not None:
+            try:
+                sock = tls.wrap_socket(sock, server_hostname=TLS_SERVER_NAME)
+            except BaseException:
+                sock.close()
+                raise
         return cls(sock, timeout)
+
+    @property
+    def tls(self) -> bool:
+        return isinstance(self.sock, ssl.SSLSocket)
 
     def __enter__(self) -> Wire:
         return self
@@ -104,11 +125,33 @@ class Wire:
                 self.sock.sendall(data[i : i + 1])
         except (BrokenPipeError, ConnectionResetError):
             return False
+        except ssl.SSLEOFError:  # OpenSSL's word for EPIPE when it lost the errno
+            return False
         return True
 
     def shut_write(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_WR)
+        """End the client's data and keep reading: a TCP half-close (FIN), or over TLS a
+        close_notify alert (RFC 8446 §6.1) on a connection still open both ways.
+
+        `SSLSocket.shutdown(SHUT_WR)` would send a FIN under the TLS layer without ending it,
+        and `unwrap()` on a blocking socket waits for the server's close_notify, so the socket
+        is made non-blocking for `unwrap()`: OpenSSL's first SSL_shutdown sends close_notify,
+        the second finds nothing to read yet and raises SSLWantReadError, and the TLS session
+        stays usable for reading the server's reply (SSL_read after a sent close_notify).
+        Only for a server with nothing to send yet (a truncated request): application data
+        that arrived before that second SSL_shutdown would be dropped by OpenSSL.
+        """
+        if not isinstance(self.sock, ssl.SSLSocket):
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_WR)
+            return
+        self.sock.setblocking(False)
+        try:
+            self.sock.unwrap()
+        except ssl.SSLWantReadError:
+            pass
+        finally:
+            self.sock.settimeout(self.timeout)
 
     # receiving
 
@@ -123,6 +166,12 @@ class Wire:
         except ConnectionResetError:
             self.reset = True
             data = b""
+        except ssl.SSLZeroReturnError:
+            # The server's close_notify once ours was sent (`shut_write`); before that,
+            # Python's recv() returns b"" for it.
+            data = b""
+        except ssl.SSLError as exc:  # not TLS records, or an alert from the server
+            raise Malformed(f"TLS error reading the response: {exc}") from None
         if not data:
             self.eof = True
             return False

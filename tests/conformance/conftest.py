@@ -4,7 +4,8 @@ Owns: the module-scoped `kind`, `build` and `server` fixtures: one wsgid per wor
 build per test module (the suite must stay fast). Every worker kind in `wsgid.workers.KINDS`
 (support/kinds.py) is a parameter, so a kind added there joins the suite without a change here;
 so is each build (support/builds.py): the compiled one where this install has it, and always
-pure Python.
+pure Python. test_wire_cases_tls.py replaces `server` with an HTTPS one over the same `kind`
+and `build`.
 """
 
 from __future__ import annotations

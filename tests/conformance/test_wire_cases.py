@@ -5,7 +5,8 @@ for the echo app the environ and body the application saw), the application call
 `/_calls` probe before and after: "app not called" is proven, not assumed), and the state of
 the connection afterwards. Each case runs twice: the bytes sent whole, and one byte per
 `send()` with TCP_NODELAY (RFC 9112 §2.2: a recipient must not depend on how the stream is
-cut into segments); both must give the same result.
+cut into segments); both must give the same result. `check_case` is also how
+test_wire_cases_tls.py runs every case over HTTPS.
 """
 
 from __future__ import annotations
@@ -127,19 +128,25 @@ def _judge_end(case: Case, w: Wire, got: list[str], problems: list[str]) -> bool
     return probe.status == 200
 
 
-@pytest.mark.parametrize("mode", ["whole", "bytewise"])
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_wire_case(server: ConformanceServer, case: Case, mode: str) -> None:
+def check_case(server: ConformanceServer, case: Case, mode: str) -> None:
+    """Run `case` sent `mode` ("whole" or "bytewise"); fail with what was sent, expected and
+    got (skip a case too large to send one byte at a time)."""
     if mode == "bytewise" and not case.bytewise:
         pytest.skip("too large to send one byte per send()")
     problems, got = run_case(server, case, mode == "bytewise")
     assert not problems, (
-        f"{case.id} [RFC {case.rfc}] sent {mode}\n"
+        f"{case.id} [RFC {case.rfc}] sent {mode}{' over TLS' if server.tls else ''}\n"
         f"  bytes:    {case.raw[:600]!r}\n"
         f"  expected: {case.describe()}\n"
         f"  got:      {got}\n"
         f"  problems: {'; '.join(problems)}"
     )
+
+
+@pytest.mark.parametrize("mode", ["whole", "bytewise"])
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_wire_case(server: ConformanceServer, case: Case, mode: str) -> None:
+    check_case(server, case, mode)
 
 
 def test_case_table_is_large_and_unique() -> None:

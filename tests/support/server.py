@@ -6,8 +6,8 @@ What it guarantees, so the tests need not:
   working directory, its own TMPDIR and an environment cleared of `WSGID_*`, `PORT`,
   `WEB_CONCURRENCY` and `FORWARDED_ALLOW_IPS` (which would change wsgid's defaults);
 - its stdout and stderr go to files in the test's work directory (`.outlog()`, `.errlog()`);
-- `wait_ready()` polls until the port answers an HTTP request, and fails with the captured
-  stderr if the master died first;
+- `wait_ready()` polls until the port answers an HTTP request (or the caller's own probe, for
+  HTTPS), and fails with the captured stderr if the master died first;
 - `close()` (called by the fixture) stops a still-running master with INT, then checks that no
   process of its group or session, and no worker ever seen, is left running, and that a master
   which exited cleanly left no socket file and nothing in its TMPDIR. Anything left is killed
@@ -188,15 +188,21 @@ class WsgidServer:
         self.seen_pids.add(self.proc.pid)
         return self
 
-    def start(self, timeout: float = 30.0, workers: int | None = None) -> WsgidServer:
-        """Spawn and wait until the port answers HTTP (and `workers` workers run, if given).
+    def start(
+        self,
+        timeout: float = 30.0,
+        workers: int | None = None,
+        ready: Callable[[], object] | None = None,
+    ) -> WsgidServer:
+        """Spawn and wait until the port answers HTTP (and `workers` workers run, if given);
+        `ready` as in `wait_ready`.
 
         A port taken between free_port() and wsgid's bind (exit code 5) is retried elsewhere.
         """
         for attempt in range(3):
             self.spawn()
             try:
-                self.wait_ready(timeout)
+                self.wait_ready(timeout, ready)
                 break
             except ServerDied:
                 assert self.proc is not None
@@ -212,8 +218,11 @@ class WsgidServer:
         self.close(check=False)
         self.proc = None
 
-    def wait_ready(self, timeout: float = 30.0) -> None:
+    def wait_ready(self, timeout: float = 30.0, ready: Callable[[], object] | None = None) -> None:
+        """Poll until a request is answered: `ready()`, which raises OSError or HTTPException
+        until the server serves (an HTTPS request, say), or else a plain HTTP GET."""
         assert self.proc is not None and self.bind_tcp
+        probe = ready or (lambda: self.request("GET", "/", timeout=2.0))
         deadline = time.monotonic() + timeout
         last_error: Exception | None = None
         while time.monotonic() < deadline:
@@ -223,7 +232,7 @@ class WsgidServer:
                     f"{self.port}\n--- argv: {self.argv()}\n--- stderr:\n{self.errlog()}"
                 )
             try:
-                self.request("GET", "/", timeout=2.0)
+                probe()
                 return
             except (OSError, http.client.HTTPException) as e:
                 last_error = e
