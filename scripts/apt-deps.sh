@@ -24,12 +24,14 @@ set -euo pipefail
 #   wsgid (tests/integration/test_prometheus.py);
 # - openssl, sslscan: the TLS tests make their certificates and connect with the openssl CLI
 #   (s_client), and scan wsgid's TLS listener for old protocols and weak ciphers
-#   (tests/integration/test_tls.py); the benchmark's TLS scenarios make their certificate.
+#   (tests/integration/test_tls.py); the benchmark's TLS scenarios make their certificate;
+# - ssl-cert: the `ssl-cert` group of docs/tls.md's systemd drop-in, under a real systemd
+#   (tests/system/test_packaging_systemd.py).
 default_packages=(
     gcc libc6-dev python3-dev curl wrk jq goaccess rsyslog logrotate systemd util-linux python3
     dpkg-dev debhelper help2man lintian python3-pip python3-venv
     rpm rpmlint podman runc mmdebstrap uidmap shellcheck
-    haproxy nginx libnginx-mod-stream prometheus openssl sslscan
+    haproxy nginx libnginx-mod-stream prometheus openssl sslscan ssl-cert
 )
 
 if [ "$#" -gt 0 ]; then

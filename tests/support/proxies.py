@@ -1,8 +1,8 @@
 """Real HAProxy and nginx processes on loopback in front of wsgid, configured from the docs.
 
 Owns:
-- `snippet(name)`: the block marked `<!-- snippet: NAME -->` in docs/behind-a-proxy.md, so
-  the tests run the configurations users copy, not look-alikes;
+- `snippet(name)`: the block marked `<!-- snippet: NAME -->` in docs/behind-a-proxy.md
+  (support/doc_snippets.py), so the tests run the configurations users copy, not look-alikes;
 - `Proxies` (the `proxies` fixture): one test's proxies. It replaces the page's placeholder
   addresses and paths (and refuses any other address or system path) with free loopback
   ports and files in its own directory, writes a self-signed certificate when a block names
@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from support import procs
+from support import doc_snippets, procs
 from support.client import poll
 from support.echo import ECHO_APP, Seen
 from support.kinds import kind_args
@@ -66,22 +66,14 @@ P = TypeVar("P", bound="ProxyProcess")
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
 
-_SNIPPET = re.compile(r"^<!-- snippet: ([\w-]+) -->\n```\w*\n(.*?)^```$", re.M | re.S)
-
 
 def snippets() -> dict[str, str]:
     """Every marked block of the page, by name."""
-    found: dict[str, str] = {}
-    for name, text in _SNIPPET.findall(DOC.read_text("utf-8")):
-        assert name not in found, f"two blocks named {name!r} in {DOC.name}"
-        found[name] = text
-    return found
+    return doc_snippets.snippets(DOC)
 
 
 def snippet(name: str) -> str:
-    blocks = snippets()
-    assert name in blocks, f"no block marked `<!-- snippet: {name} -->` in {DOC.name}"
-    return blocks[name]
+    return doc_snippets.snippet(DOC, name)
 
 
 class ProxyProcess(ABC):

@@ -6,7 +6,8 @@ Owns `make_certs(directory)`: a test CA and, signed by it, two server certificat
 another CA; a key that matches no certificate; the first server key encrypted, with its
 password in a file. And `fingerprint()`: a certificate's SHA-256 fingerprint as
 `openssl x509 -fingerprint -sha256` prints it (upper-case hex, colons), which is how wsgid
-logs it.
+logs it; `served_fingerprint()`: that of the certificate a server serves, through
+`openssl s_client`.
 """
 
 from __future__ import annotations
@@ -166,3 +167,18 @@ def fingerprint_of_pem(pem: str) -> str:
 
 def fingerprint(cert: Path) -> str:
     return fingerprint_of_pem(cert.read_text())
+
+
+def served_fingerprint(port: int, ca: Path, host: str = "127.0.0.1") -> str:
+    """The fingerprint of the certificate served on `host`:`port`, as `openssl s_client` gets
+    it, verified against `ca` and for the IP address `host`; "" if the handshake fails."""
+    done = subprocess.run(
+        ["openssl", "s_client", "-connect", f"{host}:{port}", "-CAfile", str(ca),
+         "-verify_ip", host, "-verify_return_error"],
+        input=b"",
+        capture_output=True,
+        timeout=30,
+    )  # fmt: skip
+    if done.returncode != 0 or b"-----BEGIN CERTIFICATE-----" not in done.stdout:
+        return ""
+    return fingerprint_of_pem(done.stdout.decode(errors="replace"))

@@ -52,7 +52,7 @@ APT_PACKAGES = {
     "rpm": ["rpm", "rpmlint", "help2man", "python3-pip", "python3-venv"],
     "image": ["podman", "runc", "mmdebstrap", "uidmap"],
     "lint": ["shellcheck"],
-    "run": ["logrotate", "curl"],
+    "run": ["logrotate", "curl", "openssl", "ssl-cert"],
 }
 
 

@@ -15,8 +15,14 @@ How it boots (no container package needed, only util-linux):
   in /usr/lib/systemd/system, configuration in /etc/wsgid. Units the host enabled are
   disabled in the copy; the box gets its own machine id and hostname.
 - It mounts /proc, /sys, fresh cgroup file systems, /run, /dev, `pivot_root`s into the
-  overlay and execs /lib/systemd/systemd. The network namespace is the host's: a TCP port
-  the box's wsgid.socket listens on answers on the host's loopback.
+  overlay, marks the box's mounts shared (below) and execs /lib/systemd/systemd. The network
+  namespace is the host's: a TCP port the box's wsgid.socket listens on answers on the
+  host's loopback.
+- Shared mounts: on a host, systemd marks `/` shared at boot, but not in a container
+  (`container=` is set), where it expects the container manager to have done it. Services
+  rely on it: `LoadCredential=` mounts a unit's credentials from a helper's own mount
+  namespace, and without propagation PID 1 and the service see an empty directory. The
+  box's mounts were all made private first, so they share nothing with the host's.
 
 `stop()` powers the box off, kills whatever is left in its cgroups, and removes them and
 the work directory; it is safe to call after any failure, and `sweep()` cleans what an
@@ -90,6 +96,8 @@ cd "$R"
 mkdir -p .oldroot
 pivot_root . .oldroot
 umount -l /.oldroot
+# As systemd does on a host (not in a container): LoadCredential= needs the propagation.
+mount --make-rshared /
 export container=unshare
 exec /lib/systemd/systemd --system
 """

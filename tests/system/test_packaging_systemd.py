@@ -11,11 +11,18 @@ Debian's package is installed with `apt-get install ./wsgid_*.deb` (its maintain
 enable and start the socket); the RPM with `rpm -ivh --nodeps` (Debian's packages are not in
 the rpm database), after which the socket is enabled and started as on an RPM distribution,
 where presets leave it off.
+
+The HTTPS tests apply docs/tls.md's systemd drop-ins exactly as the page prints them (the
+blocks marked `<!-- snippet: ... -->`), as `systemctl edit wsgid` would save them, with a
+certificate for 127.0.0.1 made by the openssl command where the page puts it, under the
+shipped unit's hardening (DynamicUser=, PrivateUsers=, ...).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,8 +30,19 @@ from pathlib import Path
 import pytest
 
 from support.client import get, get_unix
+from support.doc_snippets import snippet
 from support.server import free_port
-from system.packaging_support import ARTIFACTS, VERSION, ensure_apt, host_lock, need_root, wait_for
+from support.tls import Certs, fingerprint, make_certs, served_fingerprint
+from system.packaging_support import (
+    ARTIFACTS,
+    REPO,
+    VERSION,
+    ensure_apt,
+    host_lock,
+    need_root,
+    run,
+    wait_for,
+)
 
 try:
     from system.sysd_box import BoxError, SystemdBox, unavailable
@@ -118,20 +136,34 @@ def assert_unit_gone(box: SystemdBox, unit: str) -> None:
 @pytest.fixture(scope="module")
 def deb_box(request: pytest.FixtureRequest) -> Iterator[SystemdBox]:
     deb = ARTIFACTS.deb(request.config)
-    ensure_apt("logrotate")  # on the host: the box's root is an overlay of the host's
+    # On the host, before the box boots: the box's root is an overlay of the host's. ssl-cert
+    # brings the group of docs/tls.md's ssl-cert drop-in (and /etc/ssl/private, 0710 with it).
+    ensure_apt("logrotate", "ssl-cert", "curl", "openssl")
     yield from boot(deb)
 
 
-def test_apt_install_starts_the_socket_and_the_first_request_starts_the_service(
-    deb_box: SystemdBox,
-) -> None:
-    box = deb_box
+def apt_install(box: SystemdBox) -> None:
+    """`apt-get install ./wsgid_*.deb` in the box, as an administrator installs it."""
     deb = "/var/tmp/" + next(p.name for p in box.path("/var/tmp").glob("wsgid_*.deb"))
     box.run(
         "env", "DEBIAN_FRONTEND=noninteractive",
         "apt-get", "install", "-y", "--no-install-recommends", deb,
         timeout=300,
     )  # fmt: skip
+
+
+def ensure_installed(box: SystemdBox) -> None:
+    """The package installed in the box (by the install test, or now if it did not run)."""
+    status = box.run("dpkg-query", "-W", "-f=${Status}", "wsgid", check=False).stdout
+    if status != "install ok installed":
+        apt_install(box)
+
+
+def test_apt_install_starts_the_socket_and_the_first_request_starts_the_service(
+    deb_box: SystemdBox,
+) -> None:
+    box = deb_box
+    apt_install(box)
     assert box.systemctl("is-active", "wsgid.socket", check=False) == "active", box.diagnose(
         "wsgid.socket"
     )
@@ -227,6 +259,100 @@ def test_logrotate_rotates_the_log_files_and_usr1_makes_wsgid_reopen_them(
         box.run("rm", "-f", dropin)
         box.systemctl("daemon-reload")
         box.systemctl("restart", "wsgid.service", check=False)
+
+
+# ------------------------------------------------------------------ HTTPS (docs/tls.md)
+
+TLS_DOC = REPO / "docs" / "tls.md"
+# Where the page's drop-ins put the certificate and its key.
+APP_CERT = "/etc/ssl/certs/app.pem"
+APP_KEY = "/etc/ssl/private/app.key"
+# What `systemctl edit wsgid` saves.
+OVERRIDE = "/etc/systemd/system/wsgid.service.d/override.conf"
+
+
+@pytest.fixture(scope="module")
+def tls_certs(session_tmp: Path) -> Iterator[Certs]:
+    directory = session_tmp / "systemd-tls-certs"
+    try:
+        yield make_certs(directory)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def tls_drop_in(box: SystemdBox, name: str) -> Iterator[None]:
+    """docs/tls.md's block `name`, verbatim, as wsgid.service's override; at the end the
+    override, the certificate and the key are removed and the service runs as shipped again."""
+    ensure_installed(box)
+    try:
+        box.write(OVERRIDE, snippet(TLS_DOC, name))
+        box.systemctl("daemon-reload")
+        yield
+    finally:
+        box.run("rm", "-f", OVERRIDE, APP_CERT, APP_KEY)
+        box.run("rmdir", str(Path(OVERRIDE).parent), check=False)
+        box.systemctl("daemon-reload")
+        box.systemctl("reset-failed", "wsgid.service", check=False)
+        box.systemctl("restart", "wsgid.service", check=False)
+
+
+def put_certificate(box: SystemdBox, cert: Path, key: Path, key_mode: int, key_group: str) -> None:
+    """The certificate (0644) and its key (`key_mode`, root:`key_group`) where the page says."""
+    box.write(APP_CERT, cert.read_text())
+    box.write(APP_KEY, key.read_text(), mode=key_mode)
+    box.run("chown", f"root:{key_group}", APP_KEY)
+
+
+def restart_wsgid(box: SystemdBox) -> None:
+    box.run("systemctl", "restart", "wsgid.service", check=False)
+    state = box.systemctl("is-active", "wsgid.service", check=False)
+    assert state == "active", box.diagnose("wsgid.service")
+
+
+def assert_serves_https(box: SystemdBox, certs: Certs, cert: Path) -> None:
+    """curl --cacert gets the demo app's answer over HTTPS on the socket's port, and the
+    certificate served is `cert`."""
+    url = f"https://127.0.0.1:{box.port}/tls"
+    done = run(["curl", "-sS", "--fail", "--max-time", "20", "--cacert", str(certs.ca), url])
+    assert done.stdout.startswith(f"Hello from wsgid {VERSION}!\nGET /tls"), done.stdout
+    assert served_fingerprint(box.port, certs.ca) == fingerprint(cert)
+
+
+def test_systemd_tls_load_credential_serves_https(deb_box: SystemdBox, tls_certs: Certs) -> None:
+    """LoadCredential=: the key stays root's alone (0600); systemd hands a copy to the
+    dynamic user in the credentials directory (%d)."""
+    box = deb_box
+    with tls_drop_in(box, "systemd-tls-credentials"):
+        put_certificate(box, tls_certs.server, tls_certs.server_key, 0o600, "root")
+        restart_wsgid(box)
+        assert_serves_https(box, tls_certs, tls_certs.server)
+        # What wsgid read: systemd's copy, in the credentials directory (%d).
+        logged = re.findall(r"tls\.certificate .*? file=(\S+)", box.journal("wsgid.service"))
+        assert logged == ["/run/credentials/wsgid.service/tls-cert"], logged
+
+
+def test_systemd_tls_ssl_cert_group_reload_rotates(deb_box: SystemdBox, tls_certs: Certs) -> None:
+    """SupplementaryGroups=ssl-cert: the key 0640 root:ssl-cert in /etc/ssl/private, read by
+    the service through the group; new files are served after `systemctl reload`."""
+    box = deb_box
+    with tls_drop_in(box, "systemd-tls-ssl-cert"):
+        put_certificate(box, tls_certs.server, tls_certs.server_key, 0o640, "ssl-cert")
+        restart_wsgid(box)
+        assert_serves_https(box, tls_certs, tls_certs.server)
+        main_pid = box.show("wsgid.service", "MainPID")
+
+        put_certificate(box, tls_certs.server2, tls_certs.server2_key, 0o640, "ssl-cert")
+        box.systemctl("reload", "wsgid.service")
+        new = fingerprint(tls_certs.server2)
+        wait_for(
+            lambda: served_fingerprint(box.port, tls_certs.ca) == new,
+            30,
+            "the new certificate to be served after systemctl reload",
+        )
+        assert_serves_https(box, tls_certs, tls_certs.server2)
+        assert box.show("wsgid.service", "MainPID") == main_pid  # reloaded, not restarted
+        assert f"fingerprint_sha256={new}" in box.journal("wsgid.service")
 
 
 def test_apt_purge_stops_and_removes_everything(deb_box: SystemdBox) -> None:
