@@ -604,6 +604,32 @@ def test_tls_rotation_on_hup_new_fingerprint_old_keepalive_connection_works(
     assert "reload.failed" not in server.errlog(), server.errlog()
 
 
+@kinds
+def test_tls_graceful_stop_does_not_wait_for_stalled_handshakes(
+    wsgid: Callable[..., WsgidServer], certs: Certs, kind: str
+) -> None:
+    """TERM with connections stuck before the end of their handshake: no request can be
+    under way on them, so the worker closes them and exits, without waiting for
+    header_timeout or graceful_timeout (both 60 s here)."""
+    server = serve(wsgid, certs, kind, "--header-timeout", "60", "--graceful-timeout", "60")
+    stalled = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(5)]
+    try:
+        # Some bytes each: the listener's TCP_DEFER_ACCEPT holds a silent connection in the
+        # kernel, where the worker never sees it.
+        for sock in stalled:
+            sock.sendall(client_hello_start(40))
+        # One worker, accepting in order: once a later connection is answered, the
+        # stalled ones are the worker's.
+        assert tls_get(server.port, client_context(certs)).status == 200
+        assert server.stop(signal.SIGTERM, timeout=30) == 0, server.errlog()
+        for sock in stalled:
+            sock.settimeout(10)
+            assert sock.recv(1) == b"", "a stalled connection was left open"
+    finally:
+        for sock in stalled:
+            sock.close()
+
+
 def test_tls_reload_on_change_serves_a_certificate_renewed_in_place(
     wsgid: Callable[..., WsgidServer], certs: Certs, workdir: WorkDir
 ) -> None:

@@ -294,6 +294,9 @@ class ConnectionLoop(Worker):
                 for fd in list(self.admission.listeners):
                     self._on_listener(fd, self.accept_batch)
             self.admission.close()
+            for conn in list(self.conns.values()):
+                if conn.handshaking:
+                    self._close(conn)  # TLS not set up yet: no request can be under way
             self.log.info("worker.stopping", connections=len(self.conns))
             # Idle keep-alive connections stay open: a client may have its
             # next request on the wire already, and closing now would reset
