@@ -284,7 +284,7 @@ def log_certificate(log: Any, settings: RuntimeSettings) -> None:
 # a connection's keys for the app
 
 
-def connection_environ(sock: ssl.SSLSocket) -> dict[str, str]:
+def connection_environ(sock: ssl.SSLObject) -> dict[str, str]:
     """mod_ssl's environ keys (PEP 3333 names them) for a connection whose handshake is done."""
     cipher = sock.cipher()
     env = {"SSL_PROTOCOL": sock.version() or "", "SSL_CIPHER": cipher[0] if cipher else ""}

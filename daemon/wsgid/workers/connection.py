@@ -51,9 +51,6 @@ class Connection:
     """
 
     tls: ClassVar[bool] = False
-    # What a non-blocking socket call raises when the socket cannot go on yet (evaluated
-    # only when one raises; TLS adds OpenSSL's wants).
-    WOULD_BLOCK: ClassVar[tuple[type[OSError], ...]] = (BlockingIOError, InterruptedError)
 
     __slots__ = (
         "awaiting",
@@ -63,6 +60,7 @@ class Connection:
         "client_closed",
         "closing",
         "deadline",
+        "ended",
         "error",
         "events",
         "fd",
@@ -77,7 +75,6 @@ class Connection:
         "peer",
         "proxy",
         "proxy_allowed",
-        "read_wants_write",
         "responded",
         "sock",
     )
@@ -125,9 +122,10 @@ class Connection:
         # before every send, read by gthread's request timeout (which answers
         # 503 only while this is False).
         self.responded = False
-        # TLS: the handshake is not over yet; a read found OpenSSL must write first.
+        # TLS: the handshake is not over yet; the client's close_notify came with bytes
+        # still to handle (what a plain client's FIN is once they are read).
         self.handshaking = False
-        self.read_wants_write = False
+        self.ended = False
 
     def receive(self) -> bytes | None:
         """What the client sent (b"": it closed), or None if nothing came yet. Raises
@@ -143,10 +141,6 @@ class Connection:
     def handshake(self) -> int:
         """Go on with the TLS handshake: DONE, WANT_READ or WANT_WRITE (plain: DONE)."""
         return DONE
-
-    def waits_for(self, exc: OSError, event: int) -> int:
-        """The poll event a call that raised `exc` (one of WOULD_BLOCK) waits for."""
-        return event
 
     def shutdown_write(self) -> None:
         """Half-close: the client reads our end of the stream, and we may still read."""
@@ -169,7 +163,7 @@ class Connection:
             return
         try:
             sent = self.sock.send(data)
-        except self.WOULD_BLOCK:
+        except BlockingIOError:
             sent = 0
         if sent < len(data):
             self.out.append(memoryview(data)[sent:])
@@ -182,16 +176,15 @@ class Connection:
             error, self.error = self.error, None
             self.closing = True
             raise BodyError(error.reason, status=error.status)
-        sock = self.sock
         while True:
             try:
-                data = sock.recv(RECV_SIZE)
-            except self.WOULD_BLOCK as exc:
-                if not self._wait(self.waits_for(exc, select.POLLIN)):
-                    raise BodyError("timed out waiting for the request body", status=408) from None
-                continue
+                data = self.receive()
             except OSError as exc:
                 raise BodyError(f"reading the request body failed: {exc}") from None
+            if data is None:
+                if not self._wait(select.POLLIN):
+                    raise BodyError("timed out waiting for the request body", status=408)
+                continue
             break
         if not data:
             raise BodyError("the client closed the connection before the body ended")
@@ -231,7 +224,7 @@ class Connection:
             chunk = out[0]
             try:
                 sent = sock.send(chunk)
-            except self.WOULD_BLOCK:
+            except BlockingIOError:
                 return False
             self.out_size -= sent
             if sent < len(chunk):
@@ -243,8 +236,6 @@ class Connection:
     def flush_blocking(self) -> None:
         """Flush the queue, waiting (bounded by the I/O timeout) for the client."""
         while not self.flush():
-            # (After OpenSSL wanted to read during a write, a POLLOUT wait returns at once
-            # and the write is tried again: the renegotiation that would need it is off.)
             if not self._wait(select.POLLOUT):
                 raise BrokenPipeError("timed out waiting for the client to read")
 

@@ -383,8 +383,6 @@ class ConnectionLoop(Worker):
             self._close(conn)
             return
         if data is None:
-            if conn.read_wants_write:  # TLS: OpenSSL must write before it reads on
-                self._watch(conn, EPOLLOUT)
             return
         if not data:
             self._close(conn)
@@ -415,6 +413,10 @@ class ConnectionLoop(Worker):
             conn.head_started = now
         if parser.ready:
             self._process(conn)
+        if conn.ended and not (conn.busy or conn.out) and self.conns.get(conn.fd) is conn:
+            # What the next read would find after a plain client's FIN; queued output or a
+            # request in the pool is finished first (`_after_output`).
+            self._close(conn)
 
     def _handshake(self, conn: Connection, now: float) -> bool:
         """Go on with `conn`'s TLS handshake (after its PROXY header); True once it is done."""
@@ -427,8 +429,8 @@ class ConnectionLoop(Worker):
             return False
         if state == DONE:
             conn.last_active = now
-            if conn.events == EPOLLOUT:
-                self._watch(conn, EPOLLIN)
+            # Its last flight may still be queued (session tickets): it goes out first.
+            self._watch(conn, EPOLLOUT if conn.out else EPOLLIN)
             return True
         self._watch(conn, EPOLLOUT if state == WANT_WRITE else EPOLLIN)
         return False
@@ -627,6 +629,9 @@ class ConnectionLoop(Worker):
         if conn.closing:
             self._close(conn, linger=True)
             return
+        if conn.ended:
+            self._close(conn)  # TLS: the client said it sends nothing more (close_notify)
+            return
         if conn.events != EPOLLIN:
             self._watch(conn, EPOLLIN)
         conn.last_active = time.monotonic()
@@ -644,21 +649,13 @@ class ConnectionLoop(Worker):
         conn.events = events
 
     def _on_writable(self, conn: Connection) -> None:
-        if conn.handshaking:
-            self._on_readable(conn, time.monotonic())  # the handshake goes on
-            return
-        if conn.read_wants_write:
-            # OpenSSL could not write what a read needed (TLS 1.3's key update): the socket
-            # takes it now, so read again.
-            conn.read_wants_write = False
-            if not conn.out:
-                self._watch(conn, EPOLLIN)
-                self._on_readable(conn, time.monotonic())
-                return
         try:
             done = conn.flush()
         except OSError:
             self._close(conn)
+            return
+        if done and conn.handshaking:
+            self._watch(conn, EPOLLIN)  # our flight went: the client's turn
             return
         if done:
             self._after_output(conn)

@@ -1,31 +1,32 @@
-"""One HTTPS connection of the epoll loop: a non-blocking `ssl.SSLSocket` under `Connection`.
+"""One HTTPS connection of the epoll loop: an `ssl.SSLObject` over memory BIOs under `Connection`.
 
-Owns: wrapping an accepted socket in the worker's TLS context, stepping the handshake as
-the loop finds the socket ready (never a blocking call: a client that stalls costs this
-connection, bounded by header_timeout, never the worker or a pool thread), the mod_ssl
-environ keys once it is done, reads that hand over everything OpenSSL decrypted, OpenSSL's
-retry rules on writes, and the close_notify on close. Only the loop makes these
-(`ConnectionLoop._on_listener`), and only for a listener that serves HTTPS: this module,
-and `ssl`, are never imported by a worker without one.
+Owns: TLS on an accepted socket: the `SSLObject` made from the worker's context, the handshake
+stepped as the loop finds the socket ready (never a blocking call: a client that stalls costs
+this connection, bounded by header_timeout, never the worker or a pool thread), the mod_ssl
+environ keys once it is done, decrypting what the client sent and encrypting what goes to it,
+and the close_notify on close. Only the loop makes these (`ConnectionLoop._on_listener`), and
+only for a listener that serves HTTPS: this module, and `ssl`, are never imported by a worker
+without one.
 
-Why a wrapped socket and not `MemoryBIO`/`SSLObject`: OpenSSL then reads and writes the
-descriptor itself, with no ciphertext copied through Python; bench/tls_io.py measures the
-two (docs/tls.md has the numbers). What the BIO design would have made easy is kept:
+Design: the socket stays a plain non-blocking socket, read and written by `Connection` as any
+other; OpenSSL only turns bytes into bytes (`ssl.MemoryBIO` in and out, as asyncio does).
+bench/tls_io.py measured it against a non-blocking `ssl.SSLSocket` (docs/tls.md): as
+cheap for small requests, about a fifth cheaper for a 16 KiB body, because one `recv` takes
+every record the kernel has (an SSLSocket reads each record's header and body apart) and one
+`send` writes every record of a response. It also makes the rules that bite an event loop
+over OpenSSL disappear:
 
-- Reads: OpenSSL reads one record at a time (no read-ahead) and a record holds at most
-  16 KiB, so a 64 KiB read leaves nothing decrypted behind, and level-triggered epoll
-  reports the records still in the kernel. `receive` still drains `pending()` whatever is
-  left, so a request can never be stranded inside OpenSSL.
-- Writes: SSL_write either takes all of a buffer or nothing (no partial writes) and must be
-  retried with the same bytes after a want; the output queue keeps a chunk whole until
-  it went, and Python allows the retry to be another object with the same bytes.
+- Reads: each `receive` decrypts every complete record it was given, so no request is ever
+  left inside OpenSSL while epoll waits for the kernel.
+- Writes: the output queue holds ciphertext, which may be sent in any pieces: OpenSSL's rule
+  that a write wanting to be retried must be retried with the same bytes never applies.
 - `sendfile` is off: the listener's `wsgi.file_wrapper` reads and sends blocks.
 """
 
 from __future__ import annotations
 
 import contextlib
-import select
+import errno
 import socket
 import ssl
 from collections.abc import Callable
@@ -42,21 +43,14 @@ from wsgid.workers.connection import (
 )
 
 WANT_READ_ERROR = ssl.SSLWantReadError
-WANT_WRITE_ERROR = ssl.SSLWantWriteError
 
 
 class TLSConnection(Connection):
-    """An HTTPS connection: its socket becomes an `ssl.SSLSocket` at `start_tls`."""
+    """An HTTPS connection: TLS begins at `start_tls` (after a PROXY header, if any)."""
 
-    __slots__ = ("context", "notified", "ragged_eofs")
+    __slots__ = ("context", "incoming", "notified", "obj", "outgoing", "ragged")
 
     tls: ClassVar[bool] = True
-    WOULD_BLOCK: ClassVar[tuple[type[OSError], ...]] = (
-        BlockingIOError,
-        InterruptedError,
-        ssl.SSLWantReadError,
-        ssl.SSLWantWriteError,
-    )
 
     def __init__(
         self,
@@ -70,58 +64,96 @@ class TLSConnection(Connection):
     ) -> None:
         super().__init__(sock, parser, base, io_timeout, deadline)
         self.context = context
-        self.ragged_eofs = suppress_ragged_eofs
+        self.ragged = suppress_ragged_eofs
         self.handshaking = True
-        self.notified = False  # our close_notify went (or cannot go)
+        self.incoming = ssl.MemoryBIO()
+        self.outgoing = ssl.MemoryBIO()
+        self.obj: ssl.SSLObject | None = None
+        self.notified = False  # ours went (or cannot go)
 
     def start_tls(self) -> None:
-        """Wrap the socket (after its PROXY header, if any): the handshake can begin."""
-        self.sock = self.context.wrap_socket(
-            self.sock,
-            server_side=True,
-            do_handshake_on_connect=False,
-            suppress_ragged_eofs=self.ragged_eofs,
-        )
+        self.obj = self.context.wrap_bio(self.incoming, self.outgoing, server_side=True)
 
     def handshake(self) -> int:
-        sock = self.sock
-        assert isinstance(sock, ssl.SSLSocket)
+        obj = self.obj
+        assert obj is not None
         try:
-            sock.do_handshake()
+            raw = self.sock.recv(RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            raw = None
+        if raw is not None:
+            if not raw:
+                raise ConnectionResetError(errno.ECONNRESET, "closed during the handshake")
+            self.incoming.write(raw)
+        try:
+            obj.do_handshake()
         except WANT_READ_ERROR:
-            return WANT_READ
-        except WANT_WRITE_ERROR:
-            return WANT_WRITE
+            self._emit()
+            return WANT_WRITE if self.out else WANT_READ
+        except ssl.SSLError:
+            self._emit_quietly()  # the alert that tells the client why
+            raise
+        self._emit()
         self.handshaking = False
-        self.base = {**self.base, **tls.connection_environ(sock)}
+        self.base = {**self.base, **tls.connection_environ(obj)}
         return DONE
 
     def receive(self) -> bytes | None:
-        sock = self.sock
+        if self.ended:
+            return b""
         try:
-            data = sock.recv(RECV_SIZE)
-        except (WANT_READ_ERROR, BlockingIOError, InterruptedError):
-            return None
-        except WANT_WRITE_ERROR:
-            self.read_wants_write = True
-            return None
-        if data and isinstance(sock, ssl.SSLSocket):
-            while sock.pending():
-                try:
-                    more = sock.recv(RECV_SIZE)
-                except WANT_READ_ERROR:
-                    break
-                if not more:
-                    break
-                data += more
-        return data
+            raw = self.sock.recv(RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            # Records may have come with the end of the handshake, in the same read.
+            return self._decrypted() if self.incoming.pending and self.obj is not None else None
+        if self.notified or self.obj is None:
+            return raw  # lingering after our close: the loop drops what comes
+        if not raw:
+            if self.ragged:
+                return b""
+            raise ssl.SSLEOFError(ssl.SSL_ERROR_EOF, "the client closed without close_notify")
+        self.incoming.write(raw)
+        return self._decrypted()
 
-    def waits_for(self, exc: OSError, event: int) -> int:
-        if isinstance(exc, WANT_WRITE_ERROR):
-            return select.POLLOUT
-        if isinstance(exc, WANT_READ_ERROR):
-            return select.POLLIN
-        return event
+    def _decrypted(self) -> bytes | None:
+        """Every plaintext byte the records received so far hold; None if none is complete."""
+        obj = self.obj
+        assert obj is not None
+        chunks = []
+        while True:
+            try:
+                chunk = obj.read(RECV_SIZE)
+            except WANT_READ_ERROR:
+                break
+            except ssl.SSLZeroReturnError:
+                chunk = b""
+            if not chunk:
+                self.ended = True  # close_notify: what came before it still counts
+                break
+            chunks.append(chunk)
+        if self.outgoing.pending:
+            self._emit()  # what reading made OpenSSL say (a key update's answer)
+        if chunks:
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        return b"" if self.ended else None
+
+    def send(self, data: bytes) -> None:
+        if not data:
+            return
+        obj = self.obj
+        assert obj is not None
+        obj.write(data)
+        super().send(self.outgoing.read())
+
+    def _emit(self) -> None:
+        """Queue (or send) the ciphertext OpenSSL produced."""
+        data = self.outgoing.read()
+        if data:
+            super().send(data)
+
+    def _emit_quietly(self) -> None:
+        with contextlib.suppress(OSError):  # a best effort on a connection about to close
+            self._emit()
 
     def shutdown_write(self) -> None:
         self._notify()
@@ -136,10 +168,12 @@ class TLSConnection(Connection):
         if self.notified:
             return
         self.notified = True
-        sock = self.sock
-        if self.handshaking or not isinstance(sock, ssl.SSLSocket):
-            return
-        # It goes out at once; the client's own close_notify is not waited for (the
-        # want raised for it is ignored), nor is a connection already gone told anything.
-        with contextlib.suppress(OSError, ValueError):
-            sock.unwrap()
+        obj = self.obj
+        if self.handshaking or obj is None or self.out:
+            return  # no session yet, or output the close would cut anyway
+        with contextlib.suppress(ssl.SSLError):  # the client's close_notify is not waited for
+            obj.unwrap()
+        data = self.outgoing.read()
+        if data:
+            with contextlib.suppress(OSError):  # one small record, sent now or never
+                self.sock.send(data)
