@@ -119,6 +119,7 @@ class TLSConnection(Connection):
         """Every plaintext byte the records received so far hold; None if none is complete."""
         obj = self.obj
         assert obj is not None
+        incoming = self.incoming
         chunks = []
         while True:
             try:
@@ -131,6 +132,10 @@ class TLSConnection(Connection):
                 self.ended = True  # close_notify: what came before it still counts
                 break
             chunks.append(chunk)
+            # A read returns one record, whole (records hold at most 16 KiB): with no
+            # ciphertext left there is no other one, and no call needs to raise to say so.
+            if not incoming.pending:
+                break
         if self.outgoing.pending:
             self._emit()  # what reading made OpenSSL say (a key update's answer)
         if chunks:
