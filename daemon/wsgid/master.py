@@ -26,7 +26,8 @@ Generations: every HUP starts a generation. Its workers are spawned next to
 the old ones; only when all of them have booted are the old ones stopped, so
 a reload never leaves the server without workers, and a reload whose
 configuration or application is broken is abandoned with the old generation
-still serving.
+still serving. A HUP during the first boot makes the master ready (`ready`)
+once its generation has booted, or, if it failed, once the first one has.
 
 Reload on a code change (`reload`): the watcher (reloader.py) runs here, in the loop, and a
 change it reports takes the HUP path, so a new generation that cannot import the changed code
@@ -126,7 +127,7 @@ class Master:
         self.signals: deque[int] = deque()
         self.generation = 1
         self.target = self.settings.workers
-        self.ready = False  # the first generation has booted
+        self.ready = False  # the first boot is over: a generation has booted
         # (old generation, old settings) while a reload runs
         self.reload_from: tuple[int, RuntimeSettings, SSLContext | None] | None = None
         # The TLS context new workers inherit (tls.py); None: no listener serves HTTPS.
@@ -765,8 +766,15 @@ class Master:
         self._configure_statsd()
         self.log.error("reload.failed", error=reason, action="keeping the running workers")
         self._announce_ready()
+        # A HUP during the first boot: the old generation may have booted while the reload
+        # ran, when its boot reports could not make the master ready.
+        self._check_generation_booted()
 
     def _announce_ready(self) -> None:
+        """READY=1 and the serving status. A reload that ends during the first boot (a HUP came
+        then) leaves it to the first boot's end: READY=1 tells systemd the workers have booted."""
+        if not self.ready:
+            return
         self.status_text = self._serving_status()
         self.notifier.ready(self.status_text)
 
@@ -956,7 +964,9 @@ class Master:
             return
         if self.reload_from is not None:
             self._reload_done()
-        elif not self.ready:
+        if not self.ready:
+            # Also after a reload: a HUP during the first boot makes its generation the first
+            # to boot, and no other boot report would ever come to make the master ready.
             self.ready = True
             self.hooks.call("when_ready", self)
             self.log.info("master.ready", workers=len(current))

@@ -8,6 +8,8 @@ keep-alive connections and over new connections, retrying nothing.
   logged and abandoned: the running workers keep serving, the master keeps running, and a
   later HUP with the file fixed works.
 - The app is imported again by the new workers unless `preload_app` is set.
+- A HUP while the first workers still boot: the master becomes ready (`master.ready`, /readyz
+  200) once a generation has booted, the new one or, if the new one fails, the first.
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ from pathlib import Path
 import pytest
 
 from support import procs
-from support.client import poll
+from support.client import get, poll
 from support.load import LoadLoop, events, new_generation, wait_event
-from support.server import WorkDir, WsgidServer
+from support.server import WorkDir, WsgidServer, free_port
 
 APP = "lifecycle_app:app"
 EDITABLE = "lifecycle_edit_app"  # a module each test writes into the server's cwd
@@ -179,3 +181,53 @@ def test_hup_never_strands_a_lone_clients_new_connection(
             assert resp.status == 200, resp.text
             assert time.monotonic() - started < 2.0, "a new connection waited for a reload"
             time.sleep(0.01)  # a client's pace, not a wait for a condition
+
+
+def held(workdir: WorkDir, hook: str, count: int) -> Callable[[], list[int]]:
+    """A poll condition: the pids of the `count` workers that hooks_gate holds in `hook`."""
+
+    def check() -> list[int]:
+        pids = [int(m.name.removeprefix(f"{hook}-")) for m in workdir.markers.glob(f"{hook}-*")]
+        return pids if len(pids) == count else []
+
+    return check
+
+
+@pytest.mark.parametrize("new_boots", [True, False], ids=["new_generation_boots", "it_fails"])
+def test_hup_during_the_first_boot_makes_the_master_ready_once_the_reload_has_ended(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir, new_boots: bool
+) -> None:
+    """A HUP while the first workers boot, and they boot before the HUP's: when the HUP's
+    generation has booted (or failed to, and the first one serves on), the master is ready.
+    The master used to stay `booting` for good: /readyz 503, no when_ready, and `reload`
+    ignoring every edit (test_reload's HUP test met it when its HUP beat the second worker).
+
+    The gates of hooks_gate order the boots: the first generation waits in post_worker_init
+    (app imported), the HUP's in post_fork (reloaded configuration), each for its own file.
+    One worker: with two, the reap of the HUP's second failed worker, after the reload had
+    failed, would make the master ready anyway and hide a regression.
+    """
+    side = free_port()
+    config = workdir.root / "wsgid.toml"
+    config.write_text('[hooks]\npost_worker_init = "hooks_gate:post_worker_init"\n')
+    server = wsgid(
+        "exit_at_import_app:app", "--config", str(config), "--metrics-bind", f"127.0.0.1:{side}",
+        workers=1, start=False,
+    )  # fmt: skip
+    (first,) = poll(held(workdir, "post_worker_init", 1), timeout=30, what="first worker held")
+    if not new_boots:
+        (workdir.markers / "exit-at-import").write_text("os_exit_1")  # the next imports fail
+    config.write_text('[hooks]\npost_fork = "hooks_gate:post_fork"\n')
+    server.send_signal(signal.SIGHUP)
+    wait_event(server.errlog, "reload.started", generation=2, check=server.check_running)
+    poll(held(workdir, "post_fork", 1), timeout=30, what="new worker held")
+    (workdir.markers / "go-post_worker_init").touch()
+    wait_event(server.errlog, "worker.booted", worker=first, check=server.check_running)
+    (workdir.markers / "go").touch()
+    ended = "reload.done" if new_boots else "reload.failed"
+    wait_event(server.errlog, ended, timeout=30, check=server.check_running)
+    (ready,) = wait_event(server.errlog, "master.ready", check=server.check_running)
+    assert ready.get("workers") == "1", ready.line
+    poll(lambda: get(side, "/readyz", timeout=5)[0] == 200, timeout=10, what="/readyz 200")
+    assert (server.get("/").text == str(first)) != new_boots, "the generation that booted serves"
+    assert server.stop(signal.SIGTERM, timeout=30) == 0
