@@ -17,6 +17,10 @@ WORK = BENCH_DIR / ".work"
 REQUIREMENTS = BENCH_DIR / "requirements.txt"
 POST_LUA = BENCH_DIR / "post16k.lua"
 TRICKLE = BENCH_DIR / "trickle.py"
+# The TLS scenarios' certificate and key: file names in the run's directory, where
+# prerequisites.make_certificate makes them.
+TLS_CERT = "tls-cert.pem"
+TLS_KEY = "tls-key.pem"
 
 SERVER_CPU = "1"
 CLIENT_CPU = "0"

@@ -104,14 +104,14 @@ def run_group(
     opts: Options, scenarios: list[Scenario], workdir: Path, cells: dict[tuple[str, str], Cell]
 ) -> None:
     """Start the servers for one group of scenarios, check, warm up, then run round-robin."""
-    app, threads, haproxy = scenarios[0].group
+    app, threads, haproxy, tls = scenarios[0].group
     servers = [s for s in opts.servers if any(applicable(sc, s) for sc in scenarios)]
     running: dict[str, Running] = {}
     try:
         for server in servers:
             try:
                 running[server.name] = start_server(
-                    server, app, threads, workdir, opts.start_timeout, haproxy
+                    server, app, threads, workdir, opts.start_timeout, haproxy, tls
                 )
             except ServerFailed as e:
                 log(f"{server.label} ({app}): failed: {e}")

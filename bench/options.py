@@ -37,8 +37,9 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         prog="bench/run",
         description="wsgid's benchmark against gunicorn and granian (see docs/performance.md).",
         epilog=f"scenarios: {', '.join(sc_names)}; servers: {', '.join(sv_names)}. "
-        f"Exit status {EXIT_PREREQUISITE}: wrk, HAProxy (for the scenarios behind it) or "
-        "bench/.venv could not be installed.",
+        f"Exit status {EXIT_PREREQUISITE}: wrk, HAProxy (for the scenarios behind it), openssl "
+        "(for the TLS ones) or bench/.venv could not be installed, or the TLS certificate could "
+        "not be made.",
     )
     p.add_argument(
         "--smoke",

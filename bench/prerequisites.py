@@ -1,5 +1,5 @@
-"""Installation of the prerequisites: wrk and HAProxy (apt), ``bench/.venv`` (baselines, wsgid),
-and the optional bjoern."""
+"""Installation of the prerequisites: wrk, HAProxy and openssl (apt), ``bench/.venv`` (baselines,
+wsgid), the optional bjoern, and the TLS scenarios' certificate."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.layout import BENCH_DIR, REPO, REQUIREMENTS, VENV, VENV_PY, log
+from bench.layout import BENCH_DIR, HOST, REPO, REQUIREMENTS, TLS_CERT, TLS_KEY, VENV, VENV_PY, log
 
-# A tool missing, or the bench venv, could not be installed (the smoke test skips).
+# A tool missing, or the bench venv, could not be installed (the smoke test skips), or the TLS
+# certificate could not be made.
 EXIT_PREREQUISITE = 3
 
 # Pinned like the baselines of requirements.txt; not among them: it is optional (ensure_bjoern).
@@ -21,11 +22,12 @@ BJOERN = "bjoern==3.2.2"
 
 
 class PrerequisiteError(Exception):
-    """A tool (wrk, HAProxy) or the bench venv could not be installed."""
+    """A tool (wrk, HAProxy, openssl) or the bench venv could not be installed, or the TLS
+    certificate could not be made."""
 
 
 def ensure_tool(name: str) -> str:
-    """Return the path of ``name`` (wrk, haproxy), installing it if missing.
+    """Return the path of ``name`` (wrk, haproxy, openssl), installing it if missing.
 
     The Debian package of that name, with apt-get (apt-get update only if needed).
     """
@@ -53,8 +55,12 @@ def apt_install(package: str) -> None:
         subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
         r = subprocess.run(install, env=env, capture_output=True, text=True)
         if r.returncode != 0:
-            tail = (r.stderr or r.stdout).strip().splitlines()[-1:] or ["?"]
-            raise PrerequisiteError(f"apt-get install {package} failed: {tail[0]}")
+            raise PrerequisiteError(f"apt-get install {package} failed: {last_line(r)}")
+
+
+def last_line(r: subprocess.CompletedProcess[str]) -> str:
+    """The last line a failed command printed (stderr, else stdout), for the reason given."""
+    return ((r.stderr or r.stdout).strip().splitlines()[-1:] or ["?"])[0]
 
 
 def ensure_venv() -> None:
@@ -115,6 +121,28 @@ def ensure_bjoern() -> str | None:
         pip = [str(VENV_PY), "-m", "pip", "-q", "--disable-pip-version-check", "install", BJOERN]
         r = subprocess.run(pip, capture_output=True, text=True)
         if r.returncode != 0:
-            tail = (r.stderr or r.stdout).strip().splitlines()[-1:] or ["?"]
-            return f"pip install {BJOERN} failed: {tail[0]}"
+            return f"pip install {BJOERN} failed: {last_line(r)}"
         return None
+
+
+def certificate_commands(directory: Path) -> list[list[str]]:
+    """The openssl commands that make the TLS scenarios' certificate and key in ``directory``.
+
+    Self-signed, for 127.0.0.1; ECDSA P-256, the key type of modern deployments. The key is
+    PKCS#8, the only form granian reads: what ``openssl genpkey`` writes.
+    """
+    key, cert = str(directory / TLS_KEY), str(directory / TLS_CERT)
+    return [
+        ["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-out", key],
+        ["openssl", "req", "-x509", "-new", "-key", key, "-out", cert, "-days", "7",
+         "-subj", f"/CN={HOST}", "-addext", f"subjectAltName=IP:{HOST}"],
+    ]  # fmt: skip
+
+
+def make_certificate(directory: Path) -> None:
+    """Make the TLS scenarios' certificate and key in ``directory`` with the openssl CLI."""
+    for cmd in certificate_commands(directory):
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise PrerequisiteError(f"openssl {cmd[1]} failed: {last_line(r)}")

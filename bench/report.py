@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from bench import haproxy
-from bench.layout import CLIENT_CPU, HOST, REPO, SERVER_CPU, VENV_PY
+from bench.layout import CLIENT_CPU, HOST, REPO, SERVER_CPU, VENV_PY, WORK
 from bench.measure import Cell, StartupResult, direct_servers
 from bench.options import Options
+from bench.prerequisites import certificate_commands
 from bench.scenarios import Server, applicable, plain_twin
 
 TIMES = "\u00d7"  # the multiplication sign of ratios
@@ -29,6 +30,15 @@ PROXY_TEXT = (
     "req/s and CPU µs/req over the plain row's: the cost of the PROXY protocol. HAProxy and wrk "
     "share their CPU, which is then the limit: the req/s ratio follows the client side's noise "
     "more than wsgid's cost, which the CPU ratio shows (see docs/performance.md)."
+)
+TLS_TEXT = (
+    "Over TLS (the `tls-*` scenarios), wrk talks HTTPS to every server, each with its own TLS "
+    "settings on the same self-signed ECDSA P-256 certificate made for the run (wsgid and "
+    "gunicorn `--certfile`/`--keyfile`, granian `--ssl-certificate`/`--ssl-keyfile`); bjoern has "
+    "no TLS. With `Connection: close`, wrk resumes the TLS session of its previous connection "
+    "(TLS 1.3 session tickets) where the server allows it: wsgid and granian do, so most of "
+    "their handshakes are abbreviated ones; gunicorn builds an `SSLContext` per connection, so "
+    "each of its handshakes is a full one."
 )
 
 
@@ -145,6 +155,7 @@ def render(
         "the bottleneck.",
         "",
         *([PROXY_TEXT, ""] if any(sc.haproxy for sc in opts.scenarios) else []),
+        *([TLS_TEXT, ""] if any(sc.tls for sc in opts.scenarios) else []),
         "## Throughput and latency",
         "",
         "| scenario | server | req/s | p99 | CPU µs/req | wsgid / gunicorn (same kind) "
@@ -233,7 +244,7 @@ def render(
         "",
         f"- machine: {meta['nproc']} CPUs, {meta['cpu']}; Linux {meta['kernel']}; "
         f"virtualisation: {meta['virt']}",
-        f"- Python {meta['python']} (servers, bench/.venv)",
+        f"- Python {meta['python']} (servers, bench/.venv), {meta['openssl']}",
         f"- wsgid {meta['wsgid']}; gunicorn {meta['gunicorn']}; granian {meta['granian']}; "
         f"bjoern {meta['bjoern']}; "
         f"{meta['wrk']}" + (f"; {meta['haproxy']}" if "haproxy" in meta else ""),
@@ -253,12 +264,22 @@ def render(
         for server in opts.servers:
             if not applicable(sc, server):
                 continue
-            cmd = server.command(sc.app, 0, sc.threads)
+            cmd = server.command(sc.app, 0, sc.threads, tls=sc.tls)
             text = " ".join(cmd).replace(f"{HOST}:0", f"{HOST}:PORT")
             text = text.replace("--port 0", "--port PORT").replace(str(REPO) + "/", "")
             if text not in seen:
                 seen.add(text)
                 lines.append(text)
+    if any(sc.tls for sc in opts.scenarios):
+        lines += [
+            "```",
+            "",
+            "The TLS scenarios' certificate and key, made at the start of the run (in its own "
+            "directory under bench/.work):",
+            "",
+            "```",
+            *(" ".join(cmd).replace(str(REPO) + "/", "") for cmd in certificate_commands(WORK)),
+        ]
     lines += ["```", "", f"Load (`taskset -c {CLIENT_CPU} …`):", "", "```"]
     for sc in opts.scenarios:
         wrk = " ".join(_quote(a) for a in sc.wrk_command(0, opts.duration))
@@ -308,11 +329,13 @@ def versions(with_haproxy: bool) -> dict[str, str]:
         "import wsgid\n"
         "v['wsgid'] += f' ({wsgid.build()})'\n"
         "v['python'] = platform.python_version()\n"
+        "import ssl\n"
+        "v['openssl'] = ssl.OPENSSL_VERSION\n"
         "print(json.dumps(v))\n"
     )
     r = subprocess.run([str(VENV_PY), "-c", code], capture_output=True, text=True)
     meta.update(json.loads(r.stdout) if r.returncode == 0 else {})
-    for k in ("wsgid", "gunicorn", "granian", "bjoern", "python"):
+    for k in ("wsgid", "gunicorn", "granian", "bjoern", "python", "openssl"):
         meta.setdefault(k, "?")
     git = subprocess.run(
         ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True

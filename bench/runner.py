@@ -2,8 +2,9 @@
 
 It installs its baselines (pinned gunicorn and granian, plus wsgid from this repo, and bjoern when
 its C extension can be built) into ``bench/.venv`` and wrk (and HAProxy, for the scenarios behind
-it) through apt, then runs every server with one worker pinned to CPU 1 while wrk (and the
-slowloris trickler, and HAProxy) runs pinned to CPU 0, over loopback only. Each server's answer
+it, and openssl, for the TLS ones, whose certificate it makes) through apt, then runs every
+server with one worker pinned to CPU 1 while wrk (and the slowloris trickler, and HAProxy) runs
+pinned to CPU 0, over loopback only. Each server's answer
 is checked (status and body) before it is loaded. Runs are interleaved round-robin across
 servers so that drift hits all of them alike; medians are reported. It also measures idle memory
 (PSS of the server's whole process group: master + 1 worker) and start-up time to the first
@@ -16,11 +17,12 @@ killed at the end, also on error or Ctrl-C.
 
 Standard library only: it runs under any Python >= 3.10; the servers run in ``bench/.venv``.
 This module is the run from start to end; the parts it calls each have a module of ``bench``:
-``layout`` (files, CPUs, progress), ``options`` (command line), ``prerequisites`` (wrk, HAProxy
-and the venv), ``scenarios`` (servers and load patterns), ``processes`` (process groups and
-signals), ``server`` (start and check one server), ``haproxy`` (the proxy in front of a server
-for the scenarios behind one), ``wrk`` (the load and the trickler), ``procfs``
-(memory and CPU counters), ``measure`` (the runs) and ``report`` (markdown and JSON).
+``layout`` (files, CPUs, progress), ``options`` (command line), ``prerequisites`` (wrk, HAProxy,
+openssl, the venv and the TLS certificate), ``scenarios`` (servers and load patterns),
+``processes`` (process groups and signals), ``server`` (start and check one server), ``haproxy``
+(the proxy in front of a server for the scenarios behind one), ``wrk`` (the load and the
+trickler), ``procfs`` (memory and CPU counters), ``measure`` (the runs) and ``report`` (markdown
+and JSON).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from bench.prerequisites import (
     ensure_bjoern,
     ensure_tool,
     ensure_venv,
+    make_certificate,
 )
 from bench.processes import Interrupted, install_signal_handlers, kill_all
 from bench.procfs import cpu_busy
@@ -60,7 +63,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     install_signal_handlers()
     WORK.mkdir(exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=WORK))
-    tools = ["wrk", *(["haproxy"] if any(sc.haproxy for sc in opts.scenarios) else [])]
+    tls = any(sc.tls for sc in opts.scenarios)
+    tools = [
+        "wrk",
+        *(["haproxy"] if any(sc.haproxy for sc in opts.scenarios) else []),
+        *(["openssl"] if tls else []),
+    ]
     try:
         if opts.install:
             for tool in tools:
@@ -72,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     log(f"bjoern cannot be installed, its row will fail: {why}")
         elif not (all(shutil.which(t) for t in tools) and VENV_PY.exists()):
             raise PrerequisiteError(f"--no-install: {', '.join(tools)} or bench/.venv is missing")
+        if tls:
+            make_certificate(workdir)
         t0 = time.monotonic()
         meta = versions("haproxy" in tools)
         before = cpu_busy()
@@ -92,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for sv in opts.servers
             if applicable(sc, sv)
         }
-        groups: dict[tuple[str, int, bool], list[Scenario]] = {}
+        groups: dict[tuple[str, int, bool, bool], list[Scenario]] = {}
         for sc in opts.scenarios:
             groups.setdefault(sc.group, []).append(sc)
         for group in groups.values():

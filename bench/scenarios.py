@@ -5,11 +5,12 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from bench.layout import HOST, POST_LUA, REPO, VENV, VENV_PY, WORK
+from bench.layout import HOST, POST_LUA, REPO, TLS_CERT, TLS_KEY, VENV, VENV_PY, WORK
 
 HELLO_BODY = b"Hello, World!"
 BIG_BODY = bytes(range(256)) * 4096  # the same 1 MiB as bench.apps.BIG_BODY
 POST_BODY = b"0123456789abcdef" * 1024  # the same 16 KiB as post16k.lua sends
+CLOSE_HEADERS = (("Connection", "close"),)  # a connection per request
 
 # Chrome-like navigation headers (wrk adds Host), with the whole Sec-Fetch set.
 BROWSER_HEADERS: tuple[tuple[str, str], ...] = (
@@ -65,15 +66,20 @@ class Server:
         """A plain server with one feature on, measured against its plain twin."""
         return bool(self.proxy or self.access_log or self.operated)
 
-    def command(self, app: str, port: int, threads: int, workdir: Path = WORK) -> list[str]:
+    def command(
+        self, app: str, port: int, threads: int, workdir: Path = WORK, tls: bool = False
+    ) -> list[str]:
         """The command line serving ``bench.apps:<app>`` on 127.0.0.1:<port> (unpinned); an
-        access log goes to a file in ``workdir``."""
+        access log goes to a file in ``workdir``. With ``tls``, it serves HTTPS with the
+        certificate and key made in ``workdir`` (bench.prerequisites.make_certificate)."""
         target = f"bench.apps:{app}"
         bind = f"{HOST}:{port}"
         py = str(VENV_PY)
+        cert, key = str(workdir / TLS_CERT), str(workdir / TLS_KEY)
         threads_args = ["--threads", str(threads)] if self.kind == "gthread" else []
-        # wsgid takes gunicorn's flags: the same worker count, kind, threads and bind for both.
-        common = ["-w", "1", "-k", self.kind, *threads_args, "-b", bind]
+        tls_args = ["--certfile", cert, "--keyfile", key] if tls else []
+        # wsgid takes gunicorn's flags: the same worker count, kind, threads, bind and TLS files.
+        common = ["-w", "1", "-k", self.kind, *threads_args, "-b", bind, *tls_args]
         if self.family == "wsgid":
             proxy = ["--proxy-protocol", self.proxy] if self.proxy else []
             logfile = workdir / f"access-{self.name}-{port}.log"
@@ -111,6 +117,7 @@ class Server:
             HOST,
             "--port",
             str(port),
+            *(["--ssl-certificate", cert, "--ssl-keyfile", key] if tls else []),
             target,
         ]
 
@@ -170,6 +177,7 @@ class Scenario:
     families: tuple[str, ...] = ("wsgid", "gunicorn", "granian", "bjoern")
     slowloris: int = 0  # trickling connections held open during the run
     haproxy: bool = False  # wrk connects to an HAProxy (bench.haproxy) in front of each server
+    tls: bool = False  # wrk talks HTTPS to each server, which serves the run's certificate
 
     def wrk_command(self, port: int, duration: int) -> list[str]:
         """The wrk command line (unpinned) for this scenario against 127.0.0.1:<port>."""
@@ -178,12 +186,13 @@ class Scenario:
             cmd += ["-H", f"{k}: {v}"]
         if self.lua is not None:
             cmd += ["-s", str(self.lua.relative_to(REPO))]
-        return [*cmd, f"http://{HOST}:{port}/"]
+        return [*cmd, f"{'https' if self.tls else 'http'}://{HOST}:{port}/"]
 
     @property
-    def group(self) -> tuple[str, int, bool]:
-        """Scenarios of one group share running servers (same app, thread count and front)."""
-        return (self.app, self.threads, self.haproxy)
+    def group(self) -> tuple[str, int, bool, bool]:
+        """Scenarios of one group share running servers (same app, thread count, front and
+        TLS)."""
+        return (self.app, self.threads, self.haproxy, self.tls)
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -196,7 +205,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "hello, Connection: close, 50 conns",
         "hello",
         50,
-        headers=(("Connection", "close"),),
+        headers=CLOSE_HEADERS,
     ),
     Scenario(
         "post",
@@ -229,7 +238,34 @@ SCENARIOS: tuple[Scenario, ...] = (
         haproxy=True,
     ),
 )
-SMOKE_SCENARIOS = ("hello", "post", "slowloris", "proxy")
+
+
+def over_tls(base: str, name: str, title: str, kinds: tuple[str, ...]) -> Scenario:
+    """The scenario named ``base``, over TLS, for the servers of ``kinds``."""
+    sc = next(s for s in SCENARIOS if s.name == base)
+    return dataclasses.replace(sc, name=name, title=title, kinds=kinds, tls=True)
+
+
+# Over TLS: every server with its own TLS settings on the same certificate (bjoern has none).
+# With Connection: close, wrk resumes the session of its last connection where the server lets it
+# (the report says which do).
+SCENARIOS += (
+    over_tls("hello", "tls-hello", "hello keep-alive over TLS, 50 conns", ("sync", "granian")),
+    over_tls(
+        "close",
+        "tls-hello-close",
+        "hello over TLS, Connection: close (a handshake per request), 50 conns",
+        ("sync", "granian"),
+    ),
+    over_tls("post", "tls-post16k", "POST echo 16 KiB over TLS, 50 conns", ("sync", "granian")),
+    over_tls(
+        "hello",
+        "tls-gthread-hello",
+        "hello keep-alive over TLS, 50 conns, gthread",
+        ("gthread", "granian"),
+    ),
+)
+SMOKE_SCENARIOS = ("hello", "post", "slowloris", "proxy", "tls-hello")
 
 
 def applicable(sc: Scenario, server: Server) -> bool:

@@ -6,6 +6,7 @@ import dataclasses
 import http.client
 import os
 import re
+import ssl
 import subprocess
 import time
 from collections.abc import Sequence
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.haproxy import Haproxy, start_haproxy
-from bench.layout import HOST, REPO, SERVER_CPU
+from bench.layout import HOST, REPO, SERVER_CPU, TLS_CERT
 from bench.processes import free_port, kill_group, pinned, spawn
 from bench.scenarios import BIG_BODY, HELLO_BODY, Scenario, Server
 
@@ -55,6 +56,7 @@ class Running:
     logfile: Path
     startup: float = 0.0  # seconds from spawn to the first good response
     haproxy: Haproxy | None = None
+    tls: ssl.SSLContext | None = None  # the checks' client context when it serves HTTPS
 
     def alive(self) -> bool:
         return self.proc.poll() is None and (self.haproxy is None or self.haproxy.alive())
@@ -71,15 +73,23 @@ class Running:
 
 
 def start_server(
-    server: Server, app: str, threads: int, workdir: Path, timeout: float, haproxy: bool = False
+    server: Server,
+    app: str,
+    threads: int,
+    workdir: Path,
+    timeout: float,
+    haproxy: bool = False,
+    tls: bool = False,
 ) -> Running:
     """Start ``server`` pinned to the server CPU and wait for a good answer to ``GET /``.
 
     With ``haproxy``, an HAProxy is started in front of it (sending the PROXY header the server
-    requires): the answer is asked for through it, and ``Running.port`` is its port.
+    requires): the answer is asked for through it, and ``Running.port`` is its port. With
+    ``tls``, it serves HTTPS with the certificate in ``workdir``, which its answers are checked
+    against.
     """
     port = free_port()
-    cmd = server.command(app, port, threads, workdir)
+    cmd = server.command(app, port, threads, workdir, tls)
     name = f"{server.name}-{app}-{threads}-{port}"
     logfile = workdir / f"{name}.log"
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
@@ -88,7 +98,10 @@ def start_server(
         t0 = time.perf_counter()
         proc = spawn(pinned(SERVER_CPU, cmd), out, env=env)
     front = start_haproxy(port, server.proxy, workdir, name) if haproxy else None
-    running = Running(server, cmd, front.port if front else port, proc, logfile, haproxy=front)
+    client = ssl.create_default_context(cafile=workdir / TLS_CERT) if tls else None
+    running = Running(
+        server, cmd, front.port if front else port, proc, logfile, haproxy=front, tls=client
+    )
     expect = {"hello": HELLO_BODY, "sleep": HELLO_BODY, "big": BIG_BODY}.get(app)
     deadline = t0 + timeout
     last_error = "no answer"
@@ -101,7 +114,7 @@ def start_server(
             running.stop()
             raise ServerFailed(f"no good answer within {timeout:g} s ({last_error})")
         try:
-            status, body = http_request(running.port, "GET", (), b"", timeout=2.0)
+            status, body = http_request(running.port, "GET", (), b"", 2.0, running.tls)
         except OSError as e:
             last_error = str(e) or type(e).__name__
             time.sleep(0.005)
@@ -114,10 +127,19 @@ def start_server(
 
 
 def http_request(
-    port: int, method: str, headers: Sequence[tuple[str, str]], body: bytes, timeout: float
+    port: int,
+    method: str,
+    headers: Sequence[tuple[str, str]],
+    body: bytes,
+    timeout: float,
+    tls: ssl.SSLContext | None = None,
 ) -> tuple[int, bytes]:
-    """One request over a fresh connection; returns (status, body)."""
-    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    """One request over a fresh connection (HTTPS with ``tls``); returns (status, body)."""
+    conn = (
+        http.client.HTTPSConnection(HOST, port, timeout=timeout, context=tls)
+        if tls
+        else http.client.HTTPConnection(HOST, port, timeout=timeout)
+    )
     try:
         hdrs = dict(headers)
         if body:
@@ -133,7 +155,9 @@ def check_answer(running: Running, sc: Scenario) -> None:
     """Check status and body for this scenario's request, twice (keep-alive, then again)."""
     for _ in range(2):
         try:
-            status, body = http_request(running.port, sc.method, sc.headers, sc.body, 5.0)
+            status, body = http_request(
+                running.port, sc.method, sc.headers, sc.body, 5.0, running.tls
+            )
         except OSError as e:
             raise ServerFailed(f"{sc.method} / failed: {e or type(e).__name__}") from e
         if status != 200:

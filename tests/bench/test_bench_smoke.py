@@ -174,3 +174,17 @@ def test_bench_smoke_operated_row_against_plain(smoke: Smoke) -> None:
     what = "metrics listener, statsd and memory limit / none: "
     rows = [ln for ln in smoke.report.splitlines() if what in ln]
     assert len(rows) == 1, smoke.report
+
+
+def test_bench_smoke_tls_hello_over_https_against_granian_and_gunicorn(smoke: Smoke) -> None:
+    """wrk talks HTTPS to each server on the run's certificate; wsgid's row has both ratios."""
+    for name in ("wsgid-sync", "granian", "gunicorn-sync"):
+        cell = smoke.cells[("tls-hello", name)]
+        assert cell["failed"] is None, f"{name} over TLS failed: {cell['failed']}"
+        assert cell["samples"] and cell["samples"][0]["requests"] > 0, cell
+    lines = smoke.report.splitlines()
+    tls_rows = [ln for ln in lines if ln.startswith("| hello keep-alive over TLS")]
+    row = next(ln for ln in tls_rows if "| wsgid sync |" in ln)
+    assert row.count("\u00d7") >= 2, row  # wsgid / gunicorn and wsgid / granian
+    assert "--certfile" in smoke.report and "--ssl-certificate" in smoke.report
+    assert "openssl genpkey" in smoke.report, "the report shows how the certificate was made"
