@@ -17,7 +17,6 @@ Truncated cases (`cut`) end with the client's close_notify instead of a TCP half
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +26,7 @@ import pytest
 from conformance.conformance_cases import CASES, Case
 from conformance.conformance_server import ConformanceServer, running
 from conformance.test_wire_cases import PROBE, check_case
-from support.tls import Certs, make_certs
+from support.tls import Certs, certificates
 
 RECORD = 16384  # the most plaintext one TLS record carries (one SSL_write of up to this much)
 
@@ -35,10 +34,8 @@ RECORD = 16384  # the most plaintext one TLS record carries (one SSL_write of up
 @pytest.fixture(scope="module")
 def certs(session_tmp: Path) -> Iterator[Certs]:
     directory = Path(tempfile.mkdtemp(prefix="conformance-tls-certs-", dir=session_tmp))
-    try:
-        yield make_certs(directory)
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
+    with certificates(directory) as made:
+        yield made
 
 
 @pytest.fixture(scope="module")

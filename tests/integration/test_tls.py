@@ -41,9 +41,9 @@ from support.tls import (
     CLIENT_DN,
     PASSWORD,
     Certs,
+    certificates,
     fingerprint,
     fingerprint_of_pem,
-    make_certs,
 )
 from wsgid.exitcodes import ExitCode
 
@@ -59,11 +59,8 @@ versions = pytest.mark.parametrize("version", [TLS12, TLS13], ids=["tls1.2", "tl
 
 @pytest.fixture(scope="module")
 def certs(session_tmp: Path) -> Iterator[Certs]:
-    directory = session_tmp / "tls-certs"
-    try:
-        yield make_certs(directory)
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
+    with certificates(session_tmp / "tls-certs") as made:
+        yield made
 
 
 # ------------------------------------------------------------------------------ clients

@@ -12,7 +12,10 @@ logs it; `served_fingerprint()`: that of the certificate a server serves, throug
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +74,15 @@ class Certs:
     mismatched_key: Path  # matches no certificate here
     encrypted_key: Path  # server_key, encrypted with the password in password_file
     password_file: Path
+
+
+@contextlib.contextmanager
+def certificates(directory: Path) -> Iterator[Certs]:
+    """`make_certs` in `directory`, removed afterwards (for a module-scoped fixture)."""
+    try:
+        yield make_certs(directory)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def openssl(*args: str, input: bytes | None = None) -> str:

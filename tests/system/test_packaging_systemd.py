@@ -32,7 +32,7 @@ import pytest
 from support.client import get, get_unix
 from support.doc_snippets import snippet
 from support.server import free_port
-from support.tls import Certs, fingerprint, make_certs, served_fingerprint
+from support.tls import Certs, certificates, fingerprint, served_fingerprint
 from system.packaging_support import (
     ARTIFACTS,
     REPO,
@@ -273,11 +273,8 @@ OVERRIDE = "/etc/systemd/system/wsgid.service.d/override.conf"
 
 @pytest.fixture(scope="module")
 def tls_certs(session_tmp: Path) -> Iterator[Certs]:
-    directory = session_tmp / "systemd-tls-certs"
-    try:
-        yield make_certs(directory)
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
+    with certificates(session_tmp / "systemd-tls-certs") as made:
+        yield made
 
 
 @contextlib.contextmanager

@@ -835,12 +835,7 @@ class Settings(BaseModel):
                 " could be verified, so every client would be refused; set ca_certs to the CA"
                 " file that signs your clients' certificates"
             )
-        unknown = [b for b in self.tls_binds if b not in self.bind]
-        if unknown:
-            raise ValueError(
-                f"tls_binds names {', '.join(unknown)}, which bind does not"
-                f" (bind: {', '.join(self.bind)})"
-            )
+        _check_binds_known("tls_binds", self.tls_binds, self.bind)
         return self
 
     @model_validator(mode="after")
@@ -853,10 +848,14 @@ class Settings(BaseModel):
                 "proxy_protocol_binds is set but proxy_protocol is off; set proxy_protocol"
                 " (v1, v2 or auto) or remove proxy_protocol_binds"
             )
-        unknown = [b for b in self.proxy_protocol_binds if b not in self.bind]
-        if unknown:
-            raise ValueError(
-                f"proxy_protocol_binds names {', '.join(unknown)}, which bind does not"
-                f" (bind: {', '.join(self.bind)})"
-            )
+        _check_binds_known("proxy_protocol_binds", self.proxy_protocol_binds, self.bind)
         return self
+
+
+def _check_binds_known(name: str, listed: tuple[str, ...], bind: tuple[str, ...]) -> None:
+    """A setting that names listeners (`name`) names only entries of bind."""
+    unknown = [b for b in listed if b not in bind]
+    if unknown:
+        raise ValueError(
+            f"{name} names {', '.join(unknown)}, which bind does not (bind: {', '.join(bind)})"
+        )
