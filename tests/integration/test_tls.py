@@ -747,6 +747,38 @@ def test_tls_config_errors_name_setting(
     assert "Traceback" not in errors, errors
 
 
+SSL_CONTEXT_HOOK = """\
+import ssl
+
+def ssl_context(config, default_factory):
+    if config.ciphers == "FAIL":
+        raise RuntimeError("refused by the hook")
+    context = default_factory()  # wsgid's own, from the settings: the certificate is loaded
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    return context
+"""
+
+
+def test_tls_ssl_context_hook_of_a_gunicorn_config_is_what_is_served(
+    wsgid: Callable[..., WsgidServer], certs: Certs, workdir: WorkDir
+) -> None:
+    """gunicorn's ssl_context hook, from a Python config: it gets the settings (gunicorn's
+    names) and wsgid's factory, and the context it returns is served (here TLS 1.3 only); a
+    hook that raises stops the start with a configuration error naming it."""
+    conf = workdir.cwd / "gunicorn.conf.py"
+    conf.write_text(SSL_CONTEXT_HOOK)
+    server = serve(wsgid, certs, None, "-c", str(conf))
+    assert s_client(certs, server.port, "-tls1_3", send=GET_AND_CLOSE).returncode == 0
+    old = s_client(certs, server.port, "-tls1_2", send=GET_AND_CLOSE)
+    assert old.returncode != 0 and "HTTP/1.1" not in old.out, old
+    server.stop()
+
+    failing = wsgid(APP, "-c", str(conf), *cert_args(certs.server, certs.server_key),
+                    "--ciphers", "FAIL", start=False)  # fmt: skip
+    assert failing.wait_exit(30) == ExitCode.CONFIG, failing.errlog()
+    assert "the ssl_context hook failed: RuntimeError: refused by the hook" in failing.errlog()
+
+
 def test_tls_expired_certificate_warns(wsgid: Callable[..., WsgidServer], certs: Certs) -> None:
     """The server starts and serves (an expired certificate is the operator's problem to
     see, not a reason to go down), and says so at start."""
