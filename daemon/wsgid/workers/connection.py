@@ -135,8 +135,9 @@ class Connection:
         except (BlockingIOError, InterruptedError):
             return None
 
-    def start_tls(self) -> None:
-        """TLS: wrap the socket, after its PROXY header if any (plain: nothing to do)."""
+    def start_tls(self, early: bytes = b"") -> None:
+        """TLS: begin it (after the PROXY header, if any, with the bytes that came after the
+        header); plain: nothing to do."""
 
     def handshake(self) -> int:
         """Go on with the TLS handshake: DONE, WANT_READ or WANT_WRITE (plain: DONE)."""

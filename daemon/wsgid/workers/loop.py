@@ -436,13 +436,10 @@ class ConnectionLoop(Worker):
         return False
 
     def _tls_proxy_header(self, conn: Connection, now: float) -> bool:
-        """Read the PROXY header that precedes a TLS handshake; True once it is read.
-
-        The bytes are peeked and only the header's are taken from the socket: what
-        follows it is the ClientHello, which OpenSSL reads from the socket itself.
-        """
+        """Read the PROXY header that precedes a TLS handshake; True once it is read, and
+        TLS begun with the bytes that followed it (the ClientHello's start)."""
         try:
-            data = conn.sock.recv(RECV_SIZE, socket.MSG_PEEK)
+            data = conn.sock.recv(RECV_SIZE)
         except (BlockingIOError, InterruptedError):
             return False
         except OSError:
@@ -452,16 +449,9 @@ class ConnectionLoop(Worker):
             self._close(conn)
             return False
         rest = self._proxy_header(conn, data, now)
-        if self.conns.get(conn.fd) is not conn or conn.closing:
-            return False  # refused
-        try:
-            conn.sock.recv(len(data) - len(rest))  # the header's bytes, peeked above
-        except OSError:
-            self._close(conn)
-            return False
-        if conn.proxy is not None:
-            return False  # the header goes on in bytes still to come
-        conn.start_tls()
+        if conn.proxy is not None or self.conns.get(conn.fd) is not conn or conn.closing:
+            return False  # the header goes on in bytes still to come, or it was refused
+        conn.start_tls(rest)
         return True
 
     def _handshake_failed(self, conn: Connection, exc: OSError) -> None:

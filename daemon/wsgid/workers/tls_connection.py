@@ -71,8 +71,10 @@ class TLSConnection(Connection):
         self.obj: ssl.SSLObject | None = None
         self.notified = False  # ours went (or cannot go)
 
-    def start_tls(self) -> None:
+    def start_tls(self, early: bytes = b"") -> None:
         self.obj = self.context.wrap_bio(self.incoming, self.outgoing, server_side=True)
+        if early:
+            self.incoming.write(early)
 
     def handshake(self) -> int:
         obj = self.obj
