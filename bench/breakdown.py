@@ -6,8 +6,9 @@ system call, so a change to the hot path can be judged in seconds and without wr
 - `parse`: `RequestParser.feed` of one request (llhttp, the field pass, the policy checks);
 - `parse + exchange`: plus `Exchange.run` (environ, request id, the app, the response head);
 - `loop path`: the whole of `ConnectionLoop._on_readable` for a connection whose `recv`
-  returns the request and whose `send` takes everything (what the epoll loop runs per
-  request, minus `epoll_wait` and the two system calls themselves).
+  returns the request and whose `send` takes everything, and the end of the turn's sending
+  of its held response (what the epoll loop runs per request, minus `epoll_wait` and the
+  two system calls themselves).
 
 Each is run for wrk's one-header request and for a browser-style request with 13 fields,
 and printed in microseconds (best of several rounds of CPU time). Run it pinned to a core:
@@ -78,6 +79,9 @@ class NullChannel:
     def send(self, data: bytes) -> None:
         pass
 
+    def send_last(self, data: bytes) -> None:
+        pass
+
     def fill(self) -> None:
         raise AssertionError("no body to read")
 
@@ -145,10 +149,12 @@ def main() -> int:
         fake = cast(socket.socket, FakeSocket(request))  # recv and send are all it needs
         conn = Connection(fake, RequestParser(worker.limits), dict(base), 30.0)
         conn.events = select.EPOLLIN  # as if registered: the fake fd cannot be
+        conn.holds = worker.holds_responses
         worker.conns[conn.fd] = conn
 
         def loop_path(conn: Connection = conn) -> None:
             worker._on_readable(conn, 0.0)
+            worker._send_held()  # what the end of the turn does with its response
 
         cells = [best(step, args.count, args.rounds) for step in (parse, parse_exchange, loop_path)]
         print(f"| {name} | " + " | ".join(f"{c:.2f}" for c in cells) + " |")

@@ -120,7 +120,7 @@ def test_a_child_that_does_not_answer_in_time_is_killed_and_the_settings_read_he
 ) -> None:
     # A child stuck on a lock another thread held at the fork, as a HUP in a master running
     # a preloaded app's threads could meet.
-    def stuck(pipe_fd: int, args: list[str]) -> NoReturn:
+    def stuck(pipe_fd: int, args: list[str], server: Any) -> NoReturn:
         time.sleep(60)
         os._exit(0)
 

@@ -49,6 +49,10 @@ class Channel(Protocol):
     def send(self, data: bytes) -> None:
         """Queue bytes for the client (blocks only past a high-water mark)."""
 
+    def send_last(self, data: bytes) -> None:
+        """Send the bytes that complete the response: the worker may hold them a moment, to
+        send them with other connections' responses (`loop.py`, "Held responses")."""
+
     def fill(self) -> None:
         """Read more of the request body into the request; raise BodyError if it cannot."""
 
@@ -189,7 +193,7 @@ def _send_result(result: Iterable[object], resp: Response, channel: Channel) -> 
                 raise TypeError(f"the application yielded {type(chunk).__name__}, not bytes")
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         # Head and a small body in one send: one syscall, one TCP segment.
-        channel.send(resp.whole(body))
+        channel.send_last(resp.whole(body))
         return
     if isinstance(result, FileWrapper) and not resp.head_sent and _send_file(result, resp, channel):
         return
@@ -198,19 +202,26 @@ def _send_result(result: Iterable[object], resp: Response, channel: Channel) -> 
             raise TypeError(f"the application yielded {type(chunk).__name__}, not bytes")
         if not chunk:
             continue  # PEP 3333: empty strings must not delay or end the body
-        if not resp.head_sent:
+        if resp.head_sent:
+            data = resp.frame(chunk)
+        else:
             if resp.status is None:
                 raise AssertionError("the application yielded before calling start_response()")
-            channel.send(resp.head(None))
-        channel.send(resp.frame(chunk))
+            # The head goes with the first piece of body: one send, one TCP segment.
+            head = resp.head(None)
+            data = head + resp.frame(chunk)
+        if resp.complete():
+            channel.send_last(data)  # the app announced this length: nothing more can follow
+        else:
+            channel.send(data)
     if not resp.head_sent:
         if resp.status is None:
             raise AssertionError("the application returned without calling start_response()")
-        channel.send(resp.head(0) + resp.end())
+        channel.send_last(resp.head(0) + resp.end())
         return
     tail = resp.end()
     if tail:
-        channel.send(tail)
+        channel.send_last(tail)
 
 
 def _send_file(wrapper: FileWrapper, resp: Response, channel: Channel) -> bool:

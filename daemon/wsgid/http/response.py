@@ -294,6 +294,15 @@ class Response:
             return b"%x\r\n%s\r\n" % (len(data), data)
         return data
 
+    def complete(self) -> bool:
+        """Whether the body sent so far is the whole of the length the app announced."""
+        return (
+            self.content_length is not None
+            and self.bytes_sent >= self.content_length
+            and self.body_allowed
+            and not self.chunked
+        )
+
     def end(self) -> bytes:
         """What ends the body on the wire; marks short bodies for close."""
         if self.req.body_error is not None:

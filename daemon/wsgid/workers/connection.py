@@ -5,7 +5,9 @@ of output the kernel did not take yet, and where it stands: reading its PROXY
 header, reading a head, awaiting a small body, busy in a pool thread,
 closing, lingering) and the `exchange.Channel` over it. While the application runs (sync: inline,
 gthread: in a pool thread), `send` queues past a high-water mark only after
-waiting (bounded by `timeout`) for the client to read; `fill` reads more body
+waiting (bounded by `timeout`) for the client to read; `send_last`, for the
+bytes that complete a response, may leave them in the queue for the loop to
+send with other responses (the sync worker's held responses); `fill` reads more body
 bytes, waiting for them the same way; `sendfile` sends a file body with
 sendfile(2). A wait never outlasts the request's deadline (the kind decides
 when that is), so a slow client fails the request before the master would
@@ -66,6 +68,8 @@ class Connection:
         "fd",
         "handshaking",
         "head_started",
+        "holding",
+        "holds",
         "io_timeout",
         "last_active",
         "linger_until",
@@ -126,6 +130,10 @@ class Connection:
         # still to handle (what a plain client's FIN is once they are read).
         self.handshaking = False
         self.ended = False
+        # `send_last` may keep a response's last bytes in the queue for the loop to send
+        # with others (the sync worker sets it); it did, and the loop has not taken them yet.
+        self.holds = False
+        self.holding = False
 
     def receive(self) -> bytes | None:
         """What the client sent (b"": it closed), or None if nothing came yet. Raises
@@ -169,6 +177,16 @@ class Connection:
         if sent < len(data):
             self.out.append(memoryview(data)[sent:])
             self.out_size += len(data) - sent
+
+    def send_last(self, data: bytes) -> None:
+        if self.holds and not self.out and data:
+            # Held, not sent: the loop sends the turn's responses together (`_hold`).
+            self.responded = True
+            self.out.append(data)
+            self.out_size += len(data)
+            self.holding = True
+            return
+        Connection.send(self, data)  # this class's: a subclass's `send_last` gives it wire bytes
 
     def fill(self) -> None:
         if self.error is not None:

@@ -28,6 +28,23 @@ accepted after the turn's other events, as many as the connections it served
 (at least `accept_batch`): new clients enter at the rate existing ones are
 served, so a crowd of keep-alive clients cannot hold a new one in the
 kernel's accept queue.
+
+Held responses (sync). Each `send` to a client that waits in `epoll_wait`
+makes the kernel wake it, and on a virtual machine waking a task on another
+CPU costs an inter-processor interrupt and an exit to the hypervisor: on the
+2-CPU VMs of docs/performance.md that was about a third of the sync worker's
+time at 50 connections, and why it served fewer requests than gthread there.
+So a sync worker keeps the bytes that complete a response (`send_last`) in
+the connection's queue and sends the turn's responses together, at the end
+of the turn: a client woken for the first finds the others already there.
+What streams (a body sent before it is complete, 100 Continue, a file) goes
+at once. Holding must not make a response wait for another request's app
+call, so before each app call the sync worker sends what is held unless the
+app has been fast lately (each of its last `FAST_STREAK` calls shorter than
+`HOLD_WINDOW`) and what is held is young (held less than `HOLD_WINDOW`) and
+few (under `HOLD_MAX`). An app with calls of a millisecond or more never has
+a response held past its own end; with a fast app, a call that turns out slow
+delays at most `HOLD_MAX` responses held just before it.
 """
 
 from __future__ import annotations
@@ -65,6 +82,12 @@ EPOLLERRHUP = select.EPOLLERR | select.EPOLLHUP
 LINGER_SECONDS = 2.0
 SWEEP_INTERVAL = 1.0
 PUBLISH_INTERVAL = 0.2  # seconds between two updates of the scoreboard's counters (busy)
+# "Held responses": what is held is sent before the next app call once it is this old (s) or
+# this many, or unless the app's last FAST_STREAK calls each took less than HOLD_WINDOW.
+HOLD_WINDOW = 0.0005
+HOLD_WINDOW_US = 500
+HOLD_MAX = 16
+FAST_STREAK = 16
 # A wait for the client ends this long before the request's `timeout` runs
 # out (at most), so that the request ends, and stamps the heartbeat, before
 # the master would take the worker for hung.
@@ -86,6 +109,8 @@ class ConnectionLoop(Worker):
     # served more, see `serve`). 1 for sync: a busy worker should leave new
     # connections to an idle sibling, which EPOLLEXCLUSIVE wakes for them.
     accept_batch: ClassVar[int] = 1
+    # Whether responses are held until the end of the turn ("Held responses").
+    holds_responses: ClassVar[bool] = False
 
     def setup(self) -> None:
         settings = self.settings
@@ -129,6 +154,12 @@ class ConnectionLoop(Worker):
         self.proxy_optional = settings.proxy_protocol_optional
         self.epoll = unpatched.EPOLL()
         self.conns: dict[int, Connection] = {}
+        # Connections whose last response is held (`_hold`); from which index on they are
+        # unsent, and since when (0: none is).
+        self.held: list[Connection] = []
+        self.unsent_from = 0
+        self.unsent_since = 0.0
+        self.last_call_us = 0  # how long the app's last call took (`run_request`)
         self.admission = Admission(
             self.ctx.listeners,
             self.epoll,
@@ -219,6 +250,8 @@ class ConnectionLoop(Worker):
                 batch = max(self.accept_batch, len(events) - len(listening))
                 for fd in listening:
                     self._on_listener(fd, batch)
+            if self.held:
+                self._send_held()
             if access is not None:
                 access.flush()  # the access records of this turn, in one write
             if now >= self.next_publish:
@@ -340,6 +373,7 @@ class ConnectionLoop(Worker):
                 conn.head_started = now  # the handshake has header_timeout, as a head
             else:
                 conn = Connection(sock, parser, base, self.io_timeout, self.deadline)
+            conn.holds = self.holds_responses
             self.conns[conn.fd] = conn
             if proxy is not None:
                 conn.proxy_allowed = self.proxy_allow.allows(peer)
@@ -350,8 +384,14 @@ class ConnectionLoop(Worker):
                 conn.head_started = now
             self._on_readable(conn, now)
             # Registered only now, and only if still open and waiting: a
-            # connection answered and closed at once never costs an epoll call.
-            if not conn.events and not conn.busy and self.conns.get(conn.fd) is conn:
+            # connection answered and closed at once never costs an epoll call
+            # (nor does one whose response is held: the end of the turn decides).
+            if (
+                not conn.events
+                and not conn.busy
+                and not conn.out
+                and self.conns.get(conn.fd) is conn
+            ):
                 self._watch(conn, EPOLLIN)
 
     def _tls_connection(
@@ -578,6 +618,7 @@ class ConnectionLoop(Worker):
         finally:
             self.current = None
             elapsed_us = int((time.monotonic() - started) * 1e6)
+            self.last_call_us = elapsed_us
             scoreboard.finish(slot, record)
             self.durations.append(elapsed_us)
             if status:
@@ -613,6 +654,9 @@ class ConnectionLoop(Worker):
 
     def _after_output(self, conn: Connection) -> None:
         """Switch between reading and writing, or close, as the queue dictates."""
+        if conn.holding:
+            self._hold(conn)
+            return
         if conn.out:
             self._watch(conn, EPOLLOUT)
             return
@@ -625,6 +669,37 @@ class ConnectionLoop(Worker):
         if conn.events != EPOLLIN:
             self._watch(conn, EPOLLIN)
         conn.last_active = time.monotonic()
+
+    def _hold(self, conn: Connection) -> None:
+        """Keep `conn`'s response for the end of the turn ("Held responses")."""
+        conn.holding = False
+        self.held.append(conn)
+        if not self.unsent_since:
+            self.unsent_since = time.monotonic()
+
+    def release_held(self) -> None:
+        """Send what the held responses still hold, before an app call that may take long.
+
+        Only the bytes: the end of the turn (`_send_held`) does the rest for each connection.
+        """
+        held = self.held
+        for i in range(self.unsent_from, len(held)):
+            try:  # noqa: SIM105 - a failed connection is closed at the end of the turn
+                held[i].flush()
+            except OSError:
+                pass
+        self.unsent_from = len(held)
+        self.unsent_since = 0.0
+
+    def _send_held(self) -> None:
+        """Send the held responses and go on with each connection as after any output."""
+        while self.held:  # going on may hold a pipelined request's response again
+            held, self.held = self.held, []
+            self.unsent_from = 0
+            self.unsent_since = 0.0
+            for conn in held:
+                if self.conns.get(conn.fd) is conn:  # (not closed meanwhile)
+                    self._on_writable(conn)
 
     def _watch(self, conn: Connection, events: int) -> None:
         """Set what epoll reports for `conn`; 0 = not registered (a thread owns it)."""
@@ -644,13 +719,15 @@ class ConnectionLoop(Worker):
         except OSError:
             self._close(conn)
             return
-        if done and conn.handshaking:
+        if not done:
+            self._watch(conn, EPOLLOUT)  # (already so, unless its output was held)
+            return
+        if conn.handshaking:
             self._watch(conn, EPOLLIN)  # our flight went: the client's turn
             return
-        if done:
-            self._after_output(conn)
-            if conn.fd in self.conns and (conn.parser.ready or conn.error is not None):
-                self._process(conn)
+        self._after_output(conn)
+        if conn.fd in self.conns and (conn.parser.ready or conn.error is not None):
+            self._process(conn)
 
     def _reject(self, conn: Connection, exc: ProtocolError) -> None:
         """Answer a protocol error and close (the byte stream is untrusted now)."""

@@ -145,12 +145,19 @@ class TLSConnection(Connection):
         return b"" if self.ended else None
 
     def send(self, data: bytes) -> None:
-        if not data:
-            return
+        if data:
+            super().send(self._sealed(data))
+
+    def send_last(self, data: bytes) -> None:
+        if data:
+            super().send_last(self._sealed(data))
+
+    def _sealed(self, data: bytes) -> bytes:
+        """`data` as TLS records."""
         obj = self.obj
         assert obj is not None
         obj.write(data)
-        super().send(self.outgoing.read())
+        return self.outgoing.read()
 
     def _emit(self) -> None:
         """Queue (or send) the ciphertext OpenSSL produced."""
