@@ -1,6 +1,6 @@
-"""The sync worker's held responses (loop.py, "Held responses"): the last bytes of a response
-wait for the end of the loop's turn, to go out with the turn's other responses, but never for
-another request's slow app call.
+"""Held responses (loop.py, "Held responses"): the last bytes of a response wait for the end
+of the loop's turn, to go out with the turn's other responses, but never for another request's
+slow app call (which only the sync worker's loop makes).
 
 Throughput is `make bench`'s business (docs/performance.md); these tests hold the rules that
 keep holding safe: what is held reaches the client whole and in order (pipelined, closing,
@@ -14,6 +14,8 @@ import functools
 import threading
 import time
 from collections.abc import Callable
+
+import pytest
 
 from support.client import RawConnection, poll, run_concurrently
 from support.server import WorkDir, WsgidServer
@@ -69,12 +71,13 @@ def test_held_fast_response_is_sent_before_the_next_slow_app_call_of_the_turn(
     assert "blocker" in answered
 
 
+@pytest.mark.parametrize("kind", ["sync", "gthread"])
 def test_held_responses_reach_many_keep_alive_clients_whole_and_in_order(
-    wsgid: Callable[..., WsgidServer],
+    wsgid: Callable[..., WsgidServer], kind: str
 ) -> None:
     """20 connections, each sending 5 pipelined requests at a time, 10 times: every answer
     whole, in order, on its own connection (responses held and sent together by turn)."""
-    server = wsgid(SLEEP_APP, workers=1)
+    server = wsgid(SLEEP_APP, "-k", kind, workers=1)
 
     def client(n: int) -> int:
         answers = 0
@@ -95,11 +98,12 @@ def test_held_responses_reach_many_keep_alive_clients_whole_and_in_order(
     assert counts == [50] * 20
 
 
+@pytest.mark.parametrize("kind", ["sync", "gthread"])
 def test_held_response_with_connection_close_is_sent_whole_before_the_close(
-    wsgid: Callable[..., WsgidServer],
+    wsgid: Callable[..., WsgidServer], kind: str
 ) -> None:
     """A held last response, then the close it asked for: the client reads all of it, then EOF."""
-    server = wsgid(SLEEP_APP, workers=1)
+    server = wsgid(SLEEP_APP, "-k", kind, workers=1)
     with server.raw() as conn:
         conn.send(
             b"GET /pid HTTP/1.1\r\nHost: t\r\n\r\n"

@@ -10,8 +10,8 @@ holds one thread, never the worker.
 Ownership rule: while a request is in the pool its connection is `busy`:
 left alone by the loop and its timeouts (and taken off epoll if it reports
 anything meanwhile); only the pool thread touches it (reads more body,
-sends). The thread hands it back
-through a queue and a byte on the loop's wake-up pipe; all changes to the
+sends; the response's last bytes it leaves in the queue for the loop, loop.py
+"Held responses"). The thread hands it back through a queue and a byte on the loop's wake-up pipe; all changes to the
 loop's tables (epoll, the connection table) happen in the main thread.
 
 Threads are started on demand, up to `threads`, so an idle worker costs one.
@@ -86,6 +86,10 @@ class ThreadWorker(ConnectionLoop):
     kind: ClassVar[str] = "gthread"
     multithread: ClassVar[bool] = True
     accept_batch: ClassVar[int] = 16  # the pool absorbs bursts; the loop never blocks on the app
+    # A thread leaves its response's last bytes to the loop, which sends them with the others
+    # of its turn (loop.py, "Held responses"): the loop calls no app, so nothing slow comes
+    # between (but in `handle`'s fallback, which sends them first).
+    holds_responses: ClassVar[bool] = True
 
     @classmethod
     def check_app(cls, settings: RuntimeSettings) -> None:
@@ -137,6 +141,7 @@ class ThreadWorker(ConnectionLoop):
             # Not one thread to run it: the loop's thread runs it, as the sync
             # worker would (the master's heartbeat timeout bounds it then).
             conn.busy = False
+            self.release_held()  # held responses never wait for an app call
             self.run_request(conn, req, worker_keeps)
             self.scoreboard.beat(self.slot)
             return

@@ -29,22 +29,23 @@ accepted after the turn's other events, as many as the connections it served
 served, so a crowd of keep-alive clients cannot hold a new one in the
 kernel's accept queue.
 
-Held responses (sync). Each `send` to a client that waits in `epoll_wait`
-makes the kernel wake it, and on a virtual machine waking a task on another
-CPU costs an inter-processor interrupt and an exit to the hypervisor: on the
-2-CPU VMs of docs/performance.md that was about a third of the sync worker's
-time at 50 connections, and why it served fewer requests than gthread there.
-So a sync worker keeps the bytes that complete a response (`send_last`) in
-the connection's queue and sends the turn's responses together, at the end
-of the turn: a client woken for the first finds the others already there.
-What streams (a body sent before it is complete, 100 Continue, a file) goes
-at once. Holding must not make a response wait for another request's app
-call, so before each app call the sync worker sends what is held unless the
-app has been fast lately (each of its last `FAST_STREAK` calls shorter than
-`HOLD_WINDOW`) and what is held is young (held less than `HOLD_WINDOW`) and
-few (under `HOLD_MAX`). An app with calls of a millisecond or more never has
-a response held past its own end; with a fast app, a call that turns out slow
-delays at most `HOLD_MAX` responses held just before it.
+Held responses. Each `send` to a client that waits in `epoll_wait` makes the
+kernel wake it, and on a virtual machine waking a task on another CPU costs
+an inter-processor interrupt and an exit to the hypervisor, once per
+response (docs/performance.md: on a 2-CPU VM, sending a turn's responses
+together gave hello +46 % req/s). So the bytes that complete a response
+(`send_last`) stay in the connection's queue and the loop sends the turn's
+responses together at its end: a client woken for the first finds the
+others there. (gthread: the pool thread hands the connection back with
+them.) What streams (a body sent before it is complete, 100 Continue, a
+file) goes at once. Holding must not make a response wait for another
+request's app call, so before each app call the loop makes (sync) it sends
+what is held, unless the app has been fast lately (each of its last
+`FAST_STREAK` calls shorter than `HOLD_WINDOW`) and what is held is young
+(held less than `HOLD_WINDOW`) and few (under `HOLD_MAX`). An app with calls
+of a millisecond or more never has a response held past its own end; with a
+fast app, a call that turns out slow delays at most `HOLD_MAX` responses
+held just before it.
 """
 
 from __future__ import annotations
