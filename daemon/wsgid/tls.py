@@ -18,7 +18,7 @@ Decisions:
 - `ssl.SSLContext(PROTOCOL_TLS_SERVER)`, never `create_default_context()`: the latter writes
   session secrets wherever SSLKEYLOGFILE points.
 - TLS 1.2 at least, set explicitly (OpenSSL builds differ in their defaults); no compression,
-  no renegotiation; ALPN offers http/1.1 only.
+  no renegotiation; ALPN offers http/1.1 only; one TLS 1.3 session ticket per handshake.
 - A key password is given to OpenSSL as a callback: without one, an encrypted key would make
   OpenSSL ask on the terminal, which a daemon does not have (gunicorn#3279).
 """
@@ -113,6 +113,9 @@ def _default_context(settings: RuntimeSettings, sources: Mapping[str, str]) -> s
             " OpenSSL knows; give an OpenSSL cipher list, like ECDHE+AESGCM:ECDHE+CHACHA20"
         ) from None
     context.set_alpn_protocols(["http/1.1"])
+    # TLS 1.3: one session ticket per handshake, not OpenSSL's two (as Go's server): a client
+    # resumes its next connection with one, and the second is bytes for nothing (docs/tls.md).
+    context.num_tickets = 1
     asked = False
 
     def password() -> bytes:

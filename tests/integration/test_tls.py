@@ -270,6 +270,23 @@ def test_tls_openssl_s_client_tls12_and_tls13_succeed_tls11_fails(
     assert environ_of(tls_get(server.port, client_context(certs)))["wsgi.url_scheme"] == "https"
 
 
+def test_tls_one_session_ticket_per_handshake_and_the_session_resumes(
+    wsgid: Callable[..., WsgidServer], certs: Certs, workdir: WorkDir
+) -> None:
+    """TLS 1.3: the server issues one session ticket (OpenSSL's default is two), and a client
+    that keeps it resumes its session on its next connection."""
+    server = serve(wsgid, certs, None)
+    session = workdir.root / "session.pem"
+    first = s_client(certs, server.port, "-tls1_3", "-sess_out", str(session), send=GET_AND_CLOSE)
+    assert first.returncode == 0, first
+    assert "HTTP/1.1 200 " in first.out, first
+    assert first.out.count("Post-Handshake New Session Ticket arrived") == 1, first
+    again = s_client(certs, server.port, "-tls1_3", "-sess_in", str(session), send=GET_AND_CLOSE)
+    assert again.returncode == 0, again
+    assert "Reused, TLSv1.3" in again.out, again
+    assert "HTTP/1.1 200 " in again.out, again
+
+
 @kinds
 def test_tls_alpn_http11(wsgid: Callable[..., WsgidServer], certs: Certs, kind: str) -> None:
     server = serve(wsgid, certs, kind)
