@@ -179,7 +179,9 @@ class Connection:
             self.out_size += len(data) - sent
 
     def send_last(self, data: bytes) -> None:
-        if self.holds and not self.out and data:
+        # Not held on a connection closing already: gthread's loop took it from this thread
+        # (`_take`), whose send must fail now (client.gone), as it would have without holding.
+        if self.holds and not self.out and not self.closing and data:
             # Held, not sent: the loop sends the turn's responses together (`_hold`).
             self.responded = True
             self.out.append(data)

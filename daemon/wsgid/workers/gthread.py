@@ -11,8 +11,9 @@ Ownership rule: while a request is in the pool its connection is `busy`:
 left alone by the loop and its timeouts (and taken off epoll if it reports
 anything meanwhile); only the pool thread touches it (reads more body,
 sends; the response's last bytes it leaves in the queue for the loop, loop.py
-"Held responses"). The thread hands it back through a queue and a byte on the loop's wake-up pipe; all changes to the
-loop's tables (epoll, the connection table) happen in the main thread.
+"Held responses"). The thread hands it back through a queue and a byte on
+the loop's wake-up pipe; all changes to the loop's tables (epoll, the
+connection table) happen in the main thread.
 
 Threads are started on demand, up to `threads`, so an idle worker costs one.
 A thread that cannot be started (a pids limit) leaves the requests to the
