@@ -7,7 +7,7 @@ closing, lingering) and the `exchange.Channel` over it. While the application ru
 gthread: in a pool thread), `send` queues past a high-water mark only after
 waiting (bounded by `timeout`) for the client to read; `send_last`, for the
 bytes that complete a response, may leave them in the queue for the loop to
-send with other responses (the sync worker's held responses); `fill` reads more body
+send with other responses (loop.py, "Held responses"); `fill` reads more body
 bytes, waiting for them the same way; `sendfile` sends a file body with
 sendfile(2). A wait never outlasts the request's deadline (the kind decides
 when that is), so a slow client fails the request before the master would
@@ -131,7 +131,8 @@ class Connection:
         self.handshaking = False
         self.ended = False
         # `send_last` may keep a response's last bytes in the queue for the loop to send
-        # with others (the sync worker sets it); it did, and the loop has not taken them yet.
+        # with others (the loop sets it, as its kind does); it did, and the loop has not
+        # taken them yet.
         self.holds = False
         self.holding = False
 

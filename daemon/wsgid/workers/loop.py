@@ -85,8 +85,8 @@ SWEEP_INTERVAL = 1.0
 PUBLISH_INTERVAL = 0.2  # seconds between two updates of the scoreboard's counters (busy)
 # "Held responses": what is held is sent before the next app call once it is this old (s) or
 # this many, or unless the app's last FAST_STREAK calls each took less than HOLD_WINDOW.
-HOLD_WINDOW = 0.0005
 HOLD_WINDOW_US = 500
+HOLD_WINDOW = HOLD_WINDOW_US / 1e6
 HOLD_MAX = 16
 FAST_STREAK = 16
 # A wait for the client ends this long before the request's `timeout` runs
