@@ -88,6 +88,9 @@ class NullChannel:
     def sendfile(self, file: Any, count: int | None) -> int:
         raise AssertionError("no file to send")
 
+    def handover(self) -> object:
+        return None
+
 
 def best(step: Callable[[], None], count: int, rounds: int) -> float:
     """Microseconds of CPU per call of `step`, best of `rounds`."""

@@ -67,6 +67,7 @@ from wsgid.hooks import HookError, Hooks
 from wsgid.logs import escape, pipelines
 from wsgid.pidfile import Pidfile, PidfileError
 from wsgid.runtime import MAX_WORKERS, ConfigError, LoadedSettings, RuntimeSettings
+from wsgid.scoreboard import STOPPING
 from wsgid.stats import worker_state
 from wsgid.systemd import Notifier, inherited_sockets
 from wsgid.worker_table import BootFailure, WorkerProcess, WorkerTable
@@ -89,8 +90,9 @@ TLS_CHECK_INTERVAL = 2.0  # seconds between two looks at the TLS files (tls_relo
 SIDE_BACKLOG = 64  # pending probe connections the kernel queues on the side listener
 MEMORY_CHECK_INTERVAL = 1.0  # seconds between two measures of the workers (max_worker_memory)
 FAST_STOP_GRACE = 2.0  # seconds workers get to exit after a fast-stop signal
-# Requests shown per worker while they run (a gthread worker's threads beyond it are counted,
-# not shown). Fixed at start: the scoreboard is made before the first fork.
+# Requests shown per worker while they run (a gthread worker's threads, a gevent worker's
+# requests, beyond it are counted, not shown). Fixed at start: the scoreboard is made before
+# the first fork.
 MAX_RECORDS = 64
 
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGQUIT, signal.SIGINT)
@@ -164,7 +166,7 @@ class Master:
             self.log,
             self._pre_fork,
             self._worker_main,
-            records=min(self.settings.threads, MAX_RECORDS),
+            records=min(self.settings.requests_at_once, MAX_RECORDS),
         )
         pipelines.LEVEL_COUNT.count = self.table.scoreboard.logged
 
@@ -629,6 +631,10 @@ class Master:
                         listener.sock.shutdown(socket.SHUT_RDWR)
         listeners_mod.close_all(self.listeners, unlink=not self.upgrade_pid)
         self.listeners = []
+        # Read by the workers as they stop: no worker of this server will serve an idle
+        # keep-alive client's next request, so they close those connections at once.
+        scoreboard = self.table.scoreboard
+        scoreboard.set_state(scoreboard.master_slot, STOPPING)
         self.table.signal_all(signal.SIGQUIT if fast else signal.SIGTERM)
 
     # reload (HUP)
@@ -1009,6 +1015,7 @@ class Master:
 
     def _worker_main(self, record: WorkerProcess) -> int:
         """The first code a forked worker runs: drop master state, become a worker."""
+        self.worker_class.prepare_process()  # first: a cooperative kind patches here
         signal.set_wakeup_fd(-1)
         for sig in self._ACTIONS:
             signal.signal(sig, signal.SIG_DFL)

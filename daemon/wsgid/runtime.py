@@ -74,6 +74,14 @@ class RuntimeSettings(SettingFields):
         return self.worker_class
 
     @property
+    def requests_at_once(self) -> int:
+        """How many requests one worker may run at the same time: `threads` in a thread
+        pool, one per connection (`worker_connections`) for gevent."""
+        if self.worker_kind == "gevent":
+            return self.worker_connections
+        return self.threads
+
+    @property
     def limits(self) -> Limits:
         """The bounds on a request that the HTTP parser enforces (`limit_*`, `header_map`)."""
         # Imported here: every command imports this module, `--help` too; only a worker

@@ -182,6 +182,11 @@ class Scoreboard:
     def set_state(self, slot: int, state: int) -> None:
         self._q[slot * self.slot_words + STATE] = state
 
+    def state(self, slot: int) -> int:
+        """The state of `slot`; the master's is STOPPING once the whole server stops."""
+        value: int = self._q[slot * self.slot_words + STATE]
+        return value
+
     def set_exit_reason(self, slot: int, reason: int) -> None:
         self._q[slot * self.slot_words + EXIT_REASON] = reason
 

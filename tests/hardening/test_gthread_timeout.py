@@ -7,6 +7,8 @@
   answers it 503 while its other threads keep serving; with every thread stuck it exits and
   the master's replacement serves. The old worker never answered, and with every thread
   stuck it accepted connections it never served.
+- gevent: as gthread, but the request's greenlet is ended where it waits: the app's late
+  response never exists, and the worker serves on however many requests time out.
 """
 
 from __future__ import annotations
@@ -63,6 +65,15 @@ def test_a_stuck_request_is_answered_or_its_worker_replaced_within_the_timeout(
             assert report.get("path") == "/stuck", report.line
             assert report.get("answer") == "503", report.line
             assert server.get("/pid").json()["pid"] == worker  # type: ignore[index]
+            if kind == "gevent":
+                # Ended, not left running: nothing stays stuck, the worker serves on.
+                second = pool.submit(server.get, "/stuck?tag=b", timeout=60)
+                started(workdir, "b")
+                assert second.result(timeout=TIMEOUT + 15).status == 503
+                assert server.get("/pid").json()["pid"] == worker  # type: ignore[index]
+                assert server.worker_pids() == [worker]
+                assert not events(server.errlog(), "worker.timeout")
+                return
             # Now every thread: the worker cannot serve any more and is replaced.
             second = pool.submit(server.get, "/stuck?tag=b", timeout=60)
             started(workdir, "b")
@@ -103,9 +114,14 @@ def test_a_slow_request_answered_503_never_sends_its_late_response(
         return
     assert received.startswith(b"HTTP/1.1 503 "), received[:300]
     assert received.count(b"HTTP/1.1 ") == 1, received  # the app's late 200 never came
-    # The thread finishes, its send fails, it hands the connection back, and the worker
-    # goes on (the descriptor is closed; epoll does not keep reporting the dead socket).
-    wait_event(server.errlog, "client.gone", timeout=15)
+    if kind == "gevent":
+        # The greenlet was ended where it slept: no late response to fail.
+        (report,) = wait_event(server.errlog, "worker.request_timeout")
+        assert report.get("answer") == "503", report.line
+    else:
+        # The thread finishes, its send fails, it hands the connection back, and the worker
+        # goes on (the descriptor is closed; epoll does not keep reporting the dead socket).
+        wait_event(server.errlog, "client.gone", timeout=15)
     cpu = procs.cpu_seconds(worker)
     resp = server.get("/pid")
     assert resp.json()["pid"] == worker  # type: ignore[index]

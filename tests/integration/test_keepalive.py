@@ -1,13 +1,20 @@
-"""Persistent connections: reuse, the keep-alive idle timeout, HTTP/1.0 close."""
+"""Persistent connections: reuse, the keep-alive idle timeout, HTTP/1.0 close; idle ones
+making room at `worker_connections` and closed at once by a stop (every worker kind)."""
 
 from __future__ import annotations
 
 import json
+import signal
+import time
 from collections.abc import Callable
 
+import pytest
+
+from support.kinds import WORKER_KINDS, kind_args
 from support.server import WsgidServer
 
 SLEEP_APP = "sleep_app:app"
+kinds = pytest.mark.parametrize("kind", WORKER_KINDS)
 
 
 def test_keepalive_several_requests_reuse_one_connection(
@@ -84,3 +91,56 @@ def test_keepalive_connection_survives_app_error(wsgid: Callable[..., WsgidServe
         assert statuses == [200, 404, 200]
     finally:
         conn.close()
+
+
+@kinds
+def test_at_worker_connections_the_longest_idle_connection_makes_room(
+    wsgid: Callable[..., WsgidServer], kind: str
+) -> None:
+    """gunicorn#2585: with every place held by an idle keep-alive connection, a new client
+    is served at once (the connection idle the longest is closed), not after `keepalive`."""
+    server = wsgid(
+        SLEEP_APP, *kind_args(kind), "--worker-connections", "3", "--keep-alive", "120",
+        workers=1,
+    )  # fmt: skip
+    idle = [server.raw(timeout=60) for _ in range(3)]
+    try:
+        for conn in idle:  # one after the other: the first is the oldest idle
+            assert conn.request(b"GET /pid HTTP/1.1\r\nHost: x\r\n\r\n").status == 200
+        started = time.monotonic()
+        assert server.get("/pid", timeout=60).status == 200
+        waited = time.monotonic() - started
+        assert waited < 30, f"the new client waited {waited:.1f} s (keepalive is 120 s)"
+        assert idle[0].fp.read(1) == b"", "the oldest idle connection should have been closed"
+        for conn in idle[1:]:  # the others keep their connection
+            assert conn.request(b"GET /pid HTTP/1.1\r\nHost: x\r\n\r\n").status == 200
+    finally:
+        for conn in idle:
+            conn.close()
+    assert server.stop() == 0, server.errlog()
+
+
+@kinds
+def test_term_closes_idle_keepalive_connections_at_once(
+    wsgid: Callable[..., WsgidServer], kind: str
+) -> None:
+    """gunicorn#3227: a worker whose connections are all idle stops without waiting for
+    `keepalive` or `graceful_timeout`; its idle clients see the connection end."""
+    server = wsgid(
+        SLEEP_APP, *kind_args(kind), "--keep-alive", "120", "--graceful-timeout", "120",
+        workers=1,
+    )  # fmt: skip
+    idle = [server.raw(timeout=60) for _ in range(2)]
+    try:
+        for conn in idle:
+            assert conn.request(b"GET /pid HTTP/1.1\r\nHost: x\r\n\r\n").status == 200
+        started = time.monotonic()
+        server.send_signal(signal.SIGTERM)
+        for conn in idle:
+            assert conn.fp.read(1) == b""
+        assert server.wait_exit(timeout=60) == 0, server.errlog()
+        stopped = time.monotonic() - started
+        assert stopped < 30, f"the stop took {stopped:.1f} s (keepalive and graceful: 120 s)"
+    finally:
+        for conn in idle:
+            conn.close()

@@ -304,6 +304,19 @@ class WsgidServer:
         self.send_signal(sig)
         return self.wait_exit(timeout)
 
+    def check(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """`wsgid check APP ARGS...` (this server's app) in its directory and environment."""
+        app = [self.app] if self.app is not None else []
+        return subprocess.run(
+            [sys.executable, "-m", "wsgid", "check", *app, *args],
+            cwd=self.workdir.cwd,
+            env=self.environ(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
     # ------------------------------------------------------------------------- logs
 
     def errlog(self) -> str:

@@ -59,6 +59,10 @@ class Channel(Protocol):
     def sendfile(self, file: IO[bytes], count: int | None) -> int:
         """Send up to `count` bytes (None: to EOF) of `file` from its position."""
 
+    def handover(self) -> object:
+        """A socket over the connection, for an app that takes it over (an Upgrade
+        request: a WebSocket library); None where none can be given."""
+
 
 class ErrorLog(Protocol):
     def exception(self, event: str, **kw: Any) -> Any: ...
@@ -145,6 +149,13 @@ class Exchange:
             wsgi_input = InputStream(req, channel.fill, before_read)
         environ = environ_mod.build(base, req, wsgi_input)
         resp = Response(req, self.dates, worker_keeps, channel, environ)
+        handover = None
+        if req.upgrade:
+            # What WebSocket libraries (simple-websocket: Flask-Sock, Flask-SocketIO) take the
+            # connection over with, under gunicorn's name.
+            handover = channel.handover()
+            if handover is not None:
+                environ["gunicorn.socket"] = handover
         # The request id: in the environ, in the response if asked, and (through the
         # context variable) in every error-log event emitted while the app runs.
         environ["wsgid.request_id"] = rid
@@ -156,6 +167,9 @@ class Exchange:
         result: Iterable[bytes] | None = None
         try:
             result = self.app(environ, resp.start_response)
+            if handover is not None and resp.status is None:
+                _taken_over(resp)  # answered on the socket itself, start_response never called
+                return resp
             _send_result(result, resp, channel)
             if resp.body_dropped:
                 log.warning(
@@ -168,7 +182,10 @@ class Exchange:
             if resp.length_mismatch:
                 _length_mismatch(resp, req, log)
         except Exception as exc:
-            _fail(exc, resp, req, channel, log)
+            if type(exc) is StopIteration and handover is not None and resp.status is None:
+                _taken_over(resp)  # gunicorn's way to say it (Flask-Sock raises it)
+            else:
+                _fail(exc, resp, req, channel, log)
         finally:
             if type(result) is not list:  # a list has no close(), and most apps return one
                 close = getattr(result, "close", None)
@@ -179,6 +196,15 @@ class Exchange:
                         log.exception("app.close_failed", method=req.method, path=_path(req))
             self.current_id.reset(token)
         return resp
+
+
+def _taken_over(resp: Response) -> None:
+    """The app ended an Upgrade request without start_response, its socket in the environ:
+    it answered, and used the connection, on that socket itself. wsgid sends nothing more
+    and closes the connection. (Logged as 101: what a WebSocket library sends.)"""
+    resp.taken_over = True
+    resp.broken = True  # the connection ends with it
+    resp.status_code = 101
 
 
 def _send_result(result: Iterable[object], resp: Response, channel: Channel) -> None:

@@ -92,6 +92,9 @@ class Response:
     close_delimited = False  # only the end of the connection can end the body
     broken = False  # the exchange failed, or the body ended short of its length
     said_close = False  # the head announced `Connection: close`
+    # The app took the connection over (a WebSocket library on `gunicorn.socket`): nothing
+    # more of this response, nor of the connection, is wsgid's to send (exchange.py).
+    taken_over = False
 
     def __init__(
         self,

@@ -7,11 +7,12 @@ lines and logs each line as one event (`event=wsgi.errors` or
 `event=app.output stream=stdout|stderr`, the line under `message`).
 
 `capture_output` points file descriptors 1 and 2 at pipes whose other ends a
-daemon thread of the same process reads, so the events carry the pid of the
-process that printed. Each process runs its own capture: a forked child
-first gets the original stdout/stderr back (so a re-executed master on USR2
-does not inherit a pipe nobody reads), then the worker starts a capture of
-its own (`Logs.enter_worker`).
+daemon thread of the same process reads (a real thread, also in a gevent
+worker), so the events carry the pid of the process that printed. Each
+process runs its own capture: a forked child first gets the original
+stdout/stderr back (so a re-executed master on USR2 does not inherit a pipe
+nobody reads), then the worker starts a capture of its own
+(`Logs.enter_worker`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import sys
 import threading
 from collections.abc import Callable
 from typing import Any
+
+from wsgid.workers import unpatched
 
 MAX_LINE = 65536  # a longer "line" is logged in pieces of this size
 
@@ -124,6 +127,11 @@ class OutputCapture:
             pumps.append((read_end, LineEvents(_output_emitter(log, name))))
             self._readers.append(read_end)
         self._owner = os.getpid()
+        if unpatched.threads_replaced():
+            # A gevent worker: a greenlet would run only while the hub does, and an app
+            # writing more than a pipe holds without waiting in it would block for good.
+            unpatched.start_thread(_pump, (pumps,))
+            return
         thread = threading.Thread(target=_pump, args=(pumps,), name="wsgid-capture", daemon=True)
         thread.start()
 
@@ -155,7 +163,7 @@ def _output_emitter(log: Callable[..., Any], stream: str) -> Emit:
 
 def _pump(pumps: list[tuple[int, LineEvents]]) -> None:
     """The capture thread: read the pipes, log complete lines, until they close."""
-    poller = select.poll()
+    poller = unpatched.POLL()  # in a thread of its own, also in a gevent worker
     by_fd = {fd: lines for fd, lines in pumps}
     # Incremental: a UTF-8 character split across two reads still decodes;
     # bytes that are not UTF-8 stay visible as \xHH.

@@ -239,10 +239,12 @@ class Settings(BaseModel):
     threads: Annotated[Positive, Option("workers", metavar="INT")] = 1
     """The number of threads per worker (gthread worker)."""
     worker_connections: Annotated[Positive, Option("workers", metavar="INT")] = 1000
-    """The maximum number of simultaneous clients per worker."""
+    """The maximum number of simultaneous clients per worker, across its listeners (for gevent,
+    also of its requests at once). At the cap, the connection idle the longest makes room for a
+    new client."""
     timeout: Annotated[Seconds, Option("workers", ("-t", "--timeout"), metavar="SECONDS")] = 30.0
-    """A worker silent for more than this many seconds is killed and restarted; with the sync worker
-    this bounds each request. 0 disables the check."""
+    """A worker silent for more than this many seconds is killed and restarted; it also bounds
+    each request (gthread and gevent answer one that runs longer 503). 0 disables the check."""
     graceful_timeout: Annotated[Seconds, Option("workers", metavar="SECONDS")] = 30.0
     """On a graceful stop or restart, how long in-flight requests may take to finish before their
     workers are killed."""
@@ -791,6 +793,18 @@ class Settings(BaseModel):
                 "reload and preload_app cannot be combined: with preload_app the application"
                 " is imported once, in the master, so reloaded workers would still run the old"
                 " code; drop preload_app (--preload) while developing"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _cooperative_without_preload(self) -> Settings:
+        """gevent patches the standard library in each worker, before the app is imported."""
+        if self.worker_class == "gevent" and self.preload_app:
+            raise ValueError(
+                "worker_class gevent and preload_app cannot be combined: preload_app imports"
+                " the application in the master, which is never monkey-patched, so its locks,"
+                " sockets and thread-locals would stay blocking ones in every worker (hangs);"
+                " drop preload_app (--preload) to serve with gevent"
             )
         return self
 

@@ -41,6 +41,10 @@ KINDS: Mapping[str, Kind] = {
         "wsgid.workers.gthread:ThreadWorker",
         "runs it in a pool of `threads` threads",
     ),
+    "gevent": Kind(
+        "wsgid.workers.greenlets:GeventWorker",
+        "runs each request in a greenlet of gevent's, the worker monkey-patched first",
+    ),
 }
 
 # Any other worker_class is the import path of a Worker subclass: package.module.Class.

@@ -217,6 +217,14 @@ class Worker:
         signal.alarm(math.ceil(self.settings.graceful_timeout) + 1)
 
     @classmethod
+    def prepare_process(cls) -> None:
+        """The first thing a forked worker of this kind runs (optional).
+
+        Before the rest of the worker's start, the app's import included: where a
+        cooperative kind monkey-patches the standard library (greenlets.py).
+        """
+
+    @classmethod
     def check_app(cls, settings: RuntimeSettings) -> None:
         """Raise `loader.AppLoadError` if this kind cannot serve the app just loaded (optional).
 

@@ -9,7 +9,8 @@ waiting (bounded by `timeout`) for the client to read; `send_last`, for the
 bytes that complete a response, may leave them in the queue for the loop to
 send with other responses (loop.py, "Held responses"); `fill` reads more body
 bytes, waiting for them the same way; `sendfile` sends a file body with
-sendfile(2). A wait never outlasts the request's deadline (the kind decides
+sendfile(2). A wait blocks the thread (poll), or, in a cooperative kind, waits in its
+event loop (`waiter`). A wait never outlasts the request's deadline (the kind decides
 when that is), so a slow client fails the request before the master would
 take the worker for hung. Everything else about a connection (registering it
 with epoll, its timeouts, closing it) is the loop's (`loop.py`).
@@ -81,6 +82,7 @@ class Connection:
         "proxy_allowed",
         "responded",
         "sock",
+        "waiter",
     )
 
     def __init__(
@@ -135,6 +137,9 @@ class Connection:
         # taken them yet.
         self.holds = False
         self.holding = False
+        # How a wait for the client waits: None, in this thread (poll); a cooperative
+        # kind's function (fd, POLLIN or POLLOUT, seconds) -> ready, by its event loop.
+        self.waiter: Callable[[int, int, float], bool] | None = None
 
     def receive(self) -> bytes | None:
         """What the client sent (b"": it closed), or None if nothing came yet. Raises
@@ -236,6 +241,14 @@ class Connection:
         file.seek(offset + total)
         return total
 
+    def handover(self) -> socket.socket | None:
+        # A socket of its own (a duplicate descriptor): the app may close it, as WebSocket
+        # libraries do, while the loop still holds the connection. Made through the socket
+        # module at the time of the call, so a gevent worker's is gevent's cooperative one.
+        sock = socket.socket(fileno=os.dup(self.fd))
+        sock.settimeout(None)
+        return sock
+
     # output plumbing
 
     def flush(self) -> bool:
@@ -269,6 +282,8 @@ class Connection:
             if left <= 0:
                 return False
             timeout = left
+        if self.waiter is not None:
+            return self.waiter(self.fd, event, timeout)
         poller = unpatched.POLL()
         poller.register(self.fd, event)
         return bool(poller.poll(timeout * 1000))

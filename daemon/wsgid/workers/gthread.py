@@ -100,8 +100,8 @@ class ThreadWorker(ConnectionLoop):
                 f"app {settings.app!r} monkey-patched threading (as gevent's "
                 "monkey.patch_all() does): the gthread worker's threads would be greenlets "
                 "that never run; serve it with the sync worker (-k sync --threads 1, more "
-                "workers with -w), or patch without threading (monkey.patch_all(thread=False)); "
-                "-k gevent once wsgid has that worker kind"
+                "workers with -w), with -k gevent (which patches before the app is imported), "
+                "or patch without threading (monkey.patch_all(thread=False))"
             )
 
     def setup(self) -> None:
@@ -118,9 +118,6 @@ class ThreadWorker(ConnectionLoop):
         self.wake_pending = False  # a byte is on its way to the wake-up pipe
         self.thread_log_after = 0.0  # worker.thread_start_failed is logged again from then on
         self.dead_fd = -1  # a socket whose peer is gone, for taken connections
-        # Descriptors of connections taken from their thread (now the dead
-        # socket): closed, never watched, when the thread hands them back.
-        self.taken: set[int] = set()
 
     def handle(self, conn: Connection, req: Request) -> None:
         worker_keeps = self.allows_keep_alive()
@@ -216,20 +213,8 @@ class ThreadWorker(ConnectionLoop):
         self.wake_pending = False
         done = self.done
         while done:
-            conn = done.popleft()
             self.in_flight -= 1
-            conn.busy = False
-            if conn.fd not in self.conns:
-                continue
-            if conn.closing and conn.fd in self.taken:
-                # Not lingered on: epoll would keep the dead socket, which
-                # other descriptors share, registered after the close.
-                self.taken.discard(conn.fd)
-                self._close(conn)
-                continue
-            self._after_output(conn)
-            if conn.fd in self.conns and (conn.parser.ready or conn.error is not None):
-                self._process(conn)
+            self.handed_back(done.popleft())
 
     def _sweep(self, now: float) -> None:
         super()._sweep(now)
@@ -242,7 +227,8 @@ class ThreadWorker(ConnectionLoop):
         for me in self.pool:
             job = me.job  # before `started`: the thread sets them in the other order
             started = me.started
-            if job is None or now - started <= self.timeout:
+            # An Upgrade request (a WebSocket taken over) lives as long as its client.
+            if job is None or now - started <= self.timeout or job[1].upgrade:
                 continue
             stuck += 1
             if me.reported != started:
@@ -256,17 +242,7 @@ class ThreadWorker(ConnectionLoop):
         frame = sys._current_frames().get(me.ident)
         stack = "".join(traceback.format_stack(frame)) if frame is not None else ""
         answer = self._take(conn, req)
-        self.log.error(
-            "worker.request_timeout",
-            timeout=self.timeout,
-            elapsed=round(elapsed, 3),
-            method=req.method,
-            path=req.path.decode("latin-1"),
-            peer=conn.peer,
-            thread=me.name,
-            answer=answer,
-            stack=stack,
-        )
+        self.report_timeout(conn, req, elapsed, answer, stack, thread=me.name)
 
     def _take(self, conn: Connection, req: Request) -> str:
         """Take `conn`'s client from the thread that runs its request; what it got."""

@@ -154,6 +154,8 @@ class ConnectionLoop(Worker):
         self.proxy_allow = AllowList(settings.proxy_allow_ips)
         self.proxy_optional = settings.proxy_protocol_optional
         self.epoll = unpatched.EPOLL()
+        # How a wait for a client waits (Connection.waiter): None, in the thread.
+        self.io_waiter: Callable[[int, int, float], bool] | None = None
         self.conns: dict[int, Connection] = {}
         # Connections whose last response is held (`_hold`); from which index on they are
         # unsent, and since when (0: none is).
@@ -161,6 +163,9 @@ class ConnectionLoop(Worker):
         self.unsent_from = 0
         self.unsent_since = 0.0
         self.last_call_us = 0  # how long the app's last call took (`run_request`)
+        # Descriptors of connections taken from the request that had them (gthread's
+        # `_take`; now a dead socket): closed, never watched, when they are handed back.
+        self.taken: set[int] = set()
         self.admission = Admission(
             self.ctx.listeners,
             self.epoll,
@@ -209,7 +214,6 @@ class ConnectionLoop(Worker):
     # the loop
 
     def serve(self) -> None:
-        epoll = self.epoll
         conns = self.conns
         listeners = self.admission.listeners
         scoreboard = self.scoreboard
@@ -219,13 +223,14 @@ class ConnectionLoop(Worker):
         while True:
             if not self.alive and not self._stopping():
                 break
-            events = epoll.poll(self.poll_timeout)
+            events = self.wait_events(self.poll_timeout)
             now = time.monotonic()
             if self.reopen_requested:
                 # Before this turn's requests, so none is logged to the old file.
                 self._on_wake()
             scoreboard.beat(slot, now)
             listening: list[int] | None = None
+            woke = False
             for fd, ev in events:
                 conn = conns.get(fd)
                 if conn is not None:
@@ -243,7 +248,11 @@ class ConnectionLoop(Worker):
                     else:
                         listening.append(fd)
                 elif fd == wake_r:
-                    self._on_wake()
+                    woke = True
+            if woke:
+                # After the connections' events: one of a connection handed back by its
+                # request (gthread, gevent) was reported while it was busy, and is stale.
+                self._on_wake()
             if listening is not None:
                 # After the turn's other work, so that an idle sibling woken
                 # for the same connections had the time to take them; then as
@@ -261,6 +270,10 @@ class ConnectionLoop(Worker):
                 self._tick(now)
         self._close_all()
         self._publish(time.monotonic())  # before the master reaps it and reads its slot
+
+    def wait_events(self, timeout: float) -> list[tuple[int, int]]:
+        """Wait up to `timeout` seconds for epoll's events (a cooperative kind: in its hub)."""
+        return self.epoll.poll(timeout)
 
     def _publish(self, now: float) -> None:
         """Hand the counts kept since the last time to the scoreboard (a few times a second
@@ -328,14 +341,24 @@ class ConnectionLoop(Worker):
                 for fd in list(self.admission.listeners):
                     self._on_listener(fd, self.accept_batch)
             self.admission.close()
+            board = self.scoreboard
+            server_stops = (
+                self.orphaned or board.state(board.master_slot) == scoreboard_mod.STOPPING
+            )
             for conn in list(self.conns.values()):
                 if conn.handshaking:
                     self._close(conn)  # TLS not set up yet: no request can be under way
+                elif server_stops and self._idle(conn):
+                    # Waiting for a next request no worker of this server will serve: the
+                    # stop need not wait `keepalive` for it (gunicorn#3227). Closed as after
+                    # a response (half-closed, draining): a request already on the wire is
+                    # dropped unanswered, for the client to retry (RFC 9112 §9.3.1).
+                    self._close(conn, linger=True)
             self.log.info("worker.stopping", connections=len(self.conns))
-            # Idle keep-alive connections stay open: a client may have its
-            # next request on the wire already, and closing now would reset
-            # it. That request is answered with `Connection: close`; quiet
-            # connections go at their keep-alive timeout (the sweep).
+            # A worker retired while the server goes on (a reload, max_requests) keeps its
+            # idle keep-alive connections: a client may have its next request on the wire
+            # already. That request is answered with `Connection: close`; quiet connections
+            # go at their keep-alive timeout (the sweep).
         return bool(self.conns) and now < self.stop_deadline
 
     def _on_listener(self, fd: int, batch: int) -> None:
@@ -353,9 +376,14 @@ class ConnectionLoop(Worker):
         admission = self.admission
         now = time.monotonic()
         for _ in range(batch):
+            # At worker_connections, the connection idle the longest makes room, once a new
+            # one is accepted (gunicorn#2585); with none idle, the listeners wait.
+            idle: Connection | None = None
             if len(self.conns) >= self.max_connections:
-                admission.watch(False)
-                return
+                idle = self._longest_idle()
+                if idle is None:
+                    admission.watch(False)
+                    return
             try:
                 sock, base, proxy, secure = admission.accept(fd)
             except (BlockingIOError, InterruptedError):
@@ -367,6 +395,9 @@ class ConnectionLoop(Worker):
                     self.alive = False  # stops gracefully: the master starts a replacement
                 self._set_timer(now)
                 return
+            if idle is not None:
+                self.log.debug("connection.evicted", peer=idle.peer, reason="worker_connections")
+                self._close(idle)
             peer = base["REMOTE_ADDR"]
             parser = RequestParser(self.limits, self.forwarding.rules(peer))
             if secure:
@@ -375,6 +406,7 @@ class ConnectionLoop(Worker):
             else:
                 conn = Connection(sock, parser, base, self.io_timeout, self.deadline)
             conn.holds = self.holds_responses
+            conn.waiter = self.io_waiter
             self.conns[conn.fd] = conn
             if proxy is not None:
                 conn.proxy_allowed = self.proxy_allow.allows(peer)
@@ -639,6 +671,23 @@ class ConnectionLoop(Worker):
                 req, status, resp.bytes_sent, resp.environ, resp.headers, elapsed_us
             )  # fmt: skip
 
+    def report_timeout(
+        self, conn: Connection, req: Request, elapsed: float, answer: str, stack: str, **where: str
+    ) -> None:
+        """Log a request that ran past `timeout` (gthread, gevent): `answer` is 503 or cut,
+        `stack` where it was, `where` the kind's own fields (its thread)."""
+        self.log.error(
+            "worker.request_timeout",
+            timeout=self.timeout,
+            elapsed=round(elapsed, 3),
+            method=req.method,
+            path=req.path.decode("latin-1"),
+            peer=conn.peer,
+            answer=answer,
+            stack=stack,
+            **where,
+        )
+
     def allows_keep_alive(self) -> bool:
         """Count a request against max_requests; whether this worker lets its connection stay open.
 
@@ -670,6 +719,22 @@ class ConnectionLoop(Worker):
         if conn.events != EPOLLIN:
             self._watch(conn, EPOLLIN)
         conn.last_active = time.monotonic()
+
+    def handed_back(self, conn: Connection) -> None:
+        """Go on with `conn` after the request that had it elsewhere (a pool thread, a
+        greenlet) is done; a connection taken from it meanwhile (`taken`) is closed."""
+        conn.busy = False
+        if self.conns.get(conn.fd) is not conn:
+            return
+        if conn.closing and conn.fd in self.taken:
+            # Not lingered on: epoll would keep the dead socket, which
+            # other descriptors share, registered after the close.
+            self.taken.discard(conn.fd)
+            self._close(conn)
+            return
+        self._after_output(conn)
+        if conn.fd in self.conns and (conn.parser.ready or conn.error is not None):
+            self._process(conn)
 
     def _hold(self, conn: Connection) -> None:
         """Keep `conn`'s response for the end of the turn ("Held responses")."""
@@ -779,6 +844,32 @@ class ConnectionLoop(Worker):
             admission.watch(True)
 
     @staticmethod
+    def _idle(conn: Connection) -> bool:
+        """Whether `conn` is an idle keep-alive connection: it was answered, and nothing of
+        a next request has come."""
+        return (
+            conn.responded
+            and not (conn.busy or conn.out or conn.closing or conn.linger_until)
+            and conn.proxy is None
+            and not conn.parser.in_head
+            and not conn.parser.ready
+        )
+
+    def _longest_idle(self) -> Connection | None:
+        """The idle keep-alive connection idle the longest; None: every connection has a
+        request under way.
+
+        At `worker_connections` it makes room for a new client (`_on_listener`): else idle
+        connections would hold every place, and a new client would wait in the accept queue
+        until one reaches its keep-alive timeout (gunicorn#2585).
+        """
+        oldest: Connection | None = None
+        for conn in self.conns.values():
+            if self._idle(conn) and (oldest is None or conn.last_active < oldest.last_active):
+                oldest = conn
+        return oldest
+
+    @staticmethod
     def _nothing_more(conn: Connection) -> bool:
         """Whether `conn` may close at once: its client ended it and sent nothing after.
 
@@ -794,8 +885,20 @@ class ConnectionLoop(Worker):
         return conn.client_closed and not conn.parser.closed
 
     def _sweep(self, now: float) -> None:
-        """Close connections past their deadlines: idle, PROXY header, head, body, write, linger."""
+        """Close connections past their deadlines: idle, PROXY header, head, body, write, linger.
+
+        Also listen again at `worker_connections` once a connection went idle: a new client
+        then takes its place (`_on_listener`).
+        """
         self.check_master()
+        admission = self.admission
+        if (
+            self.alive
+            and not admission.watching
+            and not admission.resume_at
+            and any(self._idle(conn) for conn in self.conns.values())
+        ):
+            admission.watch(True)
         keepalive = self.keepalive
         for conn in list(self.conns.values()):
             if conn.busy:

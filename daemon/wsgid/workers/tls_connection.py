@@ -169,6 +169,9 @@ class TLSConnection(Connection):
         with contextlib.suppress(OSError):  # a best effort on a connection about to close
             self._emit()
 
+    def handover(self) -> socket.socket | None:
+        return None  # the TLS session is this object's: the raw socket would carry ciphertext
+
     def shutdown_write(self) -> None:
         self._notify()
         self.sock.shutdown(socket.SHUT_WR)

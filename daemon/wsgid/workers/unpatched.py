@@ -23,7 +23,8 @@ import _thread
 import queue
 import select
 import socket
-from typing import Final
+from collections.abc import Callable
+from typing import Any, Final
 
 EPOLL: Final = select.epoll
 POLL: Final = select.poll
@@ -31,6 +32,12 @@ SOCKET: Final = socket.socket
 SOCKETPAIR: Final = socket.socketpair
 SIMPLE_QUEUE: Final = queue.SimpleQueue
 _START_NEW_THREAD: Final = _thread.start_new_thread
+
+
+def start_thread(function: Callable[..., object], args: tuple[Any, ...]) -> int:
+    """Start a real thread, whatever replaced thread starts (a gevent worker's threads are
+    greenlets); its ident."""
+    return _START_NEW_THREAD(function, args)
 
 
 def threads_replaced() -> bool:

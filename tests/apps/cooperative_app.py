@@ -1,0 +1,74 @@
+"""An app for the gevent worker kind's tests (tests/integration/test_gevent_worker.py).
+
+Imported in a worker. At import it records how the process looked then, so a test can tell
+whether gevent patched the standard library before the app was imported; and it subclasses
+`ssl.SSLContext` at import, as urllib3, pyOpenSSL and ddtrace do (a subclass made before
+gevent patches `ssl` recurses without end when used: gunicorn#1559, #2515).
+
+- `/import`: JSON: which modules were patched when the app was imported, and whether the
+  app's `threading.Lock` and `threading.local` are gevent's.
+- `/sleep?s=N`: `time.sleep(N)` (patched: it waits in the hub), then `slept`.
+- `/spin?s=N`: keeps the CPU busy for N seconds (blocks the hub), then `spun`.
+- `/ssl`: makes a context of the subclass and sets its options and minimum version.
+- `/environ`: JSON of `wsgi.multithread` and `wsgi.multiprocess`.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qs
+
+from gevent import monkey
+
+PATCHED_AT_IMPORT = {
+    name: monkey.is_module_patched(name) for name in ("socket", "ssl", "threading", "time")
+}
+LOCK_TYPE = type(threading.Lock()).__module__
+LOCAL_TYPE = threading.local.__module__
+
+
+class AppContext(ssl.SSLContext):
+    """What urllib3 and ddtrace do at import: a subclass of the context class."""
+
+
+def _seconds(environ: dict[str, Any]) -> float:
+    return float(parse_qs(environ.get("QUERY_STRING", "")).get("s", ["0"])[0])
+
+
+def _spin(seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    path = environ["PATH_INFO"]
+    if path == "/import":
+        body = json.dumps(
+            {"patched": PATCHED_AT_IMPORT, "lock": LOCK_TYPE, "local": LOCAL_TYPE}
+        ).encode()
+    elif path == "/sleep":
+        time.sleep(_seconds(environ))
+        body = b"slept"
+    elif path == "/spin":
+        _spin(_seconds(environ))
+        body = b"spun"
+    elif path == "/ssl":
+        context = AppContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.options |= ssl.OP_NO_COMPRESSION
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        body = b"ssl ok"
+    elif path == "/environ":
+        body = json.dumps(
+            {key: environ[key] for key in ("wsgi.multithread", "wsgi.multiprocess")}
+        ).encode()
+    else:
+        start_response("404 Not Found", [("Content-Length", "0")])
+        return [b""]
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
