@@ -246,7 +246,7 @@ def render(
         f"virtualisation: {meta['virt']}",
         f"- Python {meta['python']} (servers, bench/.venv), {meta['openssl']}",
         f"- wsgid {meta['wsgid']}; gunicorn {meta['gunicorn']}; granian {meta['granian']}; "
-        f"bjoern {meta['bjoern']}; "
+        f"bjoern {meta['bjoern']}; gevent {meta['gevent']}; "
         f"{meta['wrk']}" + (f"; {meta['haproxy']}" if "haproxy" in meta else ""),
         f"- command: `{meta['argv']}`",
         f"- other processes' share of the CPUs during the runs: {foreign_text}; CPUs busy "
@@ -323,7 +323,7 @@ def versions(with_haproxy: bool) -> dict[str, str]:
     code = (
         "import importlib.metadata as m, platform, json\n"
         "v = {}\n"
-        "for p in ('wsgid', 'gunicorn', 'granian', 'bjoern'):\n"
+        "for p in ('wsgid', 'gunicorn', 'granian', 'bjoern', 'gevent'):\n"
         "    try: v[p] = m.version(p)\n"
         "    except Exception: v[p] = 'not installed'\n"
         "import wsgid\n"
@@ -335,7 +335,7 @@ def versions(with_haproxy: bool) -> dict[str, str]:
     )
     r = subprocess.run([str(VENV_PY), "-c", code], capture_output=True, text=True)
     meta.update(json.loads(r.stdout) if r.returncode == 0 else {})
-    for k in ("wsgid", "gunicorn", "granian", "bjoern", "python", "openssl"):
+    for k in ("wsgid", "gunicorn", "granian", "bjoern", "gevent", "python", "openssl"):
         meta.setdefault(k, "?")
     git = subprocess.run(
         ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True

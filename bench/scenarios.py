@@ -49,7 +49,7 @@ class Server:
     name: str  # CLI name, e.g. "wsgid-sync"
     label: str  # table label, e.g. "wsgid sync"
     family: str  # "wsgid", "gunicorn", "granian" or "bjoern"
-    kind: str  # "sync", "gthread", "granian" or "bjoern"
+    kind: str  # "sync", "gthread", "gevent", "granian" or "bjoern"
     # The PROXY protocol version its listener requires ("" for none): it serves only the
     # scenarios behind HAProxy, which sends it.
     proxy: str = ""
@@ -151,8 +151,10 @@ SERVERS: tuple[Server, ...] = (
     ),
     Server("wsgid-gthread", "wsgid gthread", "wsgid", "gthread"),
     Server("wsgid-gthread-proxy-v2", "wsgid gthread + PROXY v2", "wsgid", "gthread", proxy="v2"),
+    Server("wsgid-gevent", "wsgid gevent", "wsgid", "gevent"),
     Server("gunicorn-sync", "gunicorn sync", "gunicorn", "sync"),
     Server("gunicorn-gthread", "gunicorn gthread", "gunicorn", "gthread"),
+    Server("gunicorn-gevent", "gunicorn gevent", "gunicorn", "gevent"),
     Server("granian", "granian", "granian", "granian"),
     # What a request costs with no Python in the server: the distance left to close.
     Server("bjoern", "bjoern", "bjoern", "bjoern"),
@@ -196,7 +198,13 @@ class Scenario:
 
 
 SCENARIOS: tuple[Scenario, ...] = (
-    Scenario("hello", "hello keep-alive, 50 conns", "hello", 50),
+    Scenario(
+        "hello",
+        "hello keep-alive, 50 conns",
+        "hello",
+        50,
+        kinds=("sync", "gthread", "gevent", "granian", "bjoern"),
+    ),
     Scenario(
         "headers", "hello + 13 browser headers, 50 conns", "hello", 50, headers=BROWSER_HEADERS
     ),
@@ -220,11 +228,11 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("big", "1 MiB response, 8 conns", "big", 8, expect=BIG_BODY),
     Scenario(
         "sleep",
-        "app sleeps 10 ms, 50 conns, 50 threads",
+        "app sleeps 10 ms, 50 conns, 50 threads (gevent: a greenlet each)",
         "sleep",
         50,
         threads=50,
-        kinds=("gthread", "granian"),
+        kinds=("gthread", "gevent", "granian"),
     ),
     Scenario("slowloris", "hello keep-alive, 50 conns + 500 trickling", "hello", 50, slowloris=500),
     # The cost of the PROXY protocol: wsgid with and without it, both behind the same HAProxy.
