@@ -5,8 +5,9 @@ whether gevent patched the standard library before the app was imported; and it 
 `ssl.SSLContext` at import, as urllib3, pyOpenSSL and ddtrace do (a subclass made before
 gevent patches `ssl` recurses without end when used: gunicorn#1559, #2515).
 
-- `/import`: JSON: which modules were patched when the app was imported, and whether the
-  app's `threading.Lock` and `threading.local` are gevent's.
+- `/import`: JSON: which modules were patched when the app was imported, whether the
+  app's `threading.Lock` and `threading.local` are gevent's, and whose lock
+  `concurrent.futures.thread` holds.
 - `/sleep?s=N`: `time.sleep(N)` (patched: it waits in the hub), then `slept`.
 - `/spin?s=N`: keeps the CPU busy for N seconds (blocks the hub), then `spun`.
 - `/ssl`: makes a context of the subclass and sets its options and minimum version.
@@ -15,6 +16,7 @@ gevent patches `ssl` recurses without end when used: gunicorn#1559, #2515).
 
 from __future__ import annotations
 
+import concurrent.futures.thread
 import json
 import ssl
 import threading
@@ -28,6 +30,9 @@ from gevent import monkey
 PATCHED_AT_IMPORT = {
     name: monkey.is_module_patched(name) for name in ("socket", "ssl", "threading", "time")
 }
+# gunicorn#3482: concurrent.futures.thread, imported by the master before any patch, kept an
+# unpatched module-level lock that hung boto3 in gevent workers. Whose lock it holds here.
+FUTURES_LOCK_TYPE = type(concurrent.futures.thread._global_shutdown_lock).__module__
 LOCK_TYPE = type(threading.Lock()).__module__
 LOCAL_TYPE = threading.local.__module__
 
@@ -50,7 +55,12 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
     path = environ["PATH_INFO"]
     if path == "/import":
         body = json.dumps(
-            {"patched": PATCHED_AT_IMPORT, "lock": LOCK_TYPE, "local": LOCAL_TYPE}
+            {
+                "patched": PATCHED_AT_IMPORT,
+                "lock": LOCK_TYPE,
+                "local": LOCAL_TYPE,
+                "futures_lock": FUTURES_LOCK_TYPE,
+            }
         ).encode()
     elif path == "/sleep":
         time.sleep(_seconds(environ))

@@ -5,7 +5,10 @@ The conformance, hardening, TLS, PROXY protocol and metrics suites run over ever
 
 - the worker is monkey-patched before the app is imported: the app sees gevent's socket,
   ssl, threading and time modules, gevent's locks and thread-locals, and a subclass of
-  `ssl.SSLContext` it made at import works (no RecursionError, gunicorn#1559);
+  `ssl.SSLContext` it made at import works (no RecursionError, gunicorn#1559); the thread
+  pool module whose pre-patch lock hung gunicorn's gevent workers (gunicorn#3482) holds
+  gevent's lock (what else the worker inherited from the master is listed in
+  docs/architecture.md, "The gevent worker");
 - the master never loads gevent: its memory maps have none of its compiled modules;
 - one worker runs many requests that wait at once (200 of 1 s each end together);
 - `preload_app` is refused by `wsgid check` and at start, with the reason;
@@ -42,6 +45,7 @@ def test_gevent_patches_the_worker_before_the_app_is_imported(
     assert seen["patched"] == {"socket": True, "ssl": True, "threading": True, "time": True}
     # gevent's classes (its compiled modules' names vary: gevent._gevent_clocal, ...)
     assert seen["lock"].startswith("gevent") and seen["local"].startswith("gevent"), seen
+    assert seen["futures_lock"].startswith("gevent"), seen  # imported after it (gunicorn#3482)
     answer = server.get("/ssl")  # an ssl.SSLContext subclass made at the app's import
     assert (answer.status, answer.body) == (200, b"ssl ok"), server.errlog()
     assert "RecursionError" not in server.errlog()
