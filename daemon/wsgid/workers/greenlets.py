@@ -11,9 +11,9 @@ headers, keep-alive, deadlines, fairness and graceful stop, none of gevent's own
 The loop's epoll instance (the standard library's, bound before the patch: `unpatched.py`)
 is itself a descriptor, readable when any connection is: the loop waits for it in the hub
 (`wait_events`), so the request greenlets run while it waits, then takes the events
-without blocking. A
-complete request goes to a new greenlet as gthread hands one to a pool thread (the
-connection is `busy` meanwhile, and comes back through the wake-up pipe); the greenlet's
+without blocking. A complete request goes to a greenlet (a parked one, or a new one) as
+gthread hands one to a pool thread (the connection is `busy` meanwhile, and comes back
+through the wake-up pipe); the greenlet's
 waits for its client (more body, a slow reader) wait in the hub (`Connection.waiter`), so a
 request that waits for the network, for its database or for another service through the
 patched standard library holds one greenlet, never the worker.
