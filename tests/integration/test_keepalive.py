@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
+from support.client import RawConnection
 from support.kinds import WORKER_KINDS, kind_args
 from support.server import WsgidServer
 
@@ -93,6 +94,14 @@ def test_keepalive_connection_survives_app_error(wsgid: Callable[..., WsgidServe
         conn.close()
 
 
+def idle_connections(server: WsgidServer, count: int) -> list[RawConnection]:
+    """`count` keep-alive connections, each answered once, one after the other, then idle."""
+    idle = [server.raw(timeout=60) for _ in range(count)]
+    for conn in idle:
+        assert conn.request(b"GET /pid HTTP/1.1\r\nHost: x\r\n\r\n").status == 200
+    return idle
+
+
 @kinds
 def test_at_worker_connections_the_longest_idle_connection_makes_room(
     wsgid: Callable[..., WsgidServer], kind: str
@@ -103,10 +112,8 @@ def test_at_worker_connections_the_longest_idle_connection_makes_room(
         SLEEP_APP, *kind_args(kind), "--worker-connections", "3", "--keep-alive", "120",
         workers=1,
     )  # fmt: skip
-    idle = [server.raw(timeout=60) for _ in range(3)]
+    idle = idle_connections(server, 3)  # the first is the oldest idle
     try:
-        for conn in idle:  # one after the other: the first is the oldest idle
-            assert conn.request(b"GET /pid HTTP/1.1\r\nHost: x\r\n\r\n").status == 200
         started = time.monotonic()
         assert server.get("/pid", timeout=60).status == 200
         waited = time.monotonic() - started
@@ -130,10 +137,8 @@ def test_term_closes_idle_keepalive_connections_at_once(
         SLEEP_APP, *kind_args(kind), "--keep-alive", "120", "--graceful-timeout", "120",
         workers=1,
     )  # fmt: skip
-    idle = [server.raw(timeout=60) for _ in range(2)]
+    idle = idle_connections(server, 2)
     try:
-        for conn in idle:
-            assert conn.request(b"GET /pid HTTP/1.1\r\nHost: x\r\n\r\n").status == 200
         started = time.monotonic()
         server.send_signal(signal.SIGTERM)
         for conn in idle:
