@@ -1,4 +1,4 @@
-"""The epoll connection loop shared by the sync and gthread workers.
+"""The epoll connection loop shared by the sync, gthread and gevent workers.
 
 Owns: the loop itself and what it does with the connections it drives:
 reading a PROXY header first where the listener requires one (refused with
