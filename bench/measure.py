@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bench.layout import log
 from bench.options import Options
-from bench.procfs import cpu_snapshot, foreign_share, group_pids, pss_kib
+from bench.procfs import cpu_snapshot, foreign_share, group_pids, pss_kib, rss_kib
 from bench.scenarios import Scenario, Server, applicable
 from bench.server import Running, ServerFailed, check_answer, start_server
 from bench.wrk import WrkResult, run_wrk, trickling
@@ -24,6 +24,7 @@ class Cell:
     runs: list[WrkResult] = dataclasses.field(default_factory=list)
     failed: str | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
+    memory: str = ""  # idle: what holding the idle connections added to the workers' RSS
 
     @property
     def rps(self) -> float | None:
@@ -104,14 +105,14 @@ def run_group(
     opts: Options, scenarios: list[Scenario], workdir: Path, cells: dict[tuple[str, str], Cell]
 ) -> None:
     """Start the servers for one group of scenarios, check, warm up, then run round-robin."""
-    app, threads, haproxy, tls = scenarios[0].group
+    app, threads, haproxy, tls, idle = scenarios[0].group
     servers = [s for s in opts.servers if any(applicable(sc, s) for sc in scenarios)]
     running: dict[str, Running] = {}
     try:
         for server in servers:
             try:
                 running[server.name] = start_server(
-                    server, app, threads, workdir, opts.start_timeout, haproxy, tls
+                    server, app, threads, workdir, opts.start_timeout, haproxy, tls, idle
                 )
             except ServerFailed as e:
                 log(f"{server.label} ({app}): failed: {e}")
@@ -129,7 +130,7 @@ def run_group(
                 try:
                     check_answer(r, sc)
                     if opts.warmup > 0:
-                        run_wrk(dataclasses.replace(sc, slowloris=0), r.port, opts.warmup)
+                        run_wrk(dataclasses.replace(sc, slowloris=0, idle=0), r.port, opts.warmup)
                 except (ServerFailed, RuntimeError, ValueError) as e:
                     cell.failed = f"check failed: {e}"
                     log(f"{sc.name} / {server.label}: {cell.failed}")
@@ -148,7 +149,8 @@ def run_group(
 
 
 def measure_cell(opts: Options, sc: Scenario, r: Running, cell: Cell, run: int) -> None:
-    """One wrk run of ``sc`` against ``r`` (with the trickler for slowloris)."""
+    """One wrk run of ``sc`` against ``r`` (with the trickler for slowloris, the idle holder
+    for idle, and the workers' RSS growth for the idle connections)."""
     if not r.alive():
         cell.failed = f"server died: {r.why_dead()}"
         return
@@ -156,7 +158,9 @@ def measure_cell(opts: Options, sc: Scenario, r: Running, cell: Cell, run: int) 
     helpers = [r.haproxy.proc.pid] if r.haproxy else []
     before = cpu_snapshot(r.proc.pid, helpers)
     try:
-        with trickling(r.port, sc.slowloris) as stats:
+        rss_before = workers_rss_kib(r)
+        with trickling(r.port, sc.slowloris or sc.idle, idle=bool(sc.idle)) as stats:
+            rss_held = workers_rss_kib(r)
             res = run_wrk(sc, r.port, opts.duration)
     except (RuntimeError, ValueError) as e:
         cell.failed = str(e)
@@ -169,6 +173,19 @@ def measure_cell(opts: Options, sc: Scenario, r: Running, cell: Cell, run: int) 
         res.cpu_sys_us = (after.server_sys - before.server_sys) * per_request
     cell.runs.append(res)
     if stats and stats[0]:
-        cell.notes.append(f"trickler {stats[0]}")
+        cell.notes.append(f"{'idle holder' if sc.idle else 'trickler'} {stats[0]}")
+    if sc.idle and run == 0:
+        # The first run only: the memory of a worker that held idle connections before stays
+        # with it (the allocator keeps it), so later runs would show no growth.
+        grown = rss_held - rss_before
+        cell.memory = (
+            f"worker RSS +{grown / 1024:.1f} MiB for {sc.idle} idle"
+            f" ({grown * 1024 / sc.idle:,.0f} B each)"
+        )
     if not r.alive():
         cell.failed = f"server died during the run: {r.why_dead()}"
+
+
+def workers_rss_kib(r: Running) -> int:
+    """The summed RSS of the server's processes but the one started (the master), in KiB."""
+    return sum(rss_kib(pid) for pid in group_pids(r.proc.pid) if pid != r.proc.pid)

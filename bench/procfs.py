@@ -27,16 +27,26 @@ def group_pids(pgid: int) -> list[int]:
     return pids
 
 
-def pss_kib(pid: int) -> int:
-    """Proportional set size of one process, in KiB (0 if it is gone)."""
+def _kib(path: str, field: str) -> int:
+    """The KiB value of the line `field` of a /proc file (0 if the process is gone)."""
     try:
-        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        text = Path(path).read_text()
     except OSError:
         return 0
     for line in text.splitlines():
-        if line.startswith("Pss:"):
+        if line.startswith(field):
             return int(line.split()[1])
     return 0
+
+
+def pss_kib(pid: int) -> int:
+    """Proportional set size of one process, in KiB (0 if it is gone)."""
+    return _kib(f"/proc/{pid}/smaps_rollup", "Pss:")
+
+
+def rss_kib(pid: int) -> int:
+    """Resident set size of one process, in KiB (0 if it is gone)."""
+    return _kib(f"/proc/{pid}/status", "VmRSS:")
 
 
 @dataclasses.dataclass(frozen=True)

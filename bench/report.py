@@ -97,6 +97,8 @@ def cell_notes(cell: Cell) -> str:
         notes.append(f"errors (all runs): {errs}")
     if cell.notes:
         notes.append(cell.notes[-1])
+    if cell.memory:
+        notes.append(cell.memory)
     return "; ".join(notes)
 
 
@@ -195,7 +197,7 @@ def render(
                         f"{fmt_ratio(cpu_total(cell), cpu_total(plain))} CPU µs/req"
                         + (f"; {notes}" if notes else "")
                     )
-            if sc.slowloris and cell.rps is not None:
+            if (sc.slowloris or sc.idle) and cell.rps is not None:
                 clean = cells.get(("hello", server.name))
                 if clean is not None and clean.rps:
                     notes = f"{cell.rps / clean.rps:.2f}{TIMES} its clean hello" + (
@@ -246,7 +248,8 @@ def render(
         f"virtualisation: {meta['virt']}",
         f"- Python {meta['python']} (servers, bench/.venv), {meta['openssl']}",
         f"- wsgid {meta['wsgid']}; gunicorn {meta['gunicorn']}; granian {meta['granian']}; "
-        f"bjoern {meta['bjoern']}; gevent {meta['gevent']}; "
+        f"bjoern {meta['bjoern']}; gevent {meta['gevent']}; eventlet {meta['eventlet']}; "
+        f"tornado {meta['tornado']}; "
         f"{meta['wrk']}" + (f"; {meta['haproxy']}" if "haproxy" in meta else ""),
         f"- command: `{meta['argv']}`",
         f"- other processes' share of the CPUs during the runs: {foreign_text}; CPUs busy "
@@ -264,7 +267,7 @@ def render(
         for server in opts.servers:
             if not applicable(sc, server):
                 continue
-            cmd = server.command(sc.app, 0, sc.threads, tls=sc.tls)
+            cmd = server.command(sc.app, 0, sc.threads, tls=sc.tls, idle=sc.idle)
             text = " ".join(cmd).replace(f"{HOST}:0", f"{HOST}:PORT")
             text = text.replace("--port 0", "--port PORT").replace(str(REPO) + "/", "")
             if text not in seen:
@@ -289,6 +292,11 @@ def render(
             lines.append(
                 f"python bench/trickle.py --port PORT --conns {sc.slowloris}  "
                 "# started before wrk, stopped after"
+            )
+        if sc.idle:
+            lines.append(
+                f"python bench/trickle.py --port PORT --conns {sc.idle} --idle "
+                "--connect-timeout 30  # started before wrk, stopped after"
             )
         lines.append(wrk)
     lines += ["```", ""]
@@ -323,7 +331,7 @@ def versions(with_haproxy: bool) -> dict[str, str]:
     code = (
         "import importlib.metadata as m, platform, json\n"
         "v = {}\n"
-        "for p in ('wsgid', 'gunicorn', 'granian', 'bjoern', 'gevent'):\n"
+        "for p in ('wsgid', 'gunicorn', 'granian', 'bjoern', 'gevent', 'eventlet', 'tornado'):\n"
         "    try: v[p] = m.version(p)\n"
         "    except Exception: v[p] = 'not installed'\n"
         "import wsgid\n"
@@ -335,7 +343,8 @@ def versions(with_haproxy: bool) -> dict[str, str]:
     )
     r = subprocess.run([str(VENV_PY), "-c", code], capture_output=True, text=True)
     meta.update(json.loads(r.stdout) if r.returncode == 0 else {})
-    for k in ("wsgid", "gunicorn", "granian", "bjoern", "gevent", "python", "openssl"):
+    packages = ("wsgid", "gunicorn", "granian", "bjoern", "gevent", "eventlet", "tornado")
+    for k in (*packages, "python", "openssl"):
         meta.setdefault(k, "?")
     git = subprocess.run(
         ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True

@@ -102,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for sv in opts.servers
             if applicable(sc, sv)
         }
-        groups: dict[tuple[str, int, bool, bool], list[Scenario]] = {}
+        groups: dict[tuple[str, int, bool, bool, int], list[Scenario]] = {}
         for sc in opts.scenarios:
             groups.setdefault(sc.group, []).append(sc)
         for group in groups.values():

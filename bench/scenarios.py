@@ -49,7 +49,7 @@ class Server:
     name: str  # CLI name, e.g. "wsgid-sync"
     label: str  # table label, e.g. "wsgid sync"
     family: str  # "wsgid", "gunicorn", "granian" or "bjoern"
-    kind: str  # "sync", "gthread", "gevent", "granian" or "bjoern"
+    kind: str  # "sync", "gthread", "gevent", "eventlet", "tornado", "granian" or "bjoern"
     # The PROXY protocol version its listener requires ("" for none): it serves only the
     # scenarios behind HAProxy, which sends it.
     proxy: str = ""
@@ -67,19 +67,31 @@ class Server:
         return bool(self.proxy or self.access_log or self.operated)
 
     def command(
-        self, app: str, port: int, threads: int, workdir: Path = WORK, tls: bool = False
+        self,
+        app: str,
+        port: int,
+        threads: int,
+        workdir: Path = WORK,
+        tls: bool = False,
+        idle: int = 0,
     ) -> list[str]:
         """The command line serving ``bench.apps:<app>`` on 127.0.0.1:<port> (unpinned); an
         access log goes to a file in ``workdir``. With ``tls``, it serves HTTPS with the
-        certificate and key made in ``workdir`` (bench.prerequisites.make_certificate)."""
+        certificate and key made in ``workdir`` (bench.prerequisites.make_certificate). With
+        ``idle``, it holds that many idle keep-alive connections besides the load's: room for
+        them, and a keep-alive timeout longer than a run (the default 2 s would close them)."""
         target = f"bench.apps:{app}"
         bind = f"{HOST}:{port}"
         py = str(VENV_PY)
         cert, key = str(workdir / TLS_CERT), str(workdir / TLS_KEY)
-        threads_args = ["--threads", str(threads)] if self.kind == "gthread" else []
+        # (tornado: the pool of a WSGI app, as gthread's)
+        threads_args = ["--threads", str(threads)] if self.kind in ("gthread", "tornado") else []
         tls_args = ["--certfile", cert, "--keyfile", key] if tls else []
         # wsgid takes gunicorn's flags: the same worker count, kind, threads, bind and TLS files.
-        common = ["-w", "1", "-k", self.kind, *threads_args, "-b", bind, *tls_args]
+        idle_args = (
+            ["--worker-connections", str(idle + 1000), "--keep-alive", "120"] if idle else []
+        )
+        common = ["-w", "1", "-k", self.kind, *threads_args, "-b", bind, *tls_args, *idle_args]
         if self.family == "wsgid":
             proxy = ["--proxy-protocol", self.proxy] if self.proxy else []
             logfile = workdir / f"access-{self.name}-{port}.log"
@@ -152,6 +164,12 @@ SERVERS: tuple[Server, ...] = (
     Server("wsgid-gthread", "wsgid gthread", "wsgid", "gthread"),
     Server("wsgid-gthread-proxy-v2", "wsgid gthread + PROXY v2", "wsgid", "gthread", proxy="v2"),
     Server("wsgid-gevent", "wsgid gevent", "wsgid", "gevent"),
+    # gunicorn 26 removed its eventlet worker: wsgid's is compared with wsgid's gevent.
+    Server("wsgid-eventlet", "wsgid eventlet", "wsgid", "eventlet"),
+    # The bench's WSGI apps on -k tornado (a pool, as gthread; the loop waits in tornado's
+    # IOLoop); its target is against gunicorn's gthread, gunicorn's tornado worker not being
+    # wsgid's HTTP layer.
+    Server("wsgid-tornado", "wsgid tornado", "wsgid", "tornado"),
     Server("gunicorn-sync", "gunicorn sync", "gunicorn", "sync"),
     Server("gunicorn-gthread", "gunicorn gthread", "gunicorn", "gthread"),
     Server("gunicorn-gevent", "gunicorn gevent", "gunicorn", "gevent"),
@@ -178,6 +196,7 @@ class Scenario:
     kinds: tuple[str, ...] = ("sync", "gthread", "granian", "bjoern")
     families: tuple[str, ...] = ("wsgid", "gunicorn", "granian", "bjoern")
     slowloris: int = 0  # trickling connections held open during the run
+    idle: int = 0  # idle keep-alive connections held open during the run (bench/trickle.py)
     haproxy: bool = False  # wrk connects to an HAProxy (bench.haproxy) in front of each server
     tls: bool = False  # wrk talks HTTPS to each server, which serves the run's certificate
 
@@ -191,10 +210,10 @@ class Scenario:
         return [*cmd, f"{'https' if self.tls else 'http'}://{HOST}:{port}/"]
 
     @property
-    def group(self) -> tuple[str, int, bool, bool]:
-        """Scenarios of one group share running servers (same app, thread count, front and
-        TLS)."""
-        return (self.app, self.threads, self.haproxy, self.tls)
+    def group(self) -> tuple[str, int, bool, bool, int]:
+        """Scenarios of one group share running servers (same app, thread count, front, TLS
+        and room for idle connections)."""
+        return (self.app, self.threads, self.haproxy, self.tls, self.idle)
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -203,7 +222,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "hello keep-alive, 50 conns",
         "hello",
         50,
-        kinds=("sync", "gthread", "gevent", "granian", "bjoern"),
+        kinds=("sync", "gthread", "gevent", "eventlet", "tornado", "granian", "bjoern"),
     ),
     Scenario(
         "headers", "hello + 13 browser headers, 50 conns", "hello", 50, headers=BROWSER_HEADERS
@@ -228,13 +247,24 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("big", "1 MiB response, 8 conns", "big", 8, expect=BIG_BODY),
     Scenario(
         "sleep",
-        "app sleeps 10 ms, 50 conns, 50 threads (gevent: a greenlet each)",
+        "app sleeps 10 ms, 50 conns, 50 threads (gevent, eventlet: a greenlet each)",
         "sleep",
         50,
         threads=50,
-        kinds=("gthread", "gevent", "granian"),
+        kinds=("gthread", "gevent", "eventlet", "granian"),
     ),
     Scenario("slowloris", "hello keep-alive, 50 conns + 500 trickling", "hello", 50, slowloris=500),
+    # What thousands of idle keep-alive clients (a WebSocket or long-poll crowd between
+    # messages) cost the connections that are busy; the cooperative kinds' case.
+    Scenario(
+        "idle",
+        "hello keep-alive, 50 conns + 5,000 idle keep-alive",
+        "hello",
+        50,
+        idle=5000,
+        kinds=("gevent", "eventlet"),
+        families=("wsgid", "gunicorn"),
+    ),
     # The cost of the PROXY protocol: wsgid with and without it, both behind the same HAProxy.
     Scenario(
         "proxy",

@@ -80,6 +80,7 @@ def start_server(
     timeout: float,
     haproxy: bool = False,
     tls: bool = False,
+    idle: int = 0,
 ) -> Running:
     """Start ``server`` pinned to the server CPU and wait for a good answer to ``GET /``.
 
@@ -89,7 +90,7 @@ def start_server(
     against.
     """
     port = free_port()
-    cmd = server.command(app, port, threads, workdir, tls)
+    cmd = server.command(app, port, threads, workdir, tls, idle)
     name = f"{server.name}-{app}-{threads}-{port}"
     logfile = workdir / f"{name}.log"
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}

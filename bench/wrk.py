@@ -77,8 +77,9 @@ def run_wrk(sc: Scenario, port: int, duration: int) -> WrkResult:
 
 
 @contextlib.contextmanager
-def trickling(port: int, conns: int) -> Iterator[list[str]]:
-    """Hold ``conns`` slowloris connections to the server for the duration of the block.
+def trickling(port: int, conns: int, idle: bool = False) -> Iterator[list[str]]:
+    """Hold ``conns`` slowloris connections (``idle``: idle keep-alive ones) to the server for
+    the duration of the block.
 
     Yields a list that receives the trickler's final counters line after the block.
     """
@@ -87,7 +88,9 @@ def trickling(port: int, conns: int) -> Iterator[list[str]]:
         yield stats
         return
     cmd = pinned(
-        CLIENT_CPU, [sys.executable, str(TRICKLE), "--port", str(port), "--conns", str(conns)]
+        CLIENT_CPU,
+        [sys.executable, str(TRICKLE), "--port", str(port), "--conns", str(conns)]
+        + (["--idle", "--connect-timeout", "30"] if idle else []),
     )
     proc = spawn(cmd, subprocess.PIPE, text=True)
     try:

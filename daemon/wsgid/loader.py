@@ -65,7 +65,7 @@ def load_app(settings: RuntimeSettings) -> WSGIApp:
         )
     prepare_import_path(settings.chdir, settings.pythonpath)
     try:
-        return load()
+        app = load()
     except SystemExit as exc:
         # sys.exit() in the app's module (or factory) is a failure to load it, not a
         # request to stop wsgid. sys.exit("message") means status 1 and that message.
@@ -78,6 +78,21 @@ def load_app(settings: RuntimeSettings) -> WSGIApp:
         raise AppLoadError(
             f"{named}: the application raised KeyboardInterrupt while being imported"
         ) from None
+    kind = settings.worker_kind
+    if is_tornado_app(app) and kind != "tornado" and "." not in kind:
+        raise AppLoadError(
+            f"{named}: {type(app).__name__} is a tornado application, not a WSGI one:"
+            " serve it with the tornado worker (-k tornado)"
+        )
+    return app
+
+
+def is_tornado_app(app: object) -> bool:
+    """Whether `app` is a tornado Application (or another tornado
+    `HTTPServerConnectionDelegate`, a router): the tornado worker serves it on its IOLoop.
+    Never imports tornado: an app that is one has imported it."""
+    httputil = sys.modules.get("tornado.httputil")
+    return httputil is not None and isinstance(app, httputil.HTTPServerConnectionDelegate)
 
 
 def load_paste(spec: str, global_conf: Mapping[str, str]) -> WSGIApp:
@@ -134,7 +149,7 @@ def import_app(spec: str) -> WSGIApp:
                 f"app {spec!r}: module {module_name!r} has neither `application` nor `app`;"
                 f" name the callable as '{module_name}:NAME'"
             )
-    if not callable(app):
+    if not callable(app) and not is_tornado_app(app):
         raise AppLoadError(
             f"app {spec!r}: {type(app).__name__} object is not callable; "
             "a WSGI application is a callable taking (environ, start_response)"

@@ -71,7 +71,7 @@ from wsgid.scoreboard import STOPPING
 from wsgid.stats import worker_state
 from wsgid.systemd import Notifier, inherited_sockets
 from wsgid.worker_table import BootFailure, WorkerProcess, WorkerTable
-from wsgid.workers import UnknownWorkerClass, resolve
+from wsgid.workers import KINDS, UnknownWorkerClass, resolve
 from wsgid.workers.base import Worker, WorkerContext
 
 if TYPE_CHECKING:
@@ -255,6 +255,13 @@ class Master:
                 **({"health": str(self.side)} if self.side is not None else {}),
                 **({"control": str(self.control)} if self.control is not None else {}),
             )
+            kind = KINDS.get(self.settings.worker_kind)
+            if kind is not None and kind.deprecated:
+                self.log.warning(
+                    "worker_class.deprecated",
+                    worker_class=self.settings.worker_kind,
+                    reason=kind.deprecated,
+                )
             if self.settings.spew:
                 spew.announce(self.log, self.settings.loglevel)
             self.notifier.status(f"booting {self.target} workers")

@@ -76,8 +76,11 @@ class RuntimeSettings(SettingFields):
     @property
     def requests_at_once(self) -> int:
         """How many requests one worker may run at the same time: `threads` in a thread
-        pool, one per connection (`worker_connections`) for gevent."""
-        if self.worker_kind == "gevent":
+        pool, one per connection (`worker_connections`) for gevent and eventlet."""
+        from wsgid.workers import KINDS
+
+        kind = KINDS.get(self.worker_kind)
+        if kind is not None and kind.cooperative:
             return self.worker_connections
         return self.threads
 

@@ -1,13 +1,14 @@
-"""An app for the gevent worker kind's tests (tests/integration/test_gevent_worker.py).
+"""An app for the cooperative kinds' tests (tests/integration/test_cooperative_workers.py).
 
-Imported in a worker. At import it records how the process looked then, so a test can tell
-whether gevent patched the standard library before the app was imported; and it subclasses
-`ssl.SSLContext` at import, as urllib3, pyOpenSSL and ddtrace do (a subclass made before
-gevent patches `ssl` recurses without end when used: gunicorn#1559, #2515).
+Imported in a gevent or eventlet worker. At import it records how the process looked then,
+so a test can tell whether the worker's library patched the standard library before the app
+was imported; and it subclasses `ssl.SSLContext` at import, as urllib3, pyOpenSSL and
+ddtrace do (a subclass made before gevent patches `ssl` recurses without end when used:
+gunicorn#1559, #2515).
 
-- `/import`: JSON: which modules were patched when the app was imported, whether the
-  app's `threading.Lock` and `threading.local` are gevent's, and whose lock
-  `concurrent.futures.thread` holds.
+- `/import`: JSON: the library loaded, which modules it had patched when the app was
+  imported (their functions and classes are its own), the module of the app's
+  `threading.Lock` and `threading.local`, and of the lock `concurrent.futures.thread` holds.
 - `/sleep?s=N`: `time.sleep(N)` (patched: it waits in the hub), then `slept`.
 - `/spin?s=N`: keeps the CPU busy for N seconds (blocks the hub), then `spun`.
 - `/ssl`: makes a context of the subclass and sets its options and minimum version.
@@ -18,17 +19,25 @@ from __future__ import annotations
 
 import concurrent.futures.thread
 import json
+import socket
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
-from gevent import monkey
-
+# The worker's library: each kind loads its own, never the other.
+LIBRARY = "eventlet" if "eventlet" in sys.modules else "gevent"
 PATCHED_AT_IMPORT = {
-    name: monkey.is_module_patched(name) for name in ("socket", "ssl", "threading", "time")
+    name: item.__module__.startswith(LIBRARY)
+    for name, item in (
+        ("socket", socket.socket),
+        ("ssl", ssl.SSLContext),
+        ("threading", threading.Lock),
+        ("time", time.sleep),
+    )
 }
 # gunicorn#3482: concurrent.futures.thread, imported by the master before any patch, kept an
 # unpatched module-level lock that hung boto3 in gevent workers. Whose lock it holds here.
@@ -56,6 +65,7 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
     if path == "/import":
         body = json.dumps(
             {
+                "library": LIBRARY,
                 "patched": PATCHED_AT_IMPORT,
                 "lock": LOCK_TYPE,
                 "local": LOCAL_TYPE,

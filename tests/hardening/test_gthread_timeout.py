@@ -7,8 +7,8 @@
   answers it 503 while its other threads keep serving; with every thread stuck it exits and
   the master's replacement serves. The old worker never answered, and with every thread
   stuck it accepted connections it never served.
-- gevent: as gthread, but the request's greenlet is ended where it waits: the app's late
-  response never exists, and the worker serves on however many requests time out.
+- gevent and eventlet: as gthread, but the request's greenlet is ended where it waits: the
+  app's late response never exists, and the worker serves on however many requests time out.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from support import procs
 from support.client import poll
 from support.load import events, wait_event
 from support.server import Response, WorkDir, WsgidServer
+from wsgid.workers import KINDS
 
 APP = "lifecycle_app:app"
 TIMEOUT = 3.0
@@ -35,8 +36,9 @@ def started(workdir: WorkDir, tag: str) -> float:
 
 
 def serve(wsgid: Callable[..., WsgidServer], kind: str) -> tuple[WsgidServer, int]:
-    """One worker of `kind` (gthread: 2 threads) with the short timeout; and its pid."""
-    threads = ["--threads", "2"] if kind == "gthread" else []
+    """One worker of `kind` (gthread, and tornado's pool for a WSGI app: 2 threads) with the
+    short timeout; and its pid."""
+    threads = ["--threads", "2"] if kind in ("gthread", "tornado") else []
     server = wsgid(APP, "--worker-class", kind, *threads, "--timeout", str(TIMEOUT), workers=1)
     (worker,) = server.wait_workers(1)
     return server, worker
@@ -65,7 +67,7 @@ def test_a_stuck_request_is_answered_or_its_worker_replaced_within_the_timeout(
             assert report.get("path") == "/stuck", report.line
             assert report.get("answer") == "503", report.line
             assert server.get("/pid").json()["pid"] == worker  # type: ignore[index]
-            if kind == "gevent":
+            if KINDS[kind].cooperative:
                 # Ended, not left running: nothing stays stuck, the worker serves on.
                 second = pool.submit(server.get, "/stuck?tag=b", timeout=60)
                 started(workdir, "b")
@@ -114,7 +116,7 @@ def test_a_slow_request_answered_503_never_sends_its_late_response(
         return
     assert received.startswith(b"HTTP/1.1 503 "), received[:300]
     assert received.count(b"HTTP/1.1 ") == 1, received  # the app's late 200 never came
-    if kind == "gevent":
+    if KINDS[kind].cooperative:
         # The greenlet was ended where it slept: no late response to fail.
         (report,) = wait_event(server.errlog, "worker.request_timeout")
         assert report.get("answer") == "503", report.line

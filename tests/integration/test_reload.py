@@ -16,7 +16,7 @@ Nothing here waits a fixed time. That something did not happen (a log file writt
 project) is shown by what did: the reload that a real edit made afterwards names only the
 edited file, and is the only one.
 
-The gevent kind reloads too (gunicorn's reloader runs inside the patched worker and
+The gevent and eventlet kinds reload too (gunicorn's reloader runs inside the patched worker and
 crashes there, gunicorn#1494; wsgid's watcher is the master's, which is never patched).
 """
 
@@ -93,7 +93,13 @@ def start(
 
 @pytest.mark.parametrize(
     ("engine", "kind"),
-    [("inotify", "sync"), ("poll", "sync"), ("inotify", "gthread"), ("inotify", "gevent")],
+    [
+        ("inotify", "sync"),
+        ("poll", "sync"),
+        ("inotify", "gthread"),
+        ("inotify", "gevent"),
+        ("inotify", "eventlet"),
+    ],
 )
 def test_reload_edit_under_load_serves_new_code_in_budget_with_new_workers_no_failure(
     wsgid: Callable[..., WsgidServer], workdir: WorkDir, engine: str, kind: str

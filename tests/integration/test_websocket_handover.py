@@ -11,54 +11,16 @@ with wsproto over a raw socket, so the test sees every byte that comes back:
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
-from wsproto import ConnectionType, WSConnection
-from wsproto.events import (
-    AcceptConnection,
-    CloseConnection,
-    Event,
-    Request,
-    TextMessage,
-)
+from wsproto.events import AcceptConnection, CloseConnection, Request, TextMessage
 
 from support.kinds import WORKER_KINDS, kind_args
 from support.server import WsgidServer
+from support.websocket import Client
 
 APP = "websocket_app:app"
-
-
-class Client:
-    """One WebSocket client connection, and every byte the server sent on it."""
-
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=20)
-        self.ws = WSConnection(ConnectionType.CLIENT)
-        self.received = b""
-
-    def send(self, event: Event) -> None:
-        self.sock.sendall(self.ws.send(event))
-
-    def events(self) -> Iterator[Event]:
-        """The events of what the server sends next (one read); none at EOF."""
-        data = self.sock.recv(65536)
-        self.received += data
-        self.ws.receive_data(data or None)
-        yield from self.ws.events()
-
-    def next_event(self) -> Event:
-        while True:
-            for event in self.events():
-                return event
-
-    def rest(self) -> bytes:
-        """What the server sends until it closes the connection."""
-        rest = b""
-        while chunk := self.sock.recv(65536):
-            rest += chunk
-        return rest
 
 
 @pytest.mark.parametrize("kind", WORKER_KINDS)

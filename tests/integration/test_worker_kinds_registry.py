@@ -1,9 +1,9 @@
 """One registry of worker kinds (`wsgid.workers.KINDS`): `check` and serving agree with it.
 
-A `worker_class` that is not a kind wsgid has (gunicorn's eventlet and tornado, until wsgid
-has them) must fail the same way in `wsgid check` as in `wsgid` serving: exit status 2
-and the same one-line message, naming the kinds and saying that a dotted path to a Worker
-subclass is accepted too. Every kind of the registry must pass `check` and serve; `--help`
+A `worker_class` that is not a kind wsgid has (gunicorn's former `gaiohttp`, say) must fail
+the same way in `wsgid check` as in `wsgid` serving: exit status 2 and the same one-line
+message, naming the kinds and saying that a dotted path to a Worker subclass is accepted
+too. Every kind of the registry must pass `check` and serve; `--help`
 and `config schema` name exactly the registry's kinds.
 
 Every test runs the real command: `python -m wsgid check ...` as a subprocess, and serving
@@ -24,8 +24,9 @@ from wsgid.exitcodes import ExitCode
 from wsgid.workers import KINDS
 
 APP = "wsgid.demo:app"
-# gunicorn's worker kinds that wsgid does not have yet.
-NOT_YET_KINDS = ("eventlet", "tornado")
+# gunicorn's worker kinds that wsgid does not have (gunicorn 19's aiohttp worker, removed in
+# gunicorn 20).
+NOT_YET_KINDS = ("gaiohttp",)
 
 
 def serve_until_exit(wsgid: Callable[..., WsgidServer], *args: str) -> tuple[int, WsgidServer]:
@@ -55,14 +56,14 @@ def test_a_kind_wsgid_lacks_fails_check_and_serving_alike(
 def test_the_environment_variable_is_judged_by_the_same_registry(
     wsgid: Callable[..., WsgidServer], workdir: WorkDir
 ) -> None:
-    env = {"WSGID_WORKER_CLASS": "tornado"}
+    env = {"WSGID_WORKER_CLASS": "gaiohttp"}
     server = wsgid(APP, env=env, start=False)
     served = server.wait_exit(timeout=30)
     checked = server.check()  # server.environ() carries the variable
 
     assert served == checked.returncode == ExitCode.CONFIG
     assert checked.stderr == server.errlog()
-    assert 'Environment variable WSGID_WORKER_CLASS="tornado" is not valid' in checked.stderr
+    assert 'Environment variable WSGID_WORKER_CLASS="gaiohttp" is not valid' in checked.stderr
 
 
 def test_a_worker_class_path_that_cannot_be_imported_fails_check_as_it_fails_serving(

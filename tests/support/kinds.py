@@ -12,8 +12,9 @@ WORKER_KINDS = sorted(KINDS)
 
 
 def kind_args(kind: str) -> list[str]:
-    """The flags that run `kind` (gthread with a small pool, as deployments use it)."""
+    """The flags that run `kind` (gthread, and tornado's pool for a WSGI app, with a small
+    pool, as deployments use it)."""
     args = ["--worker-class", kind]
-    if kind == "gthread":
+    if kind in ("gthread", "tornado"):
         args += ["--threads", "4"]
     return args

@@ -38,6 +38,7 @@ def connection_base(
     peer: tuple[str, str],
     url_scheme: str,
     multithread: bool,
+    multiprocess: bool = True,
     errors: IO[str] | None = None,
     file_wrapper: Any = None,
 ) -> dict[str, Any]:
@@ -52,7 +53,7 @@ def connection_base(
         "wsgi.url_scheme": url_scheme,
         "wsgi.errors": errors if errors is not None else sys.stderr,
         "wsgi.multithread": multithread,
-        "wsgi.multiprocess": True,
+        "wsgi.multiprocess": multiprocess,
         "wsgi.run_once": False,
         # wsgi.input ends where the body ends, chunked or not; Werkzeug
         # (Flask) reads a body without Content-Length only when told so.

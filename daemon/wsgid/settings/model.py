@@ -79,6 +79,7 @@ from wsgid.settings.fields import (
     strip,
 )
 from wsgid.workers import ACCEPTED as WORKER_CLASS_ACCEPTED
+from wsgid.workers import KINDS as WORKER_KINDS
 
 
 class Settings(BaseModel):
@@ -798,13 +799,16 @@ class Settings(BaseModel):
 
     @model_validator(mode="after")
     def _cooperative_without_preload(self) -> Settings:
-        """gevent patches the standard library in each worker, before the app is imported."""
-        if self.worker_class == "gevent" and self.preload_app:
+        """gevent and eventlet patch the standard library in each worker, before the app is
+        imported."""
+        kind = WORKER_KINDS.get(self.worker_class)
+        if kind is not None and kind.cooperative and self.preload_app:
+            name = self.worker_class
             raise ValueError(
-                "worker_class gevent and preload_app cannot be combined: preload_app imports"
+                f"worker_class {name} and preload_app cannot be combined: preload_app imports"
                 " the application in the master, which is never monkey-patched, so its locks,"
                 " sockets and thread-locals would stay blocking ones in every worker (hangs);"
-                " drop preload_app (--preload) to serve with gevent"
+                f" drop preload_app (--preload) to serve with {name}"
             )
         return self
 

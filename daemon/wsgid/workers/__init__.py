@@ -30,6 +30,11 @@ class Kind:
 
     path: str  # MODULE:CLASS
     summary: str
+    # Monkey-patches its worker processes and runs each request in a greenlet: one request
+    # at a time per connection, and no preload_app (the master is never patched).
+    cooperative: bool = False
+    # Said once at start (a warning) when the kind is chosen: why, and what to use instead.
+    deprecated: str = ""
 
 
 KINDS: Mapping[str, Kind] = {
@@ -44,6 +49,21 @@ KINDS: Mapping[str, Kind] = {
     "gevent": Kind(
         "wsgid.workers.greenlets:GeventWorker",
         "runs each request in a greenlet of gevent's, the worker monkey-patched first",
+        cooperative=True,
+    ),
+    "eventlet": Kind(
+        "wsgid.workers.greenlets:EventletWorker",
+        "as gevent, on eventlet's hub (eventlet is deprecated upstream: prefer gevent)",
+        cooperative=True,
+        deprecated=(
+            "eventlet is deprecated by its maintainers (bug fixes only, retirement planned)"
+            " and gunicorn 26 removed its eventlet worker; wsgid serves it for existing apps,"
+            " but move to -k gevent (docs/worker-kinds.md says what differs)"
+        ),
+    ),
+    "tornado": Kind(
+        "wsgid.workers.tornado_kind:TornadoWorker",
+        "serves a tornado Application on tornado's IOLoop, a WSGI app in a pool of `threads`",
     ),
 }
 

@@ -1,4 +1,5 @@
-"""The epoll connection loop shared by the sync, gthread and gevent workers.
+"""The epoll connection loop shared by every worker kind (sync, gthread, gevent, eventlet
+and tornado).
 
 Owns: the loop itself and what it does with the connections it drives:
 reading a PROXY header first where the listener requires one (refused with
@@ -201,6 +202,9 @@ class ConnectionLoop(Worker):
             peer=("", ""),
             url_scheme="https" if secure else "http",
             multithread=self.multithread,
+            # As gunicorn: other workers run the same app when there are several (what
+            # TTIN adds later, and the overlap of a reload's generations, aside).
+            multiprocess=self.settings.workers > 1,
             errors=self.errors_stream,
             # Chosen once per worker and listener: with sendfile off, or over TLS (the
             # kernel would send the file unencrypted), file bodies are read and sent in

@@ -1,0 +1,152 @@
+"""A tornado Application for `-k tornado` (tests/integration/test_tornado_worker.py), and a
+WSGI app that says which thread runs it.
+
+`app` (a `tornado.web.Application`):
+- `/`: JSON {pid, thread, main, remote_ip, protocol, host}: `main` says whether the handler
+  runs on the worker's main thread (the loop's, where tornado code belongs);
+- `/sleep?s=N` (async): waits N seconds on the IOLoop (`asyncio.sleep`), then JSON {slept};
+  with `tag=T` and `TESTAPP_MARKERS` set, it first creates `$TESTAPP_MARKERS/started-T`;
+- `/gensleep?s=N` (async): the same through `tornado.gen.sleep`;
+- `/stream?n=N`: N chunks `chunk-I\\n`, each sent with `flush()` and a short wait on the
+  IOLoop between them (no Content-Length: chunked);
+- `/echo` (POST): the request body back, with its length in `X-Length`;
+- `/upload` (POST, `stream_request_body`): the body as it arrives, in pieces; JSON {bytes,
+  pieces, sha256};
+- `/big?mb=N`: N MiB (the bytes 0..255 repeated) in 64 KiB writes, each awaited with
+  `flush()` (a slow reader holds the handler, not the worker);
+- anything else: the Application's own 404.
+
+`wsgi`: a plain WSGI app; `/` answers JSON {thread, main}: it must run in a pool thread;
+`/loop` runs a coroutine on the worker's IOLoop from the pool thread
+(`asyncio.run_coroutine_threadsafe`) and answers where that ran, JSON {thread, main}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+import tornado.gen
+import tornado.web
+
+
+def _where() -> dict[str, Any]:
+    return {
+        "pid": os.getpid(),
+        "thread": threading.current_thread().name,
+        "main": threading.current_thread() is threading.main_thread(),
+    }
+
+
+class HelloHandler(tornado.web.RequestHandler):
+    def get(self) -> None:
+        request = self.request
+        self.write(
+            {
+                **_where(),
+                "remote_ip": request.remote_ip,
+                "protocol": request.protocol,
+                "host": request.host,
+            }
+        )
+
+
+class SleepHandler(tornado.web.RequestHandler):
+    async def get(self) -> None:
+        seconds = float(self.get_argument("s", "1"))
+        tag = self.get_argument("tag", "")
+        markers = os.environ.get("TESTAPP_MARKERS")
+        if tag and markers:
+            with open(os.path.join(markers, f"started-{tag}"), "w") as f:
+                f.write(str(os.getpid()))
+        await asyncio.sleep(seconds)
+        self.write({"slept": seconds, **_where()})
+
+
+class GenSleepHandler(tornado.web.RequestHandler):
+    async def get(self) -> None:
+        seconds = float(self.get_argument("s", "1"))
+        await tornado.gen.sleep(seconds)
+        self.write({"slept": seconds, **_where()})
+
+
+class StreamHandler(tornado.web.RequestHandler):
+    async def get(self) -> None:
+        self.set_header("Content-Type", "text/plain")
+        for i in range(int(self.get_argument("n", "3"))):
+            self.write(f"chunk-{i}\n")
+            await self.flush()
+            await asyncio.sleep(0.01)
+
+
+class EchoHandler(tornado.web.RequestHandler):
+    def post(self) -> None:
+        self.set_header("Content-Type", "application/octet-stream")
+        self.set_header("X-Length", str(len(self.request.body)))
+        self.write(self.request.body)
+
+
+@tornado.web.stream_request_body
+class UploadHandler(tornado.web.RequestHandler):
+    def prepare(self) -> None:
+        self.received = 0
+        self.pieces = 0
+        self.digest = hashlib.sha256()
+
+    def data_received(self, chunk: bytes) -> None:
+        self.received += len(chunk)
+        self.pieces += 1
+        self.digest.update(chunk)
+
+    def post(self) -> None:
+        self.write(
+            {"bytes": self.received, "pieces": self.pieces, "sha256": self.digest.hexdigest()}
+        )
+
+
+CHUNK = bytes(range(256)) * 256  # 64 KiB
+
+
+class BigHandler(tornado.web.RequestHandler):
+    async def get(self) -> None:
+        self.set_header("Content-Type", "application/octet-stream")
+        for _ in range(int(self.get_argument("mb", "1")) * 16):
+            self.write(CHUNK)
+            await self.flush()
+
+
+app = tornado.web.Application(
+    [
+        (r"/", HelloHandler),
+        (r"/sleep", SleepHandler),
+        (r"/gensleep", GenSleepHandler),
+        (r"/stream", StreamHandler),
+        (r"/echo", EchoHandler),
+        (r"/upload", UploadHandler),
+        (r"/big", BigHandler),
+    ]
+)
+
+
+# The worker's event loop (the tornado kind makes it before the app is imported).
+LOOP = asyncio.get_event_loop_policy().get_event_loop()
+
+
+async def _on_the_loop() -> dict[str, Any]:
+    await asyncio.sleep(0.01)
+    return _where()
+
+
+def wsgi(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+    if environ["PATH_INFO"] == "/loop":
+        ran = asyncio.run_coroutine_threadsafe(_on_the_loop(), LOOP).result(timeout=10)
+        body = json.dumps(ran).encode()
+    else:
+        body = json.dumps(_where()).encode()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [body]

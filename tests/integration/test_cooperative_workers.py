@@ -1,0 +1,170 @@
+"""The cooperative worker kinds (`-k gevent`, `-k eventlet`): what is their own, apart from
+the suites every kind runs.
+
+The conformance, hardening, TLS, PROXY protocol and metrics suites run over every kind of
+`wsgid.workers.KINDS`, these included. Here, each test on both kinds, with
+`cooperative_app` (tests/apps):
+
+- the worker is monkey-patched before the app is imported: the app sees the library's
+  socket, ssl, threading and time, its locks and thread-locals, and a subclass of
+  `ssl.SSLContext` it made at import works (no RecursionError, gunicorn#1559); the thread
+  pool module whose pre-patch lock hung gunicorn's gevent workers (gunicorn#3482) holds
+  the library's lock (what else the worker inherited from the master is listed in
+  docs/architecture.md, "The cooperative workers");
+- the master never loads the library: its memory maps and modules have none of it;
+- one worker runs many requests that wait at once (200 of 1 s each end together);
+- `preload_app` is refused by `wsgid check` and at start, with the reason;
+- a hub blocked by CPU-bound code is reported with the blocking code's stack before the
+  heartbeat timeout replaces the worker;
+- `wsgi.multithread` is true, `wsgi.multiprocess` is whether there are other workers;
+- eventlet: the master warns once that it is deprecated upstream, the workers do not.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from support.server import WsgidServer
+from wsgid.exitcodes import ExitCode
+
+APP = "cooperative_app:app"
+KINDS = ("gevent", "eventlet")
+cooperative = pytest.mark.parametrize("kind", KINDS)
+
+
+def maps_library(pid: int, name: str) -> bool:
+    """Whether process `pid` has a file whose path contains `name` mapped (gevent's
+    compiled modules, greenlet's)."""
+    return name in Path(f"/proc/{pid}/maps").read_text()
+
+
+def opened_source(pid: int, name: str) -> bool:
+    """Whether process `pid` has a module of package `name` imported, as far as /proc
+    shows: eventlet is pure Python, so it is looked for in the process's memory."""
+    pattern = f"/{name}/__init__.py".encode()
+    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
+        for line in maps:
+            fields = line.split()
+            anonymous = len(fields) < 6 or fields[5] == "[heap]"
+            if fields[1].startswith("rw") and anonymous:
+                start, end = (int(x, 16) for x in fields[0].split("-"))
+                try:
+                    mem.seek(start)
+                    if pattern in mem.read(end - start):
+                        return True
+                except OSError:
+                    continue
+    return False
+
+
+@cooperative
+def test_cooperative_kind_patches_the_worker_before_the_app_is_imported(
+    wsgid: Callable[..., WsgidServer], kind: str
+) -> None:
+    server = wsgid(APP, "-k", kind, workers=1)
+    seen = json.loads(server.get("/import").body)
+    assert seen["library"] == kind, seen
+    assert seen["patched"] == {"socket": True, "ssl": True, "threading": True, "time": True}
+    # the library's classes (their modules' names vary: gevent._gevent_clocal, eventlet.lock)
+    assert seen["lock"].startswith(kind) and seen["local"].startswith(kind), seen
+    assert seen["futures_lock"].startswith(kind), seen  # imported after it (gunicorn#3482)
+    answer = server.get("/ssl")  # an ssl.SSLContext subclass made at the app's import
+    assert (answer.status, answer.body) == (200, b"ssl ok"), server.errlog()
+    assert "RecursionError" not in server.errlog()
+    assert server.stop() == 0, server.errlog()
+
+
+@cooperative
+def test_cooperative_library_is_loaded_by_the_workers_never_by_the_master(
+    wsgid: Callable[..., WsgidServer], kind: str
+) -> None:
+    # gevent's compiled modules show in the memory maps; eventlet, pure Python, by the
+    # path of its package in the process's memory.
+    loaded = maps_library if kind == "gevent" else opened_source
+    server = wsgid(APP, "-k", kind, workers=2)
+    assert server.get("/import").status == 200
+    for worker in server.wait_workers(2):
+        assert loaded(worker, f"{kind}"), f"worker {worker} runs without {kind}?"
+    # (greenlet alone, which structlog loads where it is installed, patches nothing.)
+    assert not loaded(server.pid, f"{kind}"), f"the master loaded {kind}"
+    assert server.stop() == 0, server.errlog()
+
+
+@cooperative
+def test_cooperative_kind_runs_200_waiting_requests_at_once_in_one_worker(
+    wsgid: Callable[..., WsgidServer], kind: str
+) -> None:
+    server = wsgid(APP, "-k", kind, workers=1)
+    started = time.monotonic()
+    with ThreadPoolExecutor(200) as pool:
+        answers = list(pool.map(lambda _: server.get("/sleep?s=1", timeout=60).body, range(200)))
+    elapsed = time.monotonic() - started
+    assert answers == [b"slept"] * 200
+    # One at a time they would take 200 s; side by side, about one.
+    assert elapsed < 30, f"200 requests of 1 s took {elapsed:.1f} s in one worker"
+    assert server.stop() == 0, server.errlog()
+
+
+@cooperative
+def test_cooperative_kind_and_preload_app_are_refused_with_the_reason(
+    wsgid: Callable[..., WsgidServer], kind: str
+) -> None:
+    server = wsgid(APP, "-k", kind, "--preload", start=False)
+    served = server.wait_exit(timeout=30)
+    checked = server.check("-k", kind, "--preload")
+    assert served == checked.returncode == ExitCode.CONFIG, (served, checked)
+    for message in (checked.stderr, server.errlog()):
+        assert f"worker_class {kind} and preload_app cannot be combined" in message, message
+        assert "never monkey-patched" in message, message
+
+
+@cooperative
+def test_cooperative_kind_reports_a_blocked_hub_with_its_stack_before_the_heartbeat_kills(
+    wsgid: Callable[..., WsgidServer], kind: str
+) -> None:
+    server = wsgid(APP, "-k", kind, "--timeout", "4", workers=1)
+    (worker,) = server.wait_workers(1)
+    with ThreadPoolExecutor(1) as pool:
+        # The worker is killed while spinning: the client sees the connection end.
+        pool.submit(lambda: server.get("/spin?s=30", timeout=60))
+        log = server.wait_log("worker.hub_blocked", timeout=20)
+        blocked = log[log.index("worker.hub_blocked") :]  # the event, its stack on lines after
+        assert "in _spin" in blocked and "cooperative_app.py" in blocked, blocked
+        deadline = time.monotonic() + 30
+        while server.worker_pids() in ([], [worker]):
+            assert time.monotonic() < deadline, f"worker not replaced\n{server.errlog()}"
+            time.sleep(0.05)
+    log = server.errlog()
+    assert log.index("worker.hub_blocked") < log.index("worker.timeout_dump"), log
+    assert server.get("/sleep?s=0").body == b"slept"
+    assert server.stop() == 0, server.errlog()
+
+
+@cooperative
+@pytest.mark.parametrize("workers", [1, 2])
+def test_cooperative_kind_says_its_requests_run_side_by_side(
+    wsgid: Callable[..., WsgidServer], kind: str, workers: int
+) -> None:
+    server = wsgid(APP, "-k", kind, workers=workers)
+    seen = json.loads(server.get("/environ").body)
+    # multiprocess: whether other workers run the app too (gunicorn's rule: workers > 1).
+    assert seen == {"wsgi.multithread": True, "wsgi.multiprocess": workers > 1}, seen
+    assert server.stop() == 0, server.errlog()
+
+
+def test_eventlet_is_said_deprecated_once_by_the_master(wsgid: Callable[..., WsgidServer]) -> None:
+    server = wsgid(APP, "-k", "eventlet", workers=2)
+    server.wait_workers(2)
+    assert server.get("/import").status == 200
+    assert server.stop() == 0, server.errlog()
+    log = server.errlog()
+    assert log.count("worker_class.deprecated") == 1, log
+    assert "move to -k gevent" in log, log
+    # eventlet's own import warning, which each worker would print, is not there.
+    assert "Eventlet is deprecated" not in log + server.outlog(), log

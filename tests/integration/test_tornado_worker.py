@@ -1,0 +1,287 @@
+"""The tornado worker kind (`-k tornado`): what is its own, apart from the suites every kind
+runs (the conformance, hardening, TLS, PROXY protocol and metrics suites run over every
+kind of `wsgid.workers.KINDS`, this one with a WSGI app).
+
+With `tornado_app` (tests/apps): a `tornado.web.Application` served on the worker's IOLoop
+through wsgid's own HTTP layer (GET, a POST body, a streamed response in chunks with
+`flush()`, several requests on one keep-alive connection and pipelined, the Application's
+own 404, the access log, HTTPS), a streamed request body after `100 Continue`, a slow
+reader of a large response that holds its handler and nothing else, its async handlers
+waiting side by side (200 requests of 1 s in one worker), its per-request `timeout`, a
+graceful stop that lets it finish, `max_requests`; a plain WSGI app on the same kind runs
+in a pool thread, never the loop's, and work it hands the IOLoop runs at once; `wsgid
+check -k tornado` accepts both apps, and another kind refuses the Application with the
+reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+import socket
+import ssl
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from support.client import poll
+from support.server import WorkDir, WsgidServer
+from support.tls import make_certs
+from wsgid.exitcodes import ExitCode
+
+APP = "tornado_app:app"
+WSGI_APP = "tornado_app:wsgi"
+
+
+def test_tornado_application_answers_get_post_and_its_own_404(
+    wsgid: Callable[..., WsgidServer],
+) -> None:
+    server = wsgid(APP, "-k", "tornado", workers=1)
+    answer = server.get("/")
+    assert answer.status == 200, server.errlog()
+    seen = json.loads(answer.body)
+    # on the loop's thread, tornado's; through wsgid's HTTP layer (its Server header)
+    assert seen["main"] is True, seen
+    assert (seen["remote_ip"], seen["protocol"]) == ("127.0.0.1", "http"), seen
+    assert answer.header("Server") == "wsgid"
+    assert answer.header("Content-Length") == str(len(answer.body))
+    body = bytes(range(256)) * 1024  # 256 KiB: more than small_body_size, read as it arrives
+    echoed = server.request("POST", "/echo", body=body)
+    assert echoed.status == 200, server.errlog()
+    assert (echoed.header("X-Length"), echoed.body) == (str(len(body)), body)
+    missing = server.get("/no-such-route")
+    assert missing.status == 404 and b"404" in missing.body
+    assert server.stop() == 0, server.errlog()
+
+
+def test_tornado_application_streams_in_chunks(wsgid: Callable[..., WsgidServer]) -> None:
+    server = wsgid(APP, "-k", "tornado", workers=1)
+    with server.raw() as conn:
+        answer = conn.request(b"GET /stream?n=5 HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert answer.status == 200, server.errlog()
+    assert answer.headers["Transfer-Encoding"] == "chunked"
+    assert answer.headers["Content-Length"] is None
+    assert answer.body == b"".join(b"chunk-%d\n" % i for i in range(5))
+    assert server.stop() == 0, server.errlog()
+
+
+def test_tornado_application_keeps_the_connection_alive_and_answers_pipelined_requests(
+    wsgid: Callable[..., WsgidServer],
+) -> None:
+    server = wsgid(APP, "-k", "tornado", workers=1)
+    with server.raw() as conn:
+        for _ in range(5):  # one after the other on one connection
+            answer = conn.request(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert answer.status == 200 and answer.headers["Connection"] is None
+        conn.send(
+            b"GET /stream?n=2 HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+            b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /sleep?s=0.1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        answers = [conn.read_response() for _ in range(4)]
+        assert [a.status for a in answers] == [200, 200, 404, 200], answers
+        assert answers[0].body == b"chunk-0\nchunk-1\n"
+        assert answers[1].body == b"hello"
+        assert json.loads(answers[3].body)["slept"] == 0.1
+        assert answers[3].headers["Connection"] == "close"
+        assert conn.fp.read() == b""  # and closed after it
+    assert server.stop() == 0, server.errlog()
+
+
+def test_tornado_application_requests_are_in_the_access_log(
+    wsgid: Callable[..., WsgidServer],
+) -> None:
+    server = wsgid(APP, "-k", "tornado", "--access-logfile", "-", workers=1)
+    assert server.get("/?logged-request=tornado-ok").status == 200
+    assert server.get("/no-such?logged-request=tornado-404").status == 404
+    assert server.stop(signal.SIGTERM) == 0, server.errlog()
+    lines = [line for line in server.outlog().splitlines() if "logged-request" in line]
+    assert len(lines) == 2, server.outlog()
+    assert "tornado-ok" in lines[0] and " 200 " in lines[0], lines
+    assert "tornado-404" in lines[1] and " 404 " in lines[1], lines
+
+
+def test_tornado_application_streams_a_request_body_after_100_continue(
+    wsgid: Callable[..., WsgidServer],
+) -> None:
+    server = wsgid(APP, "-k", "tornado", workers=1)
+    body = bytes(range(256)) * 4096  # 1 MiB
+    with server.raw() as conn:
+        conn.send(
+            b"POST /upload HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body)
+        )
+        assert conn.fp.readline() == b"HTTP/1.1 100 Continue\r\n"
+        assert conn.fp.readline() == b"\r\n"
+        conn.send(body)
+        answer = conn.read_response()
+        assert answer.status == 200, server.errlog()
+        seen = json.loads(answer.body)
+        assert seen["bytes"] == len(body) and seen["pieces"] > 1, seen
+        assert seen["sha256"] == hashlib.sha256(body).hexdigest()
+        # and the connection serves on
+        assert conn.request(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").status == 200
+    assert server.stop() == 0, server.errlog()
+
+
+def test_tornado_application_slow_reader_holds_its_handler_not_the_worker(
+    wsgid: Callable[..., WsgidServer],
+) -> None:
+    server = wsgid(APP, "-k", "tornado", workers=1)
+    with server.connect(timeout=30) as slow:
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        slow.sendall(b"GET /big?mb=32 HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = slow.recv(65536)
+        assert first.startswith(b"HTTP/1.1 200 "), first[:200]
+        # The client reads nothing more: the worker goes on serving others meanwhile.
+        for _ in range(3):
+            started = time.monotonic()
+            assert server.get("/", timeout=10).status == 200
+            assert time.monotonic() - started < 2
+        received = len(first)
+        while True:  # then all of it arrives
+            data = slow.recv(1 << 20)
+            if not data:
+                break
+            received += len(data)
+            if received >= 32 << 20:
+                break
+        assert received >= 32 << 20
+    assert server.stop() == 0, server.errlog()
+
+
+def test_tornado_application_over_https(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    certs = make_certs(workdir.root / "certs")
+    tls = ["--certfile", str(certs.server), "--keyfile", str(certs.server_key)]
+    server = wsgid(APP, "-k", "tornado", *tls, workers=1, start=False)
+    context = ssl.create_default_context(cafile=str(certs.ca))
+    context.check_hostname = False
+
+    def get() -> dict[str, object] | None:
+        try:
+            with (
+                socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw,
+                context.wrap_socket(raw) as sock,
+            ):
+                sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                data = b""
+                while chunk := sock.recv(65536):
+                    data += chunk
+        except OSError:
+            return None
+        head, _, body = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 "), data[:300]
+        seen: dict[str, object] = json.loads(body)
+        return seen
+
+    seen = poll(get, timeout=20, what="an HTTPS answer")
+    assert seen["protocol"] == "https", seen
+    assert server.stop() == 0, server.errlog()
+
+
+@pytest.mark.parametrize("path", ["/sleep?s=1", "/gensleep?s=1"])
+def test_tornado_application_runs_200_waiting_requests_at_once_in_one_worker(
+    wsgid: Callable[..., WsgidServer], path: str
+) -> None:
+    server = wsgid(APP, "-k", "tornado", workers=1)
+    started = time.monotonic()
+    with ThreadPoolExecutor(200) as pool:
+        answers = list(pool.map(lambda _: server.get(path, timeout=60), range(200)))
+    elapsed = time.monotonic() - started
+    assert [a.status for a in answers] == [200] * 200, server.errlog()
+    assert {json.loads(a.body)["pid"] for a in answers} == set(server.wait_workers(1))
+    # One at a time they would take 200 s; side by side, about one.
+    assert elapsed < 15, f"200 requests of 1 s took {elapsed:.1f} s in one worker"
+    assert server.stop() == 0, server.errlog()
+
+
+def test_tornado_application_request_past_timeout_is_answered_503_and_reported(
+    wsgid: Callable[..., WsgidServer],
+) -> None:
+    server = wsgid(APP, "-k", "tornado", "--timeout", "2", workers=1)
+    worker = server.wait_workers(1)
+    answer = server.get("/sleep?s=30", timeout=30)
+    assert answer.status == 503, answer
+    log = server.wait_log("worker.request_timeout", timeout=10)
+    assert "SleepHandler" in log or "tornado_app.py" in log, log  # the handler's stack
+    # the worker goes on serving: it was not replaced
+    assert json.loads(server.get("/").body)["pid"] == worker[0]
+    assert server.wait_workers(1) == worker
+    assert server.stop() == 0, server.errlog()
+
+
+def test_tornado_application_request_under_way_finishes_on_term(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    server = wsgid(APP, "-k", "tornado", "--graceful-timeout", "20", workers=1)
+    marker = workdir.markers / "started-term"
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(lambda: server.get("/sleep?s=2&tag=term", timeout=30))
+        poll(marker.exists, timeout=20, what="the request in the handler")
+        server.send_signal(signal.SIGTERM)
+        answer = pending.result()
+    assert answer.status == 200 and json.loads(answer.body)["slept"] == 2
+    assert server.wait_exit(timeout=30) == 0, server.errlog()
+
+
+def test_tornado_application_worker_is_recycled_after_max_requests(
+    wsgid: Callable[..., WsgidServer],
+) -> None:
+    server = wsgid(
+        APP, "-k", "tornado", "--max-requests", "3", "--max-requests-jitter", "0", workers=1
+    )
+    (first,) = server.wait_workers(1)
+    # (The harness's readiness probe was one of the three.) The last answer says the
+    # connection ends with the worker.
+    with server.raw() as conn:
+        answers = [conn.request(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")]
+        while answers[-1].headers["Connection"] != "close":
+            assert len(answers) < 3, "max_requests 3 not applied"
+            answers.append(conn.request(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+        assert conn.fp.read() == b""
+    assert {json.loads(a.body)["pid"] for a in answers} == {first}
+    replacement = poll(
+        lambda: [p for p in server.worker_pids() if p != first], timeout=20, what="a new worker"
+    )
+    assert json.loads(server.get("/").body)["pid"] in replacement
+    assert server.stop() == 0, server.errlog()
+
+
+def test_wsgi_app_on_the_tornado_kind_runs_in_a_pool_thread(
+    wsgid: Callable[..., WsgidServer],
+) -> None:
+    server = wsgid(WSGI_APP, "-k", "tornado", "--threads", "2", workers=1)
+    seen = [json.loads(server.get("/").body) for _ in range(3)]
+    assert all(not s["main"] and s["thread"].startswith("wsgid-") for s in seen), seen
+    # A pool thread that hands work to the IOLoop has it run at once, on the loop's thread.
+    for _ in range(3):
+        started = time.monotonic()
+        ran = json.loads(server.get("/loop").body)
+        assert ran["main"] is True, ran
+        assert time.monotonic() - started < 0.5
+    assert server.stop() == 0, server.errlog()
+
+
+@pytest.mark.parametrize("app", [APP, WSGI_APP])
+def test_wsgid_check_with_the_tornado_kind_accepts_what_it_serves(
+    wsgid: Callable[..., WsgidServer], app: str
+) -> None:
+    server = wsgid(app, "-k", "tornado", workers=1, start=False)
+    checked = server.check("-k", "tornado")
+    assert checked.returncode == 0, checked.stderr
+    assert "configuration OK" in checked.stdout
+
+
+def test_tornado_application_on_another_kind_is_refused_with_the_reason(
+    wsgid: Callable[..., WsgidServer],
+) -> None:
+    server = wsgid(APP, "-k", "gthread", start=False)
+    checked = server.check("-k", "gthread")
+    assert checked.returncode == ExitCode.APP_LOAD_FAILED, checked
+    assert "tornado application" in checked.stderr and "-k tornado" in checked.stderr

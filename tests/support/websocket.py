@@ -1,0 +1,41 @@
+"""A WebSocket client for the tests: wsproto over a raw socket, keeping every byte it got.
+
+The tests that serve WebSocket apps (Flask-Sock, Flask-SocketIO) speak through it, so they
+see exactly what the server sent on the connection, the library's frames and anything after.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import Event
+
+
+class Client:
+    """One WebSocket client connection, and every byte the server sent on it."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=20)
+        self.ws = WSConnection(ConnectionType.CLIENT)
+        self.received = b""
+
+    def send(self, event: Event) -> None:
+        self.sock.sendall(self.ws.send(event))
+
+    def next_event(self) -> Event:
+        """The next event: one already received (a read may bring several), or read more."""
+        while True:
+            for event in self.ws.events():
+                return event
+            data = self.sock.recv(65536)
+            assert data, f"the server closed the connection; it sent {self.received!r}"
+            self.received += data
+            self.ws.receive_data(data)
+
+    def rest(self) -> bytes:
+        """What the server sends until it closes the connection."""
+        rest = b""
+        while chunk := self.sock.recv(65536):
+            rest += chunk
+        return rest
