@@ -27,18 +27,11 @@ class SocketIOClient(Client):
 
     def packet(self) -> str:
         """The next text packet, whole (Engine.IO pings are answered on the way)."""
-        data = ""
         while True:
-            event = self.next_event()
-            assert isinstance(event, TextMessage), event
-            data += event.data
-            if not event.message_finished:
-                continue
-            if data == "2":  # ping
-                self.send(TextMessage(data="3"))
-                data = ""
-                continue
-            return data
+            data = self.text()
+            if data != "2":  # not a ping
+                return data
+            self.send(TextMessage(data="3"))
 
 
 @pytest.mark.parametrize("kind", ["gevent", "eventlet"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 import socket
 
 from wsproto import ConnectionType, WSConnection
-from wsproto.events import Event
+from wsproto.events import Event, TextMessage
 
 
 class Client:
@@ -32,6 +32,16 @@ class Client:
             assert data, f"the server closed the connection; it sent {self.received!r}"
             self.received += data
             self.ws.receive_data(data)
+
+    def text(self) -> str:
+        """The next text message, whole (it may come in several frames)."""
+        data = ""
+        while True:
+            event = self.next_event()
+            assert isinstance(event, TextMessage), event
+            data += event.data
+            if event.message_finished:
+                return data
 
     def rest(self) -> bytes:
         """What the server sends until it closes the connection."""
