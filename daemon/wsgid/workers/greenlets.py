@@ -121,10 +121,10 @@ class GreenletWorker(ConnectionLoop):
     # `timeout_exc` past it.
     _wait_read: Callable[..., object]
     _wait_write: Callable[..., object]
-    # Call `function()` in the hub once `fd` is readable, every time it is, until
-    # `_unwatch_fds`: the loop's epoll descriptor, registered with the hub's own poller once.
-    _watch_fd: Callable[[int, Callable[[], None]], None]
-    _unwatch_fds: Callable[[], None]
+    # Call `function()` in the hub once `fd` is readable, every time it is, until `_unwatch`
+    # takes what it returned: the loop's epoll descriptor, registered with the hub once.
+    _watch_fd: Callable[[int, Callable[[], None]], Any]
+    _unwatch: Callable[[Any], None]
     # Call `function()` in the hub in `seconds`; what `_cancel` takes to call it off.
     _call_later: Callable[[float, Callable[[], None]], Any]
     _cancel: Callable[[Any], None]
@@ -141,7 +141,7 @@ class GreenletWorker(ConnectionLoop):
         self.wake_pending = False
         self.main = getcurrent()  # the loop's greenlet
         self.loop_waits = False  # the loop is parked in the hub (`wait_events`)
-        self._watch_fd(self.epoll.fileno(), self._wake_loop)
+        self.epoll_watch = self._watch_fd(self.epoll.fileno(), self._wake_loop)
 
     @property
     def block_report_seconds(self) -> float:
@@ -308,7 +308,7 @@ class GreenletWorker(ConnectionLoop):
 
     def _close_all(self) -> None:
         # The loop waits no more: a readable epoll must not keep the hub busy meanwhile.
-        self._unwatch_fds()
+        self._unwatch(self.epoll_watch)
         # What still runs after graceful_timeout is ended before its connection closes.
         for running in list(self.running):
             self._run_callback(running.throw, GreenletExit)
@@ -344,17 +344,11 @@ class GeventWorker(GreenletWorker):
 
         hub = gevent.get_hub()
         loop = hub.loop
-        watchers: list[Any] = []
 
-        def watch(fd: int, function: Callable[[], None]) -> None:
+        def watch(fd: int, function: Callable[[], None]) -> Any:
             watcher = loop.io(fd, 1)  # 1: readable
             watcher.start(function)
-            watchers.append(watcher)
-
-        def unwatch() -> None:
-            for watcher in watchers:
-                watcher.close()
-            watchers.clear()
+            return watcher
 
         def call_later(seconds: float, function: Callable[[], None]) -> Any:
             timer = loop.timer(seconds)
@@ -368,7 +362,7 @@ class GeventWorker(GreenletWorker):
         self._wait_read = wait_read
         self._wait_write = wait_write
         self._watch_fd = watch
-        self._unwatch_fds = unwatch
+        self._unwatch = _close_watcher
         self._call_later = call_later
         self._cancel = _close_watcher
         super().setup()
@@ -411,15 +405,8 @@ class EventletWorker(GreenletWorker):
         def wait_write(fd: int, timeout: float, timeout_exc: BaseException) -> None:
             trampoline(fd, write=True, timeout=timeout, timeout_exc=timeout_exc)
 
-        listeners: list[Any] = []
-
-        def watch(fd: int, function: Callable[[], None]) -> None:
-            listeners.append(hub.add(hub.READ, fd, lambda _fd: function(), _raise, None))
-
-        def unwatch() -> None:
-            for listener in listeners:
-                hub.remove(listener)
-            listeners.clear()
+        def watch(fd: int, function: Callable[[], None]) -> Any:
+            return hub.add(hub.READ, fd, lambda _fd: function(), _raise, None)
 
         def call_later(seconds: float, function: Callable[[], None]) -> Any:
             return hub.schedule_call_global(seconds, function)
@@ -431,7 +418,7 @@ class EventletWorker(GreenletWorker):
         self._wait_read = wait_read
         self._wait_write = wait_write
         self._watch_fd = watch
-        self._unwatch_fds = unwatch
+        self._unwatch = hub.remove
         self._call_later = call_later
         self._cancel = _cancel_timer
         super().setup()
