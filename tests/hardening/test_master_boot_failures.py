@@ -118,3 +118,28 @@ def test_after_boot_a_worker_that_exits_0_at_import_is_respawned_with_the_backof
     (workdir.markers / "exit-at-import").unlink()
     server.wait_workers(WORKERS, timeout=30)  # back once the module imports again
     assert server.stop() == 0
+
+
+def test_a_fast_stop_reaches_a_worker_waiting_inside_a_callback_of_its_import(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir, kind: str
+) -> None:
+    """The master's fast stop (INT; a failed boot stops the others the same way) sends the
+    workers QUIT, which ends one at once even where Python would swallow an exception.
+
+    The worker used to raise SystemExit from its QUIT handler; inside a weakref callback
+    (importlib frees its module locks in one) Python printed "Exception ignored ...
+    Traceback" and the import went on, so the stop waited for it.
+    """
+    import_log = workdir.root / "imports.log"
+    env = {"TESTAPP_IMPORT_LOG": str(import_log)}
+    server = wsgid("callback_at_import_app:app", *kind_args(kind), env=env, start=False)
+    deadline = time.monotonic() + WITHIN
+    while not (import_log.exists() and "in-callback" in import_log.read_text()):
+        server.check_running()
+        assert time.monotonic() < deadline, f"no callback reached\n{server.errlog()}"
+        time.sleep(0.02)
+    server.send_signal(signal.SIGINT)
+    rc = server.wait_exit(timeout=WITHIN)
+    log = server.errlog()
+    assert rc == 0, f"exit {rc}\n{log}"
+    assert "Exception ignored" not in log and "Traceback" not in log, log

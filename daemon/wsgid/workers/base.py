@@ -116,6 +116,7 @@ class Worker:
         self.pid = os.getpid()  # another pid in the loop: a copy the app forked
         self.orphaned = False  # the master is gone (logged)
         self.forking = False  # the process forking now is this worker, not one of its children
+        self.serving = False  # the boot (the app's import, hooks) is over: serve() runs
         self.reopen_requested = False
         # (request, peer, started) of the request the app is serving, for
         # the timeout dump; set and cleared by the kind around each app call.
@@ -163,6 +164,7 @@ class Worker:
         self.ctx.scoreboard.set_state(self.ctx.slot, scoreboard.READY)
         os.write(self.ctx.boot_fd, BOOTED.pack(os.getpid()))
         os.close(self.ctx.boot_fd)
+        self.serving = True
         try:
             self.serve()
         finally:
@@ -266,6 +268,12 @@ class Worker:
     def _on_quit(self, signum: int, frame: FrameType | None) -> None:
         self.alive = False
         self.hooks.call("worker_int", self)
+        if not self.serving:
+            # Still booting: the exception below could land in a weakref callback (importlib
+            # frees its module locks in one), where Python only prints it and the import goes
+            # on. Nothing of the worker needs unwinding yet.
+            self.ctx.logs.flush()
+            os._exit(ExitCode.OK)
         sys.exit(ExitCode.OK)
 
     def _on_abort(self, signum: int, frame: FrameType | None) -> None:
