@@ -35,6 +35,7 @@ class SettingFields:
     threads: int
     worker_connections: int
     timeout: float
+    request_timeout: float
     graceful_timeout: float
     keepalive: float
     header_timeout: float

@@ -1,4 +1,5 @@
-"""A request stuck in the application is bounded by `timeout` on every worker kind.
+"""A request stuck in the application is bounded on every worker kind: by `timeout` on sync
+and gthread (the default), by `request_timeout` on the others (gthread's, when set).
 
 - sync: the stuck request stops the heartbeat; the master dumps the worker's stack and
   replaces it (unchanged, asserted here so that both kinds are held to a bound).
@@ -9,6 +10,9 @@
   stuck it accepted connections it never served.
 - gevent and eventlet: as gthread, but the request's greenlet is ended where it waits: the
   app's late response never exists, and the worker serves on however many requests time out.
+  Only with `request_timeout`, which is off by default (test_cooperative_workers.py).
+- tornado (a WSGI app, in its pool): as gthread, here with `request_timeout`, which takes
+  `timeout`'s place in gthread's pool check.
 """
 
 from __future__ import annotations
@@ -37,9 +41,10 @@ def started(workdir: WorkDir, tag: str) -> float:
 
 def serve(wsgid: Callable[..., WsgidServer], kind: str) -> tuple[WsgidServer, int]:
     """One worker of `kind` (gthread, and tornado's pool for a WSGI app: 2 threads) with the
-    short timeout; and its pid."""
+    short limit (`timeout` for sync and gthread, else `request_timeout`); and its pid."""
     threads = ["--threads", "2"] if kind in ("gthread", "tornado") else []
-    server = wsgid(APP, "--worker-class", kind, *threads, "--timeout", str(TIMEOUT), workers=1)
+    limit = "--timeout" if kind in ("sync", "gthread") else "--request-timeout"
+    server = wsgid(APP, "--worker-class", kind, *threads, limit, str(TIMEOUT), workers=1)
     (worker,) = server.wait_workers(1)
     return server, worker
 

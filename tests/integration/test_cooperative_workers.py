@@ -14,6 +14,9 @@ The conformance, hardening, TLS, PROXY protocol and metrics suites run over ever
 - the master never loads the library: its memory maps and modules have none of it;
 - one worker runs many requests that wait at once (200 of 1 s each end together);
 - `preload_app` is refused by `wsgid check` and at start, with the reason;
+- a request that waits longer than `timeout` (a long poll) is served in full: only
+  `request_timeout`, off by default, bounds it (tests/hardening/test_gthread_timeout.py sets
+  it);
 - a hub blocked by CPU-bound code is reported with the blocking code's stack before the
   heartbeat timeout replaces the worker;
 - `wsgi.multithread` is true, `wsgi.multiprocess` is whether there are other workers;
@@ -122,6 +125,20 @@ def test_cooperative_kind_and_preload_app_are_refused_with_the_reason(
     for message in (checked.stderr, server.errlog()):
         assert f"worker_class {kind} and preload_app cannot be combined" in message, message
         assert "never monkey-patched" in message, message
+
+
+@cooperative
+def test_cooperative_kind_serves_a_long_poll_past_timeout_when_request_timeout_is_off(
+    wsgid: Callable[..., WsgidServer], kind: str
+) -> None:
+    server = wsgid(APP, "-k", kind, "--timeout", "2", workers=1)
+    (worker,) = server.wait_workers(1)
+    answer = server.get("/sleep?s=5", timeout=30)  # more than twice `timeout`
+    assert (answer.status, answer.body) == (200, b"slept"), server.errlog()
+    log = server.errlog()
+    assert "worker.request_timeout" not in log and "worker.timeout" not in log, log
+    assert server.worker_pids() == [worker]
+    assert server.stop() == 0, server.errlog()
 
 
 @cooperative

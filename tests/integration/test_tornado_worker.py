@@ -5,13 +5,13 @@ kind of `wsgid.workers.KINDS`, this one with a WSGI app).
 With `tornado_app` (tests/apps): a `tornado.web.Application` served on the worker's IOLoop
 through wsgid's own HTTP layer (GET, a POST body, a streamed response in chunks with
 `flush()`, several requests on one keep-alive connection and pipelined, the Application's
-own 404, the access log, HTTPS), a streamed request body after `100 Continue`, a slow
-reader of a large response that holds its handler and nothing else, its async handlers
-waiting side by side (200 requests of 1 s in one worker), its per-request `timeout`, a
-graceful stop that lets it finish, `max_requests`; a plain WSGI app on the same kind runs
-in a pool thread, never the loop's, and work it hands the IOLoop runs at once; `wsgid
-check -k tornado` accepts both apps, and another kind refuses the Application with the
-reason.
+own 404, the access log, HTTPS), a streamed request body after `100 Continue`, a slow reader
+of a large response that holds its handler and nothing else, its async handlers waiting side
+by side (200 requests of 1 s in one worker), `request_timeout` (and a long poll outliving
+`timeout` when it is off), a graceful stop that lets it finish, `max_requests`; a plain WSGI
+app on the same kind runs in a pool thread, never the loop's, and work it hands the IOLoop
+runs at once; `wsgid check -k tornado` accepts both apps, and another kind refuses the
+Application with the reason.
 """
 
 from __future__ import annotations
@@ -201,10 +201,10 @@ def test_tornado_application_runs_200_waiting_requests_at_once_in_one_worker(
     assert server.stop() == 0, server.errlog()
 
 
-def test_tornado_application_request_past_timeout_is_answered_503_and_reported(
+def test_tornado_application_request_past_request_timeout_is_answered_503_and_reported(
     wsgid: Callable[..., WsgidServer],
 ) -> None:
-    server = wsgid(APP, "-k", "tornado", "--timeout", "2", workers=1)
+    server = wsgid(APP, "-k", "tornado", "--request-timeout", "2", workers=1)
     worker = server.wait_workers(1)
     answer = server.get("/sleep?s=30", timeout=30)
     assert answer.status == 503, answer
@@ -212,6 +212,19 @@ def test_tornado_application_request_past_timeout_is_answered_503_and_reported(
     assert "SleepHandler" in log or "tornado_app.py" in log, log  # the handler's stack
     # the worker goes on serving: it was not replaced
     assert json.loads(server.get("/").body)["pid"] == worker[0]
+    assert server.wait_workers(1) == worker
+    assert server.stop() == 0, server.errlog()
+
+
+def test_tornado_application_long_poll_outlives_timeout_when_request_timeout_is_off(
+    wsgid: Callable[..., WsgidServer],
+) -> None:
+    server = wsgid(APP, "-k", "tornado", "--timeout", "2", workers=1)
+    worker = server.wait_workers(1)
+    answer = server.get("/sleep?s=5", timeout=30)  # more than twice `timeout`
+    assert answer.status == 200 and json.loads(answer.body)["slept"] == 5, server.errlog()
+    log = server.errlog()
+    assert "worker.request_timeout" not in log and "worker.timeout" not in log, log
     assert server.wait_workers(1) == worker
     assert server.stop() == 0, server.errlog()
 

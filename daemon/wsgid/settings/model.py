@@ -244,8 +244,16 @@ class Settings(BaseModel):
     also of its requests at once). At the cap, the connection idle the longest makes room for a
     new client."""
     timeout: Annotated[Seconds, Option("workers", ("-t", "--timeout"), metavar="SECONDS")] = 30.0
-    """A worker silent for more than this many seconds is killed and restarted; it also bounds
-    each request (gthread and gevent answer one that runs longer 503). 0 disables the check."""
+    """A worker silent for more than this many seconds is killed and restarted. It also bounds
+    each request where requests share a thread or a small pool: sync (the worker is killed) and
+    gthread (the request is answered 503), unless request_timeout is set. 0 disables the check."""
+    request_timeout: Annotated[Seconds, Option("workers", metavar="SECONDS")] = 0.0
+    """The longest a request may run before the worker ends it, answers it 503 (or cuts its
+    connection if part of the response went out) and logs it with its stack: on gevent,
+    eventlet and tornado (each request), and gthread (instead of timeout). 0, the default,
+    leaves requests of the cooperative kinds unbounded, as under gunicorn, so that long polls
+    and server-sent event streams live as long as their clients; gthread then uses timeout. A
+    sync worker's request is bounded by timeout alone."""
     graceful_timeout: Annotated[Seconds, Option("workers", metavar="SECONDS")] = 30.0
     """On a graceful stop or restart, how long in-flight requests may take to finish before their
     workers are killed."""

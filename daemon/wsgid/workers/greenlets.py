@@ -27,13 +27,14 @@ The master is never patched and never imports gevent or eventlet (it imports thi
 to resolve `worker_class`). `preload_app` is refused with these kinds (settings
 validation): the app would be imported in the master, before any patch.
 
-`timeout` bounds each request, as in the other kinds: past it the request is reported with
-its greenlet's stack (`worker.request_timeout`) and ended where it waits, answered 503 if
-nothing of its response went out. It is also the heartbeat: the loop stamps it each turn, so
-the master kills the worker only when something blocks the hub (CPU-bound code, a C
-library's blocking call). A block is reported, with the blocking greenlet's stack, well
-before (`worker.hub_blocked`): by gevent's monitor thread, or for eventlet by a thread of
-wsgid's that watches the heartbeat (`_watch_hub`).
+`request_timeout`, when set (it is off by default, as in gunicorn: long polls and event
+streams are why these kinds are chosen), bounds each request: past it the request is
+reported with its greenlet's stack (`worker.request_timeout`) and ended where it waits,
+answered 503 if nothing of its response went out. `timeout` is the heartbeat: the loop
+stamps it each turn, so the master kills the worker only when something blocks the hub
+(CPU-bound code, a C library's blocking call). A block is reported, with the blocking
+greenlet's stack, well before (`worker.hub_blocked`): by gevent's monitor thread, or for
+eventlet by a thread of wsgid's that watches the heartbeat (`_watch_hub`).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from greenlet import GreenletExit, getcurrent
 
 from wsgid.http.errors import error_response
 from wsgid.http.request import Request
+from wsgid.runtime import RuntimeSettings
 from wsgid.workers import unpatched
 from wsgid.workers.connection import Connection
 from wsgid.workers.loop import ConnectionLoop
@@ -142,6 +144,11 @@ class GreenletWorker(ConnectionLoop):
         self.main = getcurrent()  # the loop's greenlet
         self.loop_waits = False  # the loop is parked in the hub (`wait_events`)
         self.epoll_watch = self._watch_fd(self.epoll.fileno(), self._wake_loop)
+
+    def request_limit_of(self, settings: RuntimeSettings) -> float:
+        """`request_timeout` alone (off by default): a waiting greenlet holds nothing of the
+        worker, and long polls and event streams are what these kinds are chosen for."""
+        return settings.request_timeout
 
     @property
     def block_report_seconds(self) -> float:
@@ -244,11 +251,11 @@ class GreenletWorker(ConnectionLoop):
         running = self.running.get(getcurrent())
         if running is None:
             return float("inf")
-        return running[2] + self.timeout - self.wait_margin
+        return running[2] + self.request_limit - self.wait_margin
 
     def _sweep(self, now: float) -> None:
         super()._sweep(now)
-        if self.timeout:
+        if self.request_limit:
             self._check_requests(now)
 
     def _check_requests(self, now: float) -> None:
@@ -260,13 +267,14 @@ class GreenletWorker(ConnectionLoop):
         for me, (conn, req, started, _) in list(self.running.items()):
             elapsed = now - started
             # An Upgrade request (a WebSocket taken over) lives as long as its client.
-            if elapsed <= self.timeout or me in self.timed_out or req.upgrade:
+            if elapsed <= self.request_limit or me in self.timed_out or req.upgrade:
                 continue
             self.timed_out.add(me)
             running = self.running[me]
             frame = me.gr_frame
             stack = "".join(traceback.format_stack(frame)) if frame is not None else ""
-            self.report_timeout(conn, req, elapsed, "cut" if conn.responded else "503", stack)
+            answer = "cut" if conn.responded else "503"
+            self.report_timeout(conn, req, elapsed, answer, stack, self.request_limit)
             # Thrown by the hub (where a greenlet is killed from), to this request only.
             self._run_callback(self._time_out, me, running)
 

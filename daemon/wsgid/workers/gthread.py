@@ -119,6 +119,11 @@ class ThreadWorker(ConnectionLoop):
         self.thread_log_after = 0.0  # worker.thread_start_failed is logged again from then on
         self.dead_fd = -1  # a socket whose peer is gone, for taken connections
 
+    def request_limit_of(self, settings: RuntimeSettings) -> float:
+        """`request_timeout`, else `timeout`: the loop thread keeps stamping the heartbeat while
+        a pool thread is stuck, so the worker itself must bound its requests."""
+        return settings.request_timeout or settings.timeout
+
     def handle(self, conn: Connection, req: Request) -> None:
         worker_keeps = self.allows_keep_alive()
         # Still registered for EPOLLIN: the client usually waits for the
@@ -207,7 +212,7 @@ class ThreadWorker(ConnectionLoop):
         me = self.by_ident.get(threading.get_ident())
         if me is None:
             return float("inf")
-        return me.started + self.timeout - self.wait_margin
+        return me.started + self.request_limit - self.wait_margin
 
     def on_wake(self) -> None:
         self.wake_pending = False
@@ -218,17 +223,18 @@ class ThreadWorker(ConnectionLoop):
 
     def _sweep(self, now: float) -> None:
         super()._sweep(now)
-        if self.timeout and self.alive:
+        if self.request_limit and self.alive:
             self._check_pool(now)
 
     def _check_pool(self, now: float) -> None:
-        """Report and answer requests in the pool past `timeout`; exit if all threads are stuck."""
+        """Report and answer requests in the pool past their limit; exit if all threads are
+        stuck."""
         stuck = 0
         for me in self.pool:
             job = me.job  # before `started`: the thread sets them in the other order
             started = me.started
             # An Upgrade request (a WebSocket taken over) lives as long as its client.
-            if job is None or now - started <= self.timeout or job[1].upgrade:
+            if job is None or now - started <= self.request_limit or job[1].upgrade:
                 continue
             stuck += 1
             if me.reported != started:
@@ -242,7 +248,7 @@ class ThreadWorker(ConnectionLoop):
         frame = sys._current_frames().get(me.ident)
         stack = "".join(traceback.format_stack(frame)) if frame is not None else ""
         answer = self._take(conn, req)
-        self.report_timeout(conn, req, elapsed, answer, stack, thread=me.name)
+        self.report_timeout(conn, req, elapsed, answer, stack, self.request_limit, thread=me.name)
 
     def _take(self, conn: Connection, req: Request) -> str:
         """Take `conn`'s client from the thread that runs its request; what it got."""
@@ -281,7 +287,7 @@ class ThreadWorker(ConnectionLoop):
     def _give_up(self, stuck: int) -> None:
         """Every thread is stuck: answer what waits for one with 503, and exit."""
         self.log.error(
-            "worker.threads_stuck", threads=stuck, timeout=self.timeout, action="exiting"
+            "worker.threads_stuck", threads=stuck, timeout=self.request_limit, action="exiting"
         )
         while True:
             try:

@@ -72,6 +72,7 @@ from wsgid.http.proxy_protocol import ProxyHeaderReader
 from wsgid.http.request import Request
 from wsgid.listeners import Listener
 from wsgid.logs import clock, request_id
+from wsgid.runtime import RuntimeSettings
 from wsgid.workers import unpatched
 from wsgid.workers.admission import CONNECTION_ERRORS, Admission
 from wsgid.workers.base import Worker
@@ -120,7 +121,8 @@ class ConnectionLoop(Worker):
         self.keepalive = settings.keepalive
         self.timeout = settings.timeout
         self.io_timeout = self.timeout or 30.0
-        self.wait_margin = min(WAIT_MARGIN, self.timeout / 4)
+        self.request_limit = self.request_limit_of(settings)
+        self.wait_margin = min(WAIT_MARGIN, self.request_limit / 4)
         self.scoreboard = self.ctx.scoreboard
         self.slot = self.ctx.slot
         # What the scoreboard's counters have not been told yet (`_publish`): the status of
@@ -128,7 +130,9 @@ class ConnectionLoop(Worker):
         self.statuses: list[int] = []
         self.durations: list[int] = []
         self.next_publish = 0.0
-        self.deadline: Callable[[], float] = self.wait_deadline if self.timeout else no_deadline
+        self.deadline: Callable[[], float] = (
+            self.wait_deadline if self.request_limit else no_deadline
+        )
         self.header_timeout = settings.header_timeout
         # Bodies up to this size are read completely before the app is called,
         # so a slow uploader of a small form never holds the application, and
@@ -303,6 +307,14 @@ class ConnectionLoop(Worker):
         resume = self.admission.resume_at
         self.next_tick = min(self.next_sweep, resume) if resume else self.next_sweep
         self.poll_timeout = max(0.0, min(SWEEP_INTERVAL, self.next_tick - now))
+
+    def request_limit_of(self, settings: RuntimeSettings) -> float:
+        """How long one request may run (0: unbounded), which its waits for the client respect.
+
+        sync: `timeout`, the heartbeat's, since the master aborts a worker stuck in one
+        request. Kinds that end a request themselves choose their own (`request_timeout`).
+        """
+        return settings.timeout
 
     def wait_deadline(self) -> float:
         """When a wait for the client gives up: before the master's heartbeat timeout.
@@ -676,13 +688,20 @@ class ConnectionLoop(Worker):
             )  # fmt: skip
 
     def report_timeout(
-        self, conn: Connection, req: Request, elapsed: float, answer: str, stack: str, **where: str
+        self,
+        conn: Connection,
+        req: Request,
+        elapsed: float,
+        answer: str,
+        stack: str,
+        limit: float,
+        **where: str,
     ) -> None:
-        """Log a request that ran past `timeout` (gthread, gevent): `answer` is 503 or cut,
-        `stack` where it was, `where` the kind's own fields (its thread)."""
+        """Log a request that ran past its `limit` (gthread, gevent...): `answer` is 503 or
+        cut, `stack` where it was, `where` the kind's own fields (its thread)."""
         self.log.error(
             "worker.request_timeout",
-            timeout=self.timeout,
+            timeout=limit,
             elapsed=round(elapsed, 3),
             method=req.method,
             path=req.path.decode("latin-1"),

@@ -5,7 +5,7 @@ Owns: the asyncio event loop of the worker process (tornado's IOLoop wraps it), 
 the connection loop's epoll instance inside it, and handing the requests of a tornado
 Application (any `tornado.httputil.HTTPServerConnectionDelegate`) to it through tornado's
 connection-delegate interfaces: writing its responses, reading its request bodies, its
-per-request `timeout`, and taking the connection back when its response is done.
+per-request `request_timeout`, and taking the connection back when its response is done.
 
 Design (docs/architecture.md, "The tornado worker"). The connections are driven by the
 same loop as the other kinds (`loop.py`): wsgid's parser and policy, TLS, PROXY headers,
@@ -38,11 +38,13 @@ control), and the loop thread never blocks on a slow reader. A body larger than
 
 Per request, as run_request does for a WSGI app: the scoreboard shows it, `pre_request` and
 `post_request` hooks run, the access log records it, the request id is in the context the
-handler runs in (`wsgid.logs.request_id.CURRENT`). `timeout` bounds a tornado request as the
-other kinds' requests: past it, it is reported with the handler's coroutine stack
-(`worker.request_timeout`), its task cancelled, and the client answered 503 (or cut, if part
-of the response went out). A handler that blocks the loop stops the heartbeat, and the
-master replaces the worker after `timeout` with the stacks (`worker.timeout_dump`).
+handler runs in (`wsgid.logs.request_id.CURRENT`). `request_timeout`, when set, bounds a
+tornado request as it bounds a greenlet's (off by default: a long poll lives as long as its
+client; a WSGI app's requests in the pool are bounded as gthread's are): past it, it is
+reported with the handler's coroutine stack (`worker.request_timeout`), its task cancelled,
+and the client answered 503 (or cut, if part of the response went out). A handler that
+blocks the loop stops the heartbeat, and the master replaces the worker after `timeout` with
+the stacks (`worker.timeout_dump`).
 
 Not served: tornado WebSockets (`RequestHandler.detach`, which needs tornado's IOStream),
 HTTP/2, and `HTTPServer` options (xheaders: wsgid's `forwarded_allow_ips` decides what
@@ -116,6 +118,9 @@ class TornadoWorker(ThreadWorker):
             aloop = asyncio.new_event_loop()
             asyncio.set_event_loop(aloop)
         self.aloop = aloop
+        # An Application's requests are coroutines, bounded as greenlets are (`request_limit`
+        # is the pool's, for a WSGI app, as in gthread).
+        self.coroutine_limit = self.settings.request_timeout
         self.tornado_app: httputil.HTTPServerConnectionDelegate | None = (
             self.app if isinstance(self.app, httputil.HTTPServerConnectionDelegate) else None
         )
@@ -219,10 +224,10 @@ class TornadoWorker(ThreadWorker):
 
     def _sweep(self, now: float) -> None:
         super()._sweep(now)
-        if self.timeout and self.running:
+        if self.coroutine_limit and self.running:
             for ex in list(self.running.values()):
                 elapsed = now - ex.started
-                if elapsed > self.timeout and not ex.timed_out and not ex.req.upgrade:
+                if elapsed > self.coroutine_limit and not ex.timed_out and not ex.req.upgrade:
                     ex.time_out(elapsed)
 
     def _close_all(self) -> None:
@@ -620,14 +625,15 @@ class TornadoExchange(httputil.HTTPConnection):
         self.refuse(500, "the application's response is not valid HTTP")
 
     def time_out(self, elapsed: float) -> None:
-        """Past `timeout`: report with the handler's stack, cancel it, answer 503 or cut."""
+        """Past `request_timeout`: report with the handler's stack, cancel it, answer 503 or
+        cut."""
         self.timed_out = True
         worker = self.worker
         conn = self.conn
         task = self._handler_task()
         stack = _coroutine_stack(task.get_coro()) if task is not None else ""
         answer = "cut" if conn.responded else "503"
-        worker.report_timeout(conn, self.req, elapsed, answer, stack)
+        worker.report_timeout(conn, self.req, elapsed, answer, stack, worker.coroutine_limit)
         self.refuse(503, "request timeout", quiet=True)
         if task is not None:
             task.cancel()
