@@ -268,7 +268,8 @@ def render(
             if not applicable(sc, server):
                 continue
             cmd = server.command(sc.app, 0, sc.threads, tls=sc.tls, idle=sc.idle)
-            text = " ".join(cmd).replace(f"{HOST}:0", f"{HOST}:PORT")
+            text = " ".join([*(f"{k}={v}" for k, v in server.env), *cmd])
+            text = text.replace(f"{HOST}:0", f"{HOST}:PORT")
             text = text.replace("--port 0", "--port PORT").replace(str(REPO) + "/", "")
             if text not in seen:
                 seen.add(text)

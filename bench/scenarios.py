@@ -60,6 +60,9 @@ class Server:
     # (`metrics_bind`), statsd, `max_worker_memory`: the master's work, which the serving path
     # must not feel. Also hello only, beside its plain twin.
     operated: bool = False
+    # Environment variables it runs with, besides the bench's own: a library's knob the
+    # operator sets (gevent's event-loop backend). Shown in the report's command lines.
+    env: tuple[tuple[str, str], ...] = ()
 
     @property
     def variant(self) -> bool:
@@ -164,6 +167,16 @@ SERVERS: tuple[Server, ...] = (
     Server("wsgid-gthread", "wsgid gthread", "wsgid", "gthread"),
     Server("wsgid-gthread-proxy-v2", "wsgid gthread + PROXY v2", "wsgid", "gthread", proxy="v2"),
     Server("wsgid-gevent", "wsgid gevent", "wsgid", "gevent"),
+    # gevent's libev on io_uring where the kernel allows it (epoll where not): its timers
+    # fire within microseconds of their deadline, where epoll's wait rounds to milliseconds
+    # (docs/worker-kinds.md, "Measured"). Opt-in, as gevent leaves it: the sleep scenario's.
+    Server(
+        "wsgid-gevent-iouring",
+        "wsgid gevent, GEVENT_BACKEND=linux_iouring,epoll",
+        "wsgid",
+        "gevent",
+        env=(("GEVENT_BACKEND", "linux_iouring,epoll"),),
+    ),
     # gunicorn 26 removed its eventlet worker: wsgid's is compared with wsgid's gevent.
     Server("wsgid-eventlet", "wsgid eventlet", "wsgid", "eventlet"),
     # The bench's WSGI apps on -k tornado (a pool, as gthread; the loop waits in tornado's

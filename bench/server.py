@@ -93,7 +93,7 @@ def start_server(
     cmd = server.command(app, port, threads, workdir, tls, idle)
     name = f"{server.name}-{app}-{threads}-{port}"
     logfile = workdir / f"{name}.log"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", **dict(server.env)}
     env.pop("WSGID_CONFIG", None)
     with open(logfile, "wb") as out:
         t0 = time.perf_counter()

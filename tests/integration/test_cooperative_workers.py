@@ -20,12 +20,16 @@ The conformance, hardening, TLS, PROXY protocol and metrics suites run over ever
 - a hub blocked by CPU-bound code is reported with the blocking code's stack before the
   heartbeat timeout replaces the worker;
 - `wsgi.multithread` is true, `wsgi.multiprocess` is whether there are other workers;
+- gevent on the io_uring backend (`GEVENT_BACKEND=linux_iouring,epoll`, which the docs
+  advise for short timed waits) serves;
 - eventlet: the master warns once that it is deprecated upstream, the workers do not.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -172,6 +176,35 @@ def test_cooperative_kind_says_its_requests_run_side_by_side(
     seen = json.loads(server.get("/environ").body)
     # multiprocess: whether other workers run the app too (gunicorn's rule: workers > 1).
     assert seen == {"wsgi.multithread": True, "wsgi.multiprocess": workers > 1}, seen
+    assert server.stop() == 0, server.errlog()
+
+
+def io_uring_allowed() -> bool:
+    """Whether a process here may make an io_uring: asked of the kernel itself (the sysctl, a
+    container's seccomp filter or an old kernel may each refuse it)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    params = ctypes.create_string_buffer(120)  # struct io_uring_params, zeroed
+    fd = libc.syscall(425, 1, params)  # io_uring_setup(entries=1, params), x86-64 and arm64
+    if fd < 0:
+        return False
+    os.close(fd)
+    return True
+
+
+def test_gevent_runs_on_the_io_uring_backend_documented_for_timed_waits(
+    wsgid: Callable[..., WsgidServer],
+) -> None:
+    """docs/worker-kinds.md advises `GEVENT_BACKEND=linux_iouring,epoll` for apps whose requests
+    wait on short timers: the worker's hub runs on io_uring where the kernel allows it, on
+    epoll where not, and serves either way."""
+    env = {"GEVENT_BACKEND": "linux_iouring,epoll"}
+    server = wsgid(APP, "-k", "gevent", workers=1, env=env)
+    (worker,) = server.wait_workers(1)
+    answers = [server.get("/sleep?s=0.01") for _ in range(20)]
+    assert [(a.status, a.body) for a in answers] == [(200, b"slept")] * 20, server.errlog()
+    kinds = {os.readlink(f"/proc/{worker}/fd/{fd}") for fd in os.listdir(f"/proc/{worker}/fd")}
+    expected = "anon_inode:[io_uring]" if io_uring_allowed() else "anon_inode:[eventpoll]"
+    assert expected in kinds, kinds
     assert server.stop() == 0, server.errlog()
 
 
