@@ -608,3 +608,15 @@ def test_metrics_bind_must_differ_from_every_bind() -> None:
 def test_a_negative_shutdown_delay_names_the_flag_and_the_bound() -> None:
     message = error_of([APP, "--shutdown-delay", "-1"])
     assert "--shutdown-delay" in message and "-1" in message and ">= 0" in message, message
+
+
+def test_request_timeout_with_the_sync_worker_is_a_warning_naming_its_source() -> None:
+    loaded = load([APP, "--request-timeout", "5"])
+    (warning,) = loaded.warnings
+    assert warning.startswith("request_timeout 5 (from flag:--request-timeout) has no effect"), (
+        warning
+    )
+    assert "worker_class sync" in warning and "Use timeout" in warning, warning
+    for kind in ("gthread", "gevent", "eventlet", "tornado"):
+        assert load([APP, "-k", kind], {"WSGID_REQUEST_TIMEOUT": "5"}).warnings == (), kind
+    assert load([APP]).warnings == ()  # off by default: nothing to say

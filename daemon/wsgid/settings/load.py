@@ -199,6 +199,7 @@ def load_settings(
         ) from None
 
     sources = {name: merged[name].label if name in merged else "default" for name in SPECS}
+    warnings += _without_effect(settings, sources)
     if server is not None:
         _pserve_serves_its_app(server, merged)
     elif command_line.command in ("serve", "check") and not (settings.app or settings.paste):
@@ -217,3 +218,15 @@ def load_settings(
         command_line.show_secrets,
         warnings,
     )
+
+
+def _without_effect(settings: Settings, sources: dict[str, str]) -> tuple[str, ...]:
+    """Settings given that the chosen worker kind does not use: valid, so a warning."""
+    if settings.request_timeout and settings.worker_class == "sync":
+        return (
+            f"request_timeout {settings.request_timeout:g} (from {sources['request_timeout']})"
+            " has no effect with worker_class sync: a sync worker runs one request at a time,"
+            " which timeout bounds (past it the worker is replaced). Use timeout, or a kind"
+            " that ends a request itself (gthread, gevent, eventlet, tornado).",
+        )
+    return ()

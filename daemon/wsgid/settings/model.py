@@ -253,7 +253,7 @@ class Settings(BaseModel):
     eventlet and tornado (each request), and gthread (instead of timeout). 0, the default,
     leaves requests of the cooperative kinds unbounded, as under gunicorn, so that long polls
     and server-sent event streams live as long as their clients; gthread then uses timeout. A
-    sync worker's request is bounded by timeout alone."""
+    sync worker's request is bounded by timeout alone (set with sync, this is a warning)."""
     graceful_timeout: Annotated[Seconds, Option("workers", metavar="SECONDS")] = 30.0
     """On a graceful stop or restart, how long in-flight requests may take to finish before their
     workers are killed."""
