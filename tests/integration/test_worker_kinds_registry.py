@@ -26,7 +26,7 @@ from wsgid.workers import KINDS
 APP = "wsgid.demo:app"
 # gunicorn's worker kinds that wsgid does not have (gunicorn 19's aiohttp worker, removed in
 # gunicorn 20).
-NOT_YET_KINDS = ("gaiohttp",)
+LACKING_KINDS = ("gaiohttp",)
 
 
 def serve_until_exit(wsgid: Callable[..., WsgidServer], *args: str) -> tuple[int, WsgidServer]:
@@ -35,7 +35,7 @@ def serve_until_exit(wsgid: Callable[..., WsgidServer], *args: str) -> tuple[int
     return server.wait_exit(timeout=30), server
 
 
-@pytest.mark.parametrize("name", NOT_YET_KINDS)
+@pytest.mark.parametrize("name", LACKING_KINDS)
 def test_a_kind_wsgid_lacks_fails_check_and_serving_alike(
     wsgid: Callable[..., WsgidServer], workdir: WorkDir, name: str
 ) -> None:
@@ -104,7 +104,7 @@ def test_help_and_schema_name_the_registered_kinds(workdir: WorkDir) -> None:
     start = help_text.index("--worker-class CLASS")
     entry = help_text[start : help_text.index("Env: WSGID_WORKER_CLASS", start)]
     assert all(f"`{kind}`" in entry for kind in KINDS), entry
-    assert not any(name in entry for name in NOT_YET_KINDS), entry
+    assert not any(name in entry for name in LACKING_KINDS), entry
 
     schema = json.loads(run("config", "schema"))["$defs"]["worker_class"]
     (enum,) = [branch["enum"] for branch in schema["anyOf"] if "enum" in branch]
