@@ -7,6 +7,7 @@ see exactly what the server sent on the connection, the library's frames and any
 from __future__ import annotations
 
 import socket
+import ssl
 
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import Event, TextMessage
@@ -15,8 +16,10 @@ from wsproto.events import Event, TextMessage
 class Client:
     """One WebSocket client connection, and every byte the server sent on it."""
 
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=20)
+    def __init__(self, port: int, tls: ssl.SSLContext | None = None) -> None:
+        """Connect to 127.0.0.1:`port`, over TLS with `tls` (wss://)."""
+        raw = socket.create_connection(("127.0.0.1", port), timeout=20)
+        self.sock = tls.wrap_socket(raw) if tls is not None else raw
         self.ws = WSConnection(ConnectionType.CLIENT)
         self.received = b""
 

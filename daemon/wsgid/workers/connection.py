@@ -241,7 +241,7 @@ class Connection:
         file.seek(offset + total)
         return total
 
-    def handover(self) -> socket.socket | None:
+    def handover(self) -> object:
         # A socket of its own (a duplicate descriptor): the app may close it, as WebSocket
         # libraries do, while the loop still holds the connection. Made through the socket
         # module at the time of the call, so a gevent worker's is gevent's cooperative one.

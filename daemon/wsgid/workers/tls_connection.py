@@ -4,9 +4,10 @@ Owns: TLS on an accepted socket: the `SSLObject` made from the worker's context,
 stepped as the loop finds the socket ready (never a blocking call: a client that stalls costs
 this connection, bounded by header_timeout, never the worker or a pool thread), the mod_ssl
 environ keys once it is done, decrypting what the client sent and encrypting what goes to it,
-and the close_notify on close. Only the loop makes these (`ConnectionLoop._on_listener`), and
-only for a listener that serves HTTPS: this module, and `ssl`, are never imported by a worker
-without one.
+the close_notify on close, and handing the session to an app that takes the connection over
+(`handover`: a `tls_socket.TLSSocket`). Only the loop makes these
+(`ConnectionLoop._on_listener`), and only for a listener that serves HTTPS: this module, and
+`ssl`, are never imported by a worker without one.
 
 Design: the socket stays a plain non-blocking socket, read and written by `Connection` as any
 other; OpenSSL only turns bytes into bytes (`ssl.MemoryBIO` in and out, as asyncio does).
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import socket
 import ssl
 from collections.abc import Callable
@@ -169,8 +171,22 @@ class TLSConnection(Connection):
         with contextlib.suppress(OSError):  # a best effort on a connection about to close
             self._emit()
 
-    def handover(self) -> socket.socket | None:
-        return None  # the TLS session is this object's: the raw socket would carry ciphertext
+    def handover(self) -> object:
+        """The connection as a socket for the app to take over: a `TLSSocket` over this
+        session and a duplicate descriptor (the raw socket alone would carry ciphertext)."""
+        obj = self.obj
+        if obj is None or self.handshaking:
+            return None
+        from wsgid.workers.tls_socket import TLSSocket  # only apps that take over need it
+
+        self.flush_blocking()  # what the loop queued for the client goes before the app's
+        sock = socket.socket(fileno=os.dup(self.fd))
+        sock.settimeout(None)
+        return TLSSocket(sock, obj, self.incoming, self.outgoing, self._given_away)
+
+    def _given_away(self) -> None:
+        """The app used the session: its own close sends the close_notify, never ours."""
+        self.notified = True
 
     def shutdown_write(self) -> None:
         self._notify()
