@@ -29,7 +29,7 @@ import pytest
 
 from support.client import poll
 from support.server import WorkDir, WsgidServer
-from support.tls import make_certs
+from support.tls import https_get, make_certs
 from wsgid.exitcodes import ExitCode
 
 APP = "tornado_app:app"
@@ -165,18 +165,10 @@ def test_tornado_application_over_https(
 
     def get() -> dict[str, object] | None:
         try:
-            with (
-                socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw,
-                context.wrap_socket(raw) as sock,
-            ):
-                sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                data = b""
-                while chunk := sock.recv(65536):
-                    data += chunk
+            head, body = https_get(server.port, context)
         except OSError:
             return None
-        head, _, body = data.partition(b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 200 "), data[:300]
+        assert head.startswith(b"HTTP/1.1 200 "), head
         seen: dict[str, object] = json.loads(body)
         return seen
 

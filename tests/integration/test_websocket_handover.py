@@ -12,7 +12,6 @@ with wsproto over a raw socket, so the test sees every byte that comes back:
 
 from __future__ import annotations
 
-import socket
 import ssl
 from collections.abc import Callable
 
@@ -22,7 +21,7 @@ from wsproto.events import AcceptConnection, CloseConnection, Request, TextMessa
 from support.client import poll
 from support.kinds import WORKER_KINDS, kind_args
 from support.server import WorkDir, WsgidServer
-from support.tls import make_certs
+from support.tls import https_get, make_certs
 from support.websocket import Client
 
 APP = "websocket_app:app"
@@ -76,16 +75,9 @@ def test_a_flask_sock_echo_over_tls_takes_the_connection_over(
     context.check_hostname = False
 
     def get_plain() -> bytes:
-        with (
-            socket.create_connection(("127.0.0.1", server.port), timeout=20) as raw,
-            context.wrap_socket(raw) as sock,
-        ):
-            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            data = b""
-            while chunk := sock.recv(65536):
-                data += chunk
-        assert data.startswith(b"HTTP/1.1 200 "), data[:300]
-        return data.partition(b"\r\n\r\n")[2]
+        head, body = https_get(server.port, context)
+        assert head.startswith(b"HTTP/1.1 200 "), head
+        return body
 
     def answered() -> bool:
         try:

@@ -7,13 +7,15 @@ another CA; a key that matches no certificate; the first server key encrypted, w
 password in a file. And `fingerprint()`: a certificate's SHA-256 fingerprint as
 `openssl x509 -fingerprint -sha256` prints it (upper-case hex, colons), which is how wsgid
 logs it; `served_fingerprint()`: that of the certificate a server serves, through
-`openssl s_client`.
+`openssl s_client`; `https_get()`: one GET over TLS with Python's `ssl`, and what came back.
 """
 
 from __future__ import annotations
 
 import contextlib
 import shutil
+import socket
+import ssl
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -194,3 +196,18 @@ def served_fingerprint(port: int, ca: Path, host: str = "127.0.0.1") -> str:
     if done.returncode != 0 or b"-----BEGIN CERTIFICATE-----" not in done.stdout:
         return ""
     return fingerprint_of_pem(done.stdout.decode(errors="replace"))
+
+
+def https_get(port: int, context: ssl.SSLContext, path: str = "/") -> tuple[bytes, bytes]:
+    """`GET path` on 127.0.0.1:`port` over TLS with `Connection: close`: the response's head
+    and body as they came, read until the server closed (OSError if it could not be had)."""
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=20) as raw,
+        context.wrap_socket(raw) as sock,
+    ):
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return head, body
