@@ -14,6 +14,8 @@ WSGI app that says which thread runs it.
   pieces, sha256};
 - `/big?mb=N`: N MiB (the bytes 0..255 repeated) in 64 KiB writes, each awaited with
   `flush()` (a slow reader holds the handler, not the worker);
+- `/ws`: a `tornado.websocket.WebSocketHandler` that echoes text messages and closes the
+  WebSocket on "bye";
 - anything else: the Application's own 404.
 
 `wsgi`: a plain WSGI app; `/` answers JSON {thread, main}: it must run in a pool thread;
@@ -33,6 +35,7 @@ from typing import Any
 
 import tornado.gen
 import tornado.web
+import tornado.websocket
 
 
 def _where() -> dict[str, Any]:
@@ -120,6 +123,16 @@ class BigHandler(tornado.web.RequestHandler):
             await self.flush()
 
 
+class EchoWebSocket(tornado.websocket.WebSocketHandler):
+    """Echoes each text message; on "bye" it closes the WebSocket."""
+
+    def on_message(self, message: str | bytes) -> None:
+        if message == "bye":
+            self.close()
+        else:
+            self.write_message(message)
+
+
 app = tornado.web.Application(
     [
         (r"/", HelloHandler),
@@ -129,6 +142,7 @@ app = tornado.web.Application(
         (r"/echo", EchoHandler),
         (r"/upload", UploadHandler),
         (r"/big", BigHandler),
+        (r"/ws", EchoWebSocket),
     ]
 )
 

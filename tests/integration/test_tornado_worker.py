@@ -5,7 +5,8 @@ kind of `wsgid.workers.KINDS`, this one with a WSGI app).
 With `tornado_app` (tests/apps): a `tornado.web.Application` served on the worker's IOLoop
 through wsgid's own HTTP layer (GET, a POST body, a streamed response in chunks with
 `flush()`, several requests on one keep-alive connection and pipelined, the Application's
-own 404, the access log, HTTPS), a streamed request body after `100 Continue`, a slow reader
+own 404, the access log, HTTPS), a `WebSocketHandler` echo that takes the connection over
+(`detach`; refused 501 over HTTPS), a streamed request body after `100 Continue`, a slow reader
 of a large response that holds its handler and nothing else, its async handlers waiting side
 by side (200 requests of 1 s in one worker), `request_timeout` (and a long poll outliving
 `timeout` when it is off), a graceful stop that lets it finish, `max_requests`; a plain WSGI
@@ -26,10 +27,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from wsproto.events import AcceptConnection, CloseConnection, RejectConnection, TextMessage
+from wsproto.events import Request as WsRequest
 
 from support.client import poll
 from support.server import WorkDir, WsgidServer
 from support.tls import https_get, make_certs
+from support.websocket import Client
 from wsgid.exitcodes import ExitCode
 
 APP = "tornado_app:app"
@@ -175,6 +179,66 @@ def test_tornado_application_over_https(
     seen = poll(get, timeout=20, what="an HTTPS answer")
     assert seen["protocol"] == "https", seen
     assert server.stop() == 0, server.errlog()
+
+
+def test_tornado_application_websocket_echo_takes_the_connection_over(
+    wsgid: Callable[..., WsgidServer],
+) -> None:
+    """A `tornado.websocket.WebSocketHandler` gets the connection (`detach`): its 101 head,
+    Upgrade and Connection included, then its frames; nothing of wsgid's after its close."""
+    server = wsgid(APP, "-k", "tornado", "--access-logfile", "-", workers=1)
+    client = Client(server.port)
+    try:
+        client.send(WsRequest(host="127.0.0.1", target="/ws"))
+        accepted = client.next_event()
+        assert isinstance(accepted, AcceptConnection), (accepted, client.received)
+        head = client.received.split(b"\r\n\r\n")[0].lower()
+        assert head.startswith(b"http/1.1 101 switching protocols\r\n"), head
+        assert b"\r\nupgrade: websocket" in head and b"\r\nconnection: upgrade" in head, head
+        for text in ("hello", "wsgid " * 2000):  # the second spans several reads
+            client.send(TextMessage(data=text))
+            assert client.text() == text
+        assert json.loads(server.get("/").body)["main"]  # the worker serves others meanwhile
+        client.send(TextMessage(data="bye"))
+        closing = client.next_event()
+        assert isinstance(closing, CloseConnection), closing
+        client.send(closing.response())
+        assert client.rest() == b""  # the handler's close frame ended it
+    finally:
+        client.sock.close()
+    server.wait_log('"GET /ws HTTP/1.1" 101', stream="stdout")
+    assert "error" not in server.errlog(), server.errlog()
+    assert server.stop() == 0, server.errlog()
+
+
+def test_tornado_application_websocket_over_https_is_refused_501_with_the_reason(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    certs = make_certs(workdir.root / "certs")
+    tls = ["--certfile", str(certs.server), "--keyfile", str(certs.server_key)]
+    server = wsgid(APP, "-k", "tornado", *tls, workers=1, start=False)
+    context = ssl.create_default_context(cafile=str(certs.ca))
+    context.check_hostname = False
+    poll(lambda: _https_answers(server.port, context), timeout=20, what="an HTTPS answer")
+    client = Client(server.port, tls=context)
+    try:
+        client.send(WsRequest(host="127.0.0.1", target="/ws"))
+        refused = client.next_event()
+        assert isinstance(refused, RejectConnection), (refused, client.received)
+        assert refused.status_code == 501, client.received
+    finally:
+        client.sock.close()
+    server.wait_log("tornado WebSockets are served over plain HTTP only")
+    assert _https_answers(server.port, context)  # the worker serves on
+    assert server.stop() == 0, server.errlog()
+
+
+def _https_answers(port: int, context: ssl.SSLContext) -> bool:
+    try:
+        head, _ = https_get(port, context)
+    except OSError:
+        return False
+    return head.startswith(b"HTTP/1.1 200 ")
 
 
 @pytest.mark.parametrize("path", ["/sleep?s=1", "/gensleep?s=1"])

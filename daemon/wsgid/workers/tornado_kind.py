@@ -46,8 +46,14 @@ and the client answered 503 (or cut, if part of the response went out). A handle
 blocks the loop stops the heartbeat, and the master replaces the worker after `timeout` with
 the stacks (`worker.timeout_dump`).
 
-Not served: tornado WebSockets (`RequestHandler.detach`, which needs tornado's IOStream),
-HTTP/2, and `HTTPServer` options (xheaders: wsgid's `forwarded_allow_ips` decides what
+A handler that answers an Upgrade request 101 (tornado's `WebSocketHandler`) gets the
+connection as a tornado `IOStream` over a descriptor of its own (`detach`): the request ends
+there for wsgid (logged as 101), which closes its own descriptor and never touches the
+connection again; the WebSocket is then the IOLoop's alone (it does not count towards
+`worker_connections`, and a stopping worker does not wait for it). Over HTTPS the upgrade is
+refused 501 (see `_NO_TLS_DETACH`).
+
+Not served: HTTP/2, and `HTTPServer` options (xheaders: wsgid's `forwarded_allow_ips` decides what
 `remote_ip` and `protocol` say; max_body_size: the `limit_request_*` settings).
 """
 
@@ -55,7 +61,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import select
+import socket
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Coroutine
@@ -63,7 +71,7 @@ from http import HTTPStatus
 from typing import Any, ClassVar
 
 from tornado import httputil
-from tornado.iostream import StreamClosedError
+from tornado.iostream import IOStream, StreamClosedError
 
 from wsgid.http import environ as environ_mod
 from wsgid.http.body import EMPTY_INPUT
@@ -75,6 +83,12 @@ from wsgid.logs import request_id
 from wsgid.workers.connection import HIGH_WATER, Connection
 from wsgid.workers.gthread import ThreadWorker
 
+# Over HTTPS the TLS session is an SSLObject of wsgid's (tls_connection.py), and tornado's
+# SSLIOStream needs an ssl.SSLSocket of its own.
+_NO_TLS_DETACH = (
+    "tornado WebSockets are served over plain HTTP only: terminate TLS in front of wsgid"
+    " (nginx), or use a WSGI WebSocket library"
+)
 # The asyncio loop gets a turn at least this often (s), also when the wsgid loop is busy.
 SPIN_INTERVAL = 0.002
 # Response headers of a tornado handler that wsgid sets itself (Date, Server) or that
@@ -310,6 +324,7 @@ class TornadoExchange(httputil.HTTPConnection):
         self.state = OPEN
         self.status = 0
         self.timed_out = False
+        self.switching = False  # a 101 answered the Upgrade: the handler takes the connection
         self.pending: list[bytes] = []  # framed bytes not handed to the connection yet
         self.pending_size = 0
         self.push_scheduled = False
@@ -429,6 +444,8 @@ class TornadoExchange(httputil.HTTPConnection):
         if self.state != OPEN or self.resp is not None:
             return self._closed()
         assert isinstance(start_line, httputil.ResponseStartLine)
+        if start_line.code == 101 and self.req.upgrade:
+            return self._switch(headers)
         fields: list[tuple[str, str]] = []
         for name, value in headers.get_all():
             lname = name.lower()
@@ -455,6 +472,28 @@ class TornadoExchange(httputil.HTTPConnection):
         self.status = resp.status_code
         return self._queue(data)
 
+    def _switch(self, headers: httputil.HTTPHeaders) -> asyncio.Future[None]:
+        """The handler switches protocols (a `WebSocketHandler` accepting): its 101 head goes
+        as the handler wrote it, `Upgrade` and `Connection` included, which `Response` never
+        lets an app set; the connection is the handler's once it calls `detach`."""
+        if self.conn.tls:
+            self.refuse(501, _NO_TLS_DETACH)  # an error the client can read, not 101 and a cut
+            return self._closed()
+        lines = [b"HTTP/1.1 101 Switching Protocols\r\n"]
+        for name, value in headers.get_all():
+            if name.lower() not in _OWN_HEADERS and name.lower() != "content-length":
+                lines.append(f"{name}: {value}\r\n".encode("latin-1"))
+        worker = self.worker
+        exchange = worker.exchange
+        if exchange.id_field:
+            lines.append(exchange.id_field + self.rid.encode("ascii") + b"\r\n")
+        resp = Response(self.req, worker.dates, False, None, self.environ)
+        resp.start_response("101 Switching Protocols", [])  # what the access log shows
+        self.resp = resp
+        self.status = 101
+        self.switching = True
+        return self._queue(b"".join(lines) + worker.dates.head_end())
+
     def write(self, chunk: bytes) -> asyncio.Future[None]:
         resp = self.resp
         if self.state != OPEN or resp is None:
@@ -467,6 +506,14 @@ class TornadoExchange(httputil.HTTPConnection):
             return
         if resp is None:
             self._broken(RuntimeError("finish() before write_headers()"))
+            return
+        if self.switching:
+            # The head goes on the next turn: tornado's WebSocketHandler calls detach()
+            # right after finish(), and the head must then go first on its stream.
+            self.state = FINISHING
+            if not (self.push_scheduled or self.writing):
+                self.push_scheduled = True
+                self.worker.aloop.call_soon(self._push)
             return
         try:
             tail = resp.end()
@@ -493,11 +540,29 @@ class TornadoExchange(httputil.HTTPConnection):
         its response (the client left, the request timed out, the worker stopped)."""
         self.close_callback = callback
 
-    def detach(self) -> Any:
-        raise NotImplementedError(
-            "wsgid's tornado worker does not hand a connection over to tornado (WebSockets):"
-            " serve WebSocket handlers with tornado's own HTTPServer"
-        )
+    def detach(self) -> IOStream:
+        """The connection as a tornado `IOStream`, for a handler that switched protocols
+        (tornado's WebSocketHandler): what wsgid still holds for the client goes first on
+        the stream, and the request ends here (logged as 101). The stream has a descriptor
+        of its own; wsgid closes its one at once, without a shutdown, and never reads or
+        writes the connection again."""
+        conn = self.conn
+        if conn.tls:
+            raise NotImplementedError(_NO_TLS_DETACH)
+        if not self.switching or self.state == ENDED:
+            raise RuntimeError("detach() needs a 101 response to an Upgrade request first")
+        unsent = b"".join([bytes(piece) for piece in conn.out] + self.pending)
+        conn.out.clear()
+        conn.out_size = 0
+        self.pending.clear()
+        self.pending_size = 0
+        sock = socket.socket(fileno=os.dup(conn.fd))
+        sock.setblocking(False)
+        stream = IOStream(sock)
+        if unsent:
+            stream.write(unsent)
+        self._end(logged=True)  # an Upgrade request never keeps the connection: it closes
+        return stream
 
     # output
 
