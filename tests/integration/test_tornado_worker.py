@@ -158,14 +158,22 @@ def test_tornado_application_slow_reader_holds_its_handler_not_the_worker(
     assert server.stop() == 0, server.errlog()
 
 
-def test_tornado_application_over_https(
+def https_server(
     wsgid: Callable[..., WsgidServer], workdir: WorkDir
-) -> None:
+) -> tuple[WsgidServer, ssl.SSLContext]:
+    """`tornado_app` on `-k tornado` over HTTPS (not waited for), and a client context."""
     certs = make_certs(workdir.root / "certs")
     tls = ["--certfile", str(certs.server), "--keyfile", str(certs.server_key)]
     server = wsgid(APP, "-k", "tornado", *tls, workers=1, start=False)
     context = ssl.create_default_context(cafile=str(certs.ca))
     context.check_hostname = False
+    return server, context
+
+
+def test_tornado_application_over_https(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    server, context = https_server(wsgid, workdir)
 
     def get() -> dict[str, object] | None:
         try:
@@ -214,11 +222,7 @@ def test_tornado_application_websocket_echo_takes_the_connection_over(
 def test_tornado_application_websocket_over_https_is_refused_501_with_the_reason(
     wsgid: Callable[..., WsgidServer], workdir: WorkDir
 ) -> None:
-    certs = make_certs(workdir.root / "certs")
-    tls = ["--certfile", str(certs.server), "--keyfile", str(certs.server_key)]
-    server = wsgid(APP, "-k", "tornado", *tls, workers=1, start=False)
-    context = ssl.create_default_context(cafile=str(certs.ca))
-    context.check_hostname = False
+    server, context = https_server(wsgid, workdir)
     poll(lambda: _https_answers(server.port, context), timeout=20, what="an HTTPS answer")
     client = Client(server.port, tls=context)
     try:
