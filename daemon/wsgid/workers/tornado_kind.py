@@ -50,11 +50,11 @@ A handler that answers an Upgrade request 101 (tornado's `WebSocketHandler`) get
 connection as a tornado `IOStream` over a descriptor of its own (`detach`): the request ends
 there for wsgid (logged as 101), which closes its own descriptor and never touches the
 connection again; the WebSocket is then the IOLoop's alone (it does not count towards
-`worker_connections`, and a stopping worker does not wait for it). Over HTTPS the upgrade is
-refused 501 (see `_NO_TLS_DETACH`).
+`worker_connections`, and a stopping worker does not wait for it). Over HTTPS the stream is
+a `TLSStream` over the connection's own TLS session.
 
-Not served: HTTP/2, and `HTTPServer` options (xheaders: wsgid's `forwarded_allow_ips` decides what
-`remote_ip` and `protocol` say; max_body_size: the `limit_request_*` settings).
+Not served: HTTP/2, and `HTTPServer` options (xheaders: wsgid's `forwarded_allow_ips` decides
+what `remote_ip` and `protocol` say; max_body_size: the `limit_request_*` settings).
 """
 
 from __future__ import annotations
@@ -83,12 +83,6 @@ from wsgid.logs import request_id
 from wsgid.workers.connection import HIGH_WATER, Connection
 from wsgid.workers.gthread import ThreadWorker
 
-# Over HTTPS the TLS session is an SSLObject of wsgid's (tls_connection.py), and tornado's
-# SSLIOStream needs an ssl.SSLSocket of its own.
-_NO_TLS_DETACH = (
-    "tornado WebSockets are served over plain HTTP only: terminate TLS in front of wsgid"
-    " (nginx), or use a WSGI WebSocket library"
-)
 # The asyncio loop gets a turn at least this often (s), also when the wsgid loop is busy.
 SPIN_INTERVAL = 0.002
 # Response headers of a tornado handler that wsgid sets itself (Date, Server) or that
@@ -476,9 +470,6 @@ class TornadoExchange(httputil.HTTPConnection):
         """The handler switches protocols (a `WebSocketHandler` accepting): its 101 head goes
         as the handler wrote it, `Upgrade` and `Connection` included, which `Response` never
         lets an app set; the connection is the handler's once it calls `detach`."""
-        if self.conn.tls:
-            self.refuse(501, _NO_TLS_DETACH)  # an error the client can read, not 101 and a cut
-            return self._closed()
         lines = [b"HTTP/1.1 101 Switching Protocols\r\n"]
         for name, value in headers.get_all():
             if name.lower() not in _OWN_HEADERS and name.lower() != "content-length":
@@ -547,20 +538,29 @@ class TornadoExchange(httputil.HTTPConnection):
         of its own; wsgid closes its one at once, without a shutdown, and never reads or
         writes the connection again."""
         conn = self.conn
-        if conn.tls:
-            raise NotImplementedError(_NO_TLS_DETACH)
         if not self.switching or self.state == ENDED:
             raise RuntimeError("detach() needs a 101 response to an Upgrade request first")
-        unsent = b"".join([bytes(piece) for piece in conn.out] + self.pending)
+        queued = b"".join([bytes(piece) for piece in conn.out])  # ciphertext over TLS
+        head = b"".join(self.pending)  # the connection never took it: plaintext
         conn.out.clear()
         conn.out_size = 0
         self.pending.clear()
         self.pending_size = 0
         sock = socket.socket(fileno=os.dup(conn.fd))
-        sock.setblocking(False)
-        stream = IOStream(sock)
-        if unsent:
-            stream.write(unsent)
+        stream: IOStream
+        if conn.tls:
+            # Loaded already: the listener serves HTTPS (only then are these imported).
+            from wsgid.workers.tls_connection import TLSConnection
+            from wsgid.workers.tornado_tls import TLSStream
+
+            assert isinstance(conn, TLSConnection) and conn.obj is not None
+            conn.notified = True  # the session's close_notify is the stream's to send now
+            stream = TLSStream(sock, conn.obj, conn.incoming, conn.outgoing, queued)
+        else:
+            stream = IOStream(sock)
+            head = queued + head
+        if head:
+            stream.write(head)
         self._end(logged=True)  # an Upgrade request never keeps the connection: it closes
         return stream
 
