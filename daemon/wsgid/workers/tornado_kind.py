@@ -549,7 +549,8 @@ class TornadoExchange(httputil.HTTPConnection):
         sock = socket.socket(fileno=os.dup(conn.fd))
         stream: IOStream
         if conn.tls:
-            # Loaded already: the listener serves HTTPS (only then are these imported).
+            # tls_connection is loaded already (the listener serves HTTPS); tornado_tls is
+            # imported on the first such detach only.
             from wsgid.workers.tls_connection import TLSConnection
             from wsgid.workers.tornado_tls import TLSStream
 
