@@ -27,13 +27,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from wsproto.events import AcceptConnection, CloseConnection, TextMessage
-from wsproto.events import Request as WsRequest
 
 from support.client import poll
 from support.server import WorkDir, WsgidServer
 from support.tls import https_get, make_certs
-from support.websocket import Client
+from support.websocket import Client, echo_then_close
 from wsgid.exitcodes import ExitCode
 
 APP = "tornado_app:app"
@@ -189,26 +187,15 @@ def test_tornado_application_over_https(
     assert server.stop() == 0, server.errlog()
 
 
-def websocket_echo(client: Client, get_plain: Callable[[], object]) -> None:
-    """Upgrade to `/ws`, echo two messages, close; `get_plain` asks for a page meanwhile."""
-    try:
-        client.send(WsRequest(host="127.0.0.1", target="/ws"))
-        accepted = client.next_event()
-        assert isinstance(accepted, AcceptConnection), (accepted, client.received)
-        head = client.received.split(b"\r\n\r\n")[0].lower()
-        assert head.startswith(b"http/1.1 101 switching protocols\r\n"), head
-        assert b"\r\nupgrade: websocket" in head and b"\r\nconnection: upgrade" in head, head
-        for text in ("hello", "wsgid " * 1_000_000):  # 6 MB: more than the socket takes at once
-            client.send(TextMessage(data=text))
-            assert client.text() == text
-        get_plain()  # the worker serves others meanwhile
-        client.send(TextMessage(data="bye"))
-        closing = client.next_event()
-        assert isinstance(closing, CloseConnection), closing
-        client.send(closing.response())
-        assert client.rest() == b""  # the handler's close frame ended it
-    finally:
-        client.sock.close()
+# 6 MB: more than the socket takes at once (over TLS, the stream keeps the rest).
+WS_TEXTS = ("hello", "wsgid " * 1_000_000)
+
+
+def assert_switch_head(client: Client) -> None:
+    """The handler's 101 head, its Upgrade and Connection included."""
+    head = client.received.split(b"\r\n\r\n")[0].lower()
+    assert head.startswith(b"http/1.1 101 switching protocols\r\n"), head
+    assert b"\r\nupgrade: websocket" in head and b"\r\nconnection: upgrade" in head, head
 
 
 def test_tornado_application_websocket_echo_takes_the_connection_over(
@@ -217,7 +204,9 @@ def test_tornado_application_websocket_echo_takes_the_connection_over(
     """A `tornado.websocket.WebSocketHandler` gets the connection (`detach`): its 101 head,
     Upgrade and Connection included, then its frames; nothing of wsgid's after its close."""
     server = wsgid(APP, "-k", "tornado", "--access-logfile", "-", workers=1)
-    websocket_echo(Client(server.port), lambda: json.loads(server.get("/").body))
+    client = Client(server.port)
+    echo_then_close(client, "/ws", WS_TEXTS, lambda: bool(json.loads(server.get("/").body)))
+    assert_switch_head(client)
     server.wait_log('"GET /ws HTTP/1.1" 101', stream="stdout")
     assert "error" not in server.errlog(), server.errlog()
     assert server.stop() == 0, server.errlog()
@@ -230,7 +219,9 @@ def test_tornado_application_websocket_over_https_speaks_the_connections_tls_ses
     made, and its close ends the session with close_notify (`rest` would raise without)."""
     server, context = https_server(wsgid, workdir)
     poll(lambda: _https_answers(server.port, context), timeout=20, what="an HTTPS answer")
-    websocket_echo(Client(server.port, tls=context), lambda: _https_answers(server.port, context))
+    client = Client(server.port, tls=context)
+    echo_then_close(client, "/ws", WS_TEXTS, lambda: _https_answers(server.port, context))
+    assert_switch_head(client)
     assert _https_answers(server.port, context)  # the worker serves on
     assert "error" not in server.errlog(), server.errlog()
     assert server.stop() == 0, server.errlog()

@@ -16,38 +16,18 @@ import ssl
 from collections.abc import Callable
 
 import pytest
-from wsproto.events import AcceptConnection, CloseConnection, Request, TextMessage
 
 from support.client import poll
 from support.kinds import WORKER_KINDS, kind_args
 from support.server import WorkDir, WsgidServer
 from support.tls import https_get, make_certs
-from support.websocket import Client
+from support.websocket import Client, echo_then_close
 
 APP = "websocket_app:app"
 
 
-def echo_then_close(client: Client, get_plain: Callable[[], bytes] | None) -> None:
-    """Upgrade, echo two messages, close; `get_plain` (None for sync, whose one worker is busy
-    with the WebSocket) asks for another page meanwhile."""
-    try:
-        client.send(Request(host="127.0.0.1", target="/echo"))
-        accepted = client.next_event()
-        assert isinstance(accepted, AcceptConnection), (accepted, client.received)
-        assert client.received.startswith(b"HTTP/1.1 101 "), client.received
-        for text in ("hello", "wsgid " * 2000):  # the second spans several frames' reads
-            client.send(TextMessage(data=text))
-            assert client.text() == text
-        if get_plain is not None:  # the worker serves others while the WebSocket is open
-            assert get_plain() == b"plain"
-        client.send(TextMessage(data="bye"))
-        closing = client.next_event()
-        assert isinstance(closing, CloseConnection), closing
-        client.send(closing.response())  # the closing handshake's answer
-        # After the library's close frame: the end of the connection, nothing of wsgid's.
-        assert client.rest() == b""
-    finally:
-        client.sock.close()
+# The second message spans several frames' reads.
+TEXTS = ("hello", "wsgid " * 2000)
 
 
 @pytest.mark.parametrize("kind", WORKER_KINDS)
@@ -55,7 +35,9 @@ def test_a_flask_sock_echo_takes_the_connection_over(
     wsgid: Callable[..., WsgidServer], kind: str
 ) -> None:
     server = wsgid(APP, *kind_args(kind), "--access-logfile", "-", workers=1)
-    echo_then_close(Client(server.port), (lambda: server.get("/").body) if kind != "sync" else None)
+    # sync: its one worker is busy with the WebSocket, so nothing is asked meanwhile.
+    plain = (lambda: server.get("/").body == b"plain") if kind != "sync" else None
+    echo_then_close(Client(server.port), "/echo", TEXTS, plain)
     assert server.get("/").body == b"plain"
     server.wait_log('"GET /echo HTTP/1.1" 101', stream="stdout")
     assert "app.error" not in server.errlog(), server.errlog()
@@ -86,7 +68,8 @@ def test_a_flask_sock_echo_over_tls_takes_the_connection_over(
             return False
 
     poll(answered, timeout=30, what="an HTTPS answer")
-    echo_then_close(Client(server.port, tls=context), get_plain if kind != "sync" else None)
+    plain = (lambda: get_plain() == b"plain") if kind != "sync" else None
+    echo_then_close(Client(server.port, tls=context), "/echo", TEXTS, plain)
     assert get_plain() == b"plain"
     server.wait_log('"GET /echo HTTP/1.1" 101', stream="stdout")
     assert "app.error" not in server.errlog(), server.errlog()

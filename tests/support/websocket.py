@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import socket
 import ssl
+from collections.abc import Callable, Sequence
 
 from wsproto import ConnectionType, WSConnection
-from wsproto.events import Event, TextMessage
+from wsproto.events import AcceptConnection, CloseConnection, Event, Request, TextMessage
 
 
 class Client:
@@ -52,3 +53,28 @@ class Client:
         while chunk := self.sock.recv(65536):
             rest += chunk
         return rest
+
+
+def echo_then_close(
+    client: Client, target: str, texts: Sequence[str], meanwhile: Callable[[], bool] | None
+) -> None:
+    """Upgrade at `target`, have each of `texts` echoed, send "bye" and answer the server's
+    close; `meanwhile` (None: not asked) must answer True while the WebSocket is open (the
+    worker serves others). After the server's close frame nothing more may come."""
+    try:
+        client.send(Request(host="127.0.0.1", target=target))
+        accepted = client.next_event()
+        assert isinstance(accepted, AcceptConnection), (accepted, client.received)
+        assert client.received.startswith(b"HTTP/1.1 101 "), client.received
+        for text in texts:
+            client.send(TextMessage(data=text))
+            assert client.text() == text
+        if meanwhile is not None:
+            assert meanwhile()
+        client.send(TextMessage(data="bye"))
+        closing = client.next_event()
+        assert isinstance(closing, CloseConnection), closing
+        client.send(closing.response())  # the closing handshake's answer
+        assert client.rest() == b""
+    finally:
+        client.sock.close()
