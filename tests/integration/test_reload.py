@@ -87,6 +87,11 @@ def start(
     app_path(workdir).write_text(source("v1"))
     server = wsgid(APP, "--reload", *args, workers=workers, env=ENV)
     wait_event(server.errlog, "reload.watching", check=server.check_running)
+    # Every worker has imported v1: one still importing when a test edits the module would
+    # serve the edit without any reload.
+    wait_event(
+        server.errlog, "worker.booted", count=workers, timeout=30, check=server.check_running
+    )
     assert version_served(server) == "v1"
     return server
 
