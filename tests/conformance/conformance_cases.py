@@ -707,9 +707,26 @@ reply("resp-304-keeps-length-no-body", "9110 §15.4.5", resp(b"code=304&cl=5&bod
       plain(304, Content_Length="5", Transfer_Encoding=None))
 reply("resp-304-streamed", "9110 §15.4.5", resp(b"code=304&body=hello&mode=gen"),
       plain(304, Transfer_Encoding=None))
-reply("resp-1xx-no-length-no-body", "9110 §15.2",
-      resp(b"code=103&cl=5&body=hello", b"GET", b"HTTP/1.1", b"Connection: close"),
-      plain(103, Content_Length=None, Transfer_Encoding=None), end="closed")
+reply("resp-205-says-zero-length-drops-body", "9110 §15.3.6", resp(b"code=205&cl=5&body=hello"),
+      plain(205, body=b"", Content_Length="0", Transfer_Encoding=None))
+reply("resp-205-streamed", "9110 §15.3.6", resp(b"code=205&body=hello&mode=gen"),
+      plain(205, body=b"", Content_Length="0", Transfer_Encoding=None))
+reply("resp-205-head", "9110 §15.3.6", resp(b"code=205&cl=5&body=hello", b"HEAD"),
+      plain(205, method="HEAD", Content_Length="0", Transfer_Encoding=None))
+# The next response stays in step: a body sent with a 205 would be read as the next reply.
+many("resp-205-pipelined-stays-in-step", "9110 §15.3.6",
+     resp(b"code=205&body=hello+world") + get(b"/_r/fixed"),
+     (plain(205, body=b"", Content_Length="0"), plain(body=b"hello world")))
+# A WSGI app answers once, so its status is final: a 1xx would be taken for an interim
+# response, and the reply to the next request for this one's (RFC 9110 §15.2); the app broke
+# PEP 3333's contract (500). Out of 100-599, a status is invalid (RFC 9110 §15).
+for label, query in (
+    ("100", b"code=100&body=x"), ("101", b"code=101"), ("103", b"code=103&cl=5&body=hello"),
+    ("199", b"code=199"), ("600", b"code=600&body=x"), ("999", b"status=999%20Nine"),
+):  # fmt: skip
+    reply(f"resp-status-{label}-is-not-final-500", "9110 §15", resp(query), plain(500), end="any")
+many("resp-103-pipelined-stays-in-step", "9110 §15.2",
+     resp(b"code=103") + get(b"/_r/fixed"), (plain(500), plain(body=b"hello world")))
 reply("resp-app-length-kept", "9110 §8.6", resp(b"cl=5&body=hello&mode=gen"),
       plain(body=b"hello", Content_Length="5", Transfer_Encoding=None))
 # PEP 3333 "Other HTTP Features": hop-by-hop headers from the app are an error (500).
@@ -733,6 +750,7 @@ for label, query in (
     ("value-nul", b"hdr=X-A&val=a%00b"), ("value-not-latin1", b"hdr=X-A&val=%E2%82%AC"),
     ("status-no-reason", b"status=200"), ("status-two-digits", b"status=20%20OK"),
     ("status-crlf", b"status=200%20OK%0D%0AX-Injected%3A%201"),
+    ("status-reason-not-latin1", b"status=200%20%E2%82%AC"),
     ("content-length-not-digits", b"cl=5x&body=hello"),
 ):  # fmt: skip
     reply(f"resp-invalid-{label}-500", "PEP 3333", resp(query), plain(500), end="any")

@@ -56,13 +56,24 @@ def test_http10_keep_alive_is_announced() -> None:
     assert b"Connection: keep-alive\r\n" in head_of(req, "200 OK", [], 0)
 
 
-@pytest.mark.parametrize("status", ["204 No Content", "304 Not Modified", "101 Switching"])
+@pytest.mark.parametrize("status", ["204 No Content", "304 Not Modified", "205 Reset Content"])
 def test_no_body_statuses_send_no_body(status: str) -> None:
     resp = Response(parse(GET11), DATES, worker_keeps=True)
     resp.start_response(status, [])
     head = resp.head(None)
     assert b"Transfer-Encoding" not in head
     assert resp.frame(b"ignored") == b""
+
+
+@pytest.mark.parametrize("known", [None, 5])
+def test_205_says_a_zero_length_whatever_the_app_gives(known: int | None) -> None:
+    # RFC 9110 §15.3.6: no content in a 205, and the zero length said so the client knows.
+    resp = Response(parse(GET11), DATES, worker_keeps=True)
+    resp.start_response("205 Reset Content", [("Content-Length", "5")])
+    head = resp.head(known)
+    assert head.count(b"Content-Length") == 1 and b"Content-Length: 0\r\n" in head, head
+    assert resp.frame(b"hello") + resp.end() == b""
+    assert resp.body_dropped and resp.keep_alive()
 
 
 def test_head_request_keeps_length_but_sends_no_body() -> None:
@@ -98,6 +109,13 @@ def test_app_content_length_truncates_and_short_body_closes() -> None:
         ("200 OK", [("Keep-Alive", "timeout=5")]),
         ("200 OK", [("X-Text", "snow ☃")]),
         ("200 OK", [["X-List", "not a tuple"]]),
+        # A WSGI response is final (RFC 9110 §15.2); codes run 100-599 (§15).
+        ("100 Continue", []),
+        ("101 Switching Protocols", []),
+        ("103 Early Hints", []),
+        ("199 Whatever", []),
+        ("600 Beyond", []),
+        ("200 \u20ac", []),
     ],
 )
 def test_invalid_status_or_headers_are_refused(status: str, headers: list) -> None:  # type: ignore[type-arg]

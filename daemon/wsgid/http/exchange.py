@@ -177,7 +177,7 @@ class Exchange:
                     status=resp.status_code,
                     method=req.method,
                     path=_path(req),
-                    reason="HEAD, 1xx, 204 and 304 responses have no body",
+                    reason="HEAD, 204, 205 and 304 responses have no body",
                 )
             if resp.length_mismatch:
                 _length_mismatch(resp, req, log)

@@ -3,7 +3,10 @@
 Owns: validating what the application hands back (status line, header names
 and values, hop-by-hop headers), choosing how the body is framed
 (Content-Length, chunked, or end-of-connection), which responses may have a
-body (RFC 9110 §6.4.1: none for HEAD, 1xx, 204, 304) and serialising the head.
+body (RFC 9110 §6.4.1: none for HEAD, 204, 205, 304) and serialising the head.
+An application's status is a final one, 200 to 599: a 1xx is interim (RFC 9110
+§15.2), and a WSGI app answers each request once, so a 1xx from it would leave
+the client waiting for a final response and take the next one for it.
 It does no I/O; `exchange.py` drives it and the worker sends the bytes. The
 grammar a status and a header are checked against is `abnf.py`'s.
 
@@ -222,7 +225,7 @@ class Response:
         assert self.status is not None
         code = self.status_code
         req = self.req
-        self.body_allowed = not (req.method == "HEAD" or code < 200 or code in (204, 304))
+        self.body_allowed = not (req.method == "HEAD" or code in (204, 205, 304))
         lines = [b"HTTP/1.1 ", self.status.encode("latin-1"), b"\r\n"]
         app_length: int | None = None
         own_request_id = True
@@ -234,18 +237,23 @@ class Response:
                 if not value.isdigit() or not value.isascii():
                     raise ResponseError(f"invalid Content-Length {value!r}")
                 app_length = int(value)
-                if code < 200 or code == 204:
-                    continue  # RFC 9110 §8.6: never on 1xx/204
+                if code == 204 or code == 205:
+                    continue  # RFC 9110 §8.6: never on 204; 205's is 0, said below
             elif lname == "connection":
                 if value.strip().lower() != "close":
                     raise ResponseError(f"hop-by-hop header {name}: {value!r}")
                 self.app_close = True
                 continue
             lines += (name.encode("latin-1"), b": ", value.encode("latin-1"), b"\r\n")
-        if app_length is not None:
+        if code == 205:
+            # RFC 9110 §15.3.6: no content, and the zero length said (the app's body is
+            # dropped, and logged, as for 204).
+            lines.append(b"Content-Length: 0\r\n")
+            self.content_length = 0
+        elif app_length is not None:
             self.content_length = app_length
         elif known_length is not None and (self.body_allowed or req.method == "HEAD"):
-            if code >= 200 and code != 204:
+            if code != 204:
                 lines += (b"Content-Length: ", str(known_length).encode("ascii"), b"\r\n")
             self.content_length = known_length
         elif self.body_allowed:
@@ -340,7 +348,19 @@ def _status_code(status: object) -> int:
     """The code of a valid status line (remembered), or ResponseError."""
     if type(status) is not str or not abnf.STATUS.fullmatch(status):
         raise ResponseError(f"invalid status line {status!r}")
-    return remember(_STATUS_CODES, status, int(status[:3]), _CACHE_MAX)
+    code = int(status[:3])
+    if code < 200:
+        raise ResponseError(
+            f"status {status!r} is interim (1xx): the application's response must be final "
+            "(200-599); the server sends 100 Continue itself"
+        )
+    if code > 599:
+        raise ResponseError(f"status {status!r} is outside 100-599 (RFC 9110 §15)")
+    try:
+        status.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ResponseError(f"status line {status!r} is not latin-1") from None
+    return remember(_STATUS_CODES, status, code, _CACHE_MAX)
 
 
 def _check_header(item: object) -> None:

@@ -479,7 +479,8 @@ class TornadoExchange(httputil.HTTPConnection):
         if exchange.id_field:
             lines.append(exchange.id_field + self.rid.encode("ascii") + b"\r\n")
         resp = Response(self.req, worker.dates, False, None, self.environ)
-        resp.start_response("101 Switching Protocols", [])  # what the access log shows
+        # What the hooks see (a WSGI app's start_response refuses a 1xx: see response.py).
+        resp.status, resp.status_code = "101 Switching Protocols", 101
         self.resp = resp
         self.status = 101
         self.switching = True
