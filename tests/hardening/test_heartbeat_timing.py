@@ -1,4 +1,4 @@
-"""Requests shorter than `timeout` never get the worker killed.
+"""Requests shorter than `timeout`, and idleness, never get the worker killed.
 
 The heartbeat used to be stamped only when epoll returned: a request ending a little before
 `timeout`, followed by an idle second in epoll, looked hung to the master (with --timeout 5,
@@ -43,6 +43,26 @@ def test_requests_a_little_shorter_than_the_timeout_keep_the_same_worker(
         conn.close()
     log = server.errlog()
     assert not events(log, "worker.timeout"), log[-3000:]
+    assert server.worker_pids() == [worker]
+
+
+def test_an_idle_worker_outlives_a_one_second_timeout_and_no_block_is_reported(
+    wsgid: Callable[..., WsgidServer], kind: str
+) -> None:
+    """An idle worker stamped its heartbeat once a second: against `--timeout 1` the master
+    took it for hung (eventlet's within two seconds, gevent's now and then), and eventlet's
+    hub watcher reported idle turns as blocks (`worker.hub_blocked`, even with the default
+    timeout). Now an idle wait lasts at most half the timeout, and the watcher measures a
+    block from when the loop's turn was due."""
+    server = wsgid(APP, *kind_args(kind), "--timeout", "1", workers=1)
+    (worker,) = server.wait_workers(1)
+    # Part of the scenario, not a wait for a condition: the worker idles for four timeouts.
+    time.sleep(4.0)
+    resp = server.get("/pid")
+    assert resp.json()["pid"] == worker  # type: ignore[index]
+    log = server.errlog()
+    assert not events(log, "worker.timeout"), log[-3000:]
+    assert not events(log, "worker.hub_blocked"), log[-3000:]
     assert server.worker_pids() == [worker]
 
 

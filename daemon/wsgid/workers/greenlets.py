@@ -143,6 +143,9 @@ class GreenletWorker(ConnectionLoop):
         self.wake_pending = False
         self.main = getcurrent()  # the loop's greenlet
         self.loop_waits = False  # the loop is parked in the hub (`wait_events`)
+        # When the loop's next turn is due: the end of its wait in the hub while it waits,
+        # the start of its turn while it runs (what `_watch_hub` measures a block from).
+        self.turn_due = time.monotonic()
         self.epoll_watch = self._watch_fd(self.epoll.fileno(), self._wake_loop)
 
     def request_limit_of(self, settings: RuntimeSettings) -> float:
@@ -153,9 +156,10 @@ class GreenletWorker(ConnectionLoop):
     @property
     def block_report_seconds(self) -> float:
         """How long the hub may be blocked before it is reported: well before the heartbeat
-        timeout kills the worker."""
+        timeout kills the worker (for eventlet's watcher, a turn is due up to `idle_wait`,
+        half the timeout, after the last stamp: a quarter more still leaves a quarter)."""
         if self.timeout:
-            return min(BLOCK_REPORT_SECONDS, self.timeout / 2)
+            return min(BLOCK_REPORT_SECONDS, self.timeout / 4)
         return BLOCK_REPORT_SECONDS
 
     def wait_events(self, timeout: float) -> list[tuple[int, int]]:
@@ -168,10 +172,12 @@ class GreenletWorker(ConnectionLoop):
         worker holding 5,000 idle connections a third of its throughput.
         """
         self.loop_waits = True
+        self.turn_due = time.monotonic() + timeout
         timer = self._call_later(timeout, self._wake_loop)
         try:
             self._park()
         finally:
+            self.turn_due = time.monotonic()
             self.loop_waits = False
             self._cancel(timer)
         return self.epoll.poll(0)
@@ -436,22 +442,25 @@ class EventletWorker(GreenletWorker):
         unpatched.start_thread(self._watch_hub, (sys._current_frames, unpatched.POLL()))
 
     def _watch_hub(self, frames: Callable[[], dict[int, Any]], poller: Any) -> None:
-        """A real thread: report a heartbeat that stopped, with the main thread's stack.
+        """A real thread: report a loop turn that is late, with the main thread's stack.
 
-        The loop stamps the heartbeat each turn (at least every second), and a turn needs
-        the hub: a stamp older than `block_report_seconds` means the greenlet running now
-        in the main thread, whatever it is, has not let the hub run since.
+        A turn needs the hub, and is due when the loop's wait in the hub ends (at most
+        `idle_wait` after the last one), or, while it runs, since it began: a turn later
+        than `block_report_seconds` past that means the greenlet running now in the main
+        thread, whatever it is, has not let the hub run since. (Measured from the
+        heartbeat's stamp alone, an idle worker's turns, as long as the limit, were
+        reported as blocks.)
         """
         main = self.main_thread
         limit = self.block_report_seconds
-        reported = 0.0  # the stamp a block was reported for: once per block
+        reported = 0.0  # the due time a block was reported for: once per block
         interval_ms = int(limit * 250)
         while self.alive or self.running:
             poller.poll(interval_ms)
-            stamp = self.scoreboard.last(self.slot)
-            blocked_for = time.monotonic() - stamp
-            if blocked_for > limit and stamp != reported:
-                reported = stamp
+            due = max(self.scoreboard.last(self.slot), self.turn_due)
+            blocked_for = time.monotonic() - due
+            if blocked_for > limit and due != reported:
+                reported = due
                 frame = frames().get(main)
                 stack = "".join(traceback.format_stack(frame)) if frame is not None else ""
                 self.report_blocked(blocked_for, stack)

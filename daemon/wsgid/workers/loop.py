@@ -188,7 +188,11 @@ class ConnectionLoop(Worker):
         # Timers: the sweep, and the end of an accept back-off (0 = none).
         self.next_sweep = time.monotonic() + SWEEP_INTERVAL
         self.next_tick = self.next_sweep
-        self.poll_timeout = SWEEP_INTERVAL
+        # An idle worker stamps its heartbeat at least twice per `timeout`, as gunicorn's
+        # workers do: waits as long as the timeout itself (a second, against `--timeout 1`)
+        # let the master take an idle worker for a hung one.
+        self.idle_wait = min(SWEEP_INTERVAL, self.timeout / 2) if self.timeout else SWEEP_INTERVAL
+        self.poll_timeout = self.idle_wait
 
     def _request_budget(self) -> int:
         """Requests before recycling (max_requests plus jitter); 0 = unlimited."""
@@ -308,7 +312,7 @@ class ConnectionLoop(Worker):
     def _set_timer(self, now: float) -> None:
         resume = self.admission.resume_at
         self.next_tick = min(self.next_sweep, resume) if resume else self.next_sweep
-        self.poll_timeout = max(0.0, min(SWEEP_INTERVAL, self.next_tick - now))
+        self.poll_timeout = max(0.0, min(self.idle_wait, self.next_tick - now))
 
     def request_limit_of(self, settings: RuntimeSettings) -> float:
         """How long one request may run (0: unbounded), which its waits for the client respect.
