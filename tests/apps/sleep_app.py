@@ -4,6 +4,8 @@
   TESTAPP_MARKERS set, the file `$TESTAPP_MARKERS/started-T` is created when the request
   reaches the app, so a test knows the request is in flight without sleeping itself.
 - `/pid` and anything else: answer at once with the same JSON (slept 0).
+- `?read=1` on any of them: read the whole request body first; the JSON says how many bytes
+  (`read`).
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
             with open(os.path.join(markers, f"started-{tag}"), "w") as f:
                 f.write(str(os.getpid()))
         time.sleep(slept)
-    body = json.dumps(
-        {"pid": os.getpid(), "slept": slept, "remote_port": environ.get("REMOTE_PORT")}
-    ).encode()
+    answer: dict[str, Any] = {"pid": os.getpid(), "slept": slept}
+    answer["remote_port"] = environ.get("REMOTE_PORT")
+    if query.get("read"):
+        answer["read"] = len(environ["wsgi.input"].read())
+    body = json.dumps(answer).encode()
     start_response(
         "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
     )

@@ -232,18 +232,39 @@ def test_100_continue_for_a_chunked_body(server: ConformanceServer) -> None:
         assert final.status == 200 and final.json()["body"] == "abcde"
 
 
-def test_100_continue_never_sent_when_the_app_answers_without_reading(
+def test_100_continue_at_once_for_a_small_body_read_before_the_app(
     server: ConformanceServer,
 ) -> None:
-    """RFC 9110 §10.1.1: no 100 if the final response comes first; the body sent afterwards
-    is then read and discarded or the connection closed, never parsed as a request."""
+    """A body up to small_body_size is read before the app is called, under the body
+    deadline; a client awaiting 100 is asked for it at once (PEP 3333's first way, as
+    gunicorn does), so that a silent one holds no worker (tests/hardening/test_body_deadline.py)."""
     before = server.calls()
     with server.wire() as w:
         w.send(b"POST /_r/ignore HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
                b"Content-Length: %d\r\n\r\n" % len(SMUGGLED))  # fmt: skip
+        assert w.read_reply().status == 100
+        assert server.calls() == before, "the app was called before its small body came"
+        w.send(SMUGGLED + PROBE)
         reply = w.read_reply()
         assert (reply.status, reply.body) == (200, b"ignored")
-        w.send(SMUGGLED + PROBE)
+        assert path_of(w.read_reply()) == "/_probe"  # the body was the body, not a request
+    assert server.calls() - before == 2
+
+
+def test_100_continue_never_sent_when_the_app_answers_a_large_body_without_reading(
+    server: ConformanceServer,
+) -> None:
+    """RFC 9110 §10.1.1: a larger body is asked for only when the app reads it: no 100 if the
+    final response comes first; the body sent afterwards is then read and discarded or the
+    connection closed, never parsed as a request."""
+    large = SMUGGLED.rjust(65537, b"x")  # past small_body_size, ending in a request's bytes
+    before = server.calls()
+    with server.wire() as w:
+        w.send(b"POST /_r/ignore HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+               b"Content-Length: %d\r\n\r\n" % len(large))  # fmt: skip
+        reply = w.read_reply()
+        assert (reply.status, reply.body) == (200, b"ignored")
+        w.send(large + PROBE)
         try:
             probe: Reply | None = w.read_reply()
         except EOFError:

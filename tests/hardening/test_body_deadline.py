@@ -22,6 +22,7 @@ from support.server import WsgidServer
 
 APP = "sleep_app:app"
 HEADER_TIMEOUT = 3.0
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 HEAD = b"POST /pid HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n"
 
 
@@ -78,6 +79,17 @@ def read_until_closed(sock: socket.socket, timeout: float) -> bytes:
         data += chunk
 
 
+def read_head(sock: socket.socket) -> bytes:
+    """One response head, byte by byte (nothing after it is consumed)."""
+    sock.settimeout(10)
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        chunk = sock.recv(1)
+        assert chunk, f"closed after {head!r}"
+        head += chunk
+    return head
+
+
 def test_a_trickling_small_body_gets_408_after_the_header_timeout(
     wsgid: Callable[..., WsgidServer], kind: str
 ) -> None:
@@ -92,6 +104,43 @@ def test_a_trickling_small_body_gets_408_after_the_header_timeout(
     # The 408 comes at the header timeout (the sweep runs once a second); the close follows
     # it after the lingering drain (2 s).
     assert HEADER_TIMEOUT - 0.5 < took < HEADER_TIMEOUT + 6, f"closed after {took:.1f}s"
+
+
+def test_a_client_awaiting_100_continue_that_never_sends_its_body_holds_no_worker(
+    wsgid: Callable[..., WsgidServer], kind: str
+) -> None:
+    """`Expect: 100-continue` used to get the app called at once, to wait in the worker for
+    a body it then asked for: a client that never sent it held a sync worker for the whole
+    `timeout` (30 s), and got its 408 only then, the slow-body rule undone by one header. A
+    small body is now asked for at once (as gunicorn does) and read by the loop under the
+    body deadline."""
+    server = wsgid(APP, *kind_args(kind), "--header-timeout", str(HEADER_TIMEOUT), workers=1)
+    with socket.create_connection(("127.0.0.1", server.port)) as silent:
+        silent.sendall(HEAD.replace(b"POST /pid ", b"POST /pid?read=1 ").replace(
+            b"Content-Length", b"Expect: 100-continue\r\nContent-Length"
+        ))  # fmt: skip
+        sent = time.monotonic()
+        assert read_head(silent) == CONTINUE
+        # Another client is served while the silent one's request is pending.
+        resp = server.get("/pid", timeout=10)
+        assert resp.status == 200
+        silent.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            early = silent.recv(65536)
+            raise AssertionError(f"the silent client's answer came first: {early[:200]!r}")
+        answer = read_until_closed(silent, timeout=HEADER_TIMEOUT + 15)
+        took = time.monotonic() - sent
+    assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+    assert took < HEADER_TIMEOUT + 6, f"closed after {took:.1f}s"
+    # The body, when it does come, reaches the app whole.
+    with socket.create_connection(("127.0.0.1", server.port)) as client:
+        client.sendall(HEAD.replace(b"POST /pid ", b"POST /pid?read=1 ").replace(
+            b"Content-Length", b"Expect: 100-continue\r\nContent-Length"
+        ))  # fmt: skip
+        assert read_head(client) == CONTINUE
+        client.sendall(b"x" * 100 + b"GET /pid HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        replies = read_until_closed(client, timeout=10)
+    assert replies.count(b"HTTP/1.1 200 OK") == 2 and b'"read": 100' in replies, replies
 
 
 def test_tricklers_filling_every_connection_slot_are_cut_and_a_client_is_served_again(

@@ -66,7 +66,7 @@ from wsgid.http import environ as environ_mod
 from wsgid.http.allowlist import AllowList
 from wsgid.http.date import Dates
 from wsgid.http.errors import ProtocolError, error_response
-from wsgid.http.exchange import Exchange, FileIterator, FileWrapper
+from wsgid.http.exchange import CONTINUE, Exchange, FileIterator, FileWrapper
 from wsgid.http.parser import RequestParser
 from wsgid.http.proxy_protocol import ProxyHeaderReader
 from wsgid.http.request import Request
@@ -612,7 +612,6 @@ class ConnectionLoop(Worker):
             req = ready[0]
             if not (
                 req.body_complete
-                or req.expect_continue
                 or (req.content_length or 0) > small
                 or len(req.body) >= small
             ):
@@ -621,6 +620,8 @@ class ConnectionLoop(Worker):
                         # The head just ended: the body's deadline runs from now.
                         conn.awaiting = req
                         conn.body_since = time.monotonic()
+                        if req.expect_continue:
+                            self._ask_for_body(conn, req)
                     return  # a small body is still arriving
                 ready.clear()  # its body is what broke: refuse it, app not called
                 break
@@ -633,6 +634,17 @@ class ConnectionLoop(Worker):
             self._reject(conn, error)
             return
         self._after_output(conn)
+
+    def _ask_for_body(self, conn: Connection, req: Request) -> None:
+        """`100 Continue` now, for a client that awaits it before sending a body this loop
+        reads itself (small): PEP 3333's first way. The body then arrives under the body
+        deadline as any small one does; asked for only when the app read it, it was waited
+        for in the app, and a client that never sent it held a sync worker for `timeout`.
+        A larger body is still asked for only when the app reads it."""
+        req.expect_continue = False
+        conn.send(CONTINUE)
+        if conn.out:
+            self._watch(conn, EPOLLOUT)  # (rare: the rest goes before the body is read)
 
     def handle(self, conn: Connection, req: Request) -> None:
         """Serve one complete request; the kind decides where the app runs."""
