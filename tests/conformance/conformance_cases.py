@@ -621,6 +621,22 @@ ok("conn-http10-keep-alive-case", "9112 C.2.2",
    msg(b"GET /ten HTTP/1.0", HOST, b"Connection: Keep-Alive"), headers={"Connection": "keep-alive"})
 ok("conn-upgrade-ignored", "9110 §7.8",
    get(b"/u", b"Connection: Upgrade", b"Upgrade: websocket"), end="any")
+# A request with content that asks to upgrade is served with its content first (curl's and
+# Java's `Upgrade: h2c` on a POST): llhttp skips it, wsgid reads it by its length; nothing
+# after it is read (the bytes a pipelined request would have are ignored: the connection
+# closes after the response).
+H2C = (b"Connection: Upgrade, HTTP2-Settings", b"Upgrade: h2c",
+       b"HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA")  # fmt: skip
+ok("conn-upgrade-h2c-post-body-served", "9110 §7.8",
+   post(*H2C, b"Content-Length: 5", body=b"hello"), body=b"hello", end="closed")
+ok("conn-upgrade-websocket-post-body-served", "9110 §7.8",
+   post(b"Connection: Upgrade", b"Upgrade: websocket", b"Content-Length: 11",
+        body=b"hello world"), body=b"hello world", end="closed")  # fmt: skip
+ok("conn-upgrade-post-body-then-nothing-read", "9110 §7.8",
+   post(*H2C, b"Content-Length: 5", body=b"hello") + get(b"/ignored"), body=b"hello",
+   end="closed")
+bad("conn-upgrade-chunked-body-400", "9110 §7.8",
+    chunked(b"5\r\nhello\r\n0\r\n\r\n", *H2C), method="POST")
 many("conn-pipelined-three", "9112 §9.3.2", get(b"/1") + get(b"/2") + get(b"/3"),
      (echo("/1"), echo("/2"), echo("/3")))
 many("conn-pipelined-empty-line-between", "9112 §2.2", get(b"/1") + b"\r\n" + get(b"/2"),

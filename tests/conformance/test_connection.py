@@ -206,6 +206,26 @@ def test_response_reaches_a_client_whose_body_was_not_read(server: ConformanceSe
         assert not w.reset, "the connection was reset (RST) instead of closed"
 
 
+# ------------------------------------------------------------------------------------ Upgrade
+
+
+def test_upgrade_h2c_post_streams_a_large_body_to_the_app(server: ConformanceServer) -> None:
+    """`curl --http2 -d @file http://...` and Java's HttpClient send `Upgrade: h2c` on a POST
+    with its body: the body, past small_body_size here, streams to the app whole (httptools
+    makes llhttp skip the content of a request that asks to upgrade; it used to reach the app
+    empty), then the connection closes."""
+    size = 200_000
+    with server.wire(timeout=10) as w:
+        w.send(b"POST /_r/stream HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+               b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n"
+               b"Content-Length: %d\r\n\r\n" % size)  # fmt: skip
+        for _ in range(size // 20_000):
+            w.send(b"z" * 20_000)
+        reply = w.read_reply()
+        assert reply.status == 200 and reply.json() == {"size": size}, reply.summary()
+        assert w.state_after() == "eof"
+
+
 # ----------------------------------------------------------------------------- 100 Continue
 
 

@@ -116,6 +116,7 @@ class RequestParser:
         "_pending",
         "_pending_reason",
         "_protected",
+        "_raw_left",
         "_stall",
         "_trailers",
         "_url",
@@ -183,6 +184,9 @@ class RequestParser:
         # Set once the peer sent bytes after a request that ends the
         # connection: they are ignored (RFC 9112 §9.6).
         self.closed = False
+        # What is still to come of the Content-Length body of a request that
+        # asked to upgrade (`_upgrade`), which llhttp does not read.
+        self._raw_left = 0
 
     @property
     def current(self) -> Request | None:
@@ -226,13 +230,8 @@ class RequestParser:
             if isinstance(exc.__context__, ProtocolError):
                 raise exc.__context__ from None
             raise
-        except httptools.HttpParserUpgrade:
-            # The head asked to switch protocols; wsgid serves HTTP/1.1 only,
-            # so the request is answered as a plain one and the connection
-            # closed afterwards (the bytes after the head are not HTTP/1.1).
-            if self._cur is not None:
-                self._cur.upgrade = True
-                self._cur.keep_alive = False
+        except httptools.HttpParserUpgrade as exc:
+            self._upgrade(data, int(exc.args[0]))
         except httptools.HttpParserInvalidMethodError as exc:
             self._line_error(str(exc), method=True)
         except httptools.HttpParserError as exc:
@@ -250,10 +249,49 @@ class RequestParser:
             if self._chunk_line > MAX_CHUNK_LINE:
                 raise BadRequest("chunk size line too long")
 
+    def _upgrade(self, data: bytes, head_end: int) -> None:
+        """The head that ends at `head_end` in `data` asked to switch protocols.
+
+        wsgid serves HTTP/1.1 only: the request is answered as a plain one (an
+        app may take the connection over, `Request.upgrade`: a WebSocket
+        handshake) and the connection closed afterwards. httptools makes llhttp
+        skip the content of such a request, but one with content is served
+        first (RFC 9110 §7.8; curl's and Java's `Upgrade: h2c` on a POST): its
+        Content-Length body is read here, the app never sees a WebSocket
+        offer, and nothing after the body is read. A chunked one is refused.
+        """
+        cur = self._cur
+        if cur is None:
+            return
+        cur.keep_alive = False
+        if not (cur.chunked or cur.content_length):
+            cur.upgrade = True  # what follows is the new protocol's
+            return
+        cur.body_complete = False  # llhttp ended it at the head
+        if cur.chunked:
+            raise BadRequest("a chunked request body with Upgrade is not served")
+        self._raw_left = cur.content_length or 0
+        self._careful = True
+        if head_end < len(data):
+            self._raw_body(data[head_end:])
+
+    def _raw_body(self, data: bytes) -> None:
+        """The next bytes of the body `_upgrade` reads by its length."""
+        piece = data[: self._raw_left]
+        self._raw_left -= len(piece)
+        self.on_body(piece)
+        if not self._raw_left:
+            self.on_message_complete()
+            self.closed = True  # the connection ends with this request
+
     def _feed_careful(self, data: bytes) -> None:
         """feed() after the stream ended, while a request line error waits for
-        its line, or while a chunked body arrives (see the module docstring)."""
+        its line, while a chunked body arrives (see the module docstring), or
+        while the body of a request that asked to upgrade does (`_upgrade`)."""
         if self.closed or self._parser is _CLOSED:
+            return
+        if self._raw_left:
+            self._raw_body(data)
             return
         if self._pending is not None:
             self._judge_pending(data)
