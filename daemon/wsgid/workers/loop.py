@@ -611,9 +611,7 @@ class ConnectionLoop(Worker):
         while ready and not conn.out and not conn.closing and not conn.busy:
             req = ready[0]
             if not (
-                req.body_complete
-                or (req.content_length or 0) > small
-                or len(req.body) >= small
+                req.body_complete or (req.content_length or 0) > small or len(req.body) >= small
             ):
                 if conn.error is None:
                     if conn.awaiting is not req:
