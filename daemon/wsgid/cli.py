@@ -244,11 +244,15 @@ def _read_settings(pipe_fd: int, args: list[str], server: ServerSection | None) 
     status = 1
     try:
         sys.stdout = io.StringIO()
-        # Named in `ps`: on a HUP it would otherwise pass for a second master.
-        with contextlib.suppress(ImportError):
-            import setproctitle
-
+        # Named in `ps`: on a HUP it would otherwise pass for a second master. At start the
+        # parent still has its plain command line, and importing setproctitle here (with the
+        # `logging` it imports) would cost every start about 5 ms on one CPU.
+        setproctitle = sys.modules.get("setproctitle")
+        if setproctitle is not None:
             setproctitle.setproctitle("wsgid: reading configuration")
+        # pydantic plugins (installed for the app's models) have no business with wsgid's
+        # own, and looking them up reads the metadata of every installed distribution.
+        os.environ["PYDANTIC_DISABLE_PLUGINS"] = "__all__"
         from wsgid.settings import SPECS, load_settings
 
         answer: _Answer
