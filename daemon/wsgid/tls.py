@@ -139,7 +139,14 @@ def _default_context(settings: RuntimeSettings, sources: Mapping[str, str]) -> s
             ) from None
     context.verify_mode = VERIFY_MODES[settings.cert_reqs]
     if settings.tls_keylog_file is not None:
-        context.keylog_filename = settings.tls_keylog_file
+        try:
+            context.keylog_filename = settings.tls_keylog_file  # opened for appending here
+        except OSError as exc:
+            raise ConfigError(
+                f"tls_keylog_file {settings.tls_keylog_file}"
+                f" ({_source(sources, 'tls_keylog_file')}) cannot be opened for appending:"
+                f" {exc.strerror or exc}"
+            ) from None
     return context
 
 
@@ -158,6 +165,11 @@ def _key_problem(
         return f"{key} is not the private key of the certificate in {cert}"
     if asked:  # OpenSSL reports a wrong password as it can: bad decrypt, or a PEM error
         return f"{key} is encrypted and the password given does not decrypt it ({reason})"
+    if settings.keyfile is None:
+        return (
+            f"{cert} cannot be used: without keyfile it must hold the certificate and its"
+            f" private key, in PEM ({reason})"
+        )
     if reason == "PEM_LIB" or reason.startswith("NO_"):
         return (
             f"{cert} and {key}: no PEM certificate and private key OpenSSL can read there"

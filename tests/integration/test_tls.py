@@ -730,6 +730,14 @@ def config_error_case(case: str, certs: Certs, missing: Path) -> tuple[list[str]
             ["cert_reqs", "ca_certs"],
         ),
         "tls-binds-unknown": ([*server, "--tls-binds", address], ["tls_binds", address]),
+        "keylog-file-unopenable": (
+            [*server, "--tls-keylog-file", str(missing.parent / "no-such-dir" / "keys.txt")],
+            ["tls_keylog_file", "flag:--tls-keylog-file", "cannot be opened"],
+        ),
+        "certfile-without-key-and-no-keyfile": (
+            ["--certfile", str(certs.server)],
+            ["certfile", "without keyfile it must hold the certificate and its private key"],
+        ),
         "tls-binds-without-certfile": (
             ["--bind", address, "--tls-binds", address],
             ["tls_binds", "certfile"],
@@ -749,6 +757,8 @@ def config_error_case(case: str, certs: Certs, missing: Path) -> tuple[list[str]
         "cert-reqs-without-ca-certs",
         "tls-binds-unknown",
         "tls-binds-without-certfile",
+        "keylog-file-unopenable",
+        "certfile-without-key-and-no-keyfile",
     ],
 )
 def test_tls_config_errors_name_setting(

@@ -340,6 +340,8 @@ def parse_command_line(argv: Sequence[str], where: str = "Command line") -> Comm
             value = given.raw[-1]
             shown = given.option if spec.is_bool else f'{given.option} "{value}"'
         if name == "config":
+            if not value.strip():  # abspath("") would name the working directory
+                raise ConfigError(f"{where}: {given.option} needs a file path; it was empty.")
             value = config_location(value)
         entries[name] = Entry(
             value, f"flag:{given.option}", f"Command-line flag {shown}", f"flag {given.option}"

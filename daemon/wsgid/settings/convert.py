@@ -182,7 +182,10 @@ def import_python_config(location: str, given_by: str) -> str:
     if result.gunicorn_only:
         out += ["", f"# gunicorn settings wsgid does not have, left out ({GUNICORN_TABLE}):"]
         out += [f"# {found.name} = {shown(found.value)}" for found in result.gunicorn_only]
-    if result.helpers:
-        names = ", ".join(found.name for found in result.helpers)
+    if result.helpers or result.close:
+        names = ", ".join(
+            [f"{found.name} (did you mean {hint}?)" for found, hint in result.close]
+            + [found.name for found in result.helpers]
+        )
         out += ["", f"# Names of the file that are not settings, left out: {names}."]
     return "\n".join(out) + "\n"

@@ -200,6 +200,14 @@ def check_env_assignment(item: str) -> str:
     return item
 
 
+def check_directory(value: str | None) -> str | None:
+    """An existing directory: a missing one would stop every worker as it loads the app."""
+    if value is not None and not os.path.isdir(value):
+        problem = "is not a directory" if os.path.exists(value) else "does not exist"
+        raise ValueError(f"{value!r} {problem}")
+    return value
+
+
 def check_worker_class(value: str) -> str:
     if workers.known(value):
         return value
@@ -268,7 +276,11 @@ def strip(value: object) -> object:
 NonEmptyStr = Annotated[str, StringConstraints(min_length=1)]
 Count = Annotated[int, Field(ge=0)]  # sizes and counts where 0 means "none" or "no limit"
 Positive = Annotated[int, Field(ge=1)]
-Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+# A year: far beyond any wait a server means, and every consumer (epoll's milliseconds,
+# systemd's microseconds in EXTEND_TIMEOUT_USEC) still takes it.
+MAX_SECONDS = 365 * 24 * 3600
+Seconds = Annotated[float, Field(ge=0, le=MAX_SECONDS, allow_inf_nan=False)]
+BIND_ACCEPTED = "HOST:PORT, [IPV6]:PORT, HOST (port 8000), unix:PATH, fd://N, systemd:NAME"
 BindAddress = Annotated[
     str,
     AfterValidator(normalize_bind),
@@ -474,6 +486,7 @@ def check_header_name(value: str) -> str:
 
 # A request or response header name; "" for none.
 HeaderName = Annotated[str, AfterValidator(check_header_name)]
+HEADER_NAME_ACCEPTED = "a header name like X-Request-ID, or empty for none"
 
 
 def check_scheme_headers(value: dict[str, str]) -> dict[str, str]:
@@ -550,4 +563,11 @@ def _ini_text(value: object) -> object:
 
 
 # A server hook, set by the flag of its name (`--on-starting`).
-Hook = Annotated[NonEmptyStr | None, Option("hooks", metavar="MODULE:FUNCTION")]
+Hook = Annotated[
+    NonEmptyStr | None,
+    Option(
+        "hooks",
+        metavar="MODULE:FUNCTION",
+        accepts="MODULE:FUNCTION (in a Python config file, the function itself)",
+    ),
+]

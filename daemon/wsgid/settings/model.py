@@ -23,6 +23,7 @@ from pydantic import (
     ConfigDict,
     Field,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 
@@ -31,10 +32,13 @@ from wsgid.runtime import MAX_WORKERS
 from wsgid.settings.fields import (
     ACCESS_FORMATS_ACCEPTED,
     ALLOW_ACCEPTED,
+    BIND_ACCEPTED,
     CONTROL_SOCKET_ACCEPTED,
+    HEADER_NAME_ACCEPTED,
     LOG_TARGETS_ACCEPTED,
     LOGGER_CLASS_ACCEPTED,
     MANAGED_DIR_ACCEPTED,
+    MAX_SECONDS,
     STATSD_ACCEPTED,
     WORKER_CLASS_HELP,
     AllowEntry,
@@ -63,6 +67,7 @@ from wsgid.settings.fields import (
     TlsVersion,
     WorkerClass,
     check_access_log_format,
+    check_directory,
     check_log_target,
     check_logger_class,
     check_managed_dir,
@@ -145,7 +150,11 @@ class Settings(BaseModel):
     preload_app: Annotated[bool, Option("application", ("--preload",))] = False
     """Load the application in the master before forking workers. Saves memory and start-up time;
     the application is then not reloaded on HUP."""
-    chdir: Annotated[NonEmptyStr | None, Option("application", metavar="DIR")] = None
+    chdir: Annotated[
+        NonEmptyStr | None,
+        AfterValidator(check_directory),
+        Option("application", metavar="DIR", accepts="an existing directory"),
+    ] = None
     """Change to this directory before loading the application."""
     pythonpath: Annotated[
         tuple[NonEmptyStr, ...],
@@ -206,13 +215,16 @@ class Settings(BaseModel):
             metavar="ADDRESS",
             repeatable=True,
             comma_separated=True,
-            accepts="HOST:PORT, [IPV6]:PORT, HOST (port 8000), unix:PATH, fd://N, systemd:NAME",
+            accepts=BIND_ACCEPTED,
             default_doc="127.0.0.1:8000, or 0.0.0.0:$PORT when PORT is set",
         ),
     ] = ("127.0.0.1:8000",)
     """The sockets to listen on. Repeat the flag to listen on several; in WSGID_BIND they are
     comma-separated."""
-    backlog: Annotated[Positive, Option("server", metavar="INT")] = 2048
+    backlog: Annotated[Positive, Option("server", metavar="INT")] = Field(
+        default=2048,
+        le=2**31 - 1,  # listen(2) takes an int; the kernel caps it at somaxconn
+    )
     """The maximum number of pending connections the kernel queues per socket."""
     reuse_port: Annotated[bool, Option("server")] = False
     """Set SO_REUSEPORT on the TCP listeners wsgid binds, so that another process (a second
@@ -261,7 +273,7 @@ class Settings(BaseModel):
     """How long an idle keep-alive connection is held open waiting for the next request. 0 closes
     the connection after each response."""
     header_timeout: Annotated[float, Option("workers", metavar="SECONDS")] = Field(
-        default=30.0, gt=0
+        default=30.0, gt=0, le=MAX_SECONDS, allow_inf_nan=False
     )
     """Seconds a client has to send a complete request head, counted from its first byte, and then a
     body of up to small_body_size (read before the app is called), counted from the end of the head;
@@ -423,11 +435,15 @@ class Settings(BaseModel):
     from a trusted proxy, `x-forwarded-for` or `forwarded` (RFC 7239): the rightmost hop that
     is not on forwarded_allow_ips, never the client-written leftmost. The TCP peer stays in
     wsgid.peer_addr."""
-    request_id_header: Annotated[HeaderName, Option("proxy", metavar="NAME")] = "X-Request-ID"
+    request_id_header: Annotated[
+        HeaderName, Option("proxy", metavar="NAME", accepts=HEADER_NAME_ACCEPTED)
+    ] = "X-Request-ID"
     """The request header whose value a trusted proxy's request id arrives in; it becomes the
     request's id (environ wsgid.request_id, the logs). From any other peer it is an ordinary
     header and a fresh id is made. Empty: always make a fresh id."""
-    request_id_response_header: Annotated[HeaderName, Option("proxy", metavar="NAME")] = ""
+    request_id_response_header: Annotated[
+        HeaderName, Option("proxy", metavar="NAME", accepts=HEADER_NAME_ACCEPTED)
+    ] = ""
     """A response header to carry the request id in (X-Request-ID, say), unless the
     application sets it. Empty, the default: wsgid adds nothing to a response the application
     did not ask for; proxies usually add their own."""
@@ -466,7 +482,7 @@ class Settings(BaseModel):
     ssl_version: Annotated[
         NonEmptyStr | None,
         BeforeValidator(int_to_str),
-        Option("tls", metavar="VERSION", accepts="any value (it has no effect)"),
+        Option("tls", metavar="VERSION", accepts="a string or an integer (it has no effect)"),
     ] = None
     """Accepted for gunicorn compatibility (which ignores it since 21.0); it has no effect and
     is reported at start. Set tls_minimum_version instead."""
@@ -670,7 +686,9 @@ class Settings(BaseModel):
     a terminal is always replaced by /dev/null."""
 
     # --- health and draining --------------------------------------------------------------
-    metrics_bind: Annotated[BindAddress | None, Option("monitoring", metavar="ADDRESS")] = None
+    metrics_bind: Annotated[
+        BindAddress | None, Option("monitoring", metavar="ADDRESS", accepts=BIND_ACCEPTED)
+    ] = None
     """An address of its own (HOST:PORT, unix:PATH, fd://N or systemd:NAME) where the master
     answers health probes over HTTP: /livez is 200 while the master runs; /readyz is 200 when
     the configured workers are booted and the server is not draining or stopping, 503
@@ -784,6 +802,15 @@ class Settings(BaseModel):
     wsgid's own from the TLS settings, for the hook to adjust (an SNI callback, a
     certificate of its own)."""
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        """No setting holds a NUL character: no path, name, header or environment variable
+        can, and the system call that met one would fail at start rather than here."""
+        if _holds_nul(value):
+            raise ValueError("it holds a NUL character")
+        return value
+
     @model_validator(mode="after")
     def _one_application(self) -> Settings:
         """app and paste both name the application to serve: one of them, not both."""
@@ -885,3 +912,14 @@ def _check_binds_known(name: str, listed: tuple[str, ...], bind: tuple[str, ...]
         raise ValueError(
             f"{name} names {', '.join(unknown)}, which bind does not (bind: {', '.join(bind)})"
         )
+
+
+def _holds_nul(value: Any) -> bool:
+    """Whether a string in `value` (a string, or a list or table of them) holds a NUL."""
+    if isinstance(value, str):
+        return "\0" in value
+    if isinstance(value, list | tuple):
+        return any(_holds_nul(item) for item in value)
+    if isinstance(value, dict):
+        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
+    return False

@@ -9,11 +9,12 @@ What this module owns:
   as `worker_class` its dotted path, a string where a list is expected a list (as in TOML);
 - the line each name was last assigned on, found with `ast`, for error messages and for the
   `sources` shown by `config show` ("file:/srv/app/gunicorn.conf.py, line 7");
-- what is said about every other name: a setting gunicorn has and wsgid lacks is a warning (the
-  file runs, without it); a name close to a setting's is refused with a did-you-mean, as an
-  unknown TOML key is (gunicorn would silently ignore the typo); any other name is taken for a
-  helper of the file's own and listed in one warning. Private names (`_x`), modules and
-  imported names are the file's business and pass silently.
+- what is said about every other name, each a warning (the file runs, as under gunicorn): a
+  setting gunicorn has and wsgid lacks; a lower-case name close to a setting's, with a
+  did-you-mean (gunicorn would ignore the typo without a word, but refusing it would refuse
+  files gunicorn runs: `worker_count = 4` is a helper as often as a typo); any other name,
+  taken for a helper of the file's own and listed in one warning. Private names (`_x`),
+  modules and imported names are the file's business and pass silently.
 
 `scan` is shared with `wsgid config import` (`convert.py`), which needs the raw values.
 """
@@ -100,6 +101,7 @@ class Scan:
     settings: list[Found] = field(default_factory=list)
     gunicorn_only: list[Found] = field(default_factory=list)
     helpers: list[Found] = field(default_factory=list)
+    close: list[tuple[Found, str]] = field(default_factory=list)  # and the setting it is near
 
     @property
     def shown(self) -> str:
@@ -245,14 +247,12 @@ def scan(location: str, given_by: str) -> Scan:
         elif isinstance(value, types.ModuleType) or name in imported:
             continue
         else:
-            hint = did_you_mean(name, candidates, cutoff=TYPO_CUTOFF)
+            # An upper-case name is a constant of the file's (WORKERS = 4), never a typo.
+            hint = None if name.isupper() else did_you_mean(name, candidates, cutoff=TYPO_CUTOFF)
             if hint is not None:
-                raise ConfigError(
-                    f'{result.where(found)}: "{name}" is not a setting. Did you mean "{hint}"? '
-                    f"The settings are listed by `wsgid --help` and in docs/configuration.md; "
-                    f"name a helper of the file's own with a leading underscore (_{name})."
-                )
-            result.helpers.append(found)
+                result.close.append((found, hint))
+            else:
+                result.helpers.append(found)
     return result
 
 
@@ -311,6 +311,11 @@ def read_python_file(location: str, given_by: str) -> tuple[Layer, tuple[str, ..
         f"{result.where(found)}: {found.name} is a gunicorn setting wsgid does not have; it "
         f"is ignored ({GUNICORN_TABLE} says why)."
         for found in result.gunicorn_only
+    ]
+    warnings += [
+        f'{result.where(found)}: "{found.name}" is not a setting, and is ignored. Did you mean'
+        f' "{hint}"? (A leading underscore, _{found.name}, marks a helper of the file\'s own.)'
+        for found, hint in result.close
     ]
     if result.helpers:
         listed = ", ".join(

@@ -21,7 +21,7 @@ import itertools
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import annotated_types
 from pydantic.fields import FieldInfo
@@ -120,13 +120,16 @@ def _strip_optional(annotation: Any) -> Any:
     return annotation
 
 
-def _bounds(metadata: Sequence[Any]) -> tuple[Any, Any]:
+def _bounds(metadata: Sequence[Any]) -> tuple[str | None, str | None]:
+    """The lower and upper bound of a number, in words ("0" or "above 0"; "3600")."""
     low = high = None
     for item in metadata:
         if isinstance(item, annotated_types.Ge):
-            low = item.ge
+            low = f"{item.ge}"
+        elif isinstance(item, annotated_types.Gt):
+            low = f"above {item.gt}"
         elif isinstance(item, annotated_types.Le):
-            high = item.le
+            high = f"{item.le}"
     return low, high
 
 
@@ -141,12 +144,21 @@ def _describe_type(field: FieldInfo) -> str:
     if annotation in (int, float):
         noun = "an integer" if annotation is int else "a number"
         if low is not None and high is not None:
+            if low.startswith("above"):
+                return f"{noun} {low}, at most {high}"
             return f"{noun} from {low} to {high}"
         if low is not None:
-            return f"{noun} >= {low}"
+            return f"{noun} {low}" if low.startswith("above") else f"{noun} >= {low}"
         return noun
     if get_origin(annotation) is tuple:
+        item = get_args(annotation)[0]
+        if get_origin(item) is Annotated:
+            item = get_args(item)[0]
+        if get_origin(item) is Literal:
+            return "a list of any of " + ", ".join(str(a) for a in get_args(item))
         return "a list of strings"
+    if annotation is str:  # no constraint: "" is a value too
+        return "a string"
     return "a non-empty string"
 
 
