@@ -203,6 +203,8 @@ def test_logging_settings_with_gunicorn_flags() -> None:
     [
         (["--access-logformat", "jsno"], "did you mean 'json'"),
         (["--access-logformat", "%(h)s %"], "not a valid access log format"),
+        # a string atom as a number would fail at every request instead
+        (["--access-logformat", "%(h)d"], r"a real number is required, not str"),
         (["--log-syslog-to", "/var/log/x"], "not a syslog address"),
         (["--access-logfile", "udp://host:99999"], "port"),
         (["--log-syslog-facility", "local9"], "local9"),
