@@ -72,16 +72,26 @@ def validate_layer(layer: Layer) -> None:
 
 
 def _bad_value_message(entry: Entry, name: str, error: Mapping[str, Any]) -> str:
+    from wsgid.settings.render import masked  # an error's path only
+
     spec = SPECS[name]
     loc = error["loc"]
     item = ""
+    subject, reason = entry.subject, _reason(error)
     several = isinstance(entry.value, tuple) and len(entry.value) > 1
     if several and len(loc) > 1 and isinstance(loc[1], int):
         item = f" (item {format_value(error['input'])})"
-    return (
-        f"{entry.subject} is not valid{item}: {_reason(error)}. "
-        f"Accepted for {name}: {spec.accepts}."
-    )
+    hidden = masked(name, entry.value)
+    if hidden != entry.value:
+        # Not a secret more in an error than in `config show`: the source and the value
+        # with what config show hides hidden, and the offending item likewise.
+        origin = re.split(r' = |="| "', entry.subject, maxsplit=1)[0]  # the value cut off
+        written = f"{origin} =" if origin.endswith(name) else f"{origin}: {name} ="
+        subject = f"{written} {format_value(hidden)}"
+        if item:
+            item = f" (item {loc[1] + 1})"
+        reason = reason.replace(repr(error["input"]), "the item")
+    return f"{subject} is not valid{item}: {reason}. Accepted for {name}: {spec.accepts}."
 
 
 def _pserve_serves_its_app(server: ServerSection, merged: Mapping[str, Entry]) -> None:

@@ -68,7 +68,7 @@ def masked(name: str, value: Any) -> Any:
     secret's (SECRET_KEY_PARTS) anywhere in a table setting, and the password of any URL.
     """
     if name in SECRET_SETTINGS and isinstance(value, (list, tuple)):
-        return tuple(f"{item.partition('=')[0]}={MASK}" for item in value)
+        return tuple(f"{item.partition('=')[0]}={MASK}" if "=" in item else MASK for item in value)
     return _masked_value(value)
 
 
