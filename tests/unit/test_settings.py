@@ -693,3 +693,17 @@ def test_an_error_about_raw_env_hides_its_values_as_config_show_does() -> None:
     assert "Environment variable WSGID_RAW_ENV: raw_env = " in message, message
     assert "DB_PASSWORD=<hidden>" in message, message
     assert "(item 2)" in message and "not of the form KEY=VALUE" in message, message
+
+
+def test_a_top_level_setting_named_as_its_table_gets_a_hint_with_the_toml_error(
+    tmp_path: Path,
+) -> None:
+    # tomllib alone says "Cannot overwrite a value": `workers = 4` is then the [workers] table.
+    cfg = write(tmp_path / "c.toml", "workers = 4\n[workers]\ntimeout = 5\n")
+    message = error_of([APP, "-c", cfg])
+    assert "is not valid TOML: Cannot overwrite a value" in message, message
+    assert "clashes with the [workers] table" in message, message
+    assert (
+        load([APP, "-c", write(tmp_path / "d.toml", "[workers]\nworkers = 4\n")]).settings.workers
+        == 4
+    )

@@ -86,6 +86,20 @@ def config_location(value: str) -> str:
     return os.path.abspath(strip_file_prefix(value))
 
 
+def _table_clash(error: str, text: str) -> str:
+    """A hint when TOML refused a setting at the top level that is named as a table is
+    (`workers = 4` and `[workers]`): tomllib only says it "cannot overwrite a value"."""
+    if not error.startswith("Cannot overwrite a value"):
+        return ""
+    for name in (t for t in TABLES if t in FILE_SPECS):
+        if re.search(rf"(?m)^\s*{name}\s*=", text) and re.search(rf"(?m)^\s*\[{name}\]", text):
+            return (
+                f" The setting {name} at the top level clashes with the [{name}] table:"
+                f" write it inside the table, as [{name}] {name} = ..."
+            )
+    return ""
+
+
 def config_not_found(path: str, given_by: str) -> ConfigError:
     return ConfigError(
         f"Config file {path} not found (given by {given_by}). Check the path, or drop "
@@ -217,7 +231,9 @@ def read_file(path: str, given_by: str) -> Layer:
         ) from None
     except tomllib.TOMLDecodeError as exc:
         # tomllib's message already ends with "(at line L, column C)".
-        raise ConfigError(f"Config file {path} is not valid TOML: {exc}.") from None
+        raise ConfigError(
+            f"Config file {path} is not valid TOML: {exc}.{_table_clash(str(exc), text)}"
+        ) from None
 
     label = f"file:{path}"
     entries: dict[str, Entry] = {}
