@@ -192,9 +192,10 @@ def _password(settings: RuntimeSettings, sources: Mapping[str, str]) -> bytes:
                 f" {name}, which is not set in the environment"
             )
         return value.encode()
-    key = settings.keyfile or settings.certfile
+    setting = "keyfile" if settings.keyfile is not None else "certfile"
     raise ConfigError(
-        f"the private key in {key} is encrypted and no password is given: set"
+        f"the private key in {setting} {getattr(settings, setting)}"
+        f" ({_source(sources, setting)}) is encrypted and no password is given: set"
         " keyfile_password_file (a file holding it, e.g. from systemd's LoadCredential=) or"
         " keyfile_password_env (the name of a variable holding it)"
     )
