@@ -112,13 +112,37 @@ def prepare(
         if owner is not None:
             os.chown(path, *owner)
     except OSError as exc:
-        raise AppMetricsError(
-            f"prometheus_multiproc_dir {path}: {exc.strerror or exc}; set it to a directory"
-            " the master can create and give to the workers' user, or to off"
-        ) from exc
+        raise _not_ready(path, exc) from exc
     environ[VARIABLE] = path
     _install_value_class()
     return AppMetrics(path, owned)
+
+
+def check(setting: str, environ: Mapping[str, str]) -> None:
+    """`wsgid check`: the AppMetricsError `prepare` would raise for the directory `choose`
+    picks, found out without making it or emptying it (`wsgid.paths.makedirs_possible`).
+
+    A new private directory in the temporary directory (`choose`'s last resort) is not
+    checked: making it would be the check's side effect, and mkdtemp fails only when the
+    temporary directory itself is unusable.
+    """
+    runtime = environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
+    if setting == "auto" and not environ.get(VARIABLE) and not runtime:
+        return
+    from wsgid import paths
+
+    path, _ = choose(setting, environ, None)
+    try:
+        paths.makedirs_possible(path)
+    except OSError as exc:
+        raise _not_ready(path, exc) from exc
+
+
+def _not_ready(path: str, exc: OSError) -> AppMetricsError:
+    return AppMetricsError(
+        f"prometheus_multiproc_dir {path}: {exc.strerror or exc}; set it to a directory"
+        " the master can create and give to the workers' user, or to off"
+    )
 
 
 def _install_value_class() -> None:

@@ -303,26 +303,16 @@ def _status(loaded: LoadedSettings) -> int:
 
 
 def _check(loaded: LoadedSettings) -> int:
+    """`wsgid check`: what a start would refuse, by the master's own steps
+    (`wsgid.master.check_start`), then the application, imported as a worker imports it."""
     from wsgid.loader import AppLoadError, load_app
-    from wsgid.workers import UnknownWorkerClass, resolve
+    from wsgid.master import CONFIG_ERRORS, check_start
 
     try:
-        # What the master does first: a worker class that cannot be imported fails the
-        # check as it would fail serving.
-        resolve(loaded.settings.worker_kind)
-    except UnknownWorkerClass as exc:
+        check_start(loaded)
+    except CONFIG_ERRORS as exc:
         _print_error(str(exc))
         return ExitCode.CONFIG
-    if loaded.settings.certfile is not None:
-        from wsgid import tls
-
-        try:
-            # The files as the master will load them (the ssl_context hook is not run: it
-            # belongs to a serving master).
-            tls.build(loaded.settings, loaded.sources)
-        except ConfigError as exc:
-            _print_error(str(exc))
-            return ExitCode.CONFIG
     try:
         load_app(loaded.settings)
     except AppLoadError as exc:

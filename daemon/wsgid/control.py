@@ -11,6 +11,8 @@ the master answers with, and its reading by `wsgid status`.
   (0600), and each connection's peer credentials are checked: only root and the master's
   own user are answered; anyone else is refused and logged.
 - It is read-only: `GET /status` is the only page. It changes nothing in the server.
+- A path whose directory is missing or not writable is a configuration error (`check_place`,
+  exit 2 at start and from `wsgid check`), not a failed bind.
 
 The status document (JSON): the master (pid, app, generation, state, workers wanted), its
 listeners and side listeners, totals, and one entry per worker: pid, slot, generation,
@@ -42,6 +44,23 @@ def socket_path(setting: str, disabled: bool, environ: Mapping[str, str]) -> str
         return setting
     runtime = environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
     return os.path.join(runtime, SOCKET_NAME) if runtime else None
+
+
+def check_place(path: str) -> None:
+    """ConfigError if no socket can be made at `path` (its directory is missing, or this
+    process may not write it): a mistake in the configuration, found before binding by the
+    master and by `wsgid check` alike, and told apart from a bind that fails."""
+    from wsgid import paths
+    from wsgid.runtime import ConfigError
+
+    try:
+        paths.creatable(path)
+    except OSError as exc:
+        raise ConfigError(
+            f"control_socket {path}: the socket cannot be created there:"
+            f" {exc.strerror or exc}; set control_socket to a path in a directory the master"
+            " may write, or to off"
+        ) from None
 
 
 def peer(sock: socket.socket) -> tuple[int, int]:

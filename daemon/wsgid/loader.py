@@ -129,17 +129,11 @@ def load_paste(spec: str, global_conf: Mapping[str, str]) -> WSGIApp:
 
 
 def import_app(spec: str) -> WSGIApp:
-    module_name, _, attr_expr = spec.partition(":")
-    module_name = module_name.strip()
-    if not module_name:
-        raise AppLoadError(f"app {spec!r}: expected 'module:callable'")
-    module = _import_module(spec, module_name)
-    if attr_expr:
-        name, call = _parse_attr(spec, attr_expr.strip())
-        app = _resolve(spec, module, module_name, name)
-        if call is not None:
-            app = _call_factory(spec, app, call)
+    if spec.partition(":")[2]:
+        app = import_object(spec)
     else:
+        module_name = _module_name(spec)
+        module = _import_module(spec, module_name)
         for default in ("application", "app"):
             if hasattr(module, default):
                 app = getattr(module, default)
@@ -155,6 +149,27 @@ def import_app(spec: str) -> WSGIApp:
             "a WSGI application is a callable taking (environ, start_response)"
         )
     return app  # type: ignore[no-any-return]
+
+
+def import_object(spec: str) -> Any:
+    """What `module:attr` (or `module:factory(...)`) names, callable or not: the app's
+    import path for other things imported by name (the hooks), which say themselves what
+    they need of it. AppLoadError, its message starting with `app SPEC:`, if it cannot."""
+    module_name = _module_name(spec)
+    attr_expr = spec.partition(":")[2]
+    if not attr_expr:
+        raise AppLoadError(f"app {spec!r}: expected 'module:name'")
+    module = _import_module(spec, module_name)
+    name, call = _parse_attr(spec, attr_expr.strip())
+    obj = _resolve(spec, module, module_name, name)
+    return obj if call is None else _call_factory(spec, obj, call)
+
+
+def _module_name(spec: str) -> str:
+    module_name = spec.partition(":")[0].strip()
+    if not module_name:
+        raise AppLoadError(f"app {spec!r}: expected 'module:callable'")
+    return module_name
 
 
 def _import_module(spec: str, module_name: str) -> Any:

@@ -43,6 +43,11 @@ backoff: the master never dies of it.
 
 The workers die with the master: each has the kernel send it TERM when the
 master exits, and checks its parent once a second (workers/base.py).
+
+`wsgid check` fails as a start would: `check_start` takes the master's start-up steps in
+its order, by the same functions (`resolve_start`: the hooks, the worker class, the workers'
+user; the logs', TLS's, the multiprocess directory's and the control socket's own checks),
+without binding, opening or creating anything.
 """
 
 from __future__ import annotations
@@ -185,15 +190,11 @@ class Master:
             return self._fail_start(str(exc), ExitCode.LISTEN_FAILED)
         self.old_master = self.handoff.old_master if self.handoff is not None else 0
         try:
-            self.hooks = Hooks(self.settings, self.log)
-            self.worker_class = resolve(self.settings.worker_kind)
-        except (HookError, UnknownWorkerClass) as exc:
-            return self._fail_start(str(exc), ExitCode.CONFIG)
-        try:
-            # Checked now so that a misspelt user is exit 2 here, not a worker boot failure.
-            privileges.resolve(self.settings.user, self.settings.group, self.loaded.sources)
+            self.hooks, self.worker_class = resolve_start(
+                self.settings, self.loaded.sources, self.log
+            )
             self.tls = self._tls_context(self.settings, self.loaded.sources, self.hooks)
-        except (privileges.PrivilegeError, ConfigError) as exc:
+        except CONFIG_ERRORS as exc:
             return self._fail_start(str(exc), ExitCode.CONFIG)
         self.hooks.call("on_starting", self)
         if self.settings.pidfile:
@@ -335,7 +336,7 @@ class Master:
         is imported (None: not managed). ConfigError if it cannot be made ready."""
         setting = self.settings.prometheus_multiproc_dir
         handed = self.handoff.metrics_dir if self.handoff is not None else None
-        managed = setting != "off" and (setting != "auto" or self.settings.metrics_bind is not None)
+        managed = _manages_app_metrics(self.settings)
         if not managed and handed is None:
             return None  # nothing of it loaded: "auto" manages one for /metrics only
         from wsgid import app_metrics
@@ -357,8 +358,8 @@ class Master:
             raise ConfigError(str(exc)) from exc
 
     def _control_for(self, settings: RuntimeSettings) -> SideListener | None:
-        """The control socket the settings ask for (None: none). ListenerError if it
-        cannot be bound."""
+        """The control socket the settings ask for (None: none). ConfigError if its directory
+        cannot have it (`control.check_place`), ListenerError if it cannot be bound."""
         from wsgid import control
 
         path = control.socket_path(
@@ -368,6 +369,7 @@ class Master:
             return None
         from wsgid.side_listener import SideListener
 
+        control.check_place(path)
         if self.handoff is not None:
             # Started by USR2: the old master's socket has the path; this one takes it over
             # (the old master leaves the file alone when it exits).
@@ -657,8 +659,7 @@ class Master:
         try:
             loaded = self.reload_settings()
             new = loaded.settings
-            hooks = Hooks(new, self.log)
-            worker_class = resolve(new.worker_kind)
+            hooks, worker_class = resolve_start(new, loaded.sources, self.log)
             tls_context = self._tls_context(new, loaded.sources, hooks)
             # Opened now, so that a log file that cannot be opened fails the
             # reload, not the master.
@@ -1137,6 +1138,69 @@ def _version() -> str:
     from wsgid import __version__
 
     return __version__
+
+
+# What stops a start as a configuration error (exit 2), here and in `wsgid check`.
+CONFIG_ERRORS = (ConfigError, HookError, UnknownWorkerClass, privileges.PrivilegeError)
+
+
+def resolve_start(
+    settings: RuntimeSettings, sources: Mapping[str, str], log: Any
+) -> tuple[Hooks, type[Worker]]:
+    """The hooks (imported, their arity checked) and the worker class of a start or a
+    reload, after checking that the workers can become `user`/`group`; one of CONFIG_ERRORS
+    if not. Shared with `wsgid check` (`check_start`), so that both fail alike."""
+    hooks = Hooks(settings, log, sources)
+    worker_class = resolve(settings.worker_kind)
+    # Checked now so that a misspelt user is exit 2 here, not a worker boot failure.
+    privileges.resolve(settings.user, settings.group, sources)
+    return hooks, worker_class
+
+
+def check_start(loaded: LoadedSettings) -> None:
+    """`wsgid check`: raise what would stop a start of `loaded` before a worker is forked
+    (one of CONFIG_ERRORS), meeting the master's steps in its order, by the same functions,
+    without their side effects:
+
+    - `-e KEY=VALUE`, set in this process's environment as the master sets it in its own
+      (where the application and the paths below are looked up);
+    - the logs (`Master.__init__`): `logs.check`, which opens no new file;
+    - the hooks, the worker class and who the workers run as: `resolve_start` itself;
+    - TLS: the files, loaded as `tls.build` loads them; the ssl_context hook is not run (it
+      belongs to a serving master);
+    - the prometheus multiprocess directory and the control socket's directory:
+      `app_metrics.check` and `control.check_place`, which make nothing.
+
+    Not checked: the listeners and the pidfile, which a server already running with this
+    configuration holds (a bind, exit 5, and a pidfile, exit 7, fail serving alone).
+    """
+    settings, sources = loaded.settings, loaded.sources
+    apply_raw_env(settings.raw_env)
+    logs_mod.check(settings)
+    resolve_start(settings, sources, log=None)  # `check` calls no hook: no log needed
+    if settings.certfile is not None:
+        from wsgid import tls
+
+        tls.build(settings, sources)
+    if _manages_app_metrics(settings):
+        from wsgid import app_metrics
+
+        try:
+            app_metrics.check(settings.prometheus_multiproc_dir, os.environ)
+        except app_metrics.AppMetricsError as exc:
+            raise ConfigError(str(exc)) from exc  # as `Master._prepare_app_metrics` does
+    from wsgid import control
+
+    path = control.socket_path(settings.control_socket, settings.control_socket_disable, os.environ)
+    if path is not None:
+        control.check_place(path)
+
+
+def _manages_app_metrics(settings: RuntimeSettings) -> bool:
+    """Whether wsgid manages the app's prometheus multiprocess directory ("auto": only for
+    the /metrics of metrics_bind)."""
+    setting = settings.prometheus_multiproc_dir
+    return setting != "off" and (setting != "auto" or settings.metrics_bind is not None)
 
 
 def apply_raw_env(raw_env: tuple[str, ...] | list[str]) -> None:

@@ -12,6 +12,8 @@ logging) returns a `Logs`:
 - `Logs.reopen()` (USR1), `Logs.enter_worker()` (first thing in a worker),
   `Logs.close()`.
 
+`check(settings)` (`wsgid check`) raises what `setup` would, without creating a file.
+
 How a log is put together (one code path for every combination):
 
     event -> processors of the format (render.py / access.py) -> record text
@@ -52,7 +54,7 @@ if TYPE_CHECKING:
     from wsgid.logs.targets import Target
     from wsgid.runtime import RuntimeSettings
 
-__all__ = ["LEVELS", "AccessLog", "LogSetupError", "Logs", "setup"]
+__all__ = ["LEVELS", "AccessLog", "LogSetupError", "Logs", "check", "setup"]
 
 
 class LogSetupError(ConfigError):
@@ -77,12 +79,7 @@ class Logs:
         self.settings = settings
         self.loglevel = settings.loglevel
         self.log_format = settings.log_format
-        try:
-            user_config = stdlib.apply_user_config(
-                settings.logconfig, settings.logconfig_json, settings.logconfig_dict
-            )
-        except ValueError as exc:
-            raise LogSetupError(str(exc)) from None
+        user_config = _apply_user_config(settings)
         owner = _owner(settings.user, settings.group)
         where = settings.log_targets
         tag = settings.syslog_prefix or "wsgid"
@@ -102,9 +99,7 @@ class Logs:
                 try:
                     file = FileSink(target.path, owner)
                 except OSError as exc:
-                    raise LogSetupError(
-                        f"The {which} {target.path} cannot be opened: {exc.strerror or exc}."
-                    ) from None
+                    raise _cannot_open(which, target.path, exc) from None
                 file.report = functools.partial(self._report_failure, log)
                 return file
             return SyslogSink(target, facility=facility, tag=app, msgid=msgid, framing=framing)
@@ -233,6 +228,44 @@ def _colours(sink: Sink) -> bool:
 def setup(settings: RuntimeSettings) -> Logs:
     """The logs described by `settings`."""
     return Logs(settings)
+
+
+def check(settings: RuntimeSettings) -> None:
+    """`wsgid check`: the LogSetupError `setup(settings)` would raise, in the same order,
+    leaving no file behind.
+
+    The user's logging config is applied in this process, as the master applies it, with
+    its file handlers checked rather than opened (`stdlib.apply_user_config`). A log file is
+    not opened when it does not exist, since that would create it: `wsgid.paths.appendable`
+    asks whether it could be (its directory exists and may be written), and opens only a
+    file that exists, without O_CREAT. Syslog destinations are not checked: their sinks
+    connect at the first record, and report a failure then, when serving too.
+    """
+    _apply_user_config(settings, create_files=False)
+    from wsgid import paths
+
+    where = settings.log_targets
+    for target, which in ((where.error, "error log"), (where.access, "access log")):
+        if target is not None and target.kind == "file":
+            try:
+                paths.appendable(target.path)
+            except OSError as exc:
+                raise _cannot_open(which, target.path, exc) from None
+
+
+def _apply_user_config(settings: RuntimeSettings, create_files: bool = True) -> bool:
+    """The user's logging config applied (`stdlib.apply_user_config`); LogSetupError if it
+    cannot be."""
+    try:
+        return stdlib.apply_user_config(
+            settings.logconfig, settings.logconfig_json, settings.logconfig_dict, create_files
+        )
+    except ValueError as exc:
+        raise LogSetupError(str(exc)) from None
+
+
+def _cannot_open(which: str, path: str, exc: OSError) -> LogSetupError:
+    return LogSetupError(f"The {which} {path} cannot be opened: {exc.strerror or exc}.")
 
 
 # What `Logs` is built from: the logging settings, and user/group, who owns the files it creates.

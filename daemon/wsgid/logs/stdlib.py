@@ -94,11 +94,19 @@ def route_unhandled() -> None:
 
 
 def apply_user_config(
-    logconfig: str | None, logconfig_json: str | None, logconfig_dict: Mapping[str, Any]
+    logconfig: str | None,
+    logconfig_json: str | None,
+    logconfig_dict: Mapping[str, Any],
+    create_files: bool = True,
 ) -> bool:
     """Apply the user's stdlib config, if any; True if one was applied.
 
     Raises ValueError with a readable reason when the config is broken.
+
+    `create_files` False (`wsgid check`): the config is applied all the same, every handler
+    built, but a `logging.FileHandler` (and its rotating kinds) writes to /dev/null after
+    checking that its file could be opened (`wsgid.paths.appendable`), so a check leaves no
+    log file behind and writes no record into one.
     """
     if not (logconfig_dict or logconfig_json or logconfig):
         return False
@@ -106,6 +114,9 @@ def apply_user_config(
     # about 0.8 MiB to every server, most of which have no logging config.
     import logging.config
 
+    opener = logging.FileHandler._open
+    if not create_files:
+        logging.FileHandler._open = _open_checked  # type: ignore[method-assign,assignment]
     try:
         if logconfig_dict:
             logging.config.dictConfig(dict(logconfig_dict))
@@ -124,7 +135,17 @@ def apply_user_config(
             f"logconfig_json {logconfig_json}" if logconfig_json else f"logconfig {logconfig}"
         )  # fmt: skip
         raise ValueError(f"the logging configuration ({which}) cannot be applied: {exc}") from exc
+    finally:
+        logging.FileHandler._open = opener  # type: ignore[method-assign]
     return True
+
+
+def _open_checked(handler: logging.FileHandler) -> Any:
+    """`FileHandler._open` for a check: /dev/null, once the handler's file could be opened."""
+    from wsgid import paths
+
+    paths.appendable(handler.baseFilename)
+    return open(os.devnull, "a", encoding="utf-8")  # the handler closes it
 
 
 def configured_logger(*names: str) -> logging.Logger | None:
