@@ -1151,7 +1151,11 @@ def resolve_start(
     reload, after checking that the workers can become `user`/`group`; one of CONFIG_ERRORS
     if not. Shared with `wsgid check` (`check_start`), so that both fail alike."""
     hooks = Hooks(settings, log, sources)
-    worker_class = resolve(settings.worker_kind)
+    try:
+        worker_class = resolve(settings.worker_kind)
+    except UnknownWorkerClass as exc:
+        source = sources.get("worker_class", "default")
+        raise UnknownWorkerClass(f"{exc} (worker_class from {source})") from None
     # Checked now so that a misspelt user is exit 2 here, not a worker boot failure.
     privileges.resolve(settings.user, settings.group, sources)
     return hooks, worker_class

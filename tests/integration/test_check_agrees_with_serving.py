@@ -153,3 +153,15 @@ def test_post_request_may_take_two_arguments_as_in_gunicorn(
     assert server.get("/").status == 200
     poll(lambda: marker.exists() and marker.read_text(), 10, what="the post_request hook")
     assert "hook.failed" not in server.errlog()
+
+
+@pytest.mark.parametrize("value", ["os.path", "nonexistent.module.Class"])
+def test_a_worker_class_that_is_no_worker_names_its_source_in_check_and_serving(
+    value: str, wsgid: Callable[..., WsgidServer]
+) -> None:
+    server = wsgid(APP, "-k", value, start=False)
+    assert server.wait_exit(60) == ExitCode.CONFIG, server.errlog()
+    checked = server.check("-k", value)
+    assert checked.returncode == ExitCode.CONFIG, checked.stderr
+    for message in (checked.stderr, server.errlog()):
+        assert f"worker_class {value!r}" in message and "(worker_class from flag:-k)" in message

@@ -91,7 +91,8 @@ def _bad_value_message(entry: Entry, name: str, error: Mapping[str, Any]) -> str
         if item:
             item = f" (item {loc[1] + 1})"
         reason = reason.replace(repr(error["input"]), "the item")
-    return f"{subject} is not valid{item}: {reason}. Accepted for {name}: {spec.accepts}."
+    end = "" if reason.endswith(("?", ".")) else "."
+    return f"{subject} is not valid{item}: {reason}{end} Accepted for {name}: {spec.accepts}."
 
 
 def _pserve_serves_its_app(server: ServerSection, merged: Mapping[str, Entry]) -> None:
