@@ -965,3 +965,135 @@ def test_tls_file_wrapper_streams_without_sendfile(
             assert len(reply.body) == len(on_disk), (len(reply.body), len(on_disk))
             assert reply.body == on_disk.upper(), "the file came through TLS altered"
     assert server.get("/file", timeout=30).body == on_disk, "the plain listener did not sendfile"
+
+
+# ------------------------------------------------------------ edges of a session's life
+
+
+class BioClient:
+    """A TLS 1.3 client whose records are sent exactly when, and as, a test chooses: an
+    `ssl.SSLObject` over memory BIOs on a plain socket."""
+
+    def __init__(self, port: int, context: ssl.SSLContext) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = context.wrap_bio(self.incoming, self.outgoing, server_hostname="localhost")
+
+    def handshake(self) -> bytes:
+        """Run the handshake up to the client's last flight, which is returned unsent."""
+        while True:
+            try:
+                self.obj.do_handshake()
+                return self.outgoing.read()
+            except ssl.SSLWantReadError:
+                self.sock.sendall(self.outgoing.read())
+                data = self.sock.recv(65536)
+                assert data, "the server closed during the handshake"
+                self.incoming.write(data)
+
+    def sealed(self, plain: bytes) -> bytes:
+        self.obj.write(plain)
+        return self.outgoing.read()
+
+    def close_notify(self) -> bytes:
+        with contextlib.suppress(ssl.SSLWantReadError):  # the server's is not waited for
+            self.obj.unwrap()
+        return self.outgoing.read()
+
+    def plain_until_closed(self) -> bytes:
+        """Everything the server sends until it closes, decrypted."""
+        chunks = []
+        while data := self.sock.recv(65536):
+            chunks.append(data)
+        self.incoming.write(b"".join(chunks))
+        plain = []
+        with contextlib.suppress(ssl.SSLWantReadError, ssl.SSLZeroReturnError):
+            while chunk := self.obj.read(65536):
+                plain.append(chunk)
+        return b"".join(plain)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@kinds
+@pytest.mark.parametrize("notify", [True, False], ids=["close_notify", "fin-only"])
+def test_tls_a_request_sent_with_the_handshake_end_and_a_fin_is_answered(
+    wsgid: Callable[..., WsgidServer], certs: Certs, kind: str, notify: bool
+) -> None:
+    # The request's records reach the server in the read that ends the handshake, then the
+    # FIN: they are served, as a plain client's last bytes before its FIN are.
+    server = serve(wsgid, certs, kind)
+    client = BioClient(server.port, client_context(certs))
+    try:
+        finished = client.handshake()
+        records = client.sealed(request("/with-the-finished"))
+        client.sock.sendall(finished + records + (client.close_notify() if notify else b""))
+        client.sock.shutdown(socket.SHUT_WR)
+        answer = client.plain_until_closed()
+    finally:
+        client.close()
+    assert answer.startswith(b"HTTP/1.1 200 "), (answer[:200], server.errlog())
+    assert b"with-the-finished" in answer
+
+
+@kinds
+def test_tls_pipelined_requests_before_a_close_notify_are_all_answered(
+    wsgid: Callable[..., WsgidServer], certs: Certs, kind: str
+) -> None:
+    server = serve(wsgid, certs, kind)
+    client = BioClient(server.port, client_context(certs))
+    try:
+        client.sock.sendall(client.handshake())
+        both = client.sealed(request("/first") + request("/second"))
+        client.sock.sendall(both + client.close_notify())  # and no FIN: the socket stays open
+        answer = client.plain_until_closed()
+    finally:
+        client.close()
+    assert answer.count(b"HTTP/1.1 200 ") == 2, (answer[:400], server.errlog())
+    assert answer.index(b"/first") < answer.index(b"/second")
+
+
+def proxied_tls_get(port: int, context: ssl.SSLContext, path: str = "/") -> RawResult:
+    """A GET over TLS after a PROXY v1 header naming 203.0.113.7:4242 as the client."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        raw.sendall(b"PROXY TCP4 203.0.113.7 127.0.0.1 4242 443\r\n")
+        sock = context.wrap_socket(raw, server_hostname="localhost")
+    except BaseException:
+        raw.close()
+        raise
+    with RawConnection(sock) as conn:
+        return conn.request(request(path, "Connection: close"))
+
+
+def until_closed(sock: socket.socket) -> bytes:
+    chunks = []
+    while data := sock.recv(65536):
+        chunks.append(data)
+    return b"".join(chunks)
+
+
+@kinds
+def test_tls_a_refused_proxy_header_is_answered_in_plain_text_and_the_worker_lives(
+    wsgid: Callable[..., WsgidServer], certs: Certs, kind: str
+) -> None:
+    # Before the header is read there is no TLS session: the 400 (a missing header) and the
+    # 408 (a header that never ends) go in plain text, as on a PROXY listener without TLS.
+    context = client_context(certs)
+    server = wsgid(
+        APP, *kind_args(kind), *cert_args(certs.server, certs.server_key),
+        "--proxy-protocol", "v1", "--header-timeout", "1", workers=1, start=False,
+    )  # fmt: skip
+    server.wait_ready(ready=lambda: environ_of(proxied_tls_get(server.port, context)))
+    (worker,) = server.wait_workers(1)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as no_header:
+        no_header.sendall(request("/"))
+        assert until_closed(no_header).startswith(b"HTTP/1.1 400 "), server.errlog()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as unfinished:
+        unfinished.sendall(b"PROXY TCP4 203.0.113.7")
+        assert until_closed(unfinished).startswith(b"HTTP/1.1 408 "), server.errlog()
+    seen = environ_of(proxied_tls_get(server.port, context))
+    assert seen["REMOTE_PORT"] == "4242", seen  # the header's client
+    assert server.worker_pids() == [worker], server.errlog()
+    assert "worker.crashed" not in server.errlog()

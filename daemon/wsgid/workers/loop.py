@@ -752,8 +752,10 @@ class ConnectionLoop(Worker):
         if conn.closing:
             self._close(conn, linger=True)
             return
-        if conn.ended:
-            self._close(conn)  # TLS: the client said it sends nothing more (close_notify)
+        if conn.ended and not (conn.parser.ready or conn.error is not None):
+            # TLS: the client said it sends nothing more (close_notify), once the requests
+            # it sent before that are answered, as after a plain client's FIN.
+            self._close(conn)
             return
         if conn.events != EPOLLIN:
             self._watch(conn, EPOLLIN)
@@ -945,9 +947,9 @@ class ConnectionLoop(Worker):
             if conn.linger_until:
                 if now > conn.linger_until:
                     self._close(conn)
-            elif conn.handshaking:
-                # A TLS handshake (and the PROXY header before it) has header_timeout, as a
-                # head: a client that stalls it costs this connection, nothing more.
+            elif conn.handshaking and conn.proxy is None:
+                # A TLS handshake has header_timeout, as a head (and as the PROXY header
+                # before it, refused below): a client that stalls it costs this connection.
                 if now - conn.head_started > self.header_timeout:
                     self.log.debug("tls.handshake_timeout", peer=conn.peer)
                     self._close(conn)

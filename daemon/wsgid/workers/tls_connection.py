@@ -113,7 +113,13 @@ class TLSConnection(Connection):
         if self.notified or self.obj is None:
             return raw  # lingering after our close: the loop drops what comes
         if not raw:
-            if self.ragged:
+            # Records that came with the end of the handshake, before this FIN, are served
+            # first, as a plain client's last bytes before its FIN are.
+            pending = self._decrypted() if self.incoming.pending else None
+            if pending:
+                self.ended = True
+                return pending
+            if self.ragged or self.ended:
                 return b""
             raise ssl.SSLEOFError(ssl.SSL_ERROR_EOF, "the client closed without close_notify")
         self.incoming.write(raw)
@@ -155,9 +161,11 @@ class TLSConnection(Connection):
             super().send_last(self._sealed(data))
 
     def _sealed(self, data: bytes) -> bytes:
-        """`data` as TLS records."""
+        """`data` as TLS records; as it is before TLS begins (a refused PROXY header's
+        answer, which goes in plain text, as on a listener without TLS)."""
         obj = self.obj
-        assert obj is not None
+        if obj is None:
+            return data
         obj.write(data)
         return self.outgoing.read()
 
