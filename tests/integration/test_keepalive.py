@@ -7,12 +7,13 @@ import json
 import signal
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from support.client import RawConnection
 from support.kinds import WORKER_KINDS, kind_args
-from support.server import WsgidServer
+from support.server import WorkDir, WsgidServer
 
 SLEEP_APP = "sleep_app:app"
 kinds = pytest.mark.parametrize("kind", WORKER_KINDS)
@@ -149,3 +150,57 @@ def test_term_closes_idle_keepalive_connections_at_once(
     finally:
         for conn in idle:
             conn.close()
+
+
+def wait_marker(directory: Path, name: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not (directory / name).exists():
+        assert time.monotonic() < deadline, f"no {name} in {directory} after {timeout} s"
+        time.sleep(0.01)
+
+
+@kinds
+def test_a_request_waiting_in_the_kernel_on_an_idle_connection_at_a_stop_is_answered(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir, kind: str
+) -> None:
+    """A keep-alive client sends its next request while the worker is busy (a sync worker in
+    the app): at TERM that request is in the kernel, not on the wire. It is answered, with
+    `Connection: close`, not dropped with the idle connections."""
+    server = wsgid(SLEEP_APP, *kind_args(kind), "--keep-alive", "60", workers=1)
+    with server.raw(timeout=30) as waiting, server.raw(timeout=30) as busy:
+        assert waiting.request(b"GET /pid HTTP/1.1\r\nHost: x\r\n\r\n").status == 200
+        busy.send(b"GET /sleep?s=1&tag=busy HTTP/1.1\r\nHost: x\r\n\r\n")
+        wait_marker(workdir.markers, "started-busy")
+        waiting.send(b"GET /pid?second HTTP/1.1\r\nHost: x\r\n\r\n")
+        server.send_signal(signal.SIGTERM)
+        assert busy.read_response().status == 200
+        second = waiting.read_response()
+        assert second.status == 200, server.errlog()
+        if kind == "sync":  # the others read it, and may answer it, before the stop
+            assert second.headers.get("Connection") == "close", second.headers
+    assert server.wait_exit(timeout=60) == 0, server.errlog()
+
+
+@kinds
+def test_a_response_in_flight_at_a_stop_says_close_and_the_stop_waits_no_keepalive(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir, kind: str
+) -> None:
+    """The response being made when TERM comes announces `Connection: close` and its
+    connection ends with it: the stop waits neither `keepalive` nor `graceful_timeout` for
+    a connection that went idle after the stop began."""
+    server = wsgid(
+        SLEEP_APP, *kind_args(kind), "--keep-alive", "120", "--graceful-timeout", "120",
+        workers=1,
+    )  # fmt: skip
+    with server.raw(timeout=60) as conn:
+        conn.send(b"GET /sleep?s=1&tag=flight HTTP/1.1\r\nHost: x\r\n\r\n")
+        wait_marker(workdir.markers, "started-flight")
+        started = time.monotonic()
+        server.send_signal(signal.SIGTERM)
+        answer = conn.read_response()
+        assert answer.status == 200, server.errlog()
+        assert answer.headers.get("Connection") == "close", answer.headers
+        assert conn.fp.read(1) == b""  # and the connection ends with it
+    assert server.wait_exit(timeout=90) == 0, server.errlog()
+    stopped = time.monotonic() - started
+    assert stopped < 60, f"the stop took {stopped:.1f} s (keepalive and graceful: 120 s)"

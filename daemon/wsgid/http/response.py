@@ -24,7 +24,10 @@ is decided by one rule, `Response.keep_alive()`. The other places record a
 fact it reads (the parser what the client asked, the worker what it allows,
 the head what the app's headers and the framing imply, the exchange a
 failure) and ask it: the head announces its answer, the worker acts on the
-answer it gives once the response has ended.
+answer it gives once the response has ended. The worker's stop is the one fact
+of the process rather than of a request (`worker_stops`): it comes while
+responses are being made, and each of those still to send its head says
+`Connection: close`.
 """
 
 from __future__ import annotations
@@ -50,6 +53,18 @@ _HOP_BY_HOP = frozenset(
 # A request body the app left unread is read and dropped up to this size to
 # keep the connection open; a larger remainder closes it instead.
 DRAIN_LIMIT = 1024 * 1024
+
+# Whether this process's worker began to stop (TERM, QUIT, retired by a reload or
+# max_requests, its master gone): from then on no connection stays open after its response.
+_worker_stopping = False
+
+
+def worker_stops() -> None:
+    """The worker stops: the responses not yet begun say `Connection: close`, and every
+    connection closes after the response it is carrying (`Response.keep_alive`)."""
+    global _worker_stopping
+    _worker_stopping = True
+
 
 # The head cache's values: the head up to Date, then the framing it implies
 # and the facts it adds to the keep-alive rule (see `_shape`).
@@ -165,7 +180,8 @@ class Response:
         - the client (`req.keep_alive`, read by llhttp): `Connection: close`,
           HTTP/1.0 without `Connection: keep-alive`, or an Upgrade request
           (wsgid answers it as HTTP/1.1; what follows it is not);
-        - the worker (`worker_keeps`): keepalive = 0, a stop, max_requests;
+        - the worker (`worker_keeps`): keepalive = 0, a stop, max_requests; and
+          a stop that began while this response was being made (`worker_stops`);
         - the application: `Connection: close` among its headers;
         - the framing: a body only the end of the connection can end
           (HTTP/1.0 without a length: RFC 9112 §6.3);
@@ -183,6 +199,7 @@ class Response:
         return (
             req.keep_alive
             and self.worker_keeps
+            and not _worker_stopping
             and not (self.app_close or self.close_delimited or self.broken or self.said_close)
             and (req.body_complete or _drainable(req))
         )

@@ -45,6 +45,7 @@ from wsgid import loader, scoreboard, spew
 from wsgid.exitcodes import ExitCode
 from wsgid.hooks import Hooks
 from wsgid.http.request import Request
+from wsgid.http.response import worker_stops
 from wsgid.listeners import Listener
 from wsgid.logs import Logs
 from wsgid.runtime import RuntimeSettings
@@ -260,6 +261,9 @@ class Worker:
 
     def _on_term(self, signum: int, frame: FrameType | None) -> None:
         self.alive = False
+        # Now, not at the loop's next turn: a sync worker is in the app, whose response is
+        # still to say `Connection: close`.
+        worker_stops()
         if os.getppid() != self.ctx.master_pid:
             # The death signal: the loop may not sweep again before the stop (a sync
             # worker stuck in the app), so the stop is bounded from here.
@@ -267,6 +271,7 @@ class Worker:
 
     def _on_quit(self, signum: int, frame: FrameType | None) -> None:
         self.alive = False
+        worker_stops()
         self.hooks.call("worker_int", self)
         if not self.serving:
             # Still booting: the exception below could land in a weakref callback (importlib

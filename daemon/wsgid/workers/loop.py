@@ -70,6 +70,7 @@ from wsgid.http.exchange import CONTINUE, Exchange, FileIterator, FileWrapper
 from wsgid.http.parser import RequestParser
 from wsgid.http.proxy_protocol import ProxyHeaderReader
 from wsgid.http.request import Request
+from wsgid.http.response import worker_stops
 from wsgid.listeners import Listener
 from wsgid.logs import clock, request_id
 from wsgid.runtime import RuntimeSettings
@@ -355,6 +356,7 @@ class ConnectionLoop(Worker):
         if not self.stop_deadline:
             self.stop_deadline = now + self.stop_grace
             self.scoreboard.set_state(self.slot, scoreboard_mod.STOPPING)
+            worker_stops()  # (a signal's handler did already; max_requests, an orphan not)
             if self.admission.watching:
                 # A connection that came since the last turn may have woken this worker
                 # alone (see `_on_listener`): its wake-up goes with the listeners, so take
@@ -370,11 +372,13 @@ class ConnectionLoop(Worker):
             for conn in list(self.conns.values()):
                 if conn.handshaking:
                     self._close(conn)  # TLS not set up yet: no request can be under way
-                elif server_stops and self._idle(conn):
+                elif server_stops and self._idle(conn) and not _has_input(conn):
                     # Waiting for a next request no worker of this server will serve: the
                     # stop need not wait `keepalive` for it (gunicorn#3227). Closed as after
-                    # a response (half-closed, draining): a request already on the wire is
-                    # dropped unanswered, for the client to retry (RFC 9112 §9.3.1).
+                    # a response (half-closed, draining): a request still on the wire is
+                    # dropped unanswered, for the client to retry (RFC 9112 §9.3.1). One
+                    # that came while the worker was busy (a sync worker in the app) is in
+                    # the kernel already: it is read and answered, with `Connection: close`.
                     self._close(conn, linger=True)
             self.log.info("worker.stopping", connections=len(self.conns))
             # A worker retired while the server goes on (a reload, max_requests) keeps its
@@ -976,3 +980,11 @@ class ConnectionLoop(Worker):
         for conn in list(self.conns.values()):
             self._close(conn)
         self.epoll.close()
+
+
+def _has_input(conn: Connection) -> bool:
+    """Whether the client sent bytes that wait in the kernel, not yet read."""
+    try:
+        return bool(conn.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+    except OSError:  # nothing yet (EAGAIN), or the connection failed: nothing to answer
+        return False
