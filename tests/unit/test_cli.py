@@ -219,3 +219,15 @@ def test_example_config_mentions_every_file_setting() -> None:
         if spec.option.in_file and f"\n{name} =" not in text and f"\n# {name} =" not in text
     ]
     assert not missing, f"config/app.toml does not show: {missing}"
+
+
+def test_config_show_says_when_threads_make_the_sync_kind_run_gthread(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    status, out, _ = run(["config", "show", "--threads", "4"], capsys)
+    assert status == 0
+    assert out.rstrip().endswith(
+        "worker_class sync with threads 4 runs the gthread worker, as in gunicorn."
+    ), out[-300:]
+    _, plain, _ = run(["config", "show"], capsys)
+    assert "runs the" not in plain

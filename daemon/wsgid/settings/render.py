@@ -86,6 +86,13 @@ def show_table(loaded: LoadedSettings) -> str:
     name_width = max(len(r[0]) for r in rows)
     value_width = max(len(r[1]) for r in rows)
     lines = [f"{n:<{name_width}}  {v:<{value_width}}  {s}".rstrip() for n, v, s in rows]
+    settings = loaded.settings
+    if settings.worker_kind != settings.worker_class:  # gunicorn's rule, easy to miss
+        lines += [
+            "",
+            f"worker_class {settings.worker_class} with threads {settings.threads} runs the"
+            f" {settings.worker_kind} worker, as in gunicorn.",
+        ]
     return "\n".join(lines) + "\n"
 
 
