@@ -270,9 +270,12 @@ class Master:
             self._manage_workers()
             return self._loop()
         finally:
-            listeners_mod.close_all(self.listeners)
+            # A unix socket file another master still serves on (an upgrade that failed or
+            # was rolled back: the old master goes on) is left where it is.
+            shared = self._shares_sockets()
+            listeners_mod.close_all(self.listeners, unlink=not shared)
             if self.side is not None:
-                self.side.close(unlink=not self.upgrade_pid)
+                self.side.close(unlink=not shared)
             if self.control is not None:
                 self.control.close(unlink=not self.upgrade_pid)
             if self.app_metrics is not None:
@@ -284,6 +287,12 @@ class Master:
             if self.pidfile is not None:
                 self.pidfile.remove()
             self.hooks.call("on_exit", self)
+
+    def _shares_sockets(self) -> bool:
+        """Whether another master serves on this one's listeners: the one it started (USR2),
+        or the one that started it and still runs (an upgrade not finished, failed, or
+        rolled back by stopping this one)."""
+        return bool(self.upgrade_pid or (self.old_master and processes.running(self.old_master)))
 
     def _binds(self) -> tuple[str, ...]:
         """The configured binds; none (serve what was passed) under bare socket activation.
@@ -632,13 +641,13 @@ class Master:
         # listening socket down stops it for every process at once. Not when
         # another master shares it (an upgrade in progress), nor for
         # systemd's sockets, which outlive us.
-        shared = self.upgrade_pid or (self.old_master and processes.running(self.old_master))
+        shared = self._shares_sockets()
         if not shared:
             for listener in self.listeners:
                 if listener.created:
                     with contextlib.suppress(OSError):
                         listener.sock.shutdown(socket.SHUT_RDWR)
-        listeners_mod.close_all(self.listeners, unlink=not self.upgrade_pid)
+        listeners_mod.close_all(self.listeners, unlink=not shared)
         self.listeners = []
         # Read by the workers as they stop: no worker of this server will serve an idle
         # keep-alive client's next request, so they close those connections at once.

@@ -169,3 +169,36 @@ def test_a_new_master_refuses_a_malformed_handoff_with_exit_5_naming_the_variabl
     err = server.errlog()
     assert "master.start_failed" in err and says in err, err
     assert "master.started" not in err, err
+
+
+def unix_get_status(path: Path) -> int:
+    """The status of a GET / over the unix socket at `path`."""
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(10)
+        sock.connect(str(path))
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        return int(sock.makefile("rb").readline().split()[1])
+
+
+def test_a_failed_upgrade_leaves_the_old_masters_unix_socket_file_in_place(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    """The new master's workers cannot import the app: it exits, and the old master serves
+    on, through the socket files it bound too (the new one shared them, never created them)."""
+    socket_path = workdir.root / "app.sock"
+    server = wsgid(
+        "exit_at_import_app:app", "-b", f"unix:{socket_path}",
+        "--pid", str(workdir.root / "wsgid.pid"), workers=1,
+    )  # fmt: skip
+    server.wait_workers(1)
+    assert unix_get_status(socket_path) == 200
+    (workdir.markers / "exit-at-import").write_text("sys_exit_msg")
+    server.send_signal(signal.SIGUSR2)
+    wait_event(server.errlog, "upgrade.failed", timeout=60)
+    assert socket_path.is_socket(), f"{socket_path} is gone:\n{server.errlog()}"
+    assert unix_get_status(socket_path) == 200
+    assert server.get("/").status == 200
+    assert server.stop(signal.SIGTERM, timeout=30) == 0
+    assert not socket_path.exists(), "the old master removes its own socket file when it stops"
