@@ -57,6 +57,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from wsgid.exitcodes import ExitCode
 from wsgid.logs import escape
+from wsgid.workers import unpatched
 
 # What the command that launched `wsgid --daemon` says for each way the daemon did not start.
 _START_FAILURES: dict[int, str] = {
@@ -169,7 +170,7 @@ def _send(fd: int, record: dict[str, Any]) -> bool:
     the master and its workers never interleave (up to PIPE_BUF bytes)."""
     data = (json.dumps(record) + "\n").encode()
     try:
-        os.write(fd, data)
+        unpatched.OS_WRITE(fd, data)
     except BlockingIOError:
         return True  # the reader is slow: drop this line rather than stall the server
     except OSError as exc:

@@ -36,6 +36,8 @@ import time
 from collections.abc import Iterable
 from typing import Any, Protocol
 
+from wsgid.workers import unpatched
+
 DEBOUNCE = 0.25  # seconds without an event before a burst of them is one change
 POLL_INTERVAL = 1.0  # seconds between two stat() scans of the poll engine
 
@@ -104,7 +106,7 @@ def report_modules(fd: int) -> None:
 
 def _send(fd: int, items: list[bytes]) -> None:
     payload = b"\0".join(items)
-    os.write(fd, _FRAME.pack(len(payload)) + payload)
+    unpatched.OS_WRITE(fd, _FRAME.pack(len(payload)) + payload)
 
 
 # ------------------------------------------------------------------------------ the engines

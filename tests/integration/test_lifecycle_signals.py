@@ -19,6 +19,7 @@ import pytest
 
 from support import procs
 from support.client import poll
+from support.kinds import WORKER_KINDS, kind_args
 from support.load import (
     events,
     exactly_children,
@@ -309,6 +310,23 @@ def test_usr1_reopens_the_log_files_in_master_and_workers(
     for pid in workers:
         wait_event(_text(error_log), "worker.stopping", pid=pid, check=server.check_running)
     assert not events(rotated_error.read_text(), "worker.stopping")
+
+
+@pytest.mark.parametrize("kind", WORKER_KINDS)
+def test_usr1_leaves_every_kind_serving(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir, kind: str
+) -> None:
+    # The reopen runs from the wake-up pipe; eventlet's patched os.read, called on it once
+    # too often, waited in the hub for good.
+    error_log = workdir.logs / "error.log"
+    server = wsgid(APP, *kind_args(kind), "--error-logfile", str(error_log), workers=1)
+    assert server.get("/").status == 200
+    server.send_signal(signal.SIGUSR1)
+    wait_event(_text(error_log), "master.reopen_logs", check=server.check_running)
+    for _ in range(5):
+        assert server.get("/", timeout=10).status == 200, error_log.read_text()
+    assert "worker.hub_blocked" not in error_log.read_text()
+    assert server.stop() == 0, error_log.read_text()
 
 
 def test_usr1_wsgi_errors_of_the_app_follows_the_reopened_error_log(

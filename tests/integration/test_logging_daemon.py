@@ -13,10 +13,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from test_logging_app import APP, app_args, read_lines, wait_for
 from test_logging_syslog import Rsyslog, rsyslog  # noqa: F401 - the fixture
 
 from support import procs
+from support.kinds import WORKER_KINDS, kind_args
 from support.server import WorkDir, WsgidServer, free_port
 
 
@@ -114,3 +116,19 @@ def test_captured_output_of_a_daemon_goes_to_the_error_log(
     finally:
         stop(workdir)
     assert Path(error).read_text().count("master.stopped") == 1
+
+
+@pytest.mark.parametrize("kind", WORKER_KINDS)
+def test_a_daemons_first_workers_report_an_app_error_and_answer_500_on_every_kind(
+    workdir: WorkDir, daemon_name: str, kind: str
+) -> None:
+    # The first workers copy their errors to the launcher's readiness pipe, long closed by
+    # then: eventlet's patched os.write retried that write for ever, the request unanswered.
+    error = workdir.logs / "error.log"
+    port = launch(workdir, daemon_name, *kind_args(kind), "--error-logfile", str(error))
+    try:
+        assert request(port, "/boom", "daemon-k1") == 500
+        wait_for(lambda: "RuntimeError" in error.read_text(), timeout=30, what="the traceback")
+        assert request(port, "/pid", "daemon-k2") == 200
+    finally:
+        stop(workdir)

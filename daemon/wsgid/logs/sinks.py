@@ -59,6 +59,8 @@ import weakref
 from collections.abc import Callable
 from typing import Protocol
 
+from wsgid.workers import unpatched
+
 # Syslog severities (RFC 5424 §6.2.1) for structlog method names; sinks that
 # do not care ignore them.
 SEVERITY = {
@@ -169,7 +171,7 @@ class _FdSink:
         with self._lock:
             if not self._troubled:
                 try:
-                    written = os.write(self.fd, data)
+                    written = unpatched.OS_WRITE(self.fd, data)
                 except OSError as exc:
                     written, self._error = 0, _reason(exc)
                 if written == len(data):
@@ -215,7 +217,7 @@ class _FdSink:
         done = 0
         while done < len(data):
             try:
-                n = os.write(self.fd, data[done:])
+                n = unpatched.OS_WRITE(self.fd, data[done:])
             except OSError as exc:
                 self._error = _reason(exc)
                 break
@@ -264,7 +266,7 @@ class _FdSink:
             self._held, self._held_size = [], 0
             data = b"".join(lines)
             try:
-                written = os.write(self.fd, data)
+                written = unpatched.OS_WRITE(self.fd, data)
             except OSError as exc:
                 written, self._error = 0, _reason(exc)
             if written < len(data):

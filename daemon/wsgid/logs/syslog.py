@@ -35,6 +35,7 @@ import time
 
 from wsgid.logs import clock
 from wsgid.logs.targets import Target
+from wsgid.workers import unpatched
 
 FACILITIES = {
     "kern": 0,
@@ -159,7 +160,7 @@ class SyslogSink:
             f"records are dropped until it is back\n"
         )
         with contextlib.suppress(OSError):
-            os.write(2, message.encode("utf-8", "replace"))
+            unpatched.OS_WRITE(2, message.encode("utf-8", "replace"))
 
     def write(self, record: str, severity: int = 6) -> None:
         message = self.frame(record, severity)

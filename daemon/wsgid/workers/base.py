@@ -50,6 +50,7 @@ from wsgid.listeners import Listener
 from wsgid.logs import Logs
 from wsgid.runtime import RuntimeSettings
 from wsgid.scoreboard import Scoreboard
+from wsgid.workers import unpatched
 
 if TYPE_CHECKING:
     from ssl import SSLContext
@@ -163,7 +164,7 @@ class Worker:
             report_modules(self.ctx.modules_fd)
         self.ctx.scoreboard.beat(self.ctx.slot)
         self.ctx.scoreboard.set_state(self.ctx.slot, scoreboard.READY)
-        os.write(self.ctx.boot_fd, BOOTED.pack(os.getpid()))
+        unpatched.OS_WRITE(self.ctx.boot_fd, BOOTED.pack(os.getpid()))
         os.close(self.ctx.boot_fd)
         self.serving = True
         try:

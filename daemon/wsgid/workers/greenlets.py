@@ -40,7 +40,6 @@ eventlet by a thread of wsgid's that watches the heartbeat (`_watch_hub`).
 from __future__ import annotations
 
 import _thread
-import os
 import select
 import sys
 import time
@@ -240,7 +239,7 @@ class GreenletWorker(ConnectionLoop):
         if not self.wake_pending:
             self.wake_pending = True
             try:  # noqa: SIM105 - once per response
-                os.write(self.wake_w, b"\0")
+                unpatched.OS_WRITE(self.wake_w, b"\0")
             except BlockingIOError:
                 pass
 

@@ -203,7 +203,7 @@ class ThreadWorker(ConnectionLoop):
             if not self.wake_pending:
                 self.wake_pending = True
                 try:  # noqa: SIM105 - cheaper than contextlib.suppress, once per response
-                    os.write(self.wake_w, b"\0")
+                    unpatched.OS_WRITE(self.wake_w, b"\0")
                 except BlockingIOError:
                     pass  # a full pipe: the loop is awake anyway
 

@@ -51,7 +51,6 @@ held just before it.
 
 from __future__ import annotations
 
-import os
 import random
 import select
 import socket
@@ -337,7 +336,7 @@ class ConnectionLoop(Worker):
         # One read: what it leaves (rare) makes epoll report the pipe again.
         # (try, not contextlib.suppress: this runs on every gthread loop turn.)
         try:  # noqa: SIM105 - see above: suppress() costs a context manager per turn
-            os.read(self.wake_r, 4096)
+            unpatched.OS_READ(self.wake_r, 4096)
         except BlockingIOError:
             pass
         run_signal_handlers()  # a signal's byte: its Python handler may not have run yet
@@ -569,7 +568,7 @@ class ConnectionLoop(Worker):
             if self.access is not None:
                 self.access.rejected(conn.base, 400)
             try:  # noqa: SIM105 - one write, raw: the client speaks no TLS
-                os.write(conn.fd, error_response(400, self.dates))
+                unpatched.OS_WRITE(conn.fd, error_response(400, self.dates))
             except OSError:
                 pass
             conn.closing = True

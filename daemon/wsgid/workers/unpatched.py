@@ -12,6 +12,12 @@ and cost more per call. The app itself keeps the patched versions.
 What cannot be undone this way is a patched thread start: the threads a worker would start
 afterwards would be greenlets, which run only while something waits in gevent's loop. The
 gthread worker refuses such an app (`threads_replaced`); the sync worker starts no thread.
+`OS_READ` and `OS_WRITE` are for wsgid's own pipes and files in every worker (the wake-up
+pipe, the logs, the boot report, `--daemon`'s readiness pipe): `eventlet.monkey_patch()`
+replaces `os.read` and `os.write` with versions that wait in its hub before each call (and
+retry a write that gets EPIPE for ever), which neither the loop, nor a real thread of
+wsgid's, nor a pipe nobody reads any more, may do.
+
 The signal functions patch_all swaps keep their behaviour for every signal but SIGCHLD,
 which a worker leaves at its default, and the rest of what it swaps (time.sleep, selectors,
 subprocess, os.fork and os.waitpid) the workers do not call.
@@ -20,6 +26,7 @@ subprocess, os.fork and os.waitpid) the workers do not call.
 from __future__ import annotations
 
 import _thread
+import os
 import queue
 import select
 import socket
@@ -31,6 +38,8 @@ POLL: Final = select.poll
 SOCKET: Final = socket.socket
 SOCKETPAIR: Final = socket.socketpair
 SIMPLE_QUEUE: Final = queue.SimpleQueue
+OS_READ: Final = os.read
+OS_WRITE: Final = os.write
 _START_NEW_THREAD: Final = _thread.start_new_thread
 
 
