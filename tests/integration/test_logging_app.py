@@ -5,6 +5,8 @@ no tests) and is served with `--pythonpath` pointing here. Routes:
 
 - `/boom?...`: raises RuntimeError("boom <query>") before responding (500 + traceback);
 - `/print?msg=M`: prints M to stdout and `M-err` to stderr;
+- `/many?n=N&tail=T`: prints `many I` for I in 0..N-1 to stdout (buffered, no flush), then
+  writes T without a newline;
 - `/stdlib?msg=M`: logs M at WARNING through the stdlib logger `testapp` (extra: user=alice);
 - `/errors?msg=M`: writes M to `wsgi.errors`;
 - `/sleep?s=S`: sleeps S seconds (timeout dumps);
@@ -46,6 +48,10 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
     if path == "/print":
         print(msg, flush=True)
         print(f"{msg}-err", file=sys.stderr, flush=True)
+    elif path == "/many":
+        for i in range(int(query.get("n", ["1"])[0])):
+            print(f"many {i}")
+        sys.stdout.write(query.get("tail", [""])[0])
     elif path == "/stdlib":
         _log.warning("stdlib %s", msg, extra={"user": "alice"})
     elif path == "/errors":

@@ -16,9 +16,11 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from test_logging_app import APP, app_args, read_lines, wait_for
 
 from support.client import run_concurrently
+from support.kinds import WORKER_KINDS, kind_args
 from support.server import WorkDir, WsgidServer
 
 GENERATED = re.compile(r"[0-9a-f]{20}")
@@ -132,6 +134,25 @@ def test_capture_output_turns_prints_into_events(
     assert (out["message"], out["level"], out["pid"]) == ("hello-capture", "info", pid)
     assert (err["message"], err["level"], err["pid"]) == ("hello-capture-err", "error", pid)
     assert r.status == 200 and "hello-capture" not in server.outlog() + server.errlog()
+
+
+@pytest.mark.parametrize("kind", WORKER_KINDS)
+def test_captured_output_is_logged_whole_when_the_worker_exits(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir, kind: str
+) -> None:
+    # max_requests 1: the worker exits right after the response, its output still in the
+    # pipe and in its stdout buffer, the last line without its newline.
+    server, _, errors = json_server(
+        wsgid, workdir, *kind_args(kind), "--capture-output", "--max-requests", "1"
+    )
+    assert server.get("/many?n=3000&tail=the-end").status == 200
+
+    def whole() -> list[object] | None:
+        lines = [e["message"] for e in errors() if e.get("event") == "app.output"]
+        return lines if "the-end" in lines else None
+
+    lines = wait_for(whole, timeout=60, what="the last, unterminated line")
+    assert lines[:3000] == [f"many {i}" for i in range(3000)], len(lines)
 
 
 def test_without_capture_output_prints_stay_on_stdout(

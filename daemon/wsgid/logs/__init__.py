@@ -189,7 +189,10 @@ class Logs:
             self._capture.start()
 
     def flush(self) -> None:
-        """A worker exits: write pending access records, and what failing sinks kept back."""
+        """A worker exits: log what its captured output still holds, write pending access
+        records, and what failing sinks kept back."""
+        if self._capture is not None:
+            self._capture.drain()
         if self.access is not None:
             self.access.flush()
         for sink in self._sinks:

@@ -30,6 +30,8 @@ from typing import Any
 from wsgid.workers import unpatched
 
 MAX_LINE = 65536  # a longer "line" is logged in pieces of this size
+# How long an exiting process waits for its capture to log what the pipes hold.
+DRAIN_SECONDS = 2.0
 
 Emit = Callable[[str], None]
 
@@ -105,6 +107,9 @@ class OutputCapture:
         self._log = log
         self._owner = 0  # pid of the process whose thread reads the pipes
         self._readers: list[int] = []
+        # A pipe whose write end the thread closes when it has logged everything.
+        self._done = -1
+        self._done_w = -1
 
     def start(self) -> None:
         """Capture this process's stdout and stderr from now on."""
@@ -127,13 +132,37 @@ class OutputCapture:
             pumps.append((read_end, LineEvents(_output_emitter(log, name))))
             self._readers.append(read_end)
         self._owner = os.getpid()
+        self._done, self._done_w = os.pipe()
         if unpatched.threads_replaced():
             # A gevent worker: a greenlet would run only while the hub does, and an app
             # writing more than a pipe holds without waiting in it would block for good.
-            unpatched.start_thread(_pump, (pumps,))
+            unpatched.start_thread(_pump, (pumps, self._done_w))
             return
-        thread = threading.Thread(target=_pump, args=(pumps,), name="wsgid-capture", daemon=True)
+        thread = threading.Thread(
+            target=_pump, args=(pumps, self._done_w), name="wsgid-capture", daemon=True
+        )
         thread.start()
+
+    def drain(self, timeout: float = DRAIN_SECONDS) -> None:
+        """Before this process exits: log what the pipes still hold, a last line without
+        its newline included. stdout and stderr go back to the originals, which ends the
+        pipes (unless a child process of the app still holds them: then it is waited for
+        `timeout` seconds at most), and the thread logs the rest and ends."""
+        if self._owner != os.getpid() or _originals is None or self._done < 0:
+            return
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                stream.flush()
+        for fd, saved in zip((1, 2), _originals, strict=True):
+            with contextlib.suppress(OSError):
+                os.dup2(saved, fd)
+        self._owner = 0
+        poller = unpatched.POLL()
+        poller.register(self._done, select.POLLIN)
+        with contextlib.suppress(OSError):
+            poller.poll(int(timeout * 1000))
+        os.close(self._done)
+        self._done = self._done_w = -1  # (the thread closed its end)
 
 
 def _restore_in_child() -> None:
@@ -144,10 +173,12 @@ def _restore_in_child() -> None:
     for fd, saved in zip((1, 2), _originals, strict=True):
         with contextlib.suppress(OSError):
             os.dup2(saved, fd)
-    for fd in capture._readers:
-        with contextlib.suppress(OSError):
-            os.close(fd)
+    for fd in (*capture._readers, capture._done, capture._done_w):
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)
     capture._readers = []
+    capture._done = capture._done_w = -1
     capture._owner = 0
 
 
@@ -161,8 +192,16 @@ def _output_emitter(log: Callable[..., Any], stream: str) -> Emit:
     return emit
 
 
-def _pump(pumps: list[tuple[int, LineEvents]]) -> None:
-    """The capture thread: read the pipes, log complete lines, until they close."""
+def _pump(pumps: list[tuple[int, LineEvents]], done: int) -> None:
+    """The capture thread: read the pipes, log complete lines, until they close; then close
+    `done`, for `OutputCapture.drain` to know."""
+    try:
+        _read_lines(pumps)
+    finally:
+        os.close(done)
+
+
+def _read_lines(pumps: list[tuple[int, LineEvents]]) -> None:
     poller = unpatched.POLL()  # in a thread of its own, also in a gevent worker
     by_fd = {fd: lines for fd, lines in pumps}
     # Incremental: a UTF-8 character split across two reads still decodes;
@@ -176,7 +215,7 @@ def _pump(pumps: list[tuple[int, LineEvents]]) -> None:
             if lines is None:
                 continue
             try:
-                data = os.read(fd, 65536)
+                data = unpatched.OS_READ(fd, 65536)
             except OSError:
                 data = b""
             if not data:
