@@ -17,14 +17,19 @@ and gthread (the default), by `request_timeout` on the others (gthread's, when s
 
 from __future__ import annotations
 
+import json
+import re
 import time
+import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+
+import pytest
 
 from support import procs
 from support.client import poll
 from support.load import events, wait_event
-from support.server import Response, WorkDir, WsgidServer
+from support.server import Response, WorkDir, WsgidServer, free_port
 from wsgid.workers import KINDS
 
 APP = "lifecycle_app:app"
@@ -138,3 +143,45 @@ def test_a_slow_request_answered_503_never_sends_its_late_response(
     spent = after - cpu
     assert spent < 0.5, f"the worker used {spent:.2f}s of CPU in 2 s with nothing to do"
     assert server.worker_pids() == [worker]
+
+
+def test_a_request_answered_503_for_its_timeout_is_logged_and_counted_once_as_503(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir, kind: str
+) -> None:
+    """One access record, for the 503 the client got (with the request's line), and one
+    count of it in the metrics: never the app's late 200, which was not sent."""
+    if kind == "sync":
+        pytest.skip("sync: the master's timeout replaces the worker; nothing is answered")
+    access = workdir.logs / "access.log"
+    side = f"127.0.0.1:{free_port()}"
+    threads = ["--threads", "2"] if kind in ("gthread", "tornado") else []
+    limit = "--timeout" if kind == "gthread" else "--request-timeout"
+    server = wsgid(
+        APP, "--worker-class", kind, *threads, limit, str(TIMEOUT), "--metrics-bind", side,
+        "--access-logfile", str(access), "--access-logformat", "json", workers=1,
+    )  # fmt: skip
+    slow = TIMEOUT + 2.5  # it does end, and its thread's late response is then dropped
+    assert server.get(f"/sleep?s={slow}&tag=once", timeout=slow + 15).status == 503
+
+    def records() -> list[dict[str, object]]:
+        lines = access.read_text().splitlines() if access.exists() else []
+        return [json.loads(line) for line in lines]
+
+    poll(lambda: [r for r in records() if r["path"] == "/sleep"], timeout=20, what="its record")
+    if kind in ("gthread", "tornado"):  # the thread ends later: it must log nothing
+        wait_event(server.errlog, "client.gone", timeout=slow + 15)
+    (record,) = [r for r in records() if r["path"] == "/sleep"]
+    assert (record["status"], record["method"]) == (503, "GET"), record
+    assert record["query"] == f"s={slow}&tag=once", record
+    # The metrics count what the log says was answered (the harness's readiness probes too).
+    answered = {"2xx": 0.0, "5xx": 0.0}
+    for r in records():
+        answered[f"{r['status']}"[0] + "xx"] += 1
+
+    def counted() -> bool:
+        text = urllib.request.urlopen(f"http://{side}/metrics", timeout=10).read().decode()
+        found = dict(re.findall(r'wsgid_requests_total\{status_class="(\dxx)"\} (\S+)', text))
+        return all(float(found.get(k, 0)) == v for k, v in answered.items())
+
+    poll(counted, timeout=20, what=f"the metrics to count {answered}")
+    assert server.stop() == 0, server.errlog()

@@ -82,6 +82,7 @@ class Connection:
         "proxy_allowed",
         "responded",
         "sock",
+        "timed_out",
         "waiter",
     )
 
@@ -128,6 +129,9 @@ class Connection:
         # before every send, read by gthread's request timeout (which answers
         # 503 only while this is False).
         self.responded = False
+        # Its request ran past request_timeout and was answered (503) or cut by the worker:
+        # what the app answers in the end is never sent, counted nor logged.
+        self.timed_out = False
         # TLS: the handshake is not over yet; the client's close_notify came with bytes
         # still to handle (what a plain client's FIN is once they are read).
         self.handshaking = False

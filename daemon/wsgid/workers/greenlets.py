@@ -50,7 +50,6 @@ from typing import Any, ClassVar
 
 from greenlet import GreenletExit, getcurrent
 
-from wsgid.http.errors import error_response
 from wsgid.http.request import Request
 from wsgid.runtime import RuntimeSettings
 from wsgid.workers import unpatched
@@ -219,11 +218,12 @@ class GreenletWorker(ConnectionLoop):
         # A record shows the request on the scoreboard (`wsgid status`); past the records
         # there are, requests are counted, not shown.
         record = self.free_records.pop() if self.free_records else -1
-        self.running[me] = (conn, req, time.monotonic(), record)
+        started = time.monotonic()
+        self.running[me] = (conn, req, started, record)
         try:
             self.run_request(conn, req, worker_keeps, record)
         except RequestTimeout:
-            self._answer_timeout(conn, req)
+            self._answer_timeout(conn, req, started)
         except BaseException as exc:
             # GreenletExit: the stop killed it (`_close_all`); the connection goes too.
             if not isinstance(exc, GreenletExit):
@@ -287,19 +287,18 @@ class GreenletWorker(ConnectionLoop):
         if self.running.get(me) is running:  # not ended meanwhile, and parked or reused
             me.throw(RequestTimeout)
 
-    def _answer_timeout(self, conn: Connection, req: Request) -> None:
+    def _answer_timeout(self, conn: Connection, req: Request, started: float) -> None:
         """In the greenlet ended by its timeout: answer 503, or cut the connection if part
         of the response went out (a 503 after it would read as the next response)."""
         conn.closing = True
+        conn.timed_out = True
         if conn.responded:
             return
         conn.out.clear()
         conn.out_size = 0
-        self.statuses.append(503)
-        if self.access is not None:
-            self.access.rejected(conn.base, 503)
+        answer = self.timed_out_answer(conn, req, started, head=req.method == "HEAD")
         try:  # noqa: SIM105 - the loop closes a connection whose send failed
-            conn.send(error_response(503, self.dates, head=req.method == "HEAD"))
+            conn.send(answer)
         except OSError:
             pass
 

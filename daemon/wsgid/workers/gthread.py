@@ -56,7 +56,7 @@ from typing import ClassVar
 from mypy_extensions import mypyc_attr
 
 from wsgid import loader
-from wsgid.http.errors import ProtocolError, error_response
+from wsgid.http.errors import ProtocolError
 from wsgid.http.parser import RequestParser
 from wsgid.http.request import Request
 from wsgid.runtime import RuntimeSettings
@@ -247,14 +247,15 @@ class ThreadWorker(ConnectionLoop):
         conn, req, _ = job
         frame = sys._current_frames().get(me.ident)
         stack = "".join(traceback.format_stack(frame)) if frame is not None else ""
-        answer = self._take(conn, req)
+        answer = self._take(conn, req, me.started)
         self.report_timeout(conn, req, elapsed, answer, stack, self.request_limit, thread=me.name)
 
-    def _take(self, conn: Connection, req: Request) -> str:
+    def _take(self, conn: Connection, req: Request, started: float) -> str:
         """Take `conn`'s client from the thread that runs its request; what it got."""
         # epoll knows the descriptor with its socket: unregister before repointing it.
         self._watch(conn, 0)
         conn.closing = True  # when the thread hands it back, it is closed
+        conn.timed_out = True
         try:
             if self.dead_fd < 0:
                 self.dead_fd = _dead_socket()
@@ -278,9 +279,7 @@ class ThreadWorker(ConnectionLoop):
         taken = Connection(sock, RequestParser(self.limits), conn.base, self.io_timeout)
         self.conns[taken.fd] = taken
         taken.closing = True
-        if self.access is not None:
-            self.access.rejected(conn.base, 503)
-        taken.send(error_response(503, self.dates, head=req.method == "HEAD"))
+        taken.send(self.timed_out_answer(conn, req, started, head=req.method == "HEAD"))
         self._after_output(taken)
         return "503"
 

@@ -689,7 +689,7 @@ class ConnectionLoop(Worker):
             self.last_call_us = elapsed_us
             scoreboard.finish(slot, record)
             self.durations.append(elapsed_us)
-            if status:
+            if status and not conn.timed_out:
                 self.statuses.append(status)
         keep_alive = resp.keep_alive()
         if keep_alive and not req.body_complete:
@@ -701,10 +701,23 @@ class ConnectionLoop(Worker):
             conn.client_closed = not req.keep_alive and req.body_complete
         if self.post_request_hook:
             self.hooks.call("post_request", self, req, resp.environ, resp)
-        if access is not None:
+        if access is not None and not conn.timed_out:
             access.request(
                 req, status, resp.bytes_sent, resp.environ, resp.headers, elapsed_us
             )  # fmt: skip
+
+    def timed_out_answer(
+        self, conn: Connection, req: Request, started: float, head: bool = False
+    ) -> bytes:
+        """The 503 for a request past request_timeout, counted and logged as its answer (the
+        request's line, peer and timing; not the fields only its environ has, as its
+        headers and its id, which the app's thread or greenlet holds)."""
+        response = error_response(503, self.dates, head=head)
+        self.statuses.append(503)
+        if self.access is not None:
+            elapsed_us = int((time.monotonic() - started) * 1e6)
+            self.access.request(req, 503, len(response), conn.base, (), elapsed_us)
+        return response
 
     def report_timeout(
         self,

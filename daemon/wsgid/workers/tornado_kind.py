@@ -659,11 +659,14 @@ class TornadoExchange(httputil.HTTPConnection):
             self.pending.clear()
             conn.out.clear()
             conn.out_size = 0
+            answer = error_response(status, worker.dates, head=self.req.method == "HEAD")
             worker.statuses.append(status)
             if worker.access is not None:
-                worker.access.rejected(conn.base, status)
+                # The request is known (its line, its peer): logged as answered with `status`.
+                elapsed_us = int((time.monotonic() - self.started) * 1e6)
+                worker.access.request(self.req, status, len(answer), conn.base, (), elapsed_us)
             with contextlib.suppress(OSError):  # the loop closes a connection whose send failed
-                conn.send(error_response(status, worker.dates, head=self.req.method == "HEAD"))
+                conn.send(answer)
         self._on_close()
         self._end(logged=False)
 
