@@ -163,6 +163,7 @@ def test_cooperative_kind_reports_a_blocked_hub_with_its_stack_before_the_heartb
             time.sleep(0.05)
     log = server.errlog()
     assert log.index("worker.hub_blocked") < log.index("worker.timeout_dump"), log
+    assert log.count("worker.hub_blocked") == 1, log  # one block, one report
     assert server.get("/sleep?s=0").body == b"slept"
     assert server.stop() == 0, server.errlog()
 

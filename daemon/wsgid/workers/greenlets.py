@@ -144,6 +144,7 @@ class GreenletWorker(ConnectionLoop):
         # When the loop's next turn is due: the end of its wait in the hub while it waits,
         # the start of its turn while it runs (what `_watch_hub` measures a block from).
         self.turn_due = time.monotonic()
+        self.reported_turn = 0.0  # `turn_due` when a blocked hub was last reported
         self.epoll_watch = self._watch_fd(self.epoll.fileno(), self._wake_loop)
 
     def request_limit_of(self, settings: RuntimeSettings) -> float:
@@ -310,7 +311,11 @@ class GreenletWorker(ConnectionLoop):
 
     def report_blocked(self, blocked_for: float, stack: str) -> None:
         """The hub was blocked for `blocked_for` seconds by what `stack` shows (called from
-        the watching thread)."""
+        the watching thread); once a block: gevent's monitor reports it again each period
+        while it lasts, and the loop has not waited since."""
+        if self.turn_due == self.reported_turn:
+            return
+        self.reported_turn = self.turn_due
         self.log.error(
             "worker.hub_blocked",
             blocked_for=round(blocked_for, 3),
