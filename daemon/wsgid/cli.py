@@ -306,13 +306,21 @@ def _check(loaded: LoadedSettings) -> int:
     """`wsgid check`: what a start would refuse, by the master's own steps
     (`wsgid.master.check_start`), then the application, imported as a worker imports it."""
     from wsgid.loader import AppLoadError, load_app
-    from wsgid.master import CONFIG_ERRORS, check_start
+    from wsgid.master import CONFIG_ERRORS, become_the_workers_user, check_start
+    from wsgid.privileges import PrivilegeError
 
     try:
         check_start(loaded)
     except CONFIG_ERRORS as exc:
         _print_error(str(exc))
         return ExitCode.CONFIG
+    if not loaded.settings.preload_app:  # (preloaded, the master imports it, as itself)
+        try:
+            # A worker imports the app as `user`: files only root may read fail there.
+            become_the_workers_user(loaded.settings, loaded.sources)
+        except (PrivilegeError, OSError) as exc:
+            _print_error(f"the workers cannot become their user: {exc}")
+            return ExitCode.BOOT_FAILED
     try:
         load_app(loaded.settings)
     except AppLoadError as exc:

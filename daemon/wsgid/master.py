@@ -1052,14 +1052,7 @@ class Master:
         # Become `user`/`group` before anything of the app runs. Resolved again here (cheap)
         # because a HUP may have changed them; an error fails this boot, not the master.
         try:
-            credentials = privileges.resolve(
-                self.settings.user,
-                self.settings.group,
-                self.loaded.sources,
-                initgroups=self.settings.initgroups,
-            )
-            if credentials is not None:
-                privileges.drop(credentials)
+            become_the_workers_user(self.settings, self.loaded.sources)
         except (privileges.PrivilegeError, OSError) as exc:
             self.log.error("worker.boot_failed", worker=record.pid, error=str(exc))
             return ExitCode.BOOT_FAILED
@@ -1168,6 +1161,17 @@ def resolve_start(
     # Checked now so that a misspelt user is exit 2 here, not a worker boot failure.
     privileges.resolve(settings.user, settings.group, sources)
     return hooks, worker_class
+
+
+def become_the_workers_user(settings: RuntimeSettings, sources: Mapping[str, str]) -> None:
+    """Switch this process to `user`/`group` for good, as a worker does before anything of
+    the app runs (and `wsgid check` before it imports the app); PrivilegeError or OSError
+    if it cannot."""
+    credentials = privileges.resolve(
+        settings.user, settings.group, sources, initgroups=settings.initgroups
+    )
+    if credentials is not None:
+        privileges.drop(credentials)
 
 
 def check_start(loaded: LoadedSettings) -> None:

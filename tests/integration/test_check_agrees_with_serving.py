@@ -9,6 +9,7 @@ directory of a configuration that serving would create.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 
 import pytest
@@ -165,3 +166,22 @@ def test_a_worker_class_that_is_no_worker_names_its_source_in_check_and_serving(
     assert checked.returncode == ExitCode.CONFIG, checked.stderr
     for message in (checked.stderr, server.errlog()):
         assert f"worker_class {value!r}" in message and "(worker_class from flag:-k)" in message
+
+
+def test_check_imports_the_app_as_the_workers_user_as_serving_does(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    """An app only root may read: serving with `--user nobody` cannot import it (exit 4),
+    and neither can `check`, which imports it as the workers do, as their user."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run workers as nobody")
+    app_file = workdir.cwd / "root_only_app.py"
+    app_file.write_text("def app(environ, start_response):\n    return []\n")
+    app_file.chmod(0o600)
+    server = wsgid("root_only_app:app", "--user", "nobody", start=False)
+    served = server.wait_exit(60)
+    assert served == ExitCode.APP_LOAD_FAILED, server.errlog()
+    checked = server.check("--user", "nobody")
+    assert checked.returncode == ExitCode.APP_LOAD_FAILED, checked.stdout + checked.stderr
+    assert "configuration OK" not in checked.stdout
+    assert "root_only_app" in checked.stderr, checked.stderr
