@@ -237,7 +237,12 @@ class ConnectionLoop(Worker):
         while True:
             if not self.alive and not self._stopping():
                 break
-            events = self.wait_events(self.poll_timeout)
+            timeout = self.poll_timeout
+            if self.statuses and timeout > PUBLISH_INTERVAL:
+                # Counts not published yet are, before a long wait: `wsgid status` and
+                # /metrics lag a burst's end by PUBLISH_INTERVAL, not by an idle wait.
+                timeout = PUBLISH_INTERVAL
+            events = self.wait_events(timeout)
             now = time.monotonic()
             if self.reopen_requested:
                 # Before this turn's requests, so none is logged to the old file.
