@@ -293,3 +293,10 @@ def test_access_captured_path_writes_what_the_event_path_writes(fmt: str, text: 
             fast = access._CAPTURED[fmt](*captured)
             assert fast is not None, (environ, req.path)
             assert fast == log._render(log.event(*captured)), (environ, req.path)
+
+
+def test_a_gunicorn_format_writes_a_dash_for_every_field_of_a_request_refused_unparsed() -> None:
+    sink = Capture()
+    log = access.AccessLog(sink, "%(m)s %(U)s q=%(q)s %(H)s %(s)s")
+    log.rejected({"REMOTE_ADDR": "10.0.0.2", "REMOTE_PORT": "1"}, 400)
+    assert sink.records[0].rstrip("\n") == "- - q=- - 400"

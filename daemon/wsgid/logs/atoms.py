@@ -80,7 +80,7 @@ _ATOMS: dict[str, Getter] = {
     "r": _request_line,
     "m": lambda e: _dash(e["method"]),
     "U": lambda e: _dash(_environ(e).get("PATH_INFO", e["path"])),
-    "q": lambda e: _s(e["query"] or ""),
+    "q": lambda e: "-" if e["query"] is None else _s(e["query"]),  # None: refused unparsed
     "H": lambda e: _dash(e["protocol"]),
     "s": lambda e: str(e["status"]),
     "B": lambda e: e["bytes_sent"],
