@@ -598,9 +598,11 @@ class Master:
         self._set_target(0, name)
 
     def _reopen_logs(self, name: str) -> None:
+        # The workers first: once the old file ends with this event, every worker has been
+        # told, and what it answers from then on goes to the new files.
+        self.table.signal_all(signal.SIGUSR1)
         self.log.info("master.reopen_logs")
         self.logs.reopen()
-        self.table.signal_all(signal.SIGUSR1)
 
     def _child_exited(self, name: str) -> None:
         """Nothing to do: the loop reaps children on every turn, and this signal woke it."""

@@ -16,6 +16,7 @@ from wsgid.logs import sinks, targets
 from wsgid.logs.sinks import FileSink, MultiSink, StreamSink
 from wsgid.logs.syslog import FACILITIES, SyslogSink
 from wsgid.logs.targets import Target
+from wsgid.workers import unpatched  # the os.write the sinks call (eventlet replaces os's)
 
 NOW = 1_796_000_000.25
 
@@ -274,7 +275,7 @@ def test_a_batch_to_a_pipe_is_cut_at_records_below_pipe_buf(
         writes.append(len(data))
         return real(fd, data)
 
-    monkeypatch.setattr(os, "write", counting)
+    monkeypatch.setattr(unpatched, "OS_WRITE", counting)
     sink.write_many(records, 6)
     monkeypatch.undo()
     sink.close()
@@ -305,7 +306,7 @@ def test_a_record_a_pipe_took_only_part_of_is_finished_before_the_next(
             raise BlockingIOError(11, "Resource temporarily unavailable")
         return real(fd, data)
 
-    monkeypatch.setattr(os, "write", flaky)
+    monkeypatch.setattr(unpatched, "OS_WRITE", flaky)
     sink.write("first record")  # 5 bytes go out, the pipe is full for the rest
     sink.write("second")  # the rest of the first goes first
     monkeypatch.undo()
@@ -333,7 +334,7 @@ def test_a_cut_record_is_taken_back_out_of_a_file_and_written_whole_later(
         room[0] -= written
         return written
 
-    monkeypatch.setattr(os, "write", disk)
+    monkeypatch.setattr(unpatched, "OS_WRITE", disk)
     sink.write_many(["one", "two"], 6)
     assert path.read_bytes() == b"before\n"  # "one" was cut: its part is gone again
     room[0] = None  # space again
@@ -357,7 +358,7 @@ def test_write_failures_are_reported_at_most_once_per_interval_with_the_count(
     def enospc(fd: int, data: bytes) -> int:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(os, "write", enospc)
+    monkeypatch.setattr(unpatched, "OS_WRITE", enospc)
     for _ in range(5):
         sink.write("lost")
     assert len(reports) == 1 and reports[0][1:] == ("No space left on device", 1, 0)

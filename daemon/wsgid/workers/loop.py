@@ -281,6 +281,10 @@ class ConnectionLoop(Worker):
                     self._on_listener(fd, batch)
             if self.held:
                 self._send_held()
+            if self.reopen_requested:
+                # USR1 came during the turn (a sync worker in the app): what the turn
+                # answered after it goes to the new files, as what comes next does.
+                self._reopen_logs()
             if access is not None:
                 access.flush()  # the access records of this turn, in one write
             if now >= self.next_publish:
@@ -346,10 +350,14 @@ class ConnectionLoop(Worker):
             pass
         run_signal_handlers()  # a signal's byte: its Python handler may not have run yet
         if self.reopen_requested:
-            self.reopen_requested = False
-            self.ctx.logs.reopen()
-            self.errors_stream = self.ctx.logs.error_stream
+            self._reopen_logs()
         self.on_wake()
+
+    def _reopen_logs(self) -> None:
+        """USR1: reopen the log files (logrotate moved them)."""
+        self.reopen_requested = False
+        self.ctx.logs.reopen()
+        self.errors_stream = self.ctx.logs.error_stream
 
     def on_wake(self) -> None:
         """The wake-up pipe was written to (a signal, or a kind's own thread)."""
