@@ -93,6 +93,7 @@ if TYPE_CHECKING:
 TICK = 1.0
 TLS_CHECK_INTERVAL = 2.0  # seconds between two looks at the TLS files (tls_reload_on_change)
 SIDE_BACKLOG = 64  # pending probe connections the kernel queues on the side listener
+METRICS_ATTEMPTS = 3  # collections of /metrics tried before it answers 503
 MEMORY_CHECK_INTERVAL = 1.0  # seconds between two measures of the workers (max_worker_memory)
 FAST_STOP_GRACE = 2.0  # seconds workers get to exit after a fast-stop signal
 # Requests shown per worker while they run (a gthread worker's threads, a gevent worker's
@@ -330,14 +331,29 @@ class Master:
 
     def _metrics(self) -> Page:
         from wsgid import prometheus
+        from wsgid.side_listener import TEXT
 
-        body = prometheus.exposition(
-            self._snapshot(),
-            listeners_mod.queued(self.listeners),
+        app_dir = (
             self.app_metrics.path
             if self.app_metrics is not None and self.app_metrics.managed
-            else None,
+            else None
         )
+
+        def collect() -> bytes:
+            return prometheus.exposition(
+                self._snapshot(), listeners_mod.queued(self.listeners), app_dir
+            )
+
+        # prometheus_client reading a worker's file as it is made or replaced (a recycled
+        # worker's slot) can fail: try again; a scrape must never take the master down.
+        for _ in range(METRICS_ATTEMPTS - 1):
+            with contextlib.suppress(Exception):
+                return "200 OK", prometheus.CONTENT_TYPE, collect()
+        try:
+            body = collect()
+        except Exception:
+            self.log.exception("metrics.failed", attempts=METRICS_ATTEMPTS)
+            return "503 Service Unavailable", TEXT, b"metrics unavailable, try again\n"
         return "200 OK", prometheus.CONTENT_TYPE, body
 
     def _prepare_app_metrics(self) -> AppMetrics | None:

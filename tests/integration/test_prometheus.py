@@ -257,3 +257,27 @@ def test_usr2_hands_the_apps_metrics_directory_over_and_the_last_master_removes_
     finally:
         stop_process(new_master, signal.SIGTERM, 30, also=new_workers)
     assert not directory.exists(), "the new master removes the directory it was handed"
+
+
+def test_a_scrape_that_cannot_read_the_apps_files_is_answered_503_and_the_master_lives(
+    wsgid: Callable[..., WsgidServer],
+) -> None:
+    """A file prometheus_client cannot read (here an empty one, as a worker's file is for a
+    moment while it is made) fails the collection: /metrics answers 503 and says why in the
+    error log; the master serves on, and the next scrape after the file is whole is 200."""
+    server, port = metrics_server(wsgid, PROM_APP)
+    directory = Path(server.get("/dir").text)
+    broken = directory / "counter_broken.db"
+    broken.write_bytes(b"")
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", "/metrics")
+        resp = conn.getresponse()
+        assert (resp.status, resp.read()) == (503, b"metrics unavailable, try again\n")
+    finally:
+        conn.close()
+    wait_event(server.errlog, "metrics.failed")
+    broken.unlink()
+    scrape(port)  # 200, and promtool finds it clean
+    assert server.get("/hit").status == 200
+    assert server.stop() == 0, server.errlog()
