@@ -745,6 +745,24 @@ many("resp-103-pipelined-stays-in-step", "9110 §15.2",
      resp(b"code=103") + get(b"/_r/fixed"), (plain(500), plain(body=b"hello world")))
 reply("resp-app-length-kept", "9110 §8.6", resp(b"cl=5&body=hello&mode=gen"),
       plain(body=b"hello", Content_Length="5", Transfer_Encoding=None))
+# One Content-Length (RFC 9110 §8.6): the same twice is said once; two that differ would frame
+# the body one way for a client that reads the first and another for one that reads the last.
+reply("resp-same-length-twice-said-once", "9110 §8.6",
+      resp(b"cl=5&hdr=Content-Length&val=5&body=hello"), plain(body=b"hello", Content_Length="5"))
+reply("resp-two-different-lengths-500", "9110 §8.6",
+      resp(b"cl=5&hdr=Content-Length&val=3&body=hello"), plain(500), end="any")
+# To HEAD, an empty body from the app (Werkzeug's for every HEAD) says nothing of GET's length,
+# and a 304's dropped body none of what a 200 would carry.
+reply("resp-head-empty-body-says-no-length", "9110 §8.6", resp(b"", b"HEAD"),
+      plain(method="HEAD", Content_Length=None, Transfer_Encoding=None))
+reply("resp-head-304-derives-no-length", "9110 §15.4.5", resp(b"code=304&body=hello", b"HEAD"),
+      plain(304, method="HEAD", Content_Length=None, Transfer_Encoding=None))
+# Date is one value (RFC 9110 §6.6.1): the app's own Date or Server is sent instead of wsgid's.
+reply("resp-app-date-sent-instead", "9110 §6.6.1",
+      resp(b"hdr=Date&val=Mon,%2001%20Jan%202024%2000:00:00%20GMT&body=x"),
+      plain(body=b"x", Date="Mon, 01 Jan 2024 00:00:00 GMT", Server="wsgid"))
+reply("resp-app-server-sent-instead", "9110 §10.2.4", resp(b"hdr=Server&val=myapp&body=x"),
+      plain(body=b"x", Server="myapp"))
 # PEP 3333 "Other HTTP Features": hop-by-hop headers from the app are an error (500).
 for label, name, value in (
     ("connection-keep-alive", b"Connection", b"keep-alive"), ("keep-alive", b"Keep-Alive",

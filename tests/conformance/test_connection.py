@@ -180,6 +180,18 @@ def test_ignored_body_never_leaks_into_the_next_request(
     assert calls == 1 + (second is not None), "a request was read out of an ignored body"
 
 
+def test_a_request_line_without_a_version_is_refused_as_soon_as_it_ends(
+    server: ConformanceServer,
+) -> None:
+    """An HTTP/0.9 client sends `GET /` and one CRLF, then waits: the 400 comes at once, not
+    after header_timeout (30 s here) for a blank line it will never send."""
+    with server.wire(timeout=5) as w:
+        assert w.send(b"GET /\r\n")
+        reply = w.read_reply()
+        assert reply.status == 400
+        assert w.state_after() == "eof"
+
+
 # ------------------------------------------------------------------------ lingering close
 
 

@@ -117,6 +117,17 @@ def test_request_line_far_over_the_limit_is_414(limited: ConformanceServer) -> N
     refused(limited, head(request_line(LINE * 50)), 414)
 
 
+@pytest.mark.parametrize(
+    "line",
+    [b"A" * (LINE * 2) + b" / HTTP/1.1", b"A" * (LINE * 50), b"GET /" + b"a" * (LINE * 2)],
+    ids=["unknown-method", "no-space-at-all", "no-version"],
+)
+def test_a_line_over_the_limit_is_414_whatever_else_is_wrong_with_it(
+    limited: ConformanceServer, line: bytes
+) -> None:
+    refused(limited, head(line), 414)
+
+
 def test_default_request_line_limit_is_4094(server: ConformanceServer) -> None:
     accepted(server, head(request_line(4094)))
     refused(server, head(request_line(4095)), 414)

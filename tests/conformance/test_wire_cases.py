@@ -21,12 +21,18 @@ from conformance.conformance_server import ConformanceServer
 from conformance.conformance_wire import Malformed, Reply, Stalled, Wire
 
 PROBE = b"GET /_probe HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n"
+# Fields no response carries twice: one length frames the body (RFC 9110 §8.6), one Date
+# (§6.6.1), and one Server and Content-Type, which wsgid or the app gives.
+ONE_VALUE = ("Content-Length", "Date", "Server", "Content-Type")
 
 
 def _check_reply(exp: Exp, reply: Reply) -> list[str]:
     problems = []
     if reply.status not in exp.statuses():
         problems.append(f"status {reply.status}, expected {exp.statuses()}")
+    for name in ONE_VALUE:
+        if len(reply.all(name)) > 1:
+            problems.append(f"response header {name} sent {len(reply.all(name))} times")
     for name, value in exp.headers.items():
         got = reply.header(name)
         if value is None and got is not None:

@@ -17,6 +17,12 @@ from collections.abc import Callable
 SERVER_HEADER = b"Server: wsgid\r\n"
 _HEAD_END = SERVER_HEADER + b"\r\n"
 
+# Which of Date and Server the application's response set itself (bits; END_OWN: neither).
+# Its own win: one of each is sent (RFC 9110 §6.6.1: Date is one value).
+END_OWN = 0
+END_APP_DATE = 1
+END_APP_SERVER = 2
+
 _time = time.time
 
 
@@ -41,3 +47,10 @@ class Dates:
             self._tail = b"Date: " + self._format(second).encode("ascii") + b"\r\n" + _HEAD_END
             self._expires = second + 1.0
         return self._tail
+
+    def head_end_without(self, app_set: int) -> bytes:
+        """The end of a head sent now whose Date, Server or both (`app_set`, END_APP_* bits)
+        the application gave."""
+        date = b"" if app_set & END_APP_DATE else self.head_end()[: -len(_HEAD_END)]
+        server = b"" if app_set & END_APP_SERVER else SERVER_HEADER
+        return date + server + b"\r\n"

@@ -356,7 +356,14 @@ class RequestParser:
             hs = 0
         lf = data.rfind(b"\n", hs)
         if lf >= 0:
-            self._line_open = False  # the head's first line, the request line, ended
+            if self._line_open:
+                # The head's first line, the request line, ended in this read: one without
+                # a version (HTTP/0.9's `GET /`) is refused now, not once a blank line that a
+                # 0.9 client never sends ends the head (llhttp would wait for one).
+                kept = self._kept
+                if b" HTTP/" not in kept[: kept.find(b"\n")]:
+                    raise BadRequest("request line without an HTTP version")
+            self._line_open = False
             self._open = len(data) - lf - 1
         else:
             self._open += len(data) - hs
@@ -388,8 +395,11 @@ class RequestParser:
         if policy.request_line_complete(buf) or len(buf) > self._line_limit + 16:
             raise self._judge(bytes(buf), self._pending_reason, method)
 
-    @staticmethod
-    def _judge(raw: bytes, reason: str, method: bool) -> ProtocolError:
+    def _judge(self, raw: bytes, reason: str, method: bool) -> ProtocolError:
+        line = raw.split(b"\n", 1)[0].removesuffix(b"\r")
+        if len(line) > self._line_limit:
+            # Too long is what any line this long is, whatever else is wrong with it.
+            return ProtocolError(414, "request line too long")
         if method:
             return ProtocolError(policy.status_for_bad_method(raw), reason)
         return policy.protocol_error_from_llhttp(reason, raw)

@@ -3,7 +3,8 @@
 Owns: validating what the application hands back (status line, header names
 and values, hop-by-hop headers), choosing how the body is framed
 (Content-Length, chunked, or end-of-connection), which responses may have a
-body (RFC 9110 §6.4.1: none for HEAD, 204, 205, 304) and serialising the head.
+body (RFC 9110 §6.4.1: none for HEAD, 204, 205, 304) and serialising the head
+(with wsgid's Date and Server, unless the app gave its own).
 An application's status is a final one, 200 to 599: a 1xx is interim (RFC 9110
 §15.2), and a WSGI app answers each request once, so a 1xx from it would leave
 the client waiting for a final response and take the next one for it.
@@ -15,7 +16,8 @@ Framing, in order of preference (RFC 9112 §6):
    connection closed if the app sends less (`length_mismatch` either way:
    the exchange logs it);
 2. a length wsgid can see in advance (the app returned a list or tuple and
-   never called `write()`), sent as Content-Length;
+   never called `write()`), sent as Content-Length (to HEAD, only when the
+   app gave a body: an empty one says nothing of GET's length);
 3. chunked transfer coding, on HTTP/1.1;
 4. otherwise the end of the connection marks the end of the body.
 
@@ -38,7 +40,7 @@ from typing import Any, cast
 
 from wsgid.http import abnf
 from wsgid.http.cache import remember
-from wsgid.http.date import Dates
+from wsgid.http.date import END_APP_DATE, END_APP_SERVER, END_OWN, Dates
 from wsgid.http.request import Request
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
@@ -68,7 +70,7 @@ def worker_stops() -> None:
 
 # The head cache's values: the head up to Date, then the framing it implies
 # and the facts it adds to the keep-alive rule (see `_shape`).
-Shape = tuple[bytes, bool, int | None, bool, bool, bool, bool, bool]
+Shape = tuple[bytes, bool, int | None, bool, bool, bool, bool, bool, int]
 # Header items already found valid, and serialised heads (all but Date) keyed
 # on everything that shapes them: most apps send the same few heads over and
 # over, and building one costs more than the rest of the response. Bounded
@@ -230,11 +232,12 @@ class Response:
             self.close_delimited,
             self.said_close,
             own_id,
+            ending,
         ) = shape
         self.head_sent = True
         # The request id varies per request, so it is not part of the cached prefix;
-        # an id header the app set itself wins.
-        tail = self.dates.head_end()
+        # an id header the app set itself wins, as do its own Date and Server.
+        tail = self.dates.head_end() if ending == END_OWN else self.dates.head_end_without(ending)
         return prefix + self.request_id + tail if own_id else prefix + tail
 
     def _shape(self, known_length: int | None) -> Shape:
@@ -246,6 +249,7 @@ class Response:
         lines = [b"HTTP/1.1 ", self.status.encode("latin-1"), b"\r\n"]
         app_length: int | None = None
         own_request_id = True
+        ending = END_OWN
         for name, value in self.headers:
             lname = name.lower()
             if lname == self.request_id_name:
@@ -253,9 +257,20 @@ class Response:
             elif lname == "content-length":
                 if not value.isdigit() or not value.isascii():
                     raise ResponseError(f"invalid Content-Length {value!r}")
+                if app_length is not None:
+                    # RFC 9110 §8.6: a sender never sends two lengths. Two that differ would
+                    # frame the body one way for a client that takes the first, another for
+                    # one that takes the last; the same one twice is said once.
+                    if int(value) != app_length:
+                        raise ResponseError(f"two different Content-Length values: {value!r}")
+                    continue
                 app_length = int(value)
                 if code == 204 or code == 205:
                     continue  # RFC 9110 §8.6: never on 204; 205's is 0, said below
+            elif lname == "date":
+                ending |= END_APP_DATE  # the app's own, kept (Werkzeug's conditional responses)
+            elif lname == "server":
+                ending |= END_APP_SERVER
             elif lname == "connection":
                 if value.strip().lower() != "close":
                     raise ResponseError(f"hop-by-hop header {name}: {value!r}")
@@ -269,9 +284,13 @@ class Response:
             self.content_length = 0
         elif app_length is not None:
             self.content_length = app_length
-        elif known_length is not None and (self.body_allowed or req.method == "HEAD"):
-            if code != 204:
-                lines += (b"Content-Length: ", str(known_length).encode("ascii"), b"\r\n")
+        elif known_length is not None and (
+            self.body_allowed or (req.method == "HEAD" and known_length and code not in (204, 304))
+        ):
+            # To HEAD, the length of the body the app gave is what GET would get (RFC 9110
+            # §9.3.2), unless it gave none: Werkzeug answers every HEAD with an empty body, and
+            # `Content-Length: 0` would then be a lie about the GET response (§8.6).
+            lines += (b"Content-Length: ", str(known_length).encode("ascii"), b"\r\n")
             self.content_length = known_length
         elif self.body_allowed:
             if req.version == "HTTP/1.1":
@@ -293,6 +312,7 @@ class Response:
             self.close_delimited,
             said_close,
             own_request_id,
+            ending,
         )
 
     def whole(self, body: bytes) -> bytes:
