@@ -142,6 +142,19 @@ def test_config_show_table_labels_every_source(
     assert len(starts) == 1, "the value column is aligned"
 
 
+def test_config_show_quotes_table_keys_that_are_not_bare_keys(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[logging.logconfig_dict]\nversion = 1\nloggers = {"gunicorn.error" = {}}\n')
+    status, out, _ = run(["config", "show", "-c", str(cfg)], capsys)
+    row = next(line for line in out.splitlines() if line.startswith("logconfig_dict "))
+    value = row.split(maxsplit=1)[1].rsplit(maxsplit=1)[0].strip()
+    assert status == 0 and value == '{version = 1, loggers = {"gunicorn.error" = {}}}'
+    # As TOML reads it back: one logger named gunicorn.error, not a table gunicorn.
+    assert tomllib.loads(f"v = {value}")["v"] == {"version": 1, "loggers": {"gunicorn.error": {}}}
+
+
 def test_config_show_json_gives_value_and_source(capsys: pytest.CaptureFixture[str]) -> None:
     status, out, _ = run(["config", "show", "--json", "-b", "127.0.0.1:1", "-m", "022"], capsys)
     document = json.loads(out)

@@ -425,6 +425,79 @@ def test_config_import_lists_what_it_leaves_out(tmp_path: Path) -> None:
     assert tomllib.loads(text) == {"workers": {"workers": 2}}
 
 
+def test_config_import_leaves_out_a_value_toml_cannot_hold_saying_so(tmp_path: Path) -> None:
+    conf = write(
+        tmp_path / "gunicorn.conf.py",
+        """\
+        import logging
+        import sys
+
+        class HealthFilter(logging.Filter):
+            pass
+
+        logconfig_dict = {
+            "version": 1,
+            "filters": {"health": {"()": HealthFilter}},
+            "handlers": {"out": {"class": "logging.StreamHandler", "stream": sys.stdout}},
+            "loggers": {"gunicorn.error": {"handlers": ["out"]}},
+        }
+        raw_paste_global_conf = ["name=\x1b[31m"]
+        workers = 2
+        """,
+    )
+    text = import_python_config(conf, "the command line")
+    document = tomllib.loads(text)  # must parse, whatever the file held
+    assert document["workers"] == {"workers": 2}
+    assert "logconfig_dict" not in document.get("logging", {})
+    note = " ".join(line.removeprefix("# ") for line in text.splitlines())
+    assert (
+        "logconfig_dict left out: its value holds class HealthFilter (at "
+        "logconfig_dict['filters']['health']['()']), which TOML cannot express" in note
+    )
+    assert "keep running wsgid -c gunicorn.conf.py" in note
+    assert '"ext://sys.stdout" for a stream' in note
+
+
+@pytest.mark.parametrize(
+    "value, where",
+    [
+        (
+            "{'version': 1, 'handlers': {'h': {'stream': sys.stdout}}}",
+            "['handlers']['h']['stream']",
+        ),
+        ("{'version': 1, 'root': {'level': None}}", "['root']['level']"),
+        ("{'version': 1, 'x': [1, object]}", "['x'][1]"),
+        ("{'version': 1, 'x': {1: 'a'}}", "['x']"),
+    ],
+)
+def test_config_import_output_parses_whatever_is_nested_in_a_value(
+    tmp_path: Path, value: str, where: str
+) -> None:
+    conf = write(tmp_path / "gunicorn.conf.py", f"import sys\nlogconfig_dict = {value}\n")
+    text = import_python_config(conf, "the command line")
+    assert tomllib.loads(text) == {"logging": {}}  # the table holds the note only
+    note = " ".join(line.removeprefix("# ") for line in text.splitlines())
+    assert f"(at logconfig_dict{where})" in note
+
+
+def test_config_import_comments_stay_comments_whatever_the_file_holds(tmp_path: Path) -> None:
+    conf = write(
+        tmp_path / "gunicorn.conf.py",
+        'workers = (\n    2\n)\nprotocol_x = 1\ndirty_apps = ["a\\nb\\x1b"]\n',
+    )
+    text = import_python_config(conf, "the command line")
+    assert tomllib.loads(text) == {"workers": {"workers": 2}}
+
+
+def test_config_import_quotes_keys_that_are_not_bare(tmp_path: Path) -> None:
+    conf = write(
+        tmp_path / "gunicorn.conf.py",
+        'logconfig_dict = {"version": 1, "loggers": {"gunicorn.error": {"level": "INFO"}}}\n',
+    )
+    document = imported(conf)
+    assert document["logging"]["logconfig_dict"]["loggers"] == {"gunicorn.error": {"level": "INFO"}}
+
+
 def test_config_import_refuses_a_bad_value_as_serving_would(tmp_path: Path) -> None:
     conf = write(tmp_path / "gunicorn.conf.py", "workers = 0\n")
     with pytest.raises(ConfigError, match=r"line 1: workers = 0 is not valid"):

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import re
+import string
 import sys
 import textwrap
 from typing import Any
@@ -34,25 +34,7 @@ from wsgid.settings.load import validate_layer
 from wsgid.settings.model import Settings
 from wsgid.settings.pyfile import GUNICORN_TABLE, Found, Scan, scan, setting_value, shown
 from wsgid.settings.sources import Entry, Layer
-from wsgid.settings.specs import SPECS, format_value
-
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-
-
-def _toml(value: Any, octal: bool = False) -> str:
-    """`value` as a TOML value; ValueError for what TOML cannot hold (None)."""
-    if value is None:
-        raise ValueError("None")
-    if isinstance(value, dict):
-        items = ", ".join(f"{_key(str(k))} = {_toml(v)}" for k, v in value.items())
-        return "{" + items + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    return format_value(value, octal=octal)
-
-
-def _key(key: str) -> str:
-    return key if _BARE_KEY.fullmatch(key) else format_value(key)
+from wsgid.settings.specs import SPECS, NotTOML, toml_value
 
 
 def _config_module(result: Scan) -> tuple[str | None, str]:
@@ -103,7 +85,37 @@ def _hook_import(found: Found, module: tuple[str | None, str]) -> str | None:
 
 
 def _comment(text: str) -> list[str]:
-    return textwrap.wrap(text, width=95, initial_indent="# ", subsequent_indent="# ")
+    """`text` as TOML comment lines. What it quotes came from the file (a path, an expression,
+    an object's repr), so line breaks become spaces (textwrap) and any other control
+    character, which TOML refuses even in a comment, is escaped."""
+    text = "".join(
+        c if c.isprintable() else " " if c in string.whitespace else ascii(c)[1:-1] for c in text
+    )
+    return textwrap.wrap(
+        text,
+        width=95,
+        initial_indent="# ",
+        subsequent_indent="# ",
+        break_long_words=False,  # a long path stays whole, to be copied
+        break_on_hyphens=False,
+    )
+
+
+def _not_toml_note(result: Scan, name: str, exc: NotTOML) -> list[str]:
+    """The comment standing for a setting whose value TOML cannot express."""
+    file = os.path.basename(result.path or result.location)
+    note = (
+        f"{name} left out: its value holds {shown(exc.value)} (at {name}{exc.where}), which "
+        f"TOML cannot express, so a TOML file cannot carry this setting. Keep it in a Python "
+        f"config (keep running wsgid -c {file}), or write it in a form TOML holds"
+    )
+    if name == "logconfig_dict":
+        # dictConfig resolves both string forms itself, so the TOML table can say the same.
+        note += (
+            ': logging.config.dictConfig takes "ext://sys.stdout" for a stream and a dotted '
+            'name ("myproject.logs.HealthFilter") for a "()" factory'
+        )
+    return _comment(note + ".")
 
 
 def _hooks_note(result: Scan, names: list[str], reason: str) -> list[str]:
@@ -132,7 +144,7 @@ def import_python_config(location: str, given_by: str) -> str:
             if reference is None:
                 unwritable.append(found.name)
             else:
-                hook_lines[found.name] = f"{found.name} = {format_value(reference)}"
+                hook_lines[found.name] = f"{found.name} = {toml_value(reference)}"
             continue
         entries[found.name] = Entry(
             setting_value(result, found),
@@ -150,7 +162,7 @@ def import_python_config(location: str, given_by: str) -> str:
     computed = {f.name: f.computed for f in result.settings if f.computed}
 
     out = [
-        f"# Converted by `wsgid config import` from {result.shown}.",
+        *_comment(f"Converted by `wsgid config import` from {result.shown}."),
         "# Check it with `wsgid check -c FILE APP`; `wsgid config show -c FILE` prints each",
         "# setting and where it came from. Hook import strings are found from the working",
         "# directory wsgid runs in (or PYTHONPATH).",
@@ -168,24 +180,27 @@ def import_python_config(location: str, given_by: str) -> str:
             if name not in entries:
                 continue
             value = getattr(model, name)
+            try:
+                line = f"{name} = {toml_value(value, octal=spec.option.octal)}"
+            except NotTOML as exc:
+                if value is not None:  # None is every optional setting's default: nothing lost
+                    lines += _not_toml_note(result, name, exc)
+                continue
             if name in computed:
                 lines += _comment(f"computed by the file when converted: {computed[name]}")
-            try:
-                lines.append(f"{name} = {_toml(value, octal=spec.option.octal)}")
-            except ValueError:
-                if value is not None:  # None is every optional setting's default: nothing lost
-                    lines.append(f"# {name} = {value!r}: TOML cannot hold None; left out.")
+            lines.append(line)
         if group.name == "hooks" and unwritable and module is not None:
             lines += _hooks_note(result, unwritable, module[1])
         if lines:
             out += ["", f"[{group.name}]", *lines]
     if result.gunicorn_only:
         out += ["", f"# gunicorn settings wsgid does not have, left out ({GUNICORN_TABLE}):"]
-        out += [f"# {found.name} = {shown(found.value)}" for found in result.gunicorn_only]
+        for found in result.gunicorn_only:
+            out += _comment(f"{found.name} = {shown(found.value)}")
     if result.helpers or result.close:
         names = ", ".join(
             [f"{found.name} (did you mean {hint}?)" for found, hint in result.close]
             + [found.name for found in result.helpers]
         )
-        out += ["", f"# Names of the file that are not settings, left out: {names}."]
+        out += ["", *_comment(f"Names of the file that are not settings, left out: {names}.")]
     return "\n".join(out) + "\n"

@@ -5,7 +5,8 @@ What this module owns:
 - `SettingSpec` and `SPECS`: for every setting, what the generators (command line, sources,
   schema, docs, `config show`) need: its name, environment variable, table, flags, default,
   what it accepts, and whether it is a list, a boolean, a table or optional;
-- `format_value`: a value as TOML would spell it, for messages, docs and `config show`;
+- `format_value`: a value as TOML would spell it, for messages, docs and `config show`, and
+  `toml_value`, the same for a TOML file (`NotTOML` for what TOML cannot hold);
 - the did-you-mean of a misspelt setting name (`ALIASES`, `did_you_mean`);
 - gunicorn's names that are not wsgid settings: another name of one (`RENAMED`), and the
   settings refused by name, with the reason (`REFUSED`, `refused`).
@@ -18,6 +19,7 @@ import difflib
 import functools
 import inspect
 import itertools
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -205,29 +207,79 @@ FILE_SPECS = {n: s for n, s in SPECS.items() if s.option.in_file}
 
 
 def format_value(value: Any, *, octal: bool = False) -> str:
-    """A value as it would be written in TOML (None, which TOML lacks, as `(unset)`)."""
-    if value is None:
-        return "(unset)"
+    """A value as it would be written in TOML, for messages, docs and `config show`: None,
+    which TOML lacks, as `(unset)`, and any other object TOML cannot hold (a class or a stream
+    a Python config file gave) as Python prints it."""
+    return _format(value, octal, "", strict=False)
+
+
+class NotTOML(ValueError):
+    """`toml_value` met something TOML cannot hold: `value`, at `where` in the value given
+    (`["filters"]["f"]["()"]`, or "" for the value itself)."""
+
+    def __init__(self, where: str, value: Any) -> None:
+        super().__init__(f"TOML cannot hold {value!r}" + (f" at {where}" if where else ""))
+        self.where = where
+        self.value = value
+
+
+def toml_value(value: Any, *, octal: bool = False) -> str:
+    """`value` written in TOML, to be read back by a TOML parser; NotTOML for what TOML cannot
+    hold at any depth (None, an object other than a string, number, boolean, list or table,
+    a key that is not a string, a string that is not Unicode)."""
+    return _format(value, octal, "", strict=True)
+
+
+# A key TOML reads as written; any other (`gunicorn.error`, `()`) is quoted, since a dot in
+# a bare key would make nested tables of it.
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+# Lone surrogates: what os.fsdecode makes of undecodable bytes; not Unicode, so not TOML.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _format(value: Any, octal: bool, where: str, *, strict: bool) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int) and octal:
         return f"0o{value:03o}"
-    if isinstance(value, (int, float)):
-        return repr(value)
+    if isinstance(value, int):
+        return repr(int(value))  # an int subclass (an IntEnum) may print otherwise
+    if isinstance(value, float):
+        return repr(float(value))  # inf and nan are TOML's spelling too
     if isinstance(value, str):
+        if strict and _SURROGATE.search(value):  # a file name's undecodable bytes
+            raise NotTOML(where, value)
         return _toml_string(value)
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(format_value(v) for v in value) + "]"
+        items = (_format(v, False, f"{where}[{i}]", strict=strict) for i, v in enumerate(value))
+        return "[" + ", ".join(items) + "]"
     if isinstance(value, dict):
-        inner = ", ".join(f"{k} = {format_value(v)}" for k, v in value.items())
-        return "{" + inner + "}"
-    return str(value)
+        pairs = []
+        for key, item in value.items():
+            if strict and not isinstance(key, str):
+                raise NotTOML(where, key)
+            inner = _format(item, False, f"{where}[{key!r}]", strict=strict)
+            pairs.append(f"{_toml_key(str(key))} = {inner}")
+        return "{" + ", ".join(pairs) + "}"
+    if strict:
+        raise NotTOML(where, value)
+    return "(unset)" if value is None else str(value)
+
+
+def _toml_key(key: str) -> str:
+    return key if _BARE_KEY.fullmatch(key) else _toml_string(key)
 
 
 def _toml_string(value: str) -> str:
     escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-    escaped = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in escaped)
+    escaped = "".join(c if c.isprintable() else _escape(c) for c in escaped)
     return f'"{escaped}"'
+
+
+def _escape(char: str) -> str:
+    # TOML's \u takes exactly four hex digits; a character past U+FFFF needs \U and eight.
+    code = ord(char)
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 # --------------------------------------------------------------------------------------------
