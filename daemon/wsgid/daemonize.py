@@ -37,8 +37,9 @@ the daemon runs. A terminal is never kept: the daemon has left it.
 What daemonizing keeps, unlike a textbook daemon: the working directory (the
 `chdir` setting and relative paths in the configuration mean the same as in
 the foreground), core dumps (the limit is left alone), and signal handlers
-(the master installs its own). The `umask` setting is applied (default 0, as
-gunicorn does). Inherited sockets (`fd://N` binds, `LISTEN_FDS`) stay open.
+(the master installs its own). The umask becomes 022, as gunicorn's daemon's (the `umask`
+setting is for the unix socket files wsgid binds, see `wsgid.listeners`). Inherited sockets
+(`fd://N` binds, `LISTEN_FDS`) stay open.
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ from typing import IO, TYPE_CHECKING, Any
 from wsgid.exitcodes import ExitCode
 from wsgid.logs import escape
 from wsgid.workers import unpatched
+
+# The daemon's umask, gunicorn's: files the app creates are not writable by others.
+DAEMON_UMASK = 0o022
 
 # What the command that launched `wsgid --daemon` says for each way the daemon did not start.
 _START_FAILURES: dict[int, str] = {
@@ -215,7 +219,7 @@ def _enter_daemon_context(settings: RuntimeSettings, write_fd: int, starter: int
     python_daemon = importlib.import_module("daemon")
     context = python_daemon.DaemonContext(
         working_directory=os.getcwd(),
-        umask=settings.umask,
+        umask=DAEMON_UMASK,
         prevent_core=False,
         detach_process=False,  # done by detach(), so that the starter can wait
         files_preserve=preserve,

@@ -3,7 +3,8 @@
 Owns: turning `bind` entries (`HOST:PORT`, `[V6]:PORT`, `unix:PATH`, `fd://N`,
 `systemd:NAME`) into non-blocking listening sockets before any worker is
 forked, the socket options of the ones it binds (SO_REUSEPORT with
-`reuse_port`), the retry policy when an address is busy, stale unix socket
+`reuse_port`), the mode and owner of the unix socket files it creates (`UnixFiles`), the retry
+policy when an address is busy, stale unix socket
 files, closing (and unlinking) what wsgid itself created, and how many
 connections wait in their queues (`queued`, the backlog metric).
 
@@ -43,6 +44,17 @@ class Inherited:
     # True when passed by our own previous master (USR2): its unix socket
     # files are ours to unlink on exit. systemd's are systemd's.
     owned: bool = False
+
+
+@dataclass(frozen=True)
+class UnixFiles:
+    """How a unix socket file is created, as gunicorn creates it: bound under the `umask`
+    setting (gunicorn's default 0 makes it 0777) and handed to the workers' user and group
+    (-1: left as it is), so that nginx, running as another user, can connect."""
+
+    umask: int
+    uid: int = -1
+    gid: int = -1
 
 
 @dataclass(frozen=True)
@@ -149,13 +161,16 @@ def bind_all(
     on_retry: Callable[[str, OSError], None] | None = None,
     inherited: Sequence[Inherited] = (),
     reuse_port: bool = False,
+    unix_files: UnixFiles | None = None,
 ) -> list[Listener]:
     """Open every bind entry, adopting matching inherited sockets.
 
     With no entries, every inherited socket is served. Inherited sockets no
     entry asked for are closed. On failure everything opened here is closed
     and ListenerError raised. `reuse_port`: the TCP sockets bound here get
-    SO_REUSEPORT (inherited ones keep the options they came with).
+    SO_REUSEPORT (inherited ones keep the options they came with). `unix_files`: the
+    mode and owner of the unix socket files bound here (None: the process's umask, this
+    user).
     """
     pool = list(inherited)
     listeners: list[Listener] = []
@@ -171,7 +186,9 @@ def bind_all(
             ]
             return listeners
         for text in binds:
-            listeners.append(_open(parse_bind(text), backlog, on_retry, pool, reuse_port))
+            listeners.append(
+                _open(parse_bind(text), backlog, on_retry, pool, reuse_port, unix_files)
+            )
     except BaseException:
         close_all(listeners)
         raise
@@ -188,7 +205,7 @@ def bind_one(
 ) -> Listener:
     """Open one bind entry apart from the others (the side listener), taking the socket it
     names or binds out of `pool` when one was passed in; ListenerError if it cannot."""
-    return _open(parse_bind(text), backlog, on_retry, pool, False)
+    return _open(parse_bind(text), backlog, on_retry, pool, False, None)
 
 
 def rebind(
@@ -197,6 +214,7 @@ def rebind(
     backlog: int,
     on_retry: Callable[[str, OSError], None] | None = None,
     reuse_port: bool = False,
+    unix_files: UnixFiles | None = None,
 ) -> list[Listener]:
     """The listeners for `binds` after a reload: `current` ones kept, added ones bound.
 
@@ -204,7 +222,8 @@ def rebind(
     ListenerError nothing has changed.
     """
     keep = {lst.spec.text: lst for lst in current}
-    opened = bind_all([b for b in binds if b not in keep], backlog, on_retry, (), reuse_port)
+    added = [b for b in binds if b not in keep]
+    opened = bind_all(added, backlog, on_retry, (), reuse_port, unix_files)
     by_text = {lst.spec.text: lst for lst in opened}
     close_all([lst for text, lst in keep.items() if text not in binds])
     return [keep.get(b) or by_text[b] for b in binds]
@@ -266,6 +285,7 @@ def _open(
     on_retry: Callable[[str, OSError], None] | None,
     pool: list[Inherited],
     reuse_port: bool,
+    unix_files: UnixFiles | None,
 ) -> Listener:
     item = _take_inherited(spec, pool) if pool or spec.name else None
     if item is not None:
@@ -274,7 +294,7 @@ def _open(
         return Listener(adopt_fd(spec.fd, f"bind {spec.text}"), spec, created=False)
     for attempt in range(BIND_RETRIES):
         try:
-            return Listener(_bind(spec, backlog, reuse_port), spec, created=True)
+            return Listener(_bind(spec, backlog, reuse_port, unix_files), spec, created=True)
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE or attempt == BIND_RETRIES - 1:
                 raise ListenerError(f"cannot bind {spec.text}: {_reason(spec, exc)}") from None
@@ -299,12 +319,15 @@ def _reason(spec: BindSpec, exc: OSError) -> str:
     return f"{exc.strerror} (errno {exc.errno} {name})"
 
 
-def _bind(spec: BindSpec, backlog: int, reuse_port: bool) -> socket.socket:
+def _bind(
+    spec: BindSpec, backlog: int, reuse_port: bool, unix_files: UnixFiles | None
+) -> socket.socket:
     sock = socket.socket(spec.family, socket.SOCK_STREAM)
     try:
         if spec.family == socket.AF_UNIX:
             assert isinstance(spec.address, str)
             _remove_stale_socket(spec.address)
+            _bind_unix(sock, spec.address, unix_files)
         else:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if reuse_port:
@@ -316,13 +339,28 @@ def _bind(spec: BindSpec, backlog: int, reuse_port: bool) -> socket.socket:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 1)
             if spec.family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind(spec.address)  # type: ignore[arg-type]
+            sock.bind(spec.address)  # type: ignore[arg-type]
         sock.listen(backlog)
         sock.setblocking(False)
     except BaseException:
         sock.close()
         raise
     return sock
+
+
+def _bind_unix(sock: socket.socket, path: str, files: UnixFiles | None) -> None:
+    if files is None:
+        sock.bind(path)
+        return
+    # The umask is the process's for the time of the bind only: the files the app and the
+    # logs create keep the one wsgid was started with (systemd's UMask=, the shell's).
+    previous = os.umask(files.umask)
+    try:
+        sock.bind(path)
+    finally:
+        os.umask(previous)
+    if files.uid != -1 or files.gid != -1:
+        os.chown(path, files.uid, files.gid)
 
 
 def _remove_stale_socket(path: str) -> None:

@@ -227,6 +227,7 @@ class Master:
                     self._on_bind_retry,
                     inherited,
                     reuse_port=self.settings.reuse_port,
+                    unix_files=self._unix_files(self.settings),
                 )
             except listeners_mod.ListenerError as exc:
                 return self._fail_start(str(exc), ExitCode.LISTEN_FAILED)
@@ -764,6 +765,14 @@ class Master:
             self.log.info("tls.files_changed", files=" ".join(changed), action="reloading")
             self._reload("tls_reload_on_change")
 
+    def _unix_files(self, settings: RuntimeSettings) -> listeners_mod.UnixFiles:
+        """The unix socket files of `bind` are made under `umask` and belong to the workers'
+        user and group, as gunicorn makes them (`resolve_start` has checked the names)."""
+        credentials = privileges.resolve(settings.user, settings.group, self.loaded.sources)
+        if credentials is None:
+            return listeners_mod.UnixFiles(settings.umask)
+        return listeners_mod.UnixFiles(settings.umask, credentials.uid, credentials.gid)
+
     def _move_listeners(self, new: RuntimeSettings) -> None:
         """Bind what a reload's settings add, the application's listeners and the side
         listener, then close what they drop. On ListenerError nothing has changed."""
@@ -772,7 +781,12 @@ class Master:
         if new.bind != self.settings.bind:
             try:
                 self.listeners = listeners_mod.rebind(
-                    self.listeners, new.bind, new.backlog, self._on_bind_retry, new.reuse_port
+                    self.listeners,
+                    new.bind,
+                    new.backlog,
+                    self._on_bind_retry,
+                    new.reuse_port,
+                    self._unix_files(new),
                 )
             except listeners_mod.ListenerError:
                 if side_moves and side is not None:
@@ -1263,8 +1277,6 @@ def run(
         from wsgid import daemonize
 
         readiness = daemonize.detach(loaded.settings)  # the launching process exits in there
-    else:
-        privileges.apply_umask(loaded.settings, loaded.sources)
     try:
         code = Master(loaded, reload, readiness, app).run()
     except BaseException as exc:

@@ -1,4 +1,4 @@
-"""Who the workers run as: the `user` and `group` settings, and the `umask`.
+"""Who the workers run as: the `user` and `group` settings.
 
 Owns: turning `user`/`group` (names or numeric ids) into a uid, a gid and the
 supplementary groups (`initgroups`); checking at start-up that the switch is possible, so a
@@ -33,10 +33,6 @@ import os
 import pwd
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from wsgid.runtime import RuntimeSettings
 
 # Linux capability numbers (linux/capability.h), to tell whether a non-root
 # master could still switch identities.
@@ -129,17 +125,6 @@ def drop(creds: Credentials) -> None:
     # a half-done switch (an LSM, a seccomp filter returning 0) must not serve.
     if os.getresuid() != (creds.uid,) * 3 or os.getresgid() != (creds.gid,) * 3:
         raise OSError(f"could not switch to {creds}: ids are {os.getresuid()}/{os.getresgid()}")
-
-
-def apply_umask(settings: RuntimeSettings, sources: Mapping[str, str]) -> None:
-    """Apply `umask` in the foreground when it was configured (daemonize applies it always).
-
-    The default (0) is only forced when daemonizing, as gunicorn does; in the
-    foreground an unset `umask` leaves the inherited one alone, so systemd's
-    `UMask=` or the shell's umask keep working.
-    """
-    if sources.get("umask", "default") != "default":
-        os.umask(settings.umask)
 
 
 def _from(origin: Mapping[str, str], name: str) -> str:

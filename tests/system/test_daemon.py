@@ -8,6 +8,7 @@ Every daemon carries a unique process name, so the cleanup finds it whatever hap
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import signal
 import socket
@@ -23,6 +24,7 @@ from support.server import WorkDir, WsgidServer, free_port
 from wsgid.exitcodes import ExitCode
 
 SLOW = 1.5
+SYSTEM_APPS = Path(__file__).resolve().parent / "apps"
 
 
 def launch(
@@ -91,6 +93,38 @@ def test_daemon_exits_0_only_once_the_server_answers_and_term_stops_it(
     assert not procs.wait_gone([pid], timeout=15), "TERM did not stop the daemon"
     assert not pidfile.exists()
     assert "master.stopped" in log.read_text()
+
+
+def test_a_daemon_runs_under_umask_022_whatever_the_umask_setting(
+    workdir: WorkDir, daemon_name: str
+) -> None:
+    """gunicorn's daemonize sets 022; its `umask` setting is for the socket files it binds.
+    With its example config's `umask = 0` the app's files must not become world-writable."""
+    pidfile = workdir.root / "wsgid.pid"
+    previous = os.umask(0o077)  # not what the daemon keeps
+    try:
+        result, _took, port = launch(
+            workdir,
+            daemon_name,
+            "breakable_app:app",
+            "--umask",
+            "0",
+            "--pid",
+            str(pidfile),
+            env={"PYTHONPATH": str(SYSTEM_APPS)},
+        )
+    finally:
+        os.umask(previous)
+    assert result.returncode == 0, result.stderr
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", "/")
+        assert json.loads(conn.getresponse().read())["umask"] == 0o022
+    finally:
+        conn.close()
+    pid = int(pidfile.read_text())
+    os.kill(pid, signal.SIGTERM)
+    assert not procs.wait_gone([pid], timeout=15), "TERM did not stop the daemon"
 
 
 def test_daemon_with_a_broken_app_exits_nonzero_and_prints_the_loader_error(

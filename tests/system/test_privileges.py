@@ -9,6 +9,7 @@ import os
 import pwd
 import socket
 import stat
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -133,4 +134,57 @@ def test_an_explicit_umask_applies_to_the_unix_socket_file(
     path = sockdir / "app.sock"
     server = wsgid("sleep_app:app", "--bind", f"unix:{path}", "--umask", "027")
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o750
+    assert server.stop() == 0
+
+
+def test_a_unix_socket_file_is_bound_under_umask_and_belongs_to_the_workers_user(
+    wsgid: Callable[..., WsgidServer], sockdir: Path, readable_by_all: Callable[..., Path]
+) -> None:
+    """As gunicorn makes it (its sock.py): mode 0777 under the default umask 0, owned by
+    `user`/`group`, so that nginx, running as yet another user, can connect."""
+    need_root()
+    nobody = pwd.getpwnam("nobody")
+    try:
+        client = pwd.getpwnam("daemon")
+    except KeyError:
+        pytest.skip("no 'daemon' user to connect as")
+    sockdir.chmod(0o755)
+    path = sockdir / "app.sock"
+    apps = readable_by_all(SYSTEM_APPS / "breakable_app.py")
+    args = ["--bind", f"unix:{path}", "--user", "nobody", "--group", str(nobody.pw_gid)]
+    server = wsgid("breakable_app:app", *args, env={"PYTHONPATH": str(apps)}, workers=1)
+    st = os.stat(path)
+    assert stat.S_IMODE(st.st_mode) == 0o777
+    assert (st.st_uid, st.st_gid) == (nobody.pw_uid, nobody.pw_gid)
+    answer = subprocess.run(
+        ["curl", "-sS", "--unix-socket", str(path), "http://localhost/"],
+        user=client.pw_uid,
+        group=client.pw_gid,
+        extra_groups=[],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert answer.returncode == 0, answer.stderr
+    assert json.loads(answer.stdout)["uid"] == nobody.pw_uid
+    assert server.stop() == 0
+
+
+def test_the_umask_setting_leaves_the_umask_of_the_app_alone(
+    wsgid: Callable[..., WsgidServer],
+) -> None:
+    """gunicorn applies `umask` to the socket files it binds, never to the processes: with its
+    example config's `umask = 0`, the app's files must not become world-writable."""
+    previous = os.umask(0o077)  # the server inherits it, as from systemd's UMask=
+    try:
+        server = wsgid(
+            "breakable_app:app",
+            "--umask",
+            "0",
+            env={"PYTHONPATH": str(SYSTEM_APPS)},
+            workers=1,
+        )
+    finally:
+        os.umask(previous)
+    assert json.loads(server.get("/").body)["umask"] == 0o077
     assert server.stop() == 0

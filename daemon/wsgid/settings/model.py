@@ -671,7 +671,9 @@ class Settings(BaseModel):
             accepts="a file mode mask from 0 to 0o777, in octal like 022 or 0o22",
         ),
     ] = Field(default=0, ge=0, le=0o777)
-    """The umask of the wsgid processes (applied when daemonizing, as in gunicorn)."""
+    """The mode mask of the unix socket files wsgid binds, as in gunicorn: the default 0 makes
+    them 0777, and they belong to user/group. The processes keep the umask they were started
+    with (systemd's UMask=; 022 when daemonized, as gunicorn's)."""
     pidfile: Annotated[NonEmptyStr | None, Option("process", ("-p", "--pid"), metavar="FILE")] = (
         None
     )

@@ -2,7 +2,7 @@
 
 Lets a test boot a server, then make the next import (a HUP reload, a USR2 upgrade) fail.
 It also answers with a few facts about the worker, for the system tests:
-`{"pid", "uid", "gid", "groups", "instance"}` (instance = $TESTAPP_INSTANCE).
+`{"pid", "uid", "gid", "groups", "umask", "instance"}` (instance = $TESTAPP_INSTANCE).
 """
 
 from __future__ import annotations
@@ -17,6 +17,12 @@ if _flag and os.path.exists(_flag):
     raise RuntimeError(f"breakable_app: {_flag} exists, refusing to import")
 
 
+def _umask() -> int:
+    mask = os.umask(0o077)  # only way to read it; put back at once
+    os.umask(mask)
+    return mask
+
+
 def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
     body = json.dumps(
         {
@@ -24,6 +30,7 @@ def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
             "uid": os.getuid(),
             "gid": os.getgid(),
             "groups": sorted(os.getgroups()),
+            "umask": _umask(),
             "instance": os.environ.get("TESTAPP_INSTANCE", ""),
         }
     ).encode()
