@@ -120,6 +120,16 @@ def test_help_is_grouped_and_lists_every_flag(capsys: pytest.CaptureFixture[str]
     assert "wsgid config show" in out and "exit status" in out
 
 
+def test_protocol_uwsgi_in_a_python_config_is_a_configuration_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conf = tmp_path / "gunicorn.conf.py"
+    conf.write_text('protocol = "uwsgi"\n')
+    status, _, err = run(["check", "-c", str(conf), "pkg:app"], capsys)
+    assert status == 2
+    assert f'{conf}, line 1: protocol = "uwsgi" is refused: wsgid serves only HTTP' in err
+
+
 # --- config show / schema -----------------------------------------------------------------------
 
 

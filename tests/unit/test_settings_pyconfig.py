@@ -154,6 +154,26 @@ def test_gunicorn_setting_wsgid_lacks_is_a_warning_naming_it_and_its_line(
     assert "docs/gunicorn.md" in warning
 
 
+@pytest.mark.parametrize("value", ['"uwsgi"', '"h2"', "None"])
+def test_protocol_other_than_http_is_refused_naming_file_key_value_and_http(
+    tmp_path: Path, value: str
+) -> None:
+    conf = write(tmp_path / "gunicorn.conf.py", f"workers = 2\nprotocol = {value}\n")
+    message = error_of([APP, "-c", conf])
+    assert message.startswith(f"Config file {conf}, line 2: protocol = {value} is refused")
+    assert "wsgid serves only HTTP" in message
+    with pytest.raises(ConfigError, match="wsgid serves only HTTP"):
+        import_python_config(conf, "the command line")
+
+
+def test_protocol_http_is_accepted_with_the_warning_of_a_gunicorn_only_setting(
+    tmp_path: Path,
+) -> None:
+    conf = write(tmp_path / "gunicorn.conf.py", 'protocol = "HTTP"\n')
+    (warning,) = load([APP, "-c", conf]).warnings
+    assert warning.startswith(f"Config file {conf}, line 1: protocol is a gunicorn setting")
+
+
 def test_a_name_close_to_a_setting_is_a_warning_with_a_did_you_mean_and_the_file_runs(
     tmp_path: Path,
 ) -> None:

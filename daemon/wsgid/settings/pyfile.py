@@ -243,6 +243,8 @@ def scan(location: str, given_by: str) -> Scan:
         if name in FILE_SPECS:
             result.settings.append(found)
         elif name in GUNICORN_SETTINGS:
+            if name == "protocol":
+                _check_protocol(result, found)
             result.gunicorn_only.append(found)
         elif isinstance(value, types.ModuleType) or name in imported:
             continue
@@ -254,6 +256,19 @@ def scan(location: str, given_by: str) -> Scan:
             else:
                 result.helpers.append(found)
     return result
+
+
+def _check_protocol(result: Scan, found: Found) -> None:
+    """gunicorn's `protocol`: "http" is what wsgid speaks; any other value is refused, since
+    ignoring it would answer a uwsgi_pass proxy in HTTP, which it cannot read."""
+    value = found.value
+    if isinstance(value, str) and value.strip().lower() == "http":
+        return
+    raise ConfigError(
+        f"{result.where(found)}: protocol = {shown(value)} is refused: wsgid serves only HTTP "
+        f'(HTTP/1.1), not gunicorn\'s "uwsgi" protocol. Point the proxy at it over HTTP (nginx:'
+        f' proxy_pass instead of uwsgi_pass) and remove the setting, or set protocol = "http".'
+    )
 
 
 def setting_value(result: Scan, found: Found) -> Any:
