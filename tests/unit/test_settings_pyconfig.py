@@ -356,6 +356,33 @@ def test_gunicorn_cmd_args_holds_flags_only() -> None:
     assert "holds more than flags of settings" in message
 
 
+def test_gunicorn_cmd_args_check_config_and_print_config_are_the_commands() -> None:
+    assert load([APP], {"GUNICORN_CMD_ARGS": "--check-config -w 3"}).command == "check"
+    assert load([APP], {"GUNICORN_CMD_ARGS": "--print-config"}).command == "config-show"
+    # A command the command line names wins, as its flags win over the variable's.
+    assert load(["config", "show"], {"GUNICORN_CMD_ARGS": "--check-config"}).command == (
+        "config-show"
+    )
+    assert "holds more than flags" in error_of([APP], {"GUNICORN_CMD_ARGS": "check -w 2"})
+
+
+@pytest.mark.parametrize(
+    "line, command", [("check_config = True", "check"), ("print_config = 'true'", "config-show")]
+)
+def test_check_config_or_print_config_in_a_python_config_is_the_command_not_a_warning(
+    tmp_path: Path, line: str, command: str
+) -> None:
+    conf = write(tmp_path / "gunicorn.conf.py", f"workers = 2\n{line}\n")
+    loaded = load([APP, "-c", conf])
+    assert loaded.command == command
+    assert loaded.warnings == ()
+    assert load(["status", "-c", conf]).command == "status"  # the command line's wins
+    off = write(tmp_path / "off.py", "check_config = False\nprint_config = False\n")
+    assert load([APP, "-c", off]).command == "serve"
+    both = write(tmp_path / "both.py", "check_config = True\nprint_config = True\n")
+    assert "check_config and print_config are both true" in error_of([APP, "-c", both])
+
+
 # --- wsgid config import -------------------------------------------------------------------------
 
 

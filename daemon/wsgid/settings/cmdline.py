@@ -30,7 +30,14 @@ from wsgid import __version__, build
 from wsgid.runtime import Command, ConfigError
 from wsgid.settings.fields import GROUPS
 from wsgid.settings.sources import Entry, Layer, config_location, split_items
-from wsgid.settings.specs import ALIASES, SPECS, SettingSpec, did_you_mean, refused
+from wsgid.settings.specs import (
+    ALIASES,
+    COMMAND_SETTINGS,
+    SPECS,
+    SettingSpec,
+    did_you_mean,
+    refused,
+)
 
 USAGE = """\
 wsgid [OPTIONS] [APP]              serve APP (MODULE:CALLABLE)
@@ -245,6 +252,7 @@ class CommandLine:
     json_output: bool
     show_secrets: bool
     layer: Layer
+    by_flag: bool = False  # the command came from --check-config or --print-config
 
 
 def parse_command_line(argv: Sequence[str], where: str = "Command line") -> CommandLine:
@@ -289,11 +297,8 @@ def parse_command_line(argv: Sequence[str], where: str = "Command line") -> Comm
                 f"or `config import`. (To serve a module named config, write config:app.)"
             )
         words = words[2:]
-    implied_by: tuple[tuple[str, Command], ...] = (
-        ("check_config", "check"),
-        ("print_config", "config-show"),
-    )
-    for flag, implied in implied_by:
+    words_command = command
+    for flag, implied in COMMAND_SETTINGS.items():
         if getattr(namespace, flag):
             if command not in ("serve", implied):
                 raise ConfigError(
@@ -347,7 +352,11 @@ def parse_command_line(argv: Sequence[str], where: str = "Command line") -> Comm
             value, f"flag:{given.option}", f"Command-line flag {shown}", f"flag {given.option}"
         )
     return CommandLine(
-        command, bool(namespace.json), bool(namespace.show_secrets), Layer("flag", entries)
+        command,
+        bool(namespace.json),
+        bool(namespace.show_secrets),
+        Layer("flag", entries),
+        command != words_command,
     )
 
 
@@ -356,16 +365,17 @@ def parse_command_line(argv: Sequence[str], where: str = "Command line") -> Comm
 GUNICORN_CMD_ARGS = "GUNICORN_CMD_ARGS"
 
 
-def read_gunicorn_cmd_args(environ: Mapping[str, str]) -> Layer:
-    """The settings `GUNICORN_CMD_ARGS` gives: its flags, read as gunicorn reads them.
+def read_gunicorn_cmd_args(environ: Mapping[str, str]) -> tuple[Layer, Command]:
+    """The settings `GUNICORN_CMD_ARGS` gives, read as gunicorn reads them, and the command
+    its --check-config or --print-config asks for ("serve" without them).
 
     It is split as a shell would (shlex) and parsed by the command-line parser, so it takes
-    every flag the command line does. It holds settings only: an APP or a subcommand there
+    every flag the command line does. It holds flags only: an APP or a subcommand there
     is an error (gunicorn ignores an APP in it, which would hide the mistake).
     """
     raw = environ.get(GUNICORN_CMD_ARGS)
     if raw is None or not raw.strip():
-        return Layer("env", {})
+        return Layer("env", {}), "serve"
     where = f"Environment variable {GUNICORN_CMD_ARGS}"
     try:
         argv = shlex.split(raw)
@@ -375,7 +385,7 @@ def read_gunicorn_cmd_args(environ: Mapping[str, str]) -> Layer:
         ) from None
     parsed = parse_command_line(argv, where=where)
     extra = next((e for e in parsed.layer.entries.values() if e.label == "flag:APP"), None)
-    if extra is not None or parsed.command != "serve":
+    if extra is not None or (parsed.command != "serve" and not parsed.by_flag):
         raise ConfigError(
             f'{where}="{raw}" holds more than flags of settings; it may only hold flags like '
             f"--workers 3 (give the application and the command on the command line)."
@@ -389,4 +399,4 @@ def read_gunicorn_cmd_args(environ: Mapping[str, str]) -> Layer:
         )
         for name, entry in parsed.layer.entries.items()
     }
-    return Layer("env", entries)
+    return Layer("env", entries), parsed.command

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from wsgid.paste import ServerSection, has_loggers
 from wsgid.pyconfig import is_python
-from wsgid.runtime import ConfigError, LoadedSettings, RuntimeSettings
+from wsgid.runtime import Command, ConfigError, LoadedSettings, RuntimeSettings
 from wsgid.settings.cmdline import parse_command_line, read_gunicorn_cmd_args
 from wsgid.settings.model import Settings
 from wsgid.settings.pyfile import read_python_file
@@ -161,7 +161,7 @@ def load_settings(
         sources = dict.fromkeys(SPECS, "default") | {"config": given.label}
         return LoadedSettings(imported, sources, "config-import")
 
-    gunicorn_args = read_gunicorn_cmd_args(environ)
+    gunicorn_args, env_command = read_gunicorn_cmd_args(environ)
     wsgid_env = read_environment(environ)
     layers = [environment_defaults(environ), gunicorn_args, wsgid_env, command_line.layer]
     if server is not None:
@@ -181,13 +181,20 @@ def load_settings(
             f"gunicorn's default: ./{DEFAULT_CONFIG} in the working directory",
         )
     warnings: tuple[str, ...] = ()
+    file_command: Command = "serve"
     if config is not None and config.value is not None:
         location = str(config.value)
         if is_python(location):
-            file_layer, warnings = read_python_file(location, config.given_by)
+            file_layer, warnings, file_command = read_python_file(location, config.given_by)
         else:
             file_layer = read_file(location, config.given_by)
         layers.insert(1, file_layer)
+    # gunicorn's check_config / print_config (--check-config in GUNICORN_CMD_ARGS, or set in a
+    # Python config file) check or print instead of serving, as under gunicorn, where a CI
+    # step relies on it to exit. A command the command line names wins, then the higher source.
+    command: Command = command_line.command
+    if command == "serve":
+        command = env_command if env_command != "serve" else file_command
 
     for layer in layers:
         validate_layer(layer)
@@ -213,7 +220,7 @@ def load_settings(
     warnings += _without_effect(settings, sources)
     if server is not None:
         _pserve_serves_its_app(server, merged)
-    elif command_line.command in ("serve", "check") and not (settings.app or settings.paste):
+    elif command in ("serve", "check") and not (settings.app or settings.paste):
         raise ConfigError(
             "No application given. Name it as MODULE:CALLABLE: as the APP argument "
             "(wsgid myproject.wsgi:application), as app in the config file, or in WSGID_APP;"
@@ -224,7 +231,7 @@ def load_settings(
     return LoadedSettings(
         RuntimeSettings.copy_of(settings),
         sources,
-        command_line.command,
+        command,
         command_line.json_output,
         command_line.show_secrets,
         warnings,

@@ -14,7 +14,10 @@ What this module owns:
   did-you-mean (gunicorn would ignore the typo without a word, but refusing it would refuse
   files gunicorn runs: `worker_count = 4` is a helper as often as a typo); any other name,
   taken for a helper of the file's own and listed in one warning. Private names (`_x`),
-  modules and imported names are the file's business and pass silently.
+  modules and imported names are the file's business and pass silently;
+- gunicorn's `check_config` and `print_config`, which are commands in wsgid: true, they ask
+  for `wsgid check` or `wsgid config show`, as the flags do; and `protocol`, refused unless
+  it is "http".
 
 `scan` is shared with `wsgid config import` (`convert.py`), which needs the raw values.
 """
@@ -29,10 +32,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wsgid import pyconfig
-from wsgid.runtime import ConfigError
+from wsgid.runtime import Command, ConfigError
 from wsgid.settings.sources import Entry, Layer, config_not_found, split_items
 from wsgid.settings.specs import (
     ALIASES,
+    COMMAND_SETTINGS,
     FILE_SPECS,
     RENAMED,
     did_you_mean,
@@ -311,9 +315,11 @@ def shown(value: Any) -> str:
     return repr(value)
 
 
-def read_python_file(location: str, given_by: str) -> tuple[Layer, tuple[str, ...]]:
-    """The settings a Python config gives, and the warnings about its other names."""
+def read_python_file(location: str, given_by: str) -> tuple[Layer, tuple[str, ...], Command]:
+    """The settings a Python config gives, the warnings about its other names, and the command
+    its `check_config = True` or `print_config = True` asks for ("serve" without them)."""
     result = scan(location, given_by)
+    command = _command(result)
     entries: dict[str, Entry] = {}
     for found in result.settings:
         value = setting_value(result, found)
@@ -326,6 +332,7 @@ def read_python_file(location: str, given_by: str) -> tuple[Layer, tuple[str, ..
         f"{result.where(found)}: {found.name} is a gunicorn setting wsgid does not have; it "
         f"is ignored ({GUNICORN_TABLE} says why)."
         for found in result.gunicorn_only
+        if found.name not in COMMAND_SETTINGS
     ]
     warnings += [
         f'{result.where(found)}: "{found.name}" is not a setting, and is ignored. Did you mean'
@@ -342,4 +349,21 @@ def read_python_file(location: str, given_by: str) -> tuple[Layer, tuple[str, ..
             f"taken for the file's own helpers and ignored (a leading underscore, "
             f"_{result.helpers[0].name}, keeps a helper out of this warning)."
         )
-    return Layer("python", entries), tuple(warnings)
+    return Layer("python", entries), tuple(warnings), command
+
+
+def _command(result: Scan) -> Command:
+    """What `check_config` / `print_config` set to true ask for, as the flags do: gunicorn
+    checks (or prints) and exits instead of serving."""
+    asked = [f for f in result.gunicorn_only if f.name in COMMAND_SETTINGS and _true(f.value)]
+    if len(asked) > 1:
+        raise ConfigError(
+            f"{result.heading}: check_config and print_config are both true; set one (as "
+            f"--check-config and --print-config are one or the other)."
+        )
+    return COMMAND_SETTINGS[asked[0].name] if asked else "serve"
+
+
+def _true(value: Any) -> bool:
+    # gunicorn's validate_bool: a boolean, or the string "true" in any case.
+    return value is True or (isinstance(value, str) and value.strip().lower() == "true")

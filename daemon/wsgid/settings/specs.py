@@ -8,8 +8,9 @@ What this module owns:
 - `format_value`: a value as TOML would spell it, for messages, docs and `config show`, and
   `toml_value`, the same for a TOML file (`NotTOML` for what TOML cannot hold);
 - the did-you-mean of a misspelt setting name (`ALIASES`, `did_you_mean`);
-- gunicorn's names that are not wsgid settings: another name of one (`RENAMED`), and the
-  settings refused by name, with the reason (`REFUSED`, `refused`).
+- gunicorn's names that are not wsgid settings: another name of one (`RENAMED`), the ones
+  that are wsgid commands (`COMMAND_SETTINGS`), and the settings refused by name, with the
+  reason (`REFUSED`, `refused`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 import annotated_types
 from pydantic.fields import FieldInfo
 
+from wsgid.runtime import Command
 from wsgid.settings.fields import ENV_PREFIX, GROUPS_BY_NAME, Group, Option
 from wsgid.settings.model import Settings
 
@@ -310,6 +312,11 @@ ALIASES = _aliases()
 # (and the environment, `WSGID_WSGI_APP`). The two names are one setting; a source that
 # gives both is refused, since neither would be a sure guess.
 RENAMED: Mapping[str, str] = {"wsgi_app": "app"}
+
+# gunicorn settings that ask for a command instead of serving (gunicorn checks, or prints,
+# and exits), and that command: the flags --check-config and --print-config, a
+# GUNICORN_CMD_ARGS holding them, and `check_config = True` in a Python config file.
+COMMAND_SETTINGS: Mapping[str, Command] = {"check_config": "check", "print_config": "config-show"}
 
 # gunicorn settings wsgid refuses by name, whatever the value, and why (the message says it).
 REFUSED: Mapping[str, str] = {
