@@ -9,7 +9,7 @@ and never takes the master (or a worker) down.
 | hook | called in | arguments |
 | --- | --- | --- |
 | on_starting | master, before binding | (server) |
-| on_reload | master, on HUP before the new workers start | (server) |
+| on_reload | master, on HUP (the new configuration's), before the new workers start | (server) |
 | when_ready | master, once the first generation has booted | (server) |
 | pre_fork | master, before each fork | (server, worker) |
 | post_fork | worker, just after the fork | (server, worker) |
@@ -21,7 +21,7 @@ and never takes the master (or a worker) down.
 | post_request | worker, after the response | (worker, req, environ, resp) |
 | child_exit | master, after reaping a worker | (server, worker) |
 | worker_exit | master, after reaping a worker (after child_exit) | (server, worker) |
-| nworkers_changed | master, when the worker count changes | (server, new_value, old_value) |
+| nworkers_changed | master, at start (old_value None), when the worker count changes | (server, new_value, old_value) |
 | on_exit | master, before it exits | (server) |
 | ssl_context | master, building the TLS context | (settings, default_factory) → SSLContext |
 

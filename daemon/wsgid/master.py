@@ -197,6 +197,8 @@ class Master:
             self.tls = self._tls_context(self.settings, self.loaded.sources, self.hooks)
         except CONFIG_ERRORS as exc:
             return self._fail_start(str(exc), ExitCode.CONFIG)
+        # As gunicorn's arbiter, which sets its worker count (None before) as it is made.
+        self.hooks.call("nworkers_changed", self, self.target, None)
         self.hooks.call("on_starting", self)
         if self.settings.pidfile:
             # Before binding: a second instance is told so, not "address in use".
@@ -704,10 +706,13 @@ class Master:
                 new_logs.close()
             self._announce_ready()
             return
-        self.hooks.call("on_reload", self)
         self.reload_from = (self.generation, self.settings, self.tls)
         self.loaded, self.settings, self.hooks, self.worker_class = loaded, new, hooks, worker_class
         self.tls = tls_context
+        # The configuration just read is the one on_reload belongs to (gunicorn calls the new
+        # one too), and its raw_env what the new workers inherit.
+        self.hooks.call("on_reload", self)
+        apply_raw_env(new.raw_env)
         if new_logs is not None:
             old_logs, self.logs = self.logs, new_logs
             self.log = self.table.log = self.logs.error.bind(pid=self.pid)
@@ -816,6 +821,7 @@ class Master:
         self.generation, self.settings = old_generation, old_settings
         self.target = old_settings.workers
         self.hooks = Hooks(old_settings, self.log)
+        apply_raw_env(old_settings.raw_env)
         self.worker_class = resolve(old_settings.worker_kind)
         self._watch_code()
         self._configure_statsd()
@@ -1252,10 +1258,24 @@ def _manages_app_metrics(settings: RuntimeSettings) -> bool:
     return setting != "off" and (setting != "auto" or settings.metrics_bind is not None)
 
 
+# The values the environment had, before raw_env set them, of the keys it has set (None: not
+# set): a reload whose raw_env drops a key gives it back, as gunicorn's reload does.
+_before_raw_env: dict[str, str | None] = {}
+
+
 def apply_raw_env(raw_env: tuple[str, ...] | list[str]) -> None:
-    """`-e KEY=VALUE`: set in the master's environment, inherited by workers."""
-    for item in raw_env:
-        key, _, value = item.partition("=")
+    """`-e KEY=VALUE`: set in the master's environment, inherited by workers. On a reload, the
+    keys an earlier raw_env set and this one does not get their earlier value back."""
+    wanted = dict(item.partition("=")[::2] for item in raw_env)
+    for key, value in list(_before_raw_env.items()):
+        if key not in wanted:
+            del _before_raw_env[key]
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    for key, value in wanted.items():
+        _before_raw_env.setdefault(key, os.environ.get(key))
         os.environ[key] = value
 
 

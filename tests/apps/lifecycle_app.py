@@ -68,7 +68,10 @@ def make_app(version: str) -> WSGIApp:
         elif path == "/leak":
             _leaked.append(b"\xa5" * (int(query.get("mib", ["1"])[0]) << 20))
             time.sleep(float(query.get("s", ["0.01"])[0]))
-        body = json.dumps({"pid": os.getpid(), "version": version, "path": path}).encode()
+        facts: dict[str, Any] = {"pid": os.getpid(), "version": version, "path": path}
+        if path == "/env":
+            facts["env"] = os.environ.get(query["name"][0])
+        body = json.dumps(facts).encode()
         status = f"{query['code'][0]} Status" if path == "/status" else "200 OK"
         start_response(
             status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]

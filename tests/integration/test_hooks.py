@@ -54,6 +54,8 @@ MASTER_ARGS = {
     "worker_exit": ["Master", "WorkerProcess"],
     "nworkers_changed": ["Master", "int", "int"],
 }
+# At start, as gunicorn's arbiter: (server, workers, None).
+FIRST_NWORKERS_ARGS = ["Master", "int", "NoneType"]
 WORKER_ARITY = {
     "post_fork": 2,
     "post_worker_init": 1,
@@ -135,7 +137,8 @@ def test_every_hook_is_called_with_documented_arguments_in_its_process_at_its_mo
     for name in IN_MASTER:
         for call in by_hook[name]:
             assert call["pid"] in masters, f"{name} ran in {call['pid']}, not a master"
-            assert call["args"] == MASTER_ARGS[name], call
+            at_start = name == "nworkers_changed" and call["facts"]["old"] is None
+            assert call["args"] == (FIRST_NWORKERS_ARGS if at_start else MASTER_ARGS[name]), call
         assert any(c["pid"] == master for c in by_hook[name]), name
     for name in IN_WORKER:
         for call in by_hook[name]:
@@ -151,7 +154,9 @@ def test_every_hook_is_called_with_documented_arguments_in_its_process_at_its_mo
         return [c for c in by_hook[name] if in_old_tree(c)]
 
     own = sorted((c for c in calls if in_old_tree(c)), key=lambda c: c["t"])
-    assert own[0]["hook"] == "on_starting" and own[0]["facts"]["listeners"] == 0, own[0]
+    assert own[0]["hook"] == "nworkers_changed", own[0]
+    assert (own[0]["facts"]["new"], own[0]["facts"]["old"]) == (2, None), own[0]
+    assert own[1]["hook"] == "on_starting" and own[1]["facts"]["listeners"] == 0, own[1]
     last = [c for c in own if c["pid"] == master][-1]
     assert last["hook"] == "on_exit", last
 
@@ -183,7 +188,7 @@ def test_every_hook_is_called_with_documented_arguments_in_its_process_at_its_mo
     assert len(forked_after) >= 2, "the new generation is forked after on_reload"
 
     changes = [(c["facts"]["new"], c["facts"]["old"]) for c in ours("nworkers_changed")]
-    assert changes[0] == (3, 2), f"TTIN: {changes}"
+    assert changes[:2] == [(2, None), (3, 2)], f"start, then TTIN: {changes}"
 
     for pid in generation1 | {interrupted, aborted}:
         (child,) = [c for c in ours("child_exit") if c["facts"]["worker_pid"] == pid]
@@ -237,7 +242,8 @@ def test_hooks_that_raise_are_logged_by_name_and_the_server_carries_on(
 def test_nworkers_changed_is_called_when_a_reload_changes_the_worker_count(
     wsgid: Callable[..., WsgidServer], workdir: WorkDir
 ) -> None:
-    """`nworkers_changed` fires whenever the count changes: TTIN/TTOU, and a HUP to a new count."""
+    """`nworkers_changed` fires at start (old_value None, as in gunicorn) and whenever the count
+    changes: TTIN/TTOU, and a HUP to a new count."""
     record = workdir.root / "hooks.jsonl"
     config = workdir.root / "wsgid.toml"
     hook = '[hooks]\nnworkers_changed = "hooks_recorder:nworkers_changed"\n'
@@ -250,6 +256,6 @@ def test_nworkers_changed_is_called_when_a_reload_changes_the_worker_count(
     poll(new_workers(server, old, 3), 30, what="3 new workers")
     server.send_signal(signal.SIGTTOU)
     server.wait_workers(2, timeout=20)
-    poll(lambda: len(read_calls(record)) >= 1, timeout=10, what="a nworkers_changed call")
+    poll(lambda: len(read_calls(record)) >= 3, timeout=10, what="the nworkers_changed calls")
     changes = [(c["facts"]["new"], c["facts"]["old"]) for c in read_calls(record)]
-    assert changes == [(3, 2), (2, 3)], f"HUP 2 -> 3 workers, then TTOU: {changes}"
+    assert changes == [(2, None), (3, 2), (2, 3)], f"start, HUP 2 -> 3, then TTOU: {changes}"

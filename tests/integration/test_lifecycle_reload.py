@@ -231,3 +231,64 @@ def test_hup_during_the_first_boot_makes_the_master_ready_once_the_reload_has_en
     poll(lambda: get(side, "/readyz", timeout=5)[0] == 200, timeout=10, what="/readyz 200")
     assert (server.get("/").text == str(first)) != new_boots, "the generation that booted serves"
     assert server.stop(signal.SIGTERM, timeout=30) == 0
+
+
+def test_hup_applies_the_new_raw_env_and_gives_back_the_values_it_no_longer_sets(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    """As gunicorn's reload: the new configuration's raw_env reaches the new workers, and a
+    key it dropped has the value from before wsgid set it again (or none)."""
+    config = workdir.root / "wsgid.toml"
+    config.write_text(
+        'raw_env = ["TESTAPP_RAW_A=1", "TESTAPP_RAW_B=during", "TESTAPP_RAW_C=set"]\n'
+        "[workers]\nworkers = 1\n"
+    )
+    server = wsgid(APP, "--config", str(config), env={"TESTAPP_RAW_B": "before"})
+
+    def env(name: str) -> str | None:
+        resp = server.get(f"/env?name={name}")
+        assert resp.status == 200, resp.text
+        return resp.json()["env"]  # type: ignore[index,no-any-return]
+
+    assert (env("TESTAPP_RAW_A"), env("TESTAPP_RAW_B"), env("TESTAPP_RAW_C")) == (
+        "1",
+        "during",
+        "set",
+    )
+    old = set(server.wait_workers(1))
+    config.write_text('raw_env = ["TESTAPP_RAW_A=2"]\n[workers]\nworkers = 1\n')
+    server.send_signal(signal.SIGHUP)
+    wait_event(server.errlog, "reload.done", timeout=30, check=server.check_running)
+    poll(new_generation(server, old, 1), timeout=30, what="the new worker only")
+    assert (env("TESTAPP_RAW_A"), env("TESTAPP_RAW_B"), env("TESTAPP_RAW_C")) == (
+        "2",
+        "before",
+        None,
+    )
+    assert server.stop(signal.SIGTERM, timeout=30) == 0
+
+
+def test_hup_calls_the_on_reload_of_the_configuration_it_reads(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    """gunicorn calls the reloaded file's on_reload, not the one it started with."""
+    marks = workdir.root / "on_reload.txt"
+    config = workdir.root / "gunicorn_conf.py"
+
+    def write(version: str) -> None:
+        config.write_text(
+            "workers = 1\n\n"
+            "def on_reload(server):\n"
+            f"    with open({str(marks)!r}, 'a') as f:\n"
+            f"        f.write({version!r} + '\\n')\n"
+        )
+
+    write("v1")
+    server = wsgid(APP, "--config", str(config))
+    old = set(server.wait_workers(1))
+    write("v2")
+    server.send_signal(signal.SIGHUP)
+    wait_event(server.errlog, "reload.done", timeout=30, check=server.check_running)
+    poll(new_generation(server, old, 1), timeout=30, what="the new worker only")
+    assert marks.read_text() == "v2\n"
+    assert server.stop(signal.SIGTERM, timeout=30) == 0

@@ -517,7 +517,15 @@ class Settings(BaseModel):
     never makes the server write them."""
 
     # --- logging --------------------------------------------------------------------------
-    loglevel: Annotated[LogLevel, Option("logging", ("--log-level",), metavar="LEVEL")] = "info"
+    loglevel: Annotated[
+        LogLevel,
+        Option(
+            "logging",
+            ("--log-level",),
+            metavar="LEVEL",
+            accepts="one of debug, info, warning (or warn), error, critical, in any case",
+        ),
+    ] = "info"
     """The least severe level written to the error log."""
     errorlog: Annotated[
         NonEmptyStr,
@@ -771,7 +779,8 @@ class Settings(BaseModel):
     on_starting: Hook = None
     """Called with (server) in the master, before the listeners are bound."""
     on_reload: Hook = None
-    """Called with (server) in the master, on HUP before the new workers start."""
+    """Called with (server) in the master, on HUP: the function of the configuration just read,
+    before the new workers start."""
     when_ready: Hook = None
     """Called with (server) in the master, once the first generation of workers has booted."""
     pre_fork: Hook = None
@@ -795,7 +804,8 @@ class Settings(BaseModel):
     worker_exit: Hook = None
     """Called with (server, worker) in the master, after a worker was reaped (after child_exit)."""
     nworkers_changed: Hook = None
-    """Called with (server, new_value, old_value) in the master, when the worker count changes."""
+    """Called with (server, new_value, old_value) in the master: at start (old_value None) and
+    when the worker count changes."""
     on_exit: Hook = None
     """Called with (server) in the master, just before it exits."""
     ssl_context: Hook = None
