@@ -260,6 +260,19 @@ def test_log_level_is_case_insensitive() -> None:
     assert load(env={"WSGID_LOGLEVEL": "WARNING"}).settings.loglevel == "warning"
 
 
+def test_log_level_warn_is_warning_in_every_source_as_gunicorn_users_write_it(
+    tmp_path: Path,
+) -> None:
+    conf = tmp_path / "gunicorn.conf.py"
+    conf.write_text('loglevel = "warn"\n')
+    toml = tmp_path / "c.toml"
+    toml.write_text('loglevel = "Warn"\n')
+    assert load([APP, "-c", str(conf)]).settings.loglevel == "warning"
+    assert load([APP, "-c", str(toml)]).settings.loglevel == "warning"
+    assert load([APP, "--log-level", "WARN"]).settings.loglevel == "warning"
+    assert load(env={"GUNICORN_CMD_ARGS": "--log-level warn"}).settings.loglevel == "warning"
+
+
 def test_max_worker_memory_is_off_by_default_and_read_from_every_source(tmp_path: Path) -> None:
     s = load().settings
     assert (s.max_worker_memory, s.max_worker_memory_metric) == (0, "rss")

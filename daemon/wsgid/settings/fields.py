@@ -299,8 +299,17 @@ EnvAssignment = Annotated[
 IdName = Annotated[NonEmptyStr, BeforeValidator(int_to_str)]
 # Choices, accepted in any case as gunicorn accepts them.
 HeaderMap = Annotated[Literal["drop", "refuse", "dangerous"], BeforeValidator(lower)]
+
+
+def log_level(value: object) -> object:
+    # gunicorn takes any case, and "warn" (logging's other name of WARNING, and what gunicorn
+    # users write) means warning; gunicorn would fall back to info for it without a word.
+    value = lower(value)
+    return "warning" if value == "warn" else value
+
+
 LogLevel = Annotated[
-    Literal["debug", "info", "warning", "error", "critical"], BeforeValidator(lower)
+    Literal["debug", "info", "warning", "error", "critical"], BeforeValidator(log_level)
 ]
 LogFormat = Annotated[Literal["console", "json", "logfmt"], BeforeValidator(lower)]
 ReloadEngine = Annotated[Literal["auto", "inotify", "poll"], BeforeValidator(lower)]
