@@ -39,11 +39,17 @@ def prepare_import_path(chdir: str | None, pythonpath: tuple[str, ...] | list[st
             os.chdir(chdir)
         except OSError as exc:
             raise AppLoadError(f"cannot change directory to {chdir!r}: {exc.strerror}") from None
-    cwd = os.getcwd()
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)
-    for entry in reversed(pythonpath):
-        path = os.path.abspath(entry)
+    extend_import_path(None, pythonpath)
+
+
+def extend_import_path(chdir: str | None, pythonpath: tuple[str, ...] | list[str]) -> None:
+    """Put on sys.path what a worker finds the app by: `chdir` (else the working directory),
+    then `pythonpath` before it, relative entries taken from `chdir`. The master does it
+    without changing directory, so that the hooks and the logging configuration it imports
+    are found where the app's own modules are (gunicorn's master is in `chdir` already)."""
+    base = os.path.abspath(chdir) if chdir else os.getcwd()
+    for path in [base, *(os.path.join(base, entry) for entry in reversed(pythonpath))]:
+        path = os.path.abspath(path)
         if path not in sys.path:
             sys.path.insert(0, path)
 

@@ -689,6 +689,7 @@ class Master:
         try:
             loaded = self.reload_settings()
             new = loaded.settings
+            loader.extend_import_path(new.chdir, new.pythonpath)
             hooks, worker_class = resolve_start(new, loaded.sources, self.log)
             tls_context = self._tls_context(new, loaded.sources, hooks)
             # Opened now, so that a log file that cannot be opened fails the
@@ -1219,6 +1220,8 @@ def check_start(loaded: LoadedSettings) -> None:
 
     - `-e KEY=VALUE`, set in this process's environment as the master sets it in its own
       (where the application and the paths below are looked up);
+    - `chdir` and `pythonpath` on sys.path, where the master imports the hooks and the
+      logging configuration's classes from (`loader.extend_import_path`);
     - the logs (`Master.__init__`): `logs.check`, which opens no new file;
     - the hooks, the worker class and who the workers run as: `resolve_start` itself;
     - TLS: the files, loaded as `tls.build` loads them; the ssl_context hook is not run (it
@@ -1231,6 +1234,7 @@ def check_start(loaded: LoadedSettings) -> None:
     """
     settings, sources = loaded.settings, loaded.sources
     apply_raw_env(settings.raw_env)
+    loader.extend_import_path(settings.chdir, settings.pythonpath)
     logs_mod.check(settings)
     resolve_start(settings, sources, log=None)  # `check` calls no hook: no log needed
     if settings.certfile is not None:
@@ -1290,6 +1294,7 @@ def run(
     the settings name, loaded in each worker or, with preload_app, here.
     """
     apply_raw_env(loaded.settings.raw_env)
+    loader.extend_import_path(loaded.settings.chdir, loaded.settings.pythonpath)
     readiness: Readiness | None = None
     # A master exec'd by USR2 is already detached: daemonizing again would fork it away
     # from the old master, which waits for this very pid.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -259,3 +260,47 @@ def test_nworkers_changed_is_called_when_a_reload_changes_the_worker_count(
     poll(lambda: len(read_calls(record)) >= 3, timeout=10, what="the nworkers_changed calls")
     changes = [(c["facts"]["new"], c["facts"]["old"]) for c in read_calls(record)]
     assert changes == [(2, None), (3, 2), (2, 3)], f"start, HUP 2 -> 3, then TTOU: {changes}"
+
+
+def test_hooks_and_logging_classes_are_imported_from_chdir_by_the_wsgid_command(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    """Started as the `wsgid` console script, sys.path[0] is its bin directory, not the
+    project: the master finds a hook import string and a logconfig_dict filter class where
+    the workers find the app, in `chdir` (gunicorn's master runs there)."""
+    script = Path(sys.executable).with_name("wsgid")
+    assert script.exists(), f"{script}: the console script is installed with the package"
+    project = workdir.root / "project"
+    (project / "deploy").mkdir(parents=True)
+    (project / "deploy" / "__init__.py").write_text("")
+    marks = workdir.root / "marks.txt"
+    (project / "deploy" / "hooks.py").write_text(
+        f"def on_starting(server):\n    open({str(marks)!r}, 'a').write('hook\\n')\n"
+    )
+    (project / "deploy" / "filters.py").write_text(
+        "import logging\n\n"
+        "class Quiet(logging.Filter):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        f"        open({str(marks)!r}, 'a').write('filter\\n')\n"
+    )
+    (project / "project_app.py").write_text(
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Length', '2')])\n"
+        "    return [b'ok']\n"
+    )
+    config = workdir.root / "wsgid.toml"
+    config.write_text(
+        '[hooks]\non_starting = "deploy.hooks:on_starting"\n\n'
+        "[logconfig_dict]\nversion = 1\n"
+        '[logconfig_dict.filters.quiet]\n"()" = "deploy.filters.Quiet"\n'
+    )
+
+    def command(port: int) -> list[str]:
+        return [str(script), "project_app:app", "-b", f"127.0.0.1:{port}", "-c", str(config),
+                "--chdir", str(project)]  # fmt: skip
+
+    server = wsgid(None, command=command)
+    assert server.get("/").body == b"ok"
+    assert sorted(marks.read_text().split()) == ["filter", "hook"]
+    assert server.stop() == 0

@@ -14,6 +14,7 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -386,7 +387,7 @@ def test_check_config_or_print_config_in_a_python_config_is_the_command_not_a_wa
 # --- wsgid config import -------------------------------------------------------------------------
 
 
-def imported(location: str) -> dict[str, object]:
+def imported(location: str) -> dict[str, Any]:
     text = import_python_config(location, "the command line")
     return tomllib.loads(text)
 

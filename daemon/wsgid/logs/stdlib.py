@@ -134,7 +134,12 @@ def apply_user_config(
             "logconfig_dict" if logconfig_dict else
             f"logconfig_json {logconfig_json}" if logconfig_json else f"logconfig {logconfig}"
         )  # fmt: skip
-        raise ValueError(f"the logging configuration ({which}) cannot be applied: {exc}") from exc
+        # dictConfig's own message names the entry; what went wrong with it is the cause
+        # (`No module named 'filters'`).
+        cause = f" ({exc.__cause__})" if exc.__cause__ is not None else ""
+        raise ValueError(
+            f"the logging configuration ({which}) cannot be applied: {exc}{cause}"
+        ) from exc
     finally:
         logging.FileHandler._open = opener  # type: ignore[method-assign]
     return True
