@@ -154,6 +154,23 @@ def test_trusted_script_name_header_path_outside_it_400(
 
 @kinds
 @pytest.mark.parametrize("listed", [False, True], ids=["default", "listed"])
+def test_a_path_info_header_routes_only_when_listed_and_only_to_a_path(
+    wsgid: Callable[..., WsgidServer], kind: str, listed: bool
+) -> None:
+    """Off by default: a trusted proxy that passes headers with `_` (HAProxy, Envoy) would let
+    any client route past the proxy's rules on the path (gunicorn routes by the path too)."""
+    args = ["--forwarder-headers", "SCRIPT_NAME,PATH_INFO"] if listed else []
+    server = serve(wsgid, kind, *args)
+    with server.raw() as conn:
+        env = seen(conn, head("/public", "PATH_INFO: /admin"))
+    assert env["PATH_INFO"] == ("/admin" if listed else "/public"), env
+    if listed:
+        with server.raw() as conn:
+            refused(conn, head("/public", "PATH_INFO: admin"), 400)
+
+
+@kinds
+@pytest.mark.parametrize("listed", [False, True], ids=["default", "listed"])
 def test_remote_user_header_only_when_in_forwarder_headers(
     wsgid: Callable[..., WsgidServer], kind: str, listed: bool
 ) -> None:

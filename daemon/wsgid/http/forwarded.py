@@ -223,6 +223,8 @@ class Trusted(Rules):
         for name in ("PATH_INFO", "REMOTE_USER"):
             value = underscored.get(name) if name in forwarder else None
             if value is not None:
+                if name == "PATH_INFO" and value and not value.startswith("/"):
+                    raise BadRequest("the PATH_INFO the proxy sent is not a path")
                 overrides[name] = value
 
 

@@ -423,9 +423,12 @@ class Settings(BaseModel):
     forwarder_headers: Annotated[
         tuple[ForwarderHeader, ...],
         Option("proxy", metavar="NAMES", comma_separated=True),
-    ] = ("SCRIPT_NAME", "PATH_INFO")
+    ] = ("SCRIPT_NAME",)
     """Environ keys a trusted proxy may set through a header of the same name (SCRIPT_NAME,
-    PATH_INFO, REMOTE_USER). From any other peer such a header never reaches the environ."""
+    PATH_INFO, REMOTE_USER). From any other peer such a header never reaches the environ.
+    PATH_INFO is not in the default: it would route the request wherever the header says, past
+    the proxy's rules on the path, from any client of a proxy that passes headers with `_`
+    (HAProxy, Envoy); gunicorn lists it too but routes by the request's path."""
     clear_untrusted_forwarded_headers: Annotated[bool, Option("proxy")] = True
     """Remove the forwarded headers (X-Forwarded-*, Forwarded, X-Real-IP and the
     secure_scheme_headers) of a peer not on forwarded_allow_ips from the environ, so an
