@@ -316,6 +316,10 @@ def test_bad_max_worker_memory_names_the_flag_value_and_what_is_accepted(
         ("unix:///run/app.sock", "unix:/run/app.sock"),
         ("fd://3", "fd://3"),
         ("0.0.0.0:0", "0.0.0.0:0"),
+        # gunicorn's spellings: App Engine's and Cloud Run's `-b :$PORT`, and tcp://.
+        (":8080", "0.0.0.0:8080"),
+        ("tcp://127.0.0.1:9000", "127.0.0.1:9000"),
+        ("tcp://[::1]:9000", "[::1]:9000"),
     ],
 )
 def test_bind_addresses_are_accepted_in_canonical_form(given: str, canonical: str) -> None:
@@ -330,7 +334,7 @@ def test_bind_addresses_are_accepted_in_canonical_form(given: str, canonical: st
         ("::1:8000", "brackets"),
         ("[::1:8000", "]"),
         ("[zz::1]:80", "IPv6"),
-        (":8000", "host is missing"),
+        (":", "port"),
         ("unix:", "path"),
         ("fd://x", "file descriptor"),
         ("bad host:80", "host"),

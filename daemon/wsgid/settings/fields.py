@@ -146,9 +146,12 @@ def normalize_bind(address: str) -> str:
     """Check one bind address and return it in the canonical form the master parses.
 
     Canonical forms: `HOST:PORT`, `[V6]:PORT`, `unix:PATH`, `fd://N`, `systemd:NAME`.
-    gunicorn's other spellings (`unix://PATH`, a bare `HOST` meaning port 8000) are rewritten
-    here so that the listener code only ever meets those five.
+    gunicorn's other spellings (`unix://PATH`, `tcp://HOST:PORT`, a bare `HOST` meaning port
+    8000, `:PORT` meaning every IPv4 interface, App Engine's and Cloud Run's `-b :$PORT`) are
+    rewritten here so that the listener code only ever meets those five.
     """
+    if address.startswith("tcp://"):
+        address = address[len("tcp://") :]
     if address.startswith("unix:"):
         path = address[len("unix://") :] if address.startswith("unix://") else address[5:]
         if not path:
@@ -186,8 +189,8 @@ def normalize_bind(address: str) -> str:
     if address.count(":") > 1:
         raise ValueError(f"{address!r}: write an IPv6 address in brackets, like [::1]:8000")
     host, colon, port = address.partition(":")
-    if not host:
-        raise ValueError(f"{address!r}: the host is missing (0.0.0.0 means every IPv4 interface)")
+    if not host and colon:
+        host = "0.0.0.0"  # gunicorn binds ":PORT" to every IPv4 interface
     if not _HOSTNAME_RE.fullmatch(host):
         raise ValueError(f"{host!r} is not a valid host name or IPv4 address")
     return f"{host}:{_port(port, address) if colon else _DEFAULT_PORT}"
@@ -280,14 +283,17 @@ Positive = Annotated[int, Field(ge=1)]
 # systemd's microseconds in EXTEND_TIMEOUT_USEC) still takes it.
 MAX_SECONDS = 365 * 24 * 3600
 Seconds = Annotated[float, Field(ge=0, le=MAX_SECONDS, allow_inf_nan=False)]
-BIND_ACCEPTED = "HOST:PORT, [IPV6]:PORT, HOST (port 8000), unix:PATH, fd://N, systemd:NAME"
+BIND_ACCEPTED = (
+    "HOST:PORT, [IPV6]:PORT, HOST (port 8000), :PORT (every IPv4 interface), unix:PATH, fd://N,"
+    " systemd:NAME"
+)
 BindAddress = Annotated[
     str,
     AfterValidator(normalize_bind),
     WithJsonSchema(
         {
             "type": "string",
-            "pattern": r"^(unix:.+|fd://[0-9]+|systemd:[^:]{1,255}|\[[0-9A-Fa-f:.%a-z]+\](:[0-9]+)?|[^:\[\]]+(:[0-9]+)?)$",
+            "pattern": r"^(unix:.+|fd://[0-9]+|systemd:[^:]{1,255}|(tcp://)?(\[[0-9A-Fa-f:.%a-z]+\](:[0-9]+)?|[^:\[\]]+(:[0-9]+)?|:[0-9]+))$",
         }
     ),
 ]
