@@ -15,6 +15,7 @@ import pytest
 
 from wsgid.settings import SPECS
 from wsgid.settings.pyfile import GUNICORN_SETTINGS
+from wsgid.settings.specs import GUNICORN_ONLY
 
 REPO = Path(__file__).resolve().parents[2]
 PAGE = REPO / "docs" / "gunicorn.md"
@@ -88,3 +89,17 @@ def test_the_python_config_reader_knows_every_gunicorn_setting_of_the_lists() ->
     the reader's own list (it cannot read tests/data) holds every name of both lists."""
     listed = {name for version in LISTS for name in gunicorn_names(version)}
     assert not listed - GUNICORN_SETTINGS, sorted(listed - GUNICORN_SETTINGS)
+
+
+def test_every_gunicorn_setting_the_reader_knows_has_a_row() -> None:
+    """The reader's list has names neither committed list holds (gunicorn 22.0's
+    tolerate_dangerous_framing); the page must explain those too."""
+    missing = sorted(GUNICORN_SETTINGS - set(table()))
+    assert not missing, f"docs/gunicorn.md has no row for {missing}"
+
+
+def test_gunicorn_only_settings_are_the_rows_without_a_wsgid_setting() -> None:
+    """The short reasons the errors give (`GUNICORN_ONLY`) are for the rows the page explains."""
+    rows = table()
+    named = [name for name in GUNICORN_ONLY if _SETTING.match(rows[name][0]) is not None]
+    assert not named, f"GUNICORN_ONLY holds settings the page maps to a wsgid setting: {named}"

@@ -3,7 +3,10 @@
 `wsgi_app` is `app` under gunicorn's name; `strip_header_spaces` is refused by name with its
 reason; `logger_class` accepts gunicorn's default only; `worker_tmp_dir` and
 `tmp_upload_dir` are accepted and change nothing; the flags of `sendfile`, `reuse_port`,
-`spew`, `initgroups` and `enable_stdio_inheritance` are gunicorn's. What each does in a
+`spew`, `initgroups` and `enable_stdio_inheritance` are gunicorn's; a gunicorn setting wsgid
+does not have is reported with why, in every source, never with a near-miss did-you-mean;
+gunicorn's worker classes are read as the wsgid kinds of the same names, and ASGI worker
+classes are refused as such. What each does in a
 running server is tested with real processes (tests/integration/test_gunicorn_settings.py,
 tests/system/test_privileges.py, tests/system/test_daemon.py).
 """
@@ -19,7 +22,10 @@ from support.settings import APP, error_of, load
 from wsgid.settings import (
     Settings,
     file_json_schema,
+    import_python_config,
 )
+from wsgid.settings.pyfile import GUNICORN_SETTINGS
+from wsgid.settings.specs import COMMAND_SETTINGS, GUNICORN_ONLY, REFUSED, RENAMED, SPECS
 
 
 def config(tmp_path: Path, text: str) -> str:
@@ -161,3 +167,112 @@ def test_default_proc_name_comes_from_the_file_or_its_flag(tmp_path: Path) -> No
     path = config(tmp_path, 'default_proc_name = "shop"\n')
     assert load(["-c", path, APP]).settings.default_proc_name == "shop"
     assert load([APP, "--default-proc-name", "shop"]).settings.default_proc_name == "shop"
+
+
+# --- gunicorn settings wsgid does not have -------------------------------------------------------
+
+LACKS = "is a gunicorn setting wsgid does not have (docs/gunicorn.md)"
+
+
+def test_gunicorn_only_table_covers_every_gunicorn_setting_wsgid_lacks() -> None:
+    """One reason per setting wsgid lacks, in the one table every source reads."""
+    lacking = GUNICORN_SETTINGS - set(SPECS) - set(RENAMED) - set(COMMAND_SETTINGS) - set(REFUSED)
+    assert set(GUNICORN_ONLY) == lacking
+    assert all(reason and not reason.endswith(".") for reason in GUNICORN_ONLY.values())
+
+
+@pytest.mark.parametrize(
+    "flag, name, reason",
+    [
+        ("--protocol", "protocol", "uwsgi_pass"),
+        ("--dirty-app", "dirty_apps", "task queue"),
+        ("--http-parser", "http_parser", "llhttp"),
+        ("--root-path", "root_path", "SCRIPT_NAME"),
+        ("--uwsgi-allow-from", "uwsgi_allow_ips", "uwsgi protocol"),
+        ("--tolerate-dangerous-framing", "tolerate_dangerous_framing", "400"),
+    ],
+)
+def test_gunicorn_only_flag_says_wsgid_lacks_it_instead_of_a_near_miss(
+    flag: str, name: str, reason: str
+) -> None:
+    message = error_of([APP, flag, "x"])
+    assert message.startswith(f"Command-line flag {flag}: {name} {LACKS}: "), message
+    assert reason in message and "Did you mean" not in message
+    env = error_of([APP], {"GUNICORN_CMD_ARGS": f"{flag} x"})
+    assert env.startswith(f"Environment variable GUNICORN_CMD_ARGS: {flag}: {name} {LACKS}")
+
+
+def test_gunicorn_only_key_and_variable_say_wsgid_lacks_them(tmp_path: Path) -> None:
+    path = config(tmp_path, 'workers = 2\n[server]\nprotocol = "uwsgi"\n')
+    message = error_of(["-c", path, APP])
+    assert message.startswith(f"Config file {path}, line 3: protocol {LACKS}: "), message
+    assert "proxy_pass" in message and "Did you mean" not in message
+    top = config(tmp_path, "http_parser = 'fast'\n")
+    assert f"line 1: http_parser {LACKS}: wsgid has one HTTP parser" in error_of(["-c", top, APP])
+    variable = error_of([APP], {"WSGID_ROOT_PATH": "/api"})
+    assert variable.startswith(f"Environment variable WSGID_ROOT_PATH: root_path {LACKS}")
+
+
+def test_gunicorn_only_in_a_python_config_warns_with_the_reason(tmp_path: Path) -> None:
+    path = tmp_path / "gunicorn.conf.py"
+    path.write_text("workers = 2\nasgi_loop = 'uvloop'\n")
+    (warning,) = load([APP, "-c", str(path)]).warnings
+    reason = GUNICORN_ONLY["asgi_loop"]
+    assert warning == f"Config file {path}, line 2: asgi_loop {LACKS}: {reason}; it is ignored."
+
+
+def test_config_import_lists_check_config_as_a_command_not_a_missing_setting(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "gunicorn.conf.py"
+    path.write_text("check_config = False\nprint_config = False\ndirty_workers = 2\n")
+    text = import_python_config(str(path), "the command line")
+    missing, _, commands = text.partition("# gunicorn settings that are wsgid commands")
+    assert "dirty_workers = 2: gunicorn's dirty workers are out of scope" in missing
+    assert "check_config" not in missing and "print_config" not in missing
+    assert "check_config = False: `wsgid check`" in commands
+    assert "print_config = False: `wsgid config show`" in commands
+
+
+# --- worker classes ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "given, kind",
+    [
+        ("gunicorn.workers.sync.SyncWorker", "sync"),
+        ("gunicorn.workers.gthread.ThreadWorker", "gthread"),
+        ("gunicorn.workers.ggevent.GeventWorker", "gevent"),
+        ("gunicorn.workers.geventlet.EventletWorker", "eventlet"),
+        ("gunicorn.workers.gtornado.TornadoWorker", "tornado"),
+        ("egg:gunicorn#gevent", "gevent"),
+        ("egg:gunicorn#sync", "sync"),
+        ("egg:gunicorn#eventlet", "eventlet"),
+        ("egg:gunicorn#gthread", "gthread"),
+        ("egg:gunicorn#tornado", "tornado"),
+    ],
+)
+def test_gunicorn_worker_class_is_read_as_the_wsgid_kind_of_its_name(
+    tmp_path: Path, given: str, kind: str
+) -> None:
+    assert load([APP, "-k", given]).settings.worker_class == kind
+    path = config(tmp_path, f'worker_class = "{given}"\n')
+    assert load(["-c", path, APP]).settings.worker_class == kind
+    assert load([APP], {"WSGID_WORKER_CLASS": given}).settings.worker_class == kind
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "uvicorn.workers.UvicornWorker",
+        "uvicorn.workers.UvicornH11Worker",
+        "uvicorn_worker.UvicornWorker",
+        "asgi",
+        "egg:gunicorn#asgi",
+        "gunicorn.workers.gasgi.ASGIWorker",
+    ],
+)
+def test_asgi_worker_class_is_refused_saying_wsgid_serves_wsgi_only(given: str) -> None:
+    message = error_of([APP, "-k", given])
+    assert f"{given!r} is a worker class of ASGI applications" in message, message
+    assert "wsgid serves WSGI only" in message and "ASGI server" in message

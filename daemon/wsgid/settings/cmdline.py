@@ -11,8 +11,9 @@ What this module owns:
   `load.py`);
 - `read_gunicorn_cmd_args`: gunicorn's `GUNICORN_CMD_ARGS`, flags in one environment
   variable, split as a shell would and read by the same parser into a `Layer` of its own;
-- the did-you-mean of a misspelt flag, and the reason a refused gunicorn flag
-  (`--strip-header-spaces`) is refused.
+- the did-you-mean of a misspelt flag, the reason a refused gunicorn flag
+  (`--strip-header-spaces`) is refused, and why wsgid lacks a gunicorn flag's setting
+  (`--protocol`).
 
 Every error is a `ConfigError`; argparse's own `--help` and `--version` are the one
 exception: they print and raise `SystemExit(0)`.
@@ -33,9 +34,11 @@ from wsgid.settings.sources import Entry, Layer, config_location, split_items
 from wsgid.settings.specs import (
     ALIASES,
     COMMAND_SETTINGS,
+    GUNICORN_ONLY_FLAGS,
     SPECS,
     SettingSpec,
     did_you_mean,
+    gunicorn_only,
     refused,
 )
 
@@ -269,9 +272,14 @@ def parse_command_line(argv: Sequence[str], where: str = "Command line") -> Comm
         if extra.startswith("-"):
             flag = extra.partition("=")[0]
             subject = f"Command-line flag {flag}" if where == "Command line" else f"{where}: {flag}"
-            message = refused(flag.lstrip("-").replace("-", "_"), subject)
+            name = flag.lstrip("-").replace("-", "_")
+            message = refused(name, subject)
             if message is not None:
                 raise ConfigError(message)
+            # Before the did-you-mean: gunicorn's flag of a setting wsgid lacks is no typo.
+            missing = gunicorn_only(GUNICORN_ONLY_FLAGS.get(name, name), subject)
+            if missing is not None:
+                raise ConfigError(f"{missing}; remove the flag.")
             hint = _flag_suggestion(parser, extra)
             suggestion = f" Did you mean {hint}?" if hint else ""
             raise ConfigError(f"{where}: unknown flag {extra}.{suggestion} See `wsgid --help`.")

@@ -32,9 +32,16 @@ from wsgid.runtime import ConfigError
 from wsgid.settings.fields import GROUPS
 from wsgid.settings.load import validate_layer
 from wsgid.settings.model import Settings
-from wsgid.settings.pyfile import GUNICORN_TABLE, Found, Scan, scan, setting_value, shown
+from wsgid.settings.pyfile import Found, Scan, scan, setting_value, shown
 from wsgid.settings.sources import Entry, Layer
-from wsgid.settings.specs import SPECS, NotTOML, toml_value
+from wsgid.settings.specs import (
+    COMMAND_SETTINGS,
+    GUNICORN_ONLY,
+    GUNICORN_TABLE,
+    SPECS,
+    NotTOML,
+    toml_value,
+)
 
 
 def _config_module(result: Scan) -> tuple[str | None, str]:
@@ -193,10 +200,17 @@ def import_python_config(location: str, given_by: str) -> str:
             lines += _hooks_note(result, unwritable, module[1])
         if lines:
             out += ["", f"[{group.name}]", *lines]
-    if result.gunicorn_only:
+    missing = [f for f in result.gunicorn_only if f.name not in COMMAND_SETTINGS]
+    if missing:
         out += ["", f"# gunicorn settings wsgid does not have, left out ({GUNICORN_TABLE}):"]
-        for found in result.gunicorn_only:
-            out += _comment(f"{found.name} = {shown(found.value)}")
+        for found in missing:
+            out += _comment(f"{found.name} = {shown(found.value)}: {GUNICORN_ONLY[found.name]}.")
+    commands = [f for f in result.gunicorn_only if f.name in COMMAND_SETTINGS]
+    if commands:
+        out += ["", "# gunicorn settings that are wsgid commands, left out:"]
+        for found in commands:
+            command = COMMAND_SETTINGS[found.name].replace("-", " ")
+            out += _comment(f"{found.name} = {shown(found.value)}: `wsgid {command}`.")
     if result.helpers or result.close:
         names = ", ".join(
             [f"{found.name} (did you mean {hint}?)" for found, hint in result.close]

@@ -212,6 +212,14 @@ def check_directory(value: str | None) -> str | None:
 
 
 def check_worker_class(value: str) -> str:
+    kind = workers.gunicorn_kind(value)
+    if kind is not None:
+        return kind
+    if workers.asgi(value):
+        raise ValueError(
+            f"{value!r} is a worker class of ASGI applications, and wsgid serves WSGI only"
+            f" (an ASGI application needs an ASGI server: uvicorn, hypercorn)"
+        )
     if workers.known(value):
         return value
     hint = difflib.get_close_matches(value.lower(), list(workers.KINDS), n=1)
@@ -226,7 +234,10 @@ WorkerClass = Annotated[
     WithJsonSchema(
         {
             "type": "string",
-            "anyOf": [{"enum": list(workers.KINDS)}, {"pattern": f"^{workers.DOTTED_PATH}$"}],
+            "anyOf": [
+                {"enum": [*workers.KINDS, *workers.GUNICORN_CLASSES]},
+                {"pattern": f"^{workers.DOTTED_PATH}$"},
+            ],
         }
     ),
 ]

@@ -41,6 +41,7 @@ from wsgid.settings.specs import (
     RENAMED,
     did_you_mean,
     format_value,
+    gunicorn_only,
     refused,
 )
 
@@ -73,9 +74,6 @@ GUNICORN_SETTINGS = frozenset(
     wsgi_app
     """.split()  # noqa: SIM905 (a list of 120 names reads better as words than as a column)
 )
-
-# Where the table of gunicorn's settings says what wsgid does about each.
-GUNICORN_TABLE = "docs/gunicorn.md"
 
 # How close an unknown name must be to a setting's to be refused as its misspelling. Higher
 # than the did-you-mean of TOML keys: a Python config also holds the file's own helpers
@@ -329,8 +327,7 @@ def read_python_file(location: str, given_by: str) -> tuple[Layer, tuple[str, ..
             f"{result.where(found)}: {found.name} = {shown(found.value)}",
         )
     warnings = [
-        f"{result.where(found)}: {found.name} is a gunicorn setting wsgid does not have; it "
-        f"is ignored ({GUNICORN_TABLE} says why)."
+        f"{gunicorn_only(found.name, result.where(found))}; it is ignored."
         for found in result.gunicorn_only
         if found.name not in COMMAND_SETTINGS
     ]

@@ -6,8 +6,9 @@ read into a `Layer` of `Entry`s. (A gunicorn Python config file is read by `pyfi
 What this module owns: reading each of those sources into the values it gives (not yet
 validated) and, for each value, what an error message needs to point at it: the source,
 the key and the value as the user wrote them. The unknown keys and variables are reported
-here, with a did-you-mean; gunicorn's other name of a setting (`wsgi_app`) is read as that
-setting, and a setting wsgid refuses (`strip_header_spaces`) is reported with its reason.
+here, with a did-you-mean, or, for a gunicorn setting wsgid does not have, with why;
+gunicorn's other name of a setting (`wsgi_app`) is read as that setting, and a setting wsgid
+refuses (`strip_header_spaces`) is reported with its reason.
 `cmdline.py` reads the flags into a `Layer` too; `load.py` validates and merges the layers.
 
 Nothing here reads `os.environ`: the environment is passed in, so a HUP reload and the tests
@@ -35,6 +36,7 @@ from wsgid.settings.specs import (
     SettingSpec,
     did_you_mean,
     format_value,
+    gunicorn_only,
     refused,
 )
 
@@ -177,6 +179,9 @@ def read_environment(environ: Mapping[str, str]) -> Layer:
                     f"Environment variables {var} and {SPECS[name].env_var} are both set; they"
                     f" set the same setting, {name}: unset one."
                 )
+        missing = gunicorn_only(name, f"Environment variable {var}")
+        if missing is not None:
+            raise ConfigError(f"{missing}; unset the variable.")
         if name not in SPECS:
             hint = did_you_mean(name, ALIASES)
             suggestion = f" Did you mean {SPECS[hint].env_var}?" if hint else ""
@@ -244,6 +249,10 @@ def read_file(path: str, given_by: str) -> Layer:
         return f"Config file {path}" + (f", line {line}" if line else "")
 
     def unknown(key: str, table: str | None) -> ConfigError:
+        dotted = f"{table}.{key}" if table else key
+        missing = gunicorn_only(key, where(key, table))
+        if missing is not None:
+            return ConfigError(f"{missing}; remove the key.")
         candidates = {a: n for a, n in ALIASES.items() if n in FILE_SPECS}
         hint = did_you_mean(key, candidates)
         if hint is not None:
@@ -252,7 +261,6 @@ def read_file(path: str, given_by: str) -> Layer:
             suggestion = f' Did you mean "{hint}"{place}?'
         else:
             suggestion = ""
-        dotted = f"{table}.{key}" if table else key
         return ConfigError(
             f'{where(key, table)}: unknown key "{dotted}".{suggestion} The settings are listed '
             f"by `wsgid --help` and in docs/configuration.md."
@@ -362,6 +370,9 @@ def read_paste_server(server: ServerSection) -> Layer:
                 os.path.abspath(raw.strip()), label, subject, f'{where} key "config"'
             )
             continue
+        missing = gunicorn_only(key, where)
+        if missing is not None:
+            raise ConfigError(f"{missing}; remove the key.")
         if key not in FILE_SPECS:
             candidates = {a: n for a, n in ALIASES.items() if n in FILE_SPECS}
             candidates.update((k, k) for k in PASTE_SERVER_KEYS)

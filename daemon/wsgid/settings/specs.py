@@ -9,8 +9,9 @@ What this module owns:
   `toml_value`, the same for a TOML file (`NotTOML` for what TOML cannot hold);
 - the did-you-mean of a misspelt setting name (`ALIASES`, `did_you_mean`);
 - gunicorn's names that are not wsgid settings: another name of one (`RENAMED`), the ones
-  that are wsgid commands (`COMMAND_SETTINGS`), and the settings refused by name, with the
-  reason (`REFUSED`, `refused`).
+  that are wsgid commands (`COMMAND_SETTINGS`), the settings refused by name, with the
+  reason (`REFUSED`, `refused`), and the ones wsgid does not have, with the reason or what to
+  use instead (`GUNICORN_ONLY`, `gunicorn_only`).
 """
 
 from __future__ import annotations
@@ -333,6 +334,81 @@ def refused(name: str, subject: str) -> str | None:
     """The message refusing the gunicorn setting `name` (given as `subject`), if it is one."""
     reason = REFUSED.get(name)
     return None if reason is None else f"{subject} is refused: {reason}."
+
+
+# Where the table of gunicorn's settings says what wsgid does about each, at more length.
+GUNICORN_TABLE = "docs/gunicorn.md"
+
+_ASGI = "wsgid serves WSGI only (an ASGI application needs an ASGI server: uvicorn, hypercorn)"
+_HTTP2 = "wsgid speaks HTTP/1.1 to the proxy in front of it, and the proxy speaks HTTP/2 to clients"
+_DIRTY = (
+    "gunicorn's dirty workers are out of scope (long-running work belongs in a task queue"
+    " beside the application)"
+)
+
+# gunicorn settings wsgid does not have, each with the reason, or what to use instead: the
+# one text that an unknown flag, an unknown key of the file or WSGID_ variable, and a Python
+# config file's warning give for it (docs/gunicorn.md says the same at more length). A
+# did-you-mean would send a gunicorn user to an unrelated setting (--protocol to
+# --proxy-protocol). Written to follow "... does not have: ", without a final period.
+GUNICORN_ONLY: Mapping[str, str] = {
+    "asgi_loop": _ASGI,
+    "asgi_lifespan": _ASGI,
+    "asgi_disconnect_grace_period": _ASGI,
+    "root_path": (
+        "it is ASGI's (a WSGI application's prefix is SCRIPT_NAME, which a trusted proxy can"
+        " send: see forwarder_headers)"
+    ),
+    "http_parser": "wsgid has one HTTP parser, llhttp (through httptools), with its own checks",
+    "protocol": (
+        "wsgid speaks only HTTP/1.1, not the uwsgi protocol (point the proxy at it over HTTP:"
+        " nginx's proxy_pass, not uwsgi_pass)"
+    ),
+    "uwsgi_allow_ips": "wsgid speaks only HTTP/1.1, not the uwsgi protocol",
+    "permit_obsolete_folding": "obsolete line folding is always refused (400, RFC 9112 §5.2)",
+    "permit_unconventional_http_method": (
+        "a method is judged by RFC 9110's token grammar only (a well-formed one wsgid does"
+        " not know gets 501), so there is nothing unconventional to permit"
+    ),
+    "permit_unconventional_http_version": (
+        "HTTP/1.0 and HTTP/1.1 are served, another well-formed version gets 505"
+    ),
+    "casefold_http_method": "methods are case-sensitive (RFC 9110 §9.1), as clients send them",
+    "tolerate_dangerous_framing": (
+        "a request with both Content-Length and Transfer-Encoding is always refused (400), as"
+        " it can smuggle a request past a proxy (gunicorn 22.0's switch, removed in 23.0)"
+    ),
+    "http_protocols": _HTTP2,
+    "http2_cleartext": _HTTP2,
+    "http2_max_concurrent_streams": _HTTP2,
+    "http2_initial_window_size": _HTTP2,
+    "http2_max_frame_size": _HTTP2,
+    "http2_max_header_list_size": _HTTP2,
+    "dirty_apps": _DIRTY,
+    "dirty_workers": _DIRTY,
+    "dirty_timeout": _DIRTY,
+    "dirty_threads": _DIRTY,
+    "dirty_graceful_timeout": _DIRTY,
+    "on_dirty_starting": _DIRTY,
+    "dirty_post_fork": _DIRTY,
+    "dirty_worker_init": _DIRTY,
+    "dirty_worker_exit": _DIRTY,
+}
+
+# gunicorn's flags of those settings that are not the setting's name dashed, as names.
+GUNICORN_ONLY_FLAGS: Mapping[str, str] = {
+    "dirty_app": "dirty_apps",
+    "uwsgi_allow_from": "uwsgi_allow_ips",
+}
+
+
+def gunicorn_only(name: str, where: str) -> str | None:
+    """`WHERE: NAME is a gunicorn setting wsgid does not have (...): REASON`, if `name` is
+    one, without a final period: the caller says what becomes of it."""
+    reason = GUNICORN_ONLY.get(name)
+    if reason is None:
+        return None
+    return f"{where}: {name} is a gunicorn setting wsgid does not have ({GUNICORN_TABLE}): {reason}"
 
 
 def did_you_mean(word: str, candidates: Mapping[str, str], cutoff: float = 0.6) -> str | None:

@@ -8,6 +8,8 @@ This module owns the registry of kinds, `KINDS`: the one list of the
 `worker_class` values wsgid has. The setting's validation (and so `wsgid
 check`), its `--help` text, docs/configuration.md and the JSON Schema of the
 file read it, and `resolve()` maps a `worker_class` setting to its class. It
+also knows gunicorn's names of its worker classes (`GUNICORN_CLASSES`, read as
+the kind of the same name) and the ASGI worker classes no kind can stand for. It
 names each kind's class by its import path and imports neither worker code
 nor pydantic, so the settings model reads it without loading either.
 """
@@ -73,6 +75,37 @@ DOTTED_PATH_TEXT = "the dotted path of a Worker subclass (package.module.Class)"
 _DOTTED_PATH = re.compile(DOTTED_PATH)
 # What worker_class accepts, in words: the one text of every message and doc that says it.
 ACCEPTED = ", ".join(KINDS) + ", or " + DOTTED_PATH_TEXT
+
+
+# gunicorn's own worker classes, as gunicorn users' configurations name them: the class's
+# path, or its entry point (`egg:gunicorn#gevent`, or `#gevent`, which gunicorn's load_class
+# reads too). Each is read as the wsgid kind of the same name, which serves the same
+# applications; importing gunicorn's class would run gunicorn's worker, which wsgid cannot.
+GUNICORN_CLASSES: Mapping[str, str] = {
+    "gunicorn.workers.sync.SyncWorker": "sync",
+    "gunicorn.workers.gthread.ThreadWorker": "gthread",
+    "gunicorn.workers.ggevent.GeventWorker": "gevent",
+    "gunicorn.workers.geventlet.EventletWorker": "eventlet",
+    "gunicorn.workers.gtornado.TornadoWorker": "tornado",
+    **{f"{prefix}{kind}": kind for kind in KINDS for prefix in ("egg:gunicorn#", "#")},
+}
+
+# Worker classes that run ASGI applications, which no wsgid kind can serve: gunicorn's own
+# (gunicorn 25) and uvicorn's, in the uvicorn package and in its successor, uvicorn-worker.
+_ASGI_CLASSES = re.compile(
+    r"(?:egg:gunicorn#|#)?asgi|gunicorn\.workers\.gasgi\..+|(?:uvicorn|uvicorn_worker)\..+"
+)
+
+
+def gunicorn_kind(name: str) -> str | None:
+    """The wsgid kind gunicorn's worker class `name` is (`gunicorn.workers.ggevent.GeventWorker`
+    is gevent), or None."""
+    return GUNICORN_CLASSES.get(name)
+
+
+def asgi(name: str) -> bool:
+    """Whether `name` is a worker class of ASGI applications (`uvicorn.workers.UvicornWorker`)."""
+    return _ASGI_CLASSES.fullmatch(name) is not None
 
 
 def known(name: str) -> bool:
