@@ -87,3 +87,16 @@ def test_protocol_uwsgi_in_a_python_config_stops_wsgid_with_exit_status_2(tmp_pa
         f'wsgid: error: Config file {conf}, line 2: protocol = "uwsgi" is refused: wsgid serves'
         " only HTTP"
     )
+
+
+def test_dotted_hook_string_in_a_python_config_is_imported_by_wsgid_check(tmp_path: Path) -> None:
+    (tmp_path / "migration_hooks.py").write_text("def ready(server):\n    pass\n")
+    conf = tmp_path / "gunicorn.conf.py"
+    conf.write_text('when_ready = "migration_hooks.ready"\n')
+    result = wsgid(tmp_path, "check", APP)
+    assert result.returncode == ExitCode.OK, result.stderr
+    conf.write_text('when_ready = "migration_hooks_missing.ready"\n')
+    result = wsgid(tmp_path, "check", APP)
+    assert result.returncode == ExitCode.CONFIG, result.stderr
+    assert "hook when_ready (from file:" in result.stderr
+    assert "no module named 'migration_hooks_missing'" in result.stderr

@@ -6,7 +6,8 @@ reason; `logger_class` accepts gunicorn's default only; `worker_tmp_dir` and
 `spew`, `initgroups` and `enable_stdio_inheritance` are gunicorn's; a gunicorn setting wsgid
 does not have is reported with why, in every source, never with a near-miss did-you-mean;
 gunicorn's worker classes are read as the wsgid kinds of the same names, and ASGI worker
-classes are refused as such. What each does in a
+classes are refused as such; a hook may be gunicorn's dotted MODULE.FUNCTION. What each
+does in a
 running server is tested with real processes (tests/integration/test_gunicorn_settings.py,
 tests/system/test_privileges.py, tests/system/test_daemon.py).
 """
@@ -276,3 +277,30 @@ def test_asgi_worker_class_is_refused_saying_wsgid_serves_wsgi_only(given: str) 
     message = error_of([APP, "-k", given])
     assert f"{given!r} is a worker class of ASGI applications" in message, message
     assert "wsgid serves WSGI only" in message and "ASGI server" in message
+
+
+# --- hooks as gunicorn's dotted strings ----------------------------------------------------------
+
+
+def test_dotted_hook_string_is_read_as_module_and_function_from_every_source(
+    tmp_path: Path,
+) -> None:
+    """gunicorn's validate_callable takes "pkg.mod.func", split at the last dot."""
+    assert load([APP, "--on-starting", "pkg.mod.start"]).settings.on_starting == "pkg.mod:start"
+    env = {"WSGID_POST_FORK": "hooks.post_fork"}
+    assert load([APP], env).settings.post_fork == "hooks:post_fork"
+    toml = config(tmp_path, '[hooks]\nwhen_ready = "hooks.ready"\n')
+    assert load(["-c", toml, APP]).settings.when_ready == "hooks:ready"
+    python = tmp_path / "gunicorn.conf.py"
+    python.write_text('on_exit = "hooks.bye"\n')
+    assert load([APP, "-c", str(python)]).settings.on_exit == "hooks:bye"
+    cmd_args = {"GUNICORN_CMD_ARGS": "--pre-fork hooks.fork"}
+    assert load([APP], cmd_args).settings.pre_fork == "hooks:fork"
+    # The colon form is kept as written, a factory call included.
+    assert load([APP, "--on-exit", "a.b:make(1.5)"]).settings.on_exit == "a.b:make(1.5)"
+
+
+def test_dotted_hook_string_without_a_dot_is_refused_naming_both_forms() -> None:
+    message = error_of([APP, "--on-starting", "start"])
+    assert message.startswith('Command-line flag --on-starting "start" is not valid'), message
+    assert "MODULE:FUNCTION or MODULE.FUNCTION" in message

@@ -588,12 +588,28 @@ def _ini_text(value: object) -> object:
     return value
 
 
+def hook_import_string(value: str | None) -> str | None:
+    """A hook's import string, as MODULE:FUNCTION. gunicorn's form, MODULE.FUNCTION (its
+    validate_callable splits at the last dot), is read as that, so gunicorn configurations
+    keep working; a string with a colon (or a Python config's hook reference) is kept as is."""
+    if value is None or ":" in value:
+        return value
+    module, _, name = value.strip().rpartition(".")
+    if not module or not name:
+        raise ValueError(f"{value!r} is not an import string (MODULE:FUNCTION or MODULE.FUNCTION)")
+    return f"{module}:{name}"
+
+
 # A server hook, set by the flag of its name (`--on-starting`).
 Hook = Annotated[
     NonEmptyStr | None,
+    AfterValidator(hook_import_string),
     Option(
         "hooks",
         metavar="MODULE:FUNCTION",
-        accepts="MODULE:FUNCTION (in a Python config file, the function itself)",
+        accepts=(
+            "MODULE:FUNCTION, or gunicorn's MODULE.FUNCTION (in a Python config file, the"
+            " function itself)"
+        ),
     ),
 ]
