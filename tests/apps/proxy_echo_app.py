@@ -1,8 +1,9 @@
 """Answers every request with JSON of what wsgid says about the client, for the proxy tests.
 
-The body holds REMOTE_ADDR, REMOTE_PORT, wsgi.url_scheme, SCRIPT_NAME, PATH_INFO and
-REMOTE_USER (each null when absent), every `wsgid.*` key as a string, and every `HTTP_*` key,
-so a test sees both what a proxy made of the client and which headers reached the app.
+The body holds REMOTE_ADDR, REMOTE_PORT, wsgi.url_scheme, SCRIPT_NAME, PATH_INFO,
+REMOTE_USER, SERVER_NAME and SERVER_PORT (each null when absent), every `wsgid.*` key as a
+string, and every `HTTP_*` key, so a test sees both what a proxy made of the client and
+which headers reached the app.
 The connection stays open (keep-alive tests send several requests on one).
 """
 
@@ -12,7 +13,16 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-NAMED = ("REMOTE_ADDR", "REMOTE_PORT", "wsgi.url_scheme", "SCRIPT_NAME", "PATH_INFO", "REMOTE_USER")
+NAMED = (
+    "REMOTE_ADDR",
+    "REMOTE_PORT",
+    "wsgi.url_scheme",
+    "SCRIPT_NAME",
+    "PATH_INFO",
+    "REMOTE_USER",
+    "SERVER_NAME",
+    "SERVER_PORT",
+)
 
 
 def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:

@@ -26,7 +26,7 @@ import pytest
 from support.client import RawConnection, chunked
 from support.echo import ECHO_APP, Seen, head, http_fields, refused, seen
 from support.kinds import WORKER_KINDS, kind_args
-from support.server import WsgidServer
+from support.server import WorkDir, WsgidServer
 
 UNTRUSTED = "127.0.0.2"  # on loopback, but off the default forwarded_allow_ips
 kinds = pytest.mark.parametrize("kind", WORKER_KINDS)
@@ -440,3 +440,43 @@ def test_plain_request_environ_http_keys_are_exactly_the_client_headers(
         env = seen(conn, request)
     assert http_fields(env) == expected, env
     assert env["wsgi.url_scheme"] == "http", env
+
+
+# --------------------------------------------------------------------- what the environ names
+
+
+@kinds
+def test_a_unix_socket_listener_names_the_server_by_host(
+    wsgid: Callable[..., WsgidServer], kind: str, workdir: WorkDir
+) -> None:
+    """A UNIX socket has no address: SERVER_NAME and SERVER_PORT come from Host, as in
+    gunicorn, and SERVER_PORT is never empty (PEP 3333; Django's get_port)."""
+    path = workdir.root / "app.sock"
+    serve(wsgid, kind, "--bind", f"unix:{path}")
+    for fields, named in (
+        (("Host: example.com:8080",), ("example.com", "8080")),
+        (("Host: example.com",), ("example.com", "80")),
+        (("Host: example.com", "X-Forwarded-Proto: https"), ("example.com", "443")),
+        (("Host: [::1]:9000",), ("[::1]", "9000")),
+    ):
+        request = "\r\n".join(("GET / HTTP/1.1", *fields, "", "")).encode()
+        with RawConnection.unix(path) as conn:
+            env = seen(conn, request)
+        assert (env["SERVER_NAME"], env["SERVER_PORT"]) == named, (fields, env)
+
+
+@kinds
+def test_script_name_from_the_environment_is_cut_at_a_path_segment(
+    wsgid: Callable[..., WsgidServer], kind: str
+) -> None:
+    """`-e SCRIPT_NAME=/app`: /app and /app/x are under it; /application and /other are not,
+    and are served at the root, never with a PATH_INFO that does not begin with /."""
+    server = serve(wsgid, kind, "--env", "SCRIPT_NAME=/app")
+    for path, split in (
+        ("/app/x", ("/app", "/x")),
+        ("/app", ("/app", "")),
+        ("/application", ("", "/application")),
+        ("/other", ("", "/other")),
+    ):
+        env = ask(server, path=path)
+        assert (env["SCRIPT_NAME"], env["PATH_INFO"]) == split, (path, env)

@@ -19,7 +19,6 @@ import ipaddress
 import socket
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
@@ -302,16 +301,9 @@ def test_proxy_unix_socket_listener_peers_always_allowed(
         wsgid, kind, "--bind", unix, "--proxy-protocol", "v2", "--proxy-protocol-binds", unix,
         "--proxy-allow-from", "192.0.2.1",
     )  # fmt: skip
-    with unix_connection(path) as conn:
+    with RawConnection.unix(path) as conn:
         env = seen(conn, v2_proxy() + head())
     assert (env["REMOTE_ADDR"], env["REMOTE_PORT"]) == (CLIENT[0], str(CLIENT[1])), env
     assert env["wsgid.proxy_protocol"] == "v2", env
-    with unix_connection(path) as conn:
+    with RawConnection.unix(path) as conn:
         refused(conn, head(), 400)  # the header is still required there
-
-
-def unix_connection(path: Path) -> RawConnection:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(10)
-    sock.connect(str(path))
-    return RawConnection(sock)

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, TypeVar
 
 from wsgid.control import unix_http
@@ -83,6 +84,14 @@ class RawConnection:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.fp = sock.makefile("rb")
+
+    @classmethod
+    def unix(cls, path: Path | str, timeout: float = 10) -> RawConnection:
+        """A connection to the UNIX socket at `path`."""
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        sock.connect(str(path))
+        return cls(sock)
 
     def __enter__(self) -> RawConnection:
         return self

@@ -15,7 +15,8 @@ def parse(line: bytes) -> Request:
 
 
 def build(line: bytes, script_name: str = "") -> dict[str, object]:
-    return environ.build({"SCRIPT_NAME": script_name}, parse(line), EMPTY_INPUT)
+    base = {"SCRIPT_NAME": script_name, "SERVER_NAME": "h", "SERVER_PORT": "80"}
+    return environ.build(base, parse(line), EMPTY_INPUT)
 
 
 def test_request_line_keys_are_the_same_when_remembered_and_per_script_name() -> None:

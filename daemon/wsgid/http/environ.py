@@ -11,7 +11,12 @@ RAW_URI) are remembered per request line, since most requests repeat a few.
 Decisions:
 - PATH_INFO is the percent-decoded path as latin-1 text (PEP 3333 "native
   strings"), with SCRIPT_NAME (from the process environment, as gunicorn
-  does) removed from its front; RAW_URI keeps the target exactly as sent.
+  does) removed from its front when the path is that or below it; a path
+  outside it gets SCRIPT_NAME "" (the app is not mounted there, and PATH_INFO
+  always begins with "/"); RAW_URI keeps the target exactly as sent.
+- On a UNIX socket, which has no address to name, SERVER_NAME and SERVER_PORT
+  come from Host, as in gunicorn (the port from the scheme when Host has none):
+  PEP 3333 lets SERVER_PORT never be empty, and frameworks build URLs of them.
 - What a trusted proxy said of the request (`Request.overrides`: scheme, client
   address, SCRIPT_NAME, ...) is applied last; when it replaces REMOTE_ADDR, the TCP
   peer stays in `wsgid.peer_addr` and `wsgid.peer_port`.
@@ -106,7 +111,21 @@ def build(base: dict[str, Any], req: Request, wsgi_input: object) -> dict[str, A
         env["HTTP_HOST"] = req.authority.decode("latin-1")  # RFC 9112 §3.2.2
     if req.overrides is not None:
         _override(env, req.overrides)
+    if not env["SERVER_PORT"]:  # a UNIX socket's (listeners.Listener.server)
+        _server_from_host(env)
     return env
+
+
+def _server_from_host(env: dict[str, Any]) -> None:
+    host = env.get("HTTP_HOST", "")
+    if host.startswith("["):
+        end = host.find("]") + 1
+        name, port = host[:end], host[end + 1 :]
+    else:
+        name, _, port = host.partition(":")
+    if name:
+        env["SERVER_NAME"] = name
+    env["SERVER_PORT"] = port or ("443" if env["wsgi.url_scheme"] == "https" else "80")
 
 
 def _override(env: dict[str, Any], overrides: dict[str, str]) -> None:
@@ -132,12 +151,16 @@ _LINE_TARGET_MAX = 256
 
 def _request_line(req: Request, script_name: str) -> dict[str, str]:
     path_info = decoded_path(req.path)
-    if script_name and path_info.startswith(script_name):
-        path_info = path_info[len(script_name) :]
-    return {
+    line = {
         "REQUEST_METHOD": req.method,
         "PATH_INFO": path_info,
         "QUERY_STRING": req.query.decode("latin-1"),
         "SERVER_PROTOCOL": req.version,
         "RAW_URI": req.target.decode("latin-1"),
     }
+    if script_name:
+        if path_info == script_name or path_info.startswith(script_name + "/"):
+            line["PATH_INFO"] = path_info[len(script_name) :]
+        else:
+            line["SCRIPT_NAME"] = ""
+    return line
