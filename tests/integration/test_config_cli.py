@@ -189,7 +189,7 @@ def test_unknown_wsgid_env_variable_suggests_the_setting(tmp_path: Path) -> None
 def test_bad_flag_value(tmp_path: Path) -> None:
     message = config_error(tmp_path, "wsgid.demo:app", "--log-level", "loud")
     assert 'Command-line flag --log-level "loud" is not valid' in message
-    assert "debug, info, warning, error, critical" in message
+    assert "debug, info, warning (or warn), error, critical" in message
 
 
 def test_unknown_flag_suggests_the_flag(tmp_path: Path) -> None:
