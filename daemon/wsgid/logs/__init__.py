@@ -142,7 +142,11 @@ class Logs:
         )
         if access_sinks:
             access_sink = self._combine(access_sinks)
-            self.access = AccessLog(access_sink, settings.access_log_format, _colours(access_sink))
+            colours = _colours(access_sink)
+            if user_config or settings.hook_imports:
+                # Only then can a logging.Filter be on the access logger (stdlib.FilteredSink).
+                access_sink = stdlib.FilteredSink(access_sink)
+            self.access = AccessLog(access_sink, settings.access_log_format, colours)
 
         self._errors = ErrorsStream(self._wsgi_errors)
         stdlib.set_error_log(self.error)

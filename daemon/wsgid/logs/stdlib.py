@@ -21,6 +21,10 @@ Owns: what happens to the application's `logging` records, and the
   that config gives handlers to the loggers `wsgid.error` / `wsgid.access`
   (or gunicorn's `gunicorn.error` / `gunicorn.access`), wsgid's rendered
   records are also passed to them (`StdlibSink`).
+- gunicorn's way to keep health checks out of the access log, a `logging.Filter`
+  on the `gunicorn.access` logger (from `logconfig_dict` or added by a hook),
+  holds for wsgid's own access log too (`FilteredSink`): a record the logger's
+  filters refuse is written nowhere.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from wsgid.logs.sinks import INFO
+from wsgid.logs.sinks import INFO, Sink
 
 # Attributes every LogRecord has; anything else on a record came from `extra`.
 _RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
@@ -160,6 +164,61 @@ def configured_logger(*names: str) -> logging.Logger | None:
         if logger.handlers:
             return logger
     return None
+
+
+# The access loggers whose filters hold for every access record (`FilteredSink`).
+ACCESS_LOGGERS = ("gunicorn.access", "wsgid.access")
+
+
+class FilteredSink:
+    """A sink whose records must first pass the filters of the access loggers.
+
+    Filters are looked up at each record, not once: a hook (`on_starting`, `post_fork`) may
+    add one after the logs were set up. A record refused by one is written nowhere.
+    """
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+        self.loggers = [logging.getLogger(name) for name in ACCESS_LOGGERS]
+
+    def _kept(self, records: list[str]) -> list[str]:
+        filtering = [logger for logger in self.loggers if logger.filters]
+        if not filtering:
+            return records
+        return [
+            record
+            for record in records
+            if all(logger.filter(_access_record(logger, record)) for logger in filtering)
+        ]
+
+    def write(self, record: str, severity: int = INFO) -> None:
+        if self._kept([record]):
+            self.sink.write(record, severity)
+
+    def write_many(self, records: list[str], severity: int = INFO) -> None:
+        kept = self._kept(records)
+        if kept:
+            self.sink.write_many(kept, severity)
+
+    def flush(self) -> None:
+        self.sink.flush()
+
+    def reopen(self) -> str | None:
+        return self.sink.reopen()
+
+    def close(self) -> None:
+        self.sink.close()
+
+    def isatty(self) -> bool:
+        return self.sink.isatty()
+
+    def fileno(self) -> int | None:
+        return self.sink.fileno()
+
+
+def _access_record(logger: logging.Logger, line: str) -> logging.LogRecord:
+    """The LogRecord a filter sees: the access line as its message, as gunicorn's has it."""
+    return logger.makeRecord(logger.name, logging.INFO, "", 0, line, (), None)
 
 
 class StdlibSink:
