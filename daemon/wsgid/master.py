@@ -181,6 +181,17 @@ class Master:
         """pid -> record of every worker not reaped yet (hooks read `server.workers`)."""
         return self.table.workers
 
+    # gunicorn's names, for hooks written for its arbiter (`server.cfg.bind`): the settings
+    # have gunicorn's attribute names.
+    @property
+    def cfg(self) -> RuntimeSettings:
+        return self.settings
+
+    @property
+    def num_workers(self) -> int:
+        """The number of workers wanted now (TTIN, TTOU and reloads change it)."""
+        return self.target
+
     # start-up
 
     def run(self) -> int:

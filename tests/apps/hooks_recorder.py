@@ -55,7 +55,16 @@ def _record_of(worker: Any) -> dict[str, Any]:
 
 
 def on_starting(server: Any) -> None:
-    _record("on_starting", (server,), lambda: {"listeners": len(server.listeners)})
+    _record(
+        "on_starting",
+        (server,),
+        # gunicorn's names too: cfg (its settings' names), num_workers
+        lambda: {
+            "listeners": len(server.listeners),
+            "cfg_workers": server.cfg.workers,
+            "num_workers": server.num_workers,
+        },
+    )
 
 
 def on_reload(server: Any) -> None:
@@ -75,7 +84,17 @@ def pre_fork(server: Any, worker: Any) -> None:
 
 
 def post_fork(server: Any, worker: Any) -> None:
-    _record("post_fork", (server, worker), lambda: {**_in_worker(worker), "age": worker.ctx.age})
+    _record(
+        "post_fork",
+        (server, worker),
+        # gunicorn's worker names too: age, ppid, cfg
+        lambda: {
+            **_in_worker(worker),
+            "age": worker.age,
+            "ppid_attr": worker.ppid,
+            "cfg_timeout": worker.cfg.timeout,
+        },
+    )
 
 
 def post_worker_init(worker: Any) -> None:

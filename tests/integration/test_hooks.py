@@ -158,6 +158,7 @@ def test_every_hook_is_called_with_documented_arguments_in_its_process_at_its_mo
     assert own[0]["hook"] == "nworkers_changed", own[0]
     assert (own[0]["facts"]["new"], own[0]["facts"]["old"]) == (2, None), own[0]
     assert own[1]["hook"] == "on_starting" and own[1]["facts"]["listeners"] == 0, own[1]
+    assert (own[1]["facts"]["cfg_workers"], own[1]["facts"]["num_workers"]) == (2, 2), own[1]
     last = [c for c in own if c["pid"] == master][-1]
     assert last["hook"] == "on_exit", last
 
@@ -168,6 +169,7 @@ def test_every_hook_is_called_with_documented_arguments_in_its_process_at_its_mo
 
     for post in ours("post_fork"):
         assert post["facts"]["app_loaded"] is False, "post_fork runs before the app is loaded"
+        assert post["facts"]["ppid_attr"] == master and post["facts"]["cfg_timeout"] == 2, post
         pre = [c for c in ours("pre_fork") if c["facts"]["age"] == post["facts"]["age"]]
         assert len(pre) == 1 and pre[0]["t"] < post["t"], (post, pre)
         assert pre[0]["facts"]["worker_pid"] == 0, "pre_fork runs before the fork"

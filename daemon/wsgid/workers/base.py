@@ -125,6 +125,20 @@ class Worker:
         self.current: tuple[Request, str, float] | None = None
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
 
+    # gunicorn's names, for hooks written for its workers (`worker.cfg.timeout`): the settings
+    # have gunicorn's attribute names.
+    @property
+    def cfg(self) -> RuntimeSettings:
+        return self.settings
+
+    @property
+    def age(self) -> int:
+        return self.ctx.age
+
+    @property
+    def ppid(self) -> int:
+        return self.ctx.master_pid
+
     def run(self) -> int:
         """Boot, serve until told to stop, and return the process exit code."""
         self.ctx.logs.enter_worker()  # capture_output: this worker's own stdout/stderr
