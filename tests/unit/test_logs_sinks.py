@@ -104,6 +104,18 @@ def test_file_sink_reopen_failure_is_reported_not_raised(tmp_path: Path) -> None
     sink.close()
 
 
+def test_file_sink_named_for_what_is_not_a_regular_file_is_kept_on_reopen(tmp_path: Path) -> None:
+    """`--access-logfile /dev/stdout` under `user`: a worker cannot open its master's pipe
+    again, and nothing there is rotated; USR1 keeps it, with no reopen_failed."""
+    link = tmp_path / "stdout"
+    link.symlink_to(os.devnull)
+    sink = FileSink(str(link))
+    link.unlink()  # opening the path again would fail
+    assert sink.reopen() is None
+    sink.write("still written")
+    sink.close()
+
+
 def test_lines_from_threads_never_interleave(tmp_path: Path) -> None:
     path = tmp_path / "t.log"
     sink = FileSink(str(path))

@@ -368,7 +368,13 @@ class FileSink(_FdSink):
         return fd
 
     def reopen(self) -> str | None:
-        """Open the path again (logrotate moved it); a reason if that failed."""
+        """Open the path again (logrotate moved it); a reason if that failed.
+
+        Only a regular file is rotated: `/dev/stdout` (a pipe, a terminal) or a FIFO named as
+        the log is kept as it is, since opening it again could only fail (a worker that
+        became `user` may not open its master's pipe) or give the same thing."""
+        if not self._regular:
+            return None
         try:
             new = self._open()
         except OSError as exc:
