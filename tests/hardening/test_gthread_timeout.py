@@ -148,8 +148,8 @@ def test_a_slow_request_answered_503_never_sends_its_late_response(
 def test_a_request_answered_503_for_its_timeout_is_logged_and_counted_once_as_503(
     wsgid: Callable[..., WsgidServer], workdir: WorkDir, kind: str
 ) -> None:
-    """One access record, for the 503 the client got (with the request's line), and one
-    count of it in the metrics: never the app's late 200, which was not sent."""
+    """One access record, for the 503 the client got (with the request's line and headers),
+    and one count of it in the metrics: never the app's late 200, which was not sent."""
     if kind == "sync":
         pytest.skip("sync: the master's timeout replaces the worker; nothing is answered")
     access = workdir.logs / "access.log"
@@ -161,7 +161,9 @@ def test_a_request_answered_503_for_its_timeout_is_logged_and_counted_once_as_50
         "--access-logfile", str(access), "--access-logformat", "json", workers=1,
     )  # fmt: skip
     slow = TIMEOUT + 2.5  # it does end, and its thread's late response is then dropped
-    assert server.get(f"/sleep?s={slow}&tag=once", timeout=slow + 15).status == 503
+    agent = {"User-Agent": "timeout-probe/1"}
+    answer = server.get(f"/sleep?s={slow}&tag=once", headers=agent, timeout=slow + 15)
+    assert answer.status == 503
 
     def records() -> list[dict[str, object]]:
         lines = access.read_text().splitlines() if access.exists() else []
@@ -173,6 +175,7 @@ def test_a_request_answered_503_for_its_timeout_is_logged_and_counted_once_as_50
     (record,) = [r for r in records() if r["path"] == "/sleep"]
     assert (record["status"], record["method"]) == (503, "GET"), record
     assert record["query"] == f"s={slow}&tag=once", record
+    assert record["user_agent"] == "timeout-probe/1", record
     # The metrics count what the log says was answered (the harness's readiness probes too).
     answered = {"2xx": 0.0, "5xx": 0.0}
     for r in records():

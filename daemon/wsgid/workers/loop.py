@@ -723,13 +723,15 @@ class ConnectionLoop(Worker):
         self, conn: Connection, req: Request, started: float, head: bool = False
     ) -> bytes:
         """The 503 for a request past request_timeout, counted and logged as its answer (the
-        request's line, peer and timing; not the fields only its environ has, as its
-        headers and its id, which the app's thread or greenlet holds)."""
+        request's line, headers, peer and timing; not its id, which only the environ the
+        app's thread or greenlet holds has)."""
         response = error_response(503, self.dates, head=head)
         self.statuses.append(503)
         if self.access is not None:
             elapsed_us = int((time.monotonic() - started) * 1e6)
-            self.access.request(req, 503, len(response), conn.base, (), elapsed_us)
+            environ = conn.base.copy()
+            environ.update(req.environ)  # the header fields, as the parser keyed them
+            self.access.request(req, 503, len(response), environ, (), elapsed_us)
         return response
 
     def report_timeout(
