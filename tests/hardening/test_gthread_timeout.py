@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import time
 import urllib.request
 from collections.abc import Callable
@@ -188,3 +189,23 @@ def test_a_request_answered_503_for_its_timeout_is_logged_and_counted_once_as_50
 
     poll(counted, timeout=20, what=f"the metrics to count {answered}")
     assert server.stop() == 0, server.errlog()
+
+
+def test_a_file_download_cut_at_the_time_limit_says_so_not_that_the_client_left(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    """gthread bounds a whole request by `timeout`, a sendfile download to a client that does
+    not read included: the log says the request reached its limit, not that the client went."""
+    big = workdir.root / "big.bin"
+    with open(big, "wb") as f:
+        f.truncate(256 << 20)
+    server = wsgid(
+        "big_file_app:app", "--worker-class", "gthread", "--threads", "2", "--timeout",
+        str(TIMEOUT), env={"TESTAPP_BIG_FILE": str(big)}, workers=1,
+    )  # fmt: skip
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as client:
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")  # and read nothing
+        (gone,) = wait_event(server.errlog, "client.gone", timeout=TIMEOUT + 20)
+    assert "reached its time limit" in (gone.get("error") or ""), gone.line
+    assert server.stop() == 0

@@ -214,7 +214,7 @@ class Connection:
                 raise BodyError(f"reading the request body failed: {exc}") from None
             if data is None:
                 if not self._wait(select.POLLIN):
-                    raise BodyError("timed out waiting for the request body", status=408)
+                    raise BodyError(self._stalled("waiting for the request body"), status=408)
                 continue
             break
         if not data:
@@ -237,7 +237,7 @@ class Connection:
                 sent = os.sendfile(self.fd, fd, offset + total, want)
             except BlockingIOError:
                 if not self._wait(select.POLLOUT):
-                    raise BrokenPipeError("timed out writing a file to the client") from None
+                    raise BrokenPipeError(self._stalled("writing a file to the client")) from None
                 continue
             if sent == 0:
                 break  # the file is shorter than announced
@@ -276,7 +276,14 @@ class Connection:
         """Flush the queue, waiting (bounded by the I/O timeout) for the client."""
         while not self.flush():
             if not self._wait(select.POLLOUT):
-                raise BrokenPipeError("timed out waiting for the client to read")
+                raise BrokenPipeError(self._stalled("waiting for the client to read"))
+
+    def _stalled(self, doing: str) -> str:
+        """Why a wait on the client gave up: the client's silence, or the request's own time
+        limit (gthread's `timeout`, `request_timeout`), which is not the client's doing."""
+        if self.deadline() <= time.monotonic():
+            return f"{doing}: the request reached its time limit (timeout or request_timeout)"
+        return f"timed out {doing}"
 
     def _wait(self, event: int) -> bool:
         """Wait for `event`, at most the I/O timeout and never past the request's deadline."""
