@@ -12,15 +12,21 @@ bytes, waiting for them the same way; `sendfile` sends a file body with
 sendfile(2). A wait blocks the thread (poll), or, in a cooperative kind, waits in its
 event loop (`waiter`). A wait never outlasts the request's deadline (the kind decides
 when that is), so a slow client fails the request before the master would
-take the worker for hung. Everything else about a connection (registering it
-with epoll, its timeouts, closing it) is the loop's (`loop.py`).
+take the worker for hung. A wait to write gives up after the I/O timeout only if
+the client took nothing in it: the kernel reports a socket writable again only
+once much of its send queue (megabytes, autotuned) drained, which a client
+reading slowly but steadily takes longer than that to do (`unsent`). Everything else about
+a connection (registering it with epoll, its timeouts, closing it) is the loop's (`loop.py`).
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import select
 import socket
+import sys
+import termios
 import time
 from collections import deque
 from collections.abc import Callable
@@ -40,6 +46,17 @@ HIGH_WATER = 4 * 1024 * 1024
 DONE = 0
 WANT_READ = 1
 WANT_WRITE = 2
+
+
+def unsent(fd: int) -> int:
+    """The bytes the socket's send queue holds that the client has not taken yet (Linux's
+    SIOCOUTQ, which is TIOCOUTQ; TCP: not acknowledged, UNIX: not read); -1 where it cannot
+    say. A count that went down since the last look is a client still reading."""
+    try:
+        answer = fcntl.ioctl(fd, termios.TIOCOUTQ, b"\0\0\0\0")
+    except OSError:
+        return -1
+    return int.from_bytes(answer, sys.byteorder, signed=True)
 
 
 def no_deadline() -> float:
@@ -76,11 +93,13 @@ class Connection:
         "linger_until",
         "out",
         "out_size",
+        "outq",
         "parser",
         "peer",
         "proxy",
         "proxy_allowed",
         "responded",
+        "sends",
         "sock",
         "timed_out",
         "waiter",
@@ -101,6 +120,10 @@ class Connection:
         self.peer: str = base["REMOTE_ADDR"]
         self.out: deque[bytes | memoryview] = deque()
         self.out_size = 0
+        self.outq = -1  # `unsent` at the loop's last look while output waited (its sweep)
+        # Sends, and waits in which the client took bytes: gthread's pool check reads that a
+        # request still makes progress (a download, an event stream), never that it is stuck.
+        self.sends = 0
         self.events = 0  # what epoll watches for; 0 = not registered (yet, or a thread owns it)
         self.closing = False  # close once the output queue is empty
         self.client_closed = False  # the closing request was the client's last (see _close)
@@ -174,6 +197,7 @@ class Connection:
         if not data:
             return
         self.responded = True
+        self.sends += 1
         if self.out:
             self.out.append(data)
             self.out_size += len(data)
@@ -242,6 +266,7 @@ class Connection:
             if sent == 0:
                 break  # the file is shorter than announced
             total += sent
+            self.sends += 1
         file.seek(offset + total)
         return total
 
@@ -286,15 +311,26 @@ class Connection:
         return f"timed out {doing}"
 
     def _wait(self, event: int) -> bool:
-        """Wait for `event`, at most the I/O timeout and never past the request's deadline."""
-        timeout = self.io_timeout
-        left = self.deadline() - time.monotonic()
-        if left < timeout:
-            if left <= 0:
-                return False
-            timeout = left
-        if self.waiter is not None:
-            return self.waiter(self.fd, event, timeout)
-        poller = unpatched.POLL()
-        poller.register(self.fd, event)
-        return bool(poller.poll(timeout * 1000))
+        """Wait for `event`, at most the I/O timeout and never past the request's deadline;
+        to write, the I/O timeout again for as long as the client takes bytes in each."""
+        queued = unsent(self.fd) if event == select.POLLOUT else -1
+        while True:
+            timeout = self.io_timeout
+            left = self.deadline() - time.monotonic()
+            if left < timeout:
+                if left <= 0:
+                    return False
+                timeout = left
+            if self.waiter is not None:
+                if self.waiter(self.fd, event, timeout):
+                    return True
+            else:
+                poller = unpatched.POLL()
+                poller.register(self.fd, event)
+                if poller.poll(timeout * 1000):
+                    return True
+            now_queued = unsent(self.fd) if queued >= 0 else -1
+            if not 0 <= now_queued < queued:
+                return False  # a whole I/O timeout and the client took nothing
+            queued = now_queued
+            self.sends += 1  # progress, for gthread's pool check

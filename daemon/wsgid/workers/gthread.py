@@ -25,7 +25,9 @@ while it holds the GIL (`_yield_to_the_loop`).
 
 Request timeout. The loop keeps stamping the heartbeat whatever the pool
 does, so the master cannot see a stuck thread; the loop's sweep does. A
-request running in a thread for longer than `timeout` is reported once
+request running in a thread for longer than `timeout` without its client taking
+any of its response (a download or an event stream the client keeps reading is
+not stuck, as under gunicorn's gthread) is reported once
 (`worker.request_timeout`, with the thread's stack) and its client is taken
 from the thread without closing a descriptor the thread may still use: the
 loop duplicates the client's socket for itself and points the thread's
@@ -71,7 +73,7 @@ THREAD_LOG_INTERVAL = 5.0  # at most one worker.thread_start_failed line per thi
 class PoolThread:
     """What one pool thread runs, and since when; read by the loop's sweep."""
 
-    __slots__ = ("ident", "index", "job", "name", "reported", "started")
+    __slots__ = ("ident", "index", "job", "name", "progressed", "reported", "seen_sends", "started")
 
     def __init__(self, index: int) -> None:
         self.index = index  # also its record on the scoreboard
@@ -80,6 +82,10 @@ class PoolThread:
         self.job: Job | None = None  # set after `started`, cleared when the request ends
         self.started = 0.0
         self.reported = 0.0  # the `started` of the request reported as timed out
+        # When the pool check last saw its client take bytes (`Connection.sends` moved): the
+        # limit counts from then, so a download or an event stream is not a stuck request.
+        self.progressed = 0.0
+        self.seen_sends = 0
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
@@ -208,11 +214,16 @@ class ThreadWorker(ConnectionLoop):
                     pass  # a full pipe: the loop is awake anyway
 
     def wait_deadline(self) -> float:
-        """A pool thread's waits for its client end before its request's `timeout`."""
+        """A pool thread's waits for its client end before its request's `timeout`, counted
+        from the last time the client took bytes (as `_check_pool` counts it)."""
         me = self.by_ident.get(threading.get_ident())
         if me is None:
             return float("inf")
-        return me.started + self.request_limit - self.wait_margin
+        job = me.job
+        if job is not None and job[0].sends != me.seen_sends:
+            # Its own wait saw the client take bytes (`Connection._wait`): progress now.
+            me.seen_sends, me.progressed = job[0].sends, time.monotonic()
+        return max(me.started, me.progressed) + self.request_limit - self.wait_margin
 
     def on_wake(self) -> None:
         self.wake_pending = False
@@ -234,7 +245,12 @@ class ThreadWorker(ConnectionLoop):
             job = me.job  # before `started`: the thread sets them in the other order
             started = me.started
             # An Upgrade request (a WebSocket taken over) lives as long as its client.
-            if job is None or now - started <= self.request_limit or job[1].upgrade:
+            if job is None or job[1].upgrade:
+                continue
+            sends = job[0].sends
+            if sends != me.seen_sends:
+                me.seen_sends, me.progressed = sends, now
+            if now - max(started, me.progressed) <= self.request_limit:
                 continue
             stuck += 1
             if me.reported != started:

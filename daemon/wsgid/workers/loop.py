@@ -76,7 +76,14 @@ from wsgid.runtime import RuntimeSettings
 from wsgid.workers import unpatched
 from wsgid.workers.admission import CONNECTION_ERRORS, Admission
 from wsgid.workers.base import Worker
-from wsgid.workers.connection import DONE, RECV_SIZE, WANT_WRITE, Connection, no_deadline
+from wsgid.workers.connection import (
+    DONE,
+    RECV_SIZE,
+    WANT_WRITE,
+    Connection,
+    no_deadline,
+    unsent,
+)
 from wsgid.workers.interpreted import run_signal_handlers
 
 EPOLLIN = select.EPOLLIN
@@ -852,6 +859,8 @@ class ConnectionLoop(Worker):
         conn.events = events
 
     def _on_writable(self, conn: Connection) -> None:
+        conn.last_active = time.monotonic()  # the client took what the kernel held: progress
+        conn.outq = -1  # the sweep's next look at the send queue is a first one
         try:
             done = conn.flush()
         except OSError:
@@ -985,6 +994,14 @@ class ConnectionLoop(Worker):
                     self.log.debug("tls.handshake_timeout", peer=conn.peer)
                     self._close(conn)
             elif conn.out:
+                # A slow reader: the socket is not writable again until much of its send
+                # queue drained, but a queue going down is a client reading (`unsent`).
+                # The first look since the output began, or since the socket was last
+                # writable, has nothing to compare with: it counts as progress.
+                queued = unsent(conn.fd)
+                if queued >= 0 and (conn.outq < 0 or queued < conn.outq):
+                    conn.last_active = now
+                conn.outq = queued
                 if now - conn.last_active > self.io_timeout:
                     self._close(conn)
             elif conn.proxy is not None:
