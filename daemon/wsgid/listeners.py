@@ -407,5 +407,7 @@ def close_all(listeners: Sequence[Listener], unlink: bool = True) -> None:
         path = listener.sock.getsockname() if listener.sock.family == socket.AF_UNIX else None
         listener.sock.close()
         if unlink and listener.created and isinstance(path, str) and path:
-            with contextlib.suppress(FileNotFoundError):
+            # Gone already, or its directory re-owned under us (systemd-tmpfiles): a file left
+            # behind is a stale socket the next start replaces; the rest of a stop must run.
+            with contextlib.suppress(OSError):
                 os.unlink(path)

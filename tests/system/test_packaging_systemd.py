@@ -218,6 +218,12 @@ def test_a_template_instance_serves_its_own_config_on_its_unix_socket(
     assert status == 200, box.diagnose("wsgid@demo.service")
     assert b"GET /instance" in body
     assert box.systemctl("is-active", "wsgid@demo.service", check=False) == "active"
+    # wsgid.service's runtime directory is its own (/run/wsgid/main): starting and stopping
+    # it leaves the instances' sockets in /run/wsgid alone.
+    assert get(box.port, "/main")[0] == 200
+    box.systemctl("stop", "wsgid.service")
+    status, _ = get_unix(str(box.path("/run/wsgid/demo.sock")), "/instance-after")
+    assert status == 200, box.diagnose("wsgid@demo.service")
 
 
 def test_logrotate_rotates_the_log_files_and_usr1_makes_wsgid_reopen_them(

@@ -112,18 +112,18 @@ def test_start_socket_then_first_request_activates_the_service(box: SystemdBox) 
 def test_wsgid_status_reads_the_control_socket_in_the_units_runtime_directory(
     box: SystemdBox,
 ) -> None:
-    """The packaged unit has RuntimeDirectory=wsgid: with control_socket = "auto" the socket is
-    /run/wsgid/control.sock, 0600, owned by the service's dynamic user, and root reads the
+    """The packaged unit has RuntimeDirectory=wsgid/main: with control_socket = "auto" the socket
+    is /run/wsgid/main/control.sock, 0600, owned by the service's dynamic user, and root reads the
     status through it (root passes the master's peer-credentials check)."""
     assert get(box.port)[0] == 200
     master = main_pid(box)
-    mode, owner = box.run("stat", "-c", "%a %U", "/run/wsgid/control.sock").stdout.split()
+    mode, owner = box.run("stat", "-c", "%a %U", "/run/wsgid/main/control.sock").stdout.split()
     assert mode == "600" and owner != "root", (mode, owner)
-    out = box.run("env", "RUNTIME_DIRECTORY=/run/wsgid", "wsgid", "status", "--json")
+    out = box.run("env", "RUNTIME_DIRECTORY=/run/wsgid/main", "wsgid", "status", "--json")
     doc = json.loads(out.stdout)
     assert doc["master"]["pid"] == master and doc["master"]["state"] == "serving", doc
     assert len(doc["workers"]) == 2 and {w["state"] for w in doc["workers"]} <= {"idle", "busy"}
-    table = box.run("env", "RUNTIME_DIRECTORY=/run/wsgid", "wsgid", "status").stdout
+    table = box.run("env", "RUNTIME_DIRECTORY=/run/wsgid/main", "wsgid", "status").stdout
     assert f"master {master}" in table and "sleep_app:app" in table, table
 
 
