@@ -110,11 +110,14 @@ def _print_error(message: str, kind: str = "error") -> None:
     """`wsgid: error: MESSAGE` (or `warning`) on stderr, control characters escaped.
 
     Messages quote values from the environment and files; an ESC or BEL in
-    one must not reach the terminal (the logs escape the same way).
+    one must not reach the terminal (the logs escape the same way). Into systemd's journal
+    the line begins with its priority, as the logs' records do (`logs.sinks.JournalSink`).
     """
     from wsgid.logs.escape import printable
+    from wsgid.logs.sinks import is_journal
 
-    print(f"wsgid: {kind}: {printable(message)}", file=sys.stderr)
+    priority = ("<3>" if kind == "error" else "<4>") if is_journal(2, os.environ) else ""
+    print(f"{priority}wsgid: {kind}: {printable(message)}", file=sys.stderr)
 
 
 def _serve(

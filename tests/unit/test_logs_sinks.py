@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from wsgid.logs import sinks, targets
-from wsgid.logs.sinks import FileSink, MultiSink, StreamSink
+from wsgid.logs.sinks import FileSink, JournalSink, MultiSink, StreamSink, is_journal
 from wsgid.logs.syslog import FACILITIES, SyslogSink
 from wsgid.logs.targets import Target
 from wsgid.workers import unpatched  # the os.write the sinks call (eventlet replaces os's)
@@ -379,3 +379,20 @@ def test_write_failures_are_reported_at_most_once_per_interval_with_the_count(
     assert reports[1][1:] == ("No space left on device", 5, 0)  # the four since, and this one
     monkeypatch.undo()
     sink.close()
+
+
+def test_into_the_journal_each_record_begins_with_its_priority(tmp_path: Path) -> None:
+    """journald reads `<N>` at a line's start as the entry's PRIORITY (and strips it), when
+    the output is the stream JOURNAL_STREAM names; elsewhere the records are as they were."""
+    path = tmp_path / "journal"
+    with open(path, "wb") as out:
+        st = os.fstat(out.fileno())
+        named = {"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}
+        assert is_journal(out.fileno(), named)
+        assert not is_journal(out.fileno(), {"JOURNAL_STREAM": "1:2"})
+        assert not is_journal(out.fileno(), {})
+        sink = JournalSink(out.fileno())
+        sink.write("an error", 3)
+        sink.write_many(["one", "two"], 6)
+        sink.close()
+    assert path.read_text() == "<3>an error\n<6>one\n<6>two\n"

@@ -45,7 +45,7 @@ from wsgid.logs import stdlib
 from wsgid.logs.access import AccessLog
 from wsgid.logs.capture import ErrorsStream, OutputCapture, original
 from wsgid.logs.pipelines import LEVELS, error_logger
-from wsgid.logs.sinks import FileSink, MultiSink, Sink, StreamSink
+from wsgid.logs.sinks import FileSink, JournalSink, MultiSink, Sink, StreamSink, is_journal
 from wsgid.logs.syslog import SyslogSink
 from wsgid.runtime import ConfigError
 from wsgid.runtime_fields import LOGGING_SETTINGS
@@ -91,7 +91,9 @@ class Logs:
         def open_sink(target: Target, which: str, std_fd: int, msgid: str, app: str) -> Sink:
             log = which.split()[0]  # "error" or "access"
             if target.kind == "stream":
-                stream = StreamSink(original(std_fd))
+                fd = original(std_fd)
+                journal = is_journal(fd, os.environ)
+                stream = JournalSink(fd) if journal else StreamSink(fd)
                 stream.target = "stdout" if std_fd == 1 else "stderr"
                 stream.report = functools.partial(self._report_failure, log)
                 return stream

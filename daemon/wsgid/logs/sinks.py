@@ -56,7 +56,7 @@ import stat
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from wsgid.workers import unpatched
@@ -331,6 +331,29 @@ class StreamSink(_FdSink):
         except OSError:
             self.fd = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
         self._kind()
+
+
+class JournalSink(StreamSink):
+    """`-` when it is systemd's journal (`JOURNAL_STREAM` names it): each record begins with
+    its syslog priority, `<3>`, which journald takes for the entry's PRIORITY and strips, so
+    `journalctl -p err` finds the errors (a record's later lines, a traceback's, are entries
+    of their own, at the default priority)."""
+
+    def write(self, record: str, severity: int = INFO) -> None:
+        super().write(f"<{severity}>{record}", severity)
+
+    def write_many(self, records: list[str], severity: int = INFO) -> None:
+        super().write_many([f"<{severity}>{record}" for record in records], severity)
+
+
+def is_journal(fd: int, environ: Mapping[str, str]) -> bool:
+    """Whether `fd` is the journal stream systemd connected the service's output to."""
+    device, _, inode = environ.get("JOURNAL_STREAM", "").partition(":")
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return False
+    return f"{st.st_dev}:{st.st_ino}" == f"{device}:{inode}"
 
 
 class FileSink(_FdSink):
