@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from support.client import poll
-from support.server import APPS_DIR, REPO_ROOT, WorkDir, WsgidServer, free_port
+from support.server import REPO_ROOT, WorkDir, WsgidServer, free_port, scrubbed_environ
 from wsgid.exitcodes import ExitCode
 
 DATA = REPO_ROOT / "tests" / "data"
@@ -51,14 +51,7 @@ def run(
 ) -> subprocess.CompletedProcess[str]:
     """`python -m wsgid ARGS` that does not serve (check, config ...), with the test apps'
     directory on the Python path and no inherited configuration."""
-    clean = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("WSGID_")
-        and k not in ("PORT", "WEB_CONCURRENCY", "PYTHONPATH", "GUNICORN_CMD_ARGS")
-    }
-    clean["PYTHONPATH"] = str(APPS_DIR)
-    clean.update(env or {})
+    clean = scrubbed_environ(env)
     return subprocess.run(
         [sys.executable, "-m", "wsgid", *args],
         cwd=cwd,

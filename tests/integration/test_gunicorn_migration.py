@@ -9,7 +9,6 @@ serves by mistake fails the test and leaves no process behind.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from support.procs import kill_group
-from support.server import APPS_DIR
+from support.server import scrubbed_environ
 from wsgid.exitcodes import ExitCode
 
 APP = "lifecycle_app:app"
@@ -30,14 +29,7 @@ def wsgid(
     cwd: Path, *args: str, env: Mapping[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """`python -m wsgid ARGS`, expected to exit by itself before DEADLINE."""
-    clean = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("WSGID_")
-        and k not in ("PORT", "WEB_CONCURRENCY", "PYTHONPATH", "GUNICORN_CMD_ARGS")
-    }
-    clean["PYTHONPATH"] = str(APPS_DIR)
-    clean.update(env or {})
+    clean = scrubbed_environ(env)
     proc = subprocess.Popen(
         [sys.executable, "-m", "wsgid", *args, "-b", "127.0.0.1:0"],
         cwd=cwd,

@@ -48,6 +48,20 @@ _SCRUBBED_NAMES = {
     "PYTHONSTARTUP",
 }
 
+
+def scrubbed_environ(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This environment without any configuration of wsgid or the apps in it (`WSGID_*`,
+    gunicorn's variables...), the test apps' directory as the Python path, then `extra`."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(_SCRUBBED_PREFIXES) and k not in _SCRUBBED_NAMES
+    }
+    env["PYTHONPATH"] = str(APPS_DIR)
+    env.update(extra or {})
+    return env
+
+
 # A worker's title, or its master's in the moment after the fork (see worker_pids).
 WORKER_TITLES = ("wsgid: worker", "wsgid: master")
 
@@ -148,12 +162,7 @@ class WsgidServer:
     # ----------------------------------------------------------------- start and readiness
 
     def environ(self) -> dict[str, str]:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(_SCRUBBED_PREFIXES) and k not in _SCRUBBED_NAMES
-        }
-        env["PYTHONPATH"] = str(APPS_DIR)
+        env = scrubbed_environ()
         env["PYTHONUNBUFFERED"] = "1"
         env["TMPDIR"] = str(self.workdir.tmp)
         env["TESTAPP_MARKERS"] = str(self.workdir.markers)
