@@ -57,3 +57,22 @@ def test_a_slow_steady_reader_gets_a_large_response_whole(
     head_size = received - SIZE
     assert 0 < head_size < 1024, f"{received} bytes of a {SIZE}-byte body and its head"
     assert server.stop() == 0
+
+
+def test_an_event_stream_outlives_the_timeout_while_it_sends(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir, kind: str
+) -> None:
+    """Server-sent events, one a second for longer than `timeout`: gthread (and tornado's
+    pool) count the limit from the last event the client took, so the stream goes on, as
+    under gunicorn's gthread. (A sync worker is held by it, and so bounded by `timeout`.)"""
+    if kind == "sync":
+        pytest.skip("sync: the stream holds the worker, whose heartbeat timeout bounds it")
+    count = 3 * TIMEOUT + 1
+    server = wsgid(
+        "big_file_app:app", *kind_args(kind), "--timeout", str(TIMEOUT),
+        env={"TESTAPP_BIG_FILE": str(workdir.root)}, workers=1,
+    )  # fmt: skip
+    answer = server.get(f"/events?n={count}", timeout=count + 20)
+    assert answer.status == 200
+    assert answer.body.count(b"data: ") == count, answer.body
+    assert server.stop() == 0
