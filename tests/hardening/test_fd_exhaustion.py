@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from support import procs
 from support.client import poll
 from support.kinds import kind_args
@@ -130,3 +132,27 @@ def test_a_worker_whose_own_connections_hold_every_descriptor_waits_for_one_to_c
     assert not events(log, "worker.fd_exhausted"), log[-3000:]
     assert len(events(log, "accept.failed")) <= 4, log[-3000:]
     assert server.worker_pids() == [worker]
+
+
+def test_a_leaked_worker_served_by_sequential_clients_is_replaced_without_a_line_each(
+    wsgid: Callable[..., WsgidServer], kind: str
+) -> None:
+    """The app leaked all but the descriptor its last connection frees: accepts then fail and
+    work in turn (a light load, a health checker). The worker is still found out of
+    descriptors and replaced, and the log gets a few lines, not one per connection."""
+    if kind == "sync":
+        pytest.skip("sync: the one descriptor a closed connection frees is the next one's")
+    server = wsgid(None, command=under_limit(LIMIT, *kind_args(kind), "--keep-alive", "2"))
+    (worker,) = server.wait_workers(1)
+    leaker = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    leaker.request("GET", "/leak")
+    assert b"Too many open files" in leaker.getresponse().read()
+    leaker.close()
+    deadline = time.monotonic() + 30
+    while worker in server.worker_pids() and time.monotonic() < deadline:
+        assert server.get("/pid", timeout=30).status == 200
+    log = server.errlog()
+    assert events(log, "worker.fd_exhausted"), log[-3000:]
+    noisy = events(log, "accept.recovered") + events(log, "accept.failed")
+    assert len(noisy) <= 10, log[-3000:]
+    assert procs.wait_gone([worker], timeout=10) == []

@@ -11,11 +11,13 @@ A failure that belongs to one connection (it was reset before it was taken)
 is skipped: the next may be fine. Any other (EMFILE, ENFILE, ENOBUFS, ENOMEM,
 a broken listener) would fail again at once while the listener stays
 readable, so the listeners are left alone for a back-off, doubling from 50 ms
-to 1 s while the failures last, and `accept.failed` is logged at most once
-every 5 s (with how many it left out). A worker still out of descriptors
-after a back-off, with its own connections a small share of its limit, has
-lost them to the application (a leak, most likely): only a new process gets
-them back, so the worker is told to stop (`worker.fd_exhausted`).
+to 1 s while the failures last, and `accept.failed` (and `accept.recovered`)
+is logged at most once every 5 s (with how many it left out). A worker out of
+descriptors twice within that time (with or without accepts that worked in
+between: a closed connection frees one now and then), with its own connections
+a small share of its limit, has lost them to the application (a leak, most
+likely): only a new process gets them back, so the worker is told to stop
+(`worker.fd_exhausted`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import os
 import resource
 import select
 import socket
+import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -87,6 +90,7 @@ class Admission:
         self.resume_at = 0.0  # when the current back-off ends; 0 = none
         self.log_after = 0.0  # accept.failed is logged again from then on
         self.suppressed = 0  # accept.failed lines not logged since the last one
+        self.last_emfile = float("-inf")  # when an accept last failed for want of descriptors
 
     def watch(self, on: bool) -> None:
         """Start or stop watching the listeners (at the connection cap, on stop)."""
@@ -133,6 +137,10 @@ class Admission:
         first, last = ACCEPT_BACKOFF
         repeated = self.backoff > 0
         self.backoff = min(last, self.backoff * 2) if repeated else first
+        out_of_descriptors = exc.errno == errno.EMFILE
+        again = out_of_descriptors and now - self.last_emfile < ACCEPT_LOG_INTERVAL
+        if out_of_descriptors:
+            self.last_emfile = now
         self.resume_at = now + self.backoff
         self.watch(False)
         if now >= self.log_after:
@@ -146,7 +154,7 @@ class Admission:
             self.log_after = now + ACCEPT_LOG_INTERVAL
         else:
             self.suppressed += 1
-        return exc.errno == errno.EMFILE and repeated and self._descriptors_lost(connections)
+        return again and self._descriptors_lost(connections)
 
     def resume(self, now: float) -> bool:
         """Whether a back-off ended by `now` (it is then over)."""
@@ -163,7 +171,9 @@ class Admission:
 
     def _recovered(self) -> None:
         self.backoff = 0.0
-        if self.suppressed:
+        # At most as often as accept.failed: failures alternating with accepts that work
+        # would otherwise log a line a connection (the ones not logged stay counted).
+        if self.suppressed and time.monotonic() >= self.log_after:
             self.log.warning("accept.recovered", suppressed=self.suppressed)
             self.suppressed = 0
 
