@@ -16,6 +16,8 @@ WSGI app that says which thread runs it.
   `flush()` (a slow reader holds the handler, not the worker);
 - `/ws`: a `tornado.websocket.WebSocketHandler` that echoes text messages and closes the
   WebSocket on "bye";
+- `/churn`: schedules and cancels 300 timers on the loop (what cancelled `wait_for` timeouts
+  do), enough for asyncio to shed them into a new timer heap; answers `churned`;
 - anything else: the Application's own 404.
 
 `wsgi`: a plain WSGI app; `/` answers JSON {thread, main}: it must run in a pool thread;
@@ -69,6 +71,14 @@ class SleepHandler(tornado.web.RequestHandler):
                 f.write(str(os.getpid()))
         await asyncio.sleep(seconds)
         self.write({"slept": seconds, **_where()})
+
+
+class ChurnHandler(tornado.web.RequestHandler):
+    def get(self) -> None:
+        loop = asyncio.get_running_loop()
+        for _ in range(300):
+            loop.call_later(60, lambda: None).cancel()
+        self.write("churned")
 
 
 class GenSleepHandler(tornado.web.RequestHandler):
@@ -138,6 +148,7 @@ app = tornado.web.Application(
         (r"/", HelloHandler),
         (r"/sleep", SleepHandler),
         (r"/gensleep", GenSleepHandler),
+        (r"/churn", ChurnHandler),
         (r"/stream", StreamHandler),
         (r"/echo", EchoHandler),
         (r"/upload", UploadHandler),

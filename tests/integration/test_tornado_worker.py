@@ -251,6 +251,23 @@ def test_tornado_application_runs_200_waiting_requests_at_once_in_one_worker(
     assert server.stop() == 0, server.errlog()
 
 
+def test_tornado_application_timers_still_fire_after_the_loop_shed_cancelled_ones(
+    wsgid: Callable[..., WsgidServer],
+) -> None:
+    """asyncio replaces its timer heap when most of it is cancelled timers; the worker's
+    look at whether the loop has work must follow, else `asyncio.sleep` never wakes."""
+    server = wsgid(APP, "-k", "tornado", workers=1)
+    assert server.get("/churn").body == b"churned"
+    with ThreadPoolExecutor(1) as pool:
+        for _ in range(3):
+            started = time.monotonic()
+            sleeping = pool.submit(server.get, "/sleep?s=0.5", timeout=30)
+            assert server.get("/").status == 200  # meanwhile
+            assert sleeping.result(timeout=40).status == 200, server.errlog()
+            assert time.monotonic() - started < 10
+    assert server.stop() == 0, server.errlog()
+
+
 def test_tornado_application_request_past_request_timeout_is_answered_503_and_reported(
     wsgid: Callable[..., WsgidServer],
 ) -> None:

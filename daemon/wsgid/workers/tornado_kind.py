@@ -251,13 +251,18 @@ class _IdleProbe:
     """Whether the asyncio loop has anything to do: no callback ready, no timer, no
     descriptor but the two `TornadoWorker.setup` knows of (the epoll instance's, its own
     self-pipe). Reads the loop's internals (BaseEventLoop's, unchanged since Python 3.4);
-    where they differ, `of` gives None and the worker always waits in the asyncio loop."""
+    where they differ, `of` gives None and the worker always waits in the asyncio loop.
+    The timer heap is read from the loop at each look, never kept: the loop replaces the list
+    when it sheds cancelled timers, and a probe of the old one would find the loop idle for
+    good while its coroutines' timers fall due."""
 
-    __slots__ = ("ready", "scheduled", "selector_map", "self_pipe")
+    __slots__ = ("aloop", "ready", "selector_map", "self_pipe")
 
-    def __init__(self, ready: Any, scheduled: Any, selector_map: Any, self_pipe: int) -> None:
+    def __init__(
+        self, aloop: asyncio.AbstractEventLoop, ready: Any, selector_map: Any, self_pipe: int
+    ) -> None:
+        self.aloop = aloop
         self.ready = ready
-        self.scheduled = scheduled
         self.selector_map = selector_map
         self.self_pipe = self_pipe
 
@@ -272,7 +277,7 @@ class _IdleProbe:
             return None
         if not (hasattr(ready, "__len__") and hasattr(scheduled, "__len__")):
             return None
-        return cls(ready, scheduled, selector_map, self_pipe)
+        return cls(aloop, ready, selector_map, self_pipe)
 
     def idle(self) -> bool:
         # A timer cancelled stays in the heap until the loop's next turn (the wait's own
@@ -280,7 +285,7 @@ class _IdleProbe:
         return (
             not self.ready
             and len(self.selector_map) <= 2
-            and all(timer.cancelled() for timer in self.scheduled)
+            and all(timer.cancelled() for timer in self.aloop._scheduled)  # type: ignore[attr-defined]
         )
 
 
