@@ -13,6 +13,9 @@ gunicorn#1559, #2515).
 - `/spin?s=N`: keeps the CPU busy for N seconds (blocks the hub), then `spun`.
 - `/ssl`: makes a context of the subclass and sets its options and minimum version.
 - `/environ`: JSON of `wsgi.multithread` and `wsgi.multiprocess`.
+
+With TESTAPP_BACKGROUND_THREAD=1 it starts a `threading.Thread` at import that ticks for ever,
+as APM and metrics agents do (a greenlet once threading is patched).
 """
 
 from __future__ import annotations
@@ -27,6 +30,14 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
+
+if __import__("os").environ.get("TESTAPP_BACKGROUND_THREAD") == "1":
+
+    def _tick() -> None:
+        while True:
+            time.sleep(0.1)
+
+    threading.Thread(target=_tick, daemon=True, name="agent").start()
 
 # The worker's library: each kind loads its own, never the other.
 LIBRARY = "eventlet" if "eventlet" in sys.modules else "gevent"

@@ -145,6 +145,23 @@ def test_cooperative_kind_serves_a_long_poll_past_timeout_when_request_timeout_i
     assert server.stop() == 0, server.errlog()
 
 
+def test_gevent_reports_one_block_once_with_an_agent_thread_running(
+    wsgid: Callable[..., WsgidServer],
+) -> None:
+    """gevent's monitor, reporting a block, reprs the app's (patched) threads and so makes a
+    hub in its own thread; that hub must not get a monitor of its own, which would report the
+    first one, asleep, as a blocked hub every second for the worker's life."""
+    server = wsgid(
+        APP, "-k", "gevent", "--timeout", "30", env={"TESTAPP_BACKGROUND_THREAD": "1"}, workers=1
+    )
+    assert server.get("/spin?s=2", timeout=30).body == b"spun"
+    server.wait_log("worker.hub_blocked", timeout=20)
+    time.sleep(4)  # the span over which more reports would come: one a second
+    log = server.errlog()
+    assert log.count("worker.hub_blocked") == 1, log
+    assert server.stop() == 0, server.errlog()
+
+
 @cooperative
 def test_cooperative_kind_reports_a_blocked_hub_with_its_stack_before_the_heartbeat_kills(
     wsgid: Callable[..., WsgidServer], kind: str

@@ -360,6 +360,12 @@ class GeventWorker(GreenletWorker):
         from gevent.socket import wait_read, wait_write
 
         hub = gevent.get_hub()
+        # The worker's hub has its monitor now. A hub gevent makes later in another thread
+        # (the monitor's own, when its report reprs a patched Thread and so takes a patched
+        # lock) must not get one: that second monitor would report the first, asleep between
+        # its looks, as a blocked hub every second for the worker's life.
+        gevent.config.monitor_thread = False
+        self._hub = hub
         loop = hub.loop
 
         def watch(fd: int, function: Callable[[], None]) -> Any:
@@ -390,7 +396,7 @@ class GeventWorker(GreenletWorker):
         """gevent's monitor thread saw the hub blocked: say by what (from that thread)."""
         from gevent.events import EventLoopBlocked
 
-        if isinstance(event, EventLoopBlocked):
+        if isinstance(event, EventLoopBlocked) and event.hub in (None, self._hub):
             self.report_blocked(event.blocking_time, "\n".join(event.info))
 
 
