@@ -30,6 +30,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -151,10 +152,14 @@ def test_gevent_reports_one_block_once_with_an_agent_thread_running(
     """gevent's monitor, reporting a block, reprs the app's (patched) threads and so makes a
     hub in its own thread; that hub must not get a monitor of its own, which would report the
     first one, asleep, as a blocked hub every second for the worker's life."""
-    server = wsgid(
-        APP, "-k", "gevent", "--timeout", "30", env={"TESTAPP_BACKGROUND_THREAD": "1"}, workers=1
-    )
-    assert server.get("/spin?s=2", timeout=30).body == b"spun"
+    script = Path(sys.executable).with_name("wsgid")  # the console script, as users run it
+
+    def command(port: int) -> list[str]:
+        return [str(script), APP, "-k", "gevent", "--timeout", "30", "--workers", "1",
+                "--bind", f"127.0.0.1:{port}"]  # fmt: skip
+
+    server = wsgid(None, command=command, env={"TESTAPP_BACKGROUND_THREAD": "1"})
+    assert server.get("/spin?s=3", timeout=30).body == b"spun"
     server.wait_log("worker.hub_blocked", timeout=20)
     time.sleep(4)  # the span over which more reports would come: one a second
     log = server.errlog()

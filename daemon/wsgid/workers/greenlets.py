@@ -360,10 +360,12 @@ class GeventWorker(GreenletWorker):
         from gevent.socket import wait_read, wait_write
 
         hub = gevent.get_hub()
-        # The worker's hub has its monitor now. A hub gevent makes later in another thread
-        # (the monitor's own, when its report reprs a patched Thread and so takes a patched
-        # lock) must not get one: that second monitor would report the first, asleep between
-        # its looks, as a blocked hub every second for the worker's life.
+        # The worker's hub gets its monitor now (gevent would start it at the hub's first
+        # run). A hub gevent makes later in another thread (the monitor's own, when its report
+        # reprs a patched Thread and so takes a patched lock) must not get one: that second
+        # monitor would report the first, asleep between its looks, as a blocked hub every
+        # second for the worker's life.
+        hub.start_periodic_monitoring_thread()
         gevent.config.monitor_thread = False
         self._hub = hub
         loop = hub.loop
