@@ -126,7 +126,10 @@ def wait_for(
 
 
 def read_lines(path: Path) -> list[str]:
+    """The whole lines of `path` so far: a record still being written (no newline yet) is
+    left for the next look."""
     try:
-        return path.read_text("utf-8", "replace").splitlines()
+        text = path.read_text("utf-8", "replace")
     except FileNotFoundError:
         return []
+    return text[: text.rfind("\n") + 1].splitlines()

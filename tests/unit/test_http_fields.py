@@ -13,6 +13,9 @@ from wsgid.http.errors import BadRequest
 from wsgid.http.parser import Limits, RequestParser
 from wsgid.http.request import Request
 
+# A connection's constant keys, as `environ.connection_base` has them (a TCP listener).
+BASE = {"SCRIPT_NAME": "", "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000"}
+
 
 def parse(head: bytes, limits: Limits | None = None) -> Request:
     parser = RequestParser(limits or Limits())
@@ -125,7 +128,7 @@ def test_the_environ_gets_each_field_once_with_repeats_joined() -> None:
         b"GET /p?q=1 HTTP/1.1\r\nHost: a\r\nAccept: x\r\naccept: y\r\nCookie: a=1\r\n"
         b"Cookie: b=2\r\nX_Forged: 1\r\nContent-Type: text/plain\r\nX-Pad: v \t\r\n\r\n"
     )
-    env = build({"SCRIPT_NAME": ""}, req, EMPTY_INPUT)
+    env = build(BASE, req, EMPTY_INPUT)
     assert env["HTTP_ACCEPT"] == "x, y"  # RFC 9110 §5.3
     assert env["HTTP_COOKIE"] == "a=1; b=2"  # RFC 6265 §5.4
     assert env["CONTENT_TYPE"] == "text/plain"
@@ -142,7 +145,7 @@ def test_the_environ_gets_each_field_once_with_repeats_joined() -> None:
 
 def test_dangerous_mode_maps_underscore_names_into_the_environ() -> None:
     head = b"GET / HTTP/1.1\r\nHost: a\r\nX_Forged: 1\r\n\r\n"
-    env = build({"SCRIPT_NAME": ""}, parse(head, Limits(header_map="dangerous")), EMPTY_INPUT)
+    env = build(BASE, parse(head, Limits(header_map="dangerous")), EMPTY_INPUT)
     assert env["HTTP_X_FORGED"] == "1"
 
 
