@@ -87,6 +87,14 @@ class PoolThread:
         self.progressed = 0.0
         self.seen_sends = 0
 
+    def limit_start(self, job: Job, now: float) -> float:
+        """Since when its request's limit counts: its start, or the last time its client was
+        seen taking bytes (`Connection.sends` moved since the last look)."""
+        sends = job[0].sends
+        if sends != self.seen_sends:
+            self.seen_sends, self.progressed = sends, now
+        return max(self.started, self.progressed)
+
 
 @mypyc_attr(allow_interpreted_subclasses=True)
 class ThreadWorker(ConnectionLoop):
@@ -220,10 +228,10 @@ class ThreadWorker(ConnectionLoop):
         if me is None:
             return float("inf")
         job = me.job
-        if job is not None and job[0].sends != me.seen_sends:
-            # Its own wait saw the client take bytes (`Connection._wait`): progress now.
-            me.seen_sends, me.progressed = job[0].sends, time.monotonic()
-        return max(me.started, me.progressed) + self.request_limit - self.wait_margin
+        if job is None:
+            return me.started + self.request_limit - self.wait_margin
+        # Its own wait may have seen the client take bytes (`Connection._wait`).
+        return me.limit_start(job, time.monotonic()) + self.request_limit - self.wait_margin
 
     def on_wake(self) -> None:
         self.wake_pending = False
@@ -247,10 +255,7 @@ class ThreadWorker(ConnectionLoop):
             # An Upgrade request (a WebSocket taken over) lives as long as its client.
             if job is None or job[1].upgrade:
                 continue
-            sends = job[0].sends
-            if sends != me.seen_sends:
-                me.seen_sends, me.progressed = sends, now
-            if now - max(started, me.progressed) <= self.request_limit:
+            if now - me.limit_start(job, now) <= self.request_limit:
                 continue
             stuck += 1
             if me.reported != started:
