@@ -134,7 +134,7 @@ class Logs:
                     framing=framing,
                 )
             )  # fmt: skip
-        if user_config and (forward := stdlib.configured_logger("wsgid.access", "gunicorn.access")):
+        if user_config and (forward := stdlib.configured_logger(*stdlib.ACCESS_LOGGERS)):
             access_sinks.append(stdlib.StdlibSink(forward))
         self.access: AccessLog | None = None
         # Failures of the access log are reported on the error log, unless both write to the

@@ -166,8 +166,10 @@ def configured_logger(*names: str) -> logging.Logger | None:
     return None
 
 
-# The access loggers whose filters hold for every access record (`FilteredSink`).
-ACCESS_LOGGERS = ("gunicorn.access", "wsgid.access")
+# The access loggers, wsgid's name first: records go to the first a user config gave
+# handlers (`configured_logger`), and the filters of both hold for every record
+# (`FilteredSink`).
+ACCESS_LOGGERS = ("wsgid.access", "gunicorn.access")
 
 
 class FilteredSink:
