@@ -2,6 +2,7 @@
 
 Routes:
 - `/raise`: raises before `start_response`, so wsgid answers 500 itself.
+- `/exit`: calls `sys.exit(3)` before `start_response` (a 500 too: the worker keeps serving).
 - `/length?declared=N&sent=M&mode=list|gen`: declares `Content-Length: N` and gives M bytes
   of body (`x`), as a one-item list or from a generator (in 1000-byte pieces).
 - anything else: `200 ok`.
@@ -9,6 +10,7 @@ Routes:
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import parse_qs
@@ -25,6 +27,8 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
     query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
     if path == "/raise":
         raise RuntimeError("misbehaving_app: asked to fail")
+    if path == "/exit":
+        sys.exit(3)
     if path == "/length":
         declared, sent = int(query["declared"]), int(query["sent"])
         start_response(

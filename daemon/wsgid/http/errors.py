@@ -41,6 +41,12 @@ class BodyError(OSError):
         self.status = status
 
 
+class ServerExit(SystemExit):
+    """The server's own exit, raised into whatever code runs when it comes (a fast stop's
+    signal handler, the application included): an exchange lets it through, whereas the
+    application's own `sys.exit()` is only its request failing (500)."""
+
+
 # The parts of each canned response that never change, built on first use:
 # (status line and fields up to Date, body). At most a few dozen statuses.
 _PREBUILT: dict[tuple[int, bool, bool], tuple[bytes, bytes]] = {}

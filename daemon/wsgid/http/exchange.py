@@ -7,7 +7,9 @@ iterated when the `sendfile` setting is off), and what happens when the app
 fails: an exception before the response started becomes a 500 with the
 traceback in the error log; after it started, the connection is cut (the
 client must not take a truncated body for a whole one). The worker keeps
-serving either way. A body that ends short of the app's own Content-Length
+serving either way, also when the app calls `sys.exit()` (SystemExit: as in
+gunicorn, a request cannot end the worker; the worker's own exit, `ServerExit`,
+goes through). A body that ends short of the app's own Content-Length
 (the connection is closed) or goes past it (the excess is dropped) is logged
 too: `app.response_short`, `app.response_long`.
 
@@ -34,7 +36,7 @@ from typing import IO, Any, Protocol, cast
 from wsgid.http import environ as environ_mod
 from wsgid.http.body import EMPTY_INPUT, EmptyInput, InputStream
 from wsgid.http.date import Dates
-from wsgid.http.errors import BodyError, error_response
+from wsgid.http.errors import BodyError, ServerExit, error_response
 from wsgid.http.request import Request
 from wsgid.http.response import Response
 
@@ -181,7 +183,9 @@ class Exchange:
                 )
             if resp.length_mismatch:
                 _length_mismatch(resp, req, log)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
+            if type(exc) is ServerExit:
+                raise  # the worker stops now (a fast stop's signal came while the app ran)
             if type(exc) is StopIteration and handover is not None and resp.status is None:
                 _taken_over(resp)  # gunicorn's way to say it (Flask-Sock raises it)
             else:
@@ -279,7 +283,9 @@ def _continue_sender(channel: Channel, req: Request) -> Callable[[], None]:
     return send_continue
 
 
-def _fail(exc: Exception, resp: Response, req: Request, channel: Channel, log: ErrorLog) -> None:
+def _fail(
+    exc: BaseException, resp: Response, req: Request, channel: Channel, log: ErrorLog
+) -> None:
     """Answer for an app, body or client failure; only a clean 500 keeps the connection."""
     resp.app_failed = True
     if isinstance(exc, BodyError):

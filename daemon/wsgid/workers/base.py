@@ -44,6 +44,7 @@ from mypy_extensions import mypyc_attr
 from wsgid import loader, scoreboard, spew
 from wsgid.exitcodes import ExitCode
 from wsgid.hooks import Hooks
+from wsgid.http.errors import ServerExit
 from wsgid.http.request import Request
 from wsgid.http.response import worker_stops
 from wsgid.listeners import Listener
@@ -294,7 +295,7 @@ class Worker:
             # on. Nothing of the worker needs unwinding yet.
             self.ctx.logs.flush()
             os._exit(ExitCode.OK)
-        sys.exit(ExitCode.OK)
+        raise ServerExit(ExitCode.OK)  # not the app's sys.exit(), which is only a 500
 
     def _on_abort(self, signum: int, frame: FrameType | None) -> None:
         """The master's timeout: say where every thread is stuck, then exit."""
