@@ -20,6 +20,7 @@ import json
 import types
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
+from wsgid.settings.model import Settings
 from wsgid.settings.specs import SPECS
 
 TARGET = "daemon/wsgid/runtime_fields.py"
@@ -59,8 +60,8 @@ def fields_source() -> str:
     """The text `wsgid/runtime_fields.py` must have for the current model."""
     typing_names: set[str] = set()
     attributes = []
-    for name, spec in SPECS.items():
-        annotation = _type_text(spec.field.annotation, typing_names)
+    for name, field in Settings.model_fields.items():
+        annotation = _type_text(field.annotation, typing_names)
         attributes.append(_attribute(name, annotation))
     out = HEADER
     if typing_names:

@@ -1,4 +1,4 @@
-"""What a setting carries besides its type, and the types and checks the fields are built from.
+"""What a setting carries besides its type, and the checks its value goes through.
 
 What this module owns:
 
@@ -6,11 +6,15 @@ What this module owns:
   table (`TABLES`);
 - `Option`: how one setting appears outside Python (its table, flags, metavar, how its
   values are written), put in the `Annotated` metadata of its field in `model.py`;
-- the annotated types and value checks of the fields: bind addresses, KEY=VALUE pairs, user
-  and group names, umask, counts and durations, case-insensitive choices, log targets and
-  formats, worker classes (from the registry in `wsgid.workers`), hooks.
+- the value checks and conversions of the fields, as plain functions: bind addresses,
+  KEY=VALUE pairs, user and group names, umask, case-insensitive choices, log targets and
+  formats, worker classes (from the registry in `wsgid.workers`), hooks; and the checks that
+  involve several settings (`check_combined`), which the model runs on its merged result.
 
-It knows no setting by name: the model does.
+It knows no setting by name, except in the combined checks: the model does. It never imports
+pydantic: the settings loader runs these functions through the validator generated from the
+model (`wsgid.settings.table`); the annotated types that attach them to the fields, which
+need pydantic, are in `wsgid.settings.annotated`.
 """
 
 from __future__ import annotations
@@ -20,10 +24,9 @@ import ipaddress
 import json
 import os
 import re
+import types
 from dataclasses import dataclass
-from typing import Annotated, Literal
-
-from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, WithJsonSchema
+from typing import Any
 
 from wsgid import workers
 from wsgid.access_formats import NAMED_FORMATS
@@ -227,20 +230,6 @@ def check_worker_class(value: str) -> str:
     raise ValueError(f"unknown worker class {value!r}{suggestion}")
 
 
-# The worker_class setting: a kind of the registry (wsgid.workers.KINDS) or a dotted path.
-WorkerClass = Annotated[
-    str,
-    AfterValidator(check_worker_class),
-    WithJsonSchema(
-        {
-            "type": "string",
-            "anyOf": [
-                {"enum": [*workers.KINDS, *workers.GUNICORN_CLASSES]},
-                {"pattern": f"^{workers.DOTTED_PATH}$"},
-            ],
-        }
-    ),
-]
 WORKER_CLASS_HELP = (
     "The kind of worker: "
     + "; ".join(f"`{name}` {kind.summary}" for name, kind in workers.KINDS.items())
@@ -287,35 +276,13 @@ def strip(value: object) -> object:
     return value.strip() if isinstance(value, str) else value
 
 
-NonEmptyStr = Annotated[str, StringConstraints(min_length=1)]
-Count = Annotated[int, Field(ge=0)]  # sizes and counts where 0 means "none" or "no limit"
-Positive = Annotated[int, Field(ge=1)]
 # A year: far beyond any wait a server means, and every consumer (epoll's milliseconds,
 # systemd's microseconds in EXTEND_TIMEOUT_USEC) still takes it.
 MAX_SECONDS = 365 * 24 * 3600
-Seconds = Annotated[float, Field(ge=0, le=MAX_SECONDS, allow_inf_nan=False)]
 BIND_ACCEPTED = (
     "HOST:PORT, [IPV6]:PORT, HOST (port 8000), :PORT (every IPv4 interface), unix:PATH, fd://N,"
     " systemd:NAME"
 )
-BindAddress = Annotated[
-    str,
-    AfterValidator(normalize_bind),
-    WithJsonSchema(
-        {
-            "type": "string",
-            "pattern": r"^(unix:.+|fd://[0-9]+|systemd:[^:]{1,255}|(tcp://)?(\[[0-9A-Fa-f:.%a-z]+\](:[0-9]+)?|[^:\[\]]+(:[0-9]+)?|:[0-9]+))$",
-        }
-    ),
-]
-EnvAssignment = Annotated[
-    str,
-    AfterValidator(check_env_assignment),
-    WithJsonSchema({"type": "string", "pattern": "^[^=]+="}),
-]
-IdName = Annotated[NonEmptyStr, BeforeValidator(int_to_str)]
-# Choices, accepted in any case as gunicorn accepts them.
-HeaderMap = Annotated[Literal["drop", "refuse", "dangerous"], BeforeValidator(lower)]
 
 
 def log_level(value: object) -> object:
@@ -325,22 +292,6 @@ def log_level(value: object) -> object:
     return "warning" if value == "warn" else value
 
 
-LogLevel = Annotated[
-    Literal["debug", "info", "warning", "error", "critical"], BeforeValidator(log_level)
-]
-LogFormat = Annotated[Literal["console", "json", "logfmt"], BeforeValidator(lower)]
-ReloadEngine = Annotated[Literal["auto", "inotify", "poll"], BeforeValidator(lower)]
-SyslogFacility = Annotated[
-    Literal[
-        "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
-        "authpriv", "ftp", "local0", "local1", "local2", "local3", "local4", "local5", "local6",
-        "local7",
-    ],
-    BeforeValidator(lower),
-]  # fmt: skip
-SyslogFraming = Annotated[Literal["auto", "rfc5424", "rfc3164"], BeforeValidator(lower)]
-MemoryMetric = Annotated[Literal["rss", "pss"], BeforeValidator(lower)]
-StatsdNaming = Annotated[Literal["gunicorn", "wsgid"], BeforeValidator(lower)]
 MANAGED_DIR_ACCEPTED = "auto, off, or an absolute path"
 CONTROL_SOCKET_ACCEPTED = "auto (systemd's RuntimeDirectory only), off, or an absolute path"
 
@@ -447,12 +398,6 @@ def check_allow_entry(value: str) -> str:
     return value.strip()
 
 
-# An entry of proxy_allow_ips or forwarded_allow_ips.
-AllowEntry = Annotated[
-    str,
-    AfterValidator(check_allow_entry),
-    WithJsonSchema({"type": "string", "description": "an IP address, a CIDR network, or *"}),
-]
 ALLOW_ACCEPTED = "a list of IP addresses and CIDR networks (10.0.0.0/8), or *"
 
 
@@ -468,9 +413,6 @@ def proxy_mode(value: object) -> object:
         text = value.strip().lower()
         return {"true": "auto", "false": "off", "none": "off"}.get(text, text)
     return value
-
-
-ProxyProtocol = Annotated[Literal["off", "v1", "v2", "auto"], BeforeValidator(proxy_mode)]
 
 
 def cert_reqs(value: object) -> object:
@@ -494,12 +436,6 @@ def tls_version(value: object) -> object:
     return value
 
 
-CertReqs = Annotated[Literal["none", "optional", "required"], BeforeValidator(cert_reqs)]
-TlsVersion = Annotated[Literal["1.2", "1.3"], BeforeValidator(tls_version)]
-RemoteAddrFrom = Annotated[Literal["peer", "x-forwarded-for", "forwarded"], BeforeValidator(lower)]
-ForwarderHeader = Annotated[
-    Literal["SCRIPT_NAME", "PATH_INFO", "REMOTE_USER"], BeforeValidator(upper)
-]
 _TOKEN = re.compile(r"[!#$%&'*+.^`|~0-9A-Za-z-]+")
 
 
@@ -510,8 +446,6 @@ def check_header_name(value: str) -> str:
     return value
 
 
-# A request or response header name; "" for none.
-HeaderName = Annotated[str, AfterValidator(check_header_name)]
 HEADER_NAME_ACCEPTED = "a header name like X-Request-ID, or empty for none"
 
 
@@ -600,16 +534,137 @@ def hook_import_string(value: str | None) -> str | None:
     return f"{module}:{name}"
 
 
-# A server hook, set by the flag of its name (`--on-starting`).
-Hook = Annotated[
-    NonEmptyStr | None,
-    AfterValidator(hook_import_string),
-    Option(
-        "hooks",
-        metavar="MODULE:FUNCTION",
-        accepts=(
-            "MODULE:FUNCTION, or gunicorn's MODULE.FUNCTION (in a Python config file, the"
-            " function itself)"
-        ),
-    ),
-]
+def no_nul(value: object) -> object:
+    """No setting holds a NUL character: no path, name, header or environment variable can,
+    and the system call that met one would fail at start rather than here."""
+    if _holds_nul(value):
+        raise ValueError("it holds a NUL character")
+    return value
+
+
+def _holds_nul(value: object) -> bool:
+    """Whether a string in `value` (a string, or a list or table of them) holds a NUL."""
+    if isinstance(value, str):
+        return "\0" in value
+    if isinstance(value, list | tuple):
+        return any(_holds_nul(item) for item in value)
+    if isinstance(value, dict):
+        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
+    return False
+
+
+def check_combined(settings: Any) -> None:
+    """The rules that involve several settings, on a result with one attribute per setting
+    (the model, or the values the generated validator returns): a ValueError for the first
+    one broken. They run on the merged result only."""
+    _one_application(settings)
+    _reload_without_preload(settings)
+    _cooperative_without_preload(settings)
+    _metrics_bind_apart(settings)
+    _tls_complete(settings)
+    _proxy_listeners_known(settings)
+
+
+def check_combined_fields(
+    result: tuple[dict[str, Any], Any, Any],
+) -> tuple[dict[str, Any], Any, Any]:
+    """`check_combined` as the generated validator calls it: on what pydantic-core's
+    model-fields validator returns, the values, the extra ones and the names set."""
+    check_combined(types.SimpleNamespace(**result[0]))
+    return result
+
+
+def _one_application(settings: Any) -> None:
+    """app and paste both name the application to serve: one of them, not both."""
+    if settings.app is not None and settings.paste is not None:
+        raise ValueError(
+            "app and paste are both set, and each names the application to serve; keep"
+            " app for a MODULE:CALLABLE, or paste for a Paste Deploy file"
+        )
+
+
+def _reload_without_preload(settings: Any) -> None:
+    """reload needs the workers to import the app: preload_app imports it in the master."""
+    if settings.reload and settings.preload_app:
+        raise ValueError(
+            "reload and preload_app cannot be combined: with preload_app the application"
+            " is imported once, in the master, so reloaded workers would still run the old"
+            " code; drop preload_app (--preload) while developing"
+        )
+
+
+def _cooperative_without_preload(settings: Any) -> None:
+    """gevent and eventlet patch the standard library in each worker, before the app is
+    imported."""
+    kind = workers.KINDS.get(settings.worker_class)
+    if kind is not None and kind.cooperative and settings.preload_app:
+        name = settings.worker_class
+        raise ValueError(
+            f"worker_class {name} and preload_app cannot be combined: preload_app imports"
+            " the application in the master, which is never monkey-patched, so its locks,"
+            " sockets and thread-locals would stay blocking ones in every worker (hangs);"
+            f" drop preload_app (--preload) to serve with {name}"
+        )
+
+
+def _metrics_bind_apart(settings: Any) -> None:
+    """The side listener cannot share an address with the app's listeners."""
+    if settings.metrics_bind is not None and settings.metrics_bind in settings.bind:
+        raise ValueError(
+            f"metrics_bind {settings.metrics_bind} is also in bind: health probes need an"
+            " address of their own, apart from the application's"
+        )
+
+
+def _tls_complete(settings: Any) -> None:
+    """The TLS settings need certfile; client certificates need a CA to verify them."""
+    if settings.certfile is None:
+        needing = [
+            name
+            for name in (
+                "keyfile",
+                "keyfile_password_file",
+                "keyfile_password_env",
+                "ca_certs",
+                "tls_binds",
+                "tls_keylog_file",
+                "tls_reload_on_change",
+            )
+            if getattr(settings, name)
+        ]
+        if settings.cert_reqs != "none":
+            needing.append("cert_reqs")
+        if needing:
+            raise ValueError(
+                f"{', '.join(needing)} {'is' if len(needing) == 1 else 'are'} set but"
+                " certfile is not: TLS is served with the certificate certfile names"
+            )
+        return
+    if settings.cert_reqs != "none" and settings.ca_certs is None:
+        raise ValueError(
+            f"cert_reqs is {settings.cert_reqs} but ca_certs is not set: no client certificate"
+            " could be verified, so every client would be refused; set ca_certs to the CA"
+            " file that signs your clients' certificates"
+        )
+    _check_binds_known("tls_binds", settings.tls_binds, settings.bind)
+
+
+def _proxy_listeners_known(settings: Any) -> None:
+    """proxy_protocol_binds names listeners of bind, and only with proxy_protocol on."""
+    if not settings.proxy_protocol_binds:
+        return
+    if settings.proxy_protocol == "off":
+        raise ValueError(
+            "proxy_protocol_binds is set but proxy_protocol is off; set proxy_protocol"
+            " (v1, v2 or auto) or remove proxy_protocol_binds"
+        )
+    _check_binds_known("proxy_protocol_binds", settings.proxy_protocol_binds, settings.bind)
+
+
+def _check_binds_known(name: str, listed: tuple[str, ...], bind: tuple[str, ...]) -> None:
+    """A setting that names listeners (`name`) names only entries of bind."""
+    unknown = [b for b in listed if b not in bind]
+    if unknown:
+        raise ValueError(
+            f"{name} names {', '.join(unknown)}, which bind does not (bind: {', '.join(bind)})"
+        )

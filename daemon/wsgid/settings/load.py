@@ -17,18 +17,20 @@ the file should not lie in wait until the day the overriding flag is dropped.
 from __future__ import annotations
 
 import configparser
+import functools
 import os
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic_core import SchemaValidator, ValidationError
+from pydantic_core import __version__ as pydantic_core_version
 
 from wsgid.paste import ServerSection, has_loggers
 from wsgid.pyconfig import is_python
 from wsgid.runtime import Command, ConfigError, LoadedSettings, RuntimeSettings
+from wsgid.settings import table
 from wsgid.settings.cmdline import parse_command_line, read_gunicorn_cmd_args
-from wsgid.settings.model import Settings
 from wsgid.settings.pyfile import read_python_file
 from wsgid.settings.sources import (
     Entry,
@@ -42,6 +44,31 @@ from wsgid.settings.specs import SPECS, format_value
 
 # The config file read when no source names one, as gunicorn does (in the working directory).
 DEFAULT_CONFIG = "gunicorn.conf.py"
+
+
+@functools.cache
+def _validator() -> SchemaValidator:
+    """pydantic-core's validator of the settings' values: the model's validation, without the
+    model.
+
+    It is built from the generated table's schema (0.2 ms) when the installed pydantic-core
+    is the one the table was rendered with; else the schema, whose format is pydantic-core's
+    own, is taken from the model itself, which costs the import of pydantic and the model's
+    build, as before the table (about 90 ms).
+    """
+    if pydantic_core_version == table.PYDANTIC_CORE:
+        return SchemaValidator(table.SCHEMA)
+    from wsgid.settings.model import Settings
+    from wsgid.settings.tablegen import values_schema
+
+    return SchemaValidator(values_schema(Settings.__pydantic_core_schema__))
+
+
+def validate_values(values: Mapping[str, Any], *, strict: bool = False) -> dict[str, Any]:
+    """Every setting's value: those of `values`, checked and converted as the model does, and
+    the defaults of the others. Raises pydantic-core's `ValidationError`."""
+    validated: dict[str, Any] = _validator().validate_python(values, strict=strict)[0]
+    return validated
 
 
 def _reason(error: Mapping[str, Any]) -> str:
@@ -61,7 +88,7 @@ def validate_layer(layer: Layer) -> None:
         # mistake worth reporting); environment variables and flags are strings by nature,
         # and a Python config is converted as gunicorn converts it (its values are often
         # read from the environment: `workers = os.environ.get("WORKERS", 4)`).
-        Settings.model_validate(values, strict=layer.kind == "file")
+        validate_values(values, strict=layer.kind == "file")
     except ValidationError as exc:
         for error in exc.errors():
             loc = error["loc"]
@@ -107,20 +134,19 @@ def _pserve_serves_its_app(server: ServerSection, merged: Mapping[str, Entry]) -
 
 
 def _logging_of_paste_file(
-    settings: Settings, merged: Mapping[str, Entry], sources: dict[str, str]
-) -> Settings:
-    """The settings with `logconfig` the paste file, if it has a [loggers] section.
+    values: dict[str, Any], merged: Mapping[str, Entry], sources: dict[str, str]
+) -> None:
+    """Set `logconfig` to the paste file in `values`, if it has a [loggers] section.
 
     As gunicorn does: a [loggers] section configures stdlib logging unless the logging config
     is chosen elsewhere (logconfig; logconfig_json and logconfig_dict beat it anyway). Reading
     the file here also reports a missing or broken one before anything starts.
     """
-    assert settings.paste is not None
     paste = merged["paste"]
-    path = settings.paste.partition("#")[0]
+    path = values["paste"].partition("#")[0]
     try:
         if not has_loggers(path) or "logconfig" in merged:
-            return settings
+            return
     except FileNotFoundError:
         raise ConfigError(f"{paste.subject}: the file {path} does not exist.") from None
     except (configparser.Error, UnicodeDecodeError) as exc:
@@ -129,7 +155,7 @@ def _logging_of_paste_file(
     except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
         raise ConfigError(f"{paste.subject}: the file {path} cannot be read: {exc}.") from None
     sources["logconfig"] = f"paste:{path} [loggers]"
-    return settings.model_copy(update={"logconfig": path})
+    values["logconfig"] = path
 
 
 def load_settings(
@@ -146,7 +172,7 @@ def load_settings(
     command_line = parse_command_line(argv)
     if command_line.command == "config-schema":
         # The schema describes the file format; it does not depend on any configuration.
-        defaults = RuntimeSettings.copy_of(Settings())
+        defaults = RuntimeSettings(**validate_values({}))
         return LoadedSettings(defaults, dict.fromkeys(SPECS, "default"), "config-schema")
 
     if command_line.command == "config-import":
@@ -157,7 +183,7 @@ def load_settings(
                 "Command line: `wsgid config import` needs a gunicorn Python config file: "
                 "wsgid config import gunicorn.conf.py (or python:MODULE)."
             )
-        imported = RuntimeSettings.copy_of(Settings(config=given.value))
+        imported = RuntimeSettings(**validate_values({"config": given.value}))
         sources = dict.fromkeys(SPECS, "default") | {"config": given.label}
         return LoadedSettings(imported, sources, "config-import")
 
@@ -203,7 +229,7 @@ def load_settings(
     for layer in layers:  # lowest precedence first; later layers overwrite
         merged.update(layer.entries)
     try:
-        settings = Settings.model_validate({name: e.value for name, e in merged.items()})
+        values = validate_values({name: e.value for name, e in merged.items()})
     except ValidationError as exc:
         error = exc.errors()[0]
         loc = error["loc"]
@@ -217,19 +243,19 @@ def load_settings(
         ) from None
 
     sources = {name: merged[name].label if name in merged else "default" for name in SPECS}
-    warnings += _without_effect(settings, sources)
+    warnings += _without_effect(values, sources)
     if server is not None:
         _pserve_serves_its_app(server, merged)
-    elif command in ("serve", "check") and not (settings.app or settings.paste):
+    elif command in ("serve", "check") and not (values["app"] or values["paste"]):
         raise ConfigError(
             "No application given. Name it as MODULE:CALLABLE: as the APP argument "
             "(wsgid myproject.wsgi:application), as app in the config file, or in WSGID_APP;"
             " or name a Paste Deploy file with --paste FILE.ini."
         )
-    if settings.paste:
-        settings = _logging_of_paste_file(settings, merged, sources)
+    if values["paste"]:
+        _logging_of_paste_file(values, merged, sources)
     return LoadedSettings(
-        RuntimeSettings.copy_of(settings),
+        RuntimeSettings(**values),
         sources,
         command,
         command_line.json_output,
@@ -238,11 +264,11 @@ def load_settings(
     )
 
 
-def _without_effect(settings: Settings, sources: dict[str, str]) -> tuple[str, ...]:
+def _without_effect(values: Mapping[str, Any], sources: dict[str, str]) -> tuple[str, ...]:
     """Settings given that the chosen worker kind does not use: valid, so a warning."""
-    if settings.request_timeout and settings.worker_class == "sync":
+    if values["request_timeout"] and values["worker_class"] == "sync":
         return (
-            f"request_timeout {settings.request_timeout:g} (from {sources['request_timeout']})"
+            f"request_timeout {values['request_timeout']:g} (from {sources['request_timeout']})"
             " has no effect with worker_class sync: a sync worker runs one request at a time,"
             " which timeout bounds (past it the worker is replaced). Use timeout, or a kind"
             " that ends a request itself (gthread, gevent, eventlet, tornado).",

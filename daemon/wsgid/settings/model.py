@@ -8,8 +8,10 @@ generated from these fields and are never written a second time.
 
 Adding a setting means adding one annotated field below, with its description as the
 docstring under it (then `scripts/gen-schema` to refresh the committed schema, docs and
-typed fields, `wsgid/runtime_fields.py`). Checks that involve several fields belong in a
-`model_validator(mode="after")`; they run on the merged result only.
+typed fields, `wsgid/runtime_fields.py`, and the table the loader validates with,
+`wsgid/settings/table.py`). Checks that involve several fields belong in
+`fields.check_combined`, which the model runs on the merged result only. Every function a field
+runs is a plain function of `wsgid.settings.fields`: the generated table calls them by name.
 """
 
 from __future__ import annotations
@@ -29,18 +31,7 @@ from pydantic import (
 
 from wsgid.access_formats import GUNICORN_FORMAT
 from wsgid.runtime import MAX_WORKERS
-from wsgid.settings.fields import (
-    ACCESS_FORMATS_ACCEPTED,
-    ALLOW_ACCEPTED,
-    BIND_ACCEPTED,
-    CONTROL_SOCKET_ACCEPTED,
-    HEADER_NAME_ACCEPTED,
-    LOG_TARGETS_ACCEPTED,
-    LOGGER_CLASS_ACCEPTED,
-    MANAGED_DIR_ACCEPTED,
-    MAX_SECONDS,
-    STATSD_ACCEPTED,
-    WORKER_CLASS_HELP,
+from wsgid.settings.annotated import (
     AllowEntry,
     BindAddress,
     CertReqs,
@@ -55,7 +46,6 @@ from wsgid.settings.fields import (
     LogLevel,
     MemoryMetric,
     NonEmptyStr,
-    Option,
     Positive,
     ProxyProtocol,
     ReloadEngine,
@@ -66,7 +56,22 @@ from wsgid.settings.fields import (
     SyslogFraming,
     TlsVersion,
     WorkerClass,
+)
+from wsgid.settings.fields import (
+    ACCESS_FORMATS_ACCEPTED,
+    ALLOW_ACCEPTED,
+    BIND_ACCEPTED,
+    CONTROL_SOCKET_ACCEPTED,
+    HEADER_NAME_ACCEPTED,
+    LOG_TARGETS_ACCEPTED,
+    LOGGER_CLASS_ACCEPTED,
+    MANAGED_DIR_ACCEPTED,
+    MAX_SECONDS,
+    STATSD_ACCEPTED,
+    WORKER_CLASS_HELP,
+    Option,
     check_access_log_format,
+    check_combined,
     check_directory,
     check_log_target,
     check_logger_class,
@@ -77,6 +82,7 @@ from wsgid.settings.fields import (
     class_path,
     int_to_str,
     json_table,
+    no_nul,
     parse_mode,
     parse_umask,
     paste_globals,
@@ -84,7 +90,6 @@ from wsgid.settings.fields import (
     strip,
 )
 from wsgid.workers import ACCEPTED as WORKER_CLASS_ACCEPTED
-from wsgid.workers import KINDS as WORKER_KINDS
 
 
 class Settings(BaseModel):
@@ -92,7 +97,7 @@ class Settings(BaseModel):
 
     # Each setting's description is the docstring under it (one-line help: its first
     # sentence), read from this file's source when first needed and with whitespace
-    # collapsed (`specs.attribute_docstrings`, `SettingSpec.description`).
+    # collapsed (`tablegen.attribute_docstrings`, when `table.py` is rendered).
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     # --- general / application ------------------------------------------------------------
@@ -820,121 +825,9 @@ class Settings(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _no_nul(cls, value: Any) -> Any:
-        """No setting holds a NUL character: no path, name, header or environment variable
-        can, and the system call that met one would fail at start rather than here."""
-        if _holds_nul(value):
-            raise ValueError("it holds a NUL character")
-        return value
+        return no_nul(value)
 
     @model_validator(mode="after")
-    def _one_application(self) -> Settings:
-        """app and paste both name the application to serve: one of them, not both."""
-        if self.app is not None and self.paste is not None:
-            raise ValueError(
-                "app and paste are both set, and each names the application to serve; keep"
-                " app for a MODULE:CALLABLE, or paste for a Paste Deploy file"
-            )
+    def _combined(self) -> Settings:
+        check_combined(self)
         return self
-
-    @model_validator(mode="after")
-    def _reload_without_preload(self) -> Settings:
-        """reload needs the workers to import the app: preload_app imports it in the master."""
-        if self.reload and self.preload_app:
-            raise ValueError(
-                "reload and preload_app cannot be combined: with preload_app the application"
-                " is imported once, in the master, so reloaded workers would still run the old"
-                " code; drop preload_app (--preload) while developing"
-            )
-        return self
-
-    @model_validator(mode="after")
-    def _cooperative_without_preload(self) -> Settings:
-        """gevent and eventlet patch the standard library in each worker, before the app is
-        imported."""
-        kind = WORKER_KINDS.get(self.worker_class)
-        if kind is not None and kind.cooperative and self.preload_app:
-            name = self.worker_class
-            raise ValueError(
-                f"worker_class {name} and preload_app cannot be combined: preload_app imports"
-                " the application in the master, which is never monkey-patched, so its locks,"
-                " sockets and thread-locals would stay blocking ones in every worker (hangs);"
-                f" drop preload_app (--preload) to serve with {name}"
-            )
-        return self
-
-    @model_validator(mode="after")
-    def _metrics_bind_apart(self) -> Settings:
-        """The side listener cannot share an address with the app's listeners."""
-        if self.metrics_bind is not None and self.metrics_bind in self.bind:
-            raise ValueError(
-                f"metrics_bind {self.metrics_bind} is also in bind: health probes need an"
-                " address of their own, apart from the application's"
-            )
-        return self
-
-    @model_validator(mode="after")
-    def _tls_complete(self) -> Settings:
-        """The TLS settings need certfile; client certificates need a CA to verify them."""
-        if self.certfile is None:
-            needing = [
-                name
-                for name in (
-                    "keyfile",
-                    "keyfile_password_file",
-                    "keyfile_password_env",
-                    "ca_certs",
-                    "tls_binds",
-                    "tls_keylog_file",
-                    "tls_reload_on_change",
-                )
-                if getattr(self, name)
-            ]
-            if self.cert_reqs != "none":
-                needing.append("cert_reqs")
-            if needing:
-                raise ValueError(
-                    f"{', '.join(needing)} {'is' if len(needing) == 1 else 'are'} set but"
-                    " certfile is not: TLS is served with the certificate certfile names"
-                )
-            return self
-        if self.cert_reqs != "none" and self.ca_certs is None:
-            raise ValueError(
-                f"cert_reqs is {self.cert_reqs} but ca_certs is not set: no client certificate"
-                " could be verified, so every client would be refused; set ca_certs to the CA"
-                " file that signs your clients' certificates"
-            )
-        _check_binds_known("tls_binds", self.tls_binds, self.bind)
-        return self
-
-    @model_validator(mode="after")
-    def _proxy_listeners_known(self) -> Settings:
-        """proxy_protocol_binds names listeners of bind, and only with proxy_protocol on."""
-        if not self.proxy_protocol_binds:
-            return self
-        if self.proxy_protocol == "off":
-            raise ValueError(
-                "proxy_protocol_binds is set but proxy_protocol is off; set proxy_protocol"
-                " (v1, v2 or auto) or remove proxy_protocol_binds"
-            )
-        _check_binds_known("proxy_protocol_binds", self.proxy_protocol_binds, self.bind)
-        return self
-
-
-def _check_binds_known(name: str, listed: tuple[str, ...], bind: tuple[str, ...]) -> None:
-    """A setting that names listeners (`name`) names only entries of bind."""
-    unknown = [b for b in listed if b not in bind]
-    if unknown:
-        raise ValueError(
-            f"{name} names {', '.join(unknown)}, which bind does not (bind: {', '.join(bind)})"
-        )
-
-
-def _holds_nul(value: Any) -> bool:
-    """Whether a string in `value` (a string, or a list or table of them) holds a NUL."""
-    if isinstance(value, str):
-        return "\0" in value
-    if isinstance(value, list | tuple):
-        return any(_holds_nul(item) for item in value)
-    if isinstance(value, dict):
-        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
-    return False

@@ -1,4 +1,4 @@
-"""The settings as data: one `SettingSpec` per field of the model, read from it once.
+"""The settings as data: one `SettingSpec` per field of the model, from the generated table.
 
 What this module owns:
 
@@ -16,32 +16,35 @@ What this module owns:
 
 from __future__ import annotations
 
-import ast
+import copy
 import difflib
-import functools
-import inspect
-import itertools
 import re
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
-
-import annotated_types
-from pydantic.fields import FieldInfo
+from typing import Any
 
 from wsgid.runtime import Command
+from wsgid.settings import table
 from wsgid.settings.fields import ENV_PREFIX, GROUPS_BY_NAME, Group, Option
-from wsgid.settings.model import Settings
 
 
 @dataclass(frozen=True)
 class SettingSpec:
-    """Everything the generators need about one setting, derived from its field."""
+    """Everything the generators need about one setting, read from its field when the table
+    was rendered (`wsgid.settings.tablegen`)."""
 
     name: str
-    field: FieldInfo
     option: Option
+    is_list: bool
+    is_bool: bool
+    is_table: bool
+    is_optional: bool
+    # The default value; a table's is copied for each caller (`default`).
+    default_value: Any
+    # The field's description, or else the docstring under it, as one line.
+    description: str
+    # What it accepts, in words: its Option's, or else said of its type and bounds.
+    accepts: str
 
     @property
     def env_var(self) -> str:
@@ -56,22 +59,6 @@ class SettingSpec:
         return self.option.group if self.group.table else None
 
     @property
-    def is_list(self) -> bool:
-        return get_origin(_strip_optional(self.field.annotation)) is tuple
-
-    @property
-    def is_bool(self) -> bool:
-        return _strip_optional(self.field.annotation) is bool
-
-    @property
-    def is_table(self) -> bool:
-        return get_origin(_strip_optional(self.field.annotation)) is dict
-
-    @property
-    def is_optional(self) -> bool:
-        return _is_optional(self.field.annotation)
-
-    @property
     def flags(self) -> tuple[str, ...]:
         """The option strings that set it: its Option's, or else its name dashed."""
         if self.option.flags is None:
@@ -84,14 +71,7 @@ class SettingSpec:
 
     @property
     def default(self) -> Any:
-        return self.field.get_default(call_default_factory=True)
-
-    @property
-    def description(self) -> str:
-        """The field's description, or else the docstring under it, as one line (it is
-        wrapped in the source)."""
-        text = self.field.description or attribute_docstrings().get(self.name, "")
-        return " ".join(text.split())
+        return copy.deepcopy(self.default_value)
 
     @property
     def summary(self) -> str:
@@ -101,110 +81,13 @@ class SettingSpec:
         return text if end < 0 else text[: end + 1]
 
     @property
-    def accepts(self) -> str:
-        return self.option.accepts or _describe_type(self.field)
-
-    @property
     def default_text(self) -> str:
         if self.option.default_doc:
             return self.option.default_doc
         return format_value(self.default, octal=self.option.octal)
 
 
-_UnionType = type(int | str)  # `X | None` is a types.UnionType, `Optional[X]` a typing.Union
-
-
-def _is_optional(annotation: Any) -> bool:
-    return get_origin(annotation) in (Union, _UnionType) and type(None) in get_args(annotation)
-
-
-def _strip_optional(annotation: Any) -> Any:
-    if _is_optional(annotation):
-        rest = [a for a in get_args(annotation) if a is not type(None)]
-        return rest[0] if len(rest) == 1 else annotation
-    return annotation
-
-
-def _bounds(metadata: Sequence[Any]) -> tuple[str | None, str | None]:
-    """The lower and upper bound of a number, in words ("0" or "above 0"; "3600")."""
-    low = high = None
-    for item in metadata:
-        if isinstance(item, annotated_types.Ge):
-            low = f"{item.ge}"
-        elif isinstance(item, annotated_types.Gt):
-            low = f"above {item.gt}"
-        elif isinstance(item, annotated_types.Le):
-            high = f"{item.le}"
-    return low, high
-
-
-def _describe_type(field: FieldInfo) -> str:
-    """What a field accepts, in words, from its type and constraints."""
-    annotation = _strip_optional(field.annotation)
-    low, high = _bounds(field.metadata)
-    if annotation is bool:
-        return "true or false (also 1/0, yes/no, on/off)"
-    if get_origin(annotation) is Literal:
-        return "one of " + ", ".join(str(a) for a in get_args(annotation))
-    if annotation in (int, float):
-        noun = "an integer" if annotation is int else "a number"
-        if low is not None and high is not None:
-            if low.startswith("above"):
-                return f"{noun} {low}, at most {high}"
-            return f"{noun} from {low} to {high}"
-        if low is not None:
-            return f"{noun} {low}" if low.startswith("above") else f"{noun} >= {low}"
-        return noun
-    if get_origin(annotation) is tuple:
-        item = get_args(annotation)[0]
-        if get_origin(item) is Annotated:
-            item = get_args(item)[0]
-        if get_origin(item) is Literal:
-            return "a list of any of " + ", ".join(str(a) for a in get_args(item))
-        return "a list of strings"
-    if annotation is str:  # no constraint: "" is a value too
-        return "a string"
-    return "a non-empty string"
-
-
-@functools.cache
-def attribute_docstrings() -> dict[str, str]:
-    """The docstring under each field of `Settings`, read from model.py's source.
-
-    Read here, when a description is first asked for (`--help`, `config show`, the schema,
-    the docs), rather than by pydantic's use_attribute_docstrings, which reads them every time
-    the model is built: at every start and reload, for a third of the time the model takes
-    to build (measured 24-36 ms against 11 ms).
-    """
-    module = sys.modules[Settings.__module__]
-    tree = ast.parse(inspect.getsource(module))
-    (body,) = [n.body for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Settings"]
-    found: dict[str, str] = {}
-    for field, after in itertools.pairwise(body):
-        if (
-            isinstance(field, ast.AnnAssign)
-            and isinstance(field.target, ast.Name)
-            and isinstance(after, ast.Expr)
-            and isinstance(after.value, ast.Constant)
-            and isinstance(after.value.value, str)
-        ):
-            found[field.target.id] = after.value.value
-    return found
-
-
-def _collect_specs() -> dict[str, SettingSpec]:
-    specs: dict[str, SettingSpec] = {}
-    for name, info in Settings.model_fields.items():
-        options = [m for m in info.metadata if isinstance(m, Option)]
-        if len(options) != 1:
-            raise TypeError(f"Settings.{name} needs exactly one Option(...) in its metadata")
-        if options[0].group not in GROUPS_BY_NAME:
-            raise TypeError(f"Settings.{name}: unknown group {options[0].group!r}")
-        specs[name] = SettingSpec(name, info, options[0])
-    return specs
-
-
-SPECS: Mapping[str, SettingSpec] = _collect_specs()
+SPECS: Mapping[str, SettingSpec] = {row[0]: SettingSpec(*row) for row in table.ROWS}
 # The settings a configuration file may hold (all but `config`, which names the file).
 FILE_SPECS = {n: s for n, s in SPECS.items() if s.option.in_file}
 
