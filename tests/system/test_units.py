@@ -19,6 +19,7 @@ from system.sysd_support import need_root, need_tool
 
 REPO = Path(__file__).resolve().parents[2]
 UNITS = REPO / "systemd"
+SYSTEMD_MD = REPO / "docs" / "systemd.md"
 SHIPPED = ["wsgid.service", "wsgid.socket", "wsgid@.service", "wsgid@.socket"]
 # What verify is asked to check: templates are checked through an instance.
 CHECKED = ["wsgid.service", "wsgid.socket", "wsgid@demo.service", "wsgid@demo.socket"]
@@ -104,6 +105,39 @@ def test_socket_activated_template_exposure_is_at_most_1(tmp_path: Path) -> None
     shutil.copy(UNITS / "wsgid@.service", instance)
     score = exposure(instance)
     assert score <= 1.0, score
+
+
+def systemd_major() -> int:
+    out = subprocess.run(
+        [need_tool("systemctl"), "--version"], capture_output=True, text=True, timeout=60
+    ).stdout
+    return int(out.split()[1])
+
+
+def test_the_exposure_scores_the_docs_and_units_state_are_systemd_analyzes(
+    tmp_path: Path,
+) -> None:
+    """docs/systemd.md and each unit's comment give the score `systemd-analyze security`
+    computes, for the systemd version the page names (its scoring changes between versions)."""
+    text = SYSTEMD_MD.read_text()
+    stated = re.search(
+        r"Scores from `systemd-analyze security`(?: of systemd (\d+))?[^:]*:\s*"
+        r"`wsgid.service` \*\*(\d\.\d)\*\*,\s*`wsgid@NAME.service` \*\*(\d\.\d)\*\*",
+        text,
+    )
+    assert stated, "docs/systemd.md no longer states the scores where this test looks"
+    version, service, template = stated[1], stated[2], stated[3]
+    instance = tmp_path / "wsgid@demo.service"
+    shutil.copy(UNITS / "wsgid@.service", instance)
+    for unit, score in (("wsgid.service", service), ("wsgid@.service", template)):
+        comment = re.search(
+            r"^# Hardening: .* scores this (\d\.\d)\.$", (UNITS / unit).read_text(), re.M
+        )
+        assert comment and comment[1] == score, f"{unit}'s comment: {comment and comment[0]}"
+    if version is not None and systemd_major() != int(version):
+        pytest.skip(f"the scores are systemd {version}'s; this is systemd {systemd_major()}")
+    assert f"{exposure(UNITS / 'wsgid.service'):.1f}" == service
+    assert f"{exposure(instance):.1f}" == template
 
 
 @pytest.mark.parametrize("name", ["wsgid.service", "wsgid@.service"])
