@@ -276,3 +276,34 @@ def test_template_instance_serves_its_own_config_on_its_own_unix_socket(
     assert "/etc/wsgid/demo.toml" in box.show("wsgid@demo.service", "ExecStart")
     box.systemctl("stop", "wsgid@demo.service", "wsgid@demo.socket")
     assert box.systemctl("is-active", "wsgid@demo.service", check=False) == "inactive"
+
+
+def test_an_app_that_cannot_be_loaded_fails_the_unit_with_the_status_the_docs_show(
+    box: SystemdBox,
+) -> None:
+    """Exit status 4 reaches systemd as the main process's status: `systemctl status` shows
+    the number, and systemd's log line names it as its LSB table does (NOPERMISSION), as
+    docs/running.md says."""
+    box.write("/etc/wsgid/broken.toml", 'app = "no_such_module:app"\nworkers = 1\n')
+    units = ("wsgid@broken.service", "wsgid@broken.socket")
+    try:
+        box.run("systemctl", "start", "wsgid@broken.service", check=False)
+        assert box.show("wsgid@broken.service", "ExecMainStatus") == "4"
+        status = box.run("systemctl", "--no-pager", "status", units[0], check=False).stdout
+        assert re.search(r"Main PID: \d+ \(code=exited, status=4\)", status), status
+        logged = "Main process exited, code=exited, status=4/NOPERMISSION"
+        poll(lambda: logged in box.journal(units[0]), timeout=10, what="systemd's log line")
+        assert "`4/NOPERMISSION`" in exit_code_row(4)
+    finally:
+        box.systemctl("stop", *units, check=False)
+        box.systemctl("reset-failed", *units, check=False)
+        box.run("rm", "-f", "/etc/wsgid/broken.toml")
+
+
+def exit_code_row(code: int) -> str:
+    """The row of `code` in docs/running.md's exit code table."""
+    text = (Path(__file__).resolve().parents[2] / "docs/running.md").read_text()
+    table = text.split("## Exit codes", 1)[1]
+    row = re.search(rf"^\| {code} \|.*$", table, re.M)
+    assert row, f"no row for {code} in docs/running.md's exit code table"
+    return row[0]

@@ -16,10 +16,12 @@ from pathlib import Path
 import pytest
 
 from system.sysd_support import need_root, need_tool
+from wsgid.exitcodes import WORKER_ONLY, ExitCode
 
 REPO = Path(__file__).resolve().parents[2]
 UNITS = REPO / "systemd"
 SYSTEMD_MD = REPO / "docs" / "systemd.md"
+RUNNING_MD = REPO / "docs" / "running.md"
 SHIPPED = ["wsgid.service", "wsgid.socket", "wsgid@.service", "wsgid@.socket"]
 # What verify is asked to check: templates are checked through an instance.
 CHECKED = ["wsgid.service", "wsgid.socket", "wsgid@demo.service", "wsgid@demo.socket"]
@@ -138,6 +140,20 @@ def test_the_exposure_scores_the_docs_and_units_state_are_systemd_analyzes(
         pytest.skip(f"the scores are systemd {version}'s; this is systemd {systemd_major()}")
     assert f"{exposure(UNITS / 'wsgid.service'):.1f}" == service
     assert f"{exposure(instance):.1f}" == template
+
+
+def test_the_exit_code_table_says_how_systemctl_status_shows_each_code() -> None:
+    """docs/running.md's last column is systemd's name for each status: `4/NOPERMISSION`."""
+    tool = need_tool("systemd-analyze")
+    table = RUNNING_MD.read_text().split("## Exit codes", 1)[1].split("\n\n", 2)[1]
+    rows = dict(re.findall(r"^\| (\d+) \|.*\| `(\d+/[A-Z_]+)` \|$", table, re.M))
+    assert {int(c) for c in rows} == {int(c) for c in ExitCode if c not in WORKER_ONLY}, table
+    for code, shown in rows.items():
+        out = subprocess.run(
+            [tool, "exit-status", code], capture_output=True, text=True, timeout=60
+        ).stdout
+        name = out.splitlines()[1].split()[0]  # under the NAME STATUS CLASS header
+        assert shown == f"{code}/{name}", (shown, out)
 
 
 @pytest.mark.parametrize("name", ["wsgid.service", "wsgid@.service"])
