@@ -209,3 +209,26 @@ def test_a_file_download_cut_at_the_time_limit_says_so_not_that_the_client_left(
         (gone,) = wait_event(server.errlog, "client.gone", timeout=TIMEOUT + 20)
     assert "reached its time limit" in (gone.get("error") or ""), gone.line
     assert server.stop() == 0
+
+
+def test_post_request_sees_the_503_a_timed_out_request_got_not_the_apps_late_status(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    """gthread answers 503 in the app's place; the thread's late 200 never reaches the client,
+    so the `post_request` hook (called when the thread ends) is told of the 503."""
+    hook_log = workdir.root / "hooks.jsonl"
+    server = wsgid(
+        APP, "--worker-class", "gthread", "--threads", "2", "--timeout", str(TIMEOUT),
+        "--post-request", "hooks_recorder:post_request", workers=1,
+        env={"TESTAPP_HOOK_LOG": str(hook_log)},
+    )  # fmt: skip
+    slow = TIMEOUT + 2.5  # it does end, after the 503
+    answer = server.get(f"/sleep?s={slow}&tag=hook", timeout=slow + 15)
+    assert answer.status == 503
+
+    def seen() -> list[object]:
+        lines = hook_log.read_text().splitlines() if hook_log.exists() else []
+        calls = [json.loads(line)["facts"] for line in lines]
+        return [c.get("status") for c in calls if c.get("path") == "/sleep"]
+
+    assert poll(seen, timeout=slow + 15, what="post_request for /sleep") == [503]

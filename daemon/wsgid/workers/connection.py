@@ -102,6 +102,7 @@ class Connection:
         "sends",
         "sock",
         "timed_out",
+        "timeout_answer",
         "waiter",
     )
 
@@ -155,6 +156,9 @@ class Connection:
         # Its request ran past request_timeout and was answered (503) or cut by the worker:
         # what the app answers in the end is never sent, counted nor logged.
         self.timed_out = False
+        # What the worker sent in the app's place then (`timed_out_answer`: the 503), for
+        # the post_request hook to see what the client got; b"" if it cut the connection.
+        self.timeout_answer = b""
         # TLS: the handshake is not over yet; the client's close_notify came with bytes
         # still to handle (what a plain client's FIN is once they are read).
         self.handshaking = False

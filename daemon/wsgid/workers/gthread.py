@@ -61,6 +61,7 @@ from wsgid import loader
 from wsgid.http.errors import ProtocolError
 from wsgid.http.parser import RequestParser
 from wsgid.http.request import Request
+from wsgid.http.response import Response
 from wsgid.runtime import RuntimeSettings
 from wsgid.workers import unpatched
 from wsgid.workers.connection import Connection
@@ -132,6 +133,9 @@ class ThreadWorker(ConnectionLoop):
         self.wake_pending = False  # a byte is on its way to the wake-up pipe
         self.thread_log_after = 0.0  # worker.thread_start_failed is logged again from then on
         self.dead_fd = -1  # a socket whose peer is gone, for taken connections
+        # Held by `_take` while it takes a client and chooses its answer: a thread whose
+        # request it took waits for the choice (`as_answered`). Only timed-out requests.
+        self.taking = threading.Lock()
 
     def request_limit_of(self, settings: RuntimeSettings) -> float:
         """`request_timeout`, else `timeout`: the loop thread keeps stamping the heartbeat while
@@ -271,8 +275,16 @@ class ThreadWorker(ConnectionLoop):
         answer = self._take(conn, req, me.started)
         self.report_timeout(conn, req, elapsed, answer, stack, self.request_limit, thread=me.name)
 
+    def as_answered(self, conn: Connection, resp: Response) -> None:
+        with self.taking:  # `_take` marks the request timed out before choosing its answer
+            super().as_answered(conn, resp)
+
     def _take(self, conn: Connection, req: Request, started: float) -> str:
         """Take `conn`'s client from the thread that runs its request; what it got."""
+        with self.taking:
+            return self._take_locked(conn, req, started)
+
+    def _take_locked(self, conn: Connection, req: Request, started: float) -> str:
         # epoll knows the descriptor with its socket: unregister before repointing it.
         self._watch(conn, 0)
         conn.closing = True  # when the thread hands it back, it is closed

@@ -69,7 +69,7 @@ from wsgid.http.exchange import CONTINUE, Exchange, FileIterator, FileWrapper
 from wsgid.http.parser import RequestParser
 from wsgid.http.proxy_protocol import ProxyHeaderReader
 from wsgid.http.request import Request
-from wsgid.http.response import worker_stops
+from wsgid.http.response import Response, worker_stops
 from wsgid.listeners import Listener
 from wsgid.logs import clock, request_id
 from wsgid.runtime import RuntimeSettings
@@ -720,6 +720,8 @@ class ConnectionLoop(Worker):
             conn.closing = True
             conn.client_closed = not req.keep_alive and req.body_complete
         if self.post_request_hook:
+            if conn.timed_out:
+                self.as_answered(conn, resp)
             self.hooks.call("post_request", self, req, resp.environ, resp)
         if access is not None and not conn.timed_out:
             access.request(
@@ -733,6 +735,7 @@ class ConnectionLoop(Worker):
         request's line, headers, peer and timing; not its id, which only the environ the
         app's thread or greenlet holds has)."""
         response = error_response(503, self.dates, head=head)
+        conn.timeout_answer = response
         self.statuses.append(503)
         if self.access is not None:
             elapsed_us = int((time.monotonic() - started) * 1e6)
@@ -740,6 +743,20 @@ class ConnectionLoop(Worker):
             environ.update(req.environ)  # the header fields, as the parser keyed them
             self.access.request(req, 503, len(response), environ, (), elapsed_us)
         return response
+
+    def as_answered(self, conn: Connection, resp: Response) -> None:
+        """Make `resp` (the app's late response to a timed-out request) say what its client
+        got instead: the worker's answer (`timed_out_answer`), its status, header fields and
+        body size. A cut connection leaves it as it is: the app's response had begun."""
+        answer = conn.timeout_answer
+        if not answer:
+            return
+        end = answer.index(b"\r\n\r\n")
+        status_line, *lines = answer[:end].decode("latin-1").split("\r\n")
+        resp.status = status_line.partition(" ")[2]
+        resp.status_code = int(resp.status[:3])
+        resp.headers = [(name, value) for name, _, value in (f.partition(": ") for f in lines)]
+        resp.bytes_sent = len(answer) - end - 4
 
     def report_timeout(
         self,
