@@ -226,45 +226,76 @@ def test_a_template_instance_serves_its_own_config_on_its_unix_socket(
     assert status == 200, box.diagnose("wsgid@demo.service")
 
 
+# The log file lines of /etc/wsgid/app.toml as shipped, commented out.
+LOG_HINT = re.compile(r'^# ((errorlog|accesslog) = "(/[^"]+)")$', re.M)
+
+
+@contextlib.contextmanager
+def log_file_hints_uncommented(box: SystemdBox) -> Iterator[dict[str, Path]]:
+    """/etc/wsgid/app.toml as shipped with its errorlog and accesslog lines uncommented, as a
+    user would, and wsgid.service restarted; yields each log file (as seen from the host).
+    At the end the file is as shipped again, the logs are removed and the service restarted."""
+    ensure_installed(box)
+    conf = box.path("/etc/wsgid/app.toml")
+    shipped = conf.read_text()
+    hints = {m.group(2): m.group(3) for m in LOG_HINT.finditer(shipped)}
+    assert set(hints) == {"errorlog", "accesslog"}, shipped
+    conf.write_text(LOG_HINT.sub(r"\1", shipped))
+    try:
+        restart_wsgid(box)
+        yield {setting: box.path(path) for setting, path in hints.items()}
+    finally:
+        conf.write_text(shipped)
+        box.run("sh", "-c", "rm -f /var/log/wsgid/*")
+        box.systemctl("restart", "wsgid.service", check=False)
+
+
+def has(path: Path, text: str) -> bool:
+    return path.exists() and text in path.read_text()
+
+
+def test_the_shipped_configs_log_file_lines_work_under_the_shipped_unit(
+    deb_box: SystemdBox,
+) -> None:
+    """The commented log paths of /etc/wsgid/app.toml, uncommented, under wsgid.service as
+    shipped (ProtectSystem=strict, DynamicUser=): the unit leaves /var/log/wsgid writable."""
+    box = deb_box
+    with log_file_hints_uncommented(box) as logs:
+        assert get(box.port, "/into-the-log-file")[0] == 200
+        wait_for(lambda: has(logs["accesslog"], "/into-the-log-file"), 10, "the access log")
+        wait_for(lambda: has(logs["errorlog"], "master.ready"), 10, "the error log")
+
+
 def test_logrotate_rotates_the_log_files_and_usr1_makes_wsgid_reopen_them(
     deb_box: SystemdBox,
 ) -> None:
-    """The packaged logrotate snippet, with wsgid run as the package's user writing files.
-
-    The shipped unit runs with DynamicUser= and logs to the journal; an administrator who
-    wants log files runs it as the `wsgid` user (which owns /var/log/wsgid) with a drop-in.
-    """
+    """The packaged logrotate snippet, with the log files of the shipped config's lines."""
     box = deb_box
-    dropin = "/etc/systemd/system/wsgid.service.d/test-logfiles.conf"
-    box.write(
-        dropin,
-        "[Service]\nDynamicUser=no\nUser=wsgid\nGroup=wsgid\nReadWritePaths=/var/log/wsgid\n"
-        "Environment=WSGID_ACCESSLOG=/var/log/wsgid/access.log\n",
-    )
-    log = box.path("/var/log/wsgid/access.log")
-    rotated = box.path("/var/log/wsgid/access.log.1")
-    try:
-        box.systemctl("daemon-reload")
-        box.systemctl("restart", "wsgid.service")
+    with log_file_hints_uncommented(box) as logs:
+        log, errors = logs["accesslog"], logs["errorlog"]
+        rotated = log.with_name(log.name + ".1")
         assert get(box.port, "/before-rotation")[0] == 200
-        wait_for(lambda: log.exists() and "/before-rotation" in log.read_text(), 10, "access log")
+        wait_for(lambda: has(log, "/before-rotation"), 10, "access log")
         box.run("logrotate", "--force", "/etc/logrotate.d/wsgid")
         assert "/before-rotation" in rotated.read_text()
         # postrotate sent USR1: the master reopens its logs and passes the signal on; each
         # worker reopens when it gets it (a request it serves before then still lands in
         # access.log.1, which is why the snippet uses delaycompress).
-        wait_for(lambda: "master.reopen_logs" in box.journal("wsgid.service"), 10, "USR1")
+        wait_for(
+            lambda: (
+                has(errors, "master.reopen_logs")
+                or has(errors.with_name(errors.name + ".1"), "master.reopen_logs")
+            ),
+            10,
+            "USR1",
+        )
 
         def reopened() -> bool:
             assert get(box.port, "/after-rotation")[0] == 200
-            return log.exists() and "/after-rotation" in log.read_text()
+            return has(log, "/after-rotation")
 
         wait_for(reopened, 10, "wsgid to write to a new access.log")
         assert "/before-rotation" not in log.read_text()
-    finally:
-        box.run("rm", "-f", dropin)
-        box.systemctl("daemon-reload")
-        box.systemctl("restart", "wsgid.service", check=False)
 
 
 # ------------------------------------------------------------------ HTTPS (docs/tls.md)
