@@ -173,7 +173,8 @@ class WorkerTable:
             code = exc.code if isinstance(exc.code, int) else ExitCode.ERROR
         except BaseException:
             with contextlib.suppress(BaseException):
-                self.log.exception("worker.crashed")
+                # The master's log, bound to the master's pid: this event is the worker's.
+                self.log.exception("worker.crashed", pid=os.getpid())
         finally:
             try:
                 sys.stdout.flush()

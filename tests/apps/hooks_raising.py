@@ -2,6 +2,7 @@
 
 Each function raises `RuntimeError("hook <name> fails on purpose")`; the names are gunicorn's
 (and wsgid's) hook names, so `--on-starting hooks_raising:on_starting` and so on.
+`post_fork_interrupt` raises KeyboardInterrupt instead, to crash the worker it is called in.
 """
 
 from __future__ import annotations
@@ -71,3 +72,8 @@ def nworkers_changed(*args: Any) -> None:
 
 def on_exit(*args: Any) -> None:
     _fail("on_exit")
+
+
+def post_fork_interrupt(*args: Any) -> None:
+    """A BaseException, which no hook call catches: the worker crashes (`worker.crashed`)."""
+    raise KeyboardInterrupt("post_fork interrupts on purpose")

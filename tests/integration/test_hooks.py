@@ -306,3 +306,17 @@ def test_hooks_and_logging_classes_are_imported_from_chdir_by_the_wsgid_command(
     assert server.get("/").body == b"ok"
     assert sorted(marks.read_text().split()) == ["filter", "hook"]
     assert server.stop() == 0
+
+
+def test_a_worker_crashed_by_a_hook_is_logged_under_the_workers_own_pid(
+    wsgid: Callable[..., WsgidServer],
+) -> None:
+    """A BaseException from post_fork ends the worker (`worker.crashed`, with the traceback):
+    the event is the worker's, so it names the worker's pid, not the master's."""
+    server = wsgid(APP, "--post-fork", "hooks_raising:post_fork_interrupt", workers=1, start=False)
+    assert server.wait_exit(30) != 0  # the first worker could not boot: the master stops
+    log = server.errlog()
+    (crashed,) = events(log, "worker.crashed")
+    assert "post_fork interrupts on purpose" in crashed.text, crashed.text
+    (failed,) = events(log, "worker.boot_failed")
+    assert crashed.get("pid") == failed.get("worker") != str(server.pid), log
