@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -88,9 +89,14 @@ def test_image_validates_its_configuration(podman: Podman, image: str) -> None:
     assert missing.returncode == ExitCode.APP_LOAD_FAILED, missing.stdout + missing.stderr
 
 
-def start(podman: Podman, image: str, *args: str, env: dict[str, str]) -> str:
-    options = [f"--env={k}={v}" for k, v in env.items()]
-    return podman("run", "--detach", "--network=host", *options, *args, image).stdout.strip()
+def start(
+    podman: Podman, image: str, *options: str, env: dict[str, str], args: Sequence[str] = ()
+) -> str:
+    """A detached container on the host's network: podman `options`, wsgid `args`."""
+    environment = [f"--env={k}={v}" for k, v in env.items()]
+    return podman(
+        "run", "--detach", "--network=host", *environment, *options, image, *args
+    ).stdout.strip()
 
 
 def test_image_serves_and_podman_stop_drains_the_in_flight_request(
@@ -137,6 +143,42 @@ def test_image_serves_and_podman_stop_drains_the_in_flight_request(
         assert exit_code.strip() == "0", podman("logs", container, check=False).stderr
         logs = podman("logs", container, check=False)
         assert "graceful=true" in logs.stdout + logs.stderr
+    finally:
+        podman("rm", "--force", "--time", "0", container, check=False)
+
+
+def test_health_check_probes_the_addresses_wsgid_listens_on_whatever_gave_them(
+    podman: Podman, image: str
+) -> None:
+    """A bind given by flag (`IMAGE -b ...`), not PORT or WSGID_BIND, is what the image's
+    HEALTHCHECK probes: it reads the running master's sockets. With a side listener given by
+    flag too it asks /livez there; a master that does not answer there is unhealthy."""
+    port, side, unused = free_port(), free_port(), free_port()
+    container = start(podman, image, env={"PORT": str(unused)}, args=["-b", f"127.0.0.1:{port}"])
+    try:
+        wait_for(
+            lambda: answers(port, "/by-flag"), 30, "the container to answer on the flag's bind"
+        )
+        health = podman("healthcheck", "run", container, check=False)
+        assert health.returncode == 0, health.stdout + health.stderr
+    finally:
+        podman("rm", "--force", "--time", "0", container, check=False)
+    container = start(
+        podman, image, env={"PORT": str(unused)},
+        args=["--bind", f"[::]:{port}", "--metrics-bind", f"127.0.0.1:{side}"],
+    )  # fmt: skip
+    try:
+        wait_for(lambda: answers(side, "/readyz") == (200, b"ready\n"), 30, "/readyz 200")
+        health = podman("healthcheck", "run", container, check=False)
+        assert health.returncode == 0, health.stdout + health.stderr
+        # Not vacuous: a master that does not answer (stopped) is unhealthy.
+        pid = int(podman("inspect", "--format", "{{.State.Pid}}", container).stdout)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            health = podman("healthcheck", "run", container, check=False)
+            assert health.returncode != 0, health.stdout + health.stderr
+        finally:
+            os.kill(pid, signal.SIGCONT)
     finally:
         podman("rm", "--force", "--time", "0", container, check=False)
 
