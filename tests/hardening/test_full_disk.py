@@ -188,3 +188,37 @@ def test_a_full_disk_under_the_error_log_cuts_no_record_and_reports_on_stderr(
     # The master's own events at the stop did not fit either: it says so as it exits.
     master = [json.loads(line) for line in lines if json.loads(line)["pid"] == server.pid]
     assert master and master[-1]["lost"] >= 1, lines
+
+
+def test_a_disk_that_recovers_before_a_record_is_lost_gets_no_report_of_nothing(
+    small_disk: Path, wsgid: Callable[..., WsgidServer]
+) -> None:
+    """Records kept while the disk is full, all written once it has room again: the reports
+    say what was kept while it lasted, and none says `lost=0 kept=0` (nothing) afterwards,
+    neither later nor as the worker exits."""
+    filler = small_disk / "filler"
+    access = small_disk / "access.log"
+    fill(filler, 0)
+    server = wsgid(APP, "--access-logfile", str(access), "--access-logformat", "json", workers=1)
+    # One request at a time: each loop turn tries the full disk again and fails.
+    assert serve(server, [f"/full-{i}" for i in range(20)], threads=1) == [200] * 20
+    poll(lambda: reports(server.errlog()), timeout=10, what="a log.write_failed report")
+    filler.unlink()
+    assert serve(server, [f"/after-{i}" for i in range(5)], threads=1) == [200] * 5
+    poll(
+        lambda: served_by(access, "/full-") == 20 and served_by(access, "/after-") == 5,
+        timeout=10,
+        what="every record, written late",
+    )
+    assert server.stop() == 0
+    records(access)  # whole records only
+    lines = reports(server.errlog())
+    counts = [
+        (int(m.group(1)), int(m.group(2)))
+        for line in lines
+        for m in [re.search(r" lost=(\d+) kept=(\d+)", line)]
+        if m
+    ]
+    assert len(counts) == len(lines) and counts, lines
+    assert all(lost == 0 for lost, _ in counts), lines  # the disk recovered in time
+    assert all(kept > 0 for _, kept in counts), lines

@@ -282,9 +282,17 @@ class _FdSink:
         if not (self._failures or self._lost):
             self._troubled = bool(self._held or self._tail)
             return None
+        kept = len(self._held) + (1 if self._tail else 0)
+        if not (self._lost or kept):
+            # The target took every record back (the disk has room again): the failures
+            # since the last report cost nothing, and a report would say nothing.
+            self._failures = 0
+            self._error = ""
+            self._troubled = False
+            return None
         if not force and now < self._next_report:
             return None
-        due = (self._error or "short write", self._lost, len(self._held) + (1 if self._tail else 0))
+        due = (self._error or "short write", self._lost, kept)
         self._failures = self._lost = 0
         self._error = ""
         self._next_report = now + REPORT_INTERVAL
