@@ -14,6 +14,9 @@ no tests) and is served with `--pythonpath` pointing here. Routes:
 - `/custom`: a response with `X-Custom: custom-value`;
 - `/own-rid`: a response with the app's own `X-Request-ID: app-chosen`;
 - `/pid` and anything else: `ok` (2 bytes).
+
+`post_fork` is a hook (`--post-fork test_logging_app:post_fork`) that prints
+`post_fork in <pid>`, for the capture_output tests.
 """
 
 from __future__ import annotations
@@ -76,6 +79,10 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    print(f"post_fork in {os.getpid()}", flush=True)
 
 
 def app_args() -> list[str]:

@@ -136,6 +136,19 @@ def test_capture_output_turns_prints_into_events(
     assert r.status == 200 and "hello-capture" not in server.outlog() + server.errlog()
 
 
+def test_capture_output_turns_the_post_fork_hooks_prints_into_events(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    """post_fork runs in the new worker before its app is loaded: its prints are the
+    worker's output as the app's are, captured from the worker's start."""
+    post_fork = "test_logging_app:post_fork"
+    server, _, errors = json_server(wsgid, workdir, "--capture-output", "--post-fork", post_fork)
+    pid = server.worker_pids()[0]
+    printed = event(errors, event="app.output", stream="stdout", message=f"post_fork in {pid}")
+    assert printed["pid"] == pid
+    assert "post_fork in" not in server.outlog() + server.errlog()
+
+
 @pytest.mark.parametrize("kind", WORKER_KINDS)
 def test_captured_output_is_logged_whole_when_the_worker_exits(
     wsgid: Callable[..., WsgidServer], workdir: WorkDir, kind: str

@@ -111,6 +111,10 @@ class Worker:
 
     def __init__(self, ctx: WorkerContext) -> None:
         self.ctx = ctx
+        # Made in the new worker, before the post_fork hook: what the hook prints is this
+        # worker's output too (capture_output), and its log events count in its slot.
+        ctx.logs.enter_worker()
+        ctx.scoreboard.mine = ctx.slot
         self.settings = ctx.settings
         self.log = ctx.logs.error.bind(pid=os.getpid())
         self.app: Any = ctx.app
@@ -142,8 +146,6 @@ class Worker:
 
     def run(self) -> int:
         """Boot, serve until told to stop, and return the process exit code."""
-        self.ctx.logs.enter_worker()  # capture_output: this worker's own stdout/stderr
-        self.ctx.scoreboard.mine = self.ctx.slot  # its log events count in its own slot
         if self.settings.spew:
             # Here, after the fork: a tracer in the master would trace the master too.
             spew.install(self.log, self.settings.loglevel)
