@@ -143,6 +143,10 @@ def _install_on_host(deb: Path) -> Iterator[Path]:
         yield deb
     finally:
         subprocess.run(["dpkg", "--purge", "wsgid"], capture_output=True, env=env)
+        # An instance a test enabled, should purge have failed to remove its symlinks.
+        for link in Path("/etc/systemd/system").glob("*/wsgid@demo.*"):
+            if link.is_symlink():
+                link.unlink()
         if not user_existed and _exists("wsgid", "passwd"):
             subprocess.run(["userdel", "wsgid"], capture_output=True)
         if not group_existed and _exists("wsgid", "group"):
@@ -246,7 +250,13 @@ def test_logrotate_accepts_the_snippet(installed: Path, tmp_path: Path) -> None:
 
 
 def test_dpkg_remove_keeps_the_config_and_purge_removes_everything(installed: Path) -> None:
+    """Instances the administrator enabled included: their symlinks in /etc/systemd/system
+    point at the package's templates, and purge removes them (debhelper knows only the units
+    it enabled itself)."""
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    run(["systemctl", "enable", "wsgid@demo.service"])  # Also=wsgid@demo.socket
+    links = [p.name for p in Path("/etc/systemd/system").rglob("wsgid@demo.*") if p.is_symlink()]
+    assert sorted(links) == ["wsgid@demo.service", "wsgid@demo.socket"], links
     run(["dpkg", "-r", "wsgid"], env=env)
     for path in ("/usr/bin/wsgid", "/usr/lib/wsgid", "/lib/systemd/system/wsgid.socket"):
         assert not os.path.lexists(path), f"{path} still there after dpkg -r"

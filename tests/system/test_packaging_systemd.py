@@ -431,7 +431,11 @@ def test_rpm_install_serves_and_erase_cleans_up(rpm_box: SystemdBox) -> None:
     assert body.startswith(f"Hello from wsgid {VERSION}!\nGET /from-rpm".encode())
     assert box.systemctl("is-active", "wsgid.service", check=False) == "active"
 
+    # An instance the administrator enabled: erase disables it (no dangling symlink).
+    box.systemctl("enable", "wsgid@demo.socket")
     box.run("rpm", "-e", "wsgid", timeout=120)
+    links = [str(p) for p in box.path("/etc/systemd/system").rglob("wsgid*") if p.is_symlink()]
+    assert not links, f"left after rpm -e: {links}"
     assert_unit_gone(box, "wsgid.socket")
     assert_unit_gone(box, "wsgid.service")
     wait_for(lambda: not wsgid_processes(box), 10, "wsgid to exit")
