@@ -82,9 +82,11 @@ cat >"$shim/wsgid" <<EOF
     { print }'
 EOF
 chmod +x "$shim/wsgid"
+# wsgid.h2m's FILES name the units where this package puts them.
+sed "s|@UNITDIR@|$unitdir|g" "$pkg/wsgid.h2m" >"$shim/wsgid.h2m"
 mkdir -p "$dest/usr/share/man/man1"
 env -i PATH=/usr/bin:/bin LANG=C.UTF-8 COLUMNS=80 help2man --no-info --section=1 \
-    --name="pre-fork WSGI HTTP/1.1 server daemon" --include="$pkg/wsgid.h2m" \
+    --name="pre-fork WSGI HTTP/1.1 server daemon" --include="$shim/wsgid.h2m" \
     --output="$dest/usr/share/man/man1/wsgid.1" "$shim/wsgid"
 find "$venv" -type d -name __pycache__ -prune -exec rm -rf {} +
 

@@ -433,3 +433,57 @@ def ns_pid(pid: int) -> int:
             if line.startswith("NSpid:"):
                 return int(line.split()[-1])
     raise AssertionError(f"no NSpid for {pid}")
+
+
+# ------------------------------------------------------------------ the man page's FILES
+
+UNITS_DIR = REPO / "systemd"
+# Unit settings that name a path the service reads, writes or listens on.
+_UNIT_PATHS = re.compile(
+    r"^(?:ListenStream|EnvironmentFile|ReadWritePaths)=-?(/\S+)$"
+    r"|^ExecStart=.* --config (/\S+)$"
+    r"|^RuntimeDirectory=(\S+)$",
+    re.M,
+)
+
+
+def man_page_files(man: str) -> list[str]:
+    """The paths the FILES section of a man page (roff source) lists, as written."""
+    section = re.split(r"^\.SH ", man, flags=re.M)
+    (files,) = [s for s in section if s.startswith(("FILES\n", '"FILES"\n'))]
+    return re.findall(r"^\.I (/\S+)$", files, re.M)
+
+
+def paths_made_at_run_time() -> set[str]:
+    """What the shipped units and tmpfiles snippet make or read besides the package's files:
+    /run/wsgid (tmpfiles), /run/wsgid/main (RuntimeDirectory=), /run/wsgid/NAME.sock,
+    /etc/wsgid/NAME.toml, ... (`%i` written NAME)."""
+    made = set()
+    for line in (UNITS_DIR / "wsgid.tmpfiles.conf").read_text().splitlines():
+        fields = line.split()
+        if fields and fields[0] == "d":
+            made.add(fields[1])
+    for unit in ("wsgid.service", "wsgid.socket", "wsgid@.service", "wsgid@.socket"):
+        for match in _UNIT_PATHS.finditer((UNITS_DIR / unit).read_text()):
+            path, config, runtime = match.groups()
+            made.add(path or config or f"/run/{runtime}")
+    return {p.replace("%i", "NAME").rstrip("/") for p in made}
+
+
+def check_man_page_files(man: str, listing: Sequence[tuple[str, str]]) -> None:
+    """The man page's FILES lists every file the package puts outside its private environment
+    (and the environment and the log directory), and nothing that neither the package nor its
+    units make. `listing`: (path, mode string) of every path the package installs."""
+    listed = [p.rstrip("/") for p in man_page_files(man)]
+    installed = {path for path, _ in listing}
+    made = paths_made_at_run_time()
+    unknown = [p for p in listed if p not in installed and p not in made]
+    assert not unknown, f"the man page's FILES names what the package does not make: {unknown}"
+    wanted = [
+        path
+        for path, mode in listing
+        if not mode.startswith("d") and not path.startswith(("/usr/lib/wsgid/", "/usr/share/"))
+    ]
+    wanted += ["/usr/lib/wsgid", "/var/log/wsgid"]
+    missing = [p for p in wanted if p not in listed]
+    assert not missing, f"the man page's FILES leaves out {missing}; it lists {listed}"

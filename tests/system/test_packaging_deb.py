@@ -10,12 +10,15 @@ package (and removes the wsgid user it created) at the end whatever happened, so
 from __future__ import annotations
 
 import grp
+import gzip
 import http.client
+import io
 import os
 import pwd
 import signal
 import stat
 import subprocess
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +29,7 @@ from system.packaging_support import (
     ARTIFACTS,
     SYSTEM_PYTHON,
     VERSION,
+    check_man_page_files,
     deb_paths,
     ensure_apt,
     host_lock,
@@ -92,6 +96,16 @@ def test_deb_depends_only_on_the_system_python_and_base_libraries(deb: Path) -> 
     allowed = {"python3", "libc6", "libgcc-s1", "systemd"}
     allowed |= {"systemd-standalone-sysusers", "systemd-sysusers"}
     assert names <= allowed, f"unexpected dependencies: {names - allowed}"
+
+
+def test_man_page_files_section_lists_what_the_package_installs(deb: Path) -> None:
+    tar = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], capture_output=True, check=True)
+    with tarfile.open(fileobj=io.BytesIO(tar.stdout)) as members:
+        page = members.extractfile("./usr/share/man/man1/wsgid.1.gz")
+        assert page is not None
+        man = gzip.decompress(page.read()).decode()
+    modes = [line.split()[0] for line in run(["dpkg-deb", "-c", str(deb)]).stdout.splitlines()]
+    check_man_page_files(man, list(zip(deb_paths(deb), modes, strict=True)))
 
 
 def test_lintian_reports_no_errors_and_no_warnings(deb: Path, tmp_path: Path) -> None:

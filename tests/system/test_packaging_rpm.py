@@ -6,7 +6,9 @@ lacks). Installing it under a real systemd is in test_packaging_systemd.py.
 
 from __future__ import annotations
 
+import gzip
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from system.packaging_support import (
     ARTIFACTS,
     PACKAGING,
     VERSION,
+    check_man_page_files,
     deb_paths,
     ensure_apt,
     python_minor,
@@ -106,3 +109,13 @@ def test_rpmlint_is_clean_apart_from_the_documented_filters(rpm: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 errors, 0 warnings" in result.stdout, result.stdout
+
+
+def test_man_page_files_section_lists_what_the_rpm_installs(rpm: Path) -> None:
+    """The same page as the .deb's, with the RPM's unit directory (/usr/lib/systemd/system)."""
+    page = subprocess.run(
+        ["sh", "-c", 'rpm2cpio "$1" | cpio -i --quiet --to-stdout ./usr/share/man/man1/wsgid.1.gz',
+         "sh", str(rpm)],
+        capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    check_man_page_files(gzip.decompress(page).decode(), rpm_listing(rpm))
