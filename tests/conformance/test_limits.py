@@ -195,6 +195,27 @@ def test_field_one_byte_over_the_limit_is_431(
     refused(limited, head(b"GET / HTTP/1.1", field_line(FIELD_SIZE + 1, sep, trailing)), 431)
 
 
+def trailed(trailer: bytes) -> bytes:
+    """A chunked POST whose trailer section is the one field line `trailer`."""
+    line = b"POST / HTTP/1.1\r\nHost: example.org\r\nTransfer-Encoding: chunked\r\n\r\n"
+    return line + b"5\r\nhello\r\n0\r\n" + trailer + b"\r\n\r\n"
+
+
+# A trailer field counts as a header field does, whitespace included (RFC 9112 §7.1.2).
+@pytest.mark.parametrize(("sep", "trailing"), FIELD_SHAPES, ids=FIELD_IDS)
+def test_trailer_field_of_exactly_the_limit_passes(
+    limited: ConformanceServer, sep: bytes, trailing: bytes
+) -> None:
+    accepted(limited, trailed(field_line(FIELD_SIZE, sep, trailing)))
+
+
+@pytest.mark.parametrize(("sep", "trailing"), FIELD_SHAPES, ids=FIELD_IDS)
+def test_trailer_field_one_byte_over_the_limit_is_431(
+    limited: ConformanceServer, sep: bytes, trailing: bytes
+) -> None:
+    refused(limited, trailed(field_line(FIELD_SIZE + 1, sep, trailing)), 431)
+
+
 def test_field_size_limit_applies_to_host(limited: ConformanceServer) -> None:
     host = b"Host: " + b"h" * (FIELD_SIZE - 6)
     accepted(limited, head(b"GET / HTTP/1.1", host, host=False))

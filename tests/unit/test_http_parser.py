@@ -73,6 +73,19 @@ def test_an_unfinished_trailer_field_is_refused() -> None:
     assert status == 431 and fed <= FIELD_SIZE + 2000
 
 
+def test_each_trailer_field_counts_its_own_whitespace_against_the_field_size() -> None:
+    """The same field twice, the second with more whitespace before its value: each line is
+    measured as sent, the second too (it is not taken for the first)."""
+    head = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n"
+    value = b"v" * 40  # longer than the head's fields, which the limit must let through
+    limits = Limits(field_size=len(b"X-T:  " + value))
+    (req,) = parse([head + b"X-T: " + value + b"\r\nX-T:  " + value + b"\r\n\r\n"], limits)
+    assert req.body == b"a"
+    with pytest.raises(ProtocolError) as refused:
+        parse([head + b"X-T: " + value + b"\r\nX-T:   " + value + b"\r\n\r\n"], limits)
+    assert refused.value.status == 431
+
+
 def test_a_head_just_under_every_limit_is_kept_across_reads_and_served() -> None:
     fields = [b"X-F%02d: " % i + b"v" * (FIELD_SIZE - 7) for i in range(98)]
     head = b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(f + b"\r\n" for f in fields) + b"\r\n"

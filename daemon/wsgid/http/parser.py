@@ -118,6 +118,8 @@ class RequestParser:
         "_protected",
         "_raw_left",
         "_stall",
+        "_trailer_at",
+        "_trailer_in",
         "_trailers",
         "_url",
         "closed",
@@ -172,6 +174,10 @@ class RequestParser:
         self._in_chunk_line = False
         self._chunk_line = 0
         self._trailers = 0
+        # The read in which the last trailer field was found, and where its line ended: the
+        # next one is looked for after it (`_trailer_size`).
+        self._trailer_in = b""
+        self._trailer_at = 0
         # Chunked bodies: progress callbacks seen, and bytes since the last
         # progress (an unfinished trailer field, which httptools accumulates).
         self._events = 0
@@ -206,6 +212,7 @@ class RequestParser:
         self.ready.clear()
         self._kept = bytearray()
         self._feeding = b""
+        self._trailer_in = b""
         self._url = b""
         self._pending = None
 
@@ -442,8 +449,31 @@ class RequestParser:
         # never merged into the environ.
         self._events += 1
         self._trailers += 1
-        if self._trailers > self._fields or len(name) + 1 + len(value) > self._field_size:
+        if self._trailers > self._fields or self._trailer_size(name, value) > self._field_size:
             raise ProtocolError(431, "trailer section too large")
+
+    def _trailer_size(self, name: bytes, value: bytes) -> int:
+        """A trailer field line as sent, without CRLF: limit_request_field_size counts it as
+        it counts a head's field line. llhttp gives the value without the whitespace before
+        it, so the line is found in the read that ended it. One that began in an earlier read
+        counts as llhttp gives it (what came before was bounded as it came: `_stall`)."""
+        data = self._feeding
+        field = name + b":"
+        at = self._trailer_at if data is self._trailer_in else 0
+        while True:
+            start = data.find(field, at)
+            if start < 0:
+                return len(field) + len(value)
+            end = data.find(b"\r\n", start)
+            if end < 0:
+                return len(field) + len(value)
+            # At a line's start, with this value after the whitespace (the same name may
+            # appear in the body before, or in another field).
+            sent = data[start + len(field) : end]
+            if (start == 0 or data[start - 1] == 10) and sent.lstrip(b" \t") == value:
+                self._trailer_in, self._trailer_at = data, end
+                return end - start
+            at = start + 1
 
     def on_headers_complete(self) -> None:
         req = self._cur
@@ -511,6 +541,7 @@ class RequestParser:
             self._in_chunk_line = True
             self._chunk_line = 0
             self._trailers = 0
+            self._trailer_in = b""
             self._stall = 0
         self.ready.append(req)
 
