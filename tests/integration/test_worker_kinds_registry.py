@@ -88,6 +88,22 @@ def test_every_registered_kind_passes_check_and_serves(
     assert server.check("-k", kind).returncode == ExitCode.OK
 
 
+@pytest.mark.parametrize(
+    "name", ["gunicorn.workers.ggevent.GeventPyWSGIWorker", "gevent_pywsgi", "gevent_wsgi"]
+)
+def test_gunicorns_gevent_pywsgi_worker_class_serves_as_the_gevent_kind(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir, name: str
+) -> None:
+    """gunicorn's gevent worker on gevent's pywsgi server, under each of its names: a gunicorn
+    command line naming it serves with wsgid's gevent kind, and `check` accepts it."""
+    server = wsgid(APP, "-k", name, workers=1)
+    assert server.get("/").status == 200
+    started = server.wait_log("master.started")
+    assert "worker_class=gevent" in started, started
+    assert server.check("-k", name).returncode == ExitCode.OK
+    assert server.stop() == 0, server.errlog()
+
+
 def test_help_and_schema_name_the_registered_kinds(workdir: WorkDir) -> None:
     def run(*args: str) -> str:
         result = subprocess.run(

@@ -251,6 +251,13 @@ def test_config_import_lists_check_config_as_a_command_not_a_missing_setting(
         ("egg:gunicorn#eventlet", "eventlet"),
         ("egg:gunicorn#gthread", "gthread"),
         ("egg:gunicorn#tornado", "tornado"),
+        # gunicorn's gevent worker on gevent's pywsgi server, under each of its names
+        ("gunicorn.workers.ggevent.GeventPyWSGIWorker", "gevent"),
+        ("gevent_pywsgi", "gevent"),
+        ("gevent_wsgi", "gevent"),
+        ("egg:gunicorn#gevent_pywsgi", "gevent"),
+        ("egg:gunicorn#gevent_wsgi", "gevent"),
+        ("#gevent_pywsgi", "gevent"),
     ],
 )
 def test_gunicorn_worker_class_is_read_as_the_wsgid_kind_of_its_name(

@@ -85,9 +85,18 @@ GUNICORN_CLASSES: Mapping[str, str] = {
     "gunicorn.workers.sync.SyncWorker": "sync",
     "gunicorn.workers.gthread.ThreadWorker": "gthread",
     "gunicorn.workers.ggevent.GeventWorker": "gevent",
+    "gunicorn.workers.ggevent.GeventPyWSGIWorker": "gevent",
     "gunicorn.workers.geventlet.EventletWorker": "eventlet",
     "gunicorn.workers.gtornado.TornadoWorker": "tornado",
     **{f"{prefix}{kind}": kind for kind in KINDS for prefix in ("egg:gunicorn#", "#")},
+    # gunicorn's gevent_pywsgi worker (also named gevent_wsgi, with no dot: gunicorn's
+    # load_class reads the bare name) is its gevent worker with gevent's pywsgi parsing HTTP:
+    # it serves the same applications as the gevent kind.
+    **{
+        f"{prefix}{name}": "gevent"
+        for name in ("gevent_wsgi", "gevent_pywsgi")
+        for prefix in ("", "egg:gunicorn#", "#")
+    },
 }
 
 # Worker classes that run ASGI applications, which no wsgid kind can serve: gunicorn's own
