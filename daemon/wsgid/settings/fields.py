@@ -19,7 +19,6 @@ need pydantic, are in `wsgid.settings.annotated`.
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import json
 import os
@@ -225,6 +224,8 @@ def check_worker_class(value: str) -> str:
         )
     if workers.known(value):
         return value
+    import difflib  # a mistake's hint only
+
     hint = difflib.get_close_matches(value.lower(), list(workers.KINDS), n=1)
     suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
     raise ValueError(f"unknown worker class {value!r}{suggestion}")
@@ -346,6 +347,8 @@ def check_access_log_format(value: str) -> str:
     if value in NAMED_FORMATS:
         return value
     if "%(" not in value:
+        import difflib  # a mistake's hint only
+
         hint = difflib.get_close_matches(value.lower(), NAMED_FORMATS, n=1)
         suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
         raise ValueError(f"{value!r} is neither a format name nor a %(x)s format{suggestion}")

@@ -16,17 +16,15 @@ the file should not lie in wait until the day the overriding flag is dropped.
 
 from __future__ import annotations
 
-import configparser
 import functools
 import os
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic_core import SchemaValidator, ValidationError
 from pydantic_core import __version__ as pydantic_core_version
 
-from wsgid.paste import ServerSection, has_loggers
 from wsgid.pyconfig import is_python
 from wsgid.runtime import Command, ConfigError, LoadedSettings, RuntimeSettings
 from wsgid.settings import table
@@ -41,6 +39,9 @@ from wsgid.settings.sources import (
     read_paste_server,
 )
 from wsgid.settings.specs import SPECS, format_value
+
+if TYPE_CHECKING:
+    from wsgid.paste import ServerSection
 
 # The config file read when no source names one, as gunicorn does (in the working directory).
 DEFAULT_CONFIG = "gunicorn.conf.py"
@@ -142,6 +143,10 @@ def _logging_of_paste_file(
     is chosen elsewhere (logconfig; logconfig_json and logconfig_dict beat it anyway). Reading
     the file here also reports a missing or broken one before anything starts.
     """
+    import configparser  # a paste file's only: a start without one need not import them
+
+    from wsgid.paste import has_loggers
+
     paste = merged["paste"]
     path = values["paste"].partition("#")[0]
     try:

@@ -17,7 +17,6 @@ What this module owns:
 from __future__ import annotations
 
 import copy
-import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -300,5 +299,7 @@ def did_you_mean(word: str, candidates: Mapping[str, str], cutoff: float = 0.6) 
     folded = word.lower()
     if folded in candidates:
         return candidates[folded]
+    import difflib  # a mistake's hint only
+
     close = difflib.get_close_matches(folded, list(candidates), n=1, cutoff=cutoff)
     return candidates[close[0]] if close else None
