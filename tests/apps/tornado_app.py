@@ -7,6 +7,9 @@ WSGI app that says which thread runs it.
 - `/sleep?s=N` (async): waits N seconds on the IOLoop (`asyncio.sleep`), then JSON {slept};
   with `tag=T` and `TESTAPP_MARKERS` set, it first creates `$TESTAPP_MARKERS/started-T`;
 - `/gensleep?s=N` (async): the same through `tornado.gen.sleep`;
+- `/wait?tag=T` (async): a long poll nobody answers: creates `$TESTAPP_MARKERS/started-T`,
+  then awaits a Future (no timer) that only `on_connection_close` resolves, which first
+  creates `$TESTAPP_MARKERS/closed-T`;
 - `/stream?n=N`: N chunks `chunk-I\\n`, each sent with `flush()` and a short wait on the
   IOLoop between them (no Content-Length: chunked);
 - `/echo` (POST): the request body back, with its length in `X-Length`;
@@ -59,6 +62,28 @@ class HelloHandler(tornado.web.RequestHandler):
                 "host": request.host,
             }
         )
+
+
+def _mark(name: str) -> None:
+    """Create `$TESTAPP_MARKERS/NAME` (with this pid), if the harness gave the directory."""
+    markers = os.environ.get("TESTAPP_MARKERS")
+    if markers:
+        with open(os.path.join(markers, name), "w") as f:
+            f.write(str(os.getpid()))
+
+
+class WaitHandler(tornado.web.RequestHandler):
+    async def get(self) -> None:
+        self.tag = self.get_argument("tag", "")
+        self.left: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        _mark(f"started-{self.tag}")
+        await self.left
+        self.write("left")
+
+    def on_connection_close(self) -> None:
+        _mark(f"closed-{self.tag}")
+        if not self.left.done():
+            self.left.set_result(None)
 
 
 class SleepHandler(tornado.web.RequestHandler):
@@ -148,6 +173,7 @@ app = tornado.web.Application(
         (r"/", HelloHandler),
         (r"/sleep", SleepHandler),
         (r"/gensleep", GenSleepHandler),
+        (r"/wait", WaitHandler),
         (r"/churn", ChurnHandler),
         (r"/stream", StreamHandler),
         (r"/echo", EchoHandler),

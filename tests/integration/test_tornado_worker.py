@@ -8,7 +8,8 @@ through wsgid's own HTTP layer (GET, a POST body, a streamed response in chunks 
 own 404, the access log, HTTPS), a `WebSocketHandler` echo that takes the connection over
 (`detach`), also over HTTPS, a streamed request body after `100 Continue`, a slow reader
 of a large response that holds its handler and nothing else, its async handlers waiting side
-by side (200 requests of 1 s in one worker), `request_timeout` (and a long poll outliving
+by side (200 requests of 1 s in one worker), `on_connection_close` when the client of a
+waiting handler leaves (also over HTTPS), `request_timeout` (and a long poll outliving
 `timeout` when it is off), a graceful stop that lets it finish, `max_requests`; a plain WSGI
 app on the same kind runs in a pool thread, never the loop's, and work it hands the IOLoop
 runs at once; `wsgid check -k tornado` accepts both apps, and another kind refuses the
@@ -157,12 +158,12 @@ def test_tornado_application_slow_reader_holds_its_handler_not_the_worker(
 
 
 def https_server(
-    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir, *args: str
 ) -> tuple[WsgidServer, ssl.SSLContext]:
     """`tornado_app` on `-k tornado` over HTTPS (not waited for), and a client context."""
     certs = make_certs(workdir.root / "certs")
     tls = ["--certfile", str(certs.server), "--keyfile", str(certs.server_key)]
-    server = wsgid(APP, "-k", "tornado", *tls, workers=1, start=False)
+    server = wsgid(APP, "-k", "tornado", *tls, *args, workers=1, start=False)
     context = ssl.create_default_context(cafile=str(certs.ca))
     context.check_hostname = False
     return server, context
@@ -233,6 +234,36 @@ def _https_answers(port: int, context: ssl.SSLContext) -> bool:
     except OSError:
         return False
     return head.startswith(b"HTTP/1.1 200 ")
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_tornado_application_on_connection_close_runs_when_a_waiting_handlers_client_leaves(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir, scheme: str
+) -> None:
+    """A handler awaiting a Future nothing else resolves (a long poll; no timer either, so the
+    worker waits in epoll alone) learns that its client left: `on_connection_close` runs, as
+    under tornado's own server, which watches the idle connection for its close."""
+    context: ssl.SSLContext | None = None
+    if scheme == "https":
+        server, context = https_server(wsgid, workdir, "--graceful-timeout", "5")
+        poll(lambda: _https_answers(server.port, context), timeout=20, what="an HTTPS answer")
+    else:
+        server = wsgid(APP, "-k", "tornado", "--graceful-timeout", "5", workers=1)
+    for tag in ("first", "second"):  # and the worker serves on, the next one too
+        sock = server.connect()
+        client = context.wrap_socket(sock) if context is not None else sock
+        with client:
+            client.sendall(f"GET /wait?tag={tag} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            started = workdir.markers / f"started-{tag}"
+            poll(started.exists, timeout=20, what="the request in the handler")
+        closed = workdir.markers / f"closed-{tag}"
+        poll(closed.exists, timeout=10, what="on_connection_close after the client left")
+    if context is not None:
+        assert _https_answers(server.port, context)
+    else:
+        assert server.get("/").status == 200
+    assert "error" not in server.errlog(), server.errlog()
+    assert server.stop() == 0, server.errlog()
 
 
 @pytest.mark.parametrize("path", ["/sleep?s=1", "/gensleep?s=1"])

@@ -35,6 +35,10 @@ the response is done; the response's last bytes are held for the end of the loop
 connection's queue; the Futures `write` returns resolve once it drained (tornado's flow
 control), and the loop thread never blocks on a slow reader. A body larger than
 `small_body_size` is read by a coroutine that waits for the socket in the asyncio loop.
+While the handler runs, the loop's epoll watches its connection: a client that closes
+(FIN, TLS close_notify, a reset) ends the request and runs the handler's
+`on_connection_close` (`set_close_callback`), as tornado's own server does for an idle
+connection; bytes of a next request are parsed and wait for this one's end.
 
 Per request, as run_request does for a WSGI app: the scoreboard shows it, `pre_request` and
 `post_request` hooks run, the access log records it, the request id is in the context the
@@ -152,6 +156,12 @@ class TornadoWorker(ThreadWorker):
     # waiting
 
     def wait_events(self, timeout: float) -> list[tuple[int, int]]:
+        events = self._wait_events(timeout)
+        if self.running and events:
+            events = self._clients_of_running(events)
+        return events
+
+    def _wait_events(self, timeout: float) -> list[tuple[int, int]]:
         if self.finished:
             self._take_back()
         epoll = self.epoll
@@ -180,6 +190,44 @@ class TornadoWorker(ThreadWorker):
         # Asked again (level-triggered, so nothing is lost): what the asyncio loop's turn
         # and the connections taken back changed is not reported stale.
         return epoll.poll(0)
+
+    def _clients_of_running(self, events: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """Look at what the clients of tornado requests under way did: one that left ends its
+        request (tornado's `on_connection_close`, as under tornado's own server, which
+        watches an idle connection for its close). Its event is handled here; the others
+        go to the loop, which stops watching a busy connection once it reported it."""
+        running = self.running
+        handled: set[int] | None = None
+        for fd, _ in events:
+            ex = running.get(fd)
+            if ex is not None and ex.client_readable():
+                if handled is None:
+                    handled = set()
+                handled.add(fd)
+        if handled is None:
+            return events
+        if self.finished:
+            self._take_back()
+        return [event for event in events if event[0] not in handled]
+
+    def watch_client(self, conn: Connection) -> None:
+        """Watch a busy connection for its client (`_clients_of_running`): the loop has not
+        registered a new connection yet, or stopped watching when the request's body came."""
+        if conn.events != select.EPOLLIN and self.conns.get(conn.fd) is conn:
+            self._watch(conn, select.EPOLLIN)
+
+    def more_input(self, conn: Connection, data: bytes) -> None:
+        """What the client sent after the request under way (the next, pipelined): parsed
+        now, as the loop does, and answered once this one is."""
+        parser = conn.parser
+        was_in_head = parser.in_head
+        try:
+            parser.feed(data)
+        except ProtocolError as exc:
+            conn.error = exc  # answered after the requests before it (as in the loop)
+            return
+        if parser.in_head and not was_in_head:
+            conn.head_started = time.monotonic()
 
     def _spin(self, timeout: float, now: float) -> None:
         """Run the asyncio loop until the epoll descriptor is readable, a tornado response
@@ -222,6 +270,10 @@ class TornadoWorker(ThreadWorker):
             if self.pre_request_hook:
                 self.hooks.call("pre_request", self, req)
             ex.start(app)
+            if ex.state == OPEN and ex.body_task is None:
+                # Its client is watched while the handler runs (a new connection whose
+                # request came with it is not registered yet).
+                self.watch_client(conn)
         except httputil.HTTPInputError as exc:
             ex.refuse(400, str(exc))
         except Exception:
@@ -401,6 +453,8 @@ class TornadoExchange(httputil.HTTPConnection):
             self.refuse(500, "the application failed")
             return
         if self.state == OPEN:
+            # The body is read: the client is watched for leaving while the handler runs.
+            self.worker.watch_client(conn)
             delegate.finish()
 
     async def _receive(self) -> bytes | None:
@@ -431,6 +485,35 @@ class TornadoExchange(httputil.HTTPConnection):
             return None
         conn.last_active = time.monotonic()
         return data
+
+    def client_readable(self) -> bool:
+        """The client's side of the connection is readable while the handler runs: True if
+        that was handled here (nothing yet, or the client left: the request ends, its
+        close callbacks run); False if the loop should stop watching the connection (the
+        client sent more, which the parser keeps, bounded by one read, or this request's
+        body or protocol switch reads it)."""
+        conn = self.conn
+        body_task = self.body_task
+        if (
+            self.state != OPEN
+            or self.req.upgrade
+            or (body_task is not None and not body_task.done())
+            or conn.error is not None
+        ):
+            return False
+        try:
+            data = conn.receive()
+        except OSError:
+            data = b""  # reset, or TLS cut without close_notify: the client is gone as well
+        if data is None:
+            return True  # (a TLS record not whole yet)
+        if data:
+            self.worker.more_input(conn, data)
+            if not conn.ended:
+                return False
+        # The client closed (FIN, or TLS close_notify): gone, as tornado's IOStream takes it.
+        self.gone()
+        return True
 
     # httputil.HTTPConnection: the response, from the Application
 
