@@ -9,7 +9,12 @@ WSGI app that says which thread runs it.
 - `/gensleep?s=N` (async): the same through `tornado.gen.sleep`;
 - `/wait?tag=T` (async): a long poll nobody answers: creates `$TESTAPP_MARKERS/started-T`,
   then awaits a Future (no timer) that only `on_connection_close` resolves, which first
-  creates `$TESTAPP_MARKERS/closed-T`;
+  creates `$TESTAPP_MARKERS/closed-T` holding what `request.connection.stream.closed()`
+  says then; with `stream=1` it also sets the stream's close callback, which creates
+  `$TESTAPP_MARKERS/stream-closed-T`;
+- `/peer`: what the request says of its connection, JSON {subject (of the client's
+  certificate, `get_ssl_certificate()`), der_sha256 (of its binary form), closed
+  (`connection.stream.closed()`), peer_port (`stream.socket.getpeername()`)};
 - `/stream?n=N`: N chunks `chunk-I\\n`, each sent with `flush()` and a short wait on the
   IOLoop between them (no Content-Length: chunked);
 - `/echo` (POST): the request body back, with its length in `X-Length`;
@@ -39,6 +44,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import tornado.gen
+import tornado.httputil
 import tornado.web
 import tornado.websocket
 
@@ -64,26 +70,53 @@ class HelloHandler(tornado.web.RequestHandler):
         )
 
 
-def _mark(name: str) -> None:
-    """Create `$TESTAPP_MARKERS/NAME` (with this pid), if the harness gave the directory."""
+def _mark(name: str, text: str = "") -> None:
+    """Create `$TESTAPP_MARKERS/NAME` (with `text`, else this pid), if the harness gave the
+    directory."""
     markers = os.environ.get("TESTAPP_MARKERS")
     if markers:
         with open(os.path.join(markers, name), "w") as f:
-            f.write(str(os.getpid()))
+            f.write(text or str(os.getpid()))
+
+
+def _stream(request: tornado.httputil.HTTPServerRequest) -> Any:
+    """`request.connection.stream`, which tornado's types do not declare (its server's
+    `HTTP1Connection` has it; `HTTPConnection` does not say so)."""
+    return getattr(request.connection, "stream")  # noqa: B009 - an attribute types lack
 
 
 class WaitHandler(tornado.web.RequestHandler):
     async def get(self) -> None:
         self.tag = self.get_argument("tag", "")
         self.left: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.get_argument("stream", ""):
+            tag = self.tag
+            _stream(self.request).set_close_callback(lambda: _mark(f"stream-closed-{tag}"))
         _mark(f"started-{self.tag}")
         await self.left
         self.write("left")
 
     def on_connection_close(self) -> None:
-        _mark(f"closed-{self.tag}")
+        closed = _stream(self.request).closed()
+        _mark(f"closed-{self.tag}", json.dumps({"closed": closed}))
         if not self.left.done():
             self.left.set_result(None)
+
+
+class PeerHandler(tornado.web.RequestHandler):
+    def get(self) -> None:
+        request = self.request
+        cert: Any = request.get_ssl_certificate()
+        der: Any = request.get_ssl_certificate(binary_form=True)
+        stream = _stream(request)
+        self.write(
+            {
+                "subject": dict(p for rdn in cert["subject"] for p in rdn) if cert else None,
+                "der_sha256": hashlib.sha256(der).hexdigest() if der else None,
+                "closed": stream.closed(),
+                "peer_port": stream.socket.getpeername()[1],
+            }
+        )
 
 
 class SleepHandler(tornado.web.RequestHandler):
@@ -174,6 +207,7 @@ app = tornado.web.Application(
         (r"/sleep", SleepHandler),
         (r"/gensleep", GenSleepHandler),
         (r"/wait", WaitHandler),
+        (r"/peer", PeerHandler),
         (r"/churn", ChurnHandler),
         (r"/stream", StreamHandler),
         (r"/echo", EchoHandler),

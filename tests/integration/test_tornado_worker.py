@@ -9,7 +9,8 @@ own 404, the access log, HTTPS), a `WebSocketHandler` echo that takes the connec
 (`detach`), also over HTTPS, a streamed request body after `100 Continue`, a slow reader
 of a large response that holds its handler and nothing else, its async handlers waiting side
 by side (200 requests of 1 s in one worker), `on_connection_close` when the client of a
-waiting handler leaves (also over HTTPS), `request_timeout` (and a long poll outliving
+waiting handler leaves (also over HTTPS), `get_ssl_certificate()` with a client certificate
+and `connection.stream`, `request_timeout` (and a long poll outliving
 `timeout` when it is off), a graceful stop that lets it finish, `max_requests`; a plain WSGI
 app on the same kind runs in a pool thread, never the loop's, and work it hands the IOLoop
 runs at once; `wsgid check -k tornado` accepts both apps, and another kind refuses the
@@ -262,6 +263,66 @@ def test_tornado_application_on_connection_close_runs_when_a_waiting_handlers_cl
         assert _https_answers(server.port, context)
     else:
         assert server.get("/").status == 200
+    assert "error" not in server.errlog(), server.errlog()
+    assert server.stop() == 0, server.errlog()
+
+
+def test_tornado_application_gets_the_client_certificate_and_the_connections_stream(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    """`request.get_ssl_certificate()` (and its binary form) as under tornado's own server: the
+    client's certificate on an HTTPS listener that asks for one, None without one; and
+    `request.connection.stream`: `closed()`, `socket` (its peer's address)."""
+    certs = make_certs(workdir.root / "certs")
+    tls = ["--certfile", str(certs.server), "--keyfile", str(certs.server_key)]
+    mtls = ["--ca-certs", str(certs.ca), "--cert-reqs", "optional"]
+    server = wsgid(APP, "-k", "tornado", *tls, *mtls, workers=1, start=False)
+    anonymous = ssl.create_default_context(cafile=str(certs.ca))
+    anonymous.check_hostname = False
+    mutual = ssl.create_default_context(cafile=str(certs.ca))
+    mutual.check_hostname = False
+    mutual.load_cert_chain(str(certs.client), str(certs.client_key))
+
+    def peer(context: ssl.SSLContext) -> dict[str, object] | None:
+        try:
+            head, body = https_get(server.port, context, "/peer")
+        except OSError:
+            return None
+        assert head.startswith(b"HTTP/1.1 200 "), head + body
+        seen: dict[str, object] = json.loads(body)
+        return seen
+
+    seen = poll(lambda: peer(mutual), timeout=20, what="an HTTPS answer")
+    assert seen["subject"] == {"organizationName": "wsgid tests", "commonName": "client"}
+    der = ssl.PEM_cert_to_DER_cert(certs.client.read_text())
+    assert seen["der_sha256"] == hashlib.sha256(der).hexdigest(), seen
+    assert seen["closed"] is False, seen
+    without = peer(anonymous)
+    assert without is not None and (without["subject"], without["der_sha256"]) == (None, None)
+    assert server.stop() == 0, server.errlog()
+
+    plain = wsgid(APP, "-k", "tornado", workers=1)
+    with plain.raw() as conn:
+        answer = conn.request(b"GET /peer HTTP/1.1\r\nHost: x\r\n\r\n")
+        seen = json.loads(answer.body)
+        assert (seen["subject"], seen["der_sha256"], seen["closed"]) == (None, None, False)
+        assert seen["peer_port"] == conn.sock.getsockname()[1], seen
+    assert plain.stop() == 0, plain.errlog()
+
+
+def test_tornado_application_stream_says_closed_and_runs_its_close_callback_when_the_client_leaves(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    """`request.connection.stream.set_close_callback` runs, and `closed()` is True, once the
+    client of a waiting handler left."""
+    server = wsgid(APP, "-k", "tornado", "--graceful-timeout", "5", workers=1)
+    with server.connect() as client:
+        client.sendall(b"GET /wait?tag=s&stream=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        poll((workdir.markers / "started-s").exists, timeout=20, what="the handler")
+    poll((workdir.markers / "stream-closed-s").exists, timeout=10, what="the stream's callback")
+    closed = workdir.markers / "closed-s"
+    poll(closed.exists, timeout=10, what="on_connection_close")
+    assert json.loads(poll(closed.read_text, timeout=10)) == {"closed": True}
     assert "error" not in server.errlog(), server.errlog()
     assert server.stop() == 0, server.errlog()
 

@@ -38,7 +38,10 @@ control), and the loop thread never blocks on a slow reader. A body larger than
 While the handler runs, the loop's epoll watches its connection: a client that closes
 (FIN, TLS close_notify, a reset) ends the request and runs the handler's
 `on_connection_close` (`set_close_callback`), as tornado's own server does for an idle
-connection; bytes of a next request are parsed and wait for this one's end.
+connection; bytes of a next request are parsed and wait for this one's end. What handlers
+read of tornado's `IOStream` as `request.connection.stream` is there (`_Stream`: `closed()`,
+a close callback, and a `socket` that answers questions, the client's certificate over TLS
+for `request.get_ssl_certificate()`), never its reads or writes.
 
 Per request, as run_request does for a WSGI app: the scoreboard shows it, `pre_request` and
 `post_request` hooks run, the access log records it, the request id is in the context the
@@ -384,6 +387,20 @@ class TornadoExchange(httputil.HTTPConnection):
         self.close_callback: Callable[[], None] | None = None
         self.body_task: asyncio.Task[None] | None = None
         self.body_wait: asyncio.Future[None] | None = None
+        self.lost = False  # the request ended with its connection (the client left, ...)
+        self.stream_close_callback: Callable[[], None] | None = None
+        self._stream: _Stream | None = None
+
+    @property
+    def stream(self) -> _Stream:
+        """What tornado's own server gives as `request.connection.stream` (an `IOStream`),
+        as far as handlers and libraries read it: `closed()`, `socket` (through which
+        `HTTPServerRequest.get_ssl_certificate` finds the client's certificate),
+        `set_close_callback`. Made on first use: most requests never ask."""
+        stream = self._stream
+        if stream is None:
+            stream = self._stream = _Stream(self)
+        return stream
 
     # the request, to the Application
 
@@ -806,7 +823,11 @@ class TornadoExchange(httputil.HTTPConnection):
             task.cancel()
 
     def _on_close(self) -> None:
+        self.lost = True
         callback, self.close_callback = self.close_callback, None
+        stream_callback, self.stream_close_callback = self.stream_close_callback, None
+        if stream_callback is not None:
+            self.worker.aloop.call_soon(stream_callback)
         delegate = self.delegate
         if self.body_task is not None and not self.body_task.done() and delegate is not None:
             self.body_task.cancel()
@@ -835,6 +856,7 @@ class TornadoExchange(httputil.HTTPConnection):
         """The request is over: count and log it, give the connection back."""
         self.state = ENDED
         self.close_callback = None
+        self.stream_close_callback = None
         # Nothing of this request waits for the client any more: the loop owns it again.
         self._stop_io()
         body_task = self.body_task
@@ -890,6 +912,79 @@ class TornadoExchange(httputil.HTTPConnection):
             if getattr(request, "connection", None) is self:
                 return task
         return None
+
+
+class _Stream:
+    """`request.connection.stream` of a tornado request (`TornadoExchange.stream`).
+
+    `closed()`: the connection is closed, or the request ended with it (the client left, the
+    request timed out, the worker stopped). `set_close_callback`: run when the request ends
+    so; not when its connection closes after the response (wsgid's loop has it then, not
+    the request). `socket`: a `_SocketView`. `fileno()` and `set_nodelay()` as an IOStream's.
+    No reads or writes: the connection is wsgid's, and the handler answers through
+    `RequestHandler.write` and `finish`.
+    """
+
+    __slots__ = ("exchange", "socket")
+
+    def __init__(self, exchange: TornadoExchange) -> None:
+        self.exchange = exchange
+        self.socket = _SocketView(exchange.conn)
+
+    def closed(self) -> bool:
+        return self.exchange.lost or self.exchange.conn.sock.fileno() < 0
+
+    def fileno(self) -> int:
+        return self.exchange.conn.fd
+
+    def set_close_callback(self, callback: Callable[[], None] | None) -> None:
+        self.exchange.stream_close_callback = callback
+
+    def set_nodelay(self, value: bool) -> None:
+        sock = self.exchange.conn.sock
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            with contextlib.suppress(OSError):  # (as tornado: the connection may be gone)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1 if value else 0)
+
+
+class _SocketView:
+    """`stream.socket`: the connection's socket as an `ssl.SSLSocket` under tornado's server
+    would answer questions, never its I/O (the connection is wsgid's to read, write and
+    close). The socket's addresses and options; over TLS the session's certificate, cipher
+    and version (an `ssl.SSLObject`: wsgid's TLS runs on memory BIOs, so the socket itself
+    is a plain one). `getpeercert` says None on plain HTTP, where tornado's own server has
+    no such method and `get_ssl_certificate()` raises AttributeError."""
+
+    __slots__ = ("_conn",)
+
+    _SOCKET = frozenset((
+        "family", "type", "proto", "fileno", "getpeername", "getsockname", "getsockopt",
+        "setsockopt", "gettimeout",
+    ))  # fmt: skip
+    _SESSION = frozenset((
+        "getpeercert", "cipher", "shared_ciphers", "version", "compression",
+        "selected_alpn_protocol", "server_side", "server_hostname", "session_reused",
+    ))  # fmt: skip
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def __getattr__(self, name: str) -> Any:
+        conn = self._conn
+        if name in _SocketView._SOCKET:
+            return getattr(conn.sock, name)
+        if name in _SocketView._SESSION:
+            obj = getattr(conn, "obj", None)  # a TLSConnection's session, once it began
+            if obj is not None:
+                return getattr(obj, name)
+            if name == "getpeercert":
+                return _no_certificate
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+def _no_certificate(binary_form: bool = False) -> None:
+    """`getpeercert` of a connection without TLS: no certificate."""
+    return None
 
 
 def _set_done(future: asyncio.Future[None]) -> None:
