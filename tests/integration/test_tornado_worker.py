@@ -369,6 +369,9 @@ def test_tornado_application_request_past_request_timeout_is_answered_503_and_re
     assert answer.status == 503, answer
     log = server.wait_log("worker.request_timeout", timeout=10)
     assert "SleepHandler" in log or "tornado_app.py" in log, log  # the handler's stack
+    # the request, in the fields the other kinds' reports name it by
+    (record,) = [line for line in log.splitlines() if "worker.request_timeout" in line]
+    assert " method=GET " in record and " path=/sleep " in record, record
     # the worker goes on serving: it was not replaced
     assert json.loads(server.get("/").body)["pid"] == worker[0]
     assert server.wait_workers(1) == worker
