@@ -9,11 +9,11 @@ own 404, the access log, HTTPS), a `WebSocketHandler` echo that takes the connec
 (`detach`), also over HTTPS, a streamed request body after `100 Continue`, a slow reader
 of a large response that holds its handler and nothing else, its async handlers waiting side
 by side (200 requests of 1 s in one worker), `on_connection_close` when the client of a
-waiting handler leaves (also over HTTPS), `get_ssl_certificate()` with a client certificate
-and `connection.stream`, `request_timeout` (and a long poll outliving
-`timeout` when it is off), a graceful stop that lets it finish, `max_requests`; a plain WSGI
-app on the same kind runs in a pool thread, never the loop's, and work it hands the IOLoop
-runs at once; `wsgid check -k tornado` accepts both apps, and another kind refuses the
+waiting handler leaves (also over HTTPS) and a request it sends meanwhile answered after
+the first, `get_ssl_certificate()` with a client certificate and `connection.stream`,
+`request_timeout` (and a long poll outliving `timeout` when it is off), a graceful stop
+that lets it finish, `max_requests`; a plain WSGI app on the same kind runs in a pool
+thread, never the loop's, and work it hands the IOLoop runs at once; `wsgid check -k tornado` accepts both apps, and another kind refuses the
 Application with the reason.
 """
 
@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from support.client import poll
+from support.client import RawConnection, poll
 from support.server import WorkDir, WsgidServer
 from support.tls import https_get, make_certs
 from support.websocket import Client, echo_then_close
@@ -263,6 +263,32 @@ def test_tornado_application_on_connection_close_runs_when_a_waiting_handlers_cl
         assert _https_answers(server.port, context)
     else:
         assert server.get("/").status == 200
+    assert "error" not in server.errlog(), server.errlog()
+    assert server.stop() == 0, server.errlog()
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_tornado_application_request_sent_while_a_handler_waits_is_answered_after_it(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir, scheme: str
+) -> None:
+    """What a client sends while its handler waits (read now, to see whether it left) is the
+    next request: answered after the first, in order, on the same connection."""
+    context: ssl.SSLContext | None = None
+    if scheme == "https":
+        server, context = https_server(wsgid, workdir)
+        poll(lambda: _https_answers(server.port, context), timeout=20, what="an HTTPS answer")
+    else:
+        server = wsgid(APP, "-k", "tornado", workers=1)
+    sock = server.connect(timeout=20)
+    client = context.wrap_socket(sock) if context is not None else sock
+    with RawConnection(client) as conn:
+        conn.send(b"GET /sleep?s=1&tag=ahead HTTP/1.1\r\nHost: x\r\n\r\n")
+        poll((workdir.markers / "started-ahead").exists, timeout=20, what="the handler")
+        conn.send(b"GET /stream?n=2 HTTP/1.1\r\nHost: x\r\n\r\n")
+        first, second = conn.read_response(), conn.read_response()
+        assert first.status == 200 and json.loads(first.body)["slept"] == 1, first
+        assert (second.status, second.body) == (200, b"chunk-0\nchunk-1\n"), second
+        assert conn.request(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").status == 200
     assert "error" not in server.errlog(), server.errlog()
     assert server.stop() == 0, server.errlog()
 
