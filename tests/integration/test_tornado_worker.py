@@ -13,8 +13,8 @@ waiting handler leaves (also over HTTPS) and a request it sends meanwhile answer
 the first, `get_ssl_certificate()` with a client certificate and `connection.stream`,
 `request_timeout` (and a long poll outliving `timeout` when it is off), a graceful stop
 that lets it finish, `max_requests`; a plain WSGI app on the same kind runs in a pool
-thread, never the loop's, and work it hands the IOLoop runs at once; `wsgid check -k tornado` accepts both apps, and another kind refuses the
-Application with the reason.
+thread, never the loop's, and work it hands the IOLoop runs at once; `wsgid check -k
+tornado` accepts both apps, and another kind refuses the Application with the reason.
 """
 
 from __future__ import annotations
