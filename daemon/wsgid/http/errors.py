@@ -9,8 +9,12 @@ can no longer be trusted.
 from __future__ import annotations
 
 from http import HTTPStatus
+from typing import TYPE_CHECKING
 
 from wsgid.http.date import Dates
+
+if TYPE_CHECKING:
+    from wsgid.http.response import Response
 
 
 class ProtocolError(Exception):
@@ -45,6 +49,17 @@ class ServerExit(SystemExit):
     """The server's own exit, raised into whatever code runs when it comes (a fast stop's
     signal handler, the application included): an exchange lets it through, whereas the
     application's own `sys.exit()` is only its request failing (500)."""
+
+
+class Interrupted(BaseException):
+    """Thrown by a worker into a request it ends from outside (a greenlet past
+    `request_timeout`). Not an Exception: the app's `except Exception` must not swallow it.
+
+    The exchange it ends puts the app's `Response` on it on the way out (`response`; None when
+    it came before or after the app's call), so that the worker can tell the post_request hook
+    what the client got in its place, once."""
+
+    response: Response | None = None
 
 
 # The parts of each canned response that never change, built on first use:

@@ -36,7 +36,7 @@ from typing import IO, Any, Protocol, cast
 from wsgid.http import environ as environ_mod
 from wsgid.http.body import EMPTY_INPUT, EmptyInput, InputStream
 from wsgid.http.date import Dates
-from wsgid.http.errors import BodyError, ServerExit, error_response
+from wsgid.http.errors import BodyError, Interrupted, ServerExit, error_response
 from wsgid.http.request import Request
 from wsgid.http.response import Response
 
@@ -183,6 +183,9 @@ class Exchange:
                 )
             if resp.length_mismatch:
                 _length_mismatch(resp, req, log)
+        except Interrupted as exc:
+            exc.response = resp  # what the worker's post_request call is about (on errors only)
+            raise
         except (Exception, SystemExit) as exc:
             if type(exc) is ServerExit:
                 raise  # the worker stops now (a fast stop's signal came while the app ran)

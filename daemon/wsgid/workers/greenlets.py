@@ -50,6 +50,7 @@ from typing import Any, ClassVar
 
 from greenlet import GreenletExit, getcurrent
 
+from wsgid.http.errors import Interrupted
 from wsgid.http.request import Request
 from wsgid.runtime import RuntimeSettings
 from wsgid.workers import unpatched
@@ -88,9 +89,8 @@ def _keep_big_blocks_mapped() -> None:
         ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
 
 
-class RequestTimeout(BaseException):
-    """Thrown into a request's greenlet past `timeout`. Not an Exception: an app's
-    `except Exception` around its I/O must not swallow it."""
+class RequestTimeout(Interrupted):
+    """Thrown into a request's greenlet past `request_timeout`."""
 
 
 class _TimedOut(Exception):
@@ -223,8 +223,12 @@ class GreenletWorker(ConnectionLoop):
         self.running[me] = (conn, req, started, record)
         try:
             self.run_request(conn, req, worker_keeps, record)
-        except RequestTimeout:
+        except RequestTimeout as exc:
             self._answer_timeout(conn, req, started)
+            # As run_request would have, had the app's call returned; not when the timeout
+            # came in pre_request (no response yet) or in post_request itself (no second call).
+            if exc.response is not None and self.post_request_hook:
+                self.call_post_request(conn, req, exc.response)
         except BaseException as exc:
             # GreenletExit: the stop killed it (`_close_all`); the connection goes too.
             if not isinstance(exc, GreenletExit):

@@ -720,9 +720,7 @@ class ConnectionLoop(Worker):
             conn.closing = True
             conn.client_closed = not req.keep_alive and req.body_complete
         if self.post_request_hook:
-            if conn.timed_out:
-                self.as_answered(conn, resp)
-            self.hooks.call("post_request", self, req, resp.environ, resp)
+            self.call_post_request(conn, req, resp)
         if access is not None and not conn.timed_out:
             access.request(
                 req, status, resp.bytes_sent, resp.environ, resp.headers, elapsed_us
@@ -743,6 +741,12 @@ class ConnectionLoop(Worker):
             environ.update(req.environ)  # the header fields, as the parser keyed them
             self.access.request(req, 503, len(response), environ, (), elapsed_us)
         return response
+
+    def call_post_request(self, conn: Connection, req: Request, resp: Response) -> None:
+        """The post_request hook, told what the client got (`as_answered`)."""
+        if conn.timed_out:
+            self.as_answered(conn, resp)
+        self.hooks.call("post_request", self, req, resp.environ, resp)
 
     def as_answered(self, conn: Connection, resp: Response) -> None:
         """Make `resp` (the app's late response to a timed-out request) say what its client
