@@ -47,6 +47,7 @@ class Exp:
     method: str = "GET"  # of the request, to read the reply (HEAD: no content)
     headers: Mapping[str, str | None] = field(default_factory=dict)  # None: must be absent
     reply_body: bytes | None = None
+    status_line: bytes | None = None  # the reply's first line, as sent
 
     def statuses(self) -> tuple[int, ...]:
         return self.status if isinstance(self.status, tuple) else (self.status,)
@@ -74,6 +75,8 @@ class Exp:
             text += f" headers {dict(self.headers)}"
         if self.reply_body is not None:
             text += f" content={self.reply_body!r}"
+        if self.status_line is not None:
+            text += f" line={self.status_line!r}"
         return text
 
 
@@ -763,6 +766,18 @@ reply("resp-app-date-sent-instead", "9110 §6.6.1",
       plain(body=b"x", Date="Mon, 01 Jan 2024 00:00:00 GMT", Server="wsgid"))
 reply("resp-app-server-sent-instead", "9110 §10.2.4", resp(b"hdr=Server&val=myapp&body=x"),
       plain(body=b"x", Server="myapp"))
+# RFC 9112 §4: status-line = HTTP-version SP status-code SP [ reason-phrase ]. A status that
+# is the code alone is served (as by gunicorn) with the SP kept, and the code's standard
+# reason, or an empty one for a code that has none; one with an empty reason is sent as given.
+for label, query, line in (
+    ("code-only", b"status=200&body=x", b"HTTP/1.1 200 OK"),
+    ("code-only-404", b"status=404&body=x", b"HTTP/1.1 404 Not Found"),
+    ("code-only-unknown", b"status=299&body=x", b"HTTP/1.1 299 "),
+    ("empty-reason", b"status=200%20&body=x", b"HTTP/1.1 200 "),
+):  # fmt: skip
+    status = int(line[9:12])
+    reply(f"resp-status-{label}-served", "9112 §4", resp(query),
+          Exp(status=status, kind="plain", body=None, reply_body=b"x", status_line=line))
 # PEP 3333 "Other HTTP Features": hop-by-hop headers from the app are an error (500).
 for label, name, value in (
     ("connection-keep-alive", b"Connection", b"keep-alive"), ("keep-alive", b"Keep-Alive",
@@ -782,8 +797,10 @@ for label, query in (
     ("value-crlf-splitting", b"hdr=X-A&val=a%0D%0ASet-Cookie%3A%20evil%3D1"),
     ("value-lf", b"hdr=X-A&val=a%0Ab"), ("value-cr", b"hdr=X-A&val=a%0Db"),
     ("value-nul", b"hdr=X-A&val=a%00b"), ("value-not-latin1", b"hdr=X-A&val=%E2%82%AC"),
-    ("status-no-reason", b"status=200"), ("status-two-digits", b"status=20%20OK"),
+    ("status-two-digits", b"status=20%20OK"), ("status-four-digits", b"status=2000"),
+    ("status-not-digits", b"status=2O0"), ("status-reason-no-space", b"status=200OK"),
     ("status-crlf", b"status=200%20OK%0D%0AX-Injected%3A%201"),
+    ("status-code-crlf", b"status=200%0D%0AX-Injected%3A%201"),
     ("status-reason-not-latin1", b"status=200%20%E2%82%AC"),
     ("content-length-not-digits", b"cl=5x&body=hello"),
 ):  # fmt: skip

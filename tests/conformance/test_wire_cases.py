@@ -41,6 +41,9 @@ def _check_reply(exp: Exp, reply: Reply) -> list[str]:
             problems.append(f"response header {name}: {got!r}, expected {value!r}")
     if exp.reply_body is not None and reply.body != exp.reply_body:
         problems.append(f"content {reply.body[:200]!r}, expected {exp.reply_body!r}")
+    line = reply.head.split(b"\r\n", 1)[0]
+    if exp.status_line is not None and line != exp.status_line:
+        problems.append(f"status line {line!r}, expected {exp.status_line!r}")
     if exp.kind == "echo" and not problems:
         try:
             seen = reply.json()

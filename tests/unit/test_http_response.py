@@ -99,7 +99,12 @@ def test_app_content_length_truncates_and_short_body_closes() -> None:
 @pytest.mark.parametrize(
     ("status", "headers"),
     [
-        ("200", []),
+        ("20", []),
+        ("2000", []),
+        ("2O0", []),
+        ("200OK", []),
+        ("200\r\n", []),
+        ("", []),
         ("OK 200", []),
         ("200 OK\r\nX: y", []),
         ("200 OK", [("Bad Name", "v")]),
@@ -122,6 +127,27 @@ def test_invalid_status_or_headers_are_refused(status: str, headers: list) -> No
     resp = Response(parse(GET11), DATES, worker_keeps=True)
     with pytest.raises(ResponseError):
         resp.start_response(status, headers)
+
+
+@pytest.mark.parametrize(
+    ("status", "line"),
+    [
+        # RFC 9112 §4: the reason is optional, the SP before it is not.
+        ("200", b"HTTP/1.1 200 OK\r\n"),
+        ("404", b"HTTP/1.1 404 Not Found\r\n"),
+        ("299", b"HTTP/1.1 299 \r\n"),  # no standard reason: an empty one
+        ("200 ", b"HTTP/1.1 200 \r\n"),
+        ("200 Fine", b"HTTP/1.1 200 Fine\r\n"),
+    ],
+)
+def test_a_status_without_its_reason_is_sent_with_the_codes_own(status: str, line: bytes) -> None:
+    resp = Response(parse(GET11), DATES, worker_keeps=True)
+    resp.start_response(status, [])
+    assert resp.status_code == int(status[:3])
+    assert resp.head(0).startswith(line)
+    again = Response(parse(GET11), DATES, worker_keeps=True)  # from the caches this time
+    again.start_response(status, [])
+    assert again.head(0).startswith(line)
 
 
 def test_connection_close_from_app_closes() -> None:

@@ -60,8 +60,10 @@ FIELD_VALUE_FORBIDDEN: Final = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 #   status-code   = 3DIGIT
 #   reason-phrase = 1*( HTAB / SP / VCHAR / obs-text )
 # The code's first digit may not be 0; the reason may hold anything but what
-# would end the line or the head early (CR, LF, NUL).
-STATUS: Final = re.compile(r"[1-9][0-9][0-9] [^\r\n\x00]*")
+# would end the line or the head early (CR, LF, NUL). The code alone ("404", without
+# the SP) is accepted too, as gunicorn serves it: the reason is optional, and the
+# response says the code's own (`response._status_line`).
+STATUS: Final = re.compile(r"[1-9][0-9][0-9](?: [^\r\n\x00]*)?")
 
 # RFC 9112 §3 and §2.3:
 #   request-line = method SP request-target SP HTTP-version

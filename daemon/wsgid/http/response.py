@@ -35,6 +35,7 @@ responses are being made, and each of those still to send its head says
 from __future__ import annotations
 
 from collections.abc import Sequence
+from http import HTTPStatus
 from types import TracebackType
 from typing import Any, cast
 
@@ -246,7 +247,8 @@ class Response:
         code = self.status_code
         req = self.req
         self.body_allowed = not (req.method == "HEAD" or code in (204, 205, 304))
-        lines = [b"HTTP/1.1 ", self.status.encode("latin-1"), b"\r\n"]
+        status = self.status if len(self.status) > 3 else _status_line(code)
+        lines = [b"HTTP/1.1 ", status.encode("latin-1"), b"\r\n"]
         app_length: int | None = None
         own_request_id = True
         ending = END_OWN
@@ -379,6 +381,18 @@ def _drainable(req: Request) -> bool:
     if req.chunked or req.expect_continue:
         return False
     return (req.content_length or 0) - req.body_received <= DRAIN_LIMIT
+
+
+def _status_line(code: int) -> str:
+    """What is sent for a status the app gave as its code alone ("404"): with the SP,
+    which RFC 9112 §4 keeps before even an empty reason, and the code's standard reason.
+    A client ignores the reason (§4), but people read it (curl -v, a proxy's log), and an
+    app that left it out meant the usual one; a code with none (299) gets an empty one.
+    Built only with a head that is not cached yet (`_shape`), never per request."""
+    try:
+        return f"{code} {HTTPStatus(code).phrase}"
+    except ValueError:
+        return f"{code} "
 
 
 def _status_code(status: object) -> int:
