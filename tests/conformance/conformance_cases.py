@@ -210,10 +210,15 @@ bad("line-cr-cr-lf", "9112 §2.2", b"GET / HTTP/1.1\r\r\n" + HOST + b"\r\n\r\n")
 bad("line-extra-token", "9112 §3", msg(b"GET / HTTP/1.1 extra", HOST))
 bad("line-garbage", "9112 §3", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n")
 
-# HTTP-version (RFC 9112 §2.3): exactly "HTTP/" DIGIT "." DIGIT, case-sensitive; a well-formed
-# version other than 1.0/1.1 is 505 (RFC 9110 §15.6.6), anything else 400.
-for ver in (b"HTTP/2.0", b"HTTP/0.9", b"HTTP/1.2", b"HTTP/3.0", b"HTTP/9.9"):
+# HTTP-version (RFC 9112 §2.3): exactly "HTTP/" DIGIT "." DIGIT, case-sensitive; a later minor
+# version of HTTP/1 is served as the highest wsgid has, HTTP/1.1 (its rules: Host required,
+# kept alive); another well-formed version is 505 (RFC 9110 §15.6.6), anything else 400.
+for ver in (b"HTTP/2.0", b"HTTP/0.9", b"HTTP/0.5", b"HTTP/3.0", b"HTTP/9.9"):
     bad(f"version-{ver.decode()[5:]}-505", "9110 §15.6.6", get(b"/", version=ver), 505)
+for ver in (b"HTTP/1.2", b"HTTP/1.9"):
+    ok(f"version-{ver.decode()[5:]}-served-as-1.1", "9112 §2.3", get(b"/", version=ver),
+       env={"SERVER_PROTOCOL": "HTTP/1.1"})
+    bad(f"version-{ver.decode()[5:]}-host-missing", "9112 §3.2", msg(b"GET / " + ver))
 for label, ver in (
     ("lowercase", b"http/1.1"), ("mixed-case", b"Http/1.1"), ("no-minor", b"HTTP/1"),
     ("two-digit-major", b"HTTP/11.1"), ("two-digit-minor", b"HTTP/1.10"),
@@ -466,6 +471,11 @@ bad("te-with-cl-zero", "9112 §6.1", post(b"Transfer-Encoding: chunked", b"Conte
 bad("te-cl-te-smuggle", "9112 §6.1",
     post(b"Content-Length: 4", b"Transfer-Encoding: chunked",
          body=b"5c\r\nGPOST / HTTP/1.1\r\nHost: x\r\nContent-Length: 15\r\n\r\nx=1\r\n0\r\n\r\n"))
+# A later HTTP/1 minor version frames its body as HTTP/1.1 does, and is refused as it is.
+ok("te-chunked-http12", "9112 §2.3",
+   msg(b"POST / HTTP/1.2", HOST, b"Transfer-Encoding: chunked", body=CHUNKED_HELLO), body=b"hello")
+bad("te-with-cl-http12", "9112 §6.1", msg(b"POST / HTTP/1.2", HOST, b"Transfer-Encoding: chunked",
+                                          b"Content-Length: 5", body=CHUNKED_HELLO))  # fmt: skip
 bad("te-http10", "9112 §6.1",
     msg(b"POST / HTTP/1.0", b"Transfer-Encoding: chunked", body=CHUNKED_HELLO))
 bad("te-http10-with-cl", "9112 §6.1",

@@ -47,8 +47,10 @@ from wsgid.http.forwarded import Rules
 from wsgid.http.request import Request
 
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
-# RFC 9112 §2.3: wsgid speaks HTTP/1.1 and answers HTTP/1.0 clients.
-_VERSIONS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
+# RFC 9112 §2.3: wsgid speaks HTTP/1.1 and answers HTTP/1.0 clients. A later minor version
+# (1.2 to 1.9) is one a server SHOULD process as the highest it supports: as HTTP/1.1, its
+# rules (Host, framing, keep-alive) and its SERVER_PROTOCOL, which llhttp too applies to it.
+_VERSIONS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"} | {f"1.{n}": "HTTP/1.1" for n in range(2, 10)}
 
 
 # gunicorn's ceiling on limit_request_fields, also what 0 means there.
@@ -146,6 +148,10 @@ class RequestParser:
         self.rules = rules
         # _CLOSED once closed (see close()).
         self._parser = httptools.HttpRequestParser(self)
+        # llhttp refuses versions other than 0.9, 1.0, 1.1 and 2.0 unless lenient here, which
+        # changes nothing else it checks: `_version` judges the version (1.2 served as 1.1,
+        # the rest 505). Once a connection (~30 ns), never per request.
+        self._parser.set_dangerous_leniencies(lenient_version=True)
         self.ready: deque[Request] = deque()
         self._cur: Request | None = None
         self._url = b""
@@ -505,8 +511,9 @@ class RequestParser:
             req.version = "HTTP/1.1"
         else:
             start = _skip_blank(raw, start)
-            req.version = self._version(raw, start)
-            line = b"%s %s %s\r\n" % (method, url, req.version.encode())
+            spelled = parser.get_http_version()
+            req.version = self._version(spelled, raw, start)
+            line = b"%s %s HTTP/%s\r\n" % (method, url, spelled.encode())
             if not raw.startswith(line, start):
                 raise BadRequest("malformed request line")
         req.keep_alive = parser.should_keep_alive()
@@ -545,9 +552,10 @@ class RequestParser:
             self._stall = 0
         self.ready.append(req)
 
-    def _version(self, raw: bytes, start: int) -> str:
-        version = _VERSIONS.get(self._parser.get_http_version())
-        if version is None:  # llhttp lets HTTP/0.9 (no version at all) and HTTP/2.0 through
+    def _version(self, spelled: str, raw: bytes, start: int) -> str:
+        """The version request `raw` (from `start`) is served as; `spelled` is llhttp's."""
+        version = _VERSIONS.get(spelled)
+        if version is None:  # llhttp lets any d.d (lenient) and no version at all through
             if b" HTTP/" not in raw[start:].partition(b"\n")[0]:
                 raise BadRequest("request line without an HTTP version")
             raise ProtocolError(505, "only HTTP/1.0 and HTTP/1.1 are served")
