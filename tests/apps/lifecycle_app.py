@@ -12,6 +12,8 @@ Routes (every answer is JSON `{"pid", "version", "path"}` unless said otherwise)
 - `/leak?mib=N&s=S`: keeps N MiB (default 1) more for good, every page written (resident),
   then sleeps S seconds (default 0.01): a leaking app at a bounded pace, for max_worker_memory.
 - `/status?code=N`: answers with status N (the metrics tests count responses by code).
+- `/drip?s=2&tag=T`: starts a chunked 200 with `write(b"first\n")`, then sleeps `s` seconds
+  before the rest (marker as for `/sleep`): a response a timeout cuts, once it began.
 
 `make_app(version)` builds the same app answering another `version`, so a test can write a
 module of its own (`app = lifecycle_app.make_app("v2")`) and see which code a worker runs.
@@ -58,6 +60,12 @@ def make_app(version: str) -> WSGIApp:
         query = parse_qs(environ.get("QUERY_STRING", ""))
         if path == "/stuck":
             stuck_view(environ)
+        elif path == "/drip":
+            write = start_response("200 OK", [("Content-Type", "text/plain")])
+            write(b"first\n")
+            _mark_started(query)
+            time.sleep(float(query.get("s", ["1"])[0]))
+            return [b"rest\n"]
         elif path == "/sleep":
             _mark_started(query)
             time.sleep(float(query.get("s", ["1"])[0]))

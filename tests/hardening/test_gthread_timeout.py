@@ -240,3 +240,44 @@ def test_post_request_sees_the_503_a_timed_out_request_got_not_the_apps_late_sta
     # Once: a graceful stop lets whatever still runs for it end, with no second call.
     assert server.stop() == 0, server.errlog()
     assert seen() == [503]
+
+
+def test_post_request_sees_the_apps_status_when_a_timed_out_response_that_began_is_cut(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir, kind: str
+) -> None:
+    """Past `request_timeout` with its head sent, a greenlet's response is cut (a 503 after
+    it would read as the next response): the `post_request` hook is called once, with the
+    app's status, which is what the client got the head of. (gthread and tornado's pool
+    count their limit from the client's last progress, not from the request's start.)"""
+    if not KINDS[kind].cooperative:
+        pytest.skip("the greenlet kinds: a pool thread's limit counts from its last send")
+    hook_log = workdir.root / "hooks.jsonl"
+    server = wsgid(
+        APP, "--worker-class", kind, "--request-timeout", str(TIMEOUT),
+        "--post-request", "hooks_recorder:post_request", workers=1,
+        env={"TESTAPP_HOOK_LOG": str(hook_log)},
+    )  # fmt: skip
+    slow = TIMEOUT + MARGIN + 2
+    received = b""
+    with server.connect(timeout=slow + 15) as sock:
+        sock.sendall(f"GET /drip?s={slow}&tag=cut HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        while True:  # everything the client gets on this connection, until it is cut
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            received += chunk
+    assert received.startswith(b"HTTP/1.1 200 "), received[:300]
+    assert b"first" in received and b"rest" not in received, received
+    assert not received.endswith(b"0\r\n\r\n"), received  # cut: no last chunk
+
+    def seen() -> list[object]:
+        lines = hook_log.read_text().splitlines() if hook_log.exists() else []
+        calls = [json.loads(line)["facts"] for line in lines]
+        return [c.get("status") for c in calls if c.get("path") == "/drip"]
+
+    assert poll(seen, timeout=slow + 15, what="post_request for /drip") == [200]
+    assert server.stop() == 0, server.errlog()
+    assert seen() == [200]
