@@ -253,7 +253,8 @@ GUNICORN_ONLY: Mapping[str, str] = {
         " not know gets 501), so there is nothing unconventional to permit"
     ),
     "permit_unconventional_http_version": (
-        "HTTP/1.0 and HTTP/1.1 are served, another well-formed version gets 505"
+        "HTTP/1.0 and HTTP/1.1 are served, and a later HTTP/1.x (1.2 to 1.9) as HTTP/1.1"
+        " (RFC 9112 §2.3); another well-formed version gets 505"
     ),
     "casefold_http_method": "methods are case-sensitive (RFC 9110 §9.1), as clients send them",
     "tolerate_dangerous_framing": (
