@@ -404,6 +404,30 @@ def test_tornado_application_request_past_request_timeout_is_answered_503_and_re
     assert server.stop() == 0, server.errlog()
 
 
+def test_tornado_application_request_past_request_timeout_reaches_post_request_with_its_503(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    """As on the other kinds, the `post_request` hook is called once for a request that
+    request_timeout ended, and told of the 503 the client got."""
+    hook_log = workdir.root / "hooks.jsonl"
+    server = wsgid(
+        APP, "-k", "tornado", "--request-timeout", "2",
+        "--post-request", "hooks_recorder:post_request", workers=1,
+        env={"TESTAPP_HOOK_LOG": str(hook_log)},
+    )  # fmt: skip
+    assert server.get("/sleep?s=30", timeout=30).status == 503
+
+    def seen() -> list[object]:
+        lines = hook_log.read_text().splitlines() if hook_log.exists() else []
+        calls = [json.loads(line)["facts"] for line in lines]
+        return [c.get("status") for c in calls if c.get("path") == "/sleep"]
+
+    assert poll(seen, timeout=20, what="post_request for /sleep") == [503]
+    assert server.get("/").status == 200  # the worker goes on serving
+    assert server.stop() == 0, server.errlog()
+    assert seen() == [503]  # once
+
+
 def test_tornado_application_long_poll_outlives_timeout_when_request_timeout_is_off(
     wsgid: Callable[..., WsgidServer],
 ) -> None:

@@ -765,6 +765,8 @@ class TornadoExchange(httputil.HTTPConnection):
             conn.out.clear()
             conn.out_size = 0
             answer = error_response(status, worker.dates, head=self.req.method == "HEAD")
+            if conn.timed_out:
+                conn.timeout_answer = answer
             worker.statuses.append(status)
             if worker.access is not None:
                 # The request is known (its line, its peer): logged as answered with `status`.
@@ -809,9 +811,15 @@ class TornadoExchange(httputil.HTTPConnection):
         stack = _coroutine_stack(task.get_coro()) if task is not None else ""
         answer = "cut" if conn.responded else "503"
         worker.report_timeout(conn, self.req, elapsed, answer, stack, worker.coroutine_limit)
+        conn.timed_out = True  # what `refuse` sends is the answer the hooks are told of
         self.refuse(503, "request timeout", quiet=True)
         if task is not None:
             task.cancel()
+        if worker.post_request_hook:
+            # Once, with what the client got, as on the other kinds: the 503, or (cut) the
+            # response the handler had begun.
+            resp = self.resp or Response(self.req, worker.dates, False, None, self.environ)
+            worker.call_post_request(conn, self.req, resp)
 
     def abort(self) -> None:
         """The worker stops with this request still under way: end it (no response)."""
