@@ -9,7 +9,9 @@ installed, so the application's import is traced too) and `threading.settrace` (
 started afterwards: the gthread pool). Each `line` event becomes one error-log event at
 debug level, `spew` with `line="module:lineno: source"` (gunicorn prints the same text to
 stdout). Logging from inside the tracer is not traced itself: CPython suspends tracing while
-a trace function runs.
+a trace function runs. Nor is the logging machinery when the worker or the app logs (wsgid's
+logs, structlog, `logging`): a line traced inside a sink's locked write would log from the
+tracer into that same sink, and wait for its own lock for ever.
 
 What it cannot show: code that runs no Python lines, such as C extensions and wsgid's own
 request path in the compiled (mypyc) build (`wsgid --version` says which build runs). The
@@ -27,6 +29,13 @@ from typing import Any
 
 from wsgid import build
 
+# The packages that write log records: their frames are not traced (see above).
+_UNTRACED = ("wsgid.logs", "structlog", "logging")
+
+
+def _untraced(module: str) -> bool:
+    return any(module == name or module.startswith(name + ".") for name in _UNTRACED)
+
 
 class _Tracer:
     """The trace function: one debug event per line executed."""
@@ -36,7 +45,9 @@ class _Tracer:
     def __init__(self, log: Any) -> None:
         self.debug = log.debug
 
-    def __call__(self, frame: FrameType, event: str, arg: object) -> _Tracer:
+    def __call__(self, frame: FrameType, event: str, arg: object) -> _Tracer | None:
+        if event == "call" and _untraced(frame.f_globals.get("__name__", "")):
+            return None  # no line of this frame is traced
         if event == "line":
             lineno = frame.f_lineno
             module = frame.f_globals.get("__name__", "?")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,24 @@ def test_spew_writes_the_apps_line_to_the_error_log_from_the_worker(
     enabled = [r for r in records if r["event"] == "spew.enabled"]
     assert len(enabled) == 1 and enabled[0]["pid"] == server.pid, "one warning, by the master"
     assert enabled[0]["level"] == "warning" and "untraced" in enabled[0]
+
+
+@pytest.mark.parametrize("kind", WORKER_KINDS)
+def test_spew_worker_that_logs_an_app_error_answers_and_stops_promptly(
+    wsgid: Callable[..., WsgidServer], kind: str
+) -> None:
+    """The worker's own records (an app's traceback) are not traced: a line traced inside
+    the sink's locked write would log into the same sink and wait for its own lock."""
+    server = wsgid(
+        "misbehaving_app:app", "--spew", "--log-level", "debug", *kind_args(kind),
+        "--graceful-timeout", "30", workers=1,
+    )  # fmt: skip
+    assert server.get("/raise", timeout=20).status == 500
+    assert server.get("/raise", timeout=20).status == 500  # the worker still serves
+    server.wait_log("app.error", timeout=10)
+    stopping = time.monotonic()
+    assert server.stop() == 0, server.errlog()
+    assert time.monotonic() - stopping < 20, "the stop waited for graceful_timeout"
 
 
 def test_without_spew_no_line_is_traced(wsgid: Callable[..., WsgidServer]) -> None:
