@@ -3,8 +3,9 @@
 Owns: what is watched, how, and when a change is ripe.
 
 - What: the application's module files, which each worker reports after it has imported
-  the app (`report_modules`, over a pipe the master reads in its loop; never on the request
-  path), plus the `reload_extra_files` globs, expanded again on every check so that a file
+  the app and again when it has imported more (`ModuleReports`, over a pipe the master reads
+  in its loop; never on the request path), the files of an import that failed included,
+  plus the `reload_extra_files` globs, expanded again on every check so that a file
   created later is caught. Editor temp files, `__pycache__`, bytecode and log files never
   count (gunicorn#2509: a log file in the project restarted it on every line).
 - How: an inotify instance over ctypes (`inotify` engine), watching the directories of those
@@ -64,23 +65,75 @@ def ignored(path: str) -> bool:
 # ------------------------------------------------------------------------- the worker side
 
 
-def report_modules(fd: int) -> None:
-    """In a worker that has loaded the app: send the master its module files, then close `fd`.
+class ModuleReports:
+    """In a worker: tell the master the module files it has imported, at boot and later.
+
+    The first report follows the app's import (`send_new` from the boot). The worker then
+    looks again on each check of its master (once a second): a module the app imports on
+    its first request (Django's URLconf and views) is watched from then on. A look costs a
+    `len(sys.modules)` when nothing was imported since. A module's file is reported as
+    imported and, behind a symlink, as its target too: an edit through either is one of the
+    target's directory.
 
     Left out: the standard library (it changes only with Python itself, which a reload cannot
     pick up) and wsgid's own package (new workers are forked from the master, so they would
     run its old code anyway).
     """
-    own = os.path.dirname(os.path.abspath(__file__))
-    stdlib = {sysconfig.get_path("stdlib"), sysconfig.get_path("platstdlib")}
-    skip = tuple(os.path.join(path, "") for path in (*stdlib, own))
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._sent: set[str] = set()
+        self._seen = 0  # len(sys.modules) at the last look
+        own = os.path.dirname(os.path.abspath(__file__))
+        stdlib = {sysconfig.get_path("stdlib"), sysconfig.get_path("platstdlib")}
+        self._skip = tuple(os.path.join(path, "") for path in (*stdlib, own))
+
+    def send_new(self, more: Iterable[str] = ()) -> None:
+        """Send the files of the modules imported since the last look, and `more` (the files
+        of an import that failed, which `sys.modules` no longer holds)."""
+        if self.fd < 0 or (len(sys.modules) == self._seen and not more):
+            return
+        self._seen = len(sys.modules)
+        names = [getattr(module, "__file__", None) for module in list(sys.modules.values())]
+        files: set[str] = set()
+        for name in (*names, *more):
+            if isinstance(name, str):
+                path = os.path.abspath(name)
+                for found in {path, os.path.realpath(path)}:
+                    if not found.startswith(self._skip) and not ignored(found):
+                        files.add(found)
+        new = files - self._sent
+        if not new:
+            return
+        self._sent |= new
+        try:
+            for frame in _frames(new):
+                _send(self.fd, frame)
+        except OSError:
+            # EPIPE: a HUP turned reload off meanwhile and the master closed its end. The
+            # worker serves all the same, and reports no more.
+            os.close(self.fd)
+            self.fd = -1
+
+
+def files_of_failure(exc: BaseException) -> set[str]:
+    """The source files an import that failed with `exc` went through: the file a
+    SyntaxError names, and those of its traceback. A module that failed to import is no
+    longer in `sys.modules`, yet its fix is the change that must reload."""
+    error = exc.__context__ or exc  # the loader's AppLoadError stands for the import's error
     files = set()
-    for module in list(sys.modules.values()):
-        name = getattr(module, "__file__", None)
-        if isinstance(name, str):
-            path = os.path.abspath(name)
-            if not path.startswith(skip) and not ignored(path):
-                files.add(path)
+    filename = getattr(error, "filename", None)
+    if isinstance(error, SyntaxError) and isinstance(filename, str):
+        files.add(filename)
+    tb = error.__traceback__
+    while tb is not None:
+        files.add(tb.tb_frame.f_code.co_filename)
+        tb = tb.tb_next
+    return {name for name in files if os.path.isfile(name)}
+
+
+def _frames(files: Iterable[str]) -> list[list[bytes]]:
+    """`files` in report frames, each small enough to be written atomically."""
     frames: list[list[bytes]] = [[]]
     size = 0
     for path in sorted(files):
@@ -92,16 +145,7 @@ def report_modules(fd: int) -> None:
             size = 0
         frames[-1].append(item)
         size += len(item)
-    # EPIPE: a HUP turned reload off meanwhile and the master closed its end. The worker
-    # boots all the same.
-    try:
-        for frame in frames:
-            if frame:
-                _send(fd, frame)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    return [frame for frame in frames if frame]
 
 
 def _send(fd: int, items: list[bytes]) -> None:
@@ -389,6 +433,10 @@ class Reloader:
         if added - self.modules:
             self.modules |= added
             self._module_dirs = {os.path.dirname(path) for path in self.modules}
+        if added:
+            # Also for files known already: a new generation's report after a directory was
+            # deleted and made again (a branch switch) watches it again, as its old watch
+            # ended with it (IN_IGNORED).
             self._update()
 
     def _check(self, now: float) -> None:

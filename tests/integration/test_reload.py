@@ -23,6 +23,7 @@ crashes there, gunicorn#1494; wsgid's watcher is the master's, which is never pa
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import time
 from collections.abc import Callable
@@ -299,4 +300,115 @@ def test_reload_turned_off_and_on_by_hup_closes_and_reopens_the_watcher(
         app_path(workdir).write_text(source("v2"))
         poll(serves(server, "v2"), timeout=30, what="v2 once reload is on again")
     assert len(events(server.errlog(), "reload.code_changed")) == 1
+    assert server.stop(timeout=30) == 0
+
+
+# --- modules found after the boot, failed imports, links, directories made again ----------
+
+
+def edit_until_served(
+    server: WsgidServer, path: Path, make: Callable[[str], str], version: str
+) -> None:
+    """Write `version` into `path` until it is served: each write is an edit of its own, so
+    one written before the watcher knew the file is made again once it does. Probed with a
+    load going, as the module's other probes (see the top)."""
+
+    def check() -> bool:
+        path.write_text(make(version))
+        return serves(server, version)()
+
+    with LoadLoop(server.port, keepalive=1, fresh=1):
+        poll(check, timeout=30, interval=0.5, what=f"{version} from an edit of {path.name}")
+
+
+def value(version: str) -> str:
+    return f"VERSION = {version!r}\n"
+
+
+def test_reload_sees_an_edit_of_a_module_the_app_imported_on_a_request(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    """Django imports its URLconf and views on the first request: a worker reports the
+    modules it imported since the boot, so their edits reload too (gunicorn looks again
+    each second)."""
+    package = workdir.cwd / "lazy_views"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "sub.py").write_text(value("v1"))
+    app_path(workdir).write_text(
+        "from lifecycle_app import make_app\n\n\n"
+        "def app(environ, start_response):\n"
+        "    from lazy_views import sub  # on the first request, as a URLconf\n\n"
+        "    return make_app(sub.VERSION)(environ, start_response)\n"
+    )
+    server = wsgid(APP, "--reload", workers=1, env=ENV)
+    wait_event(server.errlog, "reload.watching", check=server.check_running)
+    assert version_served(server) == "v1"
+    edit_until_served(server, package / "sub.py", value, "v2")
+    assert server.stop(timeout=30) == 0
+
+
+def test_reload_a_new_module_that_failed_to_import_is_watched_and_its_fix_reloads(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    """The module that broke is no longer in sys.modules, in a directory nothing watched:
+    the worker that failed reports the files of its failure."""
+    server = start(wsgid, workdir)
+    package = workdir.cwd / "new_package"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "mod.py").write_text("VERSION = (\n")  # a syntax error
+    app_path(workdir).write_text(
+        "from lifecycle_app import make_app\nfrom new_package.mod import VERSION\n\n"
+        "app = make_app(VERSION)\n"
+    )
+    wait_event(server.errlog, "reload.failed", timeout=30, check=server.check_running)
+    assert version_served(server) == "v1"
+    edit_until_served(server, package / "mod.py", value, "v3")
+    assert server.stop(timeout=30) == 0
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_reload_sees_an_edit_of_a_module_behind_a_symlink(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir, engine: str
+) -> None:
+    shared = workdir.root / "shared"
+    shared.mkdir()
+    target = shared / "reload_helper.py"
+    target.write_text(value("v1"))
+    (workdir.cwd / "reload_helper.py").symlink_to(target)
+    app_path(workdir).write_text(
+        "from lifecycle_app import make_app\nfrom reload_helper import VERSION\n\n"
+        "app = make_app(VERSION)\n"
+    )
+    server = wsgid(APP, "--reload", "--reload-engine", engine, workers=1, env=ENV)
+    wait_event(server.errlog, "worker.booted", timeout=30, check=server.check_running)
+    assert version_served(server) == "v1"
+    edit_until_served(server, target, value, "v2")
+    assert server.stop(timeout=30) == 0
+
+
+def test_reload_a_package_directory_deleted_and_made_again_is_watched_again(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    """A branch switch or an `rm -rf` and copy: the inotify watch of the old directory ended
+    with it; the new generation's report watches the new one."""
+    package = workdir.cwd / "made_again"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "util.py").write_text(value("v1"))
+    app_path(workdir).write_text(
+        "from lifecycle_app import make_app\nfrom made_again.util import VERSION\n\n"
+        "app = make_app(VERSION)\n"
+    )
+    server = wsgid(APP, "--reload", "--reload-engine", "inotify", workers=1, env=ENV)
+    wait_event(server.errlog, "worker.booted", timeout=30, check=server.check_running)
+    assert version_served(server) == "v1"
+    shutil.rmtree(package)
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "util.py").write_text(value("v2"))
+    with LoadLoop(server.port, keepalive=1, fresh=1):
+        poll(serves(server, "v2"), timeout=30, what="v2 from the directory made again")
+    edit_until_served(server, package / "util.py", value, "v3")
     assert server.stop(timeout=30) == 0

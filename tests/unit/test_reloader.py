@@ -86,7 +86,7 @@ def test_worker_report_reaches_the_watcher_in_frames(tmp_path: Path) -> None:
         pid = os.fork()
         if pid == 0:
             try:
-                reloader.report_modules(os.dup(watcher.report_w))
+                reloader.ModuleReports(os.dup(watcher.report_w)).send_new()
             finally:
                 os._exit(0)
         os.waitpid(pid, 0)

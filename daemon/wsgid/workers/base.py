@@ -56,6 +56,8 @@ from wsgid.workers import unpatched
 if TYPE_CHECKING:
     from ssl import SSLContext
 
+    from wsgid.reloader import ModuleReports
+
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
@@ -129,6 +131,8 @@ class Worker:
         # the timeout dump; set and cleared by the kind around each app call.
         self.current: tuple[Request, str, float] | None = None
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        # `reload`: the app's module files, told to the master's watcher (None: not reloading).
+        self.module_reports: ModuleReports | None = None
 
     # gunicorn's names, for hooks written for its workers (`worker.cfg.timeout`): the settings
     # have gunicorn's attribute names.
@@ -165,6 +169,12 @@ class Worker:
             if not self.alive:
                 return ExitCode.OK  # stopped while importing (INT exits by SystemExit)
             self.log.error("worker.app_load_failed", error=str(exc))
+            if self.ctx.modules_fd >= 0:
+                # The files the failed import went through (a module that failed is no longer
+                # in sys.modules): the fix of the one that broke is the change that reloads.
+                from wsgid.reloader import ModuleReports, files_of_failure
+
+                ModuleReports(self.ctx.modules_fd).send_new(files_of_failure(exc))
             return ExitCode.APP_LOAD_FAILED
         except Exception:
             self.log.exception("worker.boot_failed")
@@ -176,9 +186,10 @@ class Worker:
             return ExitCode.BOOT_FAILED
         self.hooks.call("post_worker_init", self)
         if self.ctx.modules_fd >= 0:  # before the boot report: the master watches them first
-            from wsgid.reloader import report_modules
+            from wsgid.reloader import ModuleReports
 
-            report_modules(self.ctx.modules_fd)
+            self.module_reports = ModuleReports(self.ctx.modules_fd)
+            self.module_reports.send_new()
         self.ctx.scoreboard.beat(self.ctx.slot)
         self.ctx.scoreboard.set_state(self.ctx.slot, scoreboard.READY)
         unpatched.OS_WRITE(self.ctx.boot_fd, BOOTED.pack(os.getpid()))
@@ -202,6 +213,8 @@ class Worker:
         """
         if os.getpid() != self.pid:
             os._exit(ExitCode.OK)
+        if self.module_reports is not None:
+            self.module_reports.send_new()  # a module the app imported since (on a request)
         if not self.orphaned and os.getppid() != self.ctx.master_pid:
             self.orphaned = True
             self.alive = False
