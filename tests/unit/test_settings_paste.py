@@ -268,6 +268,16 @@ def test_server_section_cannot_name_another_application(tmp_path: Path) -> None:
     )
 
 
+def test_server_section_refuses_reload_which_pserve_does_instead() -> None:
+    """pserve built the application before wsgid started: wsgid's reload would start new
+    workers with the old code (and say reload.done)."""
+    message = served_error({"reload": "true"})
+    assert message.startswith('/srv/site/dev.ini: paste [server:main] key "reload" = "true"')
+    assert "pserve --reload" in message
+    assert "pserve --reload" in served_error({}, {"WSGID_RELOAD": "1"})
+    assert served({"reload": "False"}).settings.reload is False
+
+
 def test_server_section_config_names_the_toml_file_and_the_environment_wins(
     tmp_path: Path,
 ) -> None:

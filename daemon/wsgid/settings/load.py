@@ -123,8 +123,12 @@ def _bad_value_message(entry: Entry, name: str, error: Mapping[str, Any]) -> str
     return f"{subject} is not valid{item}: {reason}{end} Accepted for {name}: {spec.accepts}."
 
 
-def _pserve_serves_its_app(server: ServerSection, merged: Mapping[str, Entry]) -> None:
-    """Under pserve no source may name another application than the one pserve loaded."""
+def _pserve_serves_its_app(
+    server: ServerSection, merged: Mapping[str, Entry], values: Mapping[str, Any]
+) -> None:
+    """Under pserve no source may name another application than the one pserve loaded, nor
+    ask wsgid to reload it: pserve built it before wsgid started, so it is served as if
+    preloaded, and new workers would run the old code (`pserve --reload` restarts all)."""
     for name in ("app", "paste"):
         entry = merged.get(name)
         if entry is not None and entry.value is not None:
@@ -132,6 +136,14 @@ def _pserve_serves_its_app(server: ServerSection, merged: Mapping[str, Entry]) -
                 f"{entry.subject} names an application, but wsgid runs under pserve here and"
                 f" serves the one of {server.ini}; remove {name}."
             )
+    entry = merged.get("reload")
+    if entry is not None and values["reload"]:
+        raise ConfigError(
+            f"{entry.subject} asks wsgid to reload the application's code, but under pserve"
+            f" the application of {server.ini} is built once, before wsgid starts, so new"
+            " workers would still run the old code; remove reload and run `pserve --reload`,"
+            " which restarts the whole server when the code changes."
+        )
 
 
 def _logging_of_paste_file(
@@ -250,7 +262,7 @@ def load_settings(
     sources = {name: merged[name].label if name in merged else "default" for name in SPECS}
     warnings += _without_effect(values, sources)
     if server is not None:
-        _pserve_serves_its_app(server, merged)
+        _pserve_serves_its_app(server, merged, values)
     elif command in ("serve", "check") and not (values["app"] or values["paste"]):
         raise ConfigError(
             "No application given. Name it as MODULE:CALLABLE: as the APP argument "
