@@ -107,7 +107,8 @@ def _config_error(exc: ConfigError) -> int:
 
 
 def _print_error(message: str, kind: str = "error") -> None:
-    """`wsgid: error: MESSAGE` (or `warning`) on stderr, control characters escaped.
+    """`wsgid: error: MESSAGE` (or `warning`) on stderr, control characters escaped in
+    each of its lines.
 
     Messages quote values from the environment and files; an ESC or BEL in
     one must not reach the terminal (the logs escape the same way). Into systemd's journal
@@ -117,7 +118,11 @@ def _print_error(message: str, kind: str = "error") -> None:
     from wsgid.logs.sinks import is_journal
 
     priority = ("<3>" if kind == "error" else "<4>") if is_journal(2, os.environ) else ""
-    print(f"{priority}wsgid: {kind}: {printable(message)}", file=sys.stderr)
+    # A message of several lines (an app's import traceback) keeps them, each escaped.
+    first, *rest = message.split("\n")
+    lines = [f"{priority}wsgid: {kind}: {printable(first)}"]
+    lines += [f"{priority}{printable(line)}" for line in rest]
+    print("\n".join(lines), file=sys.stderr)
 
 
 def _serve(

@@ -93,6 +93,26 @@ def test_check_reports_an_app_load_error_with_exit_four(
     assert err == "wsgid: error: no module named 'x'\n"
 
 
+def test_check_shows_an_import_traceback_on_its_lines_each_escaped(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def fail(settings: Any) -> None:
+        raise loader.AppLoadError(
+            "app 'x:app': importing module 'x' raised an error:\n"
+            '  File "/srv/x.py", line 1\n    x = (\x1b[2J\nSyntaxError: never closed'
+        )
+
+    monkeypatch.setattr(loader, "load_app", fail)
+    status, _, err = run(["check", "x:app"], capsys)
+    assert status == 4
+    assert err.splitlines() == [
+        "wsgid: error: app 'x:app': importing module 'x' raised an error:",
+        '  File "/srv/x.py", line 1',
+        "    x = (\\u001b[2J",
+        "SyntaxError: never closed",
+    ]
+
+
 def test_config_error_is_one_line_on_stderr_with_exit_two(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -120,6 +120,21 @@ def test_console_renderer_indents_blocks_so_no_line_can_pass_for_a_record() -> N
     assert rest == ["    Traceback", "    ValueError: x", f"    {forged}\\u001b[2J"]
 
 
+def test_console_renderer_shows_a_multi_line_error_as_a_block_and_a_one_line_one_as_a_pair() -> (
+    None
+):
+    text = "app 'x:app': importing failed:\n  File \"x.py\", line 1\nSyntaxError: oops"
+    out = render.console_renderer(False)(None, "error", event(pid=1, error=text))
+    assert out.split("\n") == [
+        "2026-11-30T00:53:20.123Z [error] app.error pid=1",
+        "    app 'x:app': importing failed:",
+        '      File "x.py", line 1',
+        "    SyntaxError: oops",
+    ]
+    one = render.console_renderer(False)(None, "error", event(pid=1, error="refused"))
+    assert one == "2026-11-30T00:53:20.123Z [error] app.error pid=1 error=refused"
+
+
 def test_console_colours_only_when_asked() -> None:
     plain = render.console_renderer(False)(None, "info", event(level="info"))
     coloured = render.console_renderer(True)(None, "info", event(level="info", k=1))

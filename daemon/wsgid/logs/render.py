@@ -36,6 +36,10 @@ FORMATS = ("console", "json", "logfmt")
 
 # Keys holding multi-line text: rendered as blocks below a console line.
 BLOCK_KEYS = ("exception", "stack", "stacks")
+# A key whose text is a block when it has several lines: an app that failed to load says why
+# with the traceback of its import (`worker.app_load_failed`), and a one-line error stays a
+# pair of the line.
+TEXT_KEYS = ("error",)
 _FIRST = ("timestamp", "level", "event")
 
 _COLOURS = {
@@ -135,6 +139,9 @@ def console_renderer(colours: bool) -> Renderer:
         level = str(event.pop("level", ""))
         name = escape.logfmt(str(event.pop("event", "")))
         blocks = [event.pop(k) for k in BLOCK_KEYS if event.get(k)]
+        blocks += [
+            event.pop(k) for k in TEXT_KEYS if isinstance(event.get(k), str) and "\n" in event[k]
+        ]
         pairs = [f"{escape.key(k)}={logfmt_value(v)}" for k, v in event.items()]
         if colours:
             colour = _COLOURS.get(level, "")
