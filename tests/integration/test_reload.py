@@ -140,7 +140,7 @@ def test_reload_broken_edit_keeps_old_workers_serving_and_the_fix_recovers(
         wait_event(server.errlog, "reload.failed", timeout=30, check=server.check_running)
         # The worker logged why, with the traceback from the app's code.
         (failure,) = events(server.errlog(), "worker.app_load_failed")[:1]
-        assert shown in (failure.get("error") or ""), failure.text
+        assert shown in failure.text, failure.text  # the error, as a block below the line
         # Same master, same workers, the old code, still serving.
         mark = time.monotonic()
         load.wait_served(30, since=mark)

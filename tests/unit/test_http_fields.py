@@ -64,6 +64,18 @@ def test_the_name_cache_is_bounded() -> None:
     assert 0 < len(fields.CACHE) <= 4096  # emptied when full, never past the bound
 
 
+def test_long_names_are_mapped_but_never_kept_so_distinct_ones_cost_no_memory() -> None:
+    """A client sending distinct 8 KB names held 4096 of them (and their keys) in each worker,
+    64 MiB that stayed."""
+    fields.CACHE.clear()
+    for i in range(200):
+        name = b"X%05d" % i + b"a" * 8000
+        assert fields.entry(name) == (f"HTTP_X{i:05d}" + "A" * 8000, False)
+    assert fields.CACHE == {}
+    assert fields.entry(b"X-Request-ID") == ("HTTP_X_REQUEST_ID", False)
+    assert b"X-Request-ID" in fields.CACHE  # the usual names are still remembered
+
+
 def test_short_field_lines_are_remembered_and_the_line_cache_is_bounded() -> None:
     fields.LINES.clear()
     long_line = b"X-Long: " + b"v" * 300

@@ -19,7 +19,9 @@ This runs for every field of every request, so it is built around two caches:
   under 2 MiB; the cache empties when full (`cache.py`), so a client sending
   endless distinct lines costs time, not memory.
 - field names -> (environ key, frames the request): for lines not cached;
-  at most `_CACHE_MAX` (4096), emptied when full too.
+  at most `_CACHE_MAX` (4096) names of up to `_NAME_MAX` (64) bytes, emptied
+  when full too. A longer name is mapped each time: a client sending distinct
+  8 KB names would otherwise have them held 4096 times over (64 MiB a worker).
 
 Names containing "_" are left out of the environ: "X_Forwarded_For" and
 "X-Forwarded-For" would both become HTTP_X_FORWARDED_FOR, letting a client
@@ -67,6 +69,7 @@ Section = tuple[dict[str, str], Mapping[str, str], Set[str], dict[str, str] | No
 # Name bytes as sent -> (environ key, whether it frames the request); bounded.
 CACHE: dict[bytes, Entry] = {}
 _CACHE_MAX = 4096
+_NAME_MAX = 64  # the longest registered field names are under 40 bytes
 _LINE_MAX = 256
 _LINES_MAX = 2048
 
@@ -105,6 +108,8 @@ def entry(name: bytes) -> Entry:
     else:
         key = _environ_key(name)
         found = (key, key in _FRAMING)
+    if len(name) > _NAME_MAX:
+        return found
     return remember(CACHE, name, found, _CACHE_MAX)
 
 
