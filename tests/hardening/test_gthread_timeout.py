@@ -29,6 +29,7 @@ import pytest
 
 from support import procs
 from support.client import poll
+from support.hooks import post_request_statuses
 from support.load import events, wait_event
 from support.server import Response, WorkDir, WsgidServer, free_port
 from wsgid.workers import KINDS
@@ -232,9 +233,7 @@ def test_post_request_sees_the_503_a_timed_out_request_got_not_the_apps_late_sta
     assert answer.status == 503
 
     def seen() -> list[object]:
-        lines = hook_log.read_text().splitlines() if hook_log.exists() else []
-        calls = [json.loads(line)["facts"] for line in lines]
-        return [c.get("status") for c in calls if c.get("path") == "/sleep"]
+        return post_request_statuses(hook_log, "/sleep")
 
     assert poll(seen, timeout=slow + 15, what="post_request for /sleep") == [503]
     # Once: a graceful stop lets whatever still runs for it end, with no second call.
@@ -274,9 +273,7 @@ def test_post_request_sees_the_apps_status_when_a_timed_out_response_that_began_
     assert not received.endswith(b"0\r\n\r\n"), received  # cut: no last chunk
 
     def seen() -> list[object]:
-        lines = hook_log.read_text().splitlines() if hook_log.exists() else []
-        calls = [json.loads(line)["facts"] for line in lines]
-        return [c.get("status") for c in calls if c.get("path") == "/drip"]
+        return post_request_statuses(hook_log, "/drip")
 
     assert poll(seen, timeout=slow + 15, what="post_request for /drip") == [200]
     assert server.stop() == 0, server.errlog()

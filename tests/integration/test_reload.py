@@ -325,16 +325,23 @@ def value(version: str) -> str:
     return f"VERSION = {version!r}\n"
 
 
+def make_package(where: Path, name: str, module: str, version: str) -> Path:
+    """The package `name` in `where`, with `module` holding VERSION; its module's path."""
+    package = where / name
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    path = package / f"{module}.py"
+    path.write_text(value(version))
+    return path
+
+
 def test_reload_sees_an_edit_of_a_module_the_app_imported_on_a_request(
     wsgid: Callable[..., WsgidServer], workdir: WorkDir
 ) -> None:
     """Django imports its URLconf and views on the first request: a worker reports the
     modules it imported since the boot, so their edits reload too (gunicorn looks again
     each second)."""
-    package = workdir.cwd / "lazy_views"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "sub.py").write_text(value("v1"))
+    sub = make_package(workdir.cwd, "lazy_views", "sub", "v1")
     app_path(workdir).write_text(
         "from lifecycle_app import make_app\n\n\n"
         "def app(environ, start_response):\n"
@@ -344,7 +351,7 @@ def test_reload_sees_an_edit_of_a_module_the_app_imported_on_a_request(
     server = wsgid(APP, "--reload", workers=1, env=ENV)
     wait_event(server.errlog, "reload.watching", check=server.check_running)
     assert version_served(server) == "v1"
-    edit_until_served(server, package / "sub.py", value, "v2")
+    edit_until_served(server, sub, value, "v2")
     assert server.stop(timeout=30) == 0
 
 
@@ -354,17 +361,15 @@ def test_reload_a_new_module_that_failed_to_import_is_watched_and_its_fix_reload
     """The module that broke is no longer in sys.modules, in a directory nothing watched:
     the worker that failed reports the files of its failure."""
     server = start(wsgid, workdir)
-    package = workdir.cwd / "new_package"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "mod.py").write_text("VERSION = (\n")  # a syntax error
+    mod = make_package(workdir.cwd, "new_package", "mod", "v2")
+    mod.write_text("VERSION = (\n")  # a syntax error
     app_path(workdir).write_text(
         "from lifecycle_app import make_app\nfrom new_package.mod import VERSION\n\n"
         "app = make_app(VERSION)\n"
     )
     wait_event(server.errlog, "reload.failed", timeout=30, check=server.check_running)
     assert version_served(server) == "v1"
-    edit_until_served(server, package / "mod.py", value, "v3")
+    edit_until_served(server, mod, value, "v3")
     assert server.stop(timeout=30) == 0
 
 
@@ -393,10 +398,7 @@ def test_reload_a_package_directory_deleted_and_made_again_is_watched_again(
 ) -> None:
     """A branch switch or an `rm -rf` and copy: the inotify watch of the old directory ended
     with it; the new generation's report watches the new one."""
-    package = workdir.cwd / "made_again"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "util.py").write_text(value("v1"))
+    util = make_package(workdir.cwd, "made_again", "util", "v1")
     app_path(workdir).write_text(
         "from lifecycle_app import make_app\nfrom made_again.util import VERSION\n\n"
         "app = make_app(VERSION)\n"
@@ -404,11 +406,9 @@ def test_reload_a_package_directory_deleted_and_made_again_is_watched_again(
     server = wsgid(APP, "--reload", "--reload-engine", "inotify", workers=1, env=ENV)
     wait_event(server.errlog, "worker.booted", timeout=30, check=server.check_running)
     assert version_served(server) == "v1"
-    shutil.rmtree(package)
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "util.py").write_text(value("v2"))
+    shutil.rmtree(util.parent)
+    make_package(workdir.cwd, "made_again", "util", "v2")
     with LoadLoop(server.port, keepalive=1, fresh=1):
         poll(serves(server, "v2"), timeout=30, what="v2 from the directory made again")
-    edit_until_served(server, package / "util.py", value, "v3")
+    edit_until_served(server, util, value, "v3")
     assert server.stop(timeout=30) == 0

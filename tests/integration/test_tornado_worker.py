@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from support.client import RawConnection, poll
+from support.hooks import post_request_statuses
 from support.server import WorkDir, WsgidServer
 from support.tls import https_get, make_certs
 from support.websocket import Client, echo_then_close
@@ -418,9 +419,7 @@ def test_tornado_application_request_past_request_timeout_reaches_post_request_w
     assert server.get("/sleep?s=30", timeout=30).status == 503
 
     def seen() -> list[object]:
-        lines = hook_log.read_text().splitlines() if hook_log.exists() else []
-        calls = [json.loads(line)["facts"] for line in lines]
-        return [c.get("status") for c in calls if c.get("path") == "/sleep"]
+        return post_request_statuses(hook_log, "/sleep")
 
     assert poll(seen, timeout=20, what="post_request for /sleep") == [503]
     assert server.get("/").status == 200  # the worker goes on serving
