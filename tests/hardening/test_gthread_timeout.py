@@ -56,6 +56,19 @@ def serve(wsgid: Callable[..., WsgidServer], kind: str) -> tuple[WsgidServer, in
     return server, worker
 
 
+def until_closed(sock: socket.socket) -> bytes:
+    """Everything the client gets on this connection, until it ends (a FIN or a reset)."""
+    received = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            return received
+        if not chunk:
+            return received
+        received += chunk
+
+
 def test_a_stuck_request_is_answered_or_its_worker_replaced_within_the_timeout(
     wsgid: Callable[..., WsgidServer], workdir: WorkDir, kind: str
 ) -> None:
@@ -111,15 +124,7 @@ def test_a_slow_request_answered_503_never_sends_its_late_response(
     with server.connect(timeout=slow + 15) as sock:
         sock.sendall(f"GET /sleep?s={slow}&tag=late HTTP/1.1\r\nHost: x\r\n\r\n".encode())
         started(workdir, "late")
-        received = b""
-        while True:  # everything the client ever gets on this connection, until it ends
-            try:
-                chunk = sock.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            received += chunk
+        received = until_closed(sock)
     if kind == "sync":
         # The master's timeout: the worker is killed and replaced; no answer at all.
         assert received == b""
@@ -257,17 +262,9 @@ def test_post_request_sees_the_apps_status_when_a_timed_out_response_that_began_
         env={"TESTAPP_HOOK_LOG": str(hook_log)},
     )  # fmt: skip
     slow = TIMEOUT + MARGIN + 2
-    received = b""
     with server.connect(timeout=slow + 15) as sock:
         sock.sendall(f"GET /drip?s={slow}&tag=cut HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-        while True:  # everything the client gets on this connection, until it is cut
-            try:
-                chunk = sock.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            received += chunk
+        received = until_closed(sock)
     assert received.startswith(b"HTTP/1.1 200 "), received[:300]
     assert b"first" in received and b"rest" not in received, received
     assert not received.endswith(b"0\r\n\r\n"), received  # cut: no last chunk
