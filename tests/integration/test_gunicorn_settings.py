@@ -32,9 +32,13 @@ FILE_WRAPPER_APP = APPS_DIR / "file_wrapper_app.py"
 
 
 def events(text: str) -> list[dict[str, Any]]:
-    """The JSON records of an error log (other lines, such as a traceback's, are skipped)."""
+    """The JSON records of an error log (other lines, such as a traceback's, are skipped).
+
+    A spewing worker writes all the time, and a read can catch its last record half
+    written (a write crossing a page boundary lands page by page): that unfinished line,
+    with no newline yet, is left out."""
     found = []
-    for line in text.splitlines():
+    for line in text[: text.rfind("\n") + 1].splitlines():
         if line.startswith("{"):
             record = json.loads(line)
             if isinstance(record, dict):
