@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from test_logging_app import read_lines
 
 from support.client import RawResult, poll
 from support.echo import ECHO_APP, Seen, answer, head
@@ -42,8 +43,7 @@ def logged_id(access_log: Path, path: str) -> object:
     """The request_id of the JSON access record of the request for `path`."""
 
     def record() -> dict[str, object] | None:
-        lines = access_log.read_text().splitlines() if access_log.exists() else []
-        found = [json.loads(line) for line in lines if f'"path":"{path}"' in line]
+        found = [json.loads(line) for line in read_lines(access_log) if f'"path":"{path}"' in line]
         return found[0] if found else None
 
     return poll(record, timeout=5.0, what=f"the access record of {path}")["request_id"]
