@@ -18,11 +18,15 @@ from __future__ import annotations
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
-import structlog
-
+from wsgid.deferred_modules import deferring
 from wsgid.logs import render
 from wsgid.logs.request_id import add_request_id
 from wsgid.logs.sinks import SEVERITY, Sink
+
+# structlog's async methods want asyncio, its deprecated thread-local module uuid: wsgid
+# calls neither, and asyncio alone is a tenth of a start (wsgid.deferred_modules).
+with deferring("asyncio", "uuid"):
+    import structlog
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 _SYNONYMS = {"warn": "warning", "fatal": "critical"}
