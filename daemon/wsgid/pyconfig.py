@@ -25,7 +25,6 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-import traceback
 import types
 from collections.abc import Callable
 from typing import Any
@@ -122,6 +121,8 @@ def _import_config_module(name: str) -> types.ModuleType:
 
 def _failure(exc: BaseException, path: str | None) -> str:
     """`raised ValueError: ... (line 7)`: the exception, and the config's deepest line in it."""
+    import traceback  # a failing config only: every start reads this module
+
     line = None
     for frame in traceback.extract_tb(exc.__traceback__):
         if path is None or frame.filename == path:

@@ -19,8 +19,6 @@ need pydantic, are in `wsgid.settings.annotated`.
 
 from __future__ import annotations
 
-import ipaddress
-import json
 import os
 import re
 import types
@@ -179,6 +177,8 @@ def normalize_bind(address: str) -> str:
         if end < 0:
             raise ValueError(f"{address!r}: missing ']' after the IPv6 address")
         host, rest = address[1:end], address[end + 1 :]
+        import ipaddress  # an IPv6 bind only: every start reads this module
+
         try:
             ipaddress.IPv6Address(host)
         except ValueError:
@@ -467,6 +467,8 @@ def json_table(value: object) -> object:
     if isinstance(value, str):
         if not value.strip():
             return {}
+        import json  # this variable only: every start reads this module
+
         try:
             return json.loads(value)
         except json.JSONDecodeError as exc:
