@@ -539,7 +539,7 @@ class Master:
             if self.statsd is not None:
                 timeout = min(timeout, self.statsd.due_in(now))
             try:
-                readable, writable, _ = select.select(fds, wfds, [], timeout)
+                readable, writable = _wait(fds, wfds, timeout)
             except InterruptedError:
                 readable, writable = [], []
             now = time.monotonic()
@@ -1167,6 +1167,34 @@ def _livez() -> Page:
     from wsgid.side_listener import TEXT
 
     return "200 OK", TEXT, b"ok\n"
+
+
+# What poll(2) reports for a descriptor that select(2) would call readable, or writable: a
+# peer's hang-up or an error is for the reader or writer to find out.
+_READABLE = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR | select.POLLNVAL
+_WRITABLE = select.POLLOUT | select.POLLHUP | select.POLLERR | select.POLLNVAL
+
+
+def _wait(readers: list[int], writers: list[int], timeout: float) -> tuple[list[int], list[int]]:
+    """The descriptors of `readers` ready to read and of `writers` ready to write, waiting up
+    to `timeout` seconds: select(2)'s answer, by poll(2).
+
+    select(2) refuses a descriptor numbered FD_SETSIZE (1024) or more, and the master's own are
+    numbered after whatever a preloaded app opened at import (a connection pool, a model's
+    files): poll(2) takes any number.
+    """
+    masks: dict[int, int] = {}
+    for fd in readers:
+        masks[fd] = select.POLLIN | select.POLLPRI
+    for fd in writers:
+        masks[fd] = masks.get(fd, 0) | select.POLLOUT
+    poller = select.poll()
+    for fd, mask in masks.items():
+        poller.register(fd, mask)
+    events = dict(poller.poll(timeout * 1000))
+    readable = [fd for fd in readers if events.get(fd, 0) & _READABLE]
+    writable = [fd for fd in writers if events.get(fd, 0) & _WRITABLE]
+    return readable, writable
 
 
 def _drain(fd: int) -> None:
