@@ -489,9 +489,13 @@ class Master:
             return "draining before a stop (shutdown_delay)"
         if not self.ready:
             return "the first workers are booting"
+        # Once the first workers have booted, one worker serving is enough: readiness says
+        # whether traffic sent here is served, not at what capacity (the workers gauge says
+        # that). Workers replaced one by one (max_requests, memory, a crash) would otherwise
+        # take a server whose app imports slowly out of rotation for most of a busy minute.
         booted = sum(1 for w in self.workers.values() if w.booted and not w.retiring)
-        if self.target == 0 or booted < self.target:
-            return f"{booted} of {self.target} workers booted"
+        if booted == 0:
+            return f"0 of {self.target} workers booted"
         return None
 
     def _inherited(self) -> list[listeners_mod.Inherited]:

@@ -329,6 +329,37 @@ def test_a_flood_of_idle_connections_cannot_keep_a_probe_out(
             sock.close()
 
 
+def test_readyz_stays_200_while_one_of_two_workers_is_replaced(
+    wsgid: Callable[..., WsgidServer],
+) -> None:
+    """Readiness is whether traffic is served, not at what capacity: with one worker of two
+    dead and its successor importing the app (for a second), the other serves, and /readyz
+    says 200 throughout. (It said `1 of 2 workers booted`: under load with max_requests, a
+    server whose app imports slowly was out of rotation most of the time.)"""
+    side = free_port()
+    server = wsgid(
+        "slow_import_app:app",
+        "--metrics-bind", f"127.0.0.1:{side}",
+        workers=2,
+        env={"SLOW_IMPORT_SECONDS": "1"},
+    )  # fmt: skip
+    lost, kept = server.wait_workers(2)
+    poll(lambda: readyz(side) == 200, timeout=10, what="/readyz 200")
+    os.kill(lost, signal.SIGKILL)
+    successor = poll(
+        lambda: [p for p in server.worker_pids() if p not in (lost, kept)] or None, timeout=10,
+        what="the successor forked",
+    )  # fmt: skip
+    seen = []
+    deadline = time.monotonic() + 30
+    while not events(server.errlog(), "worker.booted", worker=successor[0]):
+        assert time.monotonic() < deadline, server.errlog()
+        seen.append(readyz(side))
+        assert server.get("/").status == 200
+    assert seen and set(seen) == {200}, seen
+    assert server.stop() == 0, server.errlog()
+
+
 def test_readyz_stays_200_through_a_reload_and_is_503_while_a_lost_worker_is_replaced(
     wsgid: Callable[..., WsgidServer],
 ) -> None:

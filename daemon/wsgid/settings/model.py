@@ -708,9 +708,9 @@ class Settings(BaseModel):
         BindAddress | None, Option("monitoring", metavar="ADDRESS", accepts=BIND_ACCEPTED)
     ] = None
     """An address of its own (HOST:PORT, unix:PATH, fd://N or systemd:NAME) where the master
-    answers health probes over HTTP: /livez is 200 while the master runs; /readyz is 200 when
-    the configured workers are booted and the server is not draining or stopping, 503
-    otherwise. Keep it off the public network. Off by default; changed on HUP."""
+    answers health probes over HTTP: /livez is 200 while the master runs; /readyz is 200 once
+    the first workers have booted, while a worker serves and the server is not draining or
+    stopping, 503 otherwise. Keep it off the public network. Off by default; changed on HUP."""
     shutdown_delay: Annotated[Seconds, Option("monitoring", metavar="SECONDS")] = 0.0
     """On a graceful stop (TERM or QUIT), first keep serving this long with /readyz answering
     503, so that load balancers stop sending new requests before the listeners close; then
