@@ -14,14 +14,19 @@ The lines are gunicorn's, so that its dashboards and the Datadog integration kee
     <prefix>gunicorn.workers.busy:<n>|g / .idle:<n>|g    booted workers with / without a
                                                          request in the app (wsgid's own)
     <prefix>gunicorn.log.<level>:<n>|c|@1.0              critical, error, warning, exception
-    <prefix>gunicorn.backlog:<n>|ms                      enable_backlog_metric: connections
+    <prefix>gunicorn.backlog:<n>|h                       enable_backlog_metric: connections
                                                          waiting in the listeners' queues
 
 `dogstatsd_tags` is appended to every line as `|#<tags>`. gunicorn sends one datagram per
 request and metric from each worker; here the workers only count (the scoreboard) and the
 master sends the sum, so the timer lines are the request durations each worker's ring still
-holds: when a worker served more requests in an interval than its ring keeps, the lines
-carry the sample rate (`|@0.25`) and statsd scales them back up.
+holds (its latest RING of the interval). When a worker served more, the lines carry a sample
+rate (`|@0.25`), one per histogram bucket (5 ms ... 10 s): the samples in the bucket over
+the interval's requests there, which the workers' histogram counts exactly. A statsd that
+scales by the rate then counts each bucket's requests right, whichever worker served them.
+
+The host of a UDP target is resolved to its IPv4 address if it has one (as gunicorn, which
+sends over IPv4 only); IPv6 for an IPv6 literal or a name with no IPv4 address.
 
 Never in the way of serving: the socket is non-blocking and a datagram that does not fit is
 dropped. A name is resolved once, and again after any failure (not on every interval: the
@@ -33,10 +38,13 @@ up to 60 seconds); a target that cannot be reached is logged once
 from __future__ import annotations
 
 import errno
+import math
 import os
 import re
 import socket
 import time
+from bisect import bisect_left
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -142,7 +150,13 @@ class Statsd:
     # what is sent
 
     def lines(self, now: Snapshot, durations: list[int], timed: int) -> list[str]:
-        """The lines of one interval: what changed since the last one, and the gauges."""
+        """The lines of one interval: what changed since the last one, and the gauges.
+
+        `durations` are the timer samples (µs) of the interval; `timed`, how many requests
+        they stand for, is not what their rates are made of: one rate over all of them made
+        a slow request stand for many fast ones. The histogram's counts since the last
+        interval give a rate per bucket (`sample_rates`).
+        """
         before, self.previous = self.previous, now
         root = self.root
         out = [f"{root}requests:{now.answered - before.answered}|c|@1.0"]
@@ -151,9 +165,10 @@ class Statsd:
             if delta > 0:
                 out.append(f"{root}request.status.{index + 100}:{delta}|c|@1.0")
         if durations:
-            rate = len(durations) / timed if timed > len(durations) else 1.0
-            sampled = f"|@{rate:.4g}" if rate < 1.0 else ""
-            out.extend(f"{root}request.duration:{us / 1000:.3f}|ms{sampled}" for us in durations)
+            counts = [n - b for n, b in zip(now.buckets, before.buckets, strict=True)]
+            for us, rate in zip(durations, sample_rates(durations, counts), strict=True):
+                sampled = f"|@{rate_text(rate)}" if rate < 1.0 else ""
+                out.append(f"{root}request.duration:{us / 1000:.3f}|ms{sampled}")
         out.append(f"{root}workers:{now.workers}|g")
         out.append(f"{root}workers.busy:{now.states['busy']}|g")
         out.append(f"{root}workers.idle:{now.states['idle']}|g")
@@ -170,7 +185,8 @@ class Statsd:
         if self.backlog is not None:
             waiting = self.backlog()
             if waiting is not None:
-                kind = "g" if self.own_names else "ms"  # gunicorn sends it as a timer
+                # gunicorn sends it as a histogram (`|h`), since it added the metric (24.1)
+                kind = "g" if self.own_names else "h"
                 out.append(f"{root}backlog:{waiting}|{kind}")
         tags = self.tags
         return [line + tags for line in out]
@@ -217,9 +233,7 @@ class Statsd:
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
                 address: Any = target.path
             else:
-                family, kind, proto, _, address = socket.getaddrinfo(
-                    target.host, target.port, type=socket.SOCK_DGRAM
-                )[0]
+                family, kind, proto, address = resolve(target.host, target.port)
                 sock = socket.socket(family, kind | socket.SOCK_CLOEXEC, proto)
             sock.setblocking(False)
             try:
@@ -259,6 +273,56 @@ def settings_key(settings: Any) -> tuple[Any, ...]:
         settings.statsd_host, settings.statsd_prefix, settings.dogstatsd_tags,
         settings.statsd_naming, settings.statsd_interval, settings.enable_backlog_metric,
     )  # fmt: skip
+
+
+def resolve(host: str, port: int) -> tuple[int, int, int, Any]:
+    """(family, type, protocol, address) of a UDP `host`: its IPv4 address if it has one.
+
+    getaddrinfo's first answer for a name with both can be IPv6 (Debian's /etc/hosts gives
+    `localhost` both 127.0.0.1 and ::1), and a statsd listening on 127.0.0.1 then gets
+    nothing. gunicorn sends over IPv4 only; here IPv6 is used for an IPv6 literal, or a name
+    with no IPv4 address. One lookup for both families: a resolver that does not answer
+    stalls the master once, not twice.
+    """
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    family, kind, proto, _, address = prefer_ipv4(infos)
+    return family, kind, proto, address
+
+
+def prefer_ipv4(infos: list[tuple[Any, ...]]) -> tuple[Any, ...]:
+    """The first IPv4 answer of getaddrinfo's `infos`, else its first."""
+    return next((info for info in infos if info[0] == socket.AF_INET), infos[0])
+
+
+# The histogram's bounds (scoreboard.DURATION_BUCKETS) in microseconds, as the workers count.
+_BUCKET_US = tuple(int(bound * 1e6) for bound in sb.DURATION_BUCKETS)
+
+
+def sample_rates(durations: list[int], counts: list[int]) -> list[float]:
+    """The sample rate of each of `durations` (µs): the samples in its histogram bucket over
+    the requests the interval had there (`counts`: the histogram's, exact), at most 1.
+
+    The samples are each worker's latest RING requests of the interval: a busier worker has
+    a smaller share of its requests sampled, and a worker's slow requests are among them or
+    not as they happen to fall. With one rate for all (samples over requests), 3 slow samples
+    among 64 of 5,000 requests stood for 234 requests. With a rate per bucket, a statsd that
+    scales by the rate counts each bucket's requests exactly, whichever worker served them;
+    within a bucket the samples stand for the others, and a bucket with requests but no
+    sample has no line (docs/metrics.md says so).
+    """
+    buckets = [bisect_left(_BUCKET_US, us) for us in durations]  # as the workers count them
+    sampled = Counter(buckets)
+    # A count below its samples: last interval, a worker published between the reads of its
+    # timed count and of its histogram, which counted these requests then; they come at rate 1.
+    return [sampled[b] / counts[b] if counts[b] > sampled[b] else 1.0 for b in buckets]
+
+
+def rate_text(rate: float) -> str:
+    """`rate` with 4 significant digits and no exponent (not every statsd parses `5e-06`)."""
+    text = f"{rate:.4g}"
+    if "e" in text:
+        text = f"{rate:.{3 - math.floor(math.log10(rate))}f}".rstrip("0")  # as %g does
+    return text
 
 
 def pack(lines: list[str], size: int) -> list[bytes]:

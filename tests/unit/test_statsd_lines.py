@@ -1,5 +1,5 @@
-"""statsd without a network: the addresses statsd_host accepts, the lines of an interval, and
-how they are packed into datagrams."""
+"""statsd without a network: the addresses statsd_host accepts and the one a host resolves to,
+the lines of an interval and their sample rates, and how they are packed into datagrams."""
 
 from __future__ import annotations
 
@@ -54,6 +54,7 @@ def test_an_interval_sends_what_changed_and_samples_timers_past_the_ring() -> No
     now.codes[503 - 100] = 1
     now.workers = 3
     now.states.update(busy=1, idle=2)
+    now.timed = now.buckets[0] = 8  # eight requests of 5 ms or less
     lines = sender.lines(now, [1500, 250], timed=8)
     assert lines[:3] == [
         "app.gunicorn.requests:300|c|@1.0|#env:x",
@@ -78,6 +79,49 @@ def test_an_interval_sends_what_changed_and_samples_timers_past_the_ring() -> No
         "app.gunicorn.workers.busy:1|g|#env:x",
         "app.gunicorn.workers.idle:2|g|#env:x",
     ]
+
+
+def _weighed(lines: list[str]) -> tuple[float, float]:
+    """What a statsd that scales by the rate makes of the duration lines: (count, sum ms)."""
+    count = total = 0.0
+    for line in lines:
+        value, _, rest = line.partition(":")[2].partition("|ms")
+        weight = 1 / float(rest[len("|@") :]) if rest else 1.0
+        count += weight
+        total += weight * float(value)
+    return count, total
+
+
+def test_each_duration_histogram_bucket_carries_its_own_sample_rate() -> None:
+    """The hunt's case: a worker's 8,000 fast requests sampled 64 times, another worker's 3
+    slow ones among its last 64. One rate for all (128 samples of 8,003 requests) made each
+    slow one stand for 62 requests; per bucket, the fast ones stand for the 8,000 and the slow
+    ones for themselves: count and mean are the histogram's."""
+    sender = _sender(statsd_prefix="")
+    now = Snapshot()
+    fast, slow = [80] * 64 + [80] * 61, [120_000] * 3  # µs: 0.08 ms, 120 ms
+    now.buckets[0] = 8000  # 5 ms or less
+    now.buckets[5] = 3  # 100 to 250 ms
+    now.timed = 8003
+    lines = [line for line in sender.lines(now, fast + slow, timed=8003) if "duration" in line]
+    assert lines[0] == "gunicorn.request.duration:0.080|ms|@0.01562"
+    assert lines[-3:] == ["gunicorn.request.duration:120.000|ms"] * 3  # all three sampled
+    count, total = _weighed(lines)
+    true_mean = (8000 * 0.08 + 3 * 120) / 8003
+    assert count == pytest.approx(8003, rel=1e-3)
+    assert total / count == pytest.approx(true_mean, rel=1e-3)
+    # A bucket counted below its samples (a worker published between two reads of its
+    # slot): those samples go at rate 1, none stands for less than one request.
+    assert statsd.sample_rates([80, 90, 6000], [1, 0, 0] + [0] * 9) == [1.0, 1.0, 1.0]
+
+
+@pytest.mark.parametrize(
+    ("rate", "text"),
+    [(0.25, "0.25"), (0.015625, "0.01562"), (1 / 3, "0.3333"), (5e-06, "0.000005"),
+     (1 / 150_000, "0.000006667")],
+)  # fmt: skip
+def test_a_sample_rate_is_written_without_an_exponent(rate: float, text: str) -> None:
+    assert statsd.rate_text(rate) == text
 
 
 def test_the_prefix_gets_one_dot_and_wsgid_naming_adds_its_own_lines() -> None:
@@ -142,3 +186,38 @@ def test_a_name_that_does_not_resolve_is_asked_again_after_a_growing_delay(
         sender.send(["gunicorn.requests:0|c|@1.0"])
     assert len(calls) == 5 and sender.resolve_delay == 16.0
     assert log.events == ["statsd.unreachable"]
+
+
+# The address chosen for a UDP target (the real resolver: /etc/hosts, no network).
+
+
+def test_ip_literals_are_sent_to_in_their_own_family() -> None:
+    family, _, _, address = statsd.resolve("127.0.0.1", 8125)
+    assert (family, address[:2]) == (socket.AF_INET, ("127.0.0.1", 8125))
+    if not socket.has_ipv6:
+        pytest.skip("this Python has no IPv6")
+    family, _, _, address = statsd.resolve("::1", 8125)
+    assert (family, address[:2]) == (socket.AF_INET6, ("::1", 8125))
+
+
+def test_a_name_with_both_families_is_sent_to_over_ipv4() -> None:
+    """glibc can answer ::1 first for a name /etc/hosts maps both ways (Debian's `localhost`):
+    the IPv4 answer is chosen wherever it is; IPv6 only when there is no IPv4 answer."""
+    if not socket.has_ipv6:
+        pytest.skip("this Python has no IPv6")
+    v4 = socket.getaddrinfo("127.0.0.1", 8125, type=socket.SOCK_DGRAM)
+    v6 = socket.getaddrinfo("::1", 8125, type=socket.SOCK_DGRAM)
+    assert statsd.prefer_ipv4(v6 + v4)[4][0] == "127.0.0.1"
+    assert statsd.prefer_ipv4(v4 + v6)[4][0] == "127.0.0.1"
+    assert statsd.prefer_ipv4(v6)[4][0] == "::1"
+
+
+def test_localhost_mapped_both_ways_is_sent_to_over_ipv4() -> None:
+    """The hunt's case end to end at the resolver: `localhost` where /etc/hosts gives it
+    127.0.0.1 and ::1."""
+    answers = socket.getaddrinfo("localhost", 8125, type=socket.SOCK_DGRAM)
+    families = {info[0] for info in answers}
+    if families != {socket.AF_INET, socket.AF_INET6}:
+        pytest.skip(f"localhost resolves to {sorted(info[4][0] for info in answers)} only here")
+    family, _, _, address = statsd.resolve("localhost", 8125)
+    assert (family, address[0]) == (socket.AF_INET, "127.0.0.1")
