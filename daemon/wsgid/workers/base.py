@@ -9,7 +9,8 @@ kind subclasses `Worker` and implements `serve()`.
 Worker signals: TERM = graceful (finish in-flight requests, then exit),
 INT and QUIT = fast (exit now), USR1 = reopen log files, ABRT = the master
 saw no heartbeat for `timeout` seconds: log every thread's stack and the
-request being served as one event, then exit.
+request being served as one event, then exit. Either exit hands the master
+the counts of the requests answered until then first (`publish_counts`).
 
 A worker never outlives its master. The kernel sends it TERM when the master
 exits (PR_SET_PDEATHSIG), and the loop checks once a second that the master
@@ -198,7 +199,10 @@ class Worker:
         try:
             self.serve()
         finally:
-            self.ctx.logs.flush()  # buffered access records, also on a fast (INT/QUIT) exit
+            # Also on a fast (INT/QUIT) exit: the buffered access records, and the counts of
+            # the requests answered since the last publication.
+            self.publish_counts()
+            self.ctx.logs.flush()
         self.check_master()  # an idle worker leaves its loop before the sweep would log it
         return ExitCode.OK
 
@@ -272,6 +276,9 @@ class Worker:
     def serve(self) -> None:
         raise NotImplementedError
 
+    def publish_counts(self) -> None:
+        """Hand the requests counted and not yet on the scoreboard to it (before an exit)."""
+
     def _init_signals(self) -> None:
         # Handlers and the wakeup fd were inherited from the master: replace them.
         for sig in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR2, signal.SIGWINCH):
@@ -314,6 +321,12 @@ class Worker:
 
     def _on_abort(self, signum: int, frame: FrameType | None) -> None:
         """The master's timeout: say where every thread is stuck, then exit."""
+        # First, so that the requests answered before the stuck one are counted even if the
+        # dump outlasts the master's grace: the loop publishes before it idles, but a request
+        # that came at once after them (no idle between) reached the app first. (Not while
+        # booting: nothing was counted, and the kind's counts are not made yet.)
+        if self.serving:
+            self.publish_counts()
         stacks = []
         names = {t.ident: t.name for t in threading.enumerate()}
         for ident, thread_frame in sys._current_frames().items():

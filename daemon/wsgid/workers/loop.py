@@ -8,10 +8,10 @@ header_timeout), reading request heads (and small bodies) without blocking, park
 keep-alive connections, writing responses without blocking on slow readers,
 the idle/head/body/write deadlines, lingering close, the heartbeat stamp, the
 scoreboard (each request shown while it runs, the counts published a few times
-a second) and the graceful stop. What happens to a complete request is the kind's
-business: `handle(conn, req)`. A connection's own state and its channel for
-the app are `connection.py`'s; taking new connections from the listeners is
-`admission.py`'s.
+a second while busy and before each idle wait) and the graceful stop. What
+happens to a complete request is the kind's business: `handle(conn, req)`. A
+connection's own state and its channel for the app are `connection.py`'s;
+taking new connections from the listeners is `admission.py`'s.
 
 Theory of operation. One `select.epoll` (not `selectors`: measurably
 cheaper) watches the listeners (EPOLLEXCLUSIVE, so one worker wakes per new
@@ -23,6 +23,23 @@ parser; complete requests are handled in order. Output goes straight to
 connection switches to EPOLLOUT until the queue drains, reading nothing more
 meanwhile (so memory per connection stays bounded). Deadlines are checked
 once a second by a sweep over the connections.
+
+Publishing the counts. The statuses and durations of the requests answered are
+kept in lists and handed to the scoreboard's shared memory together
+(`_publish`): every PUBLISH_INTERVAL while the worker is busy, and whenever it
+is about to wait idle: with counts pending, the loop first asks for events
+without waiting, and only when there are none publishes, then waits. So a
+worker killed while it waits (SIGKILL, the OOM killer) has told the master of
+every request it answered; under load, a turn that finds events at once pays
+nothing. An abort (the master's timeout) or a fast exit publishes first too
+(`publish_counts`).
+
+Leaving new connections to a sibling. A kind whose workers cannot serve a new
+connection soon (gthread with every pool thread taken) stops watching the
+listeners, so that EPOLLEXCLUSIVE wakes a sibling for it; every place that
+watches them again asks `may_accept()` first (a closed connection, the sweep,
+the end of an accept back-off, the kind itself once it has room), and so does
+an accept after the first of a wake-up.
 
 The fairness rule. Connections a turn finds waiting on a listener are
 accepted after the turn's other events, as many as the connections it served
@@ -244,12 +261,18 @@ class ConnectionLoop(Worker):
         while True:
             if not self.alive and not self._stopping():
                 break
-            timeout = self.poll_timeout
-            if self.statuses and timeout > PUBLISH_INTERVAL:
-                # Counts not published yet are, before a long wait: `wsgid status` and
-                # /metrics lag a burst's end by PUBLISH_INTERVAL, not by an idle wait.
-                timeout = PUBLISH_INTERVAL
-            events = self.wait_events(timeout)
+            if self.statuses or self.durations:
+                # Counts not published yet go to the scoreboard before the worker idles: a
+                # worker killed while it waits (SIGKILL, the OOM killer) has told the master
+                # of every request it answered. Looked for without waiting first, so a turn
+                # that has events at once (under load) pays nothing; only a worker about to
+                # wait pays the second call, and the publication.
+                events = self.wait_events(0.0)
+                if not events:
+                    self._publish(time.monotonic())
+                    events = self.wait_events(self.poll_timeout)
+            else:
+                events = self.wait_events(self.poll_timeout)
             now = time.monotonic()
             if self.reopen_requested:
                 # Before this turn's requests, so none is logged to the old file.
@@ -305,9 +328,13 @@ class ConnectionLoop(Worker):
         """Wait up to `timeout` seconds for epoll's events (a cooperative kind: in its hub)."""
         return self.epoll.poll(timeout)
 
+    def publish_counts(self) -> None:
+        """Hand the counts not yet published to the scoreboard now (an abort, a fast exit)."""
+        self._publish(time.monotonic())
+
     def _publish(self, now: float) -> None:
-        """Hand the counts kept since the last time to the scoreboard (a few times a second
-        when busy; an idle worker's last ones go at the next sweep)."""
+        """Hand the counts kept since the last time to the scoreboard: every PUBLISH_INTERVAL
+        while the worker is busy, and before it waits idle (`serve`)."""
         self.next_publish = now + PUBLISH_INTERVAL
         if self.statuses or self.durations:
             # Swapped, not cleared: a gthread thread appends to whichever list it finds.
@@ -321,8 +348,8 @@ class ConnectionLoop(Worker):
             self._sweep(now)
             self._publish(now)
             self.next_sweep = now + SWEEP_INTERVAL
-        if self.admission.resume(now) and self.alive and len(self.conns) < self.max_connections:
-            self.admission.watch(True)
+        if self.admission.resume(now):
+            self.listen_again()
         self._set_timer(now)
 
     def _set_timer(self, now: float) -> None:
@@ -420,7 +447,14 @@ class ConnectionLoop(Worker):
         # listeners are left at the next turn (`_stopping`).
         admission = self.admission
         now = time.monotonic()
-        for _ in range(batch):
+        for taken in range(batch):
+            if taken and not self.may_accept():
+                # The kind has no room for more (gthread: every thread taken; it stopped
+                # watching the listeners). The first is always taken: the kernel may have
+                # woken this worker alone for it. What is left waits for a sibling, woken
+                # for the connections that came while this worker ran, or for this worker
+                # to watch again once it has room.
+                return
             # At worker_connections, the connection idle the longest makes room, once a new
             # one is accepted (gunicorn#2585); with none idle, the listeners wait.
             idle: Connection | None = None
@@ -936,14 +970,28 @@ class ConnectionLoop(Worker):
         # Also takes it off epoll: no other descriptor shares the socket (a
         # gthread connection taken from its thread is never registered again).
         conn.close()
+        if not self.admission.watching:
+            self.listen_again()
+
+    def listen_again(self) -> None:
+        """Watch the listeners again unless something still holds them off: a stop, an
+        accept back-off, the connection cap (`worker_connections`), or the kind itself
+        (`may_accept`)."""
         admission = self.admission
         if (
             self.alive
             and not admission.watching
-            and len(self.conns) < self.max_connections
             and not admission.resume_at
+            and len(self.conns) < self.max_connections
+            and self.may_accept()
         ):
             admission.watch(True)
+
+    def may_accept(self) -> bool:
+        """Whether the kind can take new connections now (gthread: not while every thread of
+        its pool is taken, `ThreadWorker.may_accept`). Asked wherever the loop would watch
+        the listeners again, and before each accept but the first of a wake-up."""
+        return True
 
     @staticmethod
     def _idle(conn: Connection) -> bool:
@@ -998,6 +1046,7 @@ class ConnectionLoop(Worker):
             self.alive
             and not admission.watching
             and not admission.resume_at
+            and self.may_accept()
             and any(self._idle(conn) for conn in self.conns.values())
         ):
             admission.watch(True)
