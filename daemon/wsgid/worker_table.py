@@ -42,6 +42,11 @@ from wsgid.workers.base import BOOTED, WORKER_SIGNALS
 HEARTBEAT_SLOTS = 2 * MAX_WORKERS
 ABORT_GRACE = 2.0  # seconds a timed-out worker gets to log its stacks before SIGKILL
 BACKOFF_MAX = 10.0
+# max_worker_memory: a worker over the limit at the first check since it began serving was
+# recycled "early"; after this many early recyclings in a row, the limit is below what a
+# serving worker needs (a cache its first requests fill), and recycling stops for the
+# generation.
+EARLY_RECYCLINGS = 3
 
 
 @dataclass
@@ -59,6 +64,8 @@ class WorkerProcess:
     aborted_at: float = 0.0  # sent SIGABRT for a missed heartbeat
     boot_memory: int | None = None  # bytes when it booted, with max_worker_memory on
     memory_reported: bool = False  # over max_worker_memory from its boot: said once
+    # A memory check saw it under max_worker_memory after it had begun serving.
+    memory_served: bool = False
     extra: dict[str, Any] = field(default_factory=dict)  # free for hooks
 
 
@@ -94,6 +101,10 @@ class WorkerTable:
         self._age = 0
         self._crash_streak = 0
         self._spawn_deferred = False  # logged that no heartbeat slot is free
+        # max_worker_memory's loop guard: (generation, early recyclings in a row), and the
+        # generation whose memory recycling stopped (check_memory).
+        self._early: tuple[int, int] = (0, 0)
+        self._memory_kept_generation = 0
 
     def current(self, generation: int) -> list[WorkerProcess]:
         """The workers of `generation` not retiring, oldest first."""
@@ -231,7 +242,9 @@ class WorkerTable:
         code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
         if not worker.booted and not expected:
             return self._boot_failed(worker, status, code, timeout)
-        log = self.log.info if expected or code == 0 else self.log.warning
+        # An error, as gunicorn logs a worker's unexpected exit or kill ("Perhaps out of
+        # memory?"): alerts on its statsd `gunicorn.log.error` count fire for both.
+        log = self.log.info if expected or code == 0 else self.log.error
         log("worker.exited", worker=worker.pid, status=describe(status))
         quick = time.monotonic() - worker.spawned < 1.0
         if not expected and code != 0 and quick:  # a crash, not a recycled worker
@@ -282,7 +295,8 @@ class WorkerTable:
                 if now - worker.aborted_at > ABORT_GRACE:
                     _kill(worker.pid, signal.SIGKILL)
             elif now - self.scoreboard.last(worker.slot) > timeout:
-                self.log.error(
+                # Critical, as gunicorn's "WORKER TIMEOUT": what its users alert on.
+                self.log.critical(
                     "worker.timeout", worker=worker.pid, timeout=timeout, action="aborting"
                 )
                 worker.aborted_at = now
@@ -291,10 +305,13 @@ class WorkerTable:
     def check_memory(self, generation: int, limit_mib: int, metric: str) -> None:
         """Retire the booted workers of `generation` whose memory has grown past `limit_mib`.
 
-        The master spawns their replacements as for any retired worker. A worker that was
-        over the limit when it booted is not retired, only reported once: its replacement
-        would be too, and the workers would restart in a loop. Workers of an older generation
-        are being replaced anyway.
+        The master spawns their replacements as for any retired worker. Workers of an older
+        generation are being replaced anyway. Two limits below what a worker needs would
+        restart the workers in a loop, each replacement as big as the worker it replaced:
+        - a worker over the limit when it booted is not retired, only reported once;
+        - when EARLY_RECYCLINGS workers in a row were over it at the first check since they
+          began serving (the app fills a cache on its first requests), the next such worker
+          is kept, the generation's recycling stops, and that is reported once.
         """
         limit = limit_mib * 1024 * 1024
         for worker in self.current(generation):
@@ -304,6 +321,9 @@ class WorkerTable:
             if used is not None:
                 self.scoreboard.set_memory(worker.slot, used)
             if used is None or used <= limit:
+                if not worker.memory_served:
+                    reading = self.scoreboard.read(worker.slot)
+                    worker.memory_served = bool(reading.answered or reading.active)
                 continue
             fields = {
                 "worker": worker.pid, "metric": metric, "memory_mib": _mib(used),
@@ -318,6 +338,20 @@ class WorkerTable:
                         **fields,
                     )  # fmt: skip
                 continue
+            if self._memory_kept_generation == generation:
+                continue
+            early_generation, early = self._early
+            early = early if early_generation == generation else 0
+            if not worker.memory_served and early >= EARLY_RECYCLINGS:
+                self._memory_kept_generation = generation
+                self.log.error(
+                    "worker.memory_limit_loop", recycled_early=early,
+                    action="kept, and no more recycling for memory until a reload; raise "
+                    "max_worker_memory above what a worker uses once it serves",
+                    **fields,
+                )  # fmt: skip
+                continue
+            self._early = (generation, 0 if worker.memory_served else early + 1)
             self.log.warning("worker.memory_limit", action="recycling", **fields)
             self.retire(worker, "memory")
 

@@ -11,6 +11,8 @@ Routes (every answer is JSON `{"pid", "version", "path"}` unless said otherwise)
 - `/log?msg=M`: writes `lifecycle-log M pid=<pid>` to `wsgi.errors` (the error log) first.
 - `/leak?mib=N&s=S`: keeps N MiB (default 1) more for good, every page written (resident),
   then sleeps S seconds (default 0.01): a leaking app at a bounded pace, for max_worker_memory.
+- `/warm?mib=N`: the first time in a worker, keeps N MiB (default 1) for good, every page
+  written: a cache the first request fills, for max_worker_memory's loop guard.
 - `/status?code=N`: answers with status N (the metrics tests count responses by code).
 - `/drip?s=2&tag=T`: starts a chunked 200 with `write(b"first\n")`, then sleeps `s` seconds
   before the rest (marker as for `/sleep`): a response a timeout cuts, once it began.
@@ -30,7 +32,7 @@ from urllib.parse import parse_qs
 
 WSGIApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
 
-_leaked: list[bytes] = []  # what /leak keeps: never freed while the worker lives
+_leaked: list[bytes] = []  # what /leak and /warm keep: never freed while the worker lives
 
 
 def _mark_started(query: dict[str, list[str]]) -> None:
@@ -76,6 +78,8 @@ def make_app(version: str) -> WSGIApp:
         elif path == "/leak":
             _leaked.append(b"\xa5" * (int(query.get("mib", ["1"])[0]) << 20))
             time.sleep(float(query.get("s", ["0.01"])[0]))
+        elif path == "/warm" and not _leaked:
+            _leaked.append(b"\xa5" * (int(query.get("mib", ["1"])[0]) << 20))
         facts: dict[str, Any] = {"pid": os.getpid(), "version": version, "path": path}
         if path == "/env":
             facts["env"] = os.environ.get(query["name"][0])

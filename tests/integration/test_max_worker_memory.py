@@ -91,3 +91,31 @@ def test_max_worker_memory_below_a_booted_worker_is_reported_once_and_never_loop
     log = server.errlog()
     assert len(events(log, "worker.memory_limit_below_boot")) == 2, log
     assert not events(log, "worker.memory_limit"), log
+
+
+def test_max_worker_memory_below_a_serving_worker_stops_recycling_after_three_early_ones(
+    wsgid: Callable[..., WsgidServer],
+) -> None:
+    """An app that fills a 128 MiB cache on its first request, under a 96 MiB limit: every
+    replacement is over it at the first check (one a second) since it began serving too.
+    After three workers recycled that early, the fourth is kept and the loop reported once,
+    as an error; no more recycling."""
+    server = wsgid(APP, "--max-worker-memory", str(LIMIT_MIB), workers=1)
+    server.wait_workers(1)
+    with LoadLoop(server.port, "/warm?mib=128", keepalive=1, fresh=0) as load:
+        (report,) = wait_event(
+            server.errlog, "worker.memory_limit_loop", timeout=60, check=server.check_running
+        )
+        kept = int(report.fields["worker"])
+        window_end = time.monotonic() + 2.5  # more than two checks, one a second
+        while time.monotonic() < window_end:
+            server.check_running()
+            load.wait_served(1, since=time.monotonic())
+    assert not load.stats.failures, load.stats.summary()
+    log = server.errlog()
+    assert report.level == "error", report.text
+    assert report.fields["recycled_early"] == "3"
+    assert "raise max_worker_memory" in report.fields["action"], report.text
+    assert len(events(log, "worker.memory_limit")) == 3, log
+    assert len(events(log, "worker.memory_limit_loop")) == 1, log
+    assert server.worker_pids() == [kept]

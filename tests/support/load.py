@@ -86,6 +86,8 @@ class LoadLoop:
     ) -> None:
         self.port = port
         self.path = path
+        # Each request's own query (which client, which request) follows the path's.
+        self.query_start = "&" if "?" in path else "?"
         self.timeout = timeout
         self.stats = LoadStats()
         self._lock = threading.Lock()
@@ -195,7 +197,7 @@ class LoadLoop:
                 n += 1
                 sent = time.monotonic()
                 try:
-                    conn.request("GET", f"{self.path}?c={name}&n={n}")
+                    conn.request("GET", f"{self.path}{self.query_start}c={name}&n={n}")
                     resp = conn.getresponse()
                     body = resp.read()
                 except (OSError, http.client.HTTPException) as exc:
@@ -219,7 +221,7 @@ class LoadLoop:
             try:
                 # Alternate: half say `Connection: close`, half leave the close to the client.
                 headers = {"Connection": "close"} if n % 2 else {}
-                conn.request("GET", f"{self.path}?c={name}&n={n}", headers=headers)
+                conn.request("GET", f"{self.path}{self.query_start}c={name}&n={n}", headers=headers)
                 resp = conn.getresponse()
                 body = resp.read()
             except (OSError, http.client.HTTPException) as exc:

@@ -186,7 +186,7 @@ def test_a_quick_crash_after_booting_delays_the_next_spawn_by_the_first_step(
         # Each worker booted before it crashed, which ends a crash streak: 0.1 s every time.
         assert 0.1 <= table.next_spawn - before < 0.2
     assert log.named("worker.respawn_delayed") == []
-    assert [level for level, _ in log.named("worker.exited")] == ["warning", "warning"]
+    assert [level for level, _ in log.named("worker.exited")] == ["error", "error"]
 
 
 def test_crashes_without_a_boot_in_between_back_off_longer(
@@ -245,7 +245,7 @@ def test_a_silent_heartbeat_aborts_the_worker_then_kills_it_after_the_grace(
     table.check_timeouts(TIMEOUT)
     assert worker.aborted_at
     assert log.named("worker.timeout") == [
-        ("error", {"worker": worker.pid, "timeout": TIMEOUT, "action": "aborting"})
+        ("critical", {"worker": worker.pid, "timeout": TIMEOUT, "action": "aborting"})
     ]
     worker.aborted_at -= ABORT_GRACE + 1  # the grace has run out
     table.check_timeouts(TIMEOUT)
