@@ -86,7 +86,7 @@ def build(
     if hook is None:
         return default_factory()
     try:
-        context = hook(settings, default_factory)
+        context = hook(HookConfig(settings), default_factory)
     except ConfigError:
         raise
     except Exception as exc:
@@ -96,6 +96,53 @@ def build(
             f"the ssl_context hook returned {type(context).__name__}, not an ssl.SSLContext"
         )
     return context
+
+
+# The settings gunicorn's Config.ssl_options gathers (its "SSL" section).
+_SSL_OPTIONS = (
+    "keyfile", "certfile", "ssl_version", "cert_reqs", "ca_certs", "suppress_ragged_eofs",
+    "do_handshake_on_connect", "ciphers",
+)  # fmt: skip
+
+
+class HookConfig:
+    """The `config` the ssl_context hook gets: the settings, with gunicorn's Config's types
+    where wsgid's differ.
+
+    A hook written for gunicorn builds its own context from them (`ctx.verify_mode =
+    config.cert_reqs`, `ssl.SSLContext(config.ssl_version)`, to add a key password, say):
+    `cert_reqs` is then the `ssl.CERT_*` number, not wsgid's word; `ssl_version` the
+    `ssl.PROTOCOL_*` number (gunicorn's default, PROTOCOL_TLS_SERVER, when it is not set);
+    and `is_ssl` and `ssl_options` are there. Every other name is the setting's own.
+    """
+
+    def __init__(self, settings: RuntimeSettings) -> None:
+        self._settings = settings
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._settings, name)
+
+    @property
+    def cert_reqs(self) -> int:
+        return int(VERIFY_MODES[self._settings.cert_reqs])
+
+    @property
+    def ssl_version(self) -> int | str:
+        value = self._settings.ssl_version
+        if value is None:
+            return int(ssl.PROTOCOL_TLS_SERVER)
+        if value.isdigit():
+            return int(value)
+        protocol = getattr(ssl, f"PROTOCOL_{value}", None)  # gunicorn takes the names too
+        return int(protocol) if protocol is not None else value
+
+    @property
+    def is_ssl(self) -> bool:
+        return bool(self._settings.certfile or self._settings.keyfile)
+
+    @property
+    def ssl_options(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _SSL_OPTIONS}
 
 
 def _default_context(settings: RuntimeSettings, sources: Mapping[str, str]) -> ssl.SSLContext:

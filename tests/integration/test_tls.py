@@ -785,6 +785,26 @@ def ssl_context(config, default_factory):
     return context
 """
 
+# A hook as gunicorn users write it to build their own context (gunicorn#3279: a key
+# password), from gunicorn's default factory: it assigns config.cert_reqs to verify_mode and
+# passes config.ssl_version to SSLContext, which take numbers.
+GUNICORN_STYLE_HOOK = """\
+import ssl
+
+cert_reqs = ssl.CERT_REQUIRED
+
+def ssl_context(config, default_factory):
+    assert config.is_ssl and config.ssl_options["cert_reqs"] == ssl.CERT_REQUIRED
+    context = ssl.SSLContext(config.ssl_version)
+    context.load_cert_chain(certfile=config.certfile, keyfile=config.keyfile)
+    context.verify_mode = config.cert_reqs
+    if config.ca_certs:
+        context.load_verify_locations(cafile=config.ca_certs)
+    if config.ciphers:
+        context.set_ciphers(config.ciphers)
+    return context
+"""
+
 
 def test_tls_ssl_context_hook_of_a_gunicorn_config_is_what_is_served(
     wsgid: Callable[..., WsgidServer], certs: Certs, workdir: WorkDir
@@ -804,6 +824,24 @@ def test_tls_ssl_context_hook_of_a_gunicorn_config_is_what_is_served(
                     "--ciphers", "FAIL", start=False)  # fmt: skip
     assert failing.wait_exit(30) == ExitCode.CONFIG, failing.errlog()
     assert "the ssl_context hook failed: RuntimeError: refused by the hook" in failing.errlog()
+
+
+def test_tls_ssl_context_hook_written_for_gunicorn_gets_its_types_and_serves(
+    wsgid: Callable[..., WsgidServer], certs: Certs, workdir: WorkDir
+) -> None:
+    """`config.cert_reqs` and `config.ssl_version` are the numbers gunicorn's Config holds
+    (a hook assigning them crashed the start with "'str' object cannot be interpreted as an
+    integer"), and `is_ssl` and `ssl_options` are there: the hook's context, which requires
+    a client certificate, is the one served."""
+    conf = workdir.cwd / "gunicorn.conf.py"
+    conf.write_text(GUNICORN_STYLE_HOOK)
+    good = client_context(certs, client=(certs.client, certs.client_key))
+    server = serve(wsgid, certs, None, "-c", str(conf), "--ca-certs", str(certs.ca), context=good)
+    assert environ_of(tls_get(server.port, good))["wsgi.url_scheme"] == "https"
+    with pytest.raises((ssl.SSLError, OSError)):
+        tls_get(server.port, client_context(certs))  # no client certificate: refused
+    assert "ssl_context hook failed" not in server.errlog()
+    assert server.stop() == 0, server.errlog()
 
 
 def test_tls_expired_certificate_warns(wsgid: Callable[..., WsgidServer], certs: Certs) -> None:
