@@ -187,6 +187,9 @@ def _default_context(settings: RuntimeSettings, sources: Mapping[str, str]) -> s
     context.verify_mode = VERIFY_MODES[settings.cert_reqs]
     if settings.tls_keylog_file is not None:
         try:
+            # Made readable by its owner alone: the secrets decrypt every session. (OpenSSL
+            # would create it as any file, by the umask.) One there already keeps its mode.
+            os.close(os.open(settings.tls_keylog_file, os.O_WRONLY | os.O_CREAT, 0o600))
             context.keylog_filename = settings.tls_keylog_file  # opened for appending here
         except OSError as exc:
             raise ConfigError(

@@ -24,6 +24,7 @@ import shutil
 import signal
 import socket
 import ssl
+import stat
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -952,6 +953,7 @@ def test_tls_sslkeylogfile_env_ignored(
 
     poll(secrets, timeout=10, what=f"TLS 1.2 and 1.3 secrets in {asked}")
     assert not stray.exists()
+    assert stat.S_IMODE(asked.stat().st_mode) == 0o600  # the owner's alone, whatever the umask
 
 
 # ------------------------------------------------------------------ environ, file_wrapper

@@ -521,8 +521,8 @@ class Settings(BaseModel):
     hook). Off by default: a reload starts new workers."""
     tls_keylog_file: Annotated[NonEmptyStr | None, Option("tls", metavar="FILE")] = None
     """Debugging only: append every TLS session's secrets to this file (NSS key log format,
-    for Wireshark). SSLKEYLOGFILE in the environment is ignored, so that a stray variable
-    never makes the server write them."""
+    for Wireshark), created readable by its owner alone. SSLKEYLOGFILE in the environment is
+    ignored, so that a stray variable never makes the server write them."""
 
     # --- logging --------------------------------------------------------------------------
     loglevel: Annotated[
