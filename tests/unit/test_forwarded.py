@@ -217,7 +217,41 @@ def test_x_forwarded_for_gives_the_rightmost_untrusted_hop(
     assert (env["wsgid.peer_addr"], env["wsgid.peer_port"]) == (TRUSTED, "4000")
 
 
-@pytest.mark.parametrize("value", [b"unknown", b"203.0.113.7, garbage", b"", b"1.2.3.4:99999"])
+@pytest.mark.parametrize(
+    ("allowed", "value", "address"),
+    [
+        # `*` trusts the peer, never a hop: the client is the hop the peer added, whatever
+        # the client wrote before it (it was 6.6.6.6, the leftmost, every hop being "on").
+        (["*"], b"6.6.6.6, 127.0.0.2", "127.0.0.2"),
+        (["*"], b"6.6.6.6, 203.0.113.7", "203.0.113.7"),
+        # with networks too, proxies on them are skipped as before
+        (["*", "10.0.0.0/8"], b"6.6.6.6, 203.0.113.7, 10.1.2.3", "203.0.113.7"),
+    ],
+)
+def test_a_wildcard_allow_list_trusts_the_peer_and_no_hop(
+    allowed: list[str], value: bytes, address: str
+) -> None:
+    rules = forwarding(allow=AllowList(allowed), remote_addr_from="x-forwarded-for")
+    env, _ = environ_of(b"X-Forwarded-For: %s\r\n" % value, peer="192.0.2.9", rules=rules)
+    assert env["REMOTE_ADDR"] == address
+    env, _ = environ_of(
+        b"Forwarded: for=6.6.6.6, for=%s\r\n" % address.encode(),
+        peer="192.0.2.9",
+        rules=forwarding(allow=AllowList(allowed), remote_addr_from="forwarded"),
+    )
+    assert env["REMOTE_ADDR"] == address
+
+
+def test_an_ipv4_address_in_ipv6_form_keeps_its_dotted_quad() -> None:
+    env, _ = environ_of(
+        b"X-Forwarded-For: ::ffff:1.2.3.4\r\n", rules=forwarding(remote_addr_from="x-forwarded-for")
+    )
+    assert env["REMOTE_ADDR"] == "::ffff:1.2.3.4"  # not Python 3.11's ::ffff:102:304
+
+
+@pytest.mark.parametrize(
+    "value", [b"unknown", b"203.0.113.7, garbage", b"", b"1.2.3.4:99999", b"fe80::1%eth0"]
+)
 def test_an_unusable_hop_keeps_the_tcp_peer(value: bytes) -> None:
     env, _ = environ_of(
         b"X-Forwarded-For: %s\r\n" % value, rules=forwarding(remote_addr_from="x-forwarded-for")

@@ -143,11 +143,8 @@ V1_VALID = [
     ),
     pytest.param(
         b"PROXY TCP6 ::ffff:192.0.2.1 ::ffff:192.0.2.2 1 2\r\n",
-        info(
-            "v1",
-            (str(ip_address("::ffff:192.0.2.1")), 1),
-            (str(ip_address("::ffff:192.0.2.2")), 2),
-        ),
+        # the dotted quad kept, as gunicorn and the kernel write it (not ::ffff:c000:201)
+        info("v1", ("::ffff:192.0.2.1", 1), ("::ffff:192.0.2.2", 2)),
         id="v1_tcp6_ipv4_mapped",
     ),
     pytest.param(V1_TCP6_LONGEST, info("v1", (FFFF, 65535), (FFFF, 65535)), id="v1_tcp6_longest"),
@@ -212,6 +209,11 @@ V2_VALID = [
         v2(TCP6_BLOCK, family=UDP6),
         info("v2", ("2001:db8::1", 40000), ("::1", 8443)),
         id="v2_dgram_udp6",
+    ),
+    pytest.param(
+        v2(inet("::ffff:192.0.2.1", "::ffff:192.0.2.2", 1, 2), family=TCP6),
+        info("v2", ("::ffff:192.0.2.1", 1), ("::ffff:192.0.2.2", 2)),
+        id="v2_tcp6_ipv4_mapped",
     ),
     pytest.param(
         v2(TCP4_BLOCK + tlv(ALPN, b"h2"), family=TCP4),

@@ -13,6 +13,13 @@ Decisions:
   judged as the IPv4 address it is.
 - The answer is kept per address (a worker meets few distinct peers, and this is asked once
   per connection), in a bounded table (`cache.py`).
+- `*` trusts whoever connects, never an address a forwarded header names (`listed`): the
+  hops of a header are written by the client as much as by the proxies, so with `*` alone
+  no hop is a proxy, and the client is the hop the peer itself added.
+
+`address_text` writes an address as the environ and the logs show it: an IPv4 address in
+IPv6 form as `::ffff:10.0.0.1`, as the kernel's dual-stack sockets and gunicorn give it, not
+in the hex Python before 3.13 writes (`::ffff:a00:1`).
 """
 
 from __future__ import annotations
@@ -66,9 +73,18 @@ class AllowList:
             found = remember(self._cache, address, self._check(address), _CACHE_MAX)
         return found
 
+    def listed(self, address: str) -> bool:
+        """Whether `address`, named by a forwarded header, is on one of the list's networks
+        (`*` names no address: see the module docstring). Asked only of requests that carry
+        such a header, with `remote_addr_from`: not kept."""
+        return bool(address) and self._on_networks(address)
+
     def _check(self, address: str) -> bool:
         if self.anyone or not address:
             return True
+        return self._on_networks(address)
+
+    def _on_networks(self, address: str) -> bool:
         try:
             ip = ipaddress.ip_address(address.partition("%")[0])  # an IPv6 zone is not part of it
         except ValueError:
@@ -77,3 +93,12 @@ class AllowList:
             mapped = ip.ipv4_mapped
             return any(mapped in net for net in self.networks)
         return any(ip in net for net in self.networks)
+
+
+def address_text(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    """`ip` as text, an IPv4-mapped IPv6 address as `::ffff:a.b.c.d` (see the docstring)."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        mapped = ip.ipv4_mapped
+        if mapped is not None:
+            return f"::ffff:{mapped}"
+    return str(ip)

@@ -18,12 +18,15 @@ trusted proxy). gunicorn judges the TCP peer; this is the difference.
     outside it is refused with 400); PATH_INFO and REMOTE_USER are taken as they are.
   - with `remote_addr_from`, REMOTE_ADDR and REMOTE_PORT from `X-Forwarded-For` or
     RFC 7239 `Forwarded`: the hops are read right to left over every field line (joined
-    in order by the parser), proxies on the allow-list skipped; the first hop not on it is
-    the client. If every hop is on the list, the leftmost is. A hop that is not an IP
-    address (`unknown`, an obfuscated name, garbage) ends the walk and the TCP peer stays,
-    since nothing reliable can be said. The leftmost entry is never taken on its own: the
-    client writes it. With `Forwarded`, the chosen hop's `proto` also sets the scheme
-    (400 if a scheme header said otherwise).
+    in order by the parser), proxies on the allow-list's networks skipped; the first hop not
+    on them is the client. If every hop is on them, the leftmost is. `*` trusts the peer
+    alone, never a hop: with `forwarded_allow_ips = "*"` the client is the rightmost hop,
+    the one the peer added (else a client writing `X-Forwarded-For: 6.6.6.6` would be
+    6.6.6.6). A hop that is not an IP address (`unknown`, an obfuscated name, a scoped
+    IPv6 address, garbage) ends the walk and the TCP peer stays, since nothing reliable can
+    be said. The leftmost entry is never taken on its own: the client writes it. With
+    `Forwarded`, the chosen hop's `proto` also sets the scheme (400 if a scheme header said
+    otherwise).
   - the request id header (`request_id_header`) is adopted as the request's id.
 - From anyone else (`Untrusted`), with `clear_untrusted_forwarded_headers` (the default),
   the forwarded headers (`REMOVED`, and the `secure_scheme_headers` names) are taken out
@@ -47,7 +50,7 @@ from collections.abc import Iterable, Mapping, Set
 from typing import Literal
 
 from wsgid.http.abnf import OWS_BYTES
-from wsgid.http.allowlist import AllowList
+from wsgid.http.allowlist import AllowList, address_text
 from wsgid.http.environ import decoded_path
 from wsgid.http.errors import BadRequest
 from wsgid.http.fields import entry
@@ -249,7 +252,7 @@ def _rightmost_untrusted(hops: list[Hop], allow: AllowList) -> tuple[tuple[str, 
         if node is None:
             return None
         found = (node, proto)
-        if not allow.allows(node[0]):
+        if not allow.listed(node[0]):
             break
     return found  # the first hop off the list, or the leftmost if every hop is on it
 
@@ -269,13 +272,15 @@ def _node(text: str) -> Node:
         with_port = _V4_PORT.fullmatch(text)
         if with_port:
             address, port = with_port.groups()
+    if "%" in address:
+        return None  # a scope ("%eth0") names an interface of a proxy's host, not a client
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return None
     if port and int(port) > 65535:
         return None
-    return (str(ip), port)
+    return (address_text(ip), port)
 
 
 # RFC 7239 §4: pairs of token "=" (token / quoted-string), ";" within an element, ","

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal
 
+from wsgid.http.allowlist import address_text
 from wsgid.http.errors import BadRequest
 
 Mode = Literal["v1", "v2", "auto"]
@@ -231,7 +232,7 @@ def _v1_address(proto: str, text: str) -> str:
             return str(ipaddress.IPv4Address(text))
         # A scope ("%eth0") names an interface of the proxy's host, not a client's address.
         if "%" not in text:
-            return str(ipaddress.IPv6Address(text))
+            return address_text(ipaddress.IPv6Address(text))
     except ValueError:
         pass
     family = "IPv4" if proto == "TCP4" else "IPv6"
@@ -247,7 +248,9 @@ def _v1_port(text: str) -> int:
 
 def _ip(buffer: bytearray, start: int, width: int) -> str:
     packed = bytes(buffer[start : start + width])
-    return str(ipaddress.IPv4Address(packed) if width == 4 else ipaddress.IPv6Address(packed))
+    return address_text(
+        ipaddress.IPv4Address(packed) if width == 4 else ipaddress.IPv6Address(packed)
+    )
 
 
 def _parse_tlvs(buffer: bytearray, start: int, end: int) -> tuple[Mapping[int, bytes], bool]:
