@@ -686,9 +686,14 @@ class Master:
         listeners_mod.close_all(self.listeners, unlink=not shared)
         self.listeners = []
         # Read by the workers as they stop: no worker of this server will serve an idle
-        # keep-alive client's next request, so they close those connections at once.
-        scoreboard = self.table.scoreboard
-        scoreboard.set_state(scoreboard.master_slot, STOPPING)
+        # keep-alive client's next request, so they close those connections at once. Not
+        # while another master serves these listeners (the old master of an upgrade, TERMed
+        # or QUIT): the server goes on, and the workers stop as retired ones do, answering
+        # a request already on its way over an idle connection (with `Connection: close`),
+        # or a client of theirs would get an empty EOF for it.
+        if not shared:
+            scoreboard = self.table.scoreboard
+            scoreboard.set_state(scoreboard.master_slot, STOPPING)
         self.table.signal_all(signal.SIGQUIT if fast else signal.SIGTERM)
 
     # reload (HUP)

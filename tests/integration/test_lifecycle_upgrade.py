@@ -117,6 +117,32 @@ def test_usr2_winch_term_under_load_fails_nothing_moves_pidfile_keeps_socket(
     assert not pid_path.exists(), "the new master removes NAME.pid when it stops"
 
 
+@pytest.mark.parametrize("kind", ["sync", "gthread"])
+def test_usr2_then_term_of_the_old_master_under_keep_alive_load_fails_nothing(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir, kind: str
+) -> None:
+    """gunicorn's own upgrade: USR2, then TERM to the old master (no WINCH). Its workers stop
+    as retired ones: a request already sent over an idle keep-alive connection is answered
+    (with Connection: close), not met by an empty EOF as in a stop of the whole server. The
+    load's keep-alive clients retry nothing."""
+    pid_path = workdir.root / "wsgid.pid"
+    server = wsgid(APP, "--pid", str(pid_path), "-k", kind, workers=2)
+    server.wait_workers(2)
+    with (
+        new_master_stopped_at_exit() as started,
+        LoadLoop(server.port, keepalive=6, fresh=1) as load,
+    ):
+        load.wait_served(200)
+        new_master, new_workers = start_upgrade(server, workdir.root / "wsgid.pid.2")
+        started.append(new_master)
+        assert server.stop(signal.SIGTERM, timeout=30) == 0
+        mark = time.monotonic()
+        load.wait_served(200, since=mark)
+        assert set(load.stats.pids(since=mark)) <= new_workers
+    stats = load.stats
+    assert not stats.failures, stats.summary() + "\n" + server.errlog()
+
+
 def test_usr2_rollback_hup_old_master_then_term_new_master(
     wsgid: Callable[..., WsgidServer], workdir: WorkDir
 ) -> None:
