@@ -104,6 +104,10 @@ MAX_RECORDS = 64
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGQUIT, signal.SIGINT)
 
 
+class _StopRequested(Exception):
+    """A stop signal (its name) came while the master waited for a busy address to bind."""
+
+
 class Master:
     """Supervises generations of workers over a set of listeners."""
 
@@ -211,6 +215,11 @@ class Master:
         # As gunicorn's arbiter, which sets its worker count (None before) as it is made.
         self.hooks.call("nworkers_changed", self, self.target, None)
         self.hooks.call("on_starting", self)
+        # Before the pidfile says who we are (logrotate's USR1, a deploy's HUP go by it): a
+        # signal that comes while the listeners are bound or a preloaded app is imported is
+        # queued for the loop, never the default action that would end the master.
+        self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._init_signals()
         if self.settings.pidfile:
             # Before binding: a second instance is told so, not "address in use".
             path = self.settings.pidfile + (".2" if self.old_master else "")
@@ -244,6 +253,9 @@ class Master:
                 )
             except listeners_mod.ListenerError as exc:
                 return self._fail_start(str(exc), ExitCode.LISTEN_FAILED)
+            except _StopRequested as exc:
+                self.log.info("master.stopped", signal=str(exc), exit_code=int(ExitCode.OK))
+                return ExitCode.OK
             try:
                 self.app_metrics = self._prepare_app_metrics()
                 self.control = self._control_for(self.settings)
@@ -256,8 +268,6 @@ class Master:
                     self.app = loader.load_app(self.settings)
                 except loader.AppLoadError as exc:
                     return self._fail_start(str(exc), ExitCode.APP_LOAD_FAILED)
-            self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-            self._init_signals()
             self._watch_code()
             if self.old_master:
                 self.notifier.main_pid(self.pid)
@@ -511,6 +521,11 @@ class Master:
         return code
 
     def _on_bind_retry(self, address: str, exc: OSError) -> None:
+        # A stop asked for while the address is busy ends the start now, not after the
+        # retries and a boot of the workers.
+        stop = next((s for s in self.signals if s in _STOP_SIGNALS), None)
+        if stop is not None:
+            raise _StopRequested(signal.Signals(stop).name)
         self.log.warning("listener.busy", address=address, error=exc.strerror, action="retrying")
 
     # the loop

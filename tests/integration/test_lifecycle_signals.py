@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -430,3 +431,44 @@ def test_term_reaching_a_worker_before_its_handlers_are_set_stops_it_gracefully(
     assert server.wait_exit(timeout=20) == 0, server.errlog()
     (exited,) = wait_event(server.errlog, "worker.exited", worker=worker)
     assert exited.get("status") == "exit 0", exited.line
+
+
+# --- signals before the master serves ---------------------------------------------------------
+
+
+def test_usr1_and_hup_while_a_preloaded_app_imports_are_handled_once_serving(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    """The pidfile exists from before the listeners are bound and a preloaded app imported:
+    logrotate's USR1 or a deploy's HUP sent by it then must not end the master (the default
+    action of both), as it did; they are queued and handled once the loop runs."""
+    pid_path = workdir.root / "wsgid.pid"
+    server = wsgid(
+        "slow_import_app:app", "--preload", "--pid", str(pid_path),
+        env={"SLOW_IMPORT_SECONDS": "1.5"}, start=False,
+    )  # fmt: skip
+    assert wait_pidfile(pid_path, timeout=30) == server.pid
+    server.send_signal(signal.SIGUSR1)
+    server.send_signal(signal.SIGHUP)
+    server.wait_ready(30)
+    wait_event(server.errlog, "reload.done", timeout=30, check=server.check_running)
+    assert server.get("/").status == 200
+    assert server.stop() == 0, server.errlog()
+
+
+def test_term_while_the_address_is_busy_ends_the_start_and_usr1_does_not(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    """While the master retries a busy address, USR1 is queued (it ended the master), and a
+    stop signal ends the start at once with exit 0 and the pidfile removed."""
+    pid_path = workdir.root / "wsgid.pid"
+    with socket.create_server(("127.0.0.1", 0)) as holder:
+        port = holder.getsockname()[1]
+        server = wsgid(APP, "--pid", str(pid_path), "--bind", f"127.0.0.1:{port}", start=False)
+        wait_event(server.errlog, "listener.busy", timeout=30)
+        server.send_signal(signal.SIGUSR1)
+        wait_event(server.errlog, "listener.busy", count=2, timeout=30)
+        server.check_running()
+        assert server.stop(signal.SIGTERM, timeout=10) == 0, server.errlog()
+    assert events(server.errlog(), "master.stopped", signal="SIGTERM"), server.errlog()
+    assert not pid_path.exists()
