@@ -42,12 +42,32 @@ def prepare_import_path(chdir: str | None, pythonpath: tuple[str, ...] | list[st
     extend_import_path(None, pythonpath)
 
 
+def working_directory() -> str:
+    """The working directory as the user named it: `$PWD` when it is the same directory as
+    `os.getcwd()`, else that.
+
+    A deploy that switches a release symlink (`current -> releases/42`) and started the
+    server in `current` wants the app found through the link, resolved again at each reload
+    and upgrade; `os.getcwd()` gives the release it pointed to at start, for ever.
+    gunicorn takes `$PWD` the same way.
+    """
+    cwd = os.getcwd()
+    named = os.environ.get("PWD")
+    if named and named != cwd and os.path.isabs(named):
+        try:
+            if os.path.samefile(named, cwd):
+                return named
+        except OSError:
+            pass
+    return cwd
+
+
 def extend_import_path(chdir: str | None, pythonpath: tuple[str, ...] | list[str]) -> None:
     """Put on sys.path what a worker finds the app by: `chdir` (else the working directory),
     then `pythonpath` before it, relative entries taken from `chdir`. The master does it
     without changing directory, so that the hooks and the logging configuration it imports
     are found where the app's own modules are (gunicorn's master is in `chdir` already)."""
-    base = os.path.abspath(chdir) if chdir else os.getcwd()
+    base = os.path.abspath(chdir) if chdir else working_directory()
     for path in [base, *(os.path.join(base, entry) for entry in reversed(pythonpath))]:
         path = os.path.abspath(path)
         if path not in sys.path:

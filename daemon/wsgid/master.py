@@ -127,7 +127,7 @@ class Master:
         if readiness is not None:
             self.log = readiness.tee(self.log)  # start-up errors also reach the launcher
         self.pid = os.getpid()
-        self.cwd = os.getcwd()
+        self.cwd = loader.working_directory()
         self.app_label = (
             self.settings.proc_name
             or self.settings.default_proc_name
@@ -721,6 +721,11 @@ class Master:
             self.log.warning("reload.ignored", reason="a reload is already in progress")
             return
         self.notifier.reloading()
+        # Into the working directory by its name again: a release symlink switched since
+        # (`current -> releases/43`) now leads the configuration, the new workers' imports
+        # and their relative paths to the new release.
+        with contextlib.suppress(OSError):
+            os.chdir(self.cwd)
         try:
             loaded = self.reload_settings()
             new = loaded.settings

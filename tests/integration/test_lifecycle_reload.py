@@ -15,6 +15,7 @@ keep-alive connections and over new connections, retrying nothing.
 from __future__ import annotations
 
 import signal
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -292,3 +293,39 @@ def test_hup_calls_the_on_reload_of_the_configuration_it_reads(
     poll(new_generation(server, old, 1), timeout=30, what="the new worker only")
     assert marks.read_text() == "v2\n"
     assert server.stop(signal.SIGTERM, timeout=30) == 0
+
+
+def test_hup_serves_the_release_a_switched_symlink_now_names(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    """The deploy layout `current -> releases/N`, the server started from a shell in
+    `current` (so $PWD names the link): after the link is switched to the next release, a
+    HUP serves the new release's code, found through the link again (it kept the first
+    release, the directory the link resolved to at start)."""
+    releases = workdir.root / "releases"
+    for number in (1, 2):
+        (releases / str(number)).mkdir(parents=True)
+        (releases / str(number) / "release_app.py").write_text(
+            f"from lifecycle_app import make_app\n\napp = make_app('release {number}')\n"
+        )
+    current = workdir.root / "current"
+    current.symlink_to(releases / "1")
+
+    def command(port: int) -> list[str]:
+        # `cd` in a shell sets $PWD to the path as given, link and all, as a deploy script's.
+        return [
+            "sh", "-c",
+            f'cd "{current}" && exec "{sys.executable}" -m wsgid release_app:app'
+            f" --bind 127.0.0.1:{port} --workers 1",
+        ]  # fmt: skip
+
+    server = wsgid(None, command=command, workers=1)
+    assert version_served(server) == "release 1"
+    old = set(server.worker_pids())
+    switched = workdir.root / "current.next"
+    switched.symlink_to(releases / "2")
+    switched.replace(current)  # atomic, as `ln -sfn` then `mv -T` does it
+    server.send_signal(signal.SIGHUP)
+    poll(new_generation(server, old, 1), timeout=30, what="the new generation")
+    assert version_served(server) == "release 2"
+    assert server.stop() == 0, server.errlog()
