@@ -142,6 +142,8 @@ class Master:
         self.ready = False  # the first boot is over: a generation has booted
         # (old generation, old settings) while a reload runs
         self.reload_from: tuple[int, RuntimeSettings, SSLContext | None] | None = None
+        # A HUP came while a reload ran: one more follows it (`_reload`, `_after_reload`).
+        self.reload_queued = False
         # The TLS context new workers inherit (tls.py); None: no listener serves HTTPS.
         self.tls: SSLContext | None = None
         # tls_reload_on_change: the files as the context was built from them (None: not
@@ -718,7 +720,11 @@ class Master:
             self.log.warning("reload.unavailable", reason="no configuration source to re-read")
             return
         if self.reload_from is not None:
-            self.log.warning("reload.ignored", reason="a reload is already in progress")
+            # Not dropped: the configuration may have changed since the running reload read
+            # it (a deploy that edits and HUPs twice). One reload follows, however many came.
+            if not self.reload_queued:
+                self.reload_queued = True
+                self.log.info("reload.queued", signal=name, reason="a reload is in progress")
             return
         self.notifier.reloading()
         # Into the working directory by its name again: a release symlink switched since
@@ -852,6 +858,7 @@ class Master:
         self.table.retire_other_generations(keep=self.generation)
         self.log.info("reload.done", generation=self.generation)
         self._announce_ready()
+        self._after_reload()
 
     def _reload_failed(self, reason: str) -> None:
         """A worker of the new generation could not boot: go back to the old one."""
@@ -868,6 +875,13 @@ class Master:
         self._configure_statsd()
         self.log.error("reload.failed", error=reason, action="keeping the running workers")
         self._announce_ready()
+        self._after_reload()
+
+    def _after_reload(self) -> None:
+        """Start the reload a HUP asked for while the last one ran (`reload_queued`)."""
+        if self.reload_queued and not self.stopping:
+            self.reload_queued = False
+            self._reload("SIGHUP")
         # A HUP during the first boot: the old generation may have booted while the reload
         # ran, when its boot reports could not make the master ready.
         self._check_generation_booted()

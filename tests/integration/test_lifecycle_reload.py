@@ -329,3 +329,29 @@ def test_hup_serves_the_release_a_switched_symlink_now_names(
     poll(new_generation(server, old, 1), timeout=30, what="the new generation")
     assert version_served(server) == "release 2"
     assert server.stop() == 0, server.errlog()
+
+
+def test_a_hup_during_a_reload_is_queued_and_applies_the_configuration_of_its_moment(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    """A deploy that edits the configuration and HUPs while the last reload still boots (the
+    app takes a second to import) gets its change: one more reload follows the running one
+    (it was dropped, as reload.ignored, and the change never applied)."""
+    config = workdir.cwd / "wsgid.toml"
+    write_config(config, 1)
+    server = wsgid(
+        "slow_import_app:app", "-c", str(config), env={"SLOW_IMPORT_SECONDS": "1"}, workers=None
+    )
+    server.wait_workers(1)
+    server.send_signal(signal.SIGHUP)
+    wait_event(server.errlog, "reload.started", timeout=30)
+    write_config(config, 3)
+    for _ in range(3):
+        server.send_signal(signal.SIGHUP)
+    wait_event(server.errlog, "reload.queued", timeout=30)
+    wait_event(server.errlog, "reload.done", count=2, timeout=60, check=server.check_running)
+    poll(lambda: len(server.worker_pids()) == 3, timeout=30, what="three workers")
+    log = server.errlog()
+    assert len(events(log, "reload.queued")) == 1, log  # however many came meanwhile
+    assert len(events(log, "reload.started")) == 2, log
+    assert server.stop() == 0, log
