@@ -931,6 +931,58 @@ def test_tls_plain_http_to_tls_port_gets_400(
     assert environ_of(tls_get(server.port, client_context(certs)))["wsgi.url_scheme"] == "https"
 
 
+@pytest.mark.parametrize(
+    "line", [b"DELETE / HTTP/1.1", b"OPTIONS * HTTP/1.1", b"PATCH / HTTP/1.1", b"PRI * HTTP/2.0"]
+)
+def test_tls_plain_http_with_any_method_to_tls_port_gets_400(
+    wsgid: Callable[..., WsgidServer], certs: Certs, line: bytes
+) -> None:
+    """OpenSSL recognises only GET, POST, HEAD, PUT and CONNECT as plain HTTP; the others (and
+    an HTTP/2 client that skipped TLS) got no answer at all."""
+    server = serve(wsgid, certs, None)
+    with server.raw() as conn:
+        conn.send(line + b"\r\nHost: localhost\r\n\r\n")
+        reply = conn.read_response()
+        assert reply.status == 400, (reply.status, reply.body[:200])
+        assert conn.fp.read() == b""
+
+
+@kinds
+def test_tls_a_body_cut_by_an_app_error_ends_without_close_notify(
+    wsgid: Callable[..., WsgidServer], certs: Certs, kind: str
+) -> None:
+    """An HTTP/1.0 response without Content-Length ends where the connection does: after a
+    cut, a close_notify would make 6,000 bytes of an unfinished body look whole (to nginx's
+    HTTP/1.0 proxying, say). The connection ends without one; a whole response still ends
+    with one."""
+    tls = cert_args(certs.server, certs.server_key)
+    server = wsgid("misbehaving_app:app", *kind_args(kind), *tls, workers=1, start=False)
+    context = client_context(certs)
+    wait_tls(server, context)
+
+    def read_all(path: str) -> tuple[bytes, bool]:
+        """(what came, whether it ended with close_notify)."""
+        raw = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        with context.wrap_socket(
+            raw, server_hostname="localhost", suppress_ragged_eofs=False
+        ) as sock:
+            sock.sendall(f"GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n".encode())
+            data = b""
+            try:
+                while chunk := sock.recv(65536):
+                    data += chunk
+            except ssl.SSLEOFError:
+                return data, False
+            return data, True
+
+    cut, notified = read_all("/midway?sent=6000")
+    assert cut.startswith(b"HTTP/1.1 200 ") and cut.endswith(b"x" * 1000), cut[:200]
+    assert not notified, "a cut body ended with close_notify, as if it were whole"
+    whole, notified = read_all("/")
+    assert whole.endswith(b"\r\n\r\nok") and notified, whole
+    assert "app.error_after_response_started" in server.errlog()
+
+
 @kinds
 def test_tls_sslkeylogfile_env_ignored(
     wsgid: Callable[..., WsgidServer], certs: Certs, workdir: WorkDir, kind: str

@@ -188,6 +188,16 @@ class Connection:
         """Go on with the TLS handshake: DONE, WANT_READ or WANT_WRITE (plain: DONE)."""
         return DONE
 
+    def plain_text_sent(self) -> bool:
+        """TLS: whether the client's first byte was text, not a TLS record (plain HTTP sent
+        to an HTTPS listener); plain: False."""
+        return False
+
+    def cut(self) -> None:
+        """The response was cut short (the app failed after it began, or sent less than its
+        Content-Length). TLS: close without close_notify, so that the client cannot take
+        the end of a cut body for its end; plain: nothing to do (the FIN is all there is)."""
+
     def shutdown_write(self) -> None:
         """Half-close: the client reads our end of the stream, and we may still read."""
         self.sock.shutdown(socket.SHUT_WR)

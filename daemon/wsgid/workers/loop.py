@@ -608,9 +608,11 @@ class ConnectionLoop(Worker):
 
     def _handshake_failed(self, conn: Connection, exc: OSError) -> None:
         reason = getattr(exc, "reason", None) or exc.strerror or str(exc)
-        if reason in ("HTTP_REQUEST", "HTTPS_PROXY_REQUEST"):
+        if reason in ("HTTP_REQUEST", "HTTPS_PROXY_REQUEST") or conn.plain_text_sent():
             # Plain HTTP on an HTTPS listener: say so in plain HTTP (as nginx does), not
-            # with a TLS alert the client cannot read.
+            # with a TLS alert the client cannot read. OpenSSL names only GET, POST, HEAD,
+            # PUT and CONNECT; any request line (DELETE, OPTIONS, an HTTP/2 preface) begins
+            # with a letter, which no TLS record does.
             conn.handshaking = False
             self.log.info(
                 "request.rejected",
@@ -753,6 +755,8 @@ class ConnectionLoop(Worker):
         if not keep_alive:
             conn.closing = True
             conn.client_closed = not req.keep_alive and req.body_complete
+            if resp.broken and resp.head_sent:
+                conn.cut()  # over TLS, no close_notify after a body cut short
         if self.post_request_hook:
             self.call_post_request(conn, req, resp)
         if access is not None and not conn.timed_out:

@@ -50,7 +50,7 @@ WANT_READ_ERROR = ssl.SSLWantReadError
 class TLSConnection(Connection):
     """An HTTPS connection: TLS begins at `start_tls` (after a PROXY header, if any)."""
 
-    __slots__ = ("context", "incoming", "notified", "obj", "outgoing", "ragged")
+    __slots__ = ("context", "first", "incoming", "notified", "obj", "outgoing", "ragged")
 
     tls: ClassVar[bool] = True
 
@@ -72,11 +72,22 @@ class TLSConnection(Connection):
         self.outgoing = ssl.MemoryBIO()
         self.obj: ssl.SSLObject | None = None
         self.notified = False  # ours went (or cannot go)
+        self.first = b""  # the client's first byte: a TLS record's type, or text
 
     def start_tls(self, early: bytes = b"") -> None:
         self.obj = self.context.wrap_bio(self.incoming, self.outgoing, server_side=True)
         if early:
+            self.first = early[:1]
             self.incoming.write(early)
+
+    def plain_text_sent(self) -> bool:
+        # A request line begins with a method's first letter (A-Z: GET, DELETE, OPTIONS,
+        # PRI of an HTTP/2 preface); a TLS record with its type byte (22 for a handshake).
+        first = self.first
+        return len(first) == 1 and 65 <= first[0] <= 90
+
+    def cut(self) -> None:
+        self.notified = True
 
     def handshake(self) -> int:
         obj = self.obj
@@ -88,6 +99,8 @@ class TLSConnection(Connection):
         if raw is not None:
             if not raw:
                 raise ConnectionResetError(errno.ECONNRESET, "closed during the handshake")
+            if not self.first:
+                self.first = raw[:1]
             self.incoming.write(raw)
         try:
             obj.do_handshake()
