@@ -162,6 +162,7 @@ def bind_all(
     inherited: Sequence[Inherited] = (),
     reuse_port: bool = False,
     unix_files: UnixFiles | None = None,
+    beside_v4_ports: frozenset[int] = frozenset(),
 ) -> list[Listener]:
     """Open every bind entry, adopting matching inherited sockets.
 
@@ -174,6 +175,7 @@ def bind_all(
     """
     pool = list(inherited)
     listeners: list[Listener] = []
+    v4_ports = _ipv4_ports(binds) | beside_v4_ports
     try:
         if not binds:
             listeners = [
@@ -187,7 +189,7 @@ def bind_all(
             return listeners
         for text in binds:
             listeners.append(
-                _open(parse_bind(text), backlog, on_retry, pool, reuse_port, unix_files)
+                _open(parse_bind(text), backlog, on_retry, pool, reuse_port, unix_files, v4_ports)
             )
     except BaseException:
         close_all(listeners)
@@ -205,7 +207,7 @@ def bind_one(
 ) -> Listener:
     """Open one bind entry apart from the others (the side listener), taking the socket it
     names or binds out of `pool` when one was passed in; ListenerError if it cannot."""
-    return _open(parse_bind(text), backlog, on_retry, pool, False, None)
+    return _open(parse_bind(text), backlog, on_retry, pool, False, None, frozenset())
 
 
 def rebind(
@@ -223,7 +225,7 @@ def rebind(
     """
     keep = {lst.spec.text: lst for lst in current}
     added = [b for b in binds if b not in keep]
-    opened = bind_all(added, backlog, on_retry, (), reuse_port, unix_files)
+    opened = bind_all(added, backlog, on_retry, (), reuse_port, unix_files, _ipv4_ports(binds))
     by_text = {lst.spec.text: lst for lst in opened}
     close_all([lst for text, lst in keep.items() if text not in binds])
     return [keep.get(b) or by_text[b] for b in binds]
@@ -279,6 +281,19 @@ def _address_of(sock: socket.socket) -> object:
     return tuple(name[:2]) if isinstance(name, tuple) else name
 
 
+def _ipv4_ports(binds: Sequence[str]) -> frozenset[int]:
+    """The ports `binds` bind on an IPv4 address (unparsable entries are left to `_open`)."""
+    ports = set()
+    for text in binds:
+        try:
+            spec = parse_bind(text)
+        except ListenerError:
+            continue
+        if spec.family == socket.AF_INET and isinstance(spec.address, tuple):
+            ports.add(spec.address[1])
+    return frozenset(ports)
+
+
 def _open(
     spec: BindSpec,
     backlog: int,
@@ -286,6 +301,7 @@ def _open(
     pool: list[Inherited],
     reuse_port: bool,
     unix_files: UnixFiles | None,
+    v4_ports: frozenset[int],
 ) -> Listener:
     item = _take_inherited(spec, pool) if pool or spec.name else None
     if item is not None:
@@ -294,7 +310,8 @@ def _open(
         return Listener(adopt_fd(spec.fd, f"bind {spec.text}"), spec, created=False)
     for attempt in range(BIND_RETRIES):
         try:
-            return Listener(_bind(spec, backlog, reuse_port, unix_files), spec, created=True)
+            sock = _bind(spec, backlog, reuse_port, unix_files, v4_ports)
+            return Listener(sock, spec, created=True)
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE or attempt == BIND_RETRIES - 1:
                 raise ListenerError(f"cannot bind {spec.text}: {_reason(spec, exc)}") from None
@@ -320,7 +337,11 @@ def _reason(spec: BindSpec, exc: OSError) -> str:
 
 
 def _bind(
-    spec: BindSpec, backlog: int, reuse_port: bool, unix_files: UnixFiles | None
+    spec: BindSpec,
+    backlog: int,
+    reuse_port: bool,
+    unix_files: UnixFiles | None,
+    v4_ports: frozenset[int],
 ) -> socket.socket:
     sock = socket.socket(spec.family, socket.SOCK_STREAM)
     try:
@@ -337,7 +358,14 @@ def _bind(
             # Wake a worker only once the request's first bytes are there, so
             # the worker that accepts can serve at once (see workers/loop.py).
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 1)
-            if spec.family == socket.AF_INET6:
+            if (
+                spec.family == socket.AF_INET6
+                and isinstance(spec.address, tuple)
+                and spec.address[1] in v4_ports
+            ):
+                # `[::]:8000` takes IPv4 clients too, as gunicorn's does (the system's
+                # default, net.ipv6.bindv6only), unless an IPv4 address binds the same port
+                # beside it (`0.0.0.0:8000` and `[::]:8000`, as nginx's pair is written).
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             sock.bind(spec.address)  # type: ignore[arg-type]
         sock.listen(backlog)
