@@ -66,6 +66,7 @@ class HelloHandler(tornado.web.RequestHandler):
                 "remote_ip": request.remote_ip,
                 "protocol": request.protocol,
                 "host": request.host,
+                "x_forwarded_proto": request.headers.get("X-Forwarded-Proto"),
             }
         )
 

@@ -171,6 +171,22 @@ def https_server(
     return server, context
 
 
+def test_tornado_application_sees_no_forwarded_header_of_an_untrusted_peer(
+    wsgid: Callable[..., WsgidServer],
+) -> None:
+    """As a WSGI app's environ loses them: a handler reading X-Forwarded-Proto itself saw a
+    client's https (the request's `protocol` was right). A trusted peer's stays."""
+    forged = {"X-Forwarded-Proto": "https"}
+    untrusted = wsgid(APP, "-k", "tornado", "--forwarded-allow-ips", "10.9.9.9", workers=1)
+    seen = json.loads(untrusted.get("/", headers=forged).body)
+    assert (seen["x_forwarded_proto"], seen["protocol"]) == (None, "http"), seen
+    assert untrusted.stop() == 0, untrusted.errlog()
+    trusted = wsgid(APP, "-k", "tornado", "--forwarded-allow-ips", "127.0.0.1", workers=1)
+    seen = json.loads(trusted.get("/", headers=forged).body)
+    assert (seen["x_forwarded_proto"], seen["protocol"]) == ("https", "https"), seen
+    assert trusted.stop() == 0, trusted.errlog()
+
+
 def test_tornado_application_over_https(
     wsgid: Callable[..., WsgidServer], workdir: WorkDir
 ) -> None:

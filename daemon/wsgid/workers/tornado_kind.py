@@ -81,6 +81,7 @@ from tornado import httputil
 from tornado.iostream import IOStream, StreamClosedError
 
 from wsgid.http import environ as environ_mod
+from wsgid.http import forwarded
 from wsgid.http.body import EMPTY_INPUT
 from wsgid.http.errors import ProtocolError, error_response
 from wsgid.http.exchange import CONTINUE
@@ -411,8 +412,15 @@ class TornadoExchange(httputil.HTTPConnection):
         target = req.path + b"?" + req.query if req.query else req.path
         start_line = httputil.RequestStartLine(req.method, target.decode("latin-1"), req.version)
         headers = httputil.HTTPHeaders()
+        # An untrusted peer's forwarded headers leave the headers as they leave a WSGI app's
+        # environ (forwarded.py): a handler reading X-Forwarded-Proto itself is not fooled.
+        rules = self.conn.parser.rules
+        removed = rules.removed if isinstance(rules, forwarded.Untrusted) else frozenset()
         for name, value in req.headers:
-            headers.add(name.decode("latin-1"), value.decode("latin-1"))
+            text = name.decode("latin-1")
+            if removed and forwarded.environ_key(text) in removed:
+                continue
+            headers.add(text, value.decode("latin-1"))
         if req.authority:  # absolute-form: its authority is the host (RFC 9112 §3.2.2)
             headers["Host"] = req.authority.decode("latin-1")
         prepared = delegate.headers_received(start_line, headers)
