@@ -13,6 +13,9 @@ Routes (every answer is JSON `{"pid", "version", "path"}` unless said otherwise)
   then sleeps S seconds (default 0.01): a leaking app at a bounded pace, for max_worker_memory.
 - `/warm?mib=N`: the first time in a worker, keeps N MiB (default 1) for good, every page
   written: a cache the first request fills, for max_worker_memory's loop guard.
+- `/tail?tag=T`: a generator whose only chunk completes its Content-Length, then waits (up
+  to 20 s) for `$TESTAPP_MARKERS/release-T` before it ends: a body must reach the client
+  before the iterable is done with.
 - `/status?code=N`: answers with status N (the metrics tests count responses by code).
 - `/drip?s=2&tag=T`: starts a chunked 200 with `write(b"first\n")`, then sleeps `s` seconds
   before the rest (marker as for `/sleep`): a response a timeout cuts, once it began.
@@ -56,12 +59,23 @@ def stuck_view(environ: dict[str, Any]) -> None:
         time.sleep(3600)
 
 
+def _tail(tag: str) -> Iterable[bytes]:
+    yield b"tail\n"
+    release = os.path.join(os.environ.get("TESTAPP_MARKERS", "."), f"release-{tag}")
+    deadline = time.monotonic() + 20
+    while not os.path.exists(release) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def make_app(version: str) -> WSGIApp:
     def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         query = parse_qs(environ.get("QUERY_STRING", ""))
         if path == "/stuck":
             stuck_view(environ)
+        elif path == "/tail":
+            start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
+            return _tail(query["tag"][0])
         elif path == "/drip":
             write = start_response("200 OK", [("Content-Type", "text/plain")])
             write(b"first\n")

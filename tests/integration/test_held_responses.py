@@ -18,6 +18,7 @@ from collections.abc import Callable
 import pytest
 
 from support.client import RawConnection, poll, run_concurrently
+from support.kinds import WORKER_KINDS, kind_args
 from support.server import WorkDir, WsgidServer
 
 SLEEP_APP = "sleep_app:app"
@@ -123,3 +124,21 @@ def _eof(conn: RawConnection) -> bool:
         return conn.fp.read(1) == b""
     except (ConnectionResetError, TimeoutError):
         return False
+
+
+@pytest.mark.parametrize("kind", WORKER_KINDS)
+def test_a_chunk_that_completes_its_length_is_sent_before_the_iterable_ends(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir, kind: str
+) -> None:
+    """A generator's chunk that completes its Content-Length reaches the client at once, not
+    when the generator is done (its cleanup, a sleep): the app waits for the test to have
+    read the whole body before it ends. (That chunk was held: streamed responses arrived a
+    generator's last step late.)"""
+    server = wsgid("lifecycle_app:app", *kind_args(kind), workers=1)
+    with server.raw(timeout=10) as conn:
+        conn.send(b"GET /tail?tag=t HTTP/1.1\r\nHost: x\r\n\r\n")
+        reply = conn.read_response()
+    (workdir.markers / "release-t").touch()
+    assert (reply.status, reply.body) == (200, b"tail\n")
+    assert server.get("/pid").status == 200
+    assert server.stop() == 0, server.errlog()

@@ -243,10 +243,10 @@ def _send_result(result: Iterable[object], resp: Response, channel: Channel) -> 
             # The head goes with the first piece of body: one send, one TCP segment.
             head = resp.head(None)
             data = head + resp.frame(chunk)
-        if resp.complete():
-            channel.send_last(data)  # the app announced this length: nothing more can follow
-        else:
-            channel.send(data)
+        # Sent at once even when it completes the announced length: the iterable may still
+        # run code before it ends (a generator's cleanup, a sleep), and held bytes would wait
+        # for it (a list's body is held at its end, above).
+        channel.send(data)
     if not resp.head_sent:
         if resp.status is None:
             raise AssertionError("the application returned without calling start_response()")
