@@ -45,6 +45,7 @@ STATE_NAMES = ("free", "booting", "ready", "stopping")
 
 # Why a worker ended, as the worker says it (the master knows the other causes).
 EXIT_MAX_REQUESTS = 1
+EXIT_THREADS_STUCK = 2  # every pool thread ran past request_timeout: a timeout's restart
 
 # Log levels counted (gunicorn's statsd counts these four: `gunicorn.log.<level>`).
 LOG_LEVELS = ("critical", "error", "warning", "exception")

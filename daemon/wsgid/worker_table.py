@@ -261,6 +261,8 @@ class WorkerTable:
             return worker.retired_for
         if reading.exit_reason == sb.EXIT_MAX_REQUESTS:
             return "max_requests"
+        if reading.exit_reason == sb.EXIT_THREADS_STUCK:
+            return "timeout"  # its requests' request_timeout ended it, not the master's
         return None if expected else "exit"
 
     def _boot_failed(

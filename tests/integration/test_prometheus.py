@@ -231,6 +231,24 @@ def test_a_sigkilled_workers_live_gauge_is_not_summed(wsgid: Callable[..., Wsgid
     assert value(text, "wsgid_worker_restarts_total", cause="exit") == 1
 
 
+@pytest.mark.parametrize("kind", ["gthread", "tornado"])
+def test_a_worker_whose_threads_are_all_stuck_counts_as_a_timeout_restart(
+    wsgid: Callable[..., WsgidServer], kind: str
+) -> None:
+    """Its requests ran past request_timeout and it left to be replaced: a timeout, as the
+    master's own heartbeat timeout is (it counted as an `exit`, which a timeout alert
+    misses)."""
+    server, port = metrics_server(
+        wsgid, "lifecycle_app:app", "-k", kind, "--threads", "1", "--request-timeout", "1",
+        workers=1,
+    )  # fmt: skip
+    (worker,) = server.wait_workers(1)
+    assert server.get("/sleep?s=3", timeout=30).status == 503
+    poll(lambda: worker not in server.worker_pids() and server.worker_pids(), timeout=20)
+    text = scrape_until(port, "wsgid_worker_restarts_total", 1, cause="timeout")
+    assert value(text, "wsgid_worker_restarts_total", cause="exit") == 0, text
+
+
 def test_usr2_hands_the_apps_metrics_directory_over_and_the_last_master_removes_it(
     wsgid: Callable[..., WsgidServer], workdir: WorkDir
 ) -> None:

@@ -62,6 +62,7 @@ from typing import ClassVar
 from mypy_extensions import mypyc_attr
 
 from wsgid import loader
+from wsgid import scoreboard as scoreboard_mod
 from wsgid.http.errors import ProtocolError
 from wsgid.http.parser import RequestParser
 from wsgid.http.request import Request
@@ -347,6 +348,7 @@ class ThreadWorker(ConnectionLoop):
         self.log.error(
             "worker.threads_stuck", threads=stuck, timeout=self.request_limit, action="exiting"
         )
+        self.scoreboard.set_exit_reason(self.slot, scoreboard_mod.EXIT_THREADS_STUCK)
         while True:
             try:
                 job = self.jobs.get_nowait()
