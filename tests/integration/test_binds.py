@@ -42,10 +42,11 @@ def status_over(family: socket.AddressFamily, host: str, port: int) -> int | Non
 needs_ipv6 = pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback here")
 
 
-@needs_ipv6
-def test_an_ipv6_wildcard_bind_takes_ipv4_clients_too(wsgid: Callable[..., WsgidServer]) -> None:
+def served_over_both(wsgid: Callable[..., WsgidServer], *binds: str) -> None:
+    """A server with `binds` (PORT in them: a free port) answers 127.0.0.1 and ::1 alike."""
     port = free_port()
-    server = wsgid("sleep_app:app", "--bind", f"[::]:{port}", bind_tcp=False, start=False)
+    args = [a for b in binds for a in ("--bind", b.replace("PORT", str(port)))]
+    server = wsgid("sleep_app:app", *args, bind_tcp=False, start=False)
     poll(
         lambda: status_over(socket.AF_INET6, "::1", port) == 200,
         timeout=30,
@@ -53,21 +54,15 @@ def test_an_ipv6_wildcard_bind_takes_ipv4_clients_too(wsgid: Callable[..., Wsgid
     )
     assert status_over(socket.AF_INET, "127.0.0.1", port) == 200
     assert server.stop() == 0, server.errlog()
+
+
+@needs_ipv6
+def test_an_ipv6_wildcard_bind_takes_ipv4_clients_too(wsgid: Callable[..., WsgidServer]) -> None:
+    served_over_both(wsgid, "[::]:PORT")
 
 
 @needs_ipv6
 def test_ipv4_and_ipv6_wildcards_on_one_port_both_bind(
     wsgid: Callable[..., WsgidServer],
 ) -> None:
-    port = free_port()
-    server = wsgid(
-        "sleep_app:app", "--bind", f"0.0.0.0:{port}", "--bind", f"[::]:{port}",
-        bind_tcp=False, start=False,
-    )  # fmt: skip
-    poll(
-        lambda: status_over(socket.AF_INET6, "::1", port) == 200,
-        timeout=30,
-        what="an answer over IPv6",
-    )
-    assert status_over(socket.AF_INET, "127.0.0.1", port) == 200
-    assert server.stop() == 0, server.errlog()
+    served_over_both(wsgid, "0.0.0.0:PORT", "[::]:PORT")

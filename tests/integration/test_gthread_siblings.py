@@ -11,7 +11,6 @@ The tornado kind serves a WSGI app with gthread's pool, so it is checked too.
 
 from __future__ import annotations
 
-import http.client
 import json
 import math
 import threading
@@ -19,9 +18,9 @@ import time
 from collections.abc import Callable
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from support.client import poll
+from support.metrics import metric_sample
 from support.server import WsgidServer, free_port
 
 APP = "lifecycle_app:app"
@@ -39,7 +38,11 @@ def test_slow_requests_on_new_connections_are_shared_by_both_workers(
         workers=2,
     )  # fmt: skip
     # A worker is idle once it booted, and it watches the listeners from then on.
-    poll(lambda: _idle_workers(metrics) == 2, timeout=20, what="two idle workers")
+    poll(
+        lambda: metric_sample(metrics, "wsgid_workers", state="idle") == 2,
+        timeout=20,
+        what="two idle workers",
+    )
     start = threading.Barrier(REQUESTS + 1)
     ended: list[tuple[float, int]] = []
     lock = threading.Lock()
@@ -63,20 +66,6 @@ def test_slow_requests_on_new_connections_are_shared_by_both_workers(
     # ceil(N/2) = 3 rounds expected; one worker taking them all needs 6. Generous: 4.5.
     assert rounds < math.ceil(REQUESTS / 2) + 1.5, sorted(ended)
     assert len({pid for _, pid in ended}) == 2, sorted(ended)
-
-
-def _idle_workers(port: int) -> float | None:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request("GET", "/metrics")
-        text = conn.getresponse().read().decode()
-    finally:
-        conn.close()
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "wsgid_workers" and sample.labels == {"state": "idle"}:
-                return sample.value
-    return None
 
 
 def _pid(server: WsgidServer, path: str) -> int:

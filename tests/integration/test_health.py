@@ -329,6 +329,20 @@ def test_a_flood_of_idle_connections_cannot_keep_a_probe_out(
             sock.close()
 
 
+def slow_ready_server(wsgid: Callable[..., WsgidServer], workers: int) -> tuple[WsgidServer, int]:
+    """A server whose app takes a second to import (a worker's boot is observable), with its
+    side listener; returned once /readyz says 200, with the side listener's port."""
+    side = free_port()
+    server = wsgid(
+        "slow_import_app:app",
+        "--metrics-bind", f"127.0.0.1:{side}",
+        workers=workers,
+        env={"SLOW_IMPORT_SECONDS": "1"},
+    )  # fmt: skip
+    poll(lambda: readyz(side) == 200, timeout=10, what="/readyz 200")
+    return server, side
+
+
 def test_readyz_stays_200_while_one_of_two_workers_is_replaced(
     wsgid: Callable[..., WsgidServer],
 ) -> None:
@@ -336,15 +350,8 @@ def test_readyz_stays_200_while_one_of_two_workers_is_replaced(
     dead and its successor importing the app (for a second), the other serves, and /readyz
     says 200 throughout. (It said `1 of 2 workers booted`: under load with max_requests, a
     server whose app imports slowly was out of rotation most of the time.)"""
-    side = free_port()
-    server = wsgid(
-        "slow_import_app:app",
-        "--metrics-bind", f"127.0.0.1:{side}",
-        workers=2,
-        env={"SLOW_IMPORT_SECONDS": "1"},
-    )  # fmt: skip
+    server, side = slow_ready_server(wsgid, workers=2)
     lost, kept = server.wait_workers(2)
-    poll(lambda: readyz(side) == 200, timeout=10, what="/readyz 200")
     os.kill(lost, signal.SIGKILL)
     successor = poll(
         lambda: [p for p in server.worker_pids() if p not in (lost, kept)] or None, timeout=10,
@@ -366,15 +373,8 @@ def test_readyz_stays_200_through_a_reload_and_is_503_while_a_lost_worker_is_rep
     """During a HUP the old workers serve until the new ones have booted: ready throughout.
     A worker that dies leaves fewer booted workers than configured until its replacement has
     booted: not ready meanwhile. The app takes a second to import, so both are observable."""
-    side = free_port()
-    server = wsgid(
-        "slow_import_app:app",
-        "--metrics-bind", f"127.0.0.1:{side}",
-        workers=1,
-        env={"SLOW_IMPORT_SECONDS": "1"},
-    )  # fmt: skip
+    server, side = slow_ready_server(wsgid, workers=1)
     (first,) = server.wait_workers(1)
-    poll(lambda: readyz(side) == 200, timeout=10, what="/readyz 200")
     server.send_signal(signal.SIGHUP)
     seen = []
     deadline = time.monotonic() + 30

@@ -19,11 +19,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from support.client import poll
 from support.kinds import WORKER_KINDS, kind_args
 from support.load import wait_event
+from support.metrics import metric_sample
 from support.server import WsgidServer, free_port
 
 APP = "lifecycle_app:app"
@@ -35,21 +35,6 @@ _WAITS = {
     "x86_64": {232, 281, 441, 7, 271, 23, 270},
     "aarch64": {22, 441, 73, 72},
 }[os.uname().machine]
-
-
-def count_4xx(port: int) -> float:
-    """wsgid_requests_total{status_class="4xx"} of one scrape of `/metrics`."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request("GET", "/metrics")
-        text = conn.getresponse().read().decode()
-    finally:
-        conn.close()
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "wsgid_requests_total" and sample.labels == {"status_class": "4xx"}:
-                return sample.value
-    return 0.0
 
 
 def waits_idle(pid: int) -> bool:
@@ -98,7 +83,11 @@ def test_requests_answered_right_before_a_sigkill_are_counted(
         what="the killed worker's replacement",
     )
     # The master folds a reaped worker's slot into its totals (the replacement counts 0).
-    poll(lambda: count_4xx(port) == ANSWERED, timeout=10, what=f"{ANSWERED} 4xx counted")
+    poll(
+        lambda: metric_sample(port, "wsgid_requests_total", status_class="4xx") == ANSWERED,
+        timeout=10,
+        what=f"{ANSWERED} 4xx counted",
+    )
 
 
 def test_requests_answered_before_a_request_the_masters_timeout_ends_are_counted(
@@ -127,4 +116,8 @@ def test_requests_answered_before_a_request_the_masters_timeout_ends_are_counted
     finally:
         conn.close()
     assert time.monotonic() - began < 8  # ended by the timeout, not by the app
-    poll(lambda: count_4xx(port) == ANSWERED, timeout=10, what=f"{ANSWERED} 4xx counted")
+    poll(
+        lambda: metric_sample(port, "wsgid_requests_total", status_class="4xx") == ANSWERED,
+        timeout=10,
+        what=f"{ANSWERED} 4xx counted",
+    )
