@@ -6,6 +6,10 @@
 - `deferring`: the library gets a stand-in that answers from the real module once asked;
   no stand-in is left in `sys.modules`; an imported module is left alone; a submodule imported
   inside the block finds the real package.
+- `without_package_init`: reading the settings loads pydantic-core's compiled module without
+  its package's Python (`core_schema`, `typing_extensions`), and their values and errors are
+  pydantic-core's; the stand-in package runs its `__init__` on first use, once, and keeps the
+  submodule; a package imported already is used as it is.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from wsgid.deferred_modules import deferring
+from wsgid.deferred_modules import deferring, without_package_init
 
 
 def run_python(code: str) -> str:
@@ -72,7 +76,12 @@ def package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A fresh package `deferred_probe` (with a submodule `part`) on sys.path; gone after."""
     root = tmp_path / "deferred_probe"
     root.mkdir()
-    (root / "__init__.py").write_text("LOADS = [1]\nVALUE = 'real'\n", encoding="utf-8")
+    (root / "__init__.py").write_text(
+        # Each run of the package's code leaves a mark beside it.
+        "import pathlib\npathlib.Path(__file__).with_name('runs').open('a').write('x')\n"
+        "LOADS = [1]\nVALUE = 'real'\n",
+        encoding="utf-8",
+    )
     (root / "part.py").write_text("PART = 'part'\n", encoding="utf-8")
     monkeypatch.syspath_prepend(str(tmp_path))
     yield "deferred_probe"
@@ -106,3 +115,44 @@ def test_a_submodule_imported_inside_the_block_finds_the_real_package(package: s
     assert part.PART == "part"
     assert sys.modules[package] is inside and inside.VALUE == "real"
     assert type(inside).__name__ == "module"
+
+
+def test_reading_the_settings_loads_pydantic_cores_compiled_module_only() -> None:
+    code = """
+import json, sys
+from wsgid.runtime import ConfigError
+from wsgid.settings.load import load_settings
+loaded = load_settings(["-w", "3", "app:x"], {})
+modules = sorted(sys.modules)
+try:
+    load_settings(["-w", "many", "app:x"], {})  # a refusal's message imports the model
+except ConfigError as exc:
+    message = str(exc)
+print(json.dumps([loaded.settings.workers, message, modules]))
+"""
+    workers, message, modules = json.loads(run_python(code))
+    assert workers == 3
+    assert "-w" in message and "many" in message
+    assert "pydantic_core._pydantic_core" in modules
+    assert [m for m in modules if m in ("pydantic_core.core_schema", "typing_extensions")] == []
+    assert "pydantic" not in modules
+
+
+def test_the_package_left_out_runs_its_init_once_on_first_use(package: str) -> None:
+    part = without_package_init(package, "part")
+    assert part.PART == "part"
+    runs = Path(str(part.__file__)).with_name("runs")
+    assert not runs.exists()  # the package's __init__ has not run
+    stand_in = sys.modules[package]
+    assert stand_in.VALUE == "real"  # first use: the real package, imported now
+    real = sys.modules[package]
+    assert real is not stand_in and real.part is part and real.LOADS == [1]
+    import deferred_probe  # noqa: F401  (an import now finds the real package)
+
+    assert sys.modules[package] is real and runs.read_text() == "x"
+
+
+def test_a_package_imported_already_is_used_as_it_is(package: str) -> None:
+    real = __import__(package)
+    part = without_package_init(package, "part")
+    assert sys.modules[package] is real and real.part is part

@@ -28,7 +28,8 @@ Rules the package keeps:
 
 - Only reading the configuration needs it: a serving process never imports it, nor pydantic
   (`wsgid.cli` reads the settings in a short-lived child; see `wsgid.runtime`). Reading them
-  imports neither pydantic nor the model either, only pydantic-core (`table`, `load`): the
+  imports neither pydantic nor the model either, only pydantic-core's compiled module
+  (`table`, `load`; `wsgid.deferred_modules` leaves its package's Python out): the
   model is imported by what describes the settings (`config show`, the schema, the docs, the
   generators) and by `wsgid config import`. So this package imports its modules when a name
   below is first asked for.

@@ -22,9 +22,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from pydantic_core import SchemaValidator, ValidationError
-from pydantic_core import __version__ as pydantic_core_version
-
+from wsgid.deferred_modules import without_package_init
 from wsgid.pyconfig import is_python
 from wsgid.runtime import Command, ConfigError, LoadedSettings, RuntimeSettings
 from wsgid.settings import table
@@ -41,14 +39,20 @@ from wsgid.settings.sources import (
 from wsgid.settings.specs import SPECS, format_value
 
 if TYPE_CHECKING:
+    import pydantic_core as core
+
     from wsgid.paste import ServerSection
+else:
+    # Validating needs only pydantic-core's compiled module, which has the same names; its
+    # package's Python (the schema's typed dicts) costs a third of this process's imports.
+    core = without_package_init("pydantic_core", "_pydantic_core")
 
 # The config file read when no source names one, as gunicorn does (in the working directory).
 DEFAULT_CONFIG = "gunicorn.conf.py"
 
 
 @functools.cache
-def _validator() -> SchemaValidator:
+def _validator() -> core.SchemaValidator:
     """pydantic-core's validator of the settings' values: the model's validation, without the
     model.
 
@@ -57,12 +61,12 @@ def _validator() -> SchemaValidator:
     own, is taken from the model itself, which costs the import of pydantic and the model's
     build, as before the table (about 90 ms).
     """
-    if pydantic_core_version == table.PYDANTIC_CORE:
-        return SchemaValidator(table.SCHEMA)
+    if core.__version__ == table.PYDANTIC_CORE:
+        return core.SchemaValidator(table.SCHEMA)
     from wsgid.settings.model import Settings
     from wsgid.settings.tablegen import values_schema
 
-    return SchemaValidator(values_schema(Settings.__pydantic_core_schema__))
+    return core.SchemaValidator(values_schema(Settings.__pydantic_core_schema__))
 
 
 def validate_values(values: Mapping[str, Any], *, strict: bool = False) -> dict[str, Any]:
@@ -90,8 +94,8 @@ def validate_layer(layer: Layer) -> None:
         # and a Python config is converted as gunicorn converts it (its values are often
         # read from the environment: `workers = os.environ.get("WORKERS", 4)`).
         validate_values(values, strict=layer.kind == "file")
-    except ValidationError as exc:
-        for error in exc.errors():
+    except core.ValidationError as exc:
+        for error in exc.errors(include_url=False):
             loc = error["loc"]
             if not loc or loc[0] not in layer.entries:
                 continue  # a cross-field rule; judged on the merged result
@@ -247,8 +251,8 @@ def load_settings(
         merged.update(layer.entries)
     try:
         values = validate_values({name: e.value for name, e in merged.items()})
-    except ValidationError as exc:
-        error = exc.errors()[0]
+    except core.ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
         loc = error["loc"]
         if loc and loc[0] in merged:
             raise ConfigError(_bad_value_message(merged[str(loc[0])], str(loc[0]), error)) from None
