@@ -21,19 +21,16 @@ neither).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from wsgid.runtime_fields import HOOK_SETTINGS, SettingFields
+from wsgid.runtime_fields import HOOK_SETTINGS, SETTING_NAMES, SettingFields
 
 if TYPE_CHECKING:
     from wsgid.http.forwarded import Forwarding
     from wsgid.http.parser import Limits
     from wsgid.http.proxy_protocol import Mode as ProxyMode
     from wsgid.logs.targets import LogTargets
-
-# Every setting's name, in the model's order.
-SETTING_NAMES = tuple(field.name for field in fields(SettingFields))
 
 Command = Literal["serve", "check", "config-show", "config-schema", "config-import", "status"]
 

@@ -20,7 +20,8 @@ from typing import Any, NoReturn
 import pytest
 
 from wsgid import cli
-from wsgid.runtime import SETTING_NAMES, ConfigError, RuntimeSettings
+from wsgid.runtime import ConfigError, RuntimeSettings
+from wsgid.runtime_fields import SETTING_NAMES
 from wsgid.settings import load_settings
 
 APP = "pkg.mod:app"
@@ -106,7 +107,7 @@ def test_version_through_a_real_pipe_is_printed_once() -> None:
 
 def test_the_settings_are_read_only_and_have_no_other_attribute() -> None:
     settings = cli.load([APP]).settings
-    with pytest.raises(AttributeError, match="cannot assign to field 'workers'"):
+    with pytest.raises(AttributeError, match="read-only: cannot assign to 'workers'"):
         settings.workers = 4  # type: ignore[misc]
     # mypy rejects the misspelling (tests/unit/test_settings_typed.py); at run time too:
     with pytest.raises(AttributeError, match="'wrokers'"):

@@ -3,23 +3,26 @@
 `wsgid.runtime.RuntimeSettings` gets its attributes from `wsgid/runtime_fields.py`, generated
 from the model by scripts/gen-schema. Here: the committed file is what the model renders, each
 value the model validates fits the type the file declares, and mypy, run as `make lint` runs
-it, rejects a misspelt setting and a value used as the wrong type, and accepts the right ones.
+it, rejects a misspelt setting, a value used as the wrong type and an assignment to a setting,
+and accepts the right ones.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import pickle
 import subprocess
 import sys
 import types
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal, Union, get_args, get_origin
 
 import pytest
 
 from wsgid import runtime_fields
-from wsgid.runtime import SETTING_NAMES, RuntimeSettings
+from wsgid.runtime import RuntimeSettings
+from wsgid.runtime_fields import SETTING_NAMES
 from wsgid.settings import SPECS, Settings, load_settings
 from wsgid.settings.codegen import TARGET, fields_source
 
@@ -74,7 +77,8 @@ def fits(value: object, hint: Any) -> bool:
     ],
 )  # fmt: skip
 def test_every_value_the_model_validates_fits_its_declared_type(argv: list[str]) -> None:
-    hints = get_type_hints(runtime_fields.SettingFields)
+    # The class's own annotations: its base's bookkeeping is not a setting.
+    hints = inspect.get_annotations(runtime_fields.SettingFields, eval_str=True)
     assert list(hints) == list(SPECS)
     settings = load_settings(argv, {}).settings
     for name, hint in hints.items():
@@ -140,6 +144,8 @@ def test_mypy_rejects_a_misspelt_setting_and_accepts_the_right_names(tmp_path: P
         source = source.replace(f"return {right}\n", f"return {wrong}\n")
     # The values are typed too, not Any: a float where a str is wanted is an error.
     source += "\n\ndef name(settings: RuntimeSettings) -> str:\n    return settings.timeout\n"
+    # And read-only (`FrozenRecord` is a dataclass to mypy): an assignment is an error.
+    source += "\n\ndef more(settings: RuntimeSettings) -> None:\n    settings.workers = 4\n"
     bad.write_text(source)
     # The project's mypy and configuration (strict; mypy_path is relative to the repository).
     result = subprocess.run(
@@ -154,4 +160,5 @@ def test_mypy_rejects_a_misspelt_setting_and_accepts_the_right_names(tmp_path: P
     for _, _, attribute in MISSPELT:
         assert f'"RuntimeSettings" has no attribute "{attribute}"' in out, out
     assert 'Incompatible return value type (got "float", expected "str")' in out, out
+    assert 'Property "workers" defined in "RuntimeSettings" is read-only' in out, out
     assert out.count("[attr-defined]") == len(MISSPELT), out
