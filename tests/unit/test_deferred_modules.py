@@ -7,8 +7,8 @@
   no stand-in is left in `sys.modules`; an imported module is left alone; a submodule imported
   inside the block finds the real package.
 - `without_package_init`: reading the settings loads pydantic-core's compiled module without
-  its package's Python (`core_schema`, `typing_extensions`), and their values and errors are
-  pydantic-core's; the stand-in package runs its `__init__` on first use, once, and keeps the
+  its package's Python (`core_schema`, `typing_extensions`), nor a config file's readers
+  when there is no file, and their values and errors are pydantic-core's; the stand-in package runs its `__init__` on first use, once, and keeps the
   submodule; a package imported already is used as it is.
 """
 
@@ -136,6 +136,8 @@ print(json.dumps([loaded.settings.workers, message, modules]))
     assert "pydantic_core._pydantic_core" in modules
     assert [m for m in modules if m in ("pydantic_core.core_schema", "typing_extensions")] == []
     assert "pydantic" not in modules
+    # Without a config file, neither its TOML parser nor the gunicorn .py reader is imported.
+    assert [m for m in modules if m in ("tomllib", "tomli", "wsgid.settings.pyfile")] == []
 
 
 def test_the_package_left_out_runs_its_init_once_on_first_use(package: str) -> None:

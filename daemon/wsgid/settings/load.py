@@ -27,7 +27,6 @@ from wsgid.pyconfig import is_python
 from wsgid.runtime import Command, ConfigError, LoadedSettings, RuntimeSettings
 from wsgid.settings import table
 from wsgid.settings.cmdline import parse_command_line, read_gunicorn_cmd_args
-from wsgid.settings.pyfile import read_python_file
 from wsgid.settings.sources import (
     Entry,
     Layer,
@@ -232,6 +231,8 @@ def load_settings(
     if config is not None and config.value is not None:
         location = str(config.value)
         if is_python(location):
+            from wsgid.settings.pyfile import read_python_file  # a gunicorn .py file only
+
             file_layer, warnings, file_command = read_python_file(location, config.given_by)
         else:
             file_layer = read_file(location, config.given_by)
