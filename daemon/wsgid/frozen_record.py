@@ -1,9 +1,10 @@
 """`FrozenRecord`: the base of a read-only record whose attributes are its `__slots__`.
 
-What this module owns: how such a record is built (by keyword, each attribute exactly once),
-kept read-only, compared, printed and pickled, all by value. mypy treats a subclass as a
-frozen, keyword-only dataclass (PEP 681's `dataclass_transform`): it knows the typed
-`__init__` and refuses an assignment to an attribute.
+What this module owns: how such a record is built (by keyword, each attribute exactly
+once), copied with changes, kept read-only, compared, printed and pickled, all by value.
+mypy treats a subclass as a frozen, keyword-only dataclass (PEP 681's
+`dataclass_transform`): it knows the typed `__init__` and refuses an assignment to an
+attribute.
 
 Why not a dataclass: `dataclasses` writes and compiles each class's methods when the class is
 made, about 3.5 ms of every start for `wsgid.runtime_fields.SettingFields` and its 150
@@ -12,7 +13,17 @@ settings. These methods are written once, here, and read the attribute names fro
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, dataclass_transform
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+if TYPE_CHECKING:
+    from typing import dataclass_transform
+else:
+
+    def dataclass_transform(**_: object):  # only type checkers read it (Python 3.10 has none)
+        return lambda cls: cls
+
+
+Record = TypeVar("Record", bound="FrozenRecord")
 
 
 @dataclass_transform(frozen_default=True, kw_only_default=True)
@@ -37,6 +48,10 @@ class FrozenRecord:
             raise TypeError(f"{type(self).__name__}: missing {missing}, unknown {unknown}")
         for name, value in values.items():
             object.__setattr__(self, name, value)
+
+    def replace(self: Record, **changes: Any) -> Record:
+        """A copy with `changes` (by name) made: `dataclasses.replace` of a record."""
+        return type(self)(**{**self.__getstate__(), **changes})
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"{type(self).__name__} is read-only: cannot assign to {name!r}")

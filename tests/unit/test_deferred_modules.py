@@ -8,8 +8,9 @@
   inside the block finds the real package.
 - `without_package_init`: reading the settings loads pydantic-core's compiled module without
   its package's Python (`core_schema`, `typing_extensions`), nor a config file's readers
-  when there is no file, and their values and errors are pydantic-core's; the stand-in package runs its `__init__` on first use, once, and keeps the
-  submodule; a package imported already is used as it is.
+  when there is no file, and their values and errors are pydantic-core's; the stand-in
+  package runs its `__init__` on first use, once, and keeps the submodule; a package
+  imported already is used as it is.
 """
 
 from __future__ import annotations

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 import textwrap
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -39,7 +38,7 @@ def settings(
     app: str, chdir: str | None = None, pythonpath: tuple[str, ...] = ()
 ) -> RuntimeSettings:
     # Not validated by the model, which would refuse the empty `app` one test needs.
-    return replace(DEFAULTS, app=app, chdir=chdir, pythonpath=pythonpath)
+    return DEFAULTS.replace(app=app, chdir=chdir, pythonpath=pythonpath)
 
 
 APP_SOURCE = """

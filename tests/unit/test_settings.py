@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shlex
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -409,7 +408,7 @@ def test_tables_and_flat_keys_mean_the_same(tmp_path: Path) -> None:
         'bind = ["127.0.0.1:1"]\nworkers = 3\ntimeout = 5\nloglevel = "debug"\n',
     )
     from_flat = load([APP, "-c", flat]).settings
-    assert load([APP, "-c", grouped]).settings == replace(from_flat, config=str(grouped))
+    assert load([APP, "-c", grouped]).settings == from_flat.replace(config=str(grouped))
 
 
 def test_a_single_string_in_the_file_is_a_one_item_list(tmp_path: Path) -> None:

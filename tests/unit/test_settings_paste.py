@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterator, Mapping
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -294,8 +293,7 @@ def test_server_section_config_names_the_toml_file_and_the_environment_wins(
 
 
 def paste_settings(spec: str, **globals_: str) -> RuntimeSettings:
-    return replace(
-        RuntimeSettings.copy_of(Settings()),
+    return RuntimeSettings.copy_of(Settings()).replace(
         paste=spec,
         raw_paste_global_conf=globals_,
     )
