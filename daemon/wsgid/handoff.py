@@ -34,8 +34,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping, MutableMapping, Sequence
-from dataclasses import dataclass
-from typing import NoReturn
+from typing import NamedTuple, NoReturn
 
 from wsgid.listeners import Inherited, Listener, adopt_fd
 
@@ -49,8 +48,7 @@ class HandoffError(Exception):
     """The hand-off variables are present but do not parse."""
 
 
-@dataclass(frozen=True)
-class PassedSocket:
+class PassedSocket(NamedTuple):
     """One listening socket handed over: its descriptor, systemd name and ownership."""
 
     fd: int
@@ -58,8 +56,7 @@ class PassedSocket:
     owned: bool = True
 
 
-@dataclass(frozen=True)
-class Handoff:
+class Handoff(NamedTuple):
     """Everything the old master passes to the new one."""
 
     old_master: int

@@ -26,6 +26,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 BIND_RETRIES = 5
 BIND_RETRY_DELAY = 0.5
@@ -46,8 +47,7 @@ class Inherited:
     owned: bool = False
 
 
-@dataclass(frozen=True)
-class UnixFiles:
+class UnixFiles(NamedTuple):
     """How a unix socket file is created, as gunicorn creates it: bound under the `umask`
     setting (gunicorn's default 0 makes it 0777) and handed to the workers' user and group
     (-1: left as it is), so that nginx, running as another user, can connect."""
@@ -57,8 +57,7 @@ class UnixFiles:
     gid: int = -1
 
 
-@dataclass(frozen=True)
-class BindSpec:
+class BindSpec(NamedTuple):
     """A parsed bind entry."""
 
     text: str

@@ -32,7 +32,7 @@ import grp
 import os
 import pwd
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 # Linux capability numbers (linux/capability.h), to tell whether a non-root
 # master could still switch identities.
@@ -44,8 +44,7 @@ class PrivilegeError(Exception):
     """`user`/`group` cannot be used; str() is the one-paragraph message."""
 
 
-@dataclass(frozen=True)
-class Credentials:
+class Credentials(NamedTuple):
     """The identity a worker takes on."""
 
     uid: int

@@ -21,8 +21,7 @@ neither).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from wsgid.runtime_fields import HOOK_SETTINGS, SETTING_NAMES, SettingFields
 
@@ -150,8 +149,7 @@ class RuntimeSettings(SettingFields):
         return tuple((name, spec) for name in HOOK_SETTINGS if (spec := getattr(self, name)))
 
 
-@dataclass(frozen=True)
-class LoadedSettings:
+class LoadedSettings(NamedTuple):
     """The effective settings, where each value came from, and what the user asked to do.
 
     sources maps every field name to "default", "file:PATH" ("file:PATH, line N" from a Python

@@ -27,7 +27,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 from wsgid import scoreboard as sb
 from wsgid.exitcodes import ExitCode
@@ -69,8 +69,7 @@ class WorkerProcess:
     extra: dict[str, Any] = field(default_factory=dict)  # free for hooks
 
 
-@dataclass(frozen=True)
-class BootFailure:
+class BootFailure(NamedTuple):
     """A worker that exited before it booted, and what the master's log said of it."""
 
     worker: WorkerProcess

@@ -17,15 +17,13 @@ load time with the same rules the sinks follow at run time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 DEV_LOG = "/dev/log"
 SYSLOG_PORT = 514
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
     kind: Literal["stream", "file", "syslog"]
     path: str = ""  # the file, or the unix socket
     transport: Literal["unix", "udp", "tcp", ""] = ""
@@ -44,8 +42,7 @@ class Target:
         return f"{self.transport}://{host}:{self.port}"
 
 
-@dataclass(frozen=True)
-class LogTargets:
+class LogTargets(NamedTuple):
     """Where each log goes, and its copy to syslog (`--log-syslog`), if it has one."""
 
     error: Target  # errorlog
