@@ -133,7 +133,9 @@ def test_term_closes_idle_keepalive_connections_at_once(
     wsgid: Callable[..., WsgidServer], kind: str
 ) -> None:
     """gunicorn#3227: a worker whose connections are all idle stops without waiting for
-    `keepalive` or `graceful_timeout`; its idle clients see the connection end."""
+    `keepalive` or `graceful_timeout`; its idle clients see the connection end. Nor does it
+    wait for them to close their end, which a pooled client does only at its next request:
+    the stop takes about a second at most, where a lingering close held it 2 to 3 s."""
     server = wsgid(
         SLEEP_APP, *kind_args(kind), "--keep-alive", "120", "--graceful-timeout", "120",
         workers=1,
@@ -144,9 +146,10 @@ def test_term_closes_idle_keepalive_connections_at_once(
         server.send_signal(signal.SIGTERM)
         for conn in idle:
             assert conn.fp.read(1) == b""
+        # The clients keep their end open until `finally`.
         assert server.wait_exit(timeout=60) == 0, server.errlog()
         stopped = time.monotonic() - started
-        assert stopped < 30, f"the stop took {stopped:.1f} s (keepalive and graceful: 120 s)"
+        assert stopped < 1.5, f"the stop took {stopped:.1f} s (keepalive and graceful: 120 s)"
     finally:
         for conn in idle:
             conn.close()

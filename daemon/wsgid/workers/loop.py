@@ -420,12 +420,16 @@ class ConnectionLoop(Worker):
                     self._close(conn)  # TLS not set up yet: no request can be under way
                 elif server_stops and self._idle(conn) and not _has_input(conn):
                     # Waiting for a next request no worker of this server will serve: the
-                    # stop need not wait `keepalive` for it (gunicorn#3227). Closed as after
-                    # a response (half-closed, draining): a request still on the wire is
-                    # dropped unanswered, for the client to retry (RFC 9112 §9.3.1). One
-                    # that came while the worker was busy (a sync worker in the app) is in
-                    # the kernel already: it is read and answered, with `Connection: close`.
-                    self._close(conn, linger=True)
+                    # stop need not wait `keepalive` for it (gunicorn#3227). Closed at once,
+                    # not half-closed: with no unread input the kernel ends it with a FIN,
+                    # not a reset, and a lingering close would wait up to LINGER_SECONDS for
+                    # a client that keeps its end open (a pooled HTTP client reads nothing
+                    # until its next request). A request still on the wire gets a reset
+                    # instead of an end: dropped unanswered either way, for the client to
+                    # retry (RFC 9112 §9.3.1). One that came while the worker was busy (a
+                    # sync worker in the app) is in the kernel already: it is read and
+                    # answered, with `Connection: close`.
+                    self._close(conn)
             self.log.info("worker.stopping", connections=len(self.conns))
             # A worker retired while the server goes on (a reload, max_requests) keeps its
             # idle keep-alive connections: a client may have its next request on the wire
