@@ -1,25 +1,30 @@
 """Modules a library imports only for calls wsgid never makes: imported on first use instead.
 
 Owns: `deferring(*names)`, the context manager around such a library's import, and
-`without_package_init(package, submodule)`, a compiled submodule without its package's Python.
+`without_package_init(package, submodule)`, a submodule without the rest of its package.
 
-structlog imports `asyncio` for its async logging methods (and with it `ssl`, `subprocess`
-and `concurrent.futures`: about 11 ms, a tenth of a server's start on one CPU) and `uuid` for
-its deprecated thread-local module. While the library is imported, each named module that is
-not imported yet is a stand-in in `sys.modules`; the library keeps that stand-in as its global,
-and the stand-in leaves `sys.modules` when the block ends. The first attribute anything asks
+structlog's bound logger imports `asyncio` for its async logging methods (and with it `ssl`,
+`subprocess` and `concurrent.futures`: about 11 ms, a tenth of a server's start on one CPU).
+While the library is imported, each named module that is not imported yet is a stand-in in
+`sys.modules`; the library keeps that stand-in as its global, and the stand-in leaves
+`sys.modules` when the block ends. The first attribute anything asks
 of it imports the real module (whose own `sys.modules` entry the app's `import` then finds)
 and answers from it, so a call that does use the module behaves as before, only later.
 
 A stand-in in `sys.modules` never outlives the block, so the app and its libraries (gevent's
 patching among them) see only real modules. Modules already imported are left as they are.
+(The stand-in packages below are the exception: they stay, and become real on first use.)
 
-pydantic-core's package imports its `core_schema` module (the schema's typed dicts, with
-`typing_extensions`, `decimal` and `fractions`: about 9 ms of the settings child's 30 on one
-CPU), which validating a ready schema never reads. `without_package_init` imports the
-compiled submodule under a stand-in package that has only its `__path__`; the stand-in stays
-in `sys.modules`, and the first attribute asked of it runs the package's `__init__` as an
-`import` would (it finds the submodule already imported) and answers from the real package.
+Some packages import far more in their `__init__` than wsgid uses of them. pydantic-core's
+imports its `core_schema` module (the schema's typed dicts, with `typing_extensions`,
+`decimal` and `fractions`: about 9 ms of the settings child's 30 on one CPU), which
+validating a ready schema never reads; structlog's imports all of structlog (its console
+renderer, stdlib integration and global configuration: 5 ms of a start), where wsgid uses two
+processors and the bound logger. `without_package_init` imports such a submodule under a
+stand-in package that has only its `__path__`; the stand-in stays in `sys.modules`, and the
+first attribute asked of it (by an app that uses the package) runs the package's `__init__`
+as an `import` would (it finds the submodules already imported) and answers from the real
+package.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """Modules imported on first use (`wsgid.deferred_modules`), and the master's start without them.
 
-- The master's modules import structlog without `asyncio` (nor the `ssl`, `subprocess` and
-  `concurrent.futures` it brings) or `uuid`; structlog's async methods and its thread-local
-  wrapper, which do use them, still work once wsgid's logs are imported.
+- The master's modules import structlog's processors and bound logger only, without its
+  package (its console, stdlib and configuration modules), `asyncio` (nor the `ssl`,
+  `subprocess` and `concurrent.futures` it brings) or `uuid`; an app that uses structlog gets
+  all of it, its async methods and thread-local wrapper included, and configuring it leaves
+  wsgid's own error log as it was.
 - `deferring`: the library gets a stand-in that answers from the real module once asked;
   no stand-in is left in `sys.modules`; an imported module is left alone; a submodule imported
   inside the block finds the real package.
@@ -41,35 +43,48 @@ def test_the_masters_modules_import_neither_asyncio_nor_uuid() -> None:
     modules = json.loads(
         run_python("import json, sys\nimport wsgid.master\nprint(json.dumps(sorted(sys.modules)))")
     )
-    assert "structlog" in modules
+    assert "structlog.processors" in modules and "structlog._native" in modules
+    # structlog's package is a stand-in: its console, stdlib and configuration modules wait.
+    assert [
+        m for m in modules if m in ("structlog.dev", "structlog.stdlib", "structlog._config")
+    ] == []
     assert [m for m in modules if m.split(".")[0] in ("asyncio", "uuid", "ssl")] == []
     assert "concurrent.futures" not in modules
 
 
-def test_structlogs_async_methods_and_thread_local_wrapper_still_work() -> None:
+def test_an_app_that_uses_structlog_gets_all_of_it_and_leaves_wsgids_log_alone() -> None:
     code = """
 import logging, sys, warnings
 import wsgid.master
+from wsgid.logs.pipelines import error_logger
+
+class Sink:
+    def write(self, record, severity):
+        print("wsgid:", record.strip())
+
+ours = error_logger(Sink(), "logfmt", "info")
 import structlog
-held = type(structlog.stdlib.asyncio).__name__
 import asyncio
 logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(message)s")
-log = structlog.wrap_logger(
-    logging.getLogger("t"),
-    wrapper_class=structlog.stdlib.BoundLogger,
-    processors=[structlog.processors.KeyValueRenderer()],
-)
+structlog.configure(processors=[structlog.processors.KeyValueRenderer()])
+log = structlog.wrap_logger(logging.getLogger("t"), wrapper_class=structlog.stdlib.BoundLogger)
 asyncio.run(log.ainfo("from a coroutine", n=1))
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     print(structlog.threadlocal.wrap_dict(dict).__name__)
-print(held, type(asyncio).__name__, sys.modules["asyncio"] is asyncio)
+ours.info("server event", k=1)
+real = sys.modules["structlog"]
+print(type(structlog).__name__, type(real).__name__, real.processors is structlog.processors)
 """
     lines = run_python(code).splitlines()
     assert lines[0] == "n=1 event='from a coroutine'"
     assert lines[1].startswith("WrappedDict-")  # uuid4 named it
-    # structlog holds the stand-in, which answered; the app's asyncio is the real module.
-    assert lines[2] == "_OnFirstUse module True"
+    # wsgid's logger keeps its own pipeline after the app configured structlog's.
+    assert lines[2].startswith("wsgid: ") and "server event" in lines[2] and "k=1" in lines[2]
+    assert "event='server event'" not in lines[2]
+    # The app's `structlog` is the stand-in, answering from the real package, now imported
+    # with the modules wsgid had imported already.
+    assert lines[3] == "_OnFirstUse module True"
 
 
 @pytest.fixture

@@ -16,17 +16,25 @@ stack dump, stdlib records of the app).
 from __future__ import annotations
 
 from collections.abc import Callable, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from wsgid.deferred_modules import deferring
+from wsgid.deferred_modules import deferring, without_package_init
 from wsgid.logs import render
 from wsgid.logs.request_id import add_request_id
 from wsgid.logs.sinks import SEVERITY, Sink
 
-# structlog's async methods want asyncio, its deprecated thread-local module uuid: wsgid
-# calls neither, and asyncio alone is a tenth of a start (wsgid.deferred_modules).
-with deferring("asyncio", "uuid"):
-    import structlog
+if TYPE_CHECKING:
+    from structlog import _native as native
+    from structlog import processors
+else:
+    # wsgid uses two of structlog's processors and its filtering bound logger. structlog's
+    # package imports all of structlog (its console renderer, its stdlib integration, its
+    # global configuration: 5 ms of a start on one CPU), so these two modules are imported
+    # under a stand-in package whose first use, by an app that uses structlog, imports the
+    # rest (wsgid.deferred_modules). Its async methods want asyncio: wsgid calls none.
+    with deferring("asyncio"):
+        native = without_package_init("structlog", "_native")
+        processors = without_package_init("structlog", "processors")
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 _SYNONYMS = {"warn": "warning", "fatal": "critical"}
@@ -53,10 +61,10 @@ def error_processors(fmt: str, colours: bool = False) -> list[render.Processor]:
     """The error log's pipeline for format `fmt` (console, json or logfmt)."""
     return [
         LEVEL_COUNT,
-        structlog.processors.add_log_level,
+        processors.add_log_level,
         add_request_id,
         render.add_timestamp,
-        structlog.processors.format_exc_info,
+        processors.format_exc_info,
         render.renderer(fmt, colours),
     ]
 
@@ -81,10 +89,10 @@ class SinkLogger:
 
 
 def error_logger(sink: Sink, fmt: str, loglevel: str, colours: bool = False) -> Any:
-    """A structlog bound logger writing to `sink` at `loglevel` and above."""
-    return structlog.wrap_logger(
-        SinkLogger(sink),
-        processors=error_processors(fmt, colours),
-        wrapper_class=structlog.make_filtering_bound_logger(LEVELS[loglevel]),
-        cache_logger_on_first_use=False,
-    )
+    """A structlog bound logger writing to `sink` at `loglevel` and above.
+
+    Made directly, not by `structlog.wrap_logger`: that one's proxy reads structlog's global
+    configuration, which an app that uses structlog may set, and makes a logger per call."""
+    # A BoundLoggerBase subclass (typed as the protocol its instances follow).
+    bound_logger: Callable[..., Any] = native.make_filtering_bound_logger(LEVELS[loglevel])
+    return bound_logger(SinkLogger(sink), error_processors(fmt, colours), {})
