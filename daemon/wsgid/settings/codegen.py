@@ -46,13 +46,19 @@ CLASS = '''
 class SettingFields(FrozenRecord):
     """One read-only attribute per setting, in the model's order."""
 
-    __slots__ = SETTING_NAMES
-
 '''
 
-# Names of the settings other modules iterate over: (constant, comment, group or None for all).
+# After the class's annotations: its attributes are their names, and so is SETTING_NAMES.
+SLOTS = '''
+    __slots__ = tuple(__annotations__)
+
+
+# Every setting's name, in the model's order.
+SETTING_NAMES: tuple[str, ...] = SettingFields.__slots__
+'''
+
+# Names of the settings other modules iterate over: (constant, comment, group).
 NAME_LISTS = (
-    ("SETTING_NAMES", "Every setting's name, in the model's order.", None),
     ("HOOK_SETTINGS", "The server hooks (the [hooks] table), in the model's order.", "hooks"),
     ("LOGGING_SETTINGS", "The settings of the error and access logs ([logging]).", "logging"),
 )
@@ -69,11 +75,12 @@ def fields_source() -> str:
     if typing_names:
         out += f"\nfrom typing import {', '.join(sorted(typing_names))}\n"
     out += "\nfrom wsgid.frozen_record import FrozenRecord\n"
+    out += CLASS + "\n".join(attributes) + "\n" + SLOTS
     for constant, comment, group in NAME_LISTS:
-        names = [n for n, s in SPECS.items() if group is None or s.option.group == group]
+        names = [n for n, s in SPECS.items() if s.option.group == group]
         items = "".join(f"    {json.dumps(n)},\n" for n in names)
-        out += f"\n# {comment}\n{constant}: tuple[str, ...] = (\n{items})\n"
-    return out + CLASS + "\n".join(attributes) + "\n"
+        out += f"\n\n# {comment}\n{constant}: tuple[str, ...] = (\n{items})"
+    return out + "\n"
 
 
 def _attribute(name: str, annotation: str) -> str:
