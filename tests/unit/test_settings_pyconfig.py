@@ -249,6 +249,40 @@ def test_bad_value_names_the_file_the_line_and_the_value(tmp_path: Path) -> None
     assert "Accepted for workers" in message
 
 
+# A gunicorn config that spells out gunicorn's defaults: gunicorn's validators take None for
+# these settings (its own default for sendfile), so the file runs under gunicorn.
+SPELLED_OUT_DEFAULTS = """\
+    sendfile = None
+    errorlog = None
+    capture_output = None
+    preload_app = None
+    reload = None
+    raw_env = None
+    forwarded_allow_ips = None
+    loglevel = None
+    worker_class = None
+    pidfile = None
+"""
+
+
+def test_none_for_a_setting_gunicorn_takes_none_for_is_its_default(tmp_path: Path) -> None:
+    conf = write(tmp_path / "gunicorn.conf.py", SPELLED_OUT_DEFAULTS)
+    defaults = load([APP]).settings
+    settings = load([APP, "-c", conf]).settings
+    for name in ("sendfile", "errorlog", "capture_output", "preload_app", "reload", "raw_env"):
+        assert getattr(settings, name) == getattr(defaults, name), name
+    assert settings.forwarded_allow_ips == defaults.forwarded_allow_ips
+    assert settings.loglevel == defaults.loglevel
+    assert settings.worker_class == defaults.worker_class
+    assert settings.pidfile is None
+
+
+def test_none_for_a_setting_gunicorn_refuses_none_for_stays_an_error(tmp_path: Path) -> None:
+    conf = write(tmp_path / "gunicorn.conf.py", "workers = None\n")
+    message = error_of([APP, "-c", conf])
+    assert message.startswith(f"Config file {conf}, line 1: workers = None is not valid")
+
+
 def test_exception_in_the_file_is_reported_with_its_line(tmp_path: Path) -> None:
     conf = write(tmp_path / "gunicorn.conf.py", "workers = 2\nraise ValueError('boom')\n")
     message = error_of([APP, "-c", conf])

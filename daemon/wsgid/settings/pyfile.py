@@ -6,7 +6,8 @@ What this module owns:
 
 - which names of a run config are settings, and what each value becomes: a hook function a
   `python-config:LOCATION:NAME` reference the master resolves (`wsgid.pyconfig`), a class given
-  as `worker_class` its dotted path, a string where a list is expected a list (as in TOML);
+  as `worker_class` its dotted path, a string where a list is expected a list (as in TOML),
+  None the setting left unset where gunicorn takes None for it (`sendfile = None`);
 - the line each name was last assigned on, found with `ast`, for error messages and for the
   `sources` shown by `config show` ("file:/srv/app/gunicorn.conf.py, line 7");
 - what is said about every other name, each a warning (the file runs, as under gunicorn): a
@@ -73,6 +74,24 @@ GUNICORN_SETTINGS = frozenset(
     worker_abort worker_class worker_connections worker_exit worker_int worker_tmp_dir workers
     wsgi_app
     """.split()  # noqa: SIM905 (a list of 120 names reads better as words than as a column)
+)
+
+# The settings whose gunicorn validator takes None (validate_bool, validate_string,
+# validate_list_string ...): `sendfile = None` is gunicorn's own default, and configs that spell
+# out every default write `errorlog = None` or `raw_env = None`. Such a None is the setting
+# left unset; for the other settings (`workers = None`) gunicorn refuses it, and so does wsgid.
+GUNICORN_TAKES_NONE = frozenset(
+    """
+    access_log_format accesslog bind ca_certs capture_output certfile ciphers control_socket
+    control_socket_disable daemon default_proc_name disable_redirect_access_to_syslog
+    do_handshake_on_connect dogstatsd_tags enable_backlog_metric enable_stdio_inheritance
+    errorlog forwarded_allow_ips forwarder_headers group header_map initgroups keyfile logconfig
+    logconfig_json logger_class loglevel paste pidfile preload_app proc_name protocol
+    proxy_allow_ips proxy_protocol pythonpath raw_env raw_paste_global_conf reload
+    reload_extra_files reuse_port sendfile spew ssl_version statsd_host statsd_prefix
+    suppress_ragged_eofs syslog syslog_addr syslog_facility syslog_prefix tmp_upload_dir user
+    worker_class worker_tmp_dir wsgi_app
+    """.split()  # noqa: SIM905 (as GUNICORN_SETTINGS)
 )
 
 # How close an unknown name must be to a setting's to be refused as its misspelling. Higher
@@ -243,6 +262,8 @@ def scan(location: str, given_by: str) -> Scan:
         if name in RENAMED:
             found.name = name = RENAMED[name]  # gunicorn's other name of the setting
         if name in FILE_SPECS:
+            if value is None and name in GUNICORN_TAKES_NONE:
+                continue  # the setting left unset, as gunicorn reads it
             result.settings.append(found)
         elif name in GUNICORN_SETTINGS:
             if name == "protocol":
