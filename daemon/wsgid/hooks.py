@@ -37,6 +37,7 @@ post_request may take just (worker, req) or (worker, req, environ).
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -113,7 +114,9 @@ class Hooks:
         try:
             func(*args)
         except Exception:
-            self._log.exception("hook.failed", hook=name)
+            # The hooks are made in the master, with its log; a worker's hook failed in the
+            # worker, whose pid the event must carry.
+            self._log.exception("hook.failed", hook=name, pid=os.getpid())
 
 
 def _fitted(name: str, origin: str, func: Callable[..., Any]) -> Callable[..., Any]:

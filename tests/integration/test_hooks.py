@@ -320,3 +320,24 @@ def test_a_worker_crashed_by_a_hook_is_logged_under_the_workers_own_pid(
     assert "post_fork interrupts on purpose" in crashed.text, crashed.text
     (failed,) = events(log, "worker.boot_failed")
     assert crashed.get("pid") == failed.get("worker") != str(server.pid), log
+
+
+def test_a_worker_hook_that_raises_is_logged_under_the_workers_own_pid(
+    wsgid: Callable[..., WsgidServer],
+) -> None:
+    """hook.failed from a hook that runs in a worker (post_worker_init, pre_request) names the
+    worker's pid: the master's pid there sends a reader to the wrong process."""
+    server = wsgid(
+        APP,
+        "--post-worker-init",
+        "hooks_raising:post_worker_init",
+        "--pre-request",
+        "hooks_raising:pre_request",
+        workers=1,
+    )
+    (worker,) = server.wait_workers(1)
+    assert server.get("/pid").status == 200
+    for name in ("post_worker_init", "pre_request"):
+        failed = wait_event(server.errlog, "hook.failed", hook=name, timeout=10)[-1]
+        assert failed.get("pid") == str(worker) != str(server.pid), failed.text
+    assert server.stop(signal.SIGTERM, timeout=30) == 0, server.errlog()
