@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `wsgid` command with `argv` (without the program name); return the exit status."""
+    _fill_standard_fds()
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         loaded = load(args)
@@ -101,11 +102,42 @@ def serve_app(app: WSGIApp, server: ServerSection) -> int:
     with the section's keys as one more source, and the master serves `app` as if preloaded.
     Returns the exit status, as `main` does.
     """
+    _fill_standard_fds()
     try:
         loaded = load([], server)
     except ConfigError as exc:
         return _config_error(exc)
     return _serve(loaded, lambda: load([], server), app)
+
+
+# The standard streams by descriptor: their `sys` names and the mode Python opens them in.
+_STANDARD_STREAMS = ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w"))
+
+
+def _fill_standard_fds() -> None:
+    """Open /dev/null on each of descriptors 0, 1 and 2 that is closed, with a Python stream.
+
+    A process started with one closed (`wsgid ... >&- 2>&-`, a supervisor that closes them)
+    would give its number to the next descriptor wsgid opens: a pipe of the master's, a
+    client's socket in a worker. Whatever writes to "stderr" by number (a C library's warning,
+    an app's `os.write(2, ...)`, a fatal error's dump) would then go into that pipe or into a
+    client's response. Python leaves `sys.stderr` None for a closed descriptor, so the app's
+    `sys.stderr.write` would fail; it gets a stream over /dev/null, as if started with
+    `2>/dev/null`.
+    """
+    for fd, name, mode in _STANDARD_STREAMS:
+        try:
+            os.fstat(fd)
+            continue
+        except OSError:
+            pass
+        # The lowest free number, which is `fd`: those below it are open by now. Inheritable,
+        # as a standard descriptor is: the app's subprocesses get it too.
+        os.set_inheritable(os.open(os.devnull, os.O_RDWR), True)
+        if getattr(sys, name) is None:
+            stream = open(fd, mode, closefd=False, errors="backslashreplace")  # noqa: SIM115
+            setattr(sys, name, stream)
+            setattr(sys, f"__{name}__", stream)
 
 
 def _config_error(exc: ConfigError) -> int:
