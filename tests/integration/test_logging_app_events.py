@@ -177,6 +177,47 @@ def test_without_capture_output_prints_stay_on_stdout(
     assert not [e for e in errors() if e["event"] == "app.output"]
 
 
+# A common gunicorn config for containers: its loggers to stdout through logconfig_dict, and
+# capture_output on for what the app prints.
+STDOUT_LOGCONFIG = """\
+capture_output = True
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "STDLIB %(name)s %(message)s"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "stream": "ext://sys.stdout",
+        },
+    },
+    "loggers": {
+        "gunicorn.error": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
+}
+"""
+
+
+def test_capture_output_does_not_capture_what_a_logconfig_handler_writes_to_stdout(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    """The error events handed to a logconfig handler on stdout are written to the real stdout:
+    captured, each came back as an app.output event, handed to the handler again, captured
+    again, without end."""
+    conf = workdir.root / "gunicorn.conf.py"
+    conf.write_text(STDOUT_LOGCONFIG)
+    server, _, errors = json_server(wsgid, workdir, "-c", str(conf))
+    assert server.get("/print?msg=printed-by-app").status == 200
+    event(errors, event="app.output", stream="stdout", message="printed-by-app")
+    server.wait_log("STDLIB gunicorn.error", stream="stdout")
+    assert server.stop() == 0
+    captured = [str(e["message"]) for e in errors() if e["event"] == "app.output"]
+    assert not [m for m in captured if "STDLIB" in m], captured
+    started = [line for line in server.outlog().splitlines() if "master.started" in line]
+    assert len(started) == 1 and started[0].startswith("STDLIB gunicorn.error {"), started
+
+
 def test_wsgi_errors_and_unhandled_stdlib_records_are_events_with_the_request_id(
     wsgid: Callable[..., WsgidServer], workdir: WorkDir
 ) -> None:

@@ -39,11 +39,12 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from typing import IO, TYPE_CHECKING, Any
 
 from wsgid.logs import stdlib
 from wsgid.logs.access import AccessLog
-from wsgid.logs.capture import ErrorsStream, OutputCapture, original
+from wsgid.logs.capture import ErrorsStream, OutputCapture, original, original_stream
 from wsgid.logs.pipelines import LEVELS, error_logger
 from wsgid.logs.sinks import FileSink, JournalSink, MultiSink, Sink, StreamSink, is_journal
 from wsgid.logs.syslog import SyslogSink
@@ -157,6 +158,8 @@ class Logs:
         self._capture = OutputCapture(self.error) if settings.capture_output else None
         if self._capture is not None:
             self._capture.start()
+            if user_config:
+                stdlib.write_past({sys.stdout: original_stream(1), sys.stderr: original_stream(2)})
 
     def _combine(self, sinks: list[Sink]) -> Sink:
         self._sinks.extend(sinks)

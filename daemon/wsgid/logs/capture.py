@@ -25,7 +25,7 @@ import select
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import IO, Any
 
 from wsgid.workers import unpatched
 
@@ -98,6 +98,14 @@ _active: OutputCapture | None = None
 def original(fd: int) -> int:
     """The descriptor standing for the original stdout (1) or stderr (2)."""
     return _originals[fd - 1] if _originals is not None else fd
+
+
+def original_stream(fd: int) -> IO[str]:
+    """A line-buffered text stream on the original stdout (1) or stderr (2), for writers that
+    must not be captured (the user's logging handlers on sys.stdout: `stdlib.write_past`)."""
+    return open(
+        original(fd), "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False
+    )
 
 
 class OutputCapture:

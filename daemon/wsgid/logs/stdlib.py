@@ -34,7 +34,7 @@ import logging
 import os
 import threading
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import IO, Any, ClassVar
 
 from wsgid.logs.sinks import INFO, Sink
 
@@ -147,6 +147,24 @@ def apply_user_config(
     finally:
         logging.FileHandler._open = opener  # type: ignore[method-assign]
     return True
+
+
+def write_past(streams: Mapping[Any, IO[str]]) -> None:
+    """Point the handlers of every logger that write to one of `streams`' keys (sys.stdout,
+    sys.stderr) at its value instead.
+
+    With `capture_output` those are the original stdout and stderr: the user's handlers print
+    logging records, not the app's output. Captured, a wsgid record handed to a handler on
+    stdout (`StdlibSink`) came back as an `app.output` event, which was handed to it again,
+    and so on without end; under gunicorn, which captures nothing when its error log is
+    stderr, such a handler prints to the real stdout.
+    """
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", ()):
+            stream = getattr(handler, "stream", None)
+            if isinstance(handler, logging.StreamHandler) and stream in streams:
+                handler.setStream(streams[stream])
 
 
 def _open_checked(handler: logging.FileHandler) -> Any:
