@@ -91,7 +91,10 @@ def choose(setting: str, environ: Mapping[str, str], handed: str | None) -> tupl
     runtime = environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
     if runtime:
         return os.path.join(runtime, "prometheus"), False
-    return tempfile.mkdtemp(prefix="wsgid-prometheus-"), True
+    try:
+        return tempfile.mkdtemp(prefix="wsgid-prometheus-"), True
+    except OSError as exc:
+        raise _no_temporary_directory(exc) from exc
 
 
 def prepare(
@@ -123,11 +126,16 @@ def check(setting: str, environ: Mapping[str, str]) -> None:
     picks, found out without making it or emptying it (`wsgid.paths.makedirs_possible`).
 
     A new private directory in the temporary directory (`choose`'s last resort) is not
-    checked: making it would be the check's side effect, and mkdtemp fails only when the
-    temporary directory itself is unusable.
+    made: that would be the check's side effect, and mkdtemp fails only when there is no
+    usable temporary directory, which `tempfile.gettempdir` finds out (by writing and removing
+    a file in each candidate, as mkdtemp would).
     """
     runtime = environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
     if setting == "auto" and not environ.get(VARIABLE) and not runtime:
+        try:
+            tempfile.gettempdir()
+        except OSError as exc:
+            raise _no_temporary_directory(exc) from exc
         return
     from wsgid import paths
 
@@ -142,6 +150,17 @@ def _not_ready(path: str, exc: OSError) -> AppMetricsError:
     return AppMetricsError(
         f"prometheus_multiproc_dir {path}: {exc.strerror or exc}; set it to a directory"
         " the master can create and give to the workers' user, or to off"
+    )
+
+
+def _no_temporary_directory(exc: OSError) -> AppMetricsError:
+    # A read-only root filesystem (a container's readOnlyRootFilesystem) with no writable
+    # TMPDIR: tempfile tried TMPDIR, /tmp, /var/tmp, /usr/tmp and the working directory.
+    return AppMetricsError(
+        f"prometheus_multiproc_dir auto: no writable temporary directory for the app's"
+        f" multiprocess metrics ({exc.strerror or exc}: TMPDIR, /tmp, /var/tmp and the working"
+        " directory were tried); set TMPDIR or prometheus_multiproc_dir to a writable"
+        " directory (an emptyDir volume in Kubernetes), or prometheus_multiproc_dir to off"
     )
 
 

@@ -398,10 +398,10 @@ class Master:
             os.environ.pop(app_metrics.VARIABLE, None)
             return app_metrics.AppMetrics(handed or "", owned=True, managed=False)
         settings = self.settings
-        path, owned = app_metrics.choose(setting, os.environ, handed)
         credentials = privileges.resolve(settings.user, settings.group, self.loaded.sources)
         owner = (credentials.uid, credentials.gid) if credentials is not None else None
         try:
+            path, owned = app_metrics.choose(setting, os.environ, handed)
             return app_metrics.prepare(
                 path, owned, owner, upgrade=self.handoff is not None, environ=os.environ
             )
