@@ -26,7 +26,8 @@ and never takes the master (or a worker) down.
 | ssl_context | master, building the TLS context | (settings, default_factory) → SSLContext |
 
 `server` is the `Master`; in the master `worker` is its `WorkerProcess`
-record (pid, age), in a worker the `Worker` object itself.
+record (pid, age), in a worker the `Worker` object itself, seen through
+`wsgid.hook_objects` (which also gives `req` gunicorn's attributes).
 
 A hook whose function cannot be called with its arguments is refused when the hooks are
 resolved (at start, on HUP, by `wsgid check`), as gunicorn refuses it when it reads the
@@ -41,6 +42,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from wsgid.hook_objects import WORKER_ARGUMENT, HookObjects
 from wsgid.loader import AppLoadError, import_object
 from wsgid.pyconfig import HookResolver, PythonConfigError, is_hook_reference
 
@@ -84,7 +86,9 @@ class Hooks:
         # One per set of hooks: a Python config is run once for all the hooks it defines, and
         # again on each reload (HUP), which builds a new set, as gunicorn re-reads it.
         configs = HookResolver()
-        for name, spec in settings.hook_imports:
+        hooks = dict(settings.hook_imports)
+        objects = HookObjects(keep_requests="pre_request" in hooks and "post_request" in hooks)
+        for name, spec in hooks.items():
             source = (sources or {}).get(name, "default")
             origin = f" (from {source})" if source != "default" else ""
             try:
@@ -98,7 +102,10 @@ class Hooks:
                     f"hook {name}{origin}: {spec!r}: {type(func).__name__} object is not"
                     f" callable; a hook is a function taking ({', '.join(ARGUMENTS[name])})"
                 )
-            self._funcs[name] = _fitted(name, origin, func)
+            func = _fitted(name, origin, func)
+            if name in WORKER_ARGUMENT:
+                func = objects.adapt(name, func)  # gunicorn's worker and request
+            self._funcs[name] = func
 
     def has(self, name: str) -> bool:
         return name in self._funcs

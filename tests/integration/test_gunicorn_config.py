@@ -348,3 +348,58 @@ def test_gunicorn_cmd_args_error_names_the_variable(workdir: WorkDir) -> None:
     result = run(workdir.cwd, "check", APP, env={"GUNICORN_CMD_ARGS": "--workres 3"})
     assert result.returncode == ExitCode.CONFIG
     assert "Environment variable GUNICORN_CMD_ARGS: unknown flag --workres." in result.stderr
+
+
+# Request hooks as gunicorn configs write them: gunicorn's example config logs the method and
+# path, timing recipes keep their start on the worker, sampling recipes tag the request.
+REQUEST_HOOKS = """\
+import json
+import os
+import time
+
+from wsgid.workers.base import Worker
+
+
+def post_worker_init(worker):
+    worker.served = 0
+
+
+def pre_request(worker, req):
+    worker.start_time = time.time()
+    req.sample_id = "s-%d" % worker.served
+    worker.log.info("%s %s" % (req.method, req.path))
+
+
+def post_request(worker, req, environ, resp):
+    worker.served += 1
+    call = {
+        "method": req.method, "uri": req.uri, "path": req.path, "query": req.query,
+        "version": list(req.version), "headers": req.headers, "sample_id": req.sample_id,
+        "elapsed": time.time() - worker.start_time, "served": worker.served,
+        "is_worker": isinstance(worker, Worker), "status": resp.status,
+    }
+    with open(os.environ["MYAPP_HOOK_LOG"], "a") as log:
+        log.write(json.dumps(call) + "\\n")
+"""
+
+
+def test_request_hooks_see_gunicorns_request_and_keep_what_they_set_on_worker_and_request(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    conf = workdir.cwd / "gunicorn.conf.py"
+    conf.write_text(REQUEST_HOOKS)
+    record = workdir.root / "hooks.jsonl"
+    server = wsgid(APP, "-c", str(conf), workers=1, env={"MYAPP_HOOK_LOG": str(record)})
+    for n in range(2):
+        assert server.get(f"/pid/{n}?a=1", headers={"X-Tag": "t"}).status == 200
+    calls = poll(lambda: len(read_hooks(record)) >= 2 and read_hooks(record), 10, what="calls")
+    for n, call in enumerate(calls[-2:]):
+        assert call["method"] == "GET" and call["uri"] == f"/pid/{n}?a=1", call
+        assert (call["path"], call["query"], call["version"]) == (f"/pid/{n}", "a=1", [1, 1])
+        assert ["X-TAG", "t"] in call["headers"], call
+        assert call["is_worker"] and call["status"] == "200 OK", call
+        assert call["elapsed"] >= 0 and call["sample_id"] == f"s-{call['served'] - 1}", call
+    assert calls[-1]["served"] == calls[-2]["served"] + 1
+    server.wait_log("GET /pid/1")  # the path as text, not b'/pid/1'
+    assert server.stop(signal.SIGTERM, timeout=30) == 0, server.errlog()
+    assert "hook.failed" not in server.errlog()
