@@ -268,9 +268,13 @@ def _receive(fd: int, pid: int) -> bytes:
     """All the child writes to `fd`, or nothing if it is still busy after CHILD_TIMEOUT."""
     chunks: list[bytes] = []
     deadline = time.monotonic() + CHILD_TIMEOUT
+    # poll(2), not select(2): on HUP, in a master whose preloaded app holds a thousand files,
+    # the pipe is numbered past select's FD_SETSIZE (1024), and select would refuse it.
+    waiter = select.poll()
+    waiter.register(fd, select.POLLIN)
     while True:
         remaining = deadline - time.monotonic()
-        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+        if remaining <= 0 or not waiter.poll(remaining * 1000):
             os.kill(pid, signal.SIGKILL)
             return b""
         chunk = os.read(fd, 65536)
