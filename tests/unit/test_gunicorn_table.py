@@ -1,7 +1,7 @@
 """docs/gunicorn.md maps every gunicorn setting to wsgid's (issue 18, "The settings table").
 
 The lists of gunicorn's setting names are committed in tests/data (taken from
-`gunicorn/config.py` at the 20.1.0 and 26.1.0 tags). Every name must have exactly one row in
+`gunicorn/config.py` at the 20.1.0 and 26.1.0 tags, and of the 27.0.1 release). Every name must have exactly one row in
 the page's table; a row's wsgid column is either a wsgid setting in backticks, which must
 exist, or something else (`none`, `planned`, `refused`, a flag) with a reason in its notes.
 """
@@ -22,6 +22,7 @@ PAGE = REPO / "docs" / "gunicorn.md"
 LISTS = {
     "20.1": REPO / "tests" / "data" / "gunicorn-20.1-settings.txt",
     "26": REPO / "tests" / "data" / "gunicorn-26-settings.txt",
+    "27": REPO / "tests" / "data" / "gunicorn-27-settings.txt",
 }
 _SETTING = re.compile(r"^`([a-z0-9_]+)`$")
 
@@ -76,7 +77,7 @@ def test_a_gunicorn_setting_without_a_wsgid_setting_says_why() -> None:
 
 def test_a_wsgid_setting_of_a_gunicorn_name_has_a_row_under_that_name() -> None:
     """The other way round: where wsgid took gunicorn's name, the page says so."""
-    names = set(gunicorn_names("20.1")) | set(gunicorn_names("26"))
+    names = {name for version in LISTS for name in gunicorn_names(version)}
     rows = table()
     wrong = {
         name: rows[name][0] for name in SPECS if name in names and rows[name][0] != f"`{name}`"

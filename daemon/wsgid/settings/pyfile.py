@@ -47,7 +47,7 @@ from wsgid.settings.specs import (
 )
 
 # Every setting of gunicorn 20.1 and of its later releases (gunicorn.config.KNOWN_SETTINGS, up
-# to 26), whether wsgid has it or not: a name here that is not one of wsgid's is a setting
+# to 27), whether wsgid has it or not: a name here that is not one of wsgid's is a setting
 # wsgid lacks, not a typo.
 GUNICORN_SETTINGS = frozenset(
     """
@@ -71,8 +71,8 @@ GUNICORN_SETTINGS = frozenset(
     spew ssl_context ssl_version statsd_host statsd_prefix strip_header_spaces
     suppress_ragged_eofs syslog syslog_addr syslog_facility syslog_prefix threads timeout
     tmp_upload_dir tolerate_dangerous_framing umask user uwsgi_allow_ips when_ready
-    worker_abort worker_class worker_connections worker_exit worker_int worker_tmp_dir workers
-    wsgi_app
+    websocket_max_message_size worker_abort worker_class worker_connections worker_exit worker_int
+    worker_tmp_dir workers wsgi_app
     """.split()  # noqa: SIM905 (a list of 120 names reads better as words than as a column)
 )
 

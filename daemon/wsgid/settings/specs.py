@@ -237,6 +237,7 @@ GUNICORN_ONLY: Mapping[str, str] = {
     "asgi_loop": _ASGI,
     "asgi_lifespan": _ASGI,
     "asgi_disconnect_grace_period": _ASGI,
+    "websocket_max_message_size": _ASGI,
     "root_path": (
         "it is ASGI's (a WSGI application's prefix is SCRIPT_NAME, which a trusted proxy can"
         " send: see forwarder_headers)"
