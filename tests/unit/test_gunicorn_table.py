@@ -1,9 +1,10 @@
 """docs/gunicorn.md maps every gunicorn setting to wsgid's (issue 18, "The settings table").
 
 The lists of gunicorn's setting names are committed in tests/data (taken from
-`gunicorn/config.py` at the 20.1.0 and 26.1.0 tags, and of the 27.0.1 release). Every name must have exactly one row in
-the page's table; a row's wsgid column is either a wsgid setting in backticks, which must
-exist, or something else (`none`, `planned`, `refused`, a flag) with a reason in its notes.
+`gunicorn/config.py` at the 20.1.0 and 26.1.0 tags, and of the 27.0.1 release). Every name must
+have exactly one row in the page's table; a row's wsgid column is either a wsgid setting in
+backticks, which must exist, or something else (`none`, `planned`, `refused`, a flag) with a
+reason in its notes.
 """
 
 from __future__ import annotations
