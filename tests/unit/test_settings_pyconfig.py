@@ -305,6 +305,23 @@ def test_toml_stays_the_format_of_other_extensions(tmp_path: Path) -> None:
     assert load([APP, "-c", conf]).settings.workers == 5
 
 
+def test_a_gunicorn_python_config_without_py_is_refused_saying_to_name_it_py(
+    tmp_path: Path,
+) -> None:
+    # gunicorn runs any -c file as Python (`-c gunicorn.conf`); wsgid reads it as TOML, which
+    # a Python file rarely is: the error says how to have it run as Python.
+    conf = write(tmp_path / "gunicorn.conf", "import multiprocessing\nworkers = 2\n")
+    message = error_of([APP, "-c", conf])
+    assert message.startswith(f"Config file {conf} is not valid TOML: "), message
+    assert "valid Python" in message and "gunicorn.conf.py" in message, message
+
+
+def test_a_toml_error_in_a_file_that_is_not_python_has_no_python_hint(tmp_path: Path) -> None:
+    conf = write(tmp_path / "wsgid.conf", "[workers]\nworkers = 2x\n")
+    message = error_of([APP, "-c", conf])
+    assert "is not valid TOML" in message and "Python" not in message, message
+
+
 def test_python_module_config_is_imported_from_the_working_directory(tmp_path: Path) -> None:
     (tmp_path / "deploy").mkdir()
     conf = write(tmp_path / "deploy" / "gunicorn_settings.py", "workers = 6\ntimeout = 12\n")

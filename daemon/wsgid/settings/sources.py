@@ -83,6 +83,20 @@ def config_location(value: str) -> str:
     return os.path.abspath(strip_file_prefix(value))
 
 
+def _python_hint(path: str, text: str) -> str:
+    """For a file that is not TOML but Python: gunicorn runs any -c file as Python, wsgid only
+    one whose name ends in .py (`wsgid.pyconfig.is_python`)."""
+    try:
+        compile(text, path, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError):
+        return ""
+    name = os.path.basename(path)
+    return (
+        f" It is valid Python: if it is a gunicorn configuration file, name it {name}.py, since"
+        f" wsgid runs a config file as Python by its .py extension and reads any other as TOML."
+    )
+
+
 def _table_clash(error: str, text: str) -> str:
     """A hint when TOML refused a setting at the top level that is named as a table is
     (`workers = 4` and `[workers]`): tomllib only says it "cannot overwrite a value"."""
@@ -236,7 +250,8 @@ def read_file(path: str, given_by: str) -> Layer:
     except tomllib.TOMLDecodeError as exc:
         # tomllib's message already ends with "(at line L, column C)".
         raise ConfigError(
-            f"Config file {path} is not valid TOML: {exc}.{_table_clash(str(exc), text)}"
+            f"Config file {path} is not valid TOML: {exc}."
+            f"{_table_clash(str(exc), text)}{_python_hint(path, text)}"
         ) from None
 
     label = f"file:{path}"
