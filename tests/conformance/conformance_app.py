@@ -18,6 +18,9 @@ Routes (any other path is `echo`):
                  `mode` = list | gen (a generator the server cannot measure in advance).
 - `/_r/stream`   reads the body in small pieces and returns its size (errors propagate).
 - `/_r/swallow`  reads the body, catches the error wsgi.input raises, and answers 200 anyway.
+- `/_r/started`  starts its response ("started;" goes out with the head, from the iterable,
+                 or through write() with `?via=write`), then streams the body back as it
+                 reads it: a streaming echo or proxy.
 - `/_v/...`      echo wrapped in `wsgiref.validate.validator`; WSGIWarning is an error here,
                  so any complaint of the validator turns into a 500.
 """
@@ -125,12 +128,28 @@ def swallow(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
     return _json(start_response, {"size": size})
 
 
+def started(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    write = start_response("200 OK", [("Content-Type", "text/plain")])
+    if environ["QUERY_STRING"] == "via=write":
+        write(b"started;")
+        return _echo_pieces(environ["wsgi.input"], b"")
+    return _echo_pieces(environ["wsgi.input"], b"started;")
+
+
+def _echo_pieces(stream: Any, first: bytes) -> Iterator[bytes]:
+    if first:
+        yield first  # the head goes out with it, before the body is read
+    while chunk := stream.read(4096):
+        yield chunk
+
+
 ROUTES: dict[str, Callable[[Environ, StartResponse], Iterable[bytes]]] = {
     "/_r/ignore": ignore,
     "/_r/fixed": fixed,
     "/_r/resp": resp,
     "/_r/stream": stream,
     "/_r/swallow": swallow,
+    "/_r/started": started,
 }
 
 validated_echo = validator(echo)

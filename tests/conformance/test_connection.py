@@ -306,6 +306,29 @@ def test_100_continue_never_sent_when_the_app_answers_a_large_body_without_readi
     assert server.calls() - before == 1 + (probe is not None)
 
 
+@pytest.mark.xfail(reason="needs /tmp/helper-wsgi-compiled.patch", strict=True)
+@pytest.mark.parametrize("via", ["iterable", "write"])
+def test_100_continue_comes_before_a_response_the_app_started_before_reading(
+    server: ConformanceServer, via: str
+) -> None:
+    """RFC 9110 §15.2: an interim response precedes the final one. An app that starts its
+    response and then reads a large body (a streaming echo or proxy) gets `100 Continue` sent
+    before its head, never inside its body, where curl (which awaits it for bodies past
+    1 MiB) read it as broken chunked framing."""
+    body = b"y" * 100_000  # past small_body_size: read by the app, not before it
+    with server.wire() as w:
+        w.send(b"POST /_r/started?via=%s HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+               b"Content-Length: %d\r\n\r\n" % (via.encode(), len(body)))  # fmt: skip
+        interim = w.read_reply()
+        assert interim.status == 100, interim.summary()
+        w.send(body)
+        final = w.read_reply()
+        assert final.status == 200, final.summary()
+        assert final.body == b"started;" + body
+        w.send(PROBE)
+        assert path_of(w.read_reply()) == "/_probe"
+
+
 def test_expect_ignored_on_http10(server: ConformanceServer) -> None:
     """RFC 9110 §10.1.1: HTTP/1.0 clients do not wait for 100; none is sent."""
     with server.wire() as w:
