@@ -14,6 +14,8 @@ What this module owns:
   text, `version` as `(1, 1)`, `headers` as `(NAME, value)` text pairs (names upper-cased);
   wsgid's other request attributes read through (`target`, `keep_alive`, ...). What
   `pre_request` sets on it (`req.sample_id = ...`) `post_request` reads, on the same view.
+- the `server` of `post_fork`, which runs in the new worker: the worker's copy of the master,
+  given the worker's `log`, so that what the hook logs carries the worker's pid.
 - `HookObjects`, the one per set of hooks that makes the views and adapts the hook functions
   to be called with them (`adapt`).
 
@@ -135,9 +137,16 @@ class HookObjects:
 
         def call(*args: Any) -> Any:
             given = list(args)
-            given[at] = self.worker(given[at])
+            given[at] = worker = self.worker(given[at])
             if with_request:
                 given[1] = self.request(name, given[1])
+            elif at == 1:
+                # post_fork (server, worker) runs in the new worker, where the master object is
+                # the worker's copy: its log becomes the worker's, so that what the hook logs
+                # (`server.log.info("Worker spawned (pid: %s)", worker.pid)`) carries the pid
+                # of the process that logged it, as gunicorn's records do.
+                with contextlib.suppress(AttributeError):
+                    given[0].log = worker.log
             return func(*given)
 
         return call

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from support.client import poll
+from support.load import events
 from support.server import REPO_ROOT, WorkDir, WsgidServer, free_port, scrubbed_environ
 from wsgid.exitcodes import ExitCode
 
@@ -102,6 +103,9 @@ def test_gunicorn_example_config_runs_unchanged_and_its_hooks_log(
     (worker,) = server.wait_workers(1)
     server.wait_log("Server is ready. Spawning workers")  # when_ready(server)
     server.wait_log(f"Worker spawned (pid: {worker})")  # post_fork(server, worker)
+    # server.log in a hook run by the worker logs as the worker, as gunicorn's records do
+    spawned = [e for e in events(server.errlog()) if f"Worker spawned (pid: {worker})" in e.line]
+    assert [e.get("pid") for e in spawned] == [str(worker)], spawned
     assert server.get("/pid").status == 200
     server.wait_log('"GET /pid HTTP/1.1" 200', stream="stdout")  # accesslog = '-', its format
     os.kill(worker, signal.SIGQUIT)  # worker_int(worker)
