@@ -45,6 +45,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from wsgid import early_signals
 from wsgid.exitcodes import ExitCode
 from wsgid.runtime import Command, ConfigError, LoadedSettings, RuntimeSettings
 
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `wsgid` command with `argv` (without the program name); return the exit status."""
+    early_signals.hold()
     _fill_standard_fds()
     args = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -102,6 +104,7 @@ def serve_app(app: WSGIApp, server: ServerSection) -> int:
     with the section's keys as one more source, and the master serves `app` as if preloaded.
     Returns the exit status, as `main` does.
     """
+    early_signals.hold()
     _fill_standard_fds()
     try:
         loaded = load([], server)

@@ -64,7 +64,7 @@ from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from wsgid import build, handoff, loader, privileges, processes, spew
+from wsgid import build, early_signals, handoff, loader, privileges, processes, spew
 from wsgid import listeners as listeners_mod
 from wsgid import logs as logs_mod
 from wsgid.exitcodes import ExitCode
@@ -608,6 +608,8 @@ class Master:
         for sig in self._ACTIONS:
             signal.signal(sig, self._on_signal)
         signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
+        # As PID 1, a stop signal that came while the configuration was read: before ours.
+        self.signals.extendleft(reversed(early_signals.release()))
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.signals.append(signum)

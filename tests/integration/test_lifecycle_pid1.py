@@ -111,3 +111,42 @@ def check_pid1_serves_through_orphans(
     assert not events(log, "worker.boot_failed"), log
     assert not events(log, "worker.exited"), log
     assert not events(log, "master.stopping"), log
+
+
+def test_pid1_stops_on_a_term_that_arrives_while_it_reads_its_configuration(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    # PID 1 ignores a signal it has no handler for: a TERM (a pod deleted as it starts) that
+    # came before the master's handlers were lost, and the server ran until the runtime's
+    # SIGKILL, 30 s later under Kubernetes. A configuration that takes a second to read holds
+    # the start in that window.
+    reason = unshare_unavailable()
+    if reason:
+        pytest.skip(reason)
+    config = workdir.cwd / "slow.conf.py"
+    config.write_text("import time\n\ntime.sleep(1)\nworkers = 1\n")
+
+    def command(port: int) -> list[str]:
+        wsgid_argv = [sys.executable, "-m", "wsgid", APP, "-c", str(config)]
+        return [
+            "unshare", "--pid", "--fork", "--mount-proc", "--kill-child",
+            *wsgid_argv, "--bind", f"127.0.0.1:{port}",
+        ]  # fmt: skip
+
+    server = wsgid(None, command=command, start=False)
+
+    def reading_its_configuration() -> int | None:
+        # wsgid, exec'd, with its settings child: the configuration is being read.
+        for pid in procs.children(server.pid):
+            if "-m wsgid" in procs.cmdline(pid) and procs.children(pid):
+                return pid
+        return None
+
+    master = poll(reading_its_configuration, timeout=20, what="wsgid reading its configuration")
+    os.kill(master, signal.SIGTERM)
+    try:
+        rc = server.wait_exit(timeout=15)
+    finally:
+        if procs.is_alive(master):
+            os.kill(master, signal.SIGKILL)
+    assert rc == 0, server.errlog()
