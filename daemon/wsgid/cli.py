@@ -42,7 +42,7 @@ import select
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from wsgid import early_signals
@@ -204,15 +204,45 @@ def load(args: list[str], server: ServerSection | None = None) -> LoadedSettings
         return load_settings(args, os.environ, server)
     if isinstance(answer, str):
         raise ConfigError(answer)
-    values, sources, command, json_output, show_secrets, warnings = answer
+    values, sources, command, json_output, show_secrets, warnings, environ, path = answer
+    _carry_over(environ, path)
     return LoadedSettings(
         RuntimeSettings(**values), sources, command, json_output, show_secrets, warnings
     )
 
 
-# What the child sends: (values, sources, command, json_output, show_secrets, warnings), or a
+# What the child sends: (values, sources, command, json_output, show_secrets, warnings, the
+# environment variables it set (None: removed), the directories it put on sys.path), or a
 # ConfigError's message.
-_Answer = tuple[dict[str, Any], dict[str, str], Command, bool, bool, tuple[str, ...]] | str
+_Answer = (
+    tuple[
+        dict[str, Any],
+        dict[str, str],
+        Command,
+        bool,
+        bool,
+        tuple[str, ...],
+        dict[str, str | None],
+        tuple[str, ...],
+    ]
+    | str
+)
+
+
+def _carry_over(environ: Mapping[str, str | None], path: Sequence[str]) -> None:
+    """Do here what reading the settings did to the child's process: a gunicorn Python config
+    is run as gunicorn runs it, in the process that serves, and what it sets in os.environ
+    (`os.environ.setdefault("DJANGO_SETTINGS_MODULE", ...)`) or puts on sys.path
+    (`sys.path.insert(0, "/app")`) holds for the app."""
+    for name, value in environ.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    for directory in reversed(path):
+        if directory not in sys.path:
+            sys.path.insert(0, directory)
+
 
 # Reading the settings takes a tenth of a second. A child forked on HUP from a master where
 # another thread (of a preloaded app) held a lock, an import lock say, can wait on it forever:
@@ -289,11 +319,12 @@ def _receive(fd: int, pid: int) -> bytes:
 def _read_settings(pipe_fd: int, args: list[str], server: ServerSection | None) -> NoReturn:
     """The child of `_load_in_child`: load the settings, send the outcome, exit at once.
 
-    It sends (values, sources, command, json_output, show_secrets, warnings), or a
-    `ConfigError`'s message, marshalled: the values are plain str, int, float, bool, None,
-    tuples and dicts (what pydantic-core's validation returns), which marshal, built into the
-    interpreter, writes without the import that pickle costs every start (about 3 ms on one
-    CPU). Anything else makes `marshal.dumps` raise, and the child send nothing.
+    It sends (values, sources, command, json_output, show_secrets, warnings, and what a Python
+    config changed of os.environ and sys.path: `_carry_over`), or a `ConfigError`'s message,
+    marshalled: the values are plain str, int, float, bool, None, tuples and dicts (what
+    pydantic-core's validation returns), which marshal, built into the interpreter, writes
+    without the import that pickle costs every start (about 3 ms on one CPU). Anything else
+    makes `marshal.dumps` raise, and the child send nothing.
     On anything else it sends nothing. Its stdout goes nowhere (what `--help` and `--version`
     print is printed by the in-process retry), and it leaves by `os._exit`, so no buffer or
     exit handler inherited from the parent runs twice.
@@ -313,12 +344,19 @@ def _read_settings(pipe_fd: int, args: list[str], server: ServerSection | None) 
         from wsgid.settings import SPECS, load_settings
 
         answer: _Answer
+        environ, path = dict(os.environ), list(sys.path)
         try:
             loaded = load_settings(args, os.environ, server)
         except ConfigError as exc:
             answer = str(exc)
         else:
             values = {name: getattr(loaded.settings, name) for name in SPECS}
+            # What a Python config did to the process, for the parent to do too.
+            changed: dict[str, str | None] = {
+                name: value for name, value in os.environ.items() if environ.get(name) != value
+            }
+            changed.update({name: None for name in environ if name not in os.environ})
+            added = tuple(directory for directory in sys.path if directory not in path)
             answer = (
                 values,
                 dict(loaded.sources),
@@ -326,6 +364,8 @@ def _read_settings(pipe_fd: int, args: list[str], server: ServerSection | None) 
                 loaded.json_output,
                 loaded.show_secrets,
                 loaded.warnings,
+                changed,
+                added,
             )
         with open(pipe_fd, "wb") as pipe:
             pipe.write(marshal.dumps(answer))

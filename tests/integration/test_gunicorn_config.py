@@ -407,3 +407,50 @@ def test_request_hooks_see_gunicorns_request_and_keep_what_they_set_on_worker_an
     server.wait_log("GET /pid/1")  # the path as text, not b'/pid/1'
     assert server.stop(signal.SIGTERM, timeout=30) == 0, server.errlog()
     assert "hook.failed" not in server.errlog()
+
+
+# What gunicorn configs do to the process beside setting names: the environment the app reads
+# and the Python path its modules are found on (gunicorn runs the file in its arbiter).
+SIDE_EFFECTS = """\
+import os
+import sys
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings.production")
+os.environ["MYAPP_GREETING"] = "set by the config"
+os.environ.pop("MYAPP_DROPPED", None)
+sys.path.insert(0, {src!r})
+workers = 1
+"""
+
+ENV_APP = """\
+import json
+import os
+
+
+def app(environ, start_response):
+    names = ("DJANGO_SETTINGS_MODULE", "MYAPP_GREETING", "MYAPP_DROPPED")
+    body = json.dumps({name: os.environ.get(name) for name in names}).encode()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [body]
+"""
+
+
+def test_the_environment_and_python_path_a_python_config_sets_reach_the_app(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    src = workdir.root / "src"  # not on the Python path but by the config
+    src.mkdir()
+    (src / "env_app_of_config.py").write_text(ENV_APP)
+    conf = workdir.cwd / "gunicorn.conf.py"
+    conf.write_text(SIDE_EFFECTS.format(src=str(src)))
+    env = {"MYAPP_DROPPED": "from the shell"}
+    assert (
+        run(workdir.cwd, "check", "-c", str(conf), "env_app_of_config:app", env=env).returncode == 0
+    )
+    server = wsgid("env_app_of_config:app", "-c", str(conf), env=env)
+    assert server.get("/").json() == {
+        "DJANGO_SETTINGS_MODULE": "project.settings.production",
+        "MYAPP_GREETING": "set by the config",
+        "MYAPP_DROPPED": None,
+    }
+    assert server.stop(signal.SIGTERM, timeout=30) == 0, server.errlog()
