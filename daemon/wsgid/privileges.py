@@ -18,7 +18,9 @@ with the `initgroups` setting every group the group database lists the user
 in (what initgroups(3) sets; just the primary group when the uid has no passwd
 entry). Root's supplementary groups are always replaced, never kept, even
 where gunicorn keeps them (its `initgroups` off): a worker running as `nobody`
-but still in group `root` or `shadow` would defeat the point.
+but still in group `root` or `shadow` would defeat the point. A process that already
+is the configured user and group and has no CAP_SETGID (a container started as that
+user) keeps the groups it was started with, which it could not change.
 
 What it does not do: chown files (the master opened them; the workers inherit
 the descriptors), or set a mode/owner on unix socket files per bind (see
@@ -115,8 +117,12 @@ def drop(creds: Credentials) -> None:
         creds.uid,
         creds.gid,
         creds.gid,
-    ) and set(os.getgroups()) == set(creds.groups):
-        return  # already there: nothing to give up, nothing that could fail
+    ) and (set(os.getgroups()) == set(creds.groups) or not _has_capability(_CAP_SETGID)):
+        # Already there: nothing to give up, nothing that could fail. Without CAP_SETGID (a
+        # container that starts as the configured user, with the groups its runtime gave it)
+        # the groups cannot change, and keeping the ones we started with gives the worker no
+        # more than the master has; gunicorn keeps them too.
+        return
     os.setgroups(list(creds.groups))
     os.setresgid(creds.gid, creds.gid, creds.gid)
     os.setresuid(creds.uid, creds.uid, creds.uid)

@@ -7,6 +7,7 @@ import grp
 import json
 import os
 import pwd
+import shutil
 import socket
 import stat
 import subprocess
@@ -188,3 +189,29 @@ def test_the_umask_setting_leaves_the_umask_of_the_app_alone(
         os.umask(previous)
     assert json.loads(server.get("/").body)["umask"] == 0o077
     assert server.stop() == 0
+
+
+def test_user_and_group_already_ours_without_cap_setgid_keep_our_groups_and_serve(
+    wsgid: Callable[..., WsgidServer],
+) -> None:
+    # A container's entrypoint already runs as the configured user (Dockerfile `USER app`
+    # and `user = "app"` in the image's config), with supplementary groups the runtime gave
+    # it (the user's /etc/group entries, `--group-add`, Kubernetes' fsGroup) and without
+    # CAP_SETGID to change them: there is nothing to switch. Replacing the groups anyway
+    # failed every worker's boot with EPERM (exit 3); gunicorn serves. Root without
+    # CAP_SETGID (setpriv) stands for that process here, as the tests run as root.
+    need_root()
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) is not installed")
+    started_in = [0, 5]
+    setpriv = ["setpriv", f"--groups={','.join(map(str, started_in))}", "--bounding-set=-setgid"]
+
+    def command(port: int) -> list[str]:
+        serve = [sys.executable, "-m", "wsgid", "breakable_app:app", "--bind", f"127.0.0.1:{port}"]
+        return [*setpriv, *serve, "--user", "0", "--group", "0", "--workers", "1"]
+
+    server = wsgid(None, command=command, env={"PYTHONPATH": str(SYSTEM_APPS)}, workers=1)
+    answer = json.loads(server.get("/").body)
+    assert (answer["uid"], answer["gid"]) == (0, 0), answer
+    assert sorted(answer["groups"]) == started_in, answer
+    assert server.stop() == 0, server.errlog()

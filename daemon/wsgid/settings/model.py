@@ -667,7 +667,9 @@ class Settings(BaseModel):
     initgroups: Annotated[bool, Option("process")] = False
     """With user: give the workers every group the user is a member of (the group database,
     as initgroups(3)), besides the primary one. Without it, a worker's only group is its
-    primary group (or group); the master's supplementary groups are never kept."""
+    primary group (or group); the master's supplementary groups are not kept, unless the
+    master already is that user and group and cannot change its groups (no CAP_SETGID: a
+    container started as the user), as under gunicorn."""
     umask: Annotated[
         int,
         BeforeValidator(parse_umask),
