@@ -182,24 +182,41 @@ def _check_can_switch(
     """Refuse at start-up what the workers' setuid/setgid would refuse after the fork."""
     same_uid = creds.uid == os.getuid() == os.geteuid()
     same_gid = creds.gid == os.getgid() == os.getegid()
-    if os.geteuid() == 0 or (same_uid and same_gid):
-        return
-    # Each switch: whether it is needed, the capability it takes, the setting
-    # that asks for it (the other one when that one was not given), what to,
-    # and what wsgid runs as.
+    if same_uid and same_gid:
+        return  # `drop` changes nothing it could not
+    # Root is checked too: a container may run it without these capabilities (Kubernetes'
+    # `drop: [ALL]`), and the workers' switch would fail after the fork. The groups are
+    # replaced whenever the uid changes, which takes CAP_SETGID even with the same gid.
+    same_groups = same_gid and set(os.getgroups()) == set(creds.groups)
+    # Each switch: whether it is needed, the capability it takes (its number and name), the
+    # setting that asks for it (the other one when that one was not given), what to, and
+    # what wsgid runs as.
     uid, gid = os.geteuid(), os.getegid()
     switches = (
-        (same_uid, _CAP_SETUID, "user", "group", str(creds), f"uid {uid}"),
-        (same_gid, _CAP_SETGID, "group", "user", f"gid {creds.gid}", f"uid {uid}, gid {gid}"),
+        (same_uid, _CAP_SETUID, "CAP_SETUID", "user", "group", str(creds), f"uid {uid}"),
+        (
+            same_groups,
+            _CAP_SETGID,
+            "CAP_SETGID",
+            "group",
+            "user",
+            f"gid {creds.gid}",
+            f"uid {uid}, gid {gid}",
+        ),
     )
     given = {"user": user, "group": group}
-    for same, capability, asked, other, target, current in switches:
+    for same, capability, cap_name, asked, other, target, current in switches:
         if same or _has_capability(capability):
             continue
         setting = asked if given[asked] is not None else other
+        needs = (
+            f"root's {cap_name} capability, which wsgid runs without (uid 0)"
+            if uid == 0
+            else f"root (wsgid runs as {current})"
+        )
         raise PrivilegeError(
             f"{setting} = {given[setting]!r}{_from(origin, setting)}: switching the workers to"
-            f" {target} needs root (wsgid runs as {current}); start it as root, or drop the"
+            f" {target} needs {needs}; start it as root with that capability, or drop the"
             " setting"
         )
 

@@ -215,3 +215,24 @@ def test_user_and_group_already_ours_without_cap_setgid_keep_our_groups_and_serv
     assert (answer["uid"], answer["gid"]) == (0, 0), answer
     assert sorted(answer["groups"]) == started_in, answer
     assert server.stop() == 0, server.errlog()
+
+
+def test_root_without_the_capabilities_to_switch_is_exit_2_naming_the_capability(
+    wsgid: Callable[..., WsgidServer],
+) -> None:
+    # Root in a container that dropped its capabilities (Kubernetes' `drop: [ALL]`) cannot
+    # become `nobody`: said at start, as for a non-root master, not as a worker's boot
+    # failure (exit 3, "Operation not permitted") after binding.
+    need_root()
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) is not installed")
+
+    def command(port: int) -> list[str]:
+        serve = [sys.executable, "-m", "wsgid", "sleep_app:app", "--bind", f"127.0.0.1:{port}"]
+        return ["setpriv", "--bounding-set=-setuid,-setgid", *serve, "--user", "nobody"]
+
+    server = wsgid(None, command=command, start=False)
+    assert server.wait_exit(timeout=30) == ExitCode.CONFIG, server.errlog()
+    err = server.errlog()
+    assert "user = 'nobody'" in err and "CAP_SETUID" in err, err
+    assert "worker.boot_failed" not in err, err
