@@ -173,6 +173,33 @@ def test_logconfig_dict_routes_through_the_wsgid_handler_and_forwards_wsgid_logs
     assert forwarded == ["routed", "server.event"]
 
 
+def test_logconfig_dict_may_use_gunicorns_defaults_as_under_gunicorn(tmp_path: Path) -> None:
+    """gunicorn lays a logconfig_dict over its CONFIG_DEFAULTS: a dict without a version, or
+    naming gunicorn's `console` handler without defining it, runs; and the root logger, which
+    the dict leaves out, gets gunicorn's console on stdout at INFO."""
+    config = {"loggers": {"unit.test": {"level": "DEBUG", "handlers": ["error_console"]}}}
+    make(tmp_path, logconfig_dict=config)
+    (handler,) = logging.getLogger("unit.test").handlers
+    assert isinstance(handler, logging.StreamHandler) and handler.formatter is not None
+    assert handler.formatter._fmt == "%(asctime)s [%(process)d] [%(levelname)s] %(message)s"
+    root = logging.getLogger()
+    assert root.level == logging.INFO
+    assert [h.name for h in root.handlers] == ["console"]
+
+
+def test_logconfig_dict_of_its_own_handlers_keeps_root_as_it_is(tmp_path: Path) -> None:
+    """A dict with handlers of its own and no root (which gunicorn refuses: its default root
+    names the console the dict replaced) leaves the root logger alone."""
+    config = {
+        "version": 1,
+        "handlers": {"mine": {"class": "logging.StreamHandler"}},
+        "loggers": {"unit.test": {"handlers": ["mine"]}},
+    }
+    before = list(logging.getLogger().handlers)
+    make(tmp_path, logconfig_dict=config)
+    assert logging.getLogger().handlers == before
+
+
 def test_broken_logconfig_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="logconfig_dict"):
         make(tmp_path, logconfig_dict={"version": 1, "handlers": {"x": {"class": "no.Such"}}})

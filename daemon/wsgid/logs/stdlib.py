@@ -13,7 +13,8 @@ Owns: what happens to the application's `logging` records, and the
   instead of appearing raw on stderr. An app that configures logging itself
   (`basicConfig`, `dictConfig`) is left alone.
 - With a user config (gunicorn precedence: `logconfig_dict`, then
-  `logconfig_json`, then `logconfig`, which may be a paste file's [loggers])
+  `logconfig_json`, then `logconfig`, which may be a paste file's [loggers];
+  a dict or JSON one laid over gunicorn's defaults, `over_gunicorn_defaults`)
   it is applied in the master before the workers fork, so it holds for the
   whole process tree. It replaces the root logger's handlers, not wsgid's
   logs, and the route of unhandled records is set again after it. A
@@ -123,10 +124,10 @@ def apply_user_config(
         logging.FileHandler._open = _open_checked  # type: ignore[method-assign,assignment]
     try:
         if logconfig_dict:
-            logging.config.dictConfig(dict(logconfig_dict))
+            logging.config.dictConfig(over_gunicorn_defaults(logconfig_dict))
         elif logconfig_json:
             with open(logconfig_json, encoding="utf-8") as fp:
-                logging.config.dictConfig(json.load(fp))
+                logging.config.dictConfig(over_gunicorn_defaults(json.load(fp)))
         elif logconfig:
             # What Paste Deploy files rely on, and gunicorn passes to any logconfig file:
             # %(here)s, the file's directory, and %(__file__)s, the file itself.
@@ -165,6 +166,49 @@ def write_past(streams: Mapping[Any, IO[str]]) -> None:
             stream = getattr(handler, "stream", None)
             if isinstance(handler, logging.StreamHandler) and stream in streams:
                 handler.setStream(streams[stream])
+
+
+# gunicorn's CONFIG_DEFAULTS (gunicorn/glogging.py), which gunicorn updates with the user's
+# logconfig_dict or logconfig_json before applying it, but its loggers: wsgid writes its error
+# and access logs itself, and gunicorn's default gunicorn.error / gunicorn.access handlers
+# would print each record a second time.
+GUNICORN_DEFAULTS: Mapping[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "root": {"level": "INFO", "handlers": ["console"]},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "generic",
+            "stream": "ext://sys.stdout",
+        },
+        "error_console": {
+            "class": "logging.StreamHandler",
+            "formatter": "generic",
+            "stream": "ext://sys.stderr",
+        },
+    },
+    "formatters": {
+        "generic": {
+            "format": "%(asctime)s [%(process)d] [%(levelname)s] %(message)s",
+            "datefmt": "[%Y-%m-%d %H:%M:%S %z]",
+            "class": "logging.Formatter",
+        },
+    },
+}
+
+
+def over_gunicorn_defaults(config: Mapping[str, Any]) -> dict[str, Any]:
+    """`config` laid over gunicorn's defaults, key by key, as gunicorn lays it: a config that
+    runs under gunicorn without a version, or naming its `console`, `error_console` or
+    `generic` without defining them, runs here too, and the root logger it leaves out logs
+    INFO to stdout. Unlike gunicorn, a config with handlers of its own and no root leaves the
+    root logger alone (gunicorn refuses it: its default root names the console it replaced)."""
+    merged = {key: value for key, value in GUNICORN_DEFAULTS.items() if key != "root"}
+    merged.update(config)
+    if "root" not in config and "console" in merged.get("handlers", {}):
+        merged["root"] = GUNICORN_DEFAULTS["root"]
+    return merged
 
 
 def _open_checked(handler: logging.FileHandler) -> Any:
