@@ -131,7 +131,16 @@ def _failure(exc: BaseException, path: str | None) -> str:
         what = f"called sys.exit({exc.code!r})"
     else:
         what = f"raised {type(exc).__name__}: {exc}"
-    return f"{what} while being executed" + (f" (line {line})" if line else "")
+    failure = f"{what} while being executed" + (f" (line {line})" if line else "")
+    if isinstance(exc, ModuleNotFoundError) and (exc.name or "").split(".")[0] == "gunicorn":
+        # A gunicorn config renaming the Server header (`gunicorn.SERVER_SOFTWARE = ...`) or
+        # subclassing its logger, run where gunicorn is gone.
+        failure += (
+            "; wsgid does not need gunicorn: remove the import and what uses it (wsgid answers"
+            " with `Server: wsgid`, without a version, whatever gunicorn.SERVER_SOFTWARE says;"
+            " for a gunicorn Logger subclass see logger_class in docs/gunicorn.md)"
+        )
+    return failure
 
 
 class HookResolver:

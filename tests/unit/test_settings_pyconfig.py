@@ -290,6 +290,15 @@ def test_exception_in_the_file_is_reported_with_its_line(tmp_path: Path) -> None
     assert "given by flag -c" in message
 
 
+def test_a_config_importing_gunicorn_without_it_says_what_to_do(tmp_path: Path) -> None:
+    # gunicorn configs rename the Server header this way; wsgid does not need gunicorn.
+    text = 'import gunicorn\ngunicorn.SERVER_SOFTWARE = "webserver"\nworkers = 2\n'
+    conf = write(tmp_path / "gunicorn.conf.py", text)
+    message = error_of([APP, "-c", conf])
+    assert "No module named 'gunicorn'" in message and "(line 1)" in message, message
+    assert "remove the import" in message and "Server: wsgid" in message, message
+
+
 def test_syntax_error_is_reported_with_its_line(tmp_path: Path) -> None:
     conf = write(tmp_path / "gunicorn.conf.py", "workers = 2\nbind = [\n")
     assert "is not valid Python" in error_of([APP, "-c", conf])
