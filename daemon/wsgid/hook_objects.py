@@ -8,7 +8,8 @@ What this module owns:
   recipes keep their own state on the worker (`worker.start_time = time.time()` in
   `pre_request`, read back in `post_request`). The view reads and writes the worker's own
   attributes (`worker.alive = False` reaches it) and keeps any other one itself; one view per
-  worker, so what one hook sets the next one reads.
+  worker, so what one hook sets the next one reads. The app is also gunicorn's `worker.wsgi`,
+  which a hook may replace (`worker.wsgi = Middleware(worker.wsgi)` in post_worker_init).
 - `RequestView`, the `req` of `pre_request` and `post_request`, with gunicorn's
   `gunicorn.http.Request` attributes: `method`, `uri`, `path`, `query` and `fragment` as
   text, `version` as `(1, 1)`, `headers` as `(NAME, value)` text pairs (names upper-cased);
@@ -78,9 +79,28 @@ class _View:
 
 
 class WorkerView(_View):
-    """The worker as a hook sees it: its attributes, and those the hooks set."""
+    """The worker as a hook sees it: its attributes, and those the hooks set; the app also as
+    gunicorn's `wsgi`."""
 
     __slots__ = ()
+
+    @property
+    def wsgi(self) -> Any:
+        return self._target.app
+
+    @wsgi.setter
+    def wsgi(self, app: Any) -> None:
+        self.app = app
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        if name == "app":
+            # The app is called through the worker's exchange, made when the worker booted,
+            # before post_worker_init: a hook that wraps the app (gunicorn calls `worker.wsgi`
+            # at each request) must reach it there too.
+            exchange = getattr(self._target, "exchange", None)
+            if exchange is not None:
+                exchange.app = value
 
 
 def _text(value: bytes) -> str:

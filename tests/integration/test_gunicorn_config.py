@@ -454,3 +454,31 @@ def test_the_environment_and_python_path_a_python_config_sets_reach_the_app(
         "MYAPP_DROPPED": None,
     }
     assert server.stop(signal.SIGTERM, timeout=30) == 0, server.errlog()
+
+
+# gunicorn's worker calls `worker.wsgi`: post_worker_init reads it to register things on the
+# app, or wraps it.
+WRAPPING_HOOK = """\
+def post_worker_init(worker):
+    app = worker.wsgi
+
+    def tagged(environ, start_response):
+        def start(status, headers, exc_info=None):
+            return start_response(status, [*headers, ("X-Wrapped", "yes")], exc_info)
+
+        return app(environ, start)
+
+    worker.wsgi = tagged
+"""
+
+
+def test_post_worker_init_reads_and_wraps_the_app_as_worker_wsgi(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    conf = workdir.cwd / "gunicorn.conf.py"
+    conf.write_text(WRAPPING_HOOK)
+    server = wsgid(APP, "-c", str(conf), workers=1)
+    response = server.get("/pid")
+    assert response.status == 200 and response.header("X-Wrapped") == "yes", response
+    assert server.stop(signal.SIGTERM, timeout=30) == 0, server.errlog()
+    assert "hook.failed" not in server.errlog()
