@@ -533,6 +533,33 @@ def test_config_import_lists_what_it_leaves_out(tmp_path: Path) -> None:
     assert tomllib.loads(text) == {"workers": {"workers": 2}}
 
 
+def test_config_import_says_what_the_file_did_to_the_environment_and_python_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("MYAPP_MODE", "MYAPP_SECRET"):  # unset, and unset again afterwards
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    text = """\
+        import os
+        import sys
+
+        os.environ.setdefault("MYAPP_MODE", "production")
+        os.environ["MYAPP_SECRET"] = "hunter2"
+        sys.path.insert(0, "/srv/app/src")
+        workers = 2
+    """
+    conf = write(tmp_path / "gunicorn.conf.py", text)
+    try:
+        out = import_python_config(conf, "the command line")
+    finally:
+        sys.modules.pop("__config__", None)
+    assert "MYAPP_MODE" in out and "MYAPP_SECRET" in out and "raw_env" in out, out
+    assert "hunter2" not in out  # names only: a value may be a secret
+    document = tomllib.loads(out)
+    assert document["workers"] == {"workers": 2}, out
+    assert document["application"] == {"pythonpath": ["/srv/app/src"]}, out
+
+
 def test_config_import_leaves_out_a_value_toml_cannot_hold_saying_so(tmp_path: Path) -> None:
     conf = write(
         tmp_path / "gunicorn.conf.py",

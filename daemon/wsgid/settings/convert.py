@@ -139,7 +139,16 @@ def _hooks_note(result: Scan, names: list[str], reason: str) -> list[str]:
 
 def import_python_config(location: str, given_by: str) -> str:
     """The TOML equivalent of the Python config at `location`; ConfigError for a bad one."""
+    environ, path = dict(os.environ), list(sys.path)
     result = scan(location, given_by)
+    # What the file did to the process beside its names (`wsgid -c FILE.py` does it too): the
+    # directories it put on sys.path are the pythonpath setting; the environment it set, TOML
+    # cannot set for the master, and is said in a comment, by name (a value may be a secret).
+    environ_set = sorted(
+        {name for name, value in os.environ.items() if environ.get(name) != value}
+        | {name for name in environ if name not in os.environ}
+    )
+    added = [d for d in sys.path if d not in path and d != os.getcwd()]
     entries: dict[str, Entry] = {}
     hook_lines: dict[str, str] = {}
     unwritable: list[str] = []  # hook functions without an import string
@@ -157,6 +166,14 @@ def import_python_config(location: str, given_by: str) -> str:
             setting_value(result, found),
             result.label(found),
             f"{result.where(found)}: {found.name} = {shown(found.value)}",
+        )
+    if added:
+        given = entries.get("pythonpath")
+        paths = [*(given.value if given is not None else ()), *added]
+        entries["pythonpath"] = Entry(
+            tuple(dict.fromkeys(paths)),
+            f"file:{result.path or result.location}",
+            f"{result.heading}: the directories it puts on sys.path",
         )
     layer = Layer("python", entries)
     validate_layer(layer)
@@ -211,6 +228,17 @@ def import_python_config(location: str, given_by: str) -> str:
         for found in commands:
             command = COMMAND_SETTINGS[found.name].replace("-", " ")
             out += _comment(f"{found.name} = {shown(found.value)}: `wsgid {command}`.")
+    if environ_set:
+        file = os.path.basename(result.path or result.location)
+        out += [
+            "",
+            *_comment(
+                f"{file} sets these environment variables, which a TOML file cannot: "
+                f"{', '.join(environ_set)}. Set them where wsgid starts (the service's "
+                f'environment), or for the app only with raw_env = ["NAME=value"] in '
+                f"[application]; or keep running wsgid -c {file}, which sets them."
+            ),
+        ]
     if result.helpers or result.close:
         names = ", ".join(
             [f"{found.name} (did you mean {hint}?)" for found, hint in result.close]
