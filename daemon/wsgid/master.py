@@ -1033,6 +1033,16 @@ class Master:
             self.upgrade_pid = pid
             self.notifier.upgrading(pid)  # under systemd, the new master speaks from now on
             self.log.info("upgrade.started", new_master=pid)
+            if os.getpid() == 1:
+                # The new master is our child, in our pid namespace: the upgrade's last step
+                # (TERM to the old master) would end the whole container.
+                self.log.warning(
+                    "upgrade.pid1",
+                    new_master=pid,
+                    reason="wsgid is PID 1 of its pid namespace (a container): when this"
+                    " master exits, the kernel ends every process in it, the new master"
+                    " included; WINCH this master and keep it, or replace the container",
+                )
             return
         try:
             signal.set_wakeup_fd(-1)

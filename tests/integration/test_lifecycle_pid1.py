@@ -150,3 +150,30 @@ def test_pid1_stops_on_a_term_that_arrives_while_it_reads_its_configuration(
         if procs.is_alive(master):
             os.kill(master, signal.SIGKILL)
     assert rc == 0, server.errlog()
+
+
+def test_pid1_warns_on_usr2_that_its_exit_would_end_the_new_master(
+    wsgid: Callable[..., WsgidServer],
+) -> None:
+    # The new master of a binary upgrade is PID 1's child: when PID 1 exits, as the upgrade's
+    # last step has it, the kernel kills everything in the namespace, the new master too.
+    reason = unshare_unavailable()
+    if reason:
+        pytest.skip(reason)
+
+    def command(port: int) -> list[str]:
+        wsgid_argv = [sys.executable, "-m", "wsgid", APP, "--bind", f"127.0.0.1:{port}"]
+        return ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", *wsgid_argv]
+
+    server = wsgid(None, command=command)
+    (master,) = procs.children(server.pid)
+    try:
+        os.kill(master, signal.SIGUSR2)
+        log = server.wait_log("upgrade.pid1", timeout=10)
+        assert "the new master included" in log, log
+        server.wait_log("master.ready pid=", timeout=20)
+        assert server.get("/pid").status == 200
+    finally:
+        if procs.is_alive(master):
+            os.kill(master, signal.SIGTERM)
+    assert server.wait_exit(timeout=30) == 0, server.errlog()
