@@ -136,7 +136,10 @@ def _fill_standard_fds() -> None:
             pass
         # The lowest free number, which is `fd`: those below it are open by now. Inheritable,
         # as a standard descriptor is: the app's subprocesses get it too.
-        os.set_inheritable(os.open(os.devnull, os.O_RDWR), True)
+        try:
+            os.set_inheritable(os.open(os.devnull, os.O_RDWR), True)
+        except OSError:
+            return  # no /dev/null (a bare chroot): nothing to put there
         if getattr(sys, name) is None:
             stream = open(fd, mode, closefd=False, errors="backslashreplace")  # noqa: SIM115
             setattr(sys, name, stream)
