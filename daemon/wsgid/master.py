@@ -122,7 +122,7 @@ class Master:
         self.readiness = readiness  # --daemon: the launching command waits on it
         self.settings = loaded.settings
         self.reload_settings = reload
-        self.logs = logs_mod.setup(self.settings)
+        self.logs = logs_mod.setup(self.settings, loaded.sources)
         self.log = self.logs.error.bind(pid=os.getpid())
         if readiness is not None:
             self.log = readiness.tee(self.log)  # start-up errors also reach the launcher
@@ -742,7 +742,8 @@ class Master:
             tls_context = self._tls_context(new, loaded.sources, hooks)
             # Opened now, so that a log file that cannot be opened fails the
             # reload, not the master.
-            new_logs = logs_mod.setup(new) if logs_mod.changed(self.settings, new) else None
+            changed = logs_mod.changed(self.settings, new)
+            new_logs = logs_mod.setup(new, loaded.sources) if changed else None
         except Exception as exc:  # a ConfigError, HookError, LogSetupError: keep serving
             self.log.error("reload.failed", error=str(exc), action="keeping the running workers")
             self._announce_ready()
@@ -1329,7 +1330,7 @@ def check_start(loaded: LoadedSettings) -> None:
     settings, sources = loaded.settings, loaded.sources
     apply_raw_env(settings.raw_env)
     loader.extend_import_path(settings.chdir, settings.pythonpath)
-    logs_mod.check(settings)
+    logs_mod.check(settings, sources)
     resolve_start(settings, sources, log=None)  # `check` calls no hook: no log needed
     if settings.certfile is not None:
         from wsgid import tls

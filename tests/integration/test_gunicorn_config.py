@@ -482,3 +482,18 @@ def test_post_worker_init_reads_and_wraps_the_app_as_worker_wsgi(
     assert response.status == 200 and response.header("X-Wrapped") == "yes", response
     assert server.stop(signal.SIGTERM, timeout=30) == 0, server.errlog()
     assert "hook.failed" not in server.errlog()
+
+
+def test_a_log_file_that_cannot_be_opened_is_named_with_its_setting_file_and_line(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    conf = workdir.cwd / "gunicorn.conf.py"
+    missing = workdir.root / "no-such-dir"
+    conf.write_text(f'workers = 1\naccesslog = "{missing}/access.log"\n')
+    where = f"accesslog, from file:{conf}, line 2"
+    checked = run(workdir.cwd, "check", "-c", str(conf), APP)
+    assert checked.returncode == ExitCode.CONFIG, checked.stderr
+    assert f"The access log {missing}/access.log cannot be opened ({where})" in checked.stderr
+    server = wsgid(APP, "-c", str(conf), start=False)
+    assert server.wait_exit(30) == ExitCode.CONFIG
+    assert where in server.errlog(), server.errlog()

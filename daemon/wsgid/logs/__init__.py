@@ -52,6 +52,8 @@ from wsgid.runtime import ConfigError
 from wsgid.runtime_fields import LOGGING_SETTINGS
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from wsgid.logs.targets import Target
     from wsgid.runtime import RuntimeSettings
 
@@ -76,7 +78,7 @@ def _owner(user: str | None, group: str | None) -> tuple[int, int] | None:
 class Logs:
     """The two logs of one process tree, as the settings describe them."""
 
-    def __init__(self, settings: RuntimeSettings) -> None:
+    def __init__(self, settings: RuntimeSettings, sources: Mapping[str, str] | None = None) -> None:
         self.settings = settings
         self.loglevel = settings.loglevel
         self.log_format = settings.log_format
@@ -102,7 +104,7 @@ class Logs:
                 try:
                     file = FileSink(target.path, owner)
                 except OSError as exc:
-                    raise _cannot_open(which, target.path, exc) from None
+                    raise _cannot_open(which, target.path, exc, sources) from None
                 file.report = functools.partial(self._report_failure, log)
                 return file
             return SyslogSink(target, facility=facility, tag=app, msgid=msgid, framing=framing)
@@ -237,14 +239,15 @@ def _colours(sink: Sink) -> bool:
     return sink.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
 
 
-def setup(settings: RuntimeSettings) -> Logs:
-    """The logs described by `settings`."""
-    return Logs(settings)
+def setup(settings: RuntimeSettings, sources: Mapping[str, str] | None = None) -> Logs:
+    """The logs described by `settings`; `sources` (where each setting came from) names a log
+    file's setting and source when it cannot be opened."""
+    return Logs(settings, sources)
 
 
-def check(settings: RuntimeSettings) -> None:
-    """`wsgid check`: the LogSetupError `setup(settings)` would raise, in the same order,
-    leaving no file behind.
+def check(settings: RuntimeSettings, sources: Mapping[str, str] | None = None) -> None:
+    """`wsgid check`: the LogSetupError `setup(settings, sources)` would raise, in the same
+    order, leaving no file behind.
 
     The user's logging config is applied in this process, as the master applies it, with
     its file handlers checked rather than opened (`stdlib.apply_user_config`). A log file is
@@ -262,7 +265,7 @@ def check(settings: RuntimeSettings) -> None:
             try:
                 paths.appendable(target.path)
             except OSError as exc:
-                raise _cannot_open(which, target.path, exc) from None
+                raise _cannot_open(which, target.path, exc, sources) from None
 
 
 def _apply_user_config(settings: RuntimeSettings, create_files: bool = True) -> bool:
@@ -276,8 +279,17 @@ def _apply_user_config(settings: RuntimeSettings, create_files: bool = True) -> 
         raise LogSetupError(str(exc)) from None
 
 
-def _cannot_open(which: str, path: str, exc: OSError) -> LogSetupError:
-    return LogSetupError(f"The {which} {path} cannot be opened: {exc.strerror or exc}.")
+# The setting each log's file comes from, to name it and its source in an error.
+_SETTING_OF = {"error log": "errorlog", "access log": "accesslog"}
+
+
+def _cannot_open(
+    which: str, path: str, exc: OSError, sources: Mapping[str, str] | None = None
+) -> LogSetupError:
+    setting = _SETTING_OF[which]
+    source = (sources or {}).get(setting, "default")
+    origin = f" ({setting}, from {source})" if source != "default" else f" ({setting})"
+    return LogSetupError(f"The {which} {path} cannot be opened{origin}: {exc.strerror or exc}.")
 
 
 # What `Logs` is built from: the logging settings, and user/group, who owns the files it creates.
