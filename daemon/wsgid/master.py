@@ -1328,6 +1328,8 @@ def check_start(loaded: LoadedSettings) -> None:
     configuration holds (a bind, exit 5, and a pidfile, exit 7, fail serving alone).
     """
     settings, sources = loaded.settings, loaded.sources
+    if settings.daemon:
+        _refuse_daemon_as_pid1(loaded)
     apply_raw_env(settings.raw_env)
     loader.extend_import_path(settings.chdir, settings.pythonpath)
     logs_mod.check(settings, sources)
@@ -1348,6 +1350,21 @@ def check_start(loaded: LoadedSettings) -> None:
     path = control.socket_path(settings.control_socket, settings.control_socket_disable, os.environ)
     if path is not None:
         control.check_place(path)
+
+
+def _refuse_daemon_as_pid1(loaded: LoadedSettings) -> None:
+    """ConfigError if `daemon` is asked of PID 1 of a pid namespace (a container): the
+    detached server would be its child, which the kernel kills as PID 1 exits, so the
+    container would end at once, with status 0 and nothing serving (gunicorn's fate too)."""
+    if os.getpid() != 1:
+        return
+    source = loaded.sources.get("daemon", "default")
+    raise ConfigError(
+        f"daemon = true (from {source}): wsgid is PID 1 of its pid namespace (a container),"
+        " where every process ends when PID 1 exits, so the detached server would be killed"
+        " as it started; drop daemon (the container's runtime supervises wsgid in the"
+        " foreground)"
+    )
 
 
 def _manages_app_metrics(settings: RuntimeSettings) -> bool:
@@ -1394,6 +1411,7 @@ def run(
     # A master exec'd by USR2 is already detached: daemonizing again would fork it away
     # from the old master, which waits for this very pid.
     if loaded.settings.daemon and not handoff.from_upgrade(os.environ):
+        _refuse_daemon_as_pid1(loaded)
         from wsgid import daemonize
 
         readiness = daemonize.detach(loaded.settings)  # the launching process exits in there

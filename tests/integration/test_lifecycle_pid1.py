@@ -22,6 +22,7 @@ from support import procs
 from support.client import poll
 from support.load import events, exactly_children, ns_pids
 from support.server import WorkDir, WsgidServer
+from wsgid.exitcodes import ExitCode
 
 APP = "lifecycle_app:app"
 
@@ -177,3 +178,33 @@ def test_pid1_warns_on_usr2_that_its_exit_would_end_the_new_master(
         if procs.is_alive(master):
             os.kill(master, signal.SIGTERM)
     assert server.wait_exit(timeout=30) == 0, server.errlog()
+
+
+def test_pid1_refuses_daemon_with_exit_2_instead_of_detaching_into_its_own_death(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    # `daemon = true` copied into a container's configuration: the daemon is PID 1's child,
+    # killed by the kernel as PID 1 exits once it has detached; the container ended at once
+    # with status 0 and nothing serving (gunicorn does the same).
+    reason = unshare_unavailable()
+    if reason:
+        pytest.skip(reason)
+
+    def command(port: int) -> list[str]:
+        wsgid_argv = [sys.executable, "-m", "wsgid", APP, "--bind", f"127.0.0.1:{port}"]
+        return ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", *wsgid_argv, "-D"]
+
+    server = wsgid(None, command=command, start=False)
+    assert server.wait_exit(timeout=30) == ExitCode.CONFIG, server.errlog()
+    err = server.errlog()
+    assert "daemon" in err and "PID 1" in err, err
+    assert "Traceback" not in err, err
+    # `wsgid check` run the same way says the same.
+    check_argv = command(0)
+    check_argv.insert(check_argv.index("wsgid") + 1, "check")
+    env = server.environ()
+    check = subprocess.run(
+        check_argv, cwd=workdir.cwd, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert check.returncode == ExitCode.CONFIG, check.stdout + check.stderr
+    assert "PID 1" in check.stderr, check.stderr
