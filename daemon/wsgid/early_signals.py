@@ -4,9 +4,11 @@ Owns: `hold()`, which the command calls first thing, and `release()`, which the 
 once its handlers are installed. The kernel discards a signal sent to the init of a pid
 namespace (a container's PID 1) that has no handler for it: a TERM that arrived while wsgid
 read its configuration (a pod deleted as it starts) was lost, and the server ran until the
-runtime's SIGKILL. `hold` records TERM, INT and QUIT from the start, and the master acts on
-them as on any it receives later. Anywhere else the default action (ending the process) is
-what an early stop signal should do, so nothing is installed.
+runtime's SIGKILL. `hold` records TERM and QUIT from the start, and the master acts on
+them as on any it receives later. INT is left to Python's own handler (KeyboardInterrupt),
+which PID 1 has too, so that Ctrl-C still interrupts `wsgid check` in `docker run -it`.
+Anywhere else the default action (ending the process) is what an early stop signal should
+do, so nothing is installed.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import os
 import signal
 from types import FrameType
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+# The stop signals whose default action PID 1 does not get: the kernel discards them.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGQUIT)
 
 _held: list[int] = []
 
