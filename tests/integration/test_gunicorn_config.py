@@ -497,3 +497,29 @@ def test_a_log_file_that_cannot_be_opened_is_named_with_its_setting_file_and_lin
     server = wsgid(APP, "-c", str(conf), start=False)
     assert server.wait_exit(30) == ExitCode.CONFIG
     assert where in server.errlog(), server.errlog()
+
+
+# gunicorn's way to recycle a worker from a hook (a memory threshold, say): the hook's
+# worker.alive = False reaches the worker itself, which exits after the response.
+RETIRING_HOOK = """\
+def post_request(worker, req, environ, resp):
+    worker.alive = False
+"""
+
+
+def test_worker_alive_false_in_post_request_recycles_the_worker(
+    wsgid: Callable[..., WsgidServer], workdir: WorkDir
+) -> None:
+    conf = workdir.cwd / "gunicorn.conf.py"
+    conf.write_text(RETIRING_HOOK)
+    server = wsgid(APP, "-c", str(conf), workers=1)
+    (first,) = server.wait_workers(1)
+    assert server.get("/pid").status == 200
+
+    def replaced() -> list[int]:
+        pids = server.worker_pids()
+        return pids if len(pids) == 1 and first not in pids else []
+
+    poll(replaced, 20, what="a new worker in place of the one the hook retired")
+    assert server.stop(signal.SIGTERM, timeout=30) == 0, server.errlog()
+    assert "hook.failed" not in server.errlog()
