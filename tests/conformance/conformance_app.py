@@ -15,7 +15,9 @@ Routes (any other path is `echo`):
 - `/_r/fixed`    b"hello world" as a one-item list (the server can frame it with Content-Length).
 - `/_r/resp`     a response built from the query: status (`code`+`reason`, or `status` verbatim),
                  `cl` (a Content-Length header), `hdr`/`val` (one extra header), `body`, and
-                 `mode` = list | gen (a generator the server cannot measure in advance).
+                 `mode` = list | gen (a generator the server cannot measure in advance) |
+                 bytes | str | none (what an app returns by mistake: the body itself as
+                 bytes or str, or None).
 - `/_r/stream`   reads the body in small pieces and returns its size (errors propagate).
 - `/_r/swallow`  reads the body, catches the error wsgi.input raises, and answers 200 anyway.
 - `/_r/started`  starts its response ("started;" goes out with the head, from the iterable,
@@ -31,7 +33,7 @@ import json
 import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs
 from wsgiref.validate import WSGIWarning, validator
 
@@ -46,6 +48,7 @@ REQUEST_KEYS = (
     "PATH_INFO",
     "QUERY_STRING",
     "SERVER_PROTOCOL",
+    "SERVER_SOFTWARE",
     "RAW_URI",
     "CONTENT_TYPE",
     "CONTENT_LENGTH",
@@ -103,9 +106,20 @@ def resp(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         headers.append((q["hdr"], q.get("val", "")))
     body = q.get("body", "").encode("latin-1")
     start_response(status, headers)
-    if q.get("mode") == "gen":
+    mode = q.get("mode")
+    if mode == "gen":
         return _pieces(body)
+    if mode in MISTAKES:
+        return cast("Iterable[bytes]", MISTAKES[mode](body))
     return [body] if body else []
+
+
+# What apps return by mistake instead of an iterable of bytes (PEP 3333 wants [body]).
+MISTAKES: dict[str, Callable[[bytes], object]] = {
+    "bytes": lambda body: body,
+    "str": lambda body: body.decode("latin-1"),
+    "none": lambda body: None,
+}
 
 
 def _pieces(body: bytes) -> Iterator[bytes]:

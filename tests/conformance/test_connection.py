@@ -428,6 +428,38 @@ def test_hop_by_hop_header_from_app_is_500_and_logged(server: ConformanceServer)
     assert "[error]" in text and "Transfer-Encoding" in text, text
 
 
+@pytest.mark.xfail(reason="needs /tmp/helper-wsgi-compiled.patch", strict=True)
+@pytest.mark.parametrize(
+    ("mode", "said"),
+    [("bytes", "returned bytes, not an iterable of bytes"),
+     ("str", "returned str, not an iterable of bytes"),
+     ("none", "returned None, not an iterable of bytes")],
+)  # fmt: skip
+def test_an_app_returning_its_body_instead_of_an_iterable_is_500_and_the_log_says_so(
+    server: ConformanceServer, mode: str, said: str
+) -> None:
+    """PEP 3333: the app returns an iterable of bytes. Returning the body itself (or None) is
+    a common mistake; the log must say that, not what iterating bytes gives ("yielded int")."""
+    mark = server.log_mark()
+    with server.wire() as w:
+        w.send(b"GET /_r/resp?body=hello&mode=%s HTTP/1.1\r\nHost: x\r\n\r\n" % mode.encode())
+        assert w.read_reply().status == 500
+        w.send(PROBE)
+        assert path_of(w.read_reply()) == "/_probe"
+    text = server.wait_log(mark, "TypeError")  # there either way: no wait while it fails
+    assert "[error]" in text and said in text, text
+
+
+@pytest.mark.xfail(reason="needs /tmp/helper-wsgi-compiled.patch", strict=True)
+def test_environ_names_the_server_software(server: ConformanceServer) -> None:
+    """RFC 3875 §4.1.17 (the CGI variables PEP 3333 keeps): SERVER_SOFTWARE names the server,
+    as gunicorn's environ does ("gunicorn/23.0.0"); simple-websocket looks at it."""
+    with server.wire() as w:
+        w.send(b"GET /sw HTTP/1.1\r\nHost: x\r\n\r\n")
+        env = w.read_reply().json()["env"]
+    assert env.get("SERVER_SOFTWARE") == "wsgid", env
+
+
 # ------------------------------------------------------------------ small bodies, streaming
 
 
