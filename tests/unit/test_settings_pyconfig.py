@@ -283,6 +283,27 @@ def test_none_for_a_setting_gunicorn_refuses_none_for_stays_an_error(tmp_path: P
     assert message.startswith(f"Config file {conf}, line 1: workers = None is not valid")
 
 
+def test_forwarder_headers_without_an_underscore_are_dropped_with_a_warning(
+    tmp_path: Path,
+) -> None:
+    # gunicorn takes any names there and maps only those with an underscore: a config listing
+    # the X-Forwarded-* headers runs under gunicorn, and they change nothing.
+    text = 'forwarder_headers = "X-REAL-IP,X-FORWARDED-FOR,SCRIPT_NAME"\n'
+    conf = write(tmp_path / "gunicorn.conf.py", text)
+    loaded = load([APP, "-c", conf])
+    assert loaded.settings.forwarder_headers == ("SCRIPT_NAME",)
+    (warning,) = [w for w in loaded.warnings if "forwarder_headers" in w]
+    assert warning.startswith(f"Config file {conf}, line 1: forwarder_headers"), warning
+    assert "X-REAL-IP, X-FORWARDED-FOR" in warning and "underscore" in warning, warning
+
+
+def test_forwarder_headers_of_hyphenated_names_only_are_none_as_under_gunicorn(
+    tmp_path: Path,
+) -> None:
+    conf = write(tmp_path / "gunicorn.conf.py", 'forwarder_headers = ["X-Real-IP"]\n')
+    assert load([APP, "-c", conf]).settings.forwarder_headers == ()
+
+
 def test_exception_in_the_file_is_reported_with_its_line(tmp_path: Path) -> None:
     conf = write(tmp_path / "gunicorn.conf.py", "workers = 2\nraise ValueError('boom')\n")
     message = error_of([APP, "-c", conf])

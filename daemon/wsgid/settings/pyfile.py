@@ -304,10 +304,22 @@ def setting_value(result: Scan, found: Found) -> Any:
         return _dotted_class(result, found)
     if spec.is_list:
         if isinstance(value, str):
-            return split_items(spec, value, always=False)
-        if isinstance(value, list):
-            return tuple(value)
+            value = split_items(spec, value, always=False)
+        elif isinstance(value, list):
+            value = tuple(value)
+        if found.name == "forwarder_headers" and isinstance(value, tuple):
+            value = tuple(v for v in value if v not in _ignored_forwarder_headers(value))
     return value
+
+
+def _ignored_forwarder_headers(value: Any) -> list[str]:
+    """The names of a forwarder_headers list gunicorn takes and ignores: it maps a trusted
+    proxy's header into the environ under its own name only when the name has an underscore
+    (`SCRIPT_NAME`), and every other header is in the environ anyway. Configs list
+    `X-FORWARDED-FOR` there, which gunicorn runs without effect and wsgid's names would
+    refuse."""
+    items = value if isinstance(value, (tuple, list)) else ()
+    return [v for v in items if isinstance(v, str) and "_" not in v]
 
 
 def _dotted_class(result: Scan, found: Found) -> str:
@@ -340,6 +352,7 @@ def read_python_file(location: str, given_by: str) -> tuple[Layer, tuple[str, ..
     result = scan(location, given_by)
     command = _command(result)
     entries: dict[str, Entry] = {}
+    warnings: list[str] = []
     for found in result.settings:
         value = setting_value(result, found)
         entries[found.name] = Entry(
@@ -347,7 +360,19 @@ def read_python_file(location: str, given_by: str) -> tuple[Layer, tuple[str, ..
             result.label(found),
             f"{result.where(found)}: {found.name} = {shown(found.value)}",
         )
-    warnings = [
+        if found.name == "forwarder_headers":
+            raw = found.value
+            if isinstance(raw, str):
+                raw = split_items(FILE_SPECS[found.name], raw, always=False)
+            ignored = _ignored_forwarder_headers(raw)
+            if ignored:
+                warnings.append(
+                    f"{result.where(found)}: forwarder_headers names {', '.join(ignored)}, "
+                    f"without an underscore: such a header reaches the environ anyway "
+                    f"(HTTP_...), and gunicorn maps only names with an underscore "
+                    f"(SCRIPT_NAME, PATH_INFO, REMOTE_USER); ignored, as gunicorn ignores it."
+                )
+    warnings += [
         f"{gunicorn_only(found.name, result.where(found))}; it is ignored."
         for found in result.gunicorn_only
         if found.name not in COMMAND_SETTINGS
