@@ -49,13 +49,13 @@ class SettingFields(FrozenRecord):
 '''
 
 # After the class's annotations: its attributes are their names, and so is SETTING_NAMES.
-SLOTS = '''
+SLOTS = """
     __slots__ = tuple(__annotations__)
 
 
 # Every setting's name, in the model's order.
 SETTING_NAMES: tuple[str, ...] = SettingFields.__slots__
-'''
+"""
 
 # Names of the settings other modules iterate over: (constant, comment, group).
 NAME_LISTS = (
