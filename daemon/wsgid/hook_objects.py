@@ -3,20 +3,22 @@
 What this module owns:
 
 - `WorkerView`, the worker handed to `post_fork`, `post_worker_init`, `worker_int`,
-  `worker_abort`, `pre_request` and `post_request`. wsgid's worker classes are compiled
-  (mypyc), and a compiled object takes no attribute it does not declare, while gunicorn's
-  recipes keep their own state on the worker (`worker.start_time = time.time()` in
-  `pre_request`, read back in `post_request`). The view reads and writes the worker's own
-  attributes (`worker.alive = False` reaches it) and keeps any other one itself; one view per
-  worker, so what one hook sets the next one reads. The app is also gunicorn's `worker.wsgi`,
-  which a hook may replace (`worker.wsgi = Middleware(worker.wsgi)` in post_worker_init).
+  `worker_abort`, `pre_request`, `post_request` and `worker_exit`. wsgid's worker classes
+  are compiled (mypyc), and a compiled object takes no attribute it does not declare, while
+  gunicorn's recipes keep their own state on the worker (`worker.start_time = time.time()`
+  in `pre_request`, read back in `post_request`). The view reads and writes the worker's
+  own attributes (`worker.alive = False` reaches it) and keeps any other one itself; one
+  view per worker, so what one hook sets the next one reads. The app is also gunicorn's
+  `worker.wsgi`, which a hook may replace (`worker.wsgi = Middleware(worker.wsgi)` in
+  post_worker_init).
 - `RequestView`, the `req` of `pre_request` and `post_request`, with gunicorn's
   `gunicorn.http.Request` attributes: `method`, `uri`, `path`, `query` and `fragment` as
   text, `version` as `(1, 1)`, `headers` as `(NAME, value)` text pairs (names upper-cased);
   wsgid's other request attributes read through (`target`, `keep_alive`, ...). What
   `pre_request` sets on it (`req.sample_id = ...`) `post_request` reads, on the same view.
-- the `server` of `post_fork`, which runs in the new worker: the worker's copy of the master,
-  given the worker's `log`, so that what the hook logs carries the worker's pid.
+- the `server` of `post_fork` and `worker_exit`, which run in the worker: the worker's copy
+  of the master, given the worker's `log`, so that what the hook logs carries the worker's
+  pid.
 - `HookObjects`, the one per set of hooks that makes the views and adapts the hook functions
   to be called with them (`adapt`).
 
@@ -37,6 +39,7 @@ WORKER_ARGUMENT = {
     "worker_abort": 0,
     "pre_request": 0,
     "post_request": 0,
+    "worker_exit": 1,
 }
 REQUEST_HOOKS = ("pre_request", "post_request")
 
@@ -161,10 +164,11 @@ class HookObjects:
             if with_request:
                 given[1] = self.request(name, given[1])
             elif at == 1:
-                # post_fork (server, worker) runs in the new worker, where the master object is
-                # the worker's copy: its log becomes the worker's, so that what the hook logs
-                # (`server.log.info("Worker spawned (pid: %s)", worker.pid)`) carries the pid
-                # of the process that logged it, as gunicorn's records do.
+                # post_fork and worker_exit (server, worker) run in the worker, where the
+                # master object is the worker's copy: its log becomes the worker's, so that
+                # what the hook logs (`server.log.info("Worker spawned (pid: %s)",
+                # worker.pid)`) carries the pid of the process that logged it, as gunicorn's
+                # records do.
                 with contextlib.suppress(AttributeError):
                     given[0].log = worker.log
             return func(*given)

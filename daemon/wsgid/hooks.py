@@ -20,7 +20,7 @@ and never takes the master (or a worker) down.
 | pre_request | worker, before calling the app | (worker, req) |
 | post_request | worker, after the response | (worker, req, environ, resp) |
 | child_exit | master, after reaping a worker | (server, worker) |
-| worker_exit | master, after reaping a worker (after child_exit) | (server, worker) |
+| worker_exit | worker, as it leaves (not when killed or aborted) | (server, worker) |
 | nworkers_changed | master, at start (old None), on changes | (server, new_value, old_value) |
 | on_exit | master, before it exits | (server) |
 | ssl_context | master, building the TLS context | (settings, default_factory) → SSLContext |

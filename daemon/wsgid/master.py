@@ -1121,7 +1121,6 @@ class Master:
             if failure is not None:
                 self._boot_failed(failure)
             self.hooks.call("child_exit", self, worker)
-            self.hooks.call("worker_exit", self, worker)
 
     def _boot_failed(self, failure: BootFailure) -> None:
         if self.reload_from is not None and failure.worker.generation == self.generation:
@@ -1185,7 +1184,13 @@ class Master:
             )
         )
         self.hooks.call("post_fork", self, worker)
-        return worker.run()
+        try:
+            return worker.run()
+        finally:
+            # In the worker as it leaves, as in gunicorn: where a flush-on-exit recipe
+            # (OpenTelemetry's shutdown(), Sentry's flush()) still has the app's state. Not
+            # for a worker killed, nor one aborted at its timeout (its app is stuck).
+            self.hooks.call("worker_exit", self, worker)
 
     # What each signal does, run by the loop in the order the signals came. While the master
     # stops, only the stop signals still act (_handle_signal).

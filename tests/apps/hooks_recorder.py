@@ -154,7 +154,7 @@ def worker_exit(server: Any, worker: Any) -> None:
     _record(
         "worker_exit",
         (server, worker),
-        lambda: {**_record_of(worker), "running": os.path.exists(f"/proc/{worker.pid}")},
+        lambda: {**_in_worker(worker), "worker_pid": worker.pid, "server_pid": server.pid},
     )
 
 

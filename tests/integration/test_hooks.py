@@ -37,7 +37,6 @@ IN_MASTER = {
     "pre_fork",
     "pre_exec",
     "child_exit",
-    "worker_exit",
     "nworkers_changed",
     "on_exit",
 }
@@ -52,7 +51,6 @@ MASTER_ARGS = {
     "on_exit": ["Master"],
     "pre_fork": ["Master", "WorkerProcess"],
     "child_exit": ["Master", "WorkerProcess"],
-    "worker_exit": ["Master", "WorkerProcess"],
     "nworkers_changed": ["Master", "int", "int"],
 }
 # At start, as gunicorn's arbiter: (server, workers, None).
@@ -64,6 +62,7 @@ WORKER_ARITY = {
     "worker_abort": 1,
     "pre_request": 2,
     "post_request": 4,
+    "worker_exit": 2,
 }
 
 Call = dict[str, Any]
@@ -195,9 +194,15 @@ def test_every_hook_is_called_with_documented_arguments_in_its_process_at_its_mo
 
     for pid in generation1 | {interrupted, aborted}:
         (child,) = [c for c in ours("child_exit") if c["facts"]["worker_pid"] == pid]
-        (exited,) = [c for c in ours("worker_exit") if c["facts"]["worker_pid"] == pid]
-        assert child["t"] <= exited["t"], "child_exit comes before worker_exit"
         assert child["facts"]["running"] is False, "child_exit runs after the worker is reaped"
+        exited = [c for c in ours("worker_exit") if c["pid"] == pid]
+        if pid == aborted:
+            assert exited == [], "an aborted worker's app is stuck: no worker_exit"
+            continue
+        # In the worker as it leaves (gunicorn's place for a flush), before the master reaps it.
+        (call,) = exited
+        assert call["facts"]["worker_pid"] == pid and call["facts"]["server_pid"] == master
+        assert call["t"] <= child["t"], "worker_exit runs before child_exit"
 
     (interrupt,) = ours("worker_int")
     assert interrupt["pid"] == interrupted

@@ -812,7 +812,10 @@ class Settings(BaseModel):
     child_exit: Hook = None
     """Called with (server, worker) in the master, after a worker was reaped."""
     worker_exit: Hook = None
-    """Called with (server, worker) in the master, after a worker was reaped (after child_exit)."""
+    """Called with (server, worker) in the worker as it leaves, as in gunicorn: after its last
+    request (a stop, a reload, max_requests), not when it is killed or aborted at its
+    timeout. Where a flush-on-exit recipe goes (OpenTelemetry's shutdown(), Sentry's flush());
+    child_exit is the master's."""
     nworkers_changed: Hook = None
     """Called with (server, new_value, old_value) in the master: at start (old_value None) and
     when the worker count changes."""
