@@ -17,7 +17,8 @@ Routes (any other path is `echo`):
                  `cl` (a Content-Length header), `hdr`/`val` (one extra header), `body`, and
                  `mode` = list | gen (a generator the server cannot measure in advance) |
                  bytes | str | none (what an app returns by mistake: the body itself as
-                 bytes or str, or None).
+                 bytes or str, or None). With `sub`, the status and every header name and
+                 value are a str subclass (`Text`, as Django's SafeString or a StrEnum member).
 - `/_r/stream`   reads the body in small pieces and returns its size (errors propagate).
 - `/_r/swallow`  reads the body, catches the error wsgi.input raises, and answers 200 anyway.
 - `/_r/started`  starts its response ("started;" goes out with the head, from the iterable,
@@ -105,6 +106,9 @@ def resp(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
     if "hdr" in q:
         headers.append((q["hdr"], q.get("val", "")))
     body = q.get("body", "").encode("latin-1")
+    if "sub" in q:
+        status = Text(status)
+        headers = [(Text(name), Text(value)) for name, value in headers]
     start_response(status, headers)
     mode = q.get("mode")
     if mode == "gen":
@@ -120,6 +124,11 @@ MISTAKES: dict[str, Callable[[bytes], object]] = {
     "str": lambda body: body.decode("latin-1"),
     "none": lambda body: None,
 }
+
+
+class Text(str):
+    """A str subclass, as frameworks hand them on: Django's SafeString (format_html,
+    mark_safe), Jinja's Markup, StrEnum members."""
 
 
 def _pieces(body: bytes) -> Iterator[bytes]:
