@@ -21,6 +21,8 @@ Routes (any other path is `echo`):
                  value are a str subclass (`Text`, as Django's SafeString or a StrEnum member).
 - `/_r/stream`   reads the body in small pieces and returns its size (errors propagate).
 - `/_r/swallow`  reads the body, catches the error wsgi.input raises, and answers 200 anyway.
+- `/_r/lines`    reads the body with readlines(None) and then read1(None) (io's "no hint"),
+                 and returns {"lines": [...], "rest": "..."}.
 - `/_r/started`  starts its response ("started;" goes out with the head, from the iterable,
                  or through write() with `?via=write`), then streams the body back as it
                  reads it: a streaming echo or proxy.
@@ -151,6 +153,13 @@ def swallow(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
     return _json(start_response, {"size": size})
 
 
+def lines(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    stream = environ["wsgi.input"]
+    got = [line.decode("latin-1") for line in stream.readlines(None)]
+    rest = stream.read1(None).decode("latin-1")
+    return _json(start_response, {"lines": got, "rest": rest})
+
+
 def started(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
     write = start_response("200 OK", [("Content-Type", "text/plain")])
     if environ["QUERY_STRING"] == "via=write":
@@ -173,6 +182,7 @@ ROUTES: dict[str, Callable[[Environ, StartResponse], Iterable[bytes]]] = {
     "/_r/stream": stream,
     "/_r/swallow": swallow,
     "/_r/started": started,
+    "/_r/lines": lines,
 }
 
 validated_echo = validator(echo)
