@@ -306,7 +306,6 @@ def test_100_continue_never_sent_when_the_app_answers_a_large_body_without_readi
     assert server.calls() - before == 1 + (probe is not None)
 
 
-@pytest.mark.xfail(reason="needs /tmp/helper-wsgi-compiled.patch", strict=True)
 @pytest.mark.parametrize("via", ["iterable", "write"])
 def test_100_continue_comes_before_a_response_the_app_started_before_reading(
     server: ConformanceServer, via: str
@@ -428,7 +427,6 @@ def test_hop_by_hop_header_from_app_is_500_and_logged(server: ConformanceServer)
     assert "[error]" in text and "Transfer-Encoding" in text, text
 
 
-@pytest.mark.xfail(reason="needs /tmp/helper-wsgi-compiled.patch", strict=True)
 @pytest.mark.parametrize(
     ("mode", "said"),
     [("bytes", "returned bytes, not an iterable of bytes"),
@@ -450,7 +448,6 @@ def test_an_app_returning_its_body_instead_of_an_iterable_is_500_and_the_log_say
     assert "[error]" in text and said in text, text
 
 
-@pytest.mark.xfail(reason="needs /tmp/helper-wsgi-compiled.patch", strict=True)
 @pytest.mark.parametrize("mode", ["list", "gen"])
 def test_a_status_and_headers_given_as_str_subclasses_are_served_as_their_text(
     server: ConformanceServer, mode: str
@@ -470,17 +467,11 @@ def test_a_status_and_headers_given_as_str_subclasses_are_served_as_their_text(
 
 
 @pytest.mark.parametrize("body", [b"", b"one\ntwo\nthree"], ids=["no-body", "body"])
-def test_wsgi_input_takes_none_as_no_hint(
-    server: ConformanceServer, build: str, body: bytes, request: pytest.FixtureRequest
-) -> None:
+def test_wsgi_input_takes_none_as_no_hint(server: ConformanceServer, body: bytes) -> None:
     """io's readlines(None) and read1(None) mean "no limit" (gunicorn's readlines takes None
     too); wrappers that pass their argument on (wsgiref.validate's) call them so. wsgid's
     stream answered 500 (a TypeError; on the compiled build, for a request without a body
     too)."""
-    if body or build == "compiled":
-        request.applymarker(
-            pytest.mark.xfail(reason="needs /tmp/helper-wsgi-compiled.patch", strict=True)
-        )
     with server.wire() as w:
         w.send(b"POST /_r/lines HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
                % (len(body), body))  # fmt: skip
@@ -490,7 +481,6 @@ def test_wsgi_input_takes_none_as_no_hint(
     assert reply.json() == {"lines": want, "rest": ""}
 
 
-@pytest.mark.xfail(reason="needs /tmp/helper-wsgi-compiled.patch", strict=True)
 def test_environ_names_the_server_software(server: ConformanceServer) -> None:
     """RFC 3875 §4.1.17 (the CGI variables PEP 3333 keeps): SERVER_SOFTWARE names the server,
     as gunicorn's environ does ("gunicorn/23.0.0"); simple-websocket looks at it."""

@@ -79,11 +79,11 @@ class InputStream:
             pass
         return self._take(size)
 
-    def read1(self, size: int = -1) -> bytes:
+    def read1(self, size: int | None = -1) -> bytes:
         req = self._req
         if not req.body:
             self._more()
-        return self._take(len(req.body) if size < 0 else size)
+        return self._take(len(req.body) if size is None or size < 0 else size)
 
     def readline(self, size: int | None = -1) -> bytes:
         req = self._req
@@ -101,7 +101,9 @@ class InputStream:
             if not self._more():
                 return self._take(len(buf))
 
-    def readlines(self, hint: int = -1) -> list[bytes]:
+    def readlines(self, hint: int | None = -1) -> list[bytes]:
+        # None, as 0 or less, is no hint (io.IOBase.readlines).
+        limit = -1 if hint is None else hint
         lines: list[bytes] = []
         total = 0
         while True:
@@ -110,7 +112,7 @@ class InputStream:
                 return lines
             lines.append(line)
             total += len(line)
-            if 0 < hint <= total:
+            if 0 < limit <= total:
                 return lines
 
     def __iter__(self) -> Iterator[bytes]:
@@ -144,13 +146,13 @@ class EmptyInput:
     def read(self, size: int | None = -1) -> bytes:
         return b""
 
-    def read1(self, size: int = -1) -> bytes:
+    def read1(self, size: int | None = -1) -> bytes:
         return b""
 
     def readline(self, size: int | None = -1) -> bytes:
         return b""
 
-    def readlines(self, hint: int = -1) -> list[bytes]:
+    def readlines(self, hint: int | None = -1) -> list[bytes]:
         return []
 
     def __iter__(self) -> Iterator[bytes]:

@@ -54,6 +54,8 @@ def connection_base(
         "SERVER_PORT": server[1],
         "REMOTE_ADDR": peer[0],
         "REMOTE_PORT": peer[1],
+        # A CGI variable (RFC 3875 §4.1.17) gunicorn sets too; the name alone, as in `Server`.
+        "SERVER_SOFTWARE": "wsgid",
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": url_scheme,
         "wsgi.errors": errors if errors is not None else sys.stderr,

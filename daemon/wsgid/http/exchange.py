@@ -38,11 +38,9 @@ from wsgid.http.body import EMPTY_INPUT, EmptyInput, InputStream
 from wsgid.http.date import Dates
 from wsgid.http.errors import BodyError, Interrupted, ServerExit, error_response
 from wsgid.http.request import Request
-from wsgid.http.response import Response
+from wsgid.http.response import CONTINUE, Response
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-
-CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 class Channel(Protocol):
@@ -144,13 +142,13 @@ class Exchange:
         (`app_failed`) and the environ it saw (for hooks and the access log).
         """
         log = self.log
+        resp = Response(req, self.dates, worker_keeps, channel)
         if req.body_complete and not req.body:
             wsgi_input: InputStream | EmptyInput = EMPTY_INPUT  # most requests: no body at all
         else:
-            before_read = _continue_sender(channel, req) if req.expect_continue else None
+            before_read = _continue_sender(channel, resp) if req.expect_continue else None
             wsgi_input = InputStream(req, channel.fill, before_read)
-        environ = environ_mod.build(base, req, wsgi_input)
-        resp = Response(req, self.dates, worker_keeps, channel, environ)
+        environ = resp.environ = environ_mod.build(base, req, wsgi_input)
         handover = None
         if req.upgrade:
             # What WebSocket libraries (simple-websocket: Flask-Sock, Flask-SocketIO) take the
@@ -228,6 +226,11 @@ def _send_result(result: Iterable[object], resp: Response, channel: Channel) -> 
         # Head and a small body in one send: one syscall, one TCP segment.
         channel.send_last(resp.whole(body))
         return
+    if type(result) in (bytes, str) or result is None:
+        # The body itself (or nothing) where PEP 3333 wants an iterable of bytes: a common
+        # mistake, which iterating would report as "yielded int" or "not iterable".
+        what = "None" if result is None else type(result).__name__
+        raise TypeError(f"the application returned {what}, not an iterable of bytes ([body])")
     if isinstance(result, FileWrapper) and not resp.head_sent and _send_file(result, resp, channel):
         return
     for chunk in result:
@@ -241,7 +244,7 @@ def _send_result(result: Iterable[object], resp: Response, channel: Channel) -> 
             if resp.status is None:
                 raise AssertionError("the application yielded before calling start_response()")
             # The head goes with the first piece of body: one send, one TCP segment.
-            head = resp.head(None)
+            head = resp.streaming_head()
             data = head + resp.frame(chunk)
         # Sent at once even when it completes the announced length: the iterable may still
         # run code before it ends (a generator's cleanup, a sleep), and held bytes would wait
@@ -277,9 +280,13 @@ def _send_file(wrapper: FileWrapper, resp: Response, channel: Channel) -> bool:
     return True
 
 
-def _continue_sender(channel: Channel, req: Request) -> Callable[[], None]:
+def _continue_sender(channel: Channel, resp: Response) -> Callable[[], None]:
+    req = resp.req
+
     def send_continue() -> None:
-        if not req.body_complete:
+        # Never after the head: an interim response inside the body would corrupt it (a
+        # 2xx head asked for the body itself, `Response.streaming_head`).
+        if req.expect_continue and not req.body_complete and not resp.head_sent:
             channel.send(CONTINUE)
         req.expect_continue = False
 

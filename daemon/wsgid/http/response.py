@@ -53,6 +53,9 @@ _HOP_BY_HOP = frozenset(
      "trailers", "transfer-encoding", "upgrade", "proxy-connection")
 )  # fmt: skip
 
+# The interim response that asks a client awaiting it for the request body (RFC 9110 §10.1.1).
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
 # A request body the app left unread is read and dropped up to this size to
 # keep the connection open; a larger remainder closes it instead.
 DRAIN_LIMIT = 1024 * 1024
@@ -152,6 +155,10 @@ class Response:
         code = _STATUS_CODES.get(status) if type(status) is str else None
         if code is None:
             code = _status_code(status)
+            if type(status) is not str:
+                # A str subclass (Django's SafeString, a StrEnum member): its text, which is
+                # what str() of a (str, Enum) member is not.
+                status = str.__str__(cast(str, status))
         if type(headers) is not list:
             raise ResponseError("response headers must be a list")
         valid = _VALID_HEADERS
@@ -172,7 +179,7 @@ class Response:
             raise TypeError(f"write() takes bytes, not {type(data).__name__}")
         channel = self.channel
         if not self.head_sent:
-            channel.send(self.head(None))
+            channel.send(self.streaming_head())
         channel.send(self.frame(data))
 
     def keep_alive(self) -> bool:
@@ -240,6 +247,23 @@ class Response:
         # an id header the app set itself wins, as do its own Date and Server.
         tail = self.dates.head_end() if ending == END_OWN else self.dates.head_end_without(ending)
         return prefix + self.request_id + tail if own_id else prefix + tail
+
+    def streaming_head(self) -> bytes:
+        """The head of a body the app gives in pieces (an iterable, `write()`), which it may
+        go on reading the request body while it gives.
+
+        A client still awaiting `100 Continue` for that body gets it now, before a 2xx head:
+        sent when the app first reads, as usual, it would land inside the response's body
+        (an interim response comes before the final one, RFC 9110 §15.2; curl, which awaits
+        it for bodies past 1 MiB, read it as broken chunked framing), and a client told 2xx
+        without it may never send the body (Go's net/http closes instead), leaving the app's
+        read to time out. A refusal (3xx to 5xx) goes alone: its client is spared the upload.
+        """
+        req = self.req
+        if req.expect_continue and not req.body_complete and 200 <= self.status_code < 300:
+            req.expect_continue = False  # asked now: what the app leaves unread may be drained
+            return CONTINUE + self.head(None)
+        return self.head(None)
 
     def _shape(self, known_length: int | None) -> Shape:
         """The head up to Date, and the framing it implies (see the module docstring)."""
@@ -397,7 +421,7 @@ def _status_line(code: int) -> str:
 
 def _status_code(status: object) -> int:
     """The code of a valid status line (remembered), or ResponseError."""
-    if type(status) is not str or not abnf.STATUS.fullmatch(status):
+    if not isinstance(status, str) or not abnf.STATUS.fullmatch(status):
         raise ResponseError(f"invalid status line {status!r}")
     code = int(status[:3])
     if code < 200:
@@ -418,9 +442,11 @@ def _check_header(item: object) -> None:
     if type(item) is not tuple or len(item) != 2:
         raise ResponseError(f"response header {item!r} is not a (name, value) tuple")
     name, value = item
-    if type(name) is not str or not abnf.TOKEN.fullmatch(name):
+    # A str subclass is a native string too: Django and Werkzeug hand one on as it is (a
+    # SafeString from format_html, Markup, a StrEnum member); the head encodes its text.
+    if not isinstance(name, str) or not abnf.TOKEN.fullmatch(name):
         raise ResponseError(f"invalid response header name {name!r}")
-    if type(value) is not str or abnf.FIELD_VALUE_FORBIDDEN.search(value):
+    if not isinstance(value, str) or abnf.FIELD_VALUE_FORBIDDEN.search(value):
         raise ResponseError(f"invalid value for response header {name}: {value!r}")
     try:
         value.encode("latin-1")

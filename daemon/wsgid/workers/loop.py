@@ -82,11 +82,11 @@ from wsgid.http import environ as environ_mod
 from wsgid.http.allowlist import AllowList
 from wsgid.http.date import Dates
 from wsgid.http.errors import ProtocolError, error_response
-from wsgid.http.exchange import CONTINUE, Exchange, FileIterator, FileWrapper
+from wsgid.http.exchange import Exchange, FileIterator, FileWrapper
 from wsgid.http.parser import RequestParser
 from wsgid.http.proxy_protocol import ProxyHeaderReader
 from wsgid.http.request import Request
-from wsgid.http.response import Response, worker_stops
+from wsgid.http.response import CONTINUE, Response, worker_stops
 from wsgid.listeners import Listener
 from wsgid.logs import clock, request_id
 from wsgid.runtime import RuntimeSettings

@@ -84,9 +84,8 @@ from wsgid.http import environ as environ_mod
 from wsgid.http import forwarded
 from wsgid.http.body import EMPTY_INPUT
 from wsgid.http.errors import ProtocolError, error_response
-from wsgid.http.exchange import CONTINUE
 from wsgid.http.request import Request
-from wsgid.http.response import Response
+from wsgid.http.response import CONTINUE, Response
 from wsgid.logs import request_id
 from wsgid.workers.connection import HIGH_WATER, Connection
 from wsgid.workers.gthread import ThreadWorker
