@@ -43,19 +43,36 @@ exec "$@"
 """
 
 
+UNSHARE_PID = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"]
+
+
 def unshare_unavailable() -> str | None:
     if shutil.which("unshare") is None:
         return "unshare (util-linux) is not installed"
     if os.geteuid() != 0:
         return "a new pid namespace needs root here"
     probe = subprocess.run(
-        ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", "true"],
+        [*UNSHARE_PID, "true"],
         capture_output=True,
         timeout=30,
     )
     if probe.returncode != 0:
         return f"unshare --pid --fork --mount-proc fails here: {probe.stderr.decode().strip()}"
     return None
+
+
+def as_pid1(*args: str) -> Callable[[int], list[str]]:
+    """The command of `wsgid APP --bind ... ARGS` as PID 1 of a new pid namespace, for the
+    `wsgid` fixture's `command`; skips the test where such a namespace cannot be made."""
+    reason = unshare_unavailable()
+    if reason:
+        pytest.skip(reason)
+
+    def command(port: int) -> list[str]:
+        wsgid_argv = [sys.executable, "-m", "wsgid", APP, "--bind", f"127.0.0.1:{port}"]
+        return [*UNSHARE_PID, *wsgid_argv, *args]
+
+    return command
 
 
 def orphans(master: int) -> list[procs.ProcStat]:
@@ -75,10 +92,7 @@ def test_pid1_reaps_unrelated_children_exiting_3_and_4_and_keeps_serving(
 
     def command(port: int) -> list[str]:
         wsgid_argv = [sys.executable, "-m", "wsgid", app, "--bind", f"127.0.0.1:{port}", "-w", "2"]
-        return [
-            "unshare", "--pid", "--fork", "--mount-proc", "--kill-child",
-            "sh", "-c", ORPHANS, "sh", when, *wsgid_argv,
-        ]  # fmt: skip
+        return [*UNSHARE_PID, "sh", "-c", ORPHANS, "sh", when, *wsgid_argv]
 
     server = wsgid(None, command=command, env=env)
     (master,) = procs.children(server.pid)  # unshare's one child: the namespace's init
@@ -121,20 +135,9 @@ def test_pid1_stops_on_a_term_that_arrives_while_it_reads_its_configuration(
     # came before the master's handlers were lost, and the server ran until the runtime's
     # SIGKILL, 30 s later under Kubernetes. A configuration that takes a second to read holds
     # the start in that window.
-    reason = unshare_unavailable()
-    if reason:
-        pytest.skip(reason)
     config = workdir.cwd / "slow.conf.py"
     config.write_text("import time\n\ntime.sleep(1)\nworkers = 1\n")
-
-    def command(port: int) -> list[str]:
-        wsgid_argv = [sys.executable, "-m", "wsgid", APP, "-c", str(config)]
-        return [
-            "unshare", "--pid", "--fork", "--mount-proc", "--kill-child",
-            *wsgid_argv, "--bind", f"127.0.0.1:{port}",
-        ]  # fmt: skip
-
-    server = wsgid(None, command=command, start=False)
+    server = wsgid(None, command=as_pid1("-c", str(config)), start=False)
 
     def reading_its_configuration() -> int | None:
         # wsgid, exec'd, with its settings child: the configuration is being read.
@@ -158,15 +161,7 @@ def test_pid1_warns_on_usr2_that_its_exit_would_end_the_new_master(
 ) -> None:
     # The new master of a binary upgrade is PID 1's child: when PID 1 exits, as the upgrade's
     # last step has it, the kernel kills everything in the namespace, the new master too.
-    reason = unshare_unavailable()
-    if reason:
-        pytest.skip(reason)
-
-    def command(port: int) -> list[str]:
-        wsgid_argv = [sys.executable, "-m", "wsgid", APP, "--bind", f"127.0.0.1:{port}"]
-        return ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", *wsgid_argv]
-
-    server = wsgid(None, command=command)
+    server = wsgid(None, command=as_pid1())
     (master,) = procs.children(server.pid)
     try:
         os.kill(master, signal.SIGUSR2)
@@ -186,14 +181,7 @@ def test_pid1_refuses_daemon_with_exit_2_instead_of_detaching_into_its_own_death
     # `daemon = true` copied into a container's configuration: the daemon is PID 1's child,
     # killed by the kernel as PID 1 exits once it has detached; the container ended at once
     # with status 0 and nothing serving (gunicorn does the same).
-    reason = unshare_unavailable()
-    if reason:
-        pytest.skip(reason)
-
-    def command(port: int) -> list[str]:
-        wsgid_argv = [sys.executable, "-m", "wsgid", APP, "--bind", f"127.0.0.1:{port}"]
-        return ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", *wsgid_argv, "-D"]
-
+    command = as_pid1("-D")
     server = wsgid(None, command=command, start=False)
     assert server.wait_exit(timeout=30) == ExitCode.CONFIG, server.errlog()
     err = server.errlog()
