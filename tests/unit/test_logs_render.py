@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import traceback
 from typing import Any
 
 import pytest
@@ -139,6 +140,46 @@ def test_console_colours_only_when_asked() -> None:
     plain = render.console_renderer(False)(None, "info", event(level="info"))
     coloured = render.console_renderer(True)(None, "info", event(level="info", k=1))
     assert "\x1b[" not in plain and "\x1b[32minfo" in coloured
+
+
+def _failed() -> ValueError:
+    try:
+        raise ValueError("boom")
+    except ValueError as e:
+        return e
+
+
+@pytest.mark.parametrize("form", ["exception", "tuple", "true"])
+def test_exc_info_becomes_the_traceback_as_text_in_each_form_a_logger_is_given_it(
+    form: str,
+) -> None:
+    exc = _failed()
+    if form == "true":  # log.exception(...) inside an except block: the exception handled
+        try:
+            raise exc
+        except ValueError:
+            event = render.format_exc_info(None, "error", {"exc_info": True})
+    else:
+        given = exc if form == "exception" else (ValueError, exc, exc.__traceback__)
+        event = render.format_exc_info(None, "error", {"exc_info": given})
+    assert "exc_info" not in event
+    # Python's own text of it, without the last newline (a renderer ends the record).
+    assert event["exception"] == "".join(traceback.format_exception(exc)).rstrip("\n")
+    assert event["exception"].endswith('raise ValueError("boom")\nValueError: boom')
+
+
+@pytest.mark.parametrize("given", [None, False, True, (None, None, None)])
+def test_exc_info_without_an_exception_adds_no_key(given: Any) -> None:
+    # true outside an except block: there is no exception to show
+    assert render.format_exc_info(None, "error", {"exc_info": given}) == {}
+
+
+@pytest.mark.parametrize(
+    ("method", "level"),
+    [("info", "info"), ("warning", "warning"), ("warn", "warning"), ("exception", "error")],
+)
+def test_the_level_is_the_logging_method_by_its_standard_name(method: str, level: str) -> None:
+    assert render.add_log_level(None, method, {}) == {"level": level}
 
 
 def test_logfmt_renderer_one_line() -> None:

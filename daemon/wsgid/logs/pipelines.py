@@ -25,16 +25,16 @@ from wsgid.logs.sinks import SEVERITY, Sink
 
 if TYPE_CHECKING:
     from structlog import _native as native
-    from structlog import processors
 else:
-    # wsgid uses two of structlog's processors and its filtering bound logger. structlog's
-    # package imports all of structlog (its console renderer, its stdlib integration, its
-    # global configuration: 5 ms of a start on one CPU), so these two modules are imported
-    # under a stand-in package whose first use, by an app that uses structlog, imports the
-    # rest (wsgid.deferred_modules). Its async methods want asyncio: wsgid calls none.
+    # wsgid uses structlog's filtering bound logger; its processors are wsgid's own
+    # (`render`), as structlog's module of them imports its rich tracebacks and with them
+    # `dataclasses` and `inspect`. structlog's package imports all of structlog (its console
+    # renderer, its stdlib integration, its global configuration: 5 ms of a start on one
+    # CPU), so the logger's module is imported under a stand-in package whose first use, by
+    # an app that uses structlog, imports the rest (wsgid.deferred_modules). Its async
+    # methods want asyncio: wsgid calls none.
     with deferring("asyncio"):
         native = without_package_init("structlog", "_native")
-        processors = without_package_init("structlog", "processors")
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 _SYNONYMS = {"warn": "warning", "fatal": "critical"}
@@ -61,10 +61,10 @@ def error_processors(fmt: str, colours: bool = False) -> list[render.Processor]:
     """The error log's pipeline for format `fmt` (console, json or logfmt)."""
     return [
         LEVEL_COUNT,
-        processors.add_log_level,
+        render.add_log_level,
         add_request_id,
         render.add_timestamp,
-        processors.format_exc_info,
+        render.format_exc_info,
         render.renderer(fmt, colours),
     ]
 

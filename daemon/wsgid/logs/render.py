@@ -21,8 +21,11 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
+import traceback
 from collections.abc import Callable, MutableMapping
+from types import TracebackType
 from typing import Any
 
 from wsgid.logs import escape
@@ -49,6 +52,8 @@ _COLOURS = {
     "error": "\x1b[31m",
     "critical": "\x1b[1;31m",
 }
+# structlog's level names for its methods: `warn` is `warning`, `exception` is `error`.
+_METHOD_LEVELS = {"warn": "warning", "exception": "error"}
 _BOLD = "\x1b[1m"
 _DIM = "\x1b[2m"
 _RESET = "\x1b[0m"
@@ -59,6 +64,36 @@ def add_timestamp(_: Any, __: str, event: EventDict) -> EventDict:
     if "timestamp" not in event:
         event["timestamp"] = iso_utc(time.time())
     return event
+
+
+def add_log_level(_: Any, method: str, event: EventDict) -> EventDict:
+    """`level`: the name of the logging method called (`log.warning(...)`: warning)."""
+    event["level"] = _METHOD_LEVELS.get(method, method)
+    return event
+
+
+def format_exc_info(_: Any, __: str, event: EventDict) -> EventDict:
+    """`exception`: the traceback `exc_info` asks for, as text; `exc_info` is an exception,
+    an exc_info tuple, or true for the exception being handled (none: no key)."""
+    exc_info = _exc_info(event.pop("exc_info", None))
+    if exc_info is not None:
+        text = "".join(traceback.format_exception(*exc_info))
+        event["exception"] = text[:-1] if text.endswith("\n") else text
+    return event
+
+
+def _exc_info(
+    value: Any,
+) -> tuple[type[BaseException], BaseException, TracebackType | None] | None:
+    if isinstance(value, BaseException):
+        return (type(value), value, value.__traceback__)
+    if isinstance(value, tuple) and len(value) == 3 and isinstance(value[1], BaseException):
+        return (type(value[1]), value[1], value[2])
+    if value:
+        current = sys.exc_info()
+        if current[1] is not None:
+            return (type(current[1]), current[1], current[2])
+    return None
 
 
 def _ordered(event: EventDict) -> dict[str, Any]:
