@@ -29,11 +29,8 @@ from __future__ import annotations
 
 import contextlib
 
-# Before the settings child is forked, so that it and the master share them: both import
-# them (their records are dataclasses, as are structlog's, and dataclasses brings `inspect`;
-# pydantic-core and structlog want datetime). Imported once, not in each, they cost a start
-# 6 ms less on one CPU; `--help` pays them too.
-import dataclasses  # noqa: F401
+# Before the settings child is forked, so that it and the master share it: pydantic-core
+# imports it in the child, and the master's logs need it. Imported once, not in each.
 import datetime  # noqa: F401
 import io
 import marshal

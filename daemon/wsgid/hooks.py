@@ -37,7 +37,6 @@ post_request may take just (worker, req) or (worker, req, environ).
 
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -134,6 +133,9 @@ def _fitted(name: str, origin: str, func: Callable[..., Any]) -> Callable[..., A
     gunicorn, post_request may also take only (worker, req, environ) or (worker, req): it is
     then called with those.
     """
+    # Here, not at the top: only a configured hook needs `inspect` (2 ms of a start).
+    import inspect
+
     arguments = ARGUMENTS[name]
     try:
         signature = inspect.signature(func)

@@ -25,7 +25,6 @@ import stat
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import NamedTuple
 
 BIND_RETRIES = 5
@@ -36,8 +35,7 @@ class ListenerError(Exception):
     """A bind entry is malformed or its address cannot be bound."""
 
 
-@dataclass
-class Inherited:
+class Inherited(NamedTuple):
     """A listening socket passed in by systemd or by the previous master."""
 
     sock: socket.socket
@@ -67,8 +65,7 @@ class BindSpec(NamedTuple):
     name: str | None = None  # systemd:NAME
 
 
-@dataclass
-class Listener:
+class Listener(NamedTuple):
     """One listening socket and what the environ needs to know about it."""
 
     sock: socket.socket

@@ -32,8 +32,7 @@ import re
 import ssl
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from wsgid.runtime import ConfigError, RuntimeSettings
 
@@ -60,8 +59,7 @@ _SHORT_NAMES = {
 }
 
 
-@dataclass(frozen=True)
-class Certificate:
+class Certificate(NamedTuple):
     """What the log says of the served certificate."""
 
     subject: str

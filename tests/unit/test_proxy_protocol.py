@@ -5,7 +5,6 @@ bytes that follow handed back exactly; every refusal is a 400 at the first byte 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from ipaddress import ip_address
 
@@ -350,7 +349,7 @@ def test_proxy_second_header_belongs_to_the_http_stream() -> None:
 def test_proxy_info_is_frozen() -> None:
     result = read_whole("v1", b"PROXY UNKNOWN\r\n")[0]
     assert result is not None
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):
         result.tls = True  # type: ignore[misc]
 
 

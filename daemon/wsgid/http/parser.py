@@ -36,7 +36,7 @@ holds bound methods of the parser, a reference cycle that only the cyclic GC
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import httptools
 
@@ -63,8 +63,7 @@ MAX_CHUNK_LINE = 65536 + 4096
 _CLOSED = httptools.HttpRequestParser(object())
 
 
-@dataclass(frozen=True, slots=True)
-class Limits:
+class Limits(NamedTuple):
     """Head limits; 0 means unlimited (request line, field size) or the
     32768 ceiling (field count), as in gunicorn."""
 

@@ -22,9 +22,8 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from wsgid.http.allowlist import address_text
 from wsgid.http.errors import BadRequest
@@ -65,8 +64,7 @@ _SIGNATURES: dict[str, tuple[tuple[str, bytes], ...]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class ProxyInfo:
+class ProxyInfo(NamedTuple):
     """What a PROXY header says about the connection it starts."""
 
     version: str  # "v1" or "v2"

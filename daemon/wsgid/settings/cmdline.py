@@ -24,8 +24,7 @@ from __future__ import annotations
 import argparse
 import shlex
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from wsgid import __version__, build
 from wsgid.runtime import Command, ConfigError
@@ -64,8 +63,7 @@ bound.
 Reference: docs/configuration.md."""
 
 
-@dataclass(frozen=True)
-class _Given:
+class _Given(NamedTuple):
     """A flag as given: the option string typed and the raw value of each occurrence."""
 
     option: str
@@ -247,8 +245,7 @@ def _flag_suggestion(parser: argparse.ArgumentParser, typed: str) -> str | None:
     return did_you_mean(option, candidates)
 
 
-@dataclass(frozen=True)
-class CommandLine:
+class CommandLine(NamedTuple):
     """What argv asks for: the command, its own options, and the settings given as flags."""
 
     command: Command

@@ -22,8 +22,7 @@ from __future__ import annotations
 import os
 import re
 import types
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from wsgid import workers
 from wsgid.access_formats import NAMED_FORMATS
@@ -36,8 +35,7 @@ ENV_PREFIX = "WSGID_"
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Group:
+class Group(NamedTuple):
     """A section of `--help` and the docs; when `table` is true also a TOML table name."""
 
     name: str
@@ -93,8 +91,7 @@ GROUPS_BY_NAME = {g.name: g for g in GROUPS}
 TABLES: tuple[str, ...] = tuple(g.name for g in GROUPS if g.table)
 
 
-@dataclass(frozen=True)
-class Option:
+class Option(NamedTuple):
     """How one setting appears outside Python. Put it in the field's `Annotated` metadata.
 
     group:        the `Group` (TOML table and `--help` section) the setting belongs to.

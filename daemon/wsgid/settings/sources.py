@@ -21,8 +21,7 @@ import os
 import re
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from wsgid.pyconfig import MODULE_PREFIX, strip_file_prefix
 from wsgid.runtime import MAX_WORKERS, ConfigError
@@ -49,8 +48,7 @@ if TYPE_CHECKING:
 ENV_RESERVED_PREFIX = "WSGID__"
 
 
-@dataclass
-class Entry:
+class Entry(NamedTuple):
     """One value from one source, with what an error message needs to point at it."""
 
     value: Any
@@ -64,8 +62,7 @@ class Entry:
     given_by: str = ""
 
 
-@dataclass
-class Layer:
+class Layer(NamedTuple):
     """What one source gives: its entries by setting name."""
 
     # "python": a gunicorn Python config (`pyfile.py`); its values are Python's, converted

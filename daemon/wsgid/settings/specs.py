@@ -19,16 +19,14 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from wsgid.runtime import Command
 from wsgid.settings import table
 from wsgid.settings.fields import ENV_PREFIX, GROUPS_BY_NAME, Group, Option
 
 
-@dataclass(frozen=True)
-class SettingSpec:
+class SettingSpec(NamedTuple):
     """Everything the generators need about one setting, read from its field when the table
     was rendered (`wsgid.settings.tablegen`)."""
 

@@ -36,9 +36,8 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass
 from types import FrameType
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from mypy_extensions import mypyc_attr
 
@@ -87,8 +86,7 @@ WORKER_SIGNALS = frozenset({
 })  # fmt: skip
 
 
-@dataclass
-class WorkerContext:
+class WorkerContext(NamedTuple):
     """Everything the master hands a new worker."""
 
     settings: RuntimeSettings
