@@ -35,13 +35,13 @@ responses are being made, and each of those still to send its head says
 from __future__ import annotations
 
 from collections.abc import Sequence
-from http import HTTPStatus
 from types import TracebackType
 from typing import Any, cast
 
 from wsgid.http import abnf
 from wsgid.http.cache import remember
 from wsgid.http.date import END_APP_DATE, END_APP_SERVER, END_OWN, Dates
+from wsgid.http.errors import reason_phrase
 from wsgid.http.request import Request
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
@@ -413,10 +413,7 @@ def _status_line(code: int) -> str:
     A client ignores the reason (§4), but people read it (curl -v, a proxy's log), and an
     app that left it out meant the usual one; a code with none (299) gets an empty one.
     Built only with a head that is not cached yet (`_shape`), never per request."""
-    try:
-        return f"{code} {HTTPStatus(code).phrase}"
-    except ValueError:
-        return f"{code} "
+    return f"{code} {reason_phrase(code)}"
 
 
 def _status_code(status: object) -> int:

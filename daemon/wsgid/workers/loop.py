@@ -68,7 +68,6 @@ held just before it.
 
 from __future__ import annotations
 
-import random
 import select
 import socket
 import time
@@ -223,6 +222,8 @@ class ConnectionLoop(Worker):
         limit = self.settings.max_requests
         if limit <= 0:
             return 0
+        import random  # here: only a worker with max_requests draws its jitter
+
         return limit + random.randint(0, self.settings.max_requests_jitter)
 
     def _serves_tls(self, listener: Listener) -> bool:

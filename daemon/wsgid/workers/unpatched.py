@@ -25,9 +25,9 @@ subprocess, os.fork and os.waitpid) the workers do not call.
 
 from __future__ import annotations
 
+import _queue
 import _thread
 import os
-import queue
 import select
 import socket
 from collections.abc import Callable
@@ -37,7 +37,7 @@ EPOLL: Final = select.epoll
 POLL: Final = select.poll
 SOCKET: Final = socket.socket
 SOCKETPAIR: Final = socket.socketpair
-SIMPLE_QUEUE: Final = queue.SimpleQueue
+SIMPLE_QUEUE: Final = _queue.SimpleQueue  # queue.SimpleQueue is this C class
 OS_READ: Final = os.read
 OS_WRITE: Final = os.write
 _START_NEW_THREAD: Final = _thread.start_new_thread
