@@ -54,13 +54,12 @@ OPERATIONS = (
 TLS = ("wsgid.tls", "wsgid.workers.tls_connection")
 # Nor what every start would pay for and serving never calls: `dataclasses` with the `inspect`
 # it imports, 5 ms of a start on one CPU (wsgid's records are named tuples and plain classes),
-# and structlog's processors, which bring them (the error log's are wsgid's own); nor what
-# only a rarer request or setting needs: `http`'s status enum (a status given without its
-# reason), `urllib.parse` (a path with %-escapes), `random` (max_requests' jitter), and
-# `queue`'s Python module (the gthread pool's queue is its C class).
+# and structlog's processors, which bring them (the error log's are wsgid's own); nor
+# `urllib.parse` (wsgid decodes a path's %-escapes itself), `random` (max_requests' jitter
+# comes from os.urandom), and `queue`'s Python module (the gthread pool's queue is its C class).
 START_COST = (
     "dataclasses", "inspect", "structlog.processors", "structlog.tracebacks",
-    "http", "urllib.parse", "random", "queue",
+    "urllib.parse", "random", "queue",
 )  # fmt: skip
 
 

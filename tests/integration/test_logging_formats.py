@@ -404,9 +404,13 @@ def test_log_files_are_opened_before_workers_drop_privileges(
     server = wsgid(
         APP, "--pythonpath", str(apps), "--user", "nobody", "--preload",
         "--access-logfile", str(access), "--access-logformat", "json",
-        "--error-logfile", str(error), "--log-format", "json", workers=2,
+        "--error-logfile", str(error), "--log-format", "json",
+        "--max-requests", "1000", "--max-requests-jitter", "100", workers=2,
     )  # fmt: skip
     assert server.get("/boom", headers={"X-Request-ID": "priv-1"}).status == 500
+    # Nor can a worker import later what it left for later: a path's %-escapes, the jitter
+    # of max_requests (drawn at boot) and an error's reason phrase need nothing new.
+    assert server.get("/b%6F%6Fm").status == 500
     records = wait_for(
         lambda: [json.loads(ln) for ln in read_lines(access) if "priv-1" in ln],
         what="the access record of a worker running as nobody",

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from urllib.parse import unquote_to_bytes
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from wsgid.http import environ, policy
 from wsgid.http.body import EMPTY_INPUT
 from wsgid.http.parser import Limits, RequestParser
@@ -51,3 +57,19 @@ def test_the_caches_stay_bounded() -> None:
         assert build(b"GET /n/%d HTTP/1.1" % i)["PATH_INFO"] == f"/n/{i}"
     assert 0 < len(environ._LINES) <= 512
     assert 0 < len(policy._ORIGIN_TARGETS) <= 512
+
+
+@pytest.mark.parametrize(
+    "path",
+    [b"", b"/", b"/a%20b", b"%", b"/%", b"/%4", b"/%zz/%4a%4A", b"%%41", b"/%c3%A9", b"/%2F%00"],
+)
+def test_unquote_decodes_as_urllib_does(path: bytes) -> None:
+    assert environ.unquote(path) == unquote_to_bytes(path)
+
+
+PIECES = [b"%", b"a", b"F", b"4", b"g", b"/", b"%2", b"\xff"]
+
+
+@given(st.lists(st.sampled_from(PIECES)).map(b"".join))
+def test_unquote_decodes_any_path_as_urllib_does(path: bytes) -> None:
+    assert environ.unquote(path) == unquote_to_bytes(path)

@@ -141,11 +141,25 @@ def decoded_path(path: bytes) -> str:
     """A request path as PATH_INFO shows it: percent-decoded, as latin-1 text."""
     if b"%" not in path:
         return path.decode("latin-1")
-    # Imported for the first path that needs it: `urllib.parse` is 1 ms of a worker's boot.
-    # (A request line's keys are cached, so this runs once per distinct encoded line.)
-    from urllib.parse import unquote_to_bytes
+    return unquote(path).decode("latin-1")
 
-    return unquote_to_bytes(path).decode("latin-1")
+
+# Each %XX of any case, by its two hex digits. A module of wsgid's own, not urllib.parse's
+# unquote_to_bytes: importing urllib.parse is 1 ms of every worker's boot, and a worker may
+# not import later what it needs (after it dropped privileges, Python's own files may be
+# out of its reach).
+_HEX_DIGITS = "0123456789abcdefABCDEF"
+_ESCAPED = {(a + b).encode(): bytes((int(a + b, 16),)) for a in _HEX_DIGITS for b in _HEX_DIGITS}
+
+
+def unquote(path: bytes) -> bytes:
+    """`path` percent-decoded (RFC 3986 §2.1); a `%` not followed by two hex digits stays."""
+    parts = path.split(b"%")
+    out = [parts[0]]
+    for part in parts[1:]:
+        byte = _ESCAPED.get(part[:2])
+        out.append(b"%" + part if byte is None else byte + part[2:])
+    return b"".join(out)
 
 
 # The keys a request line gives, by (target, method, version, SCRIPT_NAME):

@@ -8,6 +8,7 @@ can no longer be trusted.
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import TYPE_CHECKING
 
 from wsgid.http.date import Dates
@@ -18,10 +19,6 @@ if TYPE_CHECKING:
 
 def reason_phrase(status: int) -> str:
     """The standard reason phrase of `status`; "" for a code that has none (299)."""
-    # `http` here, not at the top: its HTTPStatus enum costs every start 0.4 ms, and only a
-    # response whose head is not built yet needs a phrase.
-    from http import HTTPStatus
-
     try:
         return HTTPStatus(status).phrase
     except ValueError:
