@@ -19,8 +19,8 @@ Some packages import far more in their `__init__` than wsgid uses of them. pydan
 imports its `core_schema` module (the schema's typed dicts, with `typing_extensions`,
 `decimal` and `fractions`: about 9 ms of the settings child's 30 on one CPU), which
 validating a ready schema never reads; structlog's imports all of structlog (its console
-renderer, stdlib integration and global configuration: 5 ms of a start), where wsgid uses two
-processors and the bound logger. `without_package_init` imports such a submodule under a
+renderer, stdlib integration and global configuration: 5 ms of a start), where wsgid uses its
+bound logger only. `without_package_init` imports such a submodule under a
 stand-in package that has only its `__path__`; the stand-in stays in `sys.modules`, and the
 first attribute asked of it (by an app that uses the package) runs the package's `__init__`
 as an `import` would (it finds the submodules already imported) and answers from the real
