@@ -76,10 +76,10 @@ class FakeSocket:
 
 
 class NullChannel:
-    def send(self, data: bytes) -> None:
+    def send(self, data: bytes, more: bytes = b"") -> None:
         pass
 
-    def send_last(self, data: bytes) -> None:
+    def send_last(self, data: bytes, more: bytes = b"") -> None:
         pass
 
     def fill(self) -> None:

@@ -26,6 +26,9 @@ Routes (any other path is `echo`):
 - `/_r/started`  starts its response ("started;" goes out with the head, from the iterable,
                  or through write() with `?via=write`), then streams the body back as it
                  reads it: a streaming echo or proxy.
+- `/_r/big`      `size` bytes of `big_body(size)`, as a one-item list (`mode=list`), from a
+                 generator in two pieces, the first the larger (`mode=gen`), or through
+                 write() (`mode=write`); with `cl`, the Content-Length is given.
 - `/_v/...`      echo wrapped in `wsgiref.validate.validator`; WSGIWarning is an error here,
                  so any complaint of the validator turns into a 500.
 """
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, cast
@@ -175,6 +179,29 @@ def _echo_pieces(stream: Any, first: bytes) -> Iterator[bytes]:
         yield chunk
 
 
+def big_body(size: int) -> bytes:
+    """`size` bytes that differ from those of any other size and repeat nowhere, so that a
+    piece sent twice, dropped or out of order shows."""
+    return random.Random(size).randbytes(size)
+
+
+def big(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    q = {k: v[0] for k, v in parse_qs(environ["QUERY_STRING"], keep_blank_values=True).items()}
+    body = big_body(int(q["size"]))
+    headers = [("Content-Type", "application/octet-stream")]
+    if "cl" in q:
+        headers.append(("Content-Length", str(len(body))))
+    write = start_response("200 OK", headers)
+    mode = q.get("mode", "list")
+    if mode == "write":
+        write(body)
+        return []
+    if mode == "gen":
+        cut = len(body) * 3 // 4
+        return iter((body[:cut], body[cut:]))
+    return [body]
+
+
 ROUTES: dict[str, Callable[[Environ, StartResponse], Iterable[bytes]]] = {
     "/_r/ignore": ignore,
     "/_r/fixed": fixed,
@@ -183,6 +210,7 @@ ROUTES: dict[str, Callable[[Environ, StartResponse], Iterable[bytes]]] = {
     "/_r/swallow": swallow,
     "/_r/started": started,
     "/_r/lines": lines,
+    "/_r/big": big,
 }
 
 validated_echo = validator(echo)

@@ -25,6 +25,7 @@ import pytest
 
 from conformance.conformance_cases import CASES, Case
 from conformance.conformance_server import ConformanceServer, running
+from conformance.test_connection import check_large_bodies
 from conformance.test_wire_cases import PROBE, check_case
 from support.tls import Certs, certificates
 
@@ -79,3 +80,11 @@ def test_pipelined_gets_filling_one_record_come_back_in_order(server: Conformanc
 def test_worker_survived_every_case(server: ConformanceServer) -> None:
     """Runs last in this module (pytest keeps definition order): no worker died on the way."""
     server.assert_workers_unchanged()
+
+
+def test_large_bodies_reach_a_slow_pipelining_client_whole_and_in_order_tls(
+    server: ConformanceServer,
+) -> None:
+    """Each large body sealed after its head (workers/tls_connection.py), whole and in
+    order behind TLS as over plain HTTP."""
+    check_large_bodies(server)

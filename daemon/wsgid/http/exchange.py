@@ -46,12 +46,16 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 class Channel(Protocol):
     """What an exchange needs from the worker's connection."""
 
-    def send(self, data: bytes) -> None:
-        """Queue bytes for the client (blocks only past a high-water mark)."""
+    def send(self, data: bytes, more: bytes = b"") -> None:
+        """Queue `data`, then `more`, for the client (blocks only past a high-water mark).
 
-    def send_last(self, data: bytes) -> None:
-        """Send the bytes that complete the response: the worker may hold them a moment, to
-        send them with other connections' responses (`loop.py`, "Held responses")."""
+        Two pieces, so that a large body goes after its head without being copied onto it:
+        the channel decides whether joining them or a vectored send costs less.
+        """
+
+    def send_last(self, data: bytes, more: bytes = b"") -> None:
+        """Send the bytes that complete the response (as `send`): the worker may hold them a
+        moment, to send them with other connections' responses (`loop.py`, "Held responses")."""
 
     def fill(self) -> None:
         """Read more of the request body into the request; raise BodyError if it cannot."""
@@ -223,8 +227,9 @@ def _send_result(result: Iterable[object], resp: Response, channel: Channel) -> 
             if type(chunk) is not bytes:
                 raise TypeError(f"the application yielded {type(chunk).__name__}, not bytes")
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        # Head and a small body in one send: one syscall, one TCP segment.
-        channel.send_last(resp.whole(body))
+        # Head and body in one send: one syscall, one TCP segment for a small body.
+        head, rest = resp.parts(body)
+        channel.send_last(head, rest)
         return
     if type(result) in (bytes, str) or result is None:
         # The body itself (or nothing) where PEP 3333 wants an iterable of bytes: a common
@@ -239,17 +244,16 @@ def _send_result(result: Iterable[object], resp: Response, channel: Channel) -> 
         if not chunk:
             continue  # PEP 3333: empty strings must not delay or end the body
         if resp.head_sent:
-            data = resp.frame(chunk)
+            head = b""
         else:
             if resp.status is None:
                 raise AssertionError("the application yielded before calling start_response()")
             # The head goes with the first piece of body: one send, one TCP segment.
             head = resp.streaming_head()
-            data = head + resp.frame(chunk)
         # Sent at once even when it completes the announced length: the iterable may still
         # run code before it ends (a generator's cleanup, a sleep), and held bytes would wait
         # for it (a list's body is held at its end, above).
-        channel.send(data)
+        channel.send(head, resp.frame(chunk))
     if not resp.head_sent:
         if resp.status is None:
             raise AssertionError("the application returned without calling start_response()")

@@ -177,10 +177,9 @@ class Response:
             raise AssertionError("write() called before start_response()")
         if type(data) is not bytes:
             raise TypeError(f"write() takes bytes, not {type(data).__name__}")
-        channel = self.channel
-        if not self.head_sent:
-            channel.send(self.streaming_head())
-        channel.send(self.frame(data))
+        # The head goes with the first piece: one send.
+        head = b"" if self.head_sent else self.streaming_head()
+        self.channel.send(head, self.frame(data))
 
     def keep_alive(self) -> bool:
         """Whether the connection may carry another request after this response.
@@ -342,14 +341,20 @@ class Response:
         )
 
     def whole(self, body: bytes) -> bytes:
-        """Head, body and end for a body known in full before anything is sent."""
+        """Head, body and end, in one piece, for a body known in full before anything is sent."""
+        head, rest = self.parts(body)
+        return head + rest
+
+    def parts(self, body: bytes) -> tuple[bytes, bytes]:
+        """The head, and the body framed and ended, for a body known in full before anything
+        is sent; in the usual case the second is `body` itself, not a copy."""
         length = len(body)
         head = self.head(length)
         if self.content_length == length and self.body_allowed:
             # The usual case, where frame() and end() would change nothing.
             self.bytes_sent = length
-            return head + body
-        return head + self.frame(body) + self.end()
+            return head, body
+        return head, self.frame(body) + self.end()
 
     def frame(self, data: bytes) -> bytes:
         """Frame one piece of body for the wire (may return b"")."""

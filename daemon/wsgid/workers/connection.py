@@ -5,7 +5,8 @@ of output the kernel did not take yet, and where it stands: reading its PROXY
 header, reading a head, awaiting a small body, busy in a pool thread,
 closing, lingering) and the `exchange.Channel` over it. While the application runs (sync: inline,
 gthread: in a pool thread), `send` queues past a high-water mark only after
-waiting (bounded by `timeout`) for the client to read; `send_last`, for the
+waiting (bounded by `timeout`) for the client to read, and sends a large body after its
+head by one vectored send, never copied onto it (`SEPARATE_FROM`); `send_last`, for the
 bytes that complete a response, may leave them in the queue for the loop to
 send with other responses (loop.py, "Held responses"); `fill` reads more body
 bytes, waiting for them the same way; `sendfile` sends a file body with
@@ -42,6 +43,11 @@ RECV_SIZE = 65536
 # Past this much queued output, `send` waits for the client instead of
 # buffering more of a streamed response.
 HIGH_WATER = 4 * 1024 * 1024
+# From this size on, a body goes after its head by one vectored send (sendmsg(2)) rather
+# than copied onto it: measured on loopback, the copy costs more past about 32 KiB, and
+# past malloc's mmap threshold (128 KiB) each copy also faults in fresh pages: a 1 MiB
+# body took about 135 page faults per response (docs/performance.md).
+SEPARATE_FROM = 32 * 1024
 # What `handshake` says (TLS): done, or waiting for the socket to be readable or writable.
 DONE = 0
 WANT_READ = 1
@@ -207,36 +213,47 @@ class Connection:
 
     # exchange.Channel
 
-    def send(self, data: bytes) -> None:
-        if not data:
+    def send(self, data: bytes, more: bytes = b"") -> None:
+        if more and (len(more) < SEPARATE_FROM or not data):
+            data += more
+            more = b""
+        elif not data:
             return
         self.responded = True
         self.sends += 1
-        if self.out:
-            self.out.append(data)
-            self.out_size += len(data)
+        out = self.out
+        if out:
+            self._enqueue(data, more)
             if self.out_size > HIGH_WATER:
                 self.flush_blocking()
             return
         try:
-            sent = self.sock.send(data)
+            sent = self.sock.sendmsg((data, more)) if more else self.sock.send(data)
         except BlockingIOError:
             sent = 0
         if sent < len(data):
-            self.out.append(memoryview(data)[sent:])
-            self.out_size += len(data) - sent
+            self._enqueue(memoryview(data)[sent:], more)
+        elif more and sent - len(data) < len(more):
+            self._enqueue(memoryview(more)[sent - len(data) :], b"")
 
-    def send_last(self, data: bytes) -> None:
+    def send_last(self, data: bytes, more: bytes = b"") -> None:
         # Not held on a connection closing already: gthread's loop took it from this thread
         # (`_take`), whose send must fail now (client.gone), as it would have without holding.
-        if self.holds and not self.out and not self.closing and data:
+        # Nor a large body: sent now, in one vectored send with its head, where the loop
+        # would send the two pieces one by one.
+        if self.holds and not self.out and not self.closing and len(more) < SEPARATE_FROM:
+            if more:
+                data += more
+            if not data:
+                return
             # Held, not sent: the loop sends the turn's responses together (`_hold`).
             self.responded = True
             self.out.append(data)
             self.out_size += len(data)
             self.holding = True
             return
-        Connection.send(self, data)  # this class's: a subclass's `send_last` gives it wire bytes
+        # This class's: a subclass's `send_last` gives it wire bytes.
+        Connection.send(self, data, more)
 
     def fill(self) -> None:
         if self.error is not None:
@@ -293,6 +310,14 @@ class Connection:
         return sock
 
     # output plumbing
+
+    def _enqueue(self, data: bytes | memoryview, more: bytes) -> None:
+        """Queue what the kernel did not take yet (`more` may be empty)."""
+        self.out.append(data)
+        self.out_size += len(data)
+        if more:
+            self.out.append(more)
+            self.out_size += len(more)
 
     def flush(self) -> bool:
         """Send queued output without blocking; True once the queue is empty."""

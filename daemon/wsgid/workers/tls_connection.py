@@ -165,21 +165,24 @@ class TLSConnection(Connection):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
         return b"" if self.ended else None
 
-    def send(self, data: bytes) -> None:
-        if data:
-            super().send(self._sealed(data))
+    def send(self, data: bytes, more: bytes = b"") -> None:
+        if data or more:
+            super().send(self._sealed(data, more))
 
-    def send_last(self, data: bytes) -> None:
-        if data:
-            super().send_last(self._sealed(data))
+    def send_last(self, data: bytes, more: bytes = b"") -> None:
+        if data or more:
+            super().send_last(self._sealed(data, more))
 
-    def _sealed(self, data: bytes) -> bytes:
-        """`data` as TLS records; as it is before TLS begins (a refused PROXY header's
-        answer, which goes in plain text, as on a listener without TLS)."""
+    def _sealed(self, data: bytes, more: bytes) -> bytes:
+        """`data` then `more` as TLS records; as they are before TLS begins (a refused PROXY
+        header's answer, which goes in plain text, as on a listener without TLS)."""
         obj = self.obj
         if obj is None:
-            return data
-        obj.write(data)
+            return data + more
+        if data:
+            obj.write(data)
+        if more:
+            obj.write(more)
         return self.outgoing.read()
 
     def _emit(self) -> None:
