@@ -22,6 +22,7 @@ WSGI app that says which thread runs it.
   pieces, sha256};
 - `/big?mb=N`: N MiB (the bytes 0..255 repeated) in 64 KiB writes, each awaited with
   `flush()` (a slow reader holds the handler, not the worker);
+- `/whole?size=N`: N bytes that repeat nowhere (`whole_body`), given whole to `finish()`;
 - `/ws`: a `tornado.websocket.WebSocketHandler` that echoes text messages and closes the
   WebSocket on "bye";
 - `/churn`: schedules and cancels 300 timers on the loop (what cancelled `wait_for` timeouts
@@ -39,6 +40,7 @@ import asyncio
 import hashlib
 import json
 import os
+import random
 import threading
 from collections.abc import Iterable
 from typing import Any
@@ -192,6 +194,16 @@ class BigHandler(tornado.web.RequestHandler):
             await self.flush()
 
 
+def whole_body(size: int) -> bytes:
+    return random.Random(size).randbytes(size)
+
+
+class WholeHandler(tornado.web.RequestHandler):
+    def get(self) -> None:
+        self.set_header("Content-Type", "application/octet-stream")
+        self.finish(whole_body(int(self.get_argument("size"))))
+
+
 class EchoWebSocket(tornado.websocket.WebSocketHandler):
     """Echoes each text message; on "bye" it closes the WebSocket."""
 
@@ -214,6 +226,7 @@ app = tornado.web.Application(
         (r"/echo", EchoHandler),
         (r"/upload", UploadHandler),
         (r"/big", BigHandler),
+        (r"/whole", WholeHandler),
         (r"/ws", EchoWebSocket),
     ]
 )

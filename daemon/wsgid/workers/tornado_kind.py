@@ -568,15 +568,14 @@ class TornadoExchange(httputil.HTTPConnection):
         reason = start_line.reason or _phrase(start_line.code)
         try:
             resp.start_response(f"{start_line.code} {reason}", fields)
-            data = resp.head(None)
-            if chunk:
-                data += resp.frame(chunk)
+            head = resp.head(None)
+            body = resp.frame(chunk) if chunk else b""
         except Exception as exc:
             self._broken(exc)
             return self._closed()
         self.resp = resp
         self.status = resp.status_code
-        return self._queue(data)
+        return self._queue(head, body)
 
     def _switch(self, headers: httputil.HTTPHeaders) -> asyncio.Future[None]:
         """The handler switches protocols (a `WebSocketHandler` accepting): its 101 head goes
@@ -680,11 +679,13 @@ class TornadoExchange(httputil.HTTPConnection):
 
     # output
 
-    def _queue(self, data: bytes) -> asyncio.Future[None]:
+    def _queue(self, data: bytes, more: bytes = b"") -> asyncio.Future[None]:
         future: asyncio.Future[None] = self.worker.aloop.create_future()
-        if data:
-            self.pending.append(data)
-            self.pending_size += len(data)
+        if data or more:
+            for piece in (data, more):
+                if piece:
+                    self.pending.append(piece)
+                    self.pending_size += len(piece)
             if not (self.push_scheduled or self.writing):
                 self.push_scheduled = True
                 self.worker.aloop.call_soon(self._push)
@@ -704,16 +705,20 @@ class TornadoExchange(httputil.HTTPConnection):
         if conn.out:
             self._want_write()
             return
-        data = b"".join(self.pending) if len(self.pending) != 1 else self.pending[0]
-        self.pending.clear()
+        pending = self.pending
+        # Two pieces (a head and the body a handler finished with) go as two: the
+        # connection sends a large body after its head without copying it; more are joined.
+        more = pending.pop() if len(pending) == 2 else b""
+        data = pending[0] if len(pending) == 1 else b"".join(pending)
+        pending.clear()
         self.pending_size = 0
         try:
             if self.state == FINISHING:
-                conn.send_last(data)  # held, sent, or its rest queued for the loop
+                conn.send_last(data, more)  # held, sent, or its rest queued for the loop
                 self._release()  # the future of RequestHandler.finish()
                 self._end(logged=True)
                 return
-            conn.send(data)
+            conn.send(data, more)
         except OSError:
             self.gone()
             return
