@@ -3,8 +3,8 @@
 Owns: `Connection.send` and `send_last` with a second piece (`more`): a small one is joined to
 the first and goes as one; one of `SEPARATE_FROM` bytes or more goes after the first by one
 vectored send, and whatever the kernel did not take, ending inside the first piece or inside
-the second, is queued and later sent in order; a held response (`holds`) keeps only a small
-second piece. Each test sends through a UNIX socket pair whose sending side has a small buffer,
+the second, is queued (the piece itself or a view of it, never a copy) and later sent in
+order; a held response (`holds`) keeps only a small second piece. Each test sends through a UNIX socket pair whose sending side has a small buffer,
 so the kernel takes part of a piece, and reads everything back on the other side.
 """
 
@@ -48,6 +48,11 @@ def piece(size: int, seed: int) -> bytes:
     return random.Random(seed).randbytes(size)
 
 
+def uncopied(queued: bytes | memoryview, piece: bytes) -> bool:
+    """Whether `queued` is `piece` itself or a view of it, not a copy."""
+    return queued is piece or (isinstance(queued, memoryview) and queued.obj is piece)
+
+
 def received_after_flush(conn: Connection, client: socket.socket, expected: int) -> bytes:
     """Everything the client reads while the connection flushes its queue."""
     got = bytearray()
@@ -77,6 +82,7 @@ def test_two_pieces_the_kernel_takes_in_part_arrive_whole_and_in_order(
     conn.send(data, more)
     assert conn.out, "the kernel took everything: the test shows nothing"
     assert conn.out_size == sum(len(p) for p in conn.out) < first + second
+    assert uncopied(conn.out[-1], more)
     assert received_after_flush(conn, client, first + second) == data + more
     assert conn.out_size == 0
 
@@ -117,17 +123,27 @@ def test_a_held_response_keeps_a_small_body_and_sends_a_large_one_at_once(
     conn.holding = False  # what the loop's `_hold` does when it takes it
     assert received_after_flush(conn, client, len(head) + len(small)) == head + small
 
+    conn.send_last(b"", small)  # the end of a streamed body: held as it is
+    assert conn.holding
+    assert conn.out[0] is small
+    conn.holding = False
+    assert received_after_flush(conn, client, len(small)) == small
+
     large = piece(1 << 20, 3)
     conn.send_last(head, large)
     assert not conn.holding  # sent at once, in one vectored send with its head
     assert received_after_flush(conn, client, len(head) + len(large)) == head + large
 
 
-def test_an_empty_first_piece_sends_the_second_alone(
-    pair: tuple[Connection, socket.socket],
+@pytest.mark.parametrize("size", [100, SEPARATE_FROM * 8])
+def test_an_empty_first_piece_sends_the_second_alone_and_uncopied(
+    pair: tuple[Connection, socket.socket], size: int
 ) -> None:
+    """What a streamed body's later pieces and `write()` after the head give: (b"", piece)."""
     conn, client = pair
-    more = piece(SEPARATE_FROM * 2, 4)
+    more = piece(size, 4)
     conn.send(b"", more)
     assert conn.sends == 1
+    if conn.out:  # the larger: what the kernel did not take is (a view of) the piece itself
+        assert uncopied(conn.out[0], more)
     assert received_after_flush(conn, client, len(more)) == more
