@@ -4,8 +4,9 @@ Owns: `Connection.send` and `send_last` with a second piece (`more`): a small on
 the first and goes as one; one of `SEPARATE_FROM` bytes or more goes after the first by one
 vectored send, and whatever the kernel did not take, ending inside the first piece or inside
 the second, is queued (the piece itself or a view of it, never a copy) and later sent in
-order; a held response (`holds`) keeps only a small second piece. Each test sends through a UNIX socket pair whose sending side has a small buffer,
-so the kernel takes part of a piece, and reads everything back on the other side.
+order; a held response (`holds`) keeps only a small second piece. Each test sends through a
+UNIX socket pair whose sending side has a small buffer, so the kernel takes part of a piece,
+and reads everything back on the other side.
 """
 
 from __future__ import annotations
