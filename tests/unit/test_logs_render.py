@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from wsgid.access_formats import GUNICORN_FORMAT
+from wsgid.http.request import Request
 from wsgid.logs import access, escape, render
 from wsgid.logs.atoms import AtomFormat, check
 from wsgid.logs.clock import clf_local, iso_utc, rfc3164_local, rfc5424
@@ -193,14 +194,10 @@ def test_logfmt_renderer_one_line() -> None:
 # --------------------------------------------------------------------------- access formats
 
 
-class Req:
-    method = "GET"
-    version = "HTTP/1.1"
-    body_received = 7
-
-    def __init__(self, path: bytes = b"/p", query: bytes = b"q=1") -> None:
-        self.path = path
-        self.query = query
+def a_request(path: bytes = b"/p", query: bytes = b"q=1") -> Request:
+    req = Request()
+    req.method, req.path, req.query, req.body_received = "GET", path, query, 7
+    return req
 
 
 class Capture:
@@ -229,12 +226,12 @@ class Capture:
         return None
 
 
-def log_one(fmt: str, req: Req | None = None, **environ: str) -> str:
+def log_one(fmt: str, req: Request | None = None, **environ: str) -> str:
     sink = Capture()
     env = {"REMOTE_ADDR": "10.0.0.1", "REMOTE_PORT": "5555", "wsgid.request_id": "rid1"}
     env.update(environ)
     log = access.AccessLog(sink, fmt)
-    log.request(req or Req(), 200, 13, env, [("X-Out", 'o"ut')], 1_234_567)
+    log.request(req or a_request(), 200, 13, env, [("X-Out", 'o"ut')], 1_234_567)
     assert sink.records == [], "rendered when the worker's loop turn ends"
     log.flush()
     (record,) = sink.records
@@ -258,7 +255,7 @@ def test_access_json_event(fixed_time: None) -> None:
 
 @pytest.mark.parametrize("text", NASTY)
 def test_access_json_cannot_be_forged(text: str) -> None:
-    req = Req(path=b"/" + text.encode("latin-1"), query=text.encode("latin-1"))
+    req = a_request(path=b"/" + text.encode("latin-1"), query=text.encode("latin-1"))
     line = log_one("json", req, HTTP_USER_AGENT=text, HTTP_REFERER=text, REMOTE_USER=text)
     assert line.isascii() and "\n" not in line and "\r" not in line
     data = json.loads(line)
@@ -269,7 +266,7 @@ def test_access_json_cannot_be_forged(text: str) -> None:
 
 @pytest.mark.parametrize("text", NASTY)
 def test_access_logfmt_cannot_be_forged(text: str) -> None:
-    req = Req(path=b"/" + text.encode("latin-1"), query=text.encode("latin-1"))
+    req = a_request(path=b"/" + text.encode("latin-1"), query=text.encode("latin-1"))
     line = log_one("logfmt", req, HTTP_USER_AGENT=text, HTTP_REFERER=text)
     assert "\n" not in line and "\r" not in line and line.isprintable()
     keys = re.findall(r'(?:^| )([a-z_]+)=(?:"(?:[^"\\]|\\.)*"|[^ "]*)', line)
@@ -282,7 +279,7 @@ COMBINED = re.compile(r'(\S+) - (\S+) \[([^\]]+)\] "([^"]*)" (\d{3}) (\d+|-) "([
 @pytest.mark.parametrize("text", NASTY)
 @pytest.mark.parametrize("fmt", ["combined", GUNICORN_FORMAT])
 def test_access_combined_fields_cannot_be_broken(text: str, fmt: str) -> None:
-    req = Req(path=b"/" + text.encode("latin-1"), query=text.encode("latin-1"))
+    req = a_request(path=b"/" + text.encode("latin-1"), query=text.encode("latin-1"))
     line = log_one(fmt, req, HTTP_USER_AGENT=text, HTTP_REFERER=text, RAW_URI="/" + text)
     assert line.isascii() and line.isprintable(), line
     match = COMBINED.fullmatch(line)
@@ -344,9 +341,9 @@ def test_access_captured_path_writes_what_the_event_path_writes(fmt: str, text: 
         {"REMOTE_PORT": "1"},  # an app that deleted REMOTE_ADDR
     ]
     for environ in environs:
-        for req in (Req(), Req(path=b"/" + raw, query=raw)):
+        for req in (a_request(), a_request(path=b"/" + raw, query=raw)):
             captured: access.Captured = (1_796_000_000.5, req, 404, 0, environ, [], 17)
-            fast = access._CAPTURED[fmt](*captured)
+            fast = access._CAPTURED[fmt](captured)
             assert fast is not None, (environ, req.path)
             assert fast == log._render(log.event(*captured)), (environ, req.path)
 

@@ -41,17 +41,22 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping, MutableMapping
-from typing import Any
+from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
 from wsgid.access_formats import NAMED_FORMATS
+from wsgid.http.request import Request
 from wsgid.logs import escape, render
 from wsgid.logs.atoms import AtomFormat, request_target
 from wsgid.logs.clock import clf_local, iso_utc
 from wsgid.logs.sinks import INFO, Sink
 
 EventDict = MutableMapping[str, Any]
+# What `AccessLog.request()` keeps of a request until the flush: (time, req, status, bytes
+# sent, environ, response headers, duration in µs). Typed as they are (the compiled request,
+# the environ's dict), so that the compiled renderers read them without generic lookups.
+Captured = tuple[float, Request, int, int, dict[str, Any], Any, int]
 # Fields whose text a client chose: decoded for the structured formats.
 CLIENT_FIELDS = ("remote_addr", "remote_user", "path", "query", "user_agent", "referer")
 
@@ -106,8 +111,9 @@ ACCESS_KEYS = (
     "protocol", "status", "bytes_sent", "request_bytes", "duration_us", "user_agent",
     "referer", "request_id", "pid",
 )  # fmt: skip
-_json_str = json.encoder.encode_basestring_ascii  # ASCII output: any byte is escaped
-_client_text = escape.client_text
+# Final: compiled, a static the renderers read without a lookup in the module's dict.
+_json_str: Final = json.encoder.encode_basestring_ascii  # ASCII output: any byte is escaped
+_client_text: Final = escape.client_text
 
 
 def _js(value: str | None) -> str:
@@ -162,7 +168,7 @@ def render_logfmt(_: Any, __: str, e: EventDict) -> str:
 # Fields wsgid itself wrote (the time, the method token, the protocol) need no escaping in
 # any of these formats (a method is a token: no space, `=`, quote or backslash); what a
 # client or the app chose is escaped as in the generic path.
-def _port(environ: Mapping[str, Any]) -> str:
+def _port(environ: dict[str, Any]) -> str:
     port = environ.get("REMOTE_PORT")
     if not port or not port.isdigit():
         return "null"
@@ -170,7 +176,7 @@ def _port(environ: Mapping[str, Any]) -> str:
     return port if port[0] != "0" or len(port) == 1 else str(int(port))
 
 
-def _user(environ: Mapping[str, Any]) -> str | None:
+def _user(environ: dict[str, Any]) -> str | None:
     if "REMOTE_USER" in environ or "HTTP_AUTHORIZATION" in environ:
         return remote_user(environ)
     return None
@@ -180,66 +186,57 @@ def _target_text(raw: bytes) -> str:
     return raw.decode("latin-1")
 
 
-def captured_json(
-    now: float, req: Any, status: int, sent: int, environ: Mapping[str, Any], _: Any, dur: int
-) -> str | None:
+def captured_json(item: Captured) -> str | None:
     """`render_json` of the event of a captured request, or None for the generic path."""
+    now, req, status, sent, env, _, dur = item
     if not req.method:
         return None
-    get = environ.get
     # One f-string, keys in ACCESS_KEYS order: compiled, it is a single join of the pieces,
     # half the cost of a %-template of the same line.
     return (
-        f'{{"timestamp":"{iso_utc(now)}","remote_addr":{_js(get("REMOTE_ADDR"))},'
-        f'"remote_port":{_port(environ)},"remote_user":{_js(_user(environ))},'
+        f'{{"timestamp":"{iso_utc(now)}","remote_addr":{_js(env.get("REMOTE_ADDR"))},'
+        f'"remote_port":{_port(env)},"remote_user":{_js(_user(env))},'
         f'"method":"{req.method}","path":{_js(_target_text(req.path))},'
         f'"query":{_js(_target_text(req.query))},"protocol":"{req.version}",'
         f'"status":{status},"bytes_sent":{sent},"request_bytes":{req.body_received},'
-        f'"duration_us":{dur},"user_agent":{_js(get("HTTP_USER_AGENT"))},'
-        f'"referer":{_js(get("HTTP_REFERER"))},"request_id":{_js(get("wsgid.request_id"))},'
-        f'"pid":{_pid}}}'
+        f'"duration_us":{dur},"user_agent":{_js(env.get("HTTP_USER_AGENT"))},'
+        f'"referer":{_js(env.get("HTTP_REFERER"))},'
+        f'"request_id":{_js(env.get("wsgid.request_id"))},"pid":{_pid}}}'
     )
 
 
-def captured_logfmt(
-    now: float, req: Any, status: int, sent: int, environ: Mapping[str, Any], _: Any, dur: int
-) -> str | None:
+def captured_logfmt(item: Captured) -> str | None:
     """`render_logfmt` of the event of a captured request, or None for the generic path."""
+    now, req, status, sent, env, _, dur = item
     if not req.method:
         return None
-    get = environ.get
     return (
-        f"timestamp={iso_utc(now)} remote_addr={_lf(get('REMOTE_ADDR'))} "
-        f"remote_port={_port(environ)} remote_user={_lf(_user(environ))} "
+        f"timestamp={iso_utc(now)} remote_addr={_lf(env.get('REMOTE_ADDR'))} "
+        f"remote_port={_port(env)} remote_user={_lf(_user(env))} "
         f"method={req.method} path={_lf(_target_text(req.path))} "
         f"query={_lf(_target_text(req.query))} protocol={req.version} status={status} "
         f"bytes_sent={sent} request_bytes={req.body_received} duration_us={dur} "
-        f"user_agent={_lf(get('HTTP_USER_AGENT'))} referer={_lf(get('HTTP_REFERER'))} "
-        f"request_id={_lf(get('wsgid.request_id'))} pid={_pid}"
+        f"user_agent={_lf(env.get('HTTP_USER_AGENT'))} referer={_lf(env.get('HTTP_REFERER'))} "
+        f"request_id={_lf(env.get('wsgid.request_id'))} pid={_pid}"
     )
 
 
-def captured_combined(
-    now: float, req: Any, status: int, sent: int, environ: Mapping[str, Any], _: Any, dur: int
-) -> str | None:
+def captured_combined(item: Captured) -> str | None:
     """`render_combined` of the event of a captured request, or None for the generic path."""
+    now, req, status, sent, environ, _, _ = item
     method = req.method
     if not method:
         return None
-    get = environ.get
     query = req.query
     target = f"{_target_text(req.path)}?{_target_text(query)}" if query else _target_text(req.path)
     request = f"{escape.clf(method)} {escape.clf(target)} {req.version}"
     return _combined_line(
-        get("REMOTE_ADDR"), _user(environ), now, request, status, sent,
-        get("HTTP_REFERER"), get("HTTP_USER_AGENT"),
+        environ.get("REMOTE_ADDR"), _user(environ), now, request, status, sent,
+        environ.get("HTTP_REFERER"), environ.get("HTTP_USER_AGENT"),
     )  # fmt: skip
 
 
-# What `request()` keeps of a request until the flush: (time, req, status, bytes sent,
-# environ, response headers, duration in µs).
-Captured = tuple[float, Any, int, int, Mapping[str, Any], Any, int]
-_CAPTURED: dict[str, Callable[..., str | None]] = {
+_CAPTURED: dict[str, Callable[[Captured], str | None]] = {
     "json": captured_json,
     "logfmt": captured_logfmt,
     "combined": captured_combined,
@@ -366,7 +363,7 @@ class AccessLog:
         _access_logs.add(self)
 
     def request(
-        self, req: Any, status: int, bytes_sent: int, environ: Mapping[str, Any],
+        self, req: Request, status: int, bytes_sent: int, environ: dict[str, Any],
         headers: Any, duration_us: int,
     ) -> None:  # fmt: skip
         """Log one answered request (called after the response was sent)."""
@@ -378,15 +375,14 @@ class AccessLog:
         self.flush()
 
     def event(
-        self, now: float, req: Any, status: int, bytes_sent: int, environ: Mapping[str, Any],
+        self, now: float, req: Request, status: int, bytes_sent: int, environ: dict[str, Any],
         headers: Any, duration_us: int,
     ) -> dict[str, Any]:  # fmt: skip
         """The access event of a captured request (see the module docstring)."""
-        get = environ.get
-        port = get("REMOTE_PORT")
+        port = environ.get("REMOTE_PORT")
         event: dict[str, Any] = {
             "timestamp": now,
-            "remote_addr": get("REMOTE_ADDR"),
+            "remote_addr": environ.get("REMOTE_ADDR"),
             "remote_port": int(port) if port and port.isdigit() else None,
             "remote_user": _user(environ),
             "method": req.method,
@@ -397,9 +393,9 @@ class AccessLog:
             "bytes_sent": bytes_sent,
             "request_bytes": req.body_received,
             "duration_us": duration_us,
-            "user_agent": get("HTTP_USER_AGENT"),
-            "referer": get("HTTP_REFERER"),
-            "request_id": get("wsgid.request_id"),
+            "user_agent": environ.get("HTTP_USER_AGENT"),
+            "referer": environ.get("HTTP_REFERER"),
+            "request_id": environ.get("wsgid.request_id"),
             "pid": _pid,
         }  # fmt: skip
         if self._context:
@@ -445,10 +441,10 @@ class AccessLog:
         records: list[str] = []
         append = records.append
         for item in pending:
-            if type(item) is dict:
+            if isinstance(item, dict):
                 append(render(item))
                 continue
-            record = captured(*item) if captured is not None else None
+            record = captured(item) if captured is not None else None
             append(record if record is not None else render(event(*item)))
         self.sink.write_many(records, INFO)
 
