@@ -326,6 +326,13 @@ def test_remote_user() -> None:
     assert access.remote_user({"HTTP_AUTHORIZATION": "Bearer x"}) is None
 
 
+CAPTURED_RENDERERS = {
+    "json": access.captured_json,
+    "logfmt": access.captured_logfmt,
+    "combined": access.captured_combined,
+}
+
+
 @pytest.mark.parametrize("fmt", ["json", "logfmt", "combined"])
 @pytest.mark.parametrize("text", [*NASTY, "", "0"])
 def test_access_captured_path_writes_what_the_event_path_writes(fmt: str, text: str) -> None:
@@ -343,9 +350,32 @@ def test_access_captured_path_writes_what_the_event_path_writes(fmt: str, text: 
     for environ in environs:
         for req in (a_request(), a_request(path=b"/" + raw, query=raw)):
             captured: access.Captured = (1_796_000_000.5, req, 404, 0, environ, [], 17)
-            fast = access._CAPTURED[fmt](captured)
+            fast = CAPTURED_RENDERERS[fmt](captured)
             assert fast is not None, (environ, req.path)
             assert fast == log._render(log.event(*captured)), (environ, req.path)
+
+
+@pytest.mark.parametrize("fmt", ["json", "logfmt", "combined"])
+@pytest.mark.parametrize("port", ["\xb2", "\u0663", "1\u0663", "-1", " 80", "0x50", ""])
+def test_access_a_remote_port_that_is_not_ascii_digits_is_logged_as_none(
+    fmt: str, port: str
+) -> None:
+    """An app may set REMOTE_PORT to anything: `isdigit` takes superscripts (which `int()`
+    refuses) and `int()` other scripts' digits, which would be a bare token in JSON."""
+    sink = Capture()
+    log = access.AccessLog(sink, fmt)
+    environ = {"REMOTE_ADDR": "10.0.0.1", "REMOTE_PORT": port}
+    captured: access.Captured = (1_796_000_000.5, a_request(), 200, 2, environ, [], 17)
+    generic = log._render(log.event(*captured))
+    assert CAPTURED_RENDERERS[fmt](captured) == generic
+    log.rejected(environ, 400)
+    log.request(a_request(), 200, 2, environ, [], 17)
+    log.flush()
+    assert len(sink.records) == 2
+    if fmt == "json":
+        assert [json.loads(r)["remote_port"] for r in sink.records] == [None, None]
+    elif fmt == "logfmt":
+        assert all(" remote_port=null " in r for r in sink.records)
 
 
 def test_a_gunicorn_format_writes_a_dash_for_every_field_of_a_request_refused_unparsed() -> None:

@@ -1,11 +1,12 @@
 """The access log: one event per request, rendered in the operator's format.
 
 Owns: what an access event holds and the pipeline of each access format.
-The worker calls `AccessLog.request(...)` after each response (and
-`rejected(...)` for requests refused before they reached the app), and
-`flush()` at the end of each turn of its loop, which renders that turn's
-events and writes them at once. When the access log is off there is no
-`AccessLog` at all, so the hot path pays one `is None` test and nothing else.
+The worker keeps each answered request with `capture(log.pending, ...)` (or
+`AccessLog.request(...)`, the same thing as a method), logs requests refused
+before they reached the app with `rejected(...)`, and calls `flush()` at the
+end of each turn of its loop, which renders that turn's events and writes
+them at once. When the access log is off there is no `AccessLog` at all, so
+the hot path pays one `is None` test and nothing else.
 
 Every event carries (in this order, which is the JSON key order):
 
@@ -41,7 +42,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping, MutableMapping
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
 from mypy_extensions import mypyc_attr
 
@@ -57,18 +58,34 @@ EventDict = MutableMapping[str, Any]
 # sent, environ, response headers, duration in µs). Typed as they are (the compiled request,
 # the environ's dict), so that the compiled renderers read them without generic lookups.
 Captured = tuple[float, Request, int, int, dict[str, Any], Any, int]
+# An access log's records waiting for its flush: captured requests, and events (refusals).
+Pending = list[Captured | dict[str, Any]]
 # Fields whose text a client chose: decoded for the structured formats.
 CLIENT_FIELDS = ("remote_addr", "remote_user", "path", "query", "user_agent", "referer")
 
-_pid = os.getpid()
+
+class _Process:
+    """This process's pid, and as the records print it: read per record, so an attribute of a
+    compiled object (a module global would cost a dictionary lookup, the text a conversion)."""
+
+    def __init__(self) -> None:
+        self.pid = 0
+        self.text = ""
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.pid = os.getpid()
+        self.text = str(self.pid)
 
 
-def _refresh_pid() -> None:
-    global _pid
-    _pid = os.getpid()
+_process: Final = _Process()
+os.register_at_fork(after_in_child=_process.refresh)
 
 
-os.register_at_fork(after_in_child=_refresh_pid)
+def is_port(value: object) -> TypeGuard[str]:
+    """Whether an environ's REMOTE_PORT is a port number: ASCII digits (an app may have set
+    it to anything; `int()` also takes other scripts' digits, and `isdigit` superscripts)."""
+    return isinstance(value, str) and value.isdigit() and value.isascii()
 
 
 def remote_user(environ: Mapping[str, Any]) -> str | None:
@@ -120,6 +137,12 @@ def _js(value: str | None) -> str:
     """A string of the event as JSON; request bytes decoded (see `escape.client_text`)."""
     if value is None:
         return "null"
+    text = _json_str(value)
+    # Only the two quotes added: printable ASCII that needed no escape, the usual value, and
+    # what the careful way below would give. `str.isascii` costs a generic method call in
+    # compiled code; this costs two lengths.
+    if len(text) == len(value) + 2:
+        return text
     return _json_str(value if value.isascii() else _client_text(value))
 
 
@@ -170,7 +193,7 @@ def render_logfmt(_: Any, __: str, e: EventDict) -> str:
 # client or the app chose is escaped as in the generic path.
 def _port(environ: dict[str, Any]) -> str:
     port = environ.get("REMOTE_PORT")
-    if not port or not port.isdigit():
+    if not is_port(port):
         return "null"
     # As the event's int would print; the environ's own text when it already is (no int()).
     return port if port[0] != "0" or len(port) == 1 else str(int(port))
@@ -201,7 +224,7 @@ def captured_json(item: Captured) -> str | None:
         f'"status":{status},"bytes_sent":{sent},"request_bytes":{req.body_received},'
         f'"duration_us":{dur},"user_agent":{_js(env.get("HTTP_USER_AGENT"))},'
         f'"referer":{_js(env.get("HTTP_REFERER"))},'
-        f'"request_id":{_js(env.get("wsgid.request_id"))},"pid":{_pid}}}'
+        f'"request_id":{_js(env.get("wsgid.request_id"))},"pid":{_process.text}}}'
     )
 
 
@@ -217,7 +240,7 @@ def captured_logfmt(item: Captured) -> str | None:
         f"query={_lf(_target_text(req.query))} protocol={req.version} status={status} "
         f"bytes_sent={sent} request_bytes={req.body_received} duration_us={dur} "
         f"user_agent={_lf(env.get('HTTP_USER_AGENT'))} referer={_lf(env.get('HTTP_REFERER'))} "
-        f"request_id={_lf(env.get('wsgid.request_id'))} pid={_pid}"
+        f"request_id={_lf(env.get('wsgid.request_id'))} pid={_process.text}"
     )
 
 
@@ -234,13 +257,6 @@ def captured_combined(item: Captured) -> str | None:
         environ.get("REMOTE_ADDR"), _user(environ), now, request, status, sent,
         environ.get("HTTP_REFERER"), environ.get("HTTP_USER_AGENT"),
     )  # fmt: skip
-
-
-_CAPTURED: dict[str, Callable[[Captured], str | None]] = {
-    "json": captured_json,
-    "logfmt": captured_logfmt,
-    "combined": captured_combined,
-}
 
 
 def render_combined(_: Any, __: str, event: EventDict) -> str:
@@ -332,7 +348,21 @@ def compose(processors: list[render.Processor]) -> Callable[[EventDict], str]:
 
 # Requests held before a flush renders them without waiting for the loop (gthread
 # pool threads can finish many requests while the loop is in one turn).
-BATCH_LIMIT = 256
+BATCH_LIMIT: Final = 256
+
+
+def capture(
+    pending: Pending, req: Request, status: int, bytes_sent: int,
+    environ: dict[str, Any], headers: Any, duration_us: int,
+) -> bool:  # fmt: skip
+    """Keep an answered request in `pending` (an `AccessLog`'s) until its next flush.
+
+    What `AccessLog.request` does; the serving loop calls it itself, compiled to a direct
+    call and a list append, which costs a fraction of a method call on the log. True when
+    the batch is full and the caller should flush it now.
+    """
+    pending.append((time.time(), req, status, bytes_sent, environ, headers, duration_us))
+    return len(pending) >= BATCH_LIMIT
 
 
 # Compiled by mypyc with the hot path, yet a Python class: the registry below holds it by weak
@@ -341,7 +371,7 @@ BATCH_LIMIT = 256
 class AccessLog:
     """The access log of one process: captures each request, renders them in batches.
 
-    `request()` only keeps references to what the event needs (a tuple: the
+    `capture()` only keeps references to what the event needs (a tuple: the
     request is over, nothing changes them any more); `flush()`, which the
     worker's loop calls at the end of every turn, builds that turn's events,
     runs the pipeline over them and writes all the records at once. The work
@@ -355,11 +385,13 @@ class AccessLog:
         self.sink = sink
         self.format = fmt
         self._render = compose(pipeline(fmt, colours))
-        self._captured = _CAPTURED.get(fmt)
         # gunicorn atoms may read any environ key or response header.
         self._context = fmt not in NAMED_FORMATS
-        self._pending: list[Captured | dict[str, Any]] = []
-        self._lock = threading.Lock()  # gthread: pool threads add while the loop flushes
+        # What `capture` keeps until the next flush. The serving loop appends to it directly,
+        # without a lock: appending is one atomic operation even when gthread's pool threads
+        # do it while the loop flushes. Flushes take their records under the lock.
+        self.pending: Pending = []
+        self._lock = threading.Lock()
         _access_logs.add(self)
 
     def request(
@@ -367,12 +399,8 @@ class AccessLog:
         headers: Any, duration_us: int,
     ) -> None:  # fmt: skip
         """Log one answered request (called after the response was sent)."""
-        captured = (time.time(), req, status, bytes_sent, environ, headers, duration_us)
-        with self._lock:
-            self._pending.append(captured)
-            if len(self._pending) < BATCH_LIMIT:
-                return
-        self.flush()
+        if capture(self.pending, req, status, bytes_sent, environ, headers, duration_us):
+            self.flush()
 
     def event(
         self, now: float, req: Request, status: int, bytes_sent: int, environ: dict[str, Any],
@@ -383,7 +411,7 @@ class AccessLog:
         event: dict[str, Any] = {
             "timestamp": now,
             "remote_addr": environ.get("REMOTE_ADDR"),
-            "remote_port": int(port) if port and port.isdigit() else None,
+            "remote_port": int(port) if is_port(port) else None,
             "remote_user": _user(environ),
             "method": req.method,
             "path": req.path.decode("latin-1"),
@@ -396,7 +424,7 @@ class AccessLog:
             "user_agent": environ.get("HTTP_USER_AGENT"),
             "referer": environ.get("HTTP_REFERER"),
             "request_id": environ.get("wsgid.request_id"),
-            "pid": _pid,
+            "pid": _process.pid,
         }  # fmt: skip
         if self._context:
             event["_environ"] = environ
@@ -409,7 +437,7 @@ class AccessLog:
         event: dict[str, Any] = {
             "timestamp": time.time(),
             "remote_addr": base.get("REMOTE_ADDR"),
-            "remote_port": int(port) if port and str(port).isdigit() else None,
+            "remote_port": int(port) if is_port(port) else None,
             "remote_user": None,
             "method": None,
             "path": None,
@@ -422,31 +450,46 @@ class AccessLog:
             "user_agent": None,
             "referer": None,
             "request_id": None,
-            "pid": _pid,
+            "pid": _process.pid,
         }
         if self._context:
             event["_environ"] = {}
             event["_headers"] = []
-        with self._lock:
-            self._pending.append(event)
+        self.pending.append(event)
         self.flush()  # rare: no batch to wait for
 
     def flush(self) -> None:
         """Render and write the requests captured so far (after each turn of the loop)."""
-        if not self._pending:
+        pending = self.pending
+        if not pending:
             return
-        with self._lock:
-            pending, self._pending = self._pending, []
-        render, event, captured = self._render, self.event, self._captured
-        records: list[str] = []
-        append = records.append
-        for item in pending:
-            if isinstance(item, dict):
-                append(render(item))
-                continue
-            record = captured(item) if captured is not None else None
-            append(record if record is not None else render(event(*item)))
+        with self._lock:  # another thread's flush takes the same records only once
+            taken = pending[:]
+            # Only those copied: a pool thread may have appended since, at the end.
+            del pending[: len(taken)]
+        records = self._records(taken)
         self.sink.write_many(records, INFO)
+
+    def _records(self, taken: Pending) -> list[str]:
+        """The records of `taken`: captured requests straight from the capture when the
+        format can (called directly, not through `_CAPTURED`: a call of a compiled function
+        through a Python callable converts its arguments twice), the rest through events."""
+        fmt, render, event = self.format, self._render, self.event
+        records: list[str] = []
+        for item in taken:
+            if isinstance(item, dict):
+                records.append(render(item))
+                continue
+            if fmt == "json":
+                record = captured_json(item)
+            elif fmt == "logfmt":
+                record = captured_logfmt(item)
+            elif fmt == "combined":
+                record = captured_combined(item)
+            else:
+                record = None
+            records.append(record if record is not None else render(event(*item)))
+        return records
 
     def reopen(self) -> str | None:
         self.flush()  # what was served before the signal belongs in the old file
@@ -463,7 +506,7 @@ _access_logs: weakref.WeakSet[AccessLog] = weakref.WeakSet()
 def _reset_after_fork() -> None:
     for log in list(_access_logs):
         log._lock = threading.Lock()
-        log._pending = []  # the parent's requests are the parent's to write
+        log.pending.clear()  # the parent's requests are the parent's to write
 
 
 os.register_at_fork(after_in_child=_reset_after_fork)

@@ -16,25 +16,41 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Final
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")  # tm_wday: Monday is 0
 
-_iso_cache: tuple[int, str] = (-1, "")
-_iso_ms_cache: tuple[int, str] = (-1, "")
+
+class _Spelled:
+    """The last time spelled in one format, as (the time's key, its text): one attribute,
+    swapped whole, so a thread never reads one time's key with another's text. An attribute
+    of a compiled object, where a module global would cost dictionary lookups."""
+
+    def __init__(self) -> None:
+        self.last: tuple[int, str] = (-1, "")
+
+
+_iso_second: Final = _Spelled()
+_iso_ms: Final = _Spelled()
 
 
 def iso_utc(now: float) -> str:
     """`2026-11-27T07:53:11.123Z`: UTC with milliseconds."""
-    global _iso_cache, _iso_ms_cache
     ms = int(now * 1000)
-    if _iso_ms_cache[0] == ms:
-        return _iso_ms_cache[1]  # under load, dozens of requests end in the same ms
+    last = _iso_ms.last
+    if last[0] == ms:
+        return last[1]  # under load, dozens of requests end in the same ms
     second, frac = divmod(ms, 1000)
-    if _iso_cache[0] != second:
-        _iso_cache = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
-    text = f"{_iso_cache[1]}.{frac:03d}Z"
-    _iso_ms_cache = (ms, text)
+    prefix = _iso_second.last
+    if prefix[0] != second:
+        prefix = _iso_second.last = (
+            second,
+            time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)),
+        )
+    # str(1000 + frac)[1:] is frac in three digits; a format spec would cost a str.format call.
+    text = f"{prefix[1]}.{str(1000 + frac)[1:]}Z"
+    _iso_ms.last = (ms, text)
     return text
 
 

@@ -89,6 +89,8 @@ from wsgid.http.request import Request
 from wsgid.http.response import CONTINUE, Response, worker_stops
 from wsgid.listeners import Listener
 from wsgid.logs import clock, request_id
+from wsgid.logs.access import Pending
+from wsgid.logs.access import capture as access_capture
 from wsgid.runtime import RuntimeSettings
 from wsgid.workers import unpatched
 from wsgid.workers.admission import CONNECTION_ERRORS, Admission
@@ -170,6 +172,8 @@ class ConnectionLoop(Worker):
         self.pre_request_hook = self.hooks.has("pre_request")
         self.post_request_hook = self.hooks.has("post_request")
         self.access = self.ctx.logs.access
+        # The list its records wait in until the turn's flush: the loop appends to it itself.
+        self.access_pending: Pending = [] if self.access is None else self.access.pending
         self.errors_stream = self.ctx.logs.error_stream
         self.dates = Dates(clock.http_date)
         self.exchange = Exchange(
@@ -767,9 +771,12 @@ class ConnectionLoop(Worker):
         if self.post_request_hook:
             self.call_post_request(conn, req, resp)
         if access is not None and not conn.timed_out:
-            access.request(
-                req, status, resp.bytes_sent, resp.environ, resp.headers, elapsed_us
+            full = access_capture(
+                self.access_pending, req, status, resp.bytes_sent, resp.environ, resp.headers,
+                elapsed_us,
             )  # fmt: skip
+            if full:
+                access.flush()
 
     def timed_out_answer(
         self, conn: Connection, req: Request, started: float, head: bool = False
