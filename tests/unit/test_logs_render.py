@@ -326,6 +326,18 @@ def test_remote_user() -> None:
     assert access.remote_user({"HTTP_AUTHORIZATION": "Bearer x"}) is None
 
 
+@pytest.mark.parametrize(
+    "text",
+    [*NASTY, "", "0", "plain", "with space", "k=v", "del\x7f", "tilde~", "\x7f", " ", "="],
+)
+def test_access_field_escapes_are_client_text_then_the_format_escape(text: str) -> None:
+    """`_js` and `_lf` take shortcuts for the usual value (printable ASCII): whatever the
+    text, each must give what decoding it and escaping it the plain way gives."""
+    decoded = escape.client_text(text)
+    assert access._js(text) == json.encoder.encode_basestring_ascii(decoded)
+    assert access._lf(text) == escape.logfmt(decoded)
+
+
 CAPTURED_RENDERERS = {
     "json": access.captured_json,
     "logfmt": access.captured_logfmt,

@@ -150,6 +150,12 @@ def _lf(value: str | None) -> str:
     """The same for logfmt."""
     if value is None:
         return "null"
+    quoted = _json_str(value)
+    # As in `_js`: nothing escaped means ASCII without a control character, `"` or `\`; with
+    # no DEL either (JSON leaves it as it is), the value is printable, and logfmt's quoted
+    # form of it is the JSON one.
+    if len(quoted) == len(value) + 2 and "\x7f" not in value:
+        return value if value and " " not in value and "=" not in value else quoted
     return escape.logfmt(value if value.isascii() else _client_text(value))
 
 
