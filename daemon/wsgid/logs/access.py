@@ -478,8 +478,8 @@ class AccessLog:
 
     def _records(self, taken: Pending) -> list[str]:
         """The records of `taken`: captured requests straight from the capture when the
-        format can (called directly, not through `_CAPTURED`: a call of a compiled function
-        through a Python callable converts its arguments twice), the rest through events."""
+        format can (each renderer called by name: a compiled function called through a
+        Python callable converts its arguments twice), the rest through events."""
         fmt, render, event = self.format, self._render, self.event
         records: list[str] = []
         for item in taken:
