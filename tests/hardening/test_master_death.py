@@ -63,6 +63,26 @@ def test_workers_exit_when_the_master_is_killed_and_finish_the_request_in_flight
     assert {e.fields.get("master") for e in gone} == {str(server.pid)}
 
 
+def test_a_worker_still_loading_the_app_when_the_master_is_killed_exits_without_a_crash(
+    wsgid: Callable[..., WsgidServer], kind: str
+) -> None:
+    # The worker's boot report then meets a pipe nobody reads (seen in CI under load, where
+    # a gevent worker was still importing): an orphan, not a crash with a traceback.
+    server = wsgid(
+        "slow_import_app:app", *kind_args(kind), workers=1,
+        env={"SLOW_IMPORT_SECONDS": "2"}, start=False,
+    )  # fmt: skip
+    workers = server.wait_workers(1)
+    kill_master(server)
+    left = procs.wait_gone(workers, timeout=GONE_WITHIN)
+    assert not left, f"workers {left} still run {GONE_WITHIN}s after the master was killed"
+    log = server.errlog()
+    assert not events(log, "worker.crashed"), log
+    assert [e.fields.get("master") for e in events(log, "worker.master_gone")] == [
+        str(server.pid)
+    ], log
+
+
 def test_a_restart_after_the_master_was_killed_binds_the_same_port_and_pidfile(
     wsgid: Callable[..., WsgidServer], workdir: WorkDir, kind: str
 ) -> None:

@@ -191,8 +191,16 @@ class Worker:
             self.module_reports.send_new()
         self.ctx.scoreboard.beat(self.ctx.slot)
         self.ctx.scoreboard.set_state(self.ctx.slot, scoreboard.READY)
-        unpatched.OS_WRITE(self.ctx.boot_fd, BOOTED.pack(os.getpid()))
-        os.close(self.ctx.boot_fd)
+        try:
+            unpatched.OS_WRITE(self.ctx.boot_fd, BOOTED.pack(os.getpid()))
+        except BrokenPipeError:
+            # Only the master reads this pipe: it died while the app loaded. Its exit closes
+            # the pipe before the kernel reparents this process, so the parent may still
+            # look like the master here.
+            self._stop_orphaned()
+            return ExitCode.OK
+        finally:
+            os.close(self.ctx.boot_fd)
         self.serving = True
         try:
             self.serve()
@@ -218,12 +226,15 @@ class Worker:
         if self.module_reports is not None:
             self.module_reports.send_new()  # a module the app imported since (on a request)
         if not self.orphaned and os.getppid() != self.ctx.master_pid:
-            self.orphaned = True
-            self.alive = False
-            self._bound_orphan_stop()
-            self.log.error(
-                "worker.master_gone", master=self.ctx.master_pid, action="stopping gracefully"
-            )
+            self._stop_orphaned()
+
+    def _stop_orphaned(self) -> None:
+        self.orphaned = True
+        self.alive = False
+        self._bound_orphan_stop()
+        self.log.error(
+            "worker.master_gone", master=self.ctx.master_pid, action="stopping gracefully"
+        )
 
     def _before_fork(self) -> None:
         self.forking = os.getpid() == self.pid
