@@ -390,6 +390,37 @@ def test_access_a_remote_port_that_is_not_ascii_digits_is_logged_as_none(
         assert all(" remote_port=null " in r for r in sink.records)
 
 
+@pytest.mark.parametrize("fmt", ["json", "logfmt", "combined"])
+@pytest.mark.parametrize(
+    "key", ["REMOTE_ADDR", "HTTP_USER_AGENT", "HTTP_REFERER", "wsgid.request_id", "REMOTE_USER"]
+)
+def test_access_an_environ_field_the_app_set_to_bytes_or_a_number_is_logged_as_text(
+    fmt: str, key: str
+) -> None:
+    """An app may replace what wsgid put in the environ with any object: its record is
+    written as if the field held that object's text (bytes: their latin-1 text, as PEP 3333
+    holds request text; anything else: what `str()` prints), and so are the batch's others."""
+    sink = Capture()
+    log = access.AccessLog(sink, fmt)
+    values: list[object] = [b'caf\xc3\xa9 "x"', 42, b"", ["a"]]
+    texts = ['caf\xc3\xa9 "x"', "42", "", "['a']"]
+    for value in values:
+        environ = {"REMOTE_ADDR": "10.0.0.1", "REMOTE_PORT": "5555", key: value}
+        log.request(a_request(), 200, 2, environ, [], 17)
+    log.request(a_request(), 204, 0, {"REMOTE_ADDR": "10.0.0.9"}, [], 1)
+    captured = [item for item in log.pending if not isinstance(item, dict)]
+    log.flush()
+    assert len(sink.records) == len(values) + 1, sink.records
+    for record, item, text in zip(sink.records, captured, [*texts, None], strict=True):
+        now, req, status, sent, environ, headers, dur = item
+        if text is not None:
+            environ = {**environ, key: text}
+        expected = CAPTURED_RENDERERS[fmt]((now, req, status, sent, environ, headers, dur))
+        assert record.rstrip("\n") == expected, (environ, record)
+    if fmt == "json" and key == "HTTP_USER_AGENT":
+        assert json.loads(sink.records[0])["user_agent"] == 'café "x"'
+
+
 def test_a_gunicorn_format_writes_a_dash_for_every_field_of_a_request_refused_unparsed() -> None:
     sink = Capture()
     log = access.AccessLog(sink, "%(m)s %(U)s q=%(q)s %(H)s %(s)s")

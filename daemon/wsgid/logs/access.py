@@ -82,6 +82,17 @@ _process: Final = _Process()
 os.register_at_fork(after_in_child=_process.refresh)
 
 
+def environ_text(value: object) -> str | None:
+    """An environ value the log prints as text, as text: the app may have replaced what wsgid
+    put there with anything (bytes are taken as the latin-1 text of their bytes, as PEP 3333
+    holds request text; anything else as `str()` prints it)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
+    return str(value)
+
+
 def is_port(value: object) -> TypeGuard[str]:
     """Whether an environ's REMOTE_PORT is a port number: ASCII digits (an app may have set
     it to anything; `int()` also takes other scripts' digits, and `isdigit` superscripts)."""
@@ -92,7 +103,7 @@ def remote_user(environ: Mapping[str, Any]) -> str | None:
     """REMOTE_USER, else the user name of an HTTP Basic `Authorization` header."""
     user = environ.get("REMOTE_USER")
     if user:
-        return str(user)
+        return environ_text(user)
     auth = environ.get("HTTP_AUTHORIZATION")
     if not auth or auth[:6].lower() != "basic ":
         return None
@@ -416,7 +427,7 @@ class AccessLog:
         port = environ.get("REMOTE_PORT")
         event: dict[str, Any] = {
             "timestamp": now,
-            "remote_addr": environ.get("REMOTE_ADDR"),
+            "remote_addr": environ_text(environ.get("REMOTE_ADDR")),
             "remote_port": int(port) if is_port(port) else None,
             "remote_user": _user(environ),
             "method": req.method,
@@ -427,9 +438,9 @@ class AccessLog:
             "bytes_sent": bytes_sent,
             "request_bytes": req.body_received,
             "duration_us": duration_us,
-            "user_agent": environ.get("HTTP_USER_AGENT"),
-            "referer": environ.get("HTTP_REFERER"),
-            "request_id": environ.get("wsgid.request_id"),
+            "user_agent": environ_text(environ.get("HTTP_USER_AGENT")),
+            "referer": environ_text(environ.get("HTTP_REFERER")),
+            "request_id": environ_text(environ.get("wsgid.request_id")),
             "pid": _process.pid,
         }  # fmt: skip
         if self._context:
@@ -486,13 +497,16 @@ class AccessLog:
             if isinstance(item, dict):
                 records.append(render(item))
                 continue
-            if fmt == "json":
-                record = captured_json(item)
-            elif fmt == "logfmt":
-                record = captured_logfmt(item)
-            elif fmt == "combined":
-                record = captured_combined(item)
-            else:
+            try:
+                if fmt == "json":
+                    record = captured_json(item)
+                elif fmt == "logfmt":
+                    record = captured_logfmt(item)
+                elif fmt == "combined":
+                    record = captured_combined(item)
+                else:
+                    record = None
+            except TypeError:  # the app put something other than text in a field's key
                 record = None
             records.append(record if record is not None else render(event(*item)))
         return records
