@@ -215,13 +215,15 @@ def render(
                 f"| {sc.title} | {label} | {rps} | {p99} | {cpu} | {vs_gunicorn} | {vs_granian} "
                 f"| {vs_bjoern} | {notes} |"
             )
+    starts = max((len(r.startup_s) for r in startup.values()), default=0)
     lines += [
         "",
         "## Idle memory and start-up",
         "",
         "PSS summed over the server's process group (master + 1 worker) after one request and 1 s "
         "idle; start-up is the time from spawning the server to its first good answer to `GET /` "
-        "(polled every 5 ms). Medians.",
+        f"(polled every 5 ms). Medians of {starts} starts of each server, in rotation"
+        + ("." if opts.smoke else ", after one start of each that is not counted."),
         "",
         "| server | idle PSS | processes | wsgid / gunicorn PSS | start-up | notes |",
         "| --- | ---: | ---: | ---: | ---: | --- |",
