@@ -35,55 +35,59 @@ import mmap
 import time
 from bisect import bisect_right
 from collections import Counter
+from typing import Final
 
 # Slot states.
-FREE = 0
-BOOTING = 1
-READY = 2
-STOPPING = 3
-STATE_NAMES = ("free", "booting", "ready", "stopping")
+FREE: Final = 0
+BOOTING: Final = 1
+READY: Final = 2
+STOPPING: Final = 3
+STATE_NAMES: Final = ("free", "booting", "ready", "stopping")
 
 # Why a worker ended, as the worker says it (the master knows the other causes).
-EXIT_MAX_REQUESTS = 1
-EXIT_THREADS_STUCK = 2  # every pool thread ran past request_timeout: a timeout's restart
+EXIT_MAX_REQUESTS: Final = 1
+EXIT_THREADS_STUCK: Final = 2  # every pool thread ran past request_timeout: a timeout's restart
 
 # Log levels counted (gunicorn's statsd counts these four: `gunicorn.log.<level>`).
-LOG_LEVELS = ("critical", "error", "warning", "exception")
+LOG_LEVELS: Final = ("critical", "error", "warning", "exception")
 
 # Upper bounds, in seconds, of the request duration histogram (the last bucket is +Inf).
+# Not Final, unlike the other constants of the compiled modules: mypyc (2.4) keeps a Final tuple
+# of floats unboxed, then fails to read it back (NameError: "value for final name ... was not
+# set"). The same holds for any tuple of floats in a compiled module.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-_BUCKET_US = tuple(int(bound * 1e6) for bound in DURATION_BUCKETS)
+_BUCKET_US: Final = tuple(int(bound * 1e6) for bound in DURATION_BUCKETS)
 
-RING = 64  # latest durations kept per worker: statsd's timer samples of an interval
-CODES = 500  # status codes 100 to 599
+RING: Final = 64  # latest durations kept per worker: statsd's timer samples of an interval
+CODES: Final = 500  # status codes 100 to 599
 
 # Word offsets in a slot.
-HEARTBEAT = 0  # "d"
-SPAWNED = 1  # "d": when the master forked it
-PID = 2
-GENERATION = 3
-STATE = 4
-EXIT_REASON = 5
-ACTIVE = 6  # requests in the app now
-ANSWERED = 7  # responses, the app's and the refusals of malformed requests
-TIMED = 8  # app requests ended (the histogram's count)
-DURATION_US = 9  # their total duration, in microseconds
-MEMORY = 10  # bytes, as last measured by the master (0: not measured)
-LOGS = 11  # LOG_LEVELS counters
-BUCKETS = LOGS + len(LOG_LEVELS)  # len(DURATION_BUCKETS) + 1 counters (not cumulative)
-STATUS = BUCKETS + len(DURATION_BUCKETS) + 1  # CODES counters, status 100 at index 0
-DURATIONS = STATUS + CODES  # RING durations in microseconds, at TIMED % RING
-RECORDS = DURATIONS + RING
+HEARTBEAT: Final = 0  # "d"
+SPAWNED: Final = 1  # "d": when the master forked it
+PID: Final = 2
+GENERATION: Final = 3
+STATE: Final = 4
+EXIT_REASON: Final = 5
+ACTIVE: Final = 6  # requests in the app now
+ANSWERED: Final = 7  # responses, the app's and the refusals of malformed requests
+TIMED: Final = 8  # app requests ended (the histogram's count)
+DURATION_US: Final = 9  # their total duration, in microseconds
+MEMORY: Final = 10  # bytes, as last measured by the master (0: not measured)
+LOGS: Final = 11  # LOG_LEVELS counters
+BUCKETS: Final = LOGS + len(LOG_LEVELS)  # len(DURATION_BUCKETS) + 1 counters (not cumulative)
+STATUS: Final = BUCKETS + len(DURATION_BUCKETS) + 1  # CODES counters, status 100 at index 0
+DURATIONS: Final = STATUS + CODES  # RING durations in microseconds, at TIMED % RING
+RECORDS: Final = DURATIONS + RING
 
 # A record: one running request. Its text is the method, the path and the request id one
 # after the other (one copy per request), their lengths in REC_LENGTHS.
-REC_STARTED = 0  # "d"; 0.0: no request
-REC_LENGTHS = 1  # method length | path length << 8 | id length << 24
-REC_TEXT = 2
-METHOD_BYTES = 16
-PATH_BYTES = 224
-ID_BYTES = 48
-REC_WORDS = REC_TEXT + (METHOD_BYTES + PATH_BYTES + ID_BYTES) // 8
+REC_STARTED: Final = 0  # "d"; 0.0: no request
+REC_LENGTHS: Final = 1  # method length | path length << 8 | id length << 24
+REC_TEXT: Final = 2
+METHOD_BYTES: Final = 16
+PATH_BYTES: Final = 224
+ID_BYTES: Final = 48
+REC_WORDS: Final = REC_TEXT + (METHOD_BYTES + PATH_BYTES + ID_BYTES) // 8
 
 
 class Scoreboard:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -50,6 +51,48 @@ def version(env: dict[str, str]) -> str:
         capture_output=True, text=True, env={**os.environ, **env}, timeout=60, check=True,
     )  # fmt: skip
     return out.stdout.strip()
+
+
+CONSTANT = re.compile(r"_?[A-Z][A-Z0-9_]*")
+
+
+def _is_final(annotation: ast.expr | None) -> bool:
+    if isinstance(annotation, ast.Subscript):
+        annotation = annotation.value
+    return isinstance(annotation, ast.Name) and annotation.id == "Final"
+
+
+def _float_tuple(value: ast.expr | None) -> bool:
+    return isinstance(value, ast.Tuple) and any(
+        isinstance(item, ast.Constant) and isinstance(item.value, float) for item in value.elts
+    )
+
+
+def test_the_module_constants_of_every_hot_module_are_final() -> None:
+    # mypyc reads a Final module constant from a C static (or inlines it), and any other name
+    # through the module's dict at each use: about 40 dict lookups a request on the hot path
+    # before they were Final (docs/performance.md). A tuple of floats is the exception, kept
+    # not Final on purpose: mypyc (2.4) cannot read one back (scoreboard.DURATION_BUCKETS).
+    wrong = []
+    for module in sorted(hot_modules()):
+        for node in ast.parse((REPO / module).read_text()).body:
+            target: ast.expr
+            annotation: ast.expr | None
+            if isinstance(node, ast.AnnAssign):
+                target, annotation, value = node.target, node.annotation, node.value
+            elif isinstance(node, ast.Assign) and len(node.targets) == 1:
+                target, annotation, value = node.targets[0], None, node.value
+            else:
+                continue
+            if not (isinstance(target, ast.Name) and CONSTANT.fullmatch(target.id)):
+                continue
+            if isinstance(value, ast.Call) and getattr(value.func, "id", "") == "TypeVar":
+                continue
+            if _is_final(annotation) == _float_tuple(value):
+                wrong.append(f"{module}:{node.lineno} {target.id}")
+    assert not wrong, "constants that should be Final (or, a tuple of floats, not):\n" + "\n".join(
+        wrong
+    )
 
 
 def test_each_build_names_itself_and_serves_the_same_response(

@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
+from typing import Final
 
 from wsgid.http.cache import remember
 
-ANYONE = "*"
-_CACHE_MAX = 4096
+ANYONE: Final = "*"
+_CACHE_MAX: Final = 4096
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

@@ -14,6 +14,7 @@ feeds the parser (blocking with the worker's timeout).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Final
 
 from wsgid.http.errors import BodyError
 from wsgid.http.request import Request
@@ -171,4 +172,4 @@ class EmptyInput:
         """PEP 3333 apps must not close wsgi.input; tolerate it anyway."""
 
 
-EMPTY_INPUT = EmptyInput()
+EMPTY_INPUT: Final = EmptyInput()

@@ -13,17 +13,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Final
 
-SERVER_HEADER = b"Server: wsgid\r\n"
-_HEAD_END = SERVER_HEADER + b"\r\n"
+SERVER_HEADER: Final = b"Server: wsgid\r\n"
+_HEAD_END: Final = SERVER_HEADER + b"\r\n"
 
 # Which of Date and Server the application's response set itself (bits; END_OWN: neither).
 # Its own win: one of each is sent (RFC 9110 §6.6.1: Date is one value).
-END_OWN = 0
-END_APP_DATE = 1
-END_APP_SERVER = 2
+END_OWN: Final = 0
+END_APP_DATE: Final = 1
+END_APP_SERVER: Final = 2
 
-_time = time.time
+_time: Final = time.time
 
 
 class Dates:

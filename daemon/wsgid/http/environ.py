@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import IO, Any
+from typing import IO, Any, Final
 
 from wsgid.http.cache import remember
 from wsgid.http.proxy_protocol import ProxyInfo
@@ -148,8 +148,10 @@ def decoded_path(path: bytes) -> str:
 # unquote_to_bytes: importing urllib.parse is 1 ms of every worker's boot, and a worker may
 # not import later what it needs (after it dropped privileges, Python's own files may be
 # out of its reach).
-_HEX_DIGITS = "0123456789abcdefABCDEF"
-_ESCAPED = {(a + b).encode(): bytes((int(a + b, 16),)) for a in _HEX_DIGITS for b in _HEX_DIGITS}
+_HEX_DIGITS: Final = "0123456789abcdefABCDEF"
+_ESCAPED: Final = {
+    (a + b).encode(): bytes((int(a + b, 16),)) for a in _HEX_DIGITS for b in _HEX_DIGITS
+}
 
 
 def unquote(path: bytes) -> bytes:
@@ -165,9 +167,9 @@ def unquote(path: bytes) -> bytes:
 # The keys a request line gives, by (target, method, version, SCRIPT_NAME):
 # most requests repeat a few request lines. Only short targets are kept, in a
 # bounded table (cache.py).
-_LINES: dict[tuple[bytes, str, str, str], dict[str, str]] = {}
-_LINES_MAX = 512
-_LINE_TARGET_MAX = 256
+_LINES: Final[dict[tuple[bytes, str, str, str], dict[str, str]]] = {}
+_LINES_MAX: Final = 512
+_LINE_TARGET_MAX: Final = 256
 
 
 def _request_line(req: Request, script_name: str) -> dict[str, str]:

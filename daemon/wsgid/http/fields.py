@@ -41,37 +41,37 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Set
 from types import MappingProxyType
-from typing import Literal
+from typing import Final, Literal
 
 from wsgid.http.abnf import OWS_BYTES
 from wsgid.http.cache import remember
 from wsgid.http.errors import BadRequest
 
 # The environ keys of the fields the request rules in policy.py look at.
-HOST = "HTTP_HOST"
-CONTENT_LENGTH = "CONTENT_LENGTH"
-TRANSFER_ENCODING = "HTTP_TRANSFER_ENCODING"
-CONTENT_TYPE = "CONTENT_TYPE"
-EXPECT = "HTTP_EXPECT"
-_FRAMING = frozenset((HOST, CONTENT_LENGTH, TRANSFER_ENCODING, CONTENT_TYPE, EXPECT))
-_UNPREFIXED = frozenset((CONTENT_TYPE, CONTENT_LENGTH))
+HOST: Final = "HTTP_HOST"
+CONTENT_LENGTH: Final = "CONTENT_LENGTH"
+TRANSFER_ENCODING: Final = "HTTP_TRANSFER_ENCODING"
+CONTENT_TYPE: Final = "CONTENT_TYPE"
+EXPECT: Final = "HTTP_EXPECT"
+_FRAMING: Final = frozenset((HOST, CONTENT_LENGTH, TRANSFER_ENCODING, CONTENT_TYPE, EXPECT))
+_UNPREFIXED: Final = frozenset((CONTENT_TYPE, CONTENT_LENGTH))
 
 # The `header_map` setting: what becomes of a name with "_" (see above).
 HeaderMap = Literal["drop", "refuse", "dangerous"]
 
-NO_FIELDS: Mapping[str, str] = MappingProxyType({})
-NOTHING_REPEATED: Set[str] = frozenset()
+NO_FIELDS: Final[Mapping[str, str]] = MappingProxyType({})
+NOTHING_REPEATED: Final[Set[str]] = frozenset()
 
 Entry = tuple[str, bool]
 # (environ fields, framing fields by environ key, the framing keys repeated, the forwarder
 # headers by name, or None when there are none)
 Section = tuple[dict[str, str], Mapping[str, str], Set[str], dict[str, str] | None]
 # Name bytes as sent -> (environ key, whether it frames the request); bounded.
-CACHE: dict[bytes, Entry] = {}
-_CACHE_MAX = 4096
-_NAME_MAX = 64  # the longest registered field names are under 40 bytes
-_LINE_MAX = 256
-_LINES_MAX = 2048
+CACHE: Final[dict[bytes, Entry]] = {}
+_CACHE_MAX: Final = 4096
+_NAME_MAX: Final = 64  # the longest registered field names are under 40 bytes
+_LINE_MAX: Final = 256
+_LINES_MAX: Final = 2048
 
 
 class _Irregular(Exception):
@@ -91,8 +91,8 @@ class _LineCache(dict[bytes, tuple[str, str]]):
         return pair
 
 
-LINES = _LineCache()
-_line = LINES.__getitem__
+LINES: Final = _LineCache()
+_line: Final = LINES.__getitem__
 
 
 def entry(name: bytes) -> Entry:

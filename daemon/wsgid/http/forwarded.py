@@ -47,7 +47,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping, Set
-from typing import Literal
+from typing import Final, Literal
 
 from wsgid.http.abnf import OWS_BYTES
 from wsgid.http.allowlist import AllowList, address_text
@@ -59,11 +59,11 @@ from wsgid.http.request import Request
 RemoteAddrFrom = Literal["peer", "x-forwarded-for", "forwarded"]
 
 # The names a proxy may send as forwarder headers (gunicorn's `forwarder_headers`).
-FORWARDER_NAMES = frozenset(("SCRIPT_NAME", "PATH_INFO", "REMOTE_USER"))
+FORWARDER_NAMES: Final = frozenset(("SCRIPT_NAME", "PATH_INFO", "REMOTE_USER"))
 
 # The environ keys of the headers proxies use to say who the client is and how it came:
 # taken out of the environ when an untrusted peer sends them (with the scheme headers).
-REMOVED = frozenset((
+REMOVED: Final = frozenset((
     "HTTP_FORWARDED",
     "HTTP_X_FORWARDED_FOR",
     "HTTP_X_FORWARDED_HOST",
@@ -80,8 +80,8 @@ REMOVED = frozenset((
     "HTTP_FRONT_END_HTTPS",
 ))  # fmt: skip
 
-XFF = "HTTP_X_FORWARDED_FOR"
-FORWARDED = "HTTP_FORWARDED"
+XFF: Final = "HTTP_X_FORWARDED_FOR"
+FORWARDED: Final = "HTTP_FORWARDED"
 
 
 def environ_key(name: str) -> str:
@@ -257,8 +257,8 @@ def _rightmost_untrusted(hops: list[Hop], allow: AllowList) -> tuple[tuple[str, 
     return found  # the first hop off the list, or the leftmost if every hop is on it
 
 
-_V4_PORT = re.compile(r"([0-9.]+):([0-9]{1,5})")
-_V6_PORT = re.compile(r"\[([0-9A-Fa-f:.]+)\](?::([0-9]{1,5}))?")
+_V4_PORT: Final = re.compile(r"([0-9.]+):([0-9]{1,5})")
+_V6_PORT: Final = re.compile(r"\[([0-9A-Fa-f:.]+)\](?::([0-9]{1,5}))?")
 
 
 def _node(text: str) -> Node:
@@ -285,7 +285,7 @@ def _node(text: str) -> Node:
 
 # RFC 7239 §4: pairs of token "=" (token / quoted-string), ";" within an element, ","
 # between elements.
-_PAIR = re.compile(
+_PAIR: Final = re.compile(
     r"""[ \t]*([!#$%&'*+.^_`|~0-9A-Za-z-]+)=("(?:[^"\\]|\\.)*"|[!#$%&'*+.^_`|~0-9A-Za-z:\[\]-]*)"""
     r"""[ \t]*([;,]|$)"""
 )

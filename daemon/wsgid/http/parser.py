@@ -36,7 +36,7 @@ holds bound methods of the parser, a reference cycle that only the cyclic GC
 from __future__ import annotations
 
 from collections import deque
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 import httptools
 
@@ -46,21 +46,25 @@ from wsgid.http.fields import HeaderMap
 from wsgid.http.forwarded import Rules
 from wsgid.http.request import Request
 
-_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
+_METHODS: Final = {
+    m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
+}
 # RFC 9112 §2.3: wsgid speaks HTTP/1.1 and answers HTTP/1.0 clients. A later minor version
 # (1.2 to 1.9) is one a server SHOULD process as the highest it supports: as HTTP/1.1, its
 # rules (Host, framing, keep-alive) and its SERVER_PROTOCOL, which llhttp too applies to it.
-_VERSIONS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"} | {f"1.{n}": "HTTP/1.1" for n in range(2, 10)}
+_VERSIONS: Final = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"} | {
+    f"1.{n}": "HTTP/1.1" for n in range(2, 10)
+}
 
 
 # gunicorn's ceiling on limit_request_fields, also what 0 means there.
-MAX_FIELDS = 32768
+MAX_FIELDS: Final = 32768
 # A chunk-size line still incomplete after this many bytes is refused; the
 # margin lets one read end anywhere inside a normal line.
-MAX_CHUNK_LINE = 65536 + 4096
+MAX_CHUNK_LINE: Final = 65536 + 4096
 # What a closed RequestParser holds instead of its own llhttp parser: one with
 # no callbacks, so it refers to nothing.
-_CLOSED = httptools.HttpRequestParser(object())
+_CLOSED: Final = httptools.HttpRequestParser(object())
 
 
 class Limits(NamedTuple):

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Set
+from typing import Final
 
 from wsgid.http import abnf
 from wsgid.http.abnf import members
@@ -40,9 +41,9 @@ from wsgid.http.request import Request
 
 # Where a head's Transfer-Encoding values are (RFC 9112 §5: field-line =
 # field-name ":" OWS field-value OWS), found in its bytes after llhttp refused it.
-_TE_FIELD = re.compile(rb"\ntransfer-encoding:[ \t]*([^\r\n]*)", re.IGNORECASE)
-_KNOWN_CODINGS = frozenset(("chunked", "gzip", "x-gzip", "deflate", "compress", "identity"))
-_MAX_CONTENT_LENGTH_DIGITS = 18  # below 2**63: no overflow anywhere downstream
+_TE_FIELD: Final = re.compile(rb"\ntransfer-encoding:[ \t]*([^\r\n]*)", re.IGNORECASE)
+_KNOWN_CODINGS: Final = frozenset(("chunked", "gzip", "x-gzip", "deflate", "compress", "identity"))
+_MAX_CONTENT_LENGTH_DIGITS: Final = 18  # below 2**63: no overflow anywhere downstream
 
 
 def status_for_bad_method(data: bytes) -> int:
@@ -71,14 +72,14 @@ def request_line_complete(head: bytes | bytearray) -> bool:
 
 # Host values already found valid: a server sees the same few over and over.
 # Bounded (cache.py).
-_GOOD_HOSTS: dict[str, bool] = {}
-_GOOD_HOSTS_MAX = 256
-_SINGLE = {HOST: "Host", CONTENT_LENGTH: "Content-Length", CONTENT_TYPE: "Content-Type"}
+_GOOD_HOSTS: Final[dict[str, bool]] = {}
+_GOOD_HOSTS_MAX: Final = 256
+_SINGLE: Final = {HOST: "Host", CONTENT_LENGTH: "Content-Length", CONTENT_TYPE: "Content-Type"}
 # Origin-form targets already checked -> (path, query): most requests ask for
 # one of a few URLs. Only short targets are kept, in a bounded table (cache.py).
-_ORIGIN_TARGETS: dict[bytes, tuple[bytes, bytes]] = {}
-_TARGETS_MAX = 512
-_TARGET_LEN_MAX = 256
+_ORIGIN_TARGETS: Final[dict[bytes, tuple[bytes, bytes]]] = {}
+_TARGETS_MAX: Final = 512
+_TARGET_LEN_MAX: Final = 256
 
 
 def check_head(req: Request, framing: Mapping[str, str], repeated: Set[str]) -> None:

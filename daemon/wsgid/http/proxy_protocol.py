@@ -23,24 +23,24 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Literal, NamedTuple
+from typing import Final, Literal, NamedTuple
 
 from wsgid.http.allowlist import address_text
 from wsgid.http.errors import BadRequest
 
 Mode = Literal["v1", "v2", "auto"]
 
-V1_SIGNATURE = b"PROXY "
-V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
+V1_SIGNATURE: Final = b"PROXY "
+V2_SIGNATURE: Final = b"\r\n\r\n\x00\r\nQUIT\n"
 # The longest v1 line, CRLF included (TCP6 with two full-length addresses and ports).
-V1_MAX = 107
-V2_FIXED = 16  # signature, version and command, family and transport, length
+V1_MAX: Final = 107
+V2_FIXED: Final = 16  # signature, version and command, family and transport, length
 
-V2_LOCAL = 0x0
-V2_PROXY = 0x1
+V2_LOCAL: Final = 0x0
+V2_PROXY: Final = 0x1
 # Family and transport byte -> (name, bytes of its address block). UNSPEC has no block;
 # the UNIX one (two 108-byte paths) holds nothing wsgid uses, so it keeps the TCP peer too.
-V2_FAMILIES = {
+V2_FAMILIES: Final = {
     0x00: ("UNSPEC", 0),
     0x11: ("TCP4", 12),  # two 4-byte addresses, two 2-byte ports
     0x12: ("UDP4", 12),
@@ -50,14 +50,14 @@ V2_FAMILIES = {
     0x32: ("UNIX datagram", 216),
 }
 
-PP2_TYPE_SSL = 0x20
-PP2_CLIENT_SSL = 0x01
+PP2_TYPE_SSL: Final = 0x20
+PP2_CLIENT_SSL: Final = 0x01
 # client (u8) and verify (u32) come first in a PP2_TYPE_SSL value.
-PP2_SSL_MIN = 5
+PP2_SSL_MIN: Final = 5
 
-_NO_TLVS: Mapping[int, bytes] = MappingProxyType({})
+_NO_TLVS: Final[Mapping[int, bytes]] = MappingProxyType({})
 
-_SIGNATURES: dict[str, tuple[tuple[str, bytes], ...]] = {
+_SIGNATURES: Final[dict[str, tuple[tuple[str, bytes], ...]]] = {
     "v1": (("v1", V1_SIGNATURE),),
     "v2": (("v2", V2_SIGNATURE),),
     "auto": (("v1", V1_SIGNATURE), ("v2", V2_SIGNATURE)),

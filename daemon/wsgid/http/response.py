@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from wsgid.http import abnf
 from wsgid.http.cache import remember
@@ -48,17 +48,17 @@ ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
 # RFC 9110 §7.6.1 / PEP 3333 "hop-by-hop" headers an application must not set.
 # `Connection: close` is accepted as the app's wish to end the connection.
-_HOP_BY_HOP = frozenset(
+_HOP_BY_HOP: Final = frozenset(
     ("keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
      "trailers", "transfer-encoding", "upgrade", "proxy-connection")
 )  # fmt: skip
 
 # The interim response that asks a client awaiting it for the request body (RFC 9110 §10.1.1).
-CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 # A request body the app left unread is read and dropped up to this size to
 # keep the connection open; a larger remainder closes it instead.
-DRAIN_LIMIT = 1024 * 1024
+DRAIN_LIMIT: Final = 1024 * 1024
 
 # Whether this process's worker began to stop (TERM, QUIT, retired by a reload or
 # max_requests, its master gone): from then on no connection stays open after its response.
@@ -79,10 +79,10 @@ Shape = tuple[bytes, bool, int | None, bool, bool, bool, bool, bool, int]
 # on everything that shapes them: most apps send the same few heads over and
 # over, and building one costs more than the rest of the response. Bounded
 # (cache.py), as is the table of status lines.
-_VALID_HEADERS: dict[tuple[str, str], bool] = {}
-_HEAD_CACHE: dict[tuple[Any, ...], Shape] = {}
-_CACHE_MAX = 1024
-_STATUS_CODES: dict[str, int] = {}  # status lines already found valid -> their code
+_VALID_HEADERS: Final[dict[tuple[str, str], bool]] = {}
+_HEAD_CACHE: Final[dict[tuple[Any, ...], Shape]] = {}
+_CACHE_MAX: Final = 1024
+_STATUS_CODES: Final[dict[str, int]] = {}  # status lines already found valid -> their code
 
 
 class ResponseError(Exception):

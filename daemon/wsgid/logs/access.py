@@ -61,7 +61,7 @@ Captured = tuple[float, Request, int, int, dict[str, Any], Any, int]
 # An access log's records waiting for its flush: captured requests, and events (refusals).
 Pending = list[Captured | dict[str, Any]]
 # Fields whose text a client chose: decoded for the structured formats.
-CLIENT_FIELDS = ("remote_addr", "remote_user", "path", "query", "user_agent", "referer")
+CLIENT_FIELDS: Final = ("remote_addr", "remote_user", "path", "query", "user_agent", "referer")
 
 
 class _Process:
@@ -134,7 +134,7 @@ def decode_client_fields(_: Any, __: str, event: EventDict) -> EventDict:
 # Access events always have these keys in this order (`AccessLog.request` and
 # `rejected` build them so); `captured_json` and `captured_logfmt` write a served
 # request's line in the same order, straight from what was captured.
-ACCESS_KEYS = (
+ACCESS_KEYS: Final = (
     "timestamp", "remote_addr", "remote_port", "remote_user", "method", "path", "query",
     "protocol", "status", "bytes_sent", "request_bytes", "duration_us", "user_agent",
     "referer", "request_id", "pid",
@@ -304,7 +304,7 @@ def _combined_line(
     )
 
 
-_STATUS_COLOURS = {2: "\x1b[32m", 3: "\x1b[36m", 4: "\x1b[33m", 5: "\x1b[31m"}
+_STATUS_COLOURS: Final = {2: "\x1b[32m", 3: "\x1b[36m", 4: "\x1b[33m", 5: "\x1b[31m"}
 
 
 def console_renderer(colours: bool) -> render.Renderer:

@@ -24,19 +24,22 @@ because the access log runs them several times per request.
 from __future__ import annotations
 
 import re
+from typing import Final
 
 # nginx's escaping of logged variables: `"`, `\` and bytes outside 0x20..0x7E.
-_CLF_TABLE: dict[int, str] = {
+_CLF_TABLE: Final[dict[int, str]] = {
     c: f"\\x{c:02X}" for c in (*range(0x20), 0x22, 0x5C, *range(0x7F, 0x100))
 }
 
-_QUOTED_TABLE: dict[int, str] = {c: f"\\u{c:04x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
-_CONTROL_TABLE = dict(_QUOTED_TABLE)
+_QUOTED_TABLE: Final[dict[int, str]] = {
+    c: f"\\u{c:04x}" for c in (*range(0x20), *range(0x7F, 0xA0))
+}
+_CONTROL_TABLE: Final = dict(_QUOTED_TABLE)
 _CONTROL_TABLE.update({0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"})
 _QUOTED_TABLE.update(_CONTROL_TABLE)
 _QUOTED_TABLE.update({0x5C: "\\\\", 0x22: '\\"'})
 
-_KEY_BAD = re.compile(r"[^A-Za-z0-9_.@/-]")
+_KEY_BAD: Final = re.compile(r"[^A-Za-z0-9_.@/-]")
 
 
 def client_text(raw: str) -> str:

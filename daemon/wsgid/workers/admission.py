@@ -29,23 +29,24 @@ import select
 import socket
 import time
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from wsgid.http.exchange import ErrorLog
 from wsgid.http.proxy_protocol import Mode as ProxyMode
 from wsgid.listeners import Listener
 from wsgid.workers import unpatched
 
-AF_UNIX = int(socket.AF_UNIX)
+AF_UNIX: Final = int(socket.AF_UNIX)
 # accept(2) errors that belong to one connection (Linux reports a pending
 # network error of the new connection through accept; see its man page).
-CONNECTION_ERRORS = frozenset({
+CONNECTION_ERRORS: Final = frozenset({
     errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.ENETDOWN, errno.ENOPROTOOPT,
     errno.EHOSTDOWN, errno.ENONET, errno.EHOSTUNREACH, errno.EOPNOTSUPP, errno.ENETUNREACH,
     errno.ETIMEDOUT,
 })  # fmt: skip
-ACCEPT_BACKOFF = (0.05, 1.0)  # the first and the longest back-off, in seconds
-ACCEPT_LOG_INTERVAL = 5.0  # at most one accept.failed line per this many seconds
+# The first and the longest back-off, in seconds. Not Final: see scoreboard.DURATION_BUCKETS.
+ACCEPT_BACKOFF = (0.05, 1.0)
+ACCEPT_LOG_INTERVAL: Final = 5.0  # at most one accept.failed line per this many seconds
 
 
 class Acceptor(NamedTuple):

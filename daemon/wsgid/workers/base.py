@@ -37,7 +37,7 @@ import threading
 import time
 import traceback
 from types import FrameType
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, Final, NamedTuple
 
 from mypy_extensions import mypyc_attr
 
@@ -58,7 +58,7 @@ if TYPE_CHECKING:
 
     from wsgid.reloader import ModuleReports
 
-_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+_PR_SET_PDEATHSIG: Final = 1  # linux/prctl.h
 
 
 def _find_prctl() -> Any:
@@ -73,13 +73,13 @@ def _find_prctl() -> Any:
         return None
 
 
-_PRCTL = _find_prctl()
+_PRCTL: Final = _find_prctl()
 
-BOOTED = struct.Struct("=i")
+BOOTED: Final = struct.Struct("=i")
 
 # Every signal the master handles or sends to a worker. The master blocks
 # them across fork; the worker unblocks them once its own handlers are set.
-WORKER_SIGNALS = frozenset({
+WORKER_SIGNALS: Final = frozenset({
     signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signal.SIGABRT,
     signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR2, signal.SIGWINCH,
     signal.SIGCHLD,

@@ -31,7 +31,7 @@ import termios
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import IO, Any, ClassVar
+from typing import IO, Any, ClassVar, Final
 
 from wsgid.http.errors import BodyError, ProtocolError
 from wsgid.http.parser import RequestParser
@@ -39,19 +39,19 @@ from wsgid.http.proxy_protocol import ProxyHeaderReader
 from wsgid.http.request import Request
 from wsgid.workers import unpatched
 
-RECV_SIZE = 65536
+RECV_SIZE: Final = 65536
 # Past this much queued output, `send` waits for the client instead of
 # buffering more of a streamed response.
-HIGH_WATER = 4 * 1024 * 1024
+HIGH_WATER: Final = 4 * 1024 * 1024
 # From this size on, a body goes after its head by one vectored send (sendmsg(2)) rather
 # than copied onto it: measured on loopback, the copy costs more past about 32 KiB, and
 # past malloc's mmap threshold (128 KiB) each copy also faults in fresh pages: a 1 MiB
 # body took about 135 page faults per response (docs/performance.md).
-SEPARATE_FROM = 32 * 1024
+SEPARATE_FROM: Final = 32 * 1024
 # What `handshake` says (TLS): done, or waiting for the socket to be readable or writable.
-DONE = 0
-WANT_READ = 1
-WANT_WRITE = 2
+DONE: Final = 0
+WANT_READ: Final = 1
+WANT_WRITE: Final = 2
 
 
 def unsent(fd: int) -> int:

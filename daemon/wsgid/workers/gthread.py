@@ -57,7 +57,7 @@ import threading
 import time
 import traceback
 from collections import deque
-from typing import ClassVar
+from typing import ClassVar, Final
 
 from mypy_extensions import mypyc_attr
 
@@ -73,7 +73,9 @@ from wsgid.workers.connection import Connection
 from wsgid.workers.loop import LINGER_SECONDS, ConnectionLoop
 
 Job = tuple[Connection, Request, bool]
-THREAD_LOG_INTERVAL = 5.0  # at most one worker.thread_start_failed line per this many seconds
+THREAD_LOG_INTERVAL: Final = (
+    5.0  # at most one worker.thread_start_failed line per this many seconds
+)
 
 
 class PoolThread:

@@ -73,7 +73,7 @@ import select
 import socket
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from mypy_extensions import mypyc_attr
 
@@ -105,24 +105,27 @@ from wsgid.workers.connection import (
 )
 from wsgid.workers.interpreted import run_signal_handlers
 
-EPOLLIN = select.EPOLLIN
-EPOLLOUT = select.EPOLLOUT
-EPOLLERRHUP = select.EPOLLERR | select.EPOLLHUP
-LINGER_SECONDS = 2.0
-SWEEP_INTERVAL = 1.0
-PUBLISH_INTERVAL = 0.2  # seconds between two updates of the scoreboard's counters (busy)
+EPOLLIN: Final = select.EPOLLIN
+EPOLLOUT: Final = select.EPOLLOUT
+EPOLLERRHUP: Final = select.EPOLLERR | select.EPOLLHUP
+LINGER_SECONDS: Final = 2.0
+SWEEP_INTERVAL: Final = 1.0
+PUBLISH_INTERVAL: Final = 0.2  # seconds between two updates of the scoreboard's counters (busy)
 # "Held responses": what is held is sent before the next app call once it is this old (s) or
 # this many, or unless the app's last FAST_STREAK calls each took less than HOLD_WINDOW.
-HOLD_WINDOW_US = 500
-HOLD_WINDOW = HOLD_WINDOW_US / 1e6
+HOLD_WINDOW_US: Final = 500
+HOLD_WINDOW: Final = HOLD_WINDOW_US / 1e6
 # HOLD_MAX: with 50 kept-alive clients a turn has about 46 requests; 16 cut it into three
 # sends of wake-ups, 64 leaves it whole (HOLD_WINDOW bounds it still): +6 % sync hello.
-HOLD_MAX = 64
-FAST_STREAK = 16
+HOLD_MAX: Final = 64
+FAST_STREAK: Final = 16
 # A wait for the client ends this long before the request's `timeout` runs
 # out (at most), so that the request ends, and stamps the heartbeat, before
 # the master would take the worker for hung.
-WAIT_MARGIN = 0.5
+WAIT_MARGIN: Final = 0.5
+# The clock bound once: compiled, `time.monotonic()` looks the function up on the module at each
+# call, and a request makes several; a Final is read from a C static.
+monotonic: Final = time.monotonic
 
 
 def _blank(data: bytes) -> bool:
@@ -687,7 +690,7 @@ class ConnectionLoop(Worker):
                     if conn.awaiting is not req:
                         # The head just ended: the body's deadline runs from now.
                         conn.awaiting = req
-                        conn.body_since = time.monotonic()
+                        conn.body_since = monotonic()
                         if req.expect_continue:
                             self._ask_for_body(conn, req)
                     return  # a small body is still arriving
@@ -733,7 +736,7 @@ class ConnectionLoop(Worker):
         scoreboard = self.scoreboard
         slot = self.slot
         rid = request_id.choose(req.incoming_id)
-        started = time.monotonic()
+        started = monotonic()
         scoreboard.begin(slot, record, req.method, req.path, rid, started)
         self.current = (req, conn.peer, conn.last_active)
         status = 0  # no response: the client left
@@ -752,7 +755,7 @@ class ConnectionLoop(Worker):
             status = resp.status_code
         finally:
             self.current = None
-            elapsed_us = int((time.monotonic() - started) * 1e6)
+            elapsed_us = int((monotonic() - started) * 1e6)
             self.last_call_us = elapsed_us
             scoreboard.finish(slot, record)
             self.durations.append(elapsed_us)
@@ -870,7 +873,7 @@ class ConnectionLoop(Worker):
             return
         if conn.events != EPOLLIN:
             self._watch(conn, EPOLLIN)
-        conn.last_active = time.monotonic()
+        conn.last_active = monotonic()
 
     def handed_back(self, conn: Connection) -> None:
         """Go on with `conn` after the request that had it elsewhere (a pool thread, a
@@ -893,7 +896,7 @@ class ConnectionLoop(Worker):
         conn.holding = False
         self.held.append(conn)
         if not self.unsent_since:
-            self.unsent_since = time.monotonic()
+            self.unsent_since = monotonic()
 
     def release_held(self) -> None:
         """Send what the held responses still hold, before an app call that may take long.
@@ -932,7 +935,6 @@ class ConnectionLoop(Worker):
         conn.events = events
 
     def _on_writable(self, conn: Connection) -> None:
-        conn.last_active = time.monotonic()  # the client took what the kernel held: progress
         conn.outq = -1  # the sweep's next look at the send queue is a first one
         try:
             done = conn.flush()
@@ -940,12 +942,14 @@ class ConnectionLoop(Worker):
             self._close(conn)
             return
         if not done:
+            conn.last_active = monotonic()  # the client took what the kernel held: progress
             self._watch(conn, EPOLLOUT)  # (already so, unless its output was held)
             return
         if conn.handshaking:
+            conn.last_active = monotonic()
             self._watch(conn, EPOLLIN)  # our flight went: the client's turn
             return
-        self._after_output(conn)
+        self._after_output(conn)  # which stamps last_active, unless it closes
         if conn.fd in self.conns and (conn.parser.ready or conn.error is not None):
             self._process(conn)
 

@@ -14,7 +14,6 @@ is here.
 
 from __future__ import annotations
 
-import time
 from typing import ClassVar
 
 from mypy_extensions import mypyc_attr
@@ -27,6 +26,7 @@ from wsgid.workers.loop import (
     HOLD_WINDOW,
     HOLD_WINDOW_US,
     ConnectionLoop,
+    monotonic,
 )
 
 
@@ -46,7 +46,7 @@ class SyncWorker(ConnectionLoop):
         if self.unsent_since and (
             self.fast_calls < FAST_STREAK
             or len(self.held) - self.unsent_from >= HOLD_MAX
-            or time.monotonic() - self.unsent_since > HOLD_WINDOW
+            or monotonic() - self.unsent_since > HOLD_WINDOW
         ):
             self.release_held()  # this app call may take long: they should not wait for it
         self.run_request(conn, req, self.allows_keep_alive())
@@ -54,4 +54,4 @@ class SyncWorker(ConnectionLoop):
         # Stamped now, not when epoll next returns (up to a second later), so
         # that a request shorter than `timeout` never looks hung, nor does the
         # next request of the same turn inherit this one's time.
-        self.scoreboard.beat(self.slot)
+        self.scoreboard.beat(self.slot, monotonic())

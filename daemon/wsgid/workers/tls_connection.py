@@ -33,7 +33,7 @@ import os
 import socket
 import ssl
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from wsgid import tls
 from wsgid.http.parser import RequestParser
@@ -45,9 +45,9 @@ from wsgid.workers.connection import (
     Connection,
 )
 
-WANT_READ_ERROR = ssl.SSLWantReadError
+WANT_READ_ERROR: Final = ssl.SSLWantReadError
 # The most plaintext one TLS record holds (RFC 8446 5.1, RFC 5246 6.2.1).
-RECORD_SIZE = 16384
+RECORD_SIZE: Final = 16384
 
 
 class TLSConnection(Connection):
