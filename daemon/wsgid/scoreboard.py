@@ -56,7 +56,8 @@ LOG_LEVELS: Final = ("critical", "error", "warning", "exception")
 # of floats unboxed, then fails to read it back (NameError: "value for final name ... was not
 # set"). The same holds for any tuple of floats in a compiled module.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-_BUCKET_US: Final = tuple(int(bound * 1e6) for bound in DURATION_BUCKETS)
+# The same bounds in microseconds, as the workers count durations (and statsd samples them).
+BUCKET_US: Final = tuple(int(bound * 1e6) for bound in DURATION_BUCKETS)
 
 RING: Final = 64  # latest durations kept per worker: statsd's timer samples of an interval
 CODES: Final = 500  # status codes 100 to 599
@@ -169,11 +170,11 @@ class Scoreboard:
             q[base + DURATIONS + (timed + index) % RING] = durations[index]
         ordered = sorted(durations)
         below = 0
-        for bucket, bound in enumerate(_BUCKET_US):
+        for bucket, bound in enumerate(BUCKET_US):
             upto = bisect_right(ordered, bound, below)
             q[base + BUCKETS + bucket] += upto - below
             below = upto
-        q[base + BUCKETS + len(_BUCKET_US)] += len(ordered) - below
+        q[base + BUCKETS + len(BUCKET_US)] += len(ordered) - below
         q[base + DURATION_US] += sum(durations)
         q[base + TIMED] = timed + count
 

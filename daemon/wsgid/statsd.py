@@ -294,10 +294,6 @@ def prefer_ipv4(infos: list[tuple[Any, ...]]) -> tuple[Any, ...]:
     return next((info for info in infos if info[0] == socket.AF_INET), infos[0])
 
 
-# The histogram's bounds (scoreboard.DURATION_BUCKETS) in microseconds, as the workers count.
-_BUCKET_US = tuple(int(bound * 1e6) for bound in sb.DURATION_BUCKETS)
-
-
 def sample_rates(durations: list[int], counts: list[int]) -> list[float]:
     """The sample rate of each of `durations` (µs): the samples in its histogram bucket over
     the requests the interval had there (`counts`: the histogram's, exact), at most 1.
@@ -310,7 +306,8 @@ def sample_rates(durations: list[int], counts: list[int]) -> list[float]:
     within a bucket the samples stand for the others, and a bucket with requests but no
     sample has no line (docs/metrics.md says so).
     """
-    buckets = [bisect_left(_BUCKET_US, us) for us in durations]  # as the workers count them
+    bounds = sb.BUCKET_US
+    buckets = [bisect_left(bounds, us) for us in durations]  # as the workers count them
     sampled = Counter(buckets)
     # A count below its samples: last interval, a worker published between the reads of its
     # timed count and of its histogram, which counted these requests then; they come at rate 1.
