@@ -6,6 +6,9 @@ the ones every request runs through (the connection loop, the workers and
 the HTTP layer). mypyc compiles their type-annotated source as it is, so the
 compiled build and the pure-Python one are the same code, and each `.py` is
 still shipped beside its extension module (Python imports the extension).
+One module is C written by hand: `logs/fastjson.c`, the usual JSON access
+record (its docstring says why); a pure-Python build renders that record in
+Python instead.
 
 `WSGID__COMPILE` chooses (docs/performance.md, "The compiled hot path"):
 
@@ -23,7 +26,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 HOT = [
@@ -61,10 +64,18 @@ MYPY_FLAGS = [
     "--follow-imports=silent",
 ]
 CHOICES = ("auto", "yes", "no")
+# Modules written in C by hand, built with the mypyc ones (and left out with them).
+C_SOURCES = ["daemon/wsgid/logs/fastjson.c"]
+
+
+def c_module(source: str) -> Any:
+    """The extension module of a C source: `wsgid.logs.fastjson` for its `fastjson.c`."""
+    name = source.removeprefix("daemon/").removesuffix(".c").replace("/", ".")
+    return Extension(name, [source])
 
 
 def extensions(mode: str) -> list[Any]:
-    """The mypyc extension modules for `HOT`, or none when not compiling."""
+    """The mypyc extension modules for `HOT` and the C ones, or none when not compiling."""
     if mode == "no":
         remove_compiled()
         return []
@@ -77,7 +88,8 @@ def extensions(mode: str) -> list[Any]:
         # environment (their types only matter to modules left uncompiled).
         # opt_level 3 is mypyc's default; debug_level 0 drops C debug info (a
         # smaller package, nothing lost for Python tracebacks).
-        return list(mypycify(MYPY_FLAGS + HOT, opt_level="3", debug_level="0"))
+        compiled = mypycify(MYPY_FLAGS + HOT, opt_level="3", debug_level="0")
+        return [*compiled, *map(c_module, C_SOURCES)]
     except Exception as exc:
         if mode == "yes":
             raise
@@ -128,7 +140,7 @@ def remove_compiled() -> None:
     here = Path(__file__).resolve().parent
     for module in [
         *(here / "daemon").glob("*__mypyc.*.so"),
-        *(here / "daemon").glob("wsgid/*/*.so"),
+        *(here / "daemon").glob("wsgid/**/*.so"),
     ]:
         module.unlink()
 

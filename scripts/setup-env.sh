@@ -35,9 +35,11 @@ fi
 fresh() { [ -f "$1" ] && [ "$1" -nt pyproject.toml ] && [ "$1" -nt setup.py ]; }
 stale_compiled() {
     local module
-    for module in daemon/wsgid/*/*.so; do
+    for module in daemon/wsgid/*.so daemon/wsgid/*/*.so; do
         [ -e "$module" ] || continue
+        # Its source: a module's .py, or the .c of one written in C (setup.py's C_SOURCES).
         [ "${module%%.*}.py" -nt "$module" ] && return 0
+        [ "${module%%.*}.c" -nt "$module" ] && return 0
     done
     return 1
 }

@@ -23,13 +23,17 @@ from support.server import APPS_DIR, WsgidServer
 REPO = Path(__file__).resolve().parents[2]
 
 
-def hot_modules() -> set[str]:
-    """setup.py's HOT list, read without running setup.py."""
+def setup_list(name: str) -> set[str]:
+    """A list of paths in setup.py (HOT, C_SOURCES), read without running setup.py."""
     tree = ast.parse((REPO / "setup.py").read_text())
     for node in tree.body:
-        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "HOT":
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == name:
             return set(ast.literal_eval(node.value))
-    raise AssertionError("setup.py has no HOT list")
+    raise AssertionError(f"setup.py has no {name} list")
+
+
+def hot_modules() -> set[str]:
+    return setup_list("HOT")
 
 
 @pytest.mark.skipif(
@@ -41,7 +45,7 @@ def test_the_test_install_runs_every_hot_module_compiled() -> None:
     # back to pure Python would ship the slow path unnoticed.
     assert package.build() == "compiled"
     compiled = {str(source_of(so).relative_to(REPO)) for so in compiled_modules()}
-    assert compiled == hot_modules()
+    assert compiled == hot_modules() | setup_list("C_SOURCES")
     assert PACKAGE.is_relative_to(REPO / "daemon")  # the checkout's code, not another install
 
 

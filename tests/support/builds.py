@@ -21,8 +21,11 @@ def compiled_modules() -> list[Path]:
 
 
 def source_of(module: Path) -> Path:
-    """`loop.py` for `loop.cpython-311-x86_64-linux-gnu.so`."""
-    return module.with_name(module.name.split(".", 1)[0] + ".py")
+    """`loop.py` for `loop.cpython-311-x86_64-linux-gnu.so`; `fastjson.c` for a module written
+    in C (setup.py's C_SOURCES), which has no Python source."""
+    stem = module.name.split(".", 1)[0]
+    source = module.with_name(stem + ".py")
+    return source if source.exists() else module.with_name(stem + ".c")
 
 
 def stale_modules() -> list[Path]:
