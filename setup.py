@@ -6,8 +6,8 @@ the ones every request runs through (the connection loop, the workers and
 the HTTP layer). mypyc compiles their type-annotated source as it is, so the
 compiled build and the pure-Python one are the same code, and each `.py` is
 still shipped beside its extension module (Python imports the extension).
-One module is C written by hand: `logs/fastjson.c`, the usual JSON access
-record (its docstring says why); a pure-Python build renders that record in
+One module is C written by hand: `logs/records.c`, the usual json and logfmt
+access records (its docstring says why); a pure-Python build renders those in
 Python instead.
 
 `WSGID__COMPILE` chooses (docs/performance.md, "The compiled hot path"):
@@ -65,11 +65,11 @@ MYPY_FLAGS = [
 ]
 CHOICES = ("auto", "yes", "no")
 # Modules written in C by hand, built with the mypyc ones (and left out with them).
-C_SOURCES = ["daemon/wsgid/logs/fastjson.c"]
+C_SOURCES = ["daemon/wsgid/logs/records.c"]
 
 
 def c_module(source: str) -> Any:
-    """The extension module of a C source: `wsgid.logs.fastjson` for its `fastjson.c`."""
+    """The extension module of a C source: `wsgid.logs.records` for its `records.c`."""
     name = source.removeprefix("daemon/").removesuffix(".c").replace("/", ".")
     return Extension(name, [source])
 

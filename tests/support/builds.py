@@ -21,7 +21,7 @@ def compiled_modules() -> list[Path]:
 
 
 def source_of(module: Path) -> Path:
-    """`loop.py` for `loop.cpython-311-x86_64-linux-gnu.so`; `fastjson.c` for a module written
+    """`loop.py` for `loop.cpython-311-x86_64-linux-gnu.so`; `records.c` for a module written
     in C (setup.py's C_SOURCES), which has no Python source."""
     stem = module.name.split(".", 1)[0]
     source = module.with_name(stem + ".py")

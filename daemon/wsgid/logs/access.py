@@ -30,10 +30,11 @@ as nginx does), or any gunicorn `%(x)s` atom string (see `atoms.py`).
 Each is a list of structlog-style processors ending in a renderer; json, logfmt
 and combined also render a served request straight from what was captured (the
 `captured_*` functions), which writes the same bytes for less than half the cost.
-For json, `captured_json` hands the request to the C renderer `fastjson.c` first
-(half the cost again), which declines anything but ASCII text, None and 64-bit
-ints; `python_json` writes what it declines, and every record of a pure-Python
-build. The module is compiled by mypyc with the hot path.
+For json and logfmt, `captured_*` hand the request to the C renderers of
+`records.c` first (half the cost again), which decline anything but ASCII text,
+None and 64-bit ints; `python_json` and `python_logfmt` write what they decline,
+and every record of a pure-Python build. The module is compiled by mypyc with
+the hot path.
 """
 
 from __future__ import annotations
@@ -229,18 +230,24 @@ def _target_text(raw: bytes) -> str:
     return raw.decode("latin-1")
 
 
-def _compiled_json() -> Callable[..., str | None] | None:
-    """`fastjson.access_record`, the C renderer of the usual JSON record, where the build
-    has it (setup.py compiles it with the hot path; a pure-Python build has none)."""
+CRecord = Callable[..., str | None]
+
+
+def _c_renderer(name: str) -> CRecord | None:
+    """A C renderer of the usual records (`records.json_record`, `records.logfmt_record`),
+    where the build has it: setup.py compiles it with the hot path, a pure-Python build has
+    none."""
     try:
-        from wsgid.logs.fastjson import access_record
+        from wsgid.logs import records
     except ImportError:
         return None
-    return access_record
+    renderer: CRecord = getattr(records, name)
+    return renderer
 
 
-# Final: compiled, a C static called directly, without a lookup in the module's dict.
-_c_json: Final = _compiled_json()
+# Final: compiled, C statics called directly, without a lookup in the module's dict.
+_c_json: Final = _c_renderer("json_record")
+_c_logfmt: Final = _c_renderer("logfmt_record")
 
 
 def captured_json(item: Captured) -> str | None:
@@ -282,6 +289,19 @@ def captured_logfmt(item: Captured) -> str | None:
     now, req, status, sent, env, _, dur = item
     if not req.method:
         return None
+    if _c_logfmt is not None:  # as in captured_json
+        record = _c_logfmt(
+            iso_utc(now), env, _user(env), req.method, req.path, req.query, req.version,
+            status, sent, req.body_received, dur, _process.text,
+        )  # fmt: skip
+        if record is not None:
+            return record
+    return python_logfmt(item)
+
+
+def python_logfmt(item: Captured) -> str:
+    """`captured_logfmt` without the C renderer: what it writes, for any request."""
+    now, req, status, sent, env, _, dur = item
     return (
         f"timestamp={iso_utc(now)} remote_addr={_lf(env.get('REMOTE_ADDR'))} "
         f"remote_port={_port(env)} remote_user={_lf(_user(env))} "
