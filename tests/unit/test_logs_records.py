@@ -207,3 +207,47 @@ def test_records_c_keeps_no_reference_it_does_not_own(fmt: str) -> None:
     for _ in range(1000):
         render(*args)
     assert [sys.getrefcount(v) for v in (environ, *environ.values())] == before
+
+
+class Colliding:
+    """An environ key of the app's that hashes as `name` and, when compared, changes the
+    environ: each lookup of `name` runs Python code in the middle of the C renderer."""
+
+    def __init__(self, name: str, environ: dict[Any, Any]) -> None:
+        self.name, self.environ = name, environ
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+    def __eq__(self, other: object) -> bool:
+        # A new value, made now, replaces the old one, which nothing else holds any more.
+        self.environ["REMOTE_PORT"] = str(int(self.environ.get("REMOTE_PORT", "1")) + 1)
+        return False
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("name", ["REMOTE_ADDR", "HTTP_USER_AGENT"])
+def test_records_c_reads_each_environ_value_as_the_python_path_does_when_lookups_run_code(
+    fmt: str, name: str
+) -> None:
+    # The C renderer holds borrowed references into the environ: each must be written before
+    # the next lookup, which may change the environ (and free what it held), as the Python
+    # path reads each value when it writes it.
+    records = []
+    for render in (lambda item: c_record(fmt, item), RENDERERS[fmt][2]):
+        environ: dict[Any, Any] = {}
+        environ[Colliding(name, environ)] = "x"  # probed before the real key
+        environ.update({"REMOTE_ADDR": "10.0.0.1", "REMOTE_PORT": str(5554 + 1)})
+        environ["HTTP_USER_AGENT"] = "curl"
+        item: access.Captured = (
+            1_796_000_000.5,
+            request("GET", b"/", b"", 0),
+            200,
+            2,
+            environ,
+            [],
+            3,
+        )
+        records.append(render(item))
+    assert records[0] is not None
+    assert records[0] == records[1]

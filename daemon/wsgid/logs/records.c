@@ -235,7 +235,14 @@ put_port(Buffer *buf, PyObject *value)
     return put(buf, s, n);
 }
 
-/* environ[key] for put_text: an absent key is null, as environ.get gives None. */
+/* The environ keys the record reads, interned at import. */
+static PyObject *REMOTE_ADDR, *REMOTE_PORT, *USER_AGENT, *REFERER, *REQUEST_ID;
+
+/* environ[key] for put_text: an absent key is null, as environ.get gives None.
+ *
+ * The value is a borrowed reference, written before anything else can run: a later lookup may
+ * run Python code (a key of the app's whose hash collides, with its own __eq__), which could
+ * remove this one from the environ. */
 static int
 put_environ_text(Buffer *buf, TextWriter text, PyObject *environ, PyObject *key)
 {
@@ -248,8 +255,15 @@ put_environ_text(Buffer *buf, TextWriter text, PyObject *environ, PyObject *key)
     return put_text(buf, text, value);
 }
 
-/* The environ keys the record reads, interned at import. */
-static PyObject *REMOTE_ADDR, *REMOTE_PORT, *USER_AGENT, *REFERER, *REQUEST_ID;
+/* environ["REMOTE_PORT"] for put_port (borrowed, as in put_environ_text). */
+static int
+put_environ_port(Buffer *buf, PyObject *environ)
+{
+    PyObject *value = PyDict_GetItemWithError(environ, REMOTE_PORT);
+    if (value == NULL && PyErr_Occurred())
+        return FAILED;
+    return put_port(buf, value);
+}
 
 /* A format: what goes before each of the record's sixteen values (keys in ACCESS_KEYS order,
  * spelled as the Python renderers spell them), what ends the record, and how text is written. */
@@ -291,9 +305,6 @@ static const Format LOGFMT = {
     put_logfmt_text,
 };
 
-/* The environ keys the record reads, interned at import. */
-static PyObject *REMOTE_ADDR, *REMOTE_PORT, *USER_AGENT, *REFERER, *REQUEST_ID;
-
 #define NARGS 12
 
 static PyObject *
@@ -308,9 +319,6 @@ record(const Format *format, PyObject *const *args, Py_ssize_t nargs)
              *sent = args[8], *received = args[9], *duration = args[10], *pid = args[11];
     if (!PyDict_CheckExact(environ))
         Py_RETURN_NONE;
-    PyObject *port = PyDict_GetItemWithError(environ, REMOTE_PORT);
-    if (port == NULL && PyErr_Occurred())
-        return NULL;
     TextWriter text = format->text;
     const Piece *before = format->before;
     Buffer buf;
@@ -327,7 +335,7 @@ record(const Format *format, PyObject *const *args, Py_ssize_t nargs)
     } while (0)
     STEP(0, put_raw(&buf, timestamp));
     STEP(1, put_environ_text(&buf, text, environ, REMOTE_ADDR));
-    STEP(2, put_port(&buf, port));
+    STEP(2, put_environ_port(&buf, environ));
     STEP(3, put_text(&buf, text, user));
     STEP(4, put_raw(&buf, method));
     STEP(5, put_bytes(&buf, text, path));
