@@ -250,21 +250,26 @@ _c_json: Final = _c_renderer("json_record")
 _c_logfmt: Final = _c_renderer("logfmt_record")
 
 
+def _c_record(render: CRecord | None, item: Captured) -> str | None:
+    """The record of `item` from a C renderer; None when the build has none or it declines
+    (text that is not ASCII, and the like: the f-string renderers write those)."""
+    if render is None:
+        return None
+    now, req, status, sent, env, _, dur = item
+    return render(
+        iso_utc(now), env, _user(env), req.method, req.path, req.query, req.version,
+        status, sent, req.body_received, dur, _process.text,
+    )  # fmt: skip
+
+
 def captured_json(item: Captured) -> str | None:
     """`render_json` of the event of a captured request, or None for the generic path."""
-    now, req, status, sent, env, _, dur = item
-    if not req.method:
+    if not item[1].method:
         return None
-    if _c_json is not None:
-        # Requests whose text is ASCII (nearly all): written in one C buffer, less than half
-        # the cost of the f-string below, which the rest take (the C renderer says None).
-        record = _c_json(
-            iso_utc(now), env, _user(env), req.method, req.path, req.query, req.version,
-            status, sent, req.body_received, dur, _process.text,
-        )  # fmt: skip
-        if record is not None:
-            return record
-    return python_json(item)
+    # Requests whose text is ASCII (nearly all) are written in one C buffer, at less than
+    # half the cost of the f-string, which writes the rest.
+    record = _c_record(_c_json, item)
+    return record if record is not None else python_json(item)
 
 
 def python_json(item: Captured) -> str:
@@ -286,17 +291,10 @@ def python_json(item: Captured) -> str:
 
 def captured_logfmt(item: Captured) -> str | None:
     """`render_logfmt` of the event of a captured request, or None for the generic path."""
-    now, req, status, sent, env, _, dur = item
-    if not req.method:
+    if not item[1].method:
         return None
-    if _c_logfmt is not None:  # as in captured_json
-        record = _c_logfmt(
-            iso_utc(now), env, _user(env), req.method, req.path, req.query, req.version,
-            status, sent, req.body_received, dur, _process.text,
-        )  # fmt: skip
-        if record is not None:
-            return record
-    return python_logfmt(item)
+    record = _c_record(_c_logfmt, item)  # as in captured_json
+    return record if record is not None else python_logfmt(item)
 
 
 def python_logfmt(item: Captured) -> str:

@@ -71,9 +71,11 @@ static const char HEX[] = "0123456789abcdef";
 /* How each format writes text: ASCII bytes, quoted (JSON) or bare when that is safe (logfmt). */
 typedef int (*TextWriter)(Buffer *, const unsigned char *, Py_ssize_t);
 
-/* ASCII bytes as a JSON string, quotes included; escapes as encode_basestring_ascii. */
+/* ASCII bytes in double quotes, `"`, `\` and the control characters escaped (DEL too): the
+ * line breaks and tabs by name, \b and \f by name where `named_bf` (JSON's rule; logfmt
+ * writes them as \u0008 and \u000c), the others as \u00XX. */
 static int
-put_json_text(Buffer *buf, const unsigned char *s, Py_ssize_t n)
+put_quoted(Buffer *buf, const unsigned char *s, Py_ssize_t n, int named_bf)
 {
     if (reserve(buf, n * ESCAPED_MAX + 2) < 0)
         return -1;
@@ -86,15 +88,19 @@ put_json_text(Buffer *buf, const unsigned char *s, Py_ssize_t n)
             continue;
         }
         *out++ = '\\';
-        switch (c) {
-        case '"': *out++ = '"'; break;
-        case '\\': *out++ = '\\'; break;
-        case '\b': *out++ = 'b'; break;
-        case '\f': *out++ = 'f'; break;
-        case '\n': *out++ = 'n'; break;
-        case '\r': *out++ = 'r'; break;
-        case '\t': *out++ = 't'; break;
-        default:
+        if (c == '"' || c == '\\')
+            *out++ = (char)c;
+        else if (c == '\n')
+            *out++ = 'n';
+        else if (c == '\r')
+            *out++ = 'r';
+        else if (c == '\t')
+            *out++ = 't';
+        else if (named_bf && c == '\b')
+            *out++ = 'b';
+        else if (named_bf && c == '\f')
+            *out++ = 'f';
+        else {
             *out++ = 'u';
             *out++ = '0';
             *out++ = '0';
@@ -107,9 +113,15 @@ put_json_text(Buffer *buf, const unsigned char *s, Py_ssize_t n)
     return 0;
 }
 
+/* ASCII bytes as a JSON string, as encode_basestring_ascii writes them. */
+static int
+put_json_text(Buffer *buf, const unsigned char *s, Py_ssize_t n)
+{
+    return put_quoted(buf, s, n, 1);
+}
+
 /* ASCII bytes as a logfmt value, as escape.logfmt writes them: bare when not empty and
- * printable without a space, `=`, `"` or `\`; else quoted, with `\`, `"`, the line breaks
- * and tabs escaped by name and the other control characters (DEL too) as \u00XX. */
+ * printable without a space, `=`, `"` or `\`; else quoted. */
 static int
 put_logfmt_text(Buffer *buf, const unsigned char *s, Py_ssize_t n)
 {
@@ -120,34 +132,7 @@ put_logfmt_text(Buffer *buf, const unsigned char *s, Py_ssize_t n)
     }
     if (bare)
         return put(buf, (const char *)s, n);
-    if (reserve(buf, n * ESCAPED_MAX + 2) < 0)
-        return -1;
-    char *out = buf->data + buf->len;
-    *out++ = '"';
-    for (Py_ssize_t i = 0; i < n; i++) {
-        unsigned char c = s[i];
-        if (c >= ' ' && c <= '~' && c != '"' && c != '\\') {
-            *out++ = (char)c;
-            continue;
-        }
-        *out++ = '\\';
-        switch (c) {
-        case '"': *out++ = '"'; break;
-        case '\\': *out++ = '\\'; break;
-        case '\n': *out++ = 'n'; break;
-        case '\r': *out++ = 'r'; break;
-        case '\t': *out++ = 't'; break;
-        default:
-            *out++ = 'u';
-            *out++ = '0';
-            *out++ = '0';
-            *out++ = HEX[c >> 4];
-            *out++ = HEX[c & 0xf];
-        }
-    }
-    *out++ = '"';
-    buf->len = out - buf->data;
-    return 0;
+    return put_quoted(buf, s, n, 0);
 }
 
 /* Outcomes of the value writers: written, error set, or "not ours" (None from the caller). */
